@@ -1,0 +1,84 @@
+//! A tiny admin HTTP server for humans and probes.
+//!
+//! Endpoints: `/healthz` (process up), `/readyz` (200 once a valid snapshot
+//! is served, else 503), `/status` (JSON: the same data as the gRPC
+//! `StatusService`). Plain HTTP/1.1, one request per connection: it is for
+//! curl and health checks, not traffic.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::api::current_status;
+use crate::server::Shared;
+
+pub async fn run(listener: TcpListener, shared: Shared) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split_whitespace().nth(1).unwrap_or("/");
+            let (code, body) = respond(path, &shared);
+            let reason = match code {
+                200 => "OK",
+                404 => "Not Found",
+                _ => "Service Unavailable",
+            };
+            let resp = format!(
+                "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+fn respond(path: &str, shared: &Shared) -> (u16, String) {
+    match path {
+        "/healthz" => (200, "{\"status\":\"ok\"}".into()),
+        "/readyz" => {
+            if shared.snapshots.borrow().is_some() {
+                (200, "{\"ready\":true}".into())
+            } else {
+                (503, "{\"ready\":false}".into())
+            }
+        }
+        "/status" => {
+            let s = current_status(shared);
+            let body = json!({
+                "serving": s.serving,
+                "lastLoadFailed": s.last_load_failed,
+                "proxies": s.proxies.iter().map(|p| json!({
+                    "key": p.key,
+                    "types": p.types.iter().map(|t| json!({
+                        "typeUrl": t.type_url, "version": t.version, "resources": t.resource_names,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "diagnostics": s.diagnostics.iter().map(|d| json!({
+                    "severity": if d.severity == crate::api::diagnostic::Severity::Error as i32 { "error" } else { "warning" },
+                    "file": d.file, "line": d.line, "column": d.column,
+                    "kind": d.kind, "namespace": d.namespace, "name": d.name, "message": d.message,
+                })).collect::<Vec<_>>(),
+                "nodes": s.nodes.iter().map(|n| json!({
+                    "nodeId": n.node_id, "proxy": n.proxy,
+                    "types": n.types.iter().map(|t| json!({
+                        "typeUrl": t.type_url, "ackedVersion": t.acked_version,
+                        "nackedVersion": t.nacked_version, "nackMessage": t.nack_message,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            });
+            (200, body.to_string())
+        }
+        _ => (404, "{\"error\":\"not found\"}".into()),
+    }
+}

@@ -1,0 +1,143 @@
+//! Diagnostics: every problem edgeplane finds in the user's manifests.
+//!
+//! A diagnostic always says where (file, line, column) and, once the document
+//! is known, which resource (kind, namespace, name). Stages collect them
+//! instead of stopping at the first, so one `validate` run shows everything.
+//! Rendering is compiler-like: a header line, then the source line and a caret.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// How bad a problem is. Errors keep the last good config serving; warnings
+/// are reported and the config still goes out (as in Gloo).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// A position in a manifest file. Lines and columns count from 1; 0 means
+/// "unknown" (e.g. a file that could not be read at all).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Pos {
+    pub fn new(file: &Path, line: usize, column: usize) -> Self {
+        Pos {
+            file: file.to_path_buf(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// The resource a diagnostic is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceId {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}.{}", self.kind, self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    pub pos: Pos,
+    pub severity: Severity,
+    pub resource: Option<ResourceId>,
+    pub message: String,
+    /// A short suggestion, when there is an obvious fix.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(pos: Pos, resource: Option<ResourceId>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            pos,
+            severity: Severity::Error,
+            resource,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn warning(pos: Pos, resource: Option<ResourceId>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(pos, resource, message)
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders the diagnostic with the offending source line and a caret, the
+    /// way compilers do. `source` is the file's text, when available.
+    pub fn render(&self, source: Option<&str>) -> String {
+        let mut out = self.to_string();
+        let line = source.and_then(|s| {
+            let idx = usize::try_from(self.pos.line).ok()?.checked_sub(1)?;
+            s.lines().nth(idx)
+        });
+        if let Some(text) = line {
+            let num = self.pos.line.to_string();
+            let pad = " ".repeat(num.len());
+            let col = usize::try_from(self.pos.column.max(1)).unwrap_or(1);
+            let caret_pad: String = text
+                .chars()
+                .take(col - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            out.push_str(&format!("\n{pad} |\n{num} | {text}\n{pad} | {caret_pad}^"));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("\n  = hint: {hint}"));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: ", self.pos, self.severity)?;
+        if let Some(r) = &self.resource {
+            write!(f, "{r}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// True when any diagnostic is an error.
+pub fn has_errors(diags: &[Diagnostic]) -> bool {
+    diags.iter().any(Diagnostic::is_error)
+}

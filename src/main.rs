@@ -1,0 +1,196 @@
+//! The `edgeplane` command line. Parses flags, sets up logging, and maps
+//! outcomes to exit codes; the work is in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use edgeplane::bootstrap::{self, BootstrapParams};
+use edgeplane::source::watch::Debounce;
+
+#[derive(Parser)]
+#[command(name = "edgeplane", version, about = "An xDS control plane for Envoy that serves Gloo Edge-style manifests")]
+struct Cli {
+    /// Log as JSON lines instead of text (verbosity: RUST_LOG, default info).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch a manifests directory and serve it to Envoy over ADS.
+    Serve {
+        /// Directory of Gloo manifests (*.yaml, *.yml; read recursively, never written).
+        #[arg(long, env = "EDGEPLANE_CONFIG_DIR")]
+        config_dir: PathBuf,
+        /// Address of the xDS (ADS, gRPC) server; Gloo's port is 9977.
+        #[arg(long, default_value = "127.0.0.1:9977", env = "EDGEPLANE_XDS_ADDRESS")]
+        xds_address: SocketAddr,
+        /// Address of the admin HTTP server (/healthz, /readyz, /status); off when unset.
+        #[arg(long, env = "EDGEPLANE_ADMIN_ADDRESS")]
+        admin_address: Option<SocketAddr>,
+        /// Also re-read the directory this often (e.g. `2s`), for mounts that deliver no file events.
+        #[arg(long, env = "EDGEPLANE_POLL_INTERVAL", value_parser = parse_duration)]
+        poll_interval: Option<Duration>,
+    },
+    /// Check a manifests directory; exit 0 when valid, 1 when not, 2 when it could not run.
+    Validate {
+        /// Directory of Gloo manifests.
+        dir: PathBuf,
+    },
+    /// Print an Envoy bootstrap that connects to `edgeplane serve`.
+    Bootstrap {
+        /// Envoy node id.
+        #[arg(long)]
+        node_id: String,
+        /// Proxy name, as in a Gateway's proxyNames.
+        #[arg(long, default_value = "gateway-proxy")]
+        proxy_name: String,
+        /// Namespace of the Gateway(s) feeding that proxy.
+        #[arg(long, default_value = "gloo-system")]
+        namespace: String,
+        /// edgeplane's xDS address as Envoy reaches it (host:port; host may be a DNS name).
+        #[arg(long, default_value = "127.0.0.1:9977")]
+        xds_address: String,
+        /// Envoy admin port.
+        #[arg(long, default_value_t = 19000)]
+        admin_port: u16,
+        /// Envoy admin bind address.
+        #[arg(long, default_value = "127.0.0.1")]
+        admin_address: String,
+    },
+    /// Run the demo backend: plain HTTP answers and a WebSocket echo on one port.
+    EchoBackend {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// Name put in every HTTP answer, to tell backends apart.
+        #[arg(long, default_value = "echo")]
+        name: String,
+    },
+    /// Send one WebSocket message and print the reply.
+    WsClient {
+        /// e.g. ws://127.0.0.1:8080/ws
+        url: String,
+        #[arg(default_value = "hello")]
+        message: String,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = edgeplane::model::Duration::parse(s)?;
+    Ok(Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Serve {
+            config_dir,
+            xds_address,
+            admin_address,
+            poll_interval,
+        } => {
+            let cfg = edgeplane::server::ServeConfig {
+                config_dir,
+                xds_address,
+                admin_address,
+                debounce: Debounce {
+                    poll: poll_interval,
+                    ..Debounce::default()
+                },
+            };
+            runtime()?.block_on(edgeplane::server::serve(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { dir } => {
+            if !dir.is_dir() {
+                anyhow::bail!("{} is not a directory", dir.display());
+            }
+            let load = edgeplane::pipeline::load_dir(&dir);
+            if !load.diagnostics.is_empty() {
+                eprintln!("{}\n", load.render_diagnostics());
+            }
+            let errors = load.diagnostics.iter().filter(|d| d.is_error()).count();
+            let warnings = load.diagnostics.len() - errors;
+            if errors > 0 {
+                eprintln!("{} file(s): {errors} error(s), {warnings} warning(s): invalid", load.files.len());
+                Ok(ExitCode::from(1))
+            } else {
+                eprintln!("{} file(s): {warnings} warning(s): valid", load.files.len());
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::Bootstrap {
+            node_id,
+            proxy_name,
+            namespace,
+            xds_address,
+            admin_port,
+            admin_address,
+        } => {
+            let yaml = bootstrap::render(&BootstrapParams {
+                node_id,
+                proxy_name,
+                namespace,
+                xds_address,
+                admin_address,
+                admin_port,
+            })?;
+            print!("{yaml}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EchoBackend { listen, name } => {
+            runtime()?.block_on(async move {
+                let l = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                tracing::info!(%listen, %name, "echo backend listening (HTTP and WebSocket)");
+                edgeplane::demo::serve_echo(l, name).await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::WsClient { url, message } => {
+            let reply = runtime()?.block_on(edgeplane::demo::ws_round_trip(&url, &message))?;
+            println!("{reply}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

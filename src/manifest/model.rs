@@ -1,0 +1,254 @@
+//! Serde shapes of the Gloo resources edgeplane reads, field for field as
+//! Gloo names them (camelCase, proto-JSON style).
+//!
+//! These are raw: they say what the user wrote. Meaning (defaults, reference
+//! resolution, uniqueness) is given by `crate::validate`. Values that later
+//! checks may point at carry their source span (`Spanned`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_saphyr::Spanned;
+
+/// A Kubernetes-shaped object: `apiVersion`, `kind`, `metadata`, `spec`.
+/// `status` (as written by Gloo or kubectl) is accepted and ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Envelope<S> {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: S,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    // Written by Kubernetes/Gloo; carried in exported manifests, meaningless here.
+    #[serde(default)]
+    pub resource_version: Option<IgnoredAny>,
+    #[serde(default)]
+    pub generation: Option<IgnoredAny>,
+    #[serde(default)]
+    pub uid: Option<IgnoredAny>,
+    #[serde(default)]
+    pub creation_timestamp: Option<IgnoredAny>,
+}
+
+/// A reference to another resource; namespace defaults to the referrer's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceRef {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+// === Gateway (gateway.solo.io/v1) ===
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewaySpec {
+    #[serde(default)]
+    pub bind_address: Option<String>,
+    pub bind_port: Spanned<u32>,
+    #[serde(default)]
+    pub proxy_names: Vec<String>,
+    #[serde(default)]
+    pub ssl: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub http_gateway: Option<HttpGateway>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpGateway {
+    #[serde(default)]
+    pub virtual_services: Vec<Spanned<ResourceRef>>,
+    #[serde(default)]
+    pub options: Option<HttpListenerOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpListenerOptions {
+    #[serde(default)]
+    pub http_connection_manager_settings: Option<HcmSettings>,
+}
+
+/// `httpConnectionManagerSettings`: the subset edgeplane implements.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HcmSettings {
+    #[serde(default)]
+    pub upgrades: Vec<Spanned<UpgradeEntry>>,
+    #[serde(default)]
+    pub stream_idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub request_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub request_headers_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub drain_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub delayed_close_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub use_remote_address: Option<bool>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub skip_xff_append: Option<bool>,
+    #[serde(default)]
+    pub via: Option<String>,
+    #[serde(default)]
+    pub xff_num_trusted_hops: Option<u32>,
+    #[serde(default)]
+    pub generate_request_id: Option<bool>,
+    #[serde(default, rename = "proxy100Continue")]
+    pub proxy_100_continue: Option<bool>,
+    #[serde(default)]
+    pub max_request_headers_kb: Option<u32>,
+    #[serde(default)]
+    pub normalize_path: Option<bool>,
+    #[serde(default)]
+    pub merge_slashes: Option<bool>,
+    #[serde(default)]
+    pub preserve_external_request_id: Option<bool>,
+}
+
+/// One entry of an `upgrades` list: exactly one upgrade type is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeEntry {
+    #[serde(default)]
+    pub websocket: Option<UpgradeSpec>,
+    #[serde(default)]
+    pub connect: Option<UpgradeSpec>,
+}
+
+/// `enabled` unset means enabled (Envoy's default), as in Gloo.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeSpec {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+// === VirtualService (gateway.solo.io/v1) ===
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualServiceSpec {
+    #[serde(default)]
+    pub virtual_host: Option<VirtualHost>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualHost {
+    #[serde(default)]
+    pub domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<Route>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub matchers: Vec<Spanned<Matcher>>,
+    #[serde(default)]
+    pub route_action: Option<RouteAction>,
+    #[serde(default)]
+    pub direct_response_action: Option<DirectResponseAction>,
+    #[serde(default)]
+    pub options: Option<RouteOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Matcher {
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub exact: Option<String>,
+    #[serde(default)]
+    pub regex: Option<Spanned<String>>,
+    #[serde(default)]
+    pub case_sensitive: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteAction {
+    #[serde(default)]
+    pub single: Option<Destination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Destination {
+    #[serde(default)]
+    pub upstream: Option<Spanned<ResourceRef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DirectResponseAction {
+    #[serde(default)]
+    pub status: u32,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteOptions {
+    #[serde(default)]
+    pub upgrades: Vec<Spanned<UpgradeEntry>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub prefix_rewrite: Option<String>,
+}
+
+// === Upstream (gloo.solo.io/v1) ===
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamSpec {
+    #[serde(default, rename = "static")]
+    pub static_: Option<StaticSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StaticSpec {
+    #[serde(default)]
+    pub hosts: Vec<Spanned<Host>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Host {
+    pub addr: String,
+    pub port: u32,
+}

@@ -1,0 +1,79 @@
+//! The one direction of data: files → parse → validate → translate → snapshot.
+//!
+//! `build` is the whole pure part (text in, snapshot out); `load_dir` adds
+//! the read from disk. Both are used by `serve`, `validate` and the tests, so
+//! what `validate` accepts is exactly what `serve` would serve.
+
+use std::path::Path;
+
+use crate::diag::{self, Diagnostic};
+use crate::manifest;
+use crate::snapshot::Snapshot;
+use crate::source::{self, SourceFile};
+use crate::translate::{self, Output};
+use crate::validate;
+
+/// The result of one load of the manifests.
+pub struct Load {
+    pub files: Vec<SourceFile>,
+    /// Errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The translation, when there was no error.
+    pub output: Option<Output>,
+    /// The encoded snapshot, when there was no error.
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Load {
+    pub fn has_errors(&self) -> bool {
+        diag::has_errors(&self.diagnostics)
+    }
+
+    /// Every diagnostic rendered with its source line, one block each.
+    pub fn render_diagnostics(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| {
+                let src = self
+                    .files
+                    .iter()
+                    .find(|f| f.path == d.pos.file)
+                    .map(|f| f.text.as_str());
+                d.render(src)
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+}
+
+/// Parses, validates and translates the given files. Pure.
+pub fn build(files: Vec<SourceFile>, mut diagnostics: Vec<Diagnostic>) -> Load {
+    let (docs, parse_diags) = manifest::parse_files(&files);
+    diagnostics.extend(parse_diags);
+    let v = validate::validate(&docs);
+    diagnostics.extend(v.diagnostics);
+    diagnostics.sort();
+    diagnostics.dedup();
+    if diag::has_errors(&diagnostics) {
+        return Load {
+            files,
+            diagnostics,
+            output: None,
+            snapshot: None,
+        };
+    }
+    let output = translate::translate(&v.model);
+    let snapshot = Snapshot::from_output(&output);
+    Load {
+        files,
+        diagnostics,
+        output: Some(output),
+        snapshot: Some(snapshot),
+    }
+}
+
+/// Reads the directory and builds.
+pub fn load_dir(dir: &Path) -> Load {
+    let (files, diags) = source::load_dir(dir);
+    build(files, diags)
+}

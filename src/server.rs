@@ -1,0 +1,220 @@
+//! `edgeplane serve`: wires the pipeline, the watcher, the ADS server, the
+//! status API and the admin endpoints together.
+//!
+//! The reload loop owns the "last good" rule: a load with any error is
+//! logged (every diagnostic, with file, line, column and resource) and
+//! changes nothing that is served. A load whose snapshot equals the served
+//! one publishes nothing, so Envoy sees no response at all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::api;
+use crate::diag::{Diagnostic, Severity};
+use crate::pipeline;
+use crate::snapshot::{PUSH_ORDER, Snapshot};
+use crate::source::watch::{Debounce, watch_dir};
+use crate::xds::registry::Registry;
+use crate::xds::{AdsServer, AggregatedDiscoveryServiceServer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot bind the xDS server on {addr}: {source}")]
+    BindXds {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bind the admin server on {addr}: {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("xDS server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Watch(#[from] crate::source::watch::WatchError),
+}
+
+pub struct ServeConfig {
+    pub config_dir: PathBuf,
+    pub xds_address: SocketAddr,
+    pub admin_address: Option<SocketAddr>,
+    pub debounce: Debounce,
+}
+
+/// What the most recent load found; read by the status API and admin.
+#[derive(Clone, Debug, Default)]
+pub struct LoadState {
+    pub diagnostics: Vec<Diagnostic>,
+    pub last_load_failed: bool,
+}
+
+#[derive(Clone)]
+pub struct Shared {
+    pub snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    pub load: Arc<Mutex<LoadState>>,
+    pub registry: Arc<Registry>,
+}
+
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    let (snap_tx, snap_rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shared = Shared {
+        snapshots: snap_rx.clone(),
+        load: Arc::new(Mutex::new(LoadState::default())),
+        registry: Arc::new(Registry::default()),
+    };
+
+    reload(&cfg.config_dir, &snap_tx, &shared.load).await;
+
+    let (reload_tx, mut reload_rx) = mpsc::channel(1);
+    let dir = cfg.config_dir.clone();
+    let debounce = cfg.debounce;
+    let watcher = tokio::spawn(async move { watch_dir(&dir, debounce, reload_tx).await });
+    let dir = cfg.config_dir.clone();
+    let load = shared.load.clone();
+    tokio::spawn(async move {
+        while reload_rx.recv().await.is_some() {
+            reload(&dir, &snap_tx, &load).await;
+        }
+    });
+
+    if let Some(addr) = cfg.admin_address {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::BindAdmin { addr, source })?;
+        tracing::info!(%addr, "admin HTTP listening (/healthz, /readyz, /status)");
+        tokio::spawn(crate::admin::run(listener, shared.clone()));
+    }
+
+    let listener = tokio::net::TcpListener::bind(cfg.xds_address)
+        .await
+        .map_err(|source| ServeError::BindXds {
+            addr: cfg.xds_address,
+            source,
+        })?;
+    tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), "xDS (ADS) listening");
+    let ads = AdsServer::new(snap_rx, shared.registry.clone(), shutdown_rx);
+    let status = api::StatusApi::new(shared.clone());
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .add_service(AggregatedDiscoveryServiceServer::new(ads))
+        .add_service(api::status_service_server::StatusServiceServer::new(status))
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing xDS streams (Envoy keeps its config)");
+            let _ = shutdown_tx.send(true);
+        });
+    tokio::select! {
+        r = server => r?,
+        r = watcher => {
+            if let Ok(Err(e)) = r {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Loads the directory once and publishes the snapshot if it is valid and
+/// different from the one served.
+async fn reload(
+    dir: &std::path::Path,
+    snap_tx: &watch::Sender<Option<Arc<Snapshot>>>,
+    state: &Arc<Mutex<LoadState>>,
+) {
+    let started = Instant::now();
+    let d = dir.to_path_buf();
+    let load = match tokio::task::spawn_blocking(move || pipeline::load_dir(&d)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "manifest load panicked; keeping the served config");
+            return;
+        }
+    };
+    for d in &load.diagnostics {
+        let resource = d.resource.as_ref().map(|r| r.to_string()).unwrap_or_default();
+        let file = d.pos.file.display().to_string();
+        match d.severity {
+            Severity::Error => tracing::error!(
+                file = %file, line = d.pos.line, column = d.pos.column, resource = %resource,
+                "{}", d.message
+            ),
+            Severity::Warning => tracing::warn!(
+                file = %file, line = d.pos.line, column = d.pos.column, resource = %resource,
+                "{}", d.message
+            ),
+        }
+    }
+    let failed = load.has_errors();
+    if let Ok(mut s) = state.lock() {
+        s.diagnostics = load.diagnostics.clone();
+        s.last_load_failed = failed;
+    }
+    let Some(snapshot) = load.snapshot else {
+        let serving = snap_tx.borrow().is_some();
+        tracing::error!(
+            errors = load.diagnostics.iter().filter(|d| d.is_error()).count(),
+            "manifests rejected; {}",
+            if serving {
+                "the last good config stays served"
+            } else {
+                "nothing is served until the manifests are valid"
+            }
+        );
+        return;
+    };
+    let generation = snapshot.generation();
+    let changed = snap_tx.send_if_modified(|cur| {
+        if cur.as_deref() == Some(&snapshot) {
+            return false;
+        }
+        *cur = Some(Arc::new(snapshot.clone()));
+        true
+    });
+    if changed {
+        for (key, p) in &snapshot.proxies {
+            let versions: Vec<String> = PUSH_ORDER
+                .iter()
+                .map(|t| format!("{}={}", t.short(), p.version(*t)))
+                .collect();
+            tracing::info!(proxy = %key, versions = %versions.join(" "), "proxy config");
+        }
+        tracing::info!(
+            %generation,
+            files = load.files.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "config loaded and published"
+        );
+    } else {
+        tracing::debug!(%generation, "manifests changed nothing that is served; no push");
+    }
+}

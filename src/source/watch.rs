@@ -1,0 +1,113 @@
+//! Tells when the config directory should be read again.
+//!
+//! File events (notify: inotify on Linux) are coalesced: after the first
+//! event we wait until the directory has been quiet for `quiet`, but never
+//! longer than `max_delay`, so an editor's save storm (write temp file,
+//! rename over, chmod) becomes one reload. Rather than trusting individual
+//! events (renames, deletes and directory moves arrive in many shapes), each
+//! reload re-reads the whole directory. An optional poll interval re-reads
+//! periodically for filesystems that deliver no events (some Docker Desktop
+//! mounts); unchanged content is detected later and costs no push.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// Debounce settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Debounce {
+    pub quiet: Duration,
+    pub max_delay: Duration,
+    pub poll: Option<Duration>,
+}
+
+impl Default for Debounce {
+    fn default() -> Self {
+        Debounce {
+            quiet: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            poll: None,
+        }
+    }
+}
+
+/// Watches `dir`; sends `()` on `out` whenever it should be re-read.
+/// Returns when `out` is closed.
+pub async fn watch_dir(
+    dir: &Path,
+    debounce: Debounce,
+    out: mpsc::Sender<()>,
+) -> Result<(), WatchError> {
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Errors (e.g. queue overflow) also mean "re-read": we may have
+        // missed events.
+        if let Err(e) = &res {
+            tracing::warn!(error = %e, "file watcher error; re-reading the directory");
+        }
+        let _ = ev_tx.send(());
+    })
+    .map_err(|source| WatchError::Watch {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    arm(&mut watcher, dir)?;
+    let mut poll = debounce.poll.map(tokio::time::interval);
+    loop {
+        let tick = async {
+            match poll.as_mut() {
+                Some(p) => {
+                    p.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                if ev.is_none() {
+                    return Ok(());
+                }
+                let deadline = Instant::now() + debounce.max_delay;
+                // Drain until quiet or the deadline.
+                loop {
+                    let quiet_until = (Instant::now() + debounce.quiet).min(deadline);
+                    match tokio::time::timeout_at(quiet_until, ev_rx.recv()).await {
+                        Ok(Some(())) if Instant::now() < deadline => continue,
+                        _ => break,
+                    }
+                }
+            }
+            _ = tick => {}
+        }
+        // The directory itself may have been replaced (moved away and back):
+        // re-arming is cheap and idempotent.
+        let _ = watcher.unwatch(dir);
+        if let Err(e) = arm(&mut watcher, dir) {
+            tracing::warn!(error = %e, "config directory not watchable right now");
+        }
+        if out.send(()).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn arm(w: &mut RecommendedWatcher, dir: &Path) -> Result<(), WatchError> {
+    w.watch(dir, RecursiveMode::Recursive)
+        .map_err(|source| WatchError::Watch {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
