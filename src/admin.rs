@@ -58,6 +58,7 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
             let body = json!({
                 "serving": s.serving,
                 "lastLoadFailed": s.last_load_failed,
+                "loads": s.loads,
                 "proxies": s.proxies.iter().map(|p| json!({
                     "key": p.key,
                     "types": p.types.iter().map(|t| json!({
@@ -74,6 +75,7 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
                     "types": n.types.iter().map(|t| json!({
                         "typeUrl": t.type_url, "ackedVersion": t.acked_version,
                         "nackedVersion": t.nacked_version, "nackMessage": t.nack_message,
+                        "responses": t.responses,
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });

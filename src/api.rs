@@ -79,6 +79,7 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
                     acked_version: s.acked_version,
                     nacked_version: s.nacked_version,
                     nack_message: s.nack_message,
+                    responses: s.responses,
                 })
                 .collect(),
         })
@@ -89,6 +90,7 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
         proxies,
         diagnostics,
         nodes,
+        loads: load.loads,
     }
 }
 

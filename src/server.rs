@@ -53,6 +53,8 @@ pub struct ServeConfig {
 pub struct LoadState {
     pub diagnostics: Vec<Diagnostic>,
     pub last_load_failed: bool,
+    /// Loads completed since start, valid or not.
+    pub loads: u64,
 }
 
 #[derive(Clone)]
@@ -178,6 +180,7 @@ async fn reload(
     if let Ok(mut s) = state.lock() {
         s.diagnostics = load.diagnostics.clone();
         s.last_load_failed = failed;
+        s.loads += 1;
     }
     let Some(snapshot) = load.snapshot else {
         let serving = snap_tx.borrow().is_some();
