@@ -1,0 +1,484 @@
+//! Test harness: real processes on loopback.
+//!
+//! `ControlPlane` runs the `edgeplane` binary, `Envoy` runs the real Envoy
+//! (from `ENVOY_BIN` or the project's `.venv`; a missing Envoy fails the
+//! test, never skips it), `Backend` is the demo echo server (real HTTP and
+//! WebSocket). Every wait polls an observable (Envoy's admin, edgeplane's
+//! `/status`) with a deadline.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Writes a file the way editors save: a temp file, then a rename.
+pub fn write_atomic(dir: &Path, name: &str, content: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).expect("write temp manifest");
+    std::fs::rename(&tmp, dir.join(name)).expect("rename manifest into place");
+}
+
+/// A plain HTTP/1.1 GET; returns status and body.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .ok()?
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked { dechunk(body)? } else { body.to_string() };
+    Some((status, body))
+}
+
+/// Decodes an HTTP/1.1 chunked body (Envoy's admin sends large ones so).
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size_line, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
+}
+
+/// Opens a WebSocket; `Err(status)` when the server answered without 101.
+pub async fn ws_connect(port: u16, path: &str) -> Result<Ws, u16> {
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    match tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => Err(resp.status().as_u16()),
+        Ok(Err(e)) => panic!("websocket connect to {path} failed: {e}"),
+        Err(_) => panic!("websocket connect to {path} timed out"),
+    }
+}
+
+/// Sends `text` and waits (bounded) for the same text back.
+pub async fn echo(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).await.expect("send on websocket");
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("echo timed out")
+            .expect("websocket closed while waiting for echo")
+            .expect("websocket error while waiting for echo");
+        match msg {
+            Message::Text(t) => {
+                assert_eq!(t.as_str(), text, "echo mismatch");
+                return;
+            }
+            Message::Close(c) => panic!("websocket closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+// === demo backend ===
+
+pub struct Backend {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        let port = l.local_addr().expect("backend addr").port();
+        let task = tokio::spawn(edgeplane::demo::serve_echo(l, name.to_string()));
+        Backend { port, task }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// === edgeplane ===
+
+pub fn edgeplane_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_edgeplane")
+}
+
+pub struct ControlPlane {
+    child: Option<Child>,
+    pub xds_port: u16,
+    pub admin_port: u16,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts `edgeplane serve` on `dir`; `xds_port` 0 picks a free port.
+    pub async fn start(dir: &Path, xds_port: u16, logdir: &Path) -> ControlPlane {
+        let xds_port = if xds_port == 0 { free_port() } else { xds_port };
+        let admin_port = free_port();
+        let log = logdir.join(format!("edgeplane-{admin_port}.log"));
+        let logf = std::fs::File::create(&log).expect("create log file");
+        let child = Command::new(edgeplane_bin())
+            .args(["serve", "--config-dir"])
+            .arg(dir)
+            .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
+            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .env("RUST_LOG", "info,edgeplane=debug")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start edgeplane");
+        let cp = ControlPlane {
+            child: Some(child),
+            xds_port,
+            admin_port,
+            dir: dir.to_path_buf(),
+            log,
+        };
+        eventually("edgeplane admin answers", || async {
+            http_get(admin_port, "/healthz").await.filter(|(s, _)| *s == 200)
+        })
+        .await;
+        cp
+    }
+
+    pub async fn status(&self) -> Value {
+        let (_, body) = http_get(self.admin_port, "/status")
+            .await
+            .expect("edgeplane /status");
+        serde_json::from_str(&body).expect("edgeplane /status is JSON")
+    }
+
+    pub async fn loads(&self) -> u64 {
+        self.status().await["loads"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until edgeplane has finished a load after `after` loads.
+    pub async fn wait_load_after(&self, after: u64) -> Value {
+        eventually("edgeplane reloaded", || async {
+            let s = self.status().await;
+            (s["loads"].as_u64().unwrap_or(0) > after).then_some(s)
+        })
+        .await
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// === Envoy ===
+
+/// The Envoy binary: `ENVOY_BIN`, else the project's `.venv`. Panics (the
+/// test fails) when neither exists: these tests are never skipped.
+pub fn envoy_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ENVOY_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "ENVOY_BIN={} does not exist", p.display());
+        return p;
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/envoy");
+    assert!(
+        p.is_file(),
+        "Envoy not found at {} and ENVOY_BIN is unset: run scripts/setup",
+        p.display()
+    );
+    p
+}
+
+pub struct Envoy {
+    child: Option<Child>,
+    pub admin_port: u16,
+    pub log: PathBuf,
+}
+
+impl Envoy {
+    /// Starts Envoy with the bootstrap `edgeplane bootstrap` prints.
+    pub async fn start(xds_port: u16, node_id: &str, workdir: &Path) -> Envoy {
+        let bootstrap = Command::new(edgeplane_bin())
+            .args(["bootstrap", "--node-id", node_id])
+            .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
+            .args(["--admin-port", "0"])
+            .output()
+            .expect("run edgeplane bootstrap");
+        assert!(bootstrap.status.success(), "edgeplane bootstrap failed");
+        let cfg = workdir.join(format!("envoy-{node_id}.yaml"));
+        std::fs::write(&cfg, &bootstrap.stdout).expect("write bootstrap");
+        let admin_file = workdir.join(format!("envoy-{node_id}.admin"));
+        let _ = std::fs::remove_file(&admin_file);
+        let log = workdir.join(format!("envoy-{node_id}.log"));
+        let logf = std::fs::File::create(&log).expect("create envoy log");
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .args(["--disable-hot-restart", "--drain-time-s", "2", "--concurrency", "1"])
+            .args(["-l", "warning"])
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start envoy");
+        let mut envoy = Envoy {
+            child: Some(child),
+            admin_port: 0,
+            log,
+        };
+        let admin_port = eventually("envoy admin address file", || {
+            let f = admin_file.clone();
+            async move {
+                let text = std::fs::read_to_string(&f).ok()?;
+                text.trim().rsplit(':').next()?.parse::<u16>().ok()
+            }
+        })
+        .await;
+        envoy.admin_port = admin_port;
+        envoy
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.admin_port, path).await
+    }
+
+    /// A counter or gauge by exact name; `None` when Envoy has not created it.
+    pub async fn stat(&self, name: &str) -> Option<u64> {
+        let filter = format!("^{}$", regex_escape(name));
+        let (_, body) = self.get(&format!("/stats?filter={filter}")).await?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    pub async fn config_dump(&self) -> Value {
+        let (_, body) = self.get("/config_dump").await.expect("envoy /config_dump");
+        serde_json::from_str(&body).expect("config_dump is JSON")
+    }
+
+    /// The (LDS, CDS, RDS of `route_name`) versions Envoy holds.
+    pub async fn versions(&self, route_name: &str) -> (String, String, String) {
+        let dump = self.config_dump().await;
+        let mut lds = String::new();
+        let mut cds = String::new();
+        let mut rds = String::new();
+        for c in dump["configs"].as_array().into_iter().flatten() {
+            let t = c["@type"].as_str().unwrap_or("");
+            if t.ends_with("ListenersConfigDump") {
+                lds = c["version_info"].as_str().unwrap_or("").to_string();
+            } else if t.ends_with("ClustersConfigDump") {
+                cds = c["version_info"].as_str().unwrap_or("").to_string();
+            } else if t.ends_with("RoutesConfigDump") {
+                for r in c["dynamic_route_configs"].as_array().into_iter().flatten() {
+                    if r["route_config"]["name"] == route_name {
+                        rds = r["version_info"].as_str().unwrap_or("").to_string();
+                    }
+                }
+            }
+        }
+        (lds, cds, rds)
+    }
+
+    /// Waits until Envoy is LIVE and serves `GET path` on `port` with 200.
+    pub async fn wait_serving(&self, port: u16, path: &str) -> String {
+        eventually(&format!("envoy serves {path} on {port}"), || async {
+            http_get(port, path)
+                .await
+                .filter(|(s, _)| *s == 200)
+                .map(|(_, b)| b)
+        })
+        .await
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
+}
+
+// === manifests ===
+
+/// A Gateway on 127.0.0.1:`port`; `hcm` is YAML inserted under
+/// `httpGateway.options.httpConnectionManagerSettings` (empty: none).
+pub fn gateway(port: u16, hcm: &str) -> String {
+    let options = if hcm.is_empty() {
+        String::new()
+    } else {
+        format!("    options:\n      httpConnectionManagerSettings:\n{}", indent(hcm, 8))
+    };
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n  namespace: gloo-system\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway:\n{}",
+        if options.is_empty() { "    {}\n".to_string() } else { options }
+    )
+}
+
+pub fn upstream(name: &str, ports: &[u16]) -> String {
+    let hosts: String = ports
+        .iter()
+        .map(|p| format!("    - addr: 127.0.0.1\n      port: {p}\n"))
+        .collect();
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\nspec:\n  static:\n    hosts:\n{hosts}"
+    )
+}
+
+/// A VirtualService named `vs` whose routes are the given YAML list items.
+pub fn virtual_service(routes: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: vs\n  namespace: gloo-system\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n{}",
+        indent(routes, 4)
+    )
+}
+
+/// A route item for `virtual_service`: prefix → upstream, with optional
+/// YAML `options` body.
+pub fn route(prefix: &str, upstream: &str, options: &str) -> String {
+    let mut s = format!(
+        "- matchers:\n  - prefix: {prefix}\n  routeAction:\n    single:\n      upstream:\n        name: {upstream}\n        namespace: gloo-system\n"
+    );
+    if !options.is_empty() {
+        s.push_str("  options:\n");
+        s.push_str(&indent(options, 4));
+    }
+    s
+}
+
+fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines()
+        .map(|l| format!("{pad}{l}\n"))
+        .collect()
+}
+
+/// A whole stack: a manifests dir, edgeplane, one Envoy, one backend.
+pub struct Stack {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub backend: Backend,
+    pub cp: ControlPlane,
+    pub envoy: Envoy,
+}
+
+impl Stack {
+    /// Starts everything with `files` (name, content) in the manifests dir.
+    /// `port` is the Gateway's port, already used in `files`.
+    pub async fn start(port: u16, backend: Backend, files: &[(&str, String)]) -> Stack {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("manifests");
+        std::fs::create_dir(&dir).expect("mkdir manifests");
+        for (name, content) in files {
+            write_atomic(&dir, name, content);
+        }
+        let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
+        let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
+        Stack {
+            tmp,
+            dir,
+            port,
+            backend,
+            cp,
+            envoy,
+        }
+    }
+
+    pub fn route_name(&self) -> String {
+        format!("listener-127.0.0.1-{}-routes", self.port)
+    }
+
+    /// Envoy's RDS stat prefix for this stack's route config.
+    pub fn rds_stat(&self, stat: &str) -> String {
+        format!("http.http.rds.{}.{stat}", self.route_name())
+    }
+
+    /// Context to print when an assertion fails.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- edgeplane log ---\n{}\n--- envoy log ---\n{}",
+            self.cp.log_text(),
+            self.envoy.log_text()
+        )
+    }
+}
