@@ -23,11 +23,7 @@ impl StatusApi {
 /// endpoint.
 pub fn current_status(shared: &Shared) -> GetStatusResponse {
     let snap = shared.snapshots.borrow().clone();
-    let load = shared
-        .load
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or_default();
+    let load = shared.load.lock().map(|l| l.clone()).unwrap_or_default();
     let proxies = snap
         .as_ref()
         .map(|s| {
@@ -58,9 +54,21 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
             file: d.pos.file.display().to_string(),
             line: d.pos.line,
             column: d.pos.column,
-            kind: d.resource.as_ref().map(|r| r.kind.clone()).unwrap_or_default(),
-            namespace: d.resource.as_ref().map(|r| r.namespace.clone()).unwrap_or_default(),
-            name: d.resource.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+            kind: d
+                .resource
+                .as_ref()
+                .map(|r| r.kind.clone())
+                .unwrap_or_default(),
+            namespace: d
+                .resource
+                .as_ref()
+                .map(|r| r.namespace.clone())
+                .unwrap_or_default(),
+            name: d
+                .resource
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
             message: d.message.clone(),
         })
         .collect();

@@ -13,7 +13,11 @@ use edgeplane::bootstrap::{self, BootstrapParams};
 use edgeplane::source::watch::Debounce;
 
 #[derive(Parser)]
-#[command(name = "edgeplane", version, about = "An xDS control plane for Envoy that serves Gloo Edge-style manifests")]
+#[command(
+    name = "edgeplane",
+    version,
+    about = "An xDS control plane for Envoy that serves Gloo Edge-style manifests"
+)]
 struct Cli {
     /// Log as JSON lines instead of text (verbosity: RUST_LOG, default info).
     #[arg(long, global = true)]
@@ -84,7 +88,10 @@ enum Command {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = edgeplane::model::Duration::parse(s)?;
-    Ok(Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+    Ok(Duration::new(
+        d.seconds.max(0) as u64,
+        d.nanos.max(0) as u32,
+    ))
 }
 
 fn init_logging(json: bool) {
@@ -151,7 +158,10 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let errors = load.diagnostics.iter().filter(|d| d.is_error()).count();
             let warnings = load.diagnostics.len() - errors;
             if errors > 0 {
-                eprintln!("{} file(s): {errors} error(s), {warnings} warning(s): invalid", load.files.len());
+                eprintln!(
+                    "{} file(s): {errors} error(s), {warnings} warning(s): invalid",
+                    load.files.len()
+                );
                 Ok(ExitCode::from(1))
             } else {
                 eprintln!("{} file(s): {warnings} warning(s): valid", load.files.len());

@@ -40,7 +40,9 @@ impl Duration {
     /// convenience `"250ms"`, `"2m"`, `"1h"`.
     pub fn parse(s: &str) -> Result<Duration, String> {
         let bad = || {
-            format!("invalid duration `{s}`: expected a number with a unit, e.g. `15s`, `1.5s`, `250ms`, `5m`")
+            format!(
+                "invalid duration `{s}`: expected a number with a unit, e.g. `15s`, `1.5s`, `250ms`, `5m`"
+            )
         };
         let s = s.trim();
         let (num, scale_nanos): (&str, u128) = if let Some(n) = s.strip_suffix("ms") {
@@ -62,7 +64,11 @@ impl Duration {
         {
             return Err(bad());
         }
-        let int_v: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+        let int_v: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad())?
+        };
         let frac_v: u128 = if frac.is_empty() {
             0
         } else {
@@ -75,7 +81,9 @@ impl Duration {
             .ok_or_else(bad)?;
         let seconds = i64::try_from(total / 1_000_000_000).map_err(|_| bad())?;
         if seconds > 315_576_000_000 {
-            return Err(format!("duration `{s}` is longer than protobuf allows (10,000 years)"));
+            return Err(format!(
+                "duration `{s}` is longer than protobuf allows (10,000 years)"
+            ));
         }
         Ok(Duration {
             seconds,
@@ -139,7 +147,9 @@ impl Gateway {
 
     /// True when this gateway serves `vs`.
     pub fn selects(&self, vs: &Key) -> bool {
-        self.virtual_services.as_ref().is_none_or(|set| set.contains(vs))
+        self.virtual_services
+            .as_ref()
+            .is_none_or(|set| set.contains(vs))
     }
 }
 
@@ -206,7 +216,10 @@ pub struct Matcher {
 pub enum Action {
     /// Forward to an upstream's cluster (which may be missing: Envoy 503s).
     Upstream(Key),
-    DirectResponse { status: u32, body: Option<String> },
+    DirectResponse {
+        status: u32,
+        body: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -248,11 +261,41 @@ mod tests {
     #[test]
     fn durations() {
         let d = |s| Duration::parse(s);
-        assert_eq!(d("15s"), Ok(Duration { seconds: 15, nanos: 0 }));
-        assert_eq!(d("1.5s"), Ok(Duration { seconds: 1, nanos: 500_000_000 }));
-        assert_eq!(d("250ms"), Ok(Duration { seconds: 0, nanos: 250_000_000 }));
-        assert_eq!(d("0s"), Ok(Duration { seconds: 0, nanos: 0 }));
-        assert_eq!(d("2m"), Ok(Duration { seconds: 120, nanos: 0 }));
+        assert_eq!(
+            d("15s"),
+            Ok(Duration {
+                seconds: 15,
+                nanos: 0
+            })
+        );
+        assert_eq!(
+            d("1.5s"),
+            Ok(Duration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+        assert_eq!(
+            d("250ms"),
+            Ok(Duration {
+                seconds: 0,
+                nanos: 250_000_000
+            })
+        );
+        assert_eq!(
+            d("0s"),
+            Ok(Duration {
+                seconds: 0,
+                nanos: 0
+            })
+        );
+        assert_eq!(
+            d("2m"),
+            Ok(Duration {
+                seconds: 120,
+                nanos: 0
+            })
+        );
         assert!(d("15").is_err());
         assert!(d("-1s").is_err());
         assert!(d("s").is_err());

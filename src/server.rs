@@ -163,7 +163,11 @@ async fn reload(
         }
     };
     for d in &load.diagnostics {
-        let resource = d.resource.as_ref().map(|r| r.to_string()).unwrap_or_default();
+        let resource = d
+            .resource
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         let file = d.pos.file.display().to_string();
         match d.severity {
             Severity::Error => tracing::error!(

@@ -23,8 +23,11 @@ pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Clus
 
 /// The resource types edgeplane serves, in make-before-break push order:
 /// clusters before the listeners that use them, listeners before routes.
-pub const PUSH_ORDER: [ResourceType; 3] =
-    [ResourceType::Cluster, ResourceType::Listener, ResourceType::Route];
+pub const PUSH_ORDER: [ResourceType; 3] = [
+    ResourceType::Cluster,
+    ResourceType::Listener,
+    ResourceType::Route,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
@@ -153,15 +156,24 @@ fn proxy_snapshot(res: &ProxyResources) -> ProxySnapshot {
     let mut types = BTreeMap::new();
     types.insert(
         ResourceType::Cluster,
-        res.clusters.iter().map(|c| (c.name.clone(), encode(&c.name, c))).collect(),
+        res.clusters
+            .iter()
+            .map(|c| (c.name.clone(), encode(&c.name, c)))
+            .collect(),
     );
     types.insert(
         ResourceType::Listener,
-        res.listeners.iter().map(|l| (l.name.clone(), encode(&l.name, l))).collect(),
+        res.listeners
+            .iter()
+            .map(|l| (l.name.clone(), encode(&l.name, l)))
+            .collect(),
     );
     types.insert(
         ResourceType::Route,
-        res.route_configs.iter().map(|r| (r.name.clone(), encode(&r.name, r))).collect(),
+        res.route_configs
+            .iter()
+            .map(|r| (r.name.clone(), encode(&r.name, r)))
+            .collect(),
     );
     ProxySnapshot { types }
 }

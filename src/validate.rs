@@ -178,7 +178,10 @@ fn gateway(
     let port = spec.bind_port.value;
     if port == 0 || port > 65535 {
         let pos = cx.at(&spec.bind_port);
-        cx.error(pos, format!("bindPort {port} is not a valid port (1-65535)"));
+        cx.error(
+            pos,
+            format!("bindPort {port} is not a valid port (1-65535)"),
+        );
     }
     if let Some(ssl) = &spec.ssl
         && ssl.value
@@ -199,7 +202,10 @@ fn gateway(
         let mut set = BTreeSet::new();
         for r in &http.virtual_services {
             let k = Key::new(
-                r.value.namespace.clone().unwrap_or_else(|| key.namespace.clone()),
+                r.value
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| key.namespace.clone()),
                 &r.value.name,
             );
             if !vs_keys.contains(&k) {
@@ -278,7 +284,10 @@ fn virtual_service(
             let pos = cx.at(d);
             cx.error(
                 pos,
-                format!("virtual host {}_{} has an empty domain", key.namespace, key.name),
+                format!(
+                    "virtual host {}_{} has an empty domain",
+                    key.namespace, key.name
+                ),
             );
         } else if !d.value.is_empty() {
             domains.push(d.value.clone());
@@ -311,18 +320,27 @@ fn route(
         let paths = [
             m.value.prefix.clone().map(PathMatch::Prefix),
             m.value.exact.clone().map(PathMatch::Exact),
-            m.value.regex.as_ref().map(|s| PathMatch::Regex(s.value.clone())),
+            m.value
+                .regex
+                .as_ref()
+                .map(|s| PathMatch::Regex(s.value.clone())),
         ];
         let mut set: Vec<PathMatch> = paths.into_iter().flatten().collect();
         match set.len() {
             0 => {
                 // Gloo: a matcher without a path specifier is an error.
-                cx.error(pos, "invalid matcher: no path specifier provided (prefix, exact or regex)");
+                cx.error(
+                    pos,
+                    "invalid matcher: no path specifier provided (prefix, exact or regex)",
+                );
                 continue;
             }
             1 => {}
             _ => {
-                cx.error(pos, "invalid matcher: set only one of prefix, exact and regex");
+                cx.error(
+                    pos,
+                    "invalid matcher: set only one of prefix, exact and regex",
+                );
                 continue;
             }
         }
@@ -331,7 +349,13 @@ fn route(
             && let Err(e) = regex::Regex::new(re)
         {
             let pos = cx.at(sp);
-            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             cx.error(
                 pos,
                 format!("virtual service [{vs}] has a regex matcher with invalid regex, {first}"),
@@ -351,7 +375,10 @@ fn route(
     }
     let action = match (&r.route_action, &r.direct_response_action) {
         (Some(_), Some(_)) => {
-            cx.error(route_pos, "invalid route: set only one of routeAction and directResponseAction");
+            cx.error(
+                route_pos,
+                "invalid route: set only one of routeAction and directResponseAction",
+            );
             return None;
         }
         (None, None) => {
@@ -367,7 +394,10 @@ fn route(
                 return None;
             };
             let k = Key::new(
-                up.value.namespace.clone().unwrap_or_else(|| vs.namespace.clone()),
+                up.value
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| vs.namespace.clone()),
                 &up.value.name,
             );
             if !upstream_keys.contains(&k) {
@@ -380,7 +410,10 @@ fn route(
             if !(200..=599).contains(&dr.status) {
                 cx.error(
                     route_pos,
-                    format!("directResponseAction status {} is not an HTTP status (200-599)", dr.status),
+                    format!(
+                        "directResponseAction status {} is not an HTTP status (200-599)",
+                        dr.status
+                    ),
                 );
                 return None;
             }
@@ -423,7 +456,10 @@ fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> Option<Upst
             cx.error(pos.clone(), "host has an empty addr");
         }
         if h.value.port == 0 || h.value.port > 65535 {
-            cx.error(pos, format!("host port {} is not a valid port (1-65535)", h.value.port));
+            cx.error(
+                pos,
+                format!("host port {} is not a valid port (1-65535)", h.value.port),
+            );
         }
         hosts.push(HostPort {
             addr: h.value.addr.clone(),
@@ -478,7 +514,11 @@ fn check_domains(
     let mut seen = BTreeSet::new();
     for gw in model.gateways.values() {
         let mut by_domain: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();
-        for vs in model.virtual_services.values().filter(|v| gw.selects(&v.key)) {
+        for vs in model
+            .virtual_services
+            .values()
+            .filter(|v| gw.selects(&v.key))
+        {
             if vs.domains.is_empty() {
                 by_domain.entry("").or_default().push(&vs.key);
             }
@@ -493,12 +533,21 @@ fn check_domains(
         }
         for (domain, keys) in &conflicts {
             for k in keys {
-                let others: Vec<String> =
-                    keys.iter().filter(|o| o != &k).map(|o| o.to_string()).collect();
+                let others: Vec<String> = keys
+                    .iter()
+                    .filter(|o| o != &k)
+                    .map(|o| o.to_string())
+                    .collect();
                 let msg = if domain.is_empty() {
-                    format!("domain conflict: other virtual services that belong to the same Gateway as this one don't specify a domain (and thus default to '*'): [{}]", others.join(" "))
+                    format!(
+                        "domain conflict: other virtual services that belong to the same Gateway as this one don't specify a domain (and thus default to '*'): [{}]",
+                        others.join(" ")
+                    )
                 } else {
-                    format!("domain conflict: the [{domain}] domain is present in other virtual services that belong to the same Gateway as this one: [{}]", others.join(" "))
+                    format!(
+                        "domain conflict: the [{domain}] domain is present in other virtual services that belong to the same Gateway as this one: [{}]",
+                        others.join(" ")
+                    )
                 };
                 if let Some((p, id)) = vs_pos.get(k)
                     && seen.insert((k.to_string(), msg.clone()))

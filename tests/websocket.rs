@@ -32,8 +32,16 @@ async fn upgrades_are_on_by_default() {
 
     // The listener carries exactly Gloo's default: one websocket entry.
     let dump = s.envoy.config_dump().await.to_string();
-    assert!(dump.contains(r#""upgrade_configs":[{"upgrade_type":"websocket"}]"#), "{dump}");
-    assert_eq!(s.envoy.stat("http.http.downstream_cx_upgrades_active").await, Some(1));
+    assert!(
+        dump.contains(r#""upgrade_configs":[{"upgrade_type":"websocket"}]"#),
+        "{dump}"
+    );
+    assert_eq!(
+        s.envoy
+            .stat("http.http.downstream_cx_upgrades_active")
+            .await,
+        Some(1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,8 +59,18 @@ async fn listener_off_route_on() {
     s.envoy.wait_serving(port, "/plain").await;
 
     // A plain route on a listener with upgrades off refuses: Envoy's 403.
-    assert_eq!(ws_connect(port, "/plain").await.err(), Some(403), "{}", s.logs());
-    assert!(s.envoy.stat("http.http.downstream_rq_ws_on_non_ws_route").await >= Some(1));
+    assert_eq!(
+        ws_connect(port, "/plain").await.err(),
+        Some(403),
+        "{}",
+        s.logs()
+    );
+    assert!(
+        s.envoy
+            .stat("http.http.downstream_rq_ws_on_non_ws_route")
+            .await
+            >= Some(1)
+    );
     // The route that turns them on upgrades and echoes.
     let mut ws = ws_connect(port, "/ws").await.unwrap_or_else(|code| {
         panic!("expected 101 on /ws, got {code}\n{}", s.logs());
@@ -73,7 +91,12 @@ async fn route_off_on_default_listener() {
     let s = Stack::start(port, be, &files(port, bport, "", &routes)).await;
     s.envoy.wait_serving(port, "/plain").await;
 
-    assert_eq!(ws_connect(port, "/nows/x").await.err(), Some(403), "{}", s.logs());
+    assert_eq!(
+        ws_connect(port, "/nows/x").await.err(),
+        Some(403),
+        "{}",
+        s.logs()
+    );
     // Plain HTTP on that route still works.
     let (code, body) = http_get(port, "/nows/x").await.expect("GET /nows/x");
     assert_eq!((code, body.as_str()), (200, "b1 GET /nows/x\n"));
@@ -94,7 +117,11 @@ async fn live_edits_keep_the_socket_and_the_listener() {
 
     let lds_before = s.envoy.stat("listener_manager.lds.update_success").await;
     let modified_before = s.envoy.stat("listener_manager.listener_modified").await;
-    let rds_before = s.envoy.stat(&s.rds_stat("update_success")).await.unwrap_or(0);
+    let rds_before = s
+        .envoy
+        .stat(&s.rds_stat("update_success"))
+        .await
+        .unwrap_or(0);
 
     // Edit the VirtualService: a new route, and a timeout changed.
     let be2 = Backend::start("b2").await;
@@ -117,24 +144,51 @@ async fn live_edits_keep_the_socket_and_the_listener() {
             .filter(|r| *r == (200, "b2 GET /new/thing\n".to_string()))
     })
     .await;
-    assert!(s.envoy.stat(&s.rds_stat("update_success")).await.unwrap_or(0) > rds_before);
+    assert!(
+        s.envoy
+            .stat(&s.rds_stat("update_success"))
+            .await
+            .unwrap_or(0)
+            > rds_before
+    );
     echo(&mut ws, "during").await;
 
     // Edit the Upstream: another endpoint (CDS only).
     let be3 = Backend::start("b1").await;
-    let cds_before = s.envoy.stat("cluster_manager.cds.update_success").await.unwrap_or(0);
+    let cds_before = s
+        .envoy
+        .stat("cluster_manager.cds.update_success")
+        .await
+        .unwrap_or(0);
     write_atomic(&s.dir, "upstream.yaml", &upstream(UP, &[bport, be3.port]));
     eventually("CDS update applied", || async {
-        (s.envoy.stat("cluster_manager.cds.update_success").await.unwrap_or(0) > cds_before)
+        (s.envoy
+            .stat("cluster_manager.cds.update_success")
+            .await
+            .unwrap_or(0)
+            > cds_before)
             .then_some(())
     })
     .await;
     echo(&mut ws, "after").await;
 
     // The listener was never touched, and the socket never dropped.
-    assert_eq!(s.envoy.stat("listener_manager.lds.update_success").await, lds_before, "{}", s.logs());
-    assert_eq!(s.envoy.stat("listener_manager.listener_modified").await, modified_before);
-    assert_eq!(s.envoy.stat("http.http.downstream_cx_upgrades_active").await, Some(1));
+    assert_eq!(
+        s.envoy.stat("listener_manager.lds.update_success").await,
+        lds_before,
+        "{}",
+        s.logs()
+    );
+    assert_eq!(
+        s.envoy.stat("listener_manager.listener_modified").await,
+        modified_before
+    );
+    assert_eq!(
+        s.envoy
+            .stat("http.http.downstream_cx_upgrades_active")
+            .await,
+        Some(1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,8 +209,14 @@ async fn invalid_manifest_keeps_serving_and_validate_names_it() {
     assert_eq!(status["lastLoadFailed"], true, "{status}");
     let diag = &status["diagnostics"][0];
     assert_eq!(diag["name"], "vs");
-    assert!(diag["file"].as_str().unwrap_or("").ends_with("vs.yaml"), "{diag}");
-    assert!(diag["message"].as_str().unwrap_or("").contains("timeoutt"), "{diag}");
+    assert!(
+        diag["file"].as_str().unwrap_or("").ends_with("vs.yaml"),
+        "{diag}"
+    );
+    assert!(
+        diag["message"].as_str().unwrap_or("").contains("timeoutt"),
+        "{diag}"
+    );
 
     // Envoy's config is untouched and traffic flows.
     assert_eq!(s.envoy.versions(&s.route_name()).await, versions);
@@ -171,7 +231,10 @@ async fn invalid_manifest_keeps_serving_and_validate_names_it() {
         .expect("run validate");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let line = bad.lines().position(|l| l.contains("timeoutt")).map(|i| i + 1);
+    let line = bad
+        .lines()
+        .position(|l| l.contains("timeoutt"))
+        .map(|i| i + 1);
     let col = bad
         .lines()
         .find(|l| l.contains("timeoutt"))
@@ -193,7 +256,11 @@ async fn restart_yields_the_same_versions_and_no_listener_change() {
     let before = s.envoy.versions(&s.route_name()).await;
     let modified = s.envoy.stat("listener_manager.listener_modified").await;
     let cluster_modified = s.envoy.stat("cluster_manager.cluster_modified").await;
-    let attempts = s.envoy.stat("listener_manager.lds.update_attempt").await.unwrap_or(0);
+    let attempts = s
+        .envoy
+        .stat("listener_manager.lds.update_attempt")
+        .await
+        .unwrap_or(0);
 
     // Kill the control plane; Envoy keeps serving.
     s.cp.kill();
@@ -206,7 +273,11 @@ async fn restart_yields_the_same_versions_and_no_listener_change() {
     // A new process on the same port and manifests.
     let cp2 = ControlPlane::start(&s.dir, s.cp.xds_port, s.tmp.path()).await;
     eventually("envoy re-subscribed and got LDS again", || async {
-        let attempts_now = s.envoy.stat("listener_manager.lds.update_attempt").await.unwrap_or(0);
+        let attempts_now = s
+            .envoy
+            .stat("listener_manager.lds.update_attempt")
+            .await
+            .unwrap_or(0);
         (s.envoy.stat("control_plane.connected_state").await == Some(1) && attempts_now > attempts)
             .then_some(())
     })
@@ -214,7 +285,13 @@ async fn restart_yields_the_same_versions_and_no_listener_change() {
     let after_status = cp2.status().await;
     assert_eq!(before_status["proxies"], after_status["proxies"]);
     assert_eq!(s.envoy.versions(&s.route_name()).await, before);
-    assert_eq!(s.envoy.stat("listener_manager.listener_modified").await, modified);
-    assert_eq!(s.envoy.stat("cluster_manager.cluster_modified").await, cluster_modified);
+    assert_eq!(
+        s.envoy.stat("listener_manager.listener_modified").await,
+        modified
+    );
+    assert_eq!(
+        s.envoy.stat("cluster_manager.cluster_modified").await,
+        cluster_modified
+    );
     echo(&mut ws, "after restart").await;
 }

@@ -32,7 +32,7 @@ pub struct Document {
 
 #[derive(Debug)]
 pub enum DocumentBody {
-    Gateway(GatewaySpec),
+    Gateway(Box<GatewaySpec>),
     VirtualService(VirtualServiceSpec),
     Upstream(UpstreamSpec),
 }
@@ -157,8 +157,12 @@ fn parse_document(
     };
     let Some(kind) = header.kind else {
         diags.push(
-            Diagnostic::error(Pos::new(file, first_line, 1), None, "document has no `kind`")
-                .with_hint("every manifest needs apiVersion, kind, metadata and spec"),
+            Diagnostic::error(
+                Pos::new(file, first_line, 1),
+                None,
+                "document has no `kind`",
+            )
+            .with_hint("every manifest needs apiVersion, kind, metadata and spec"),
         );
         return None;
     };
@@ -183,8 +187,15 @@ fn parse_document(
     let expected_api = match kind.value.as_str() {
         "Gateway" | "VirtualService" => GATEWAY_API,
         "Upstream" => GLOO_API,
-        "RouteTable" | "UpstreamGroup" | "MatchableHttpGateway" | "RouteOption"
-        | "VirtualHostOption" | "Settings" | "Proxy" | "AuthConfig" | "RateLimitConfig" => {
+        "RouteTable"
+        | "UpstreamGroup"
+        | "MatchableHttpGateway"
+        | "RouteOption"
+        | "VirtualHostOption"
+        | "Settings"
+        | "Proxy"
+        | "AuthConfig"
+        | "RateLimitConfig" => {
             diags.push(Diagnostic::error(
                 kind_pos,
                 Some(id),
@@ -224,7 +235,7 @@ fn parse_document(
         "Gateway" => {
             let env: Envelope<GatewaySpec> = strict(file, padded, &id, first_line, diags)?;
             labels = env.metadata.labels;
-            DocumentBody::Gateway(env.spec)
+            DocumentBody::Gateway(Box::new(env.spec))
         }
         "VirtualService" => {
             let env: Envelope<VirtualServiceSpec> = strict(file, padded, &id, first_line, diags)?;

@@ -127,7 +127,9 @@ fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
         diags.push(Diagnostic::error(
             Pos::new(path, 0, 0),
             None,
-            format!("file is {size} bytes; manifests larger than {MAX_FILE_BYTES} bytes are not read"),
+            format!(
+                "file is {size} bytes; manifests larger than {MAX_FILE_BYTES} bytes are not read"
+            ),
         ));
         return None;
     }
@@ -195,7 +197,10 @@ mod tests {
             .iter()
             .map(|f| f.path.strip_prefix(dir.path()).map(Path::to_path_buf))
             .collect::<Result<_, _>>()?;
-        assert_eq!(names, vec![PathBuf::from("a.yml"), PathBuf::from("b/c/z.yaml")]);
+        assert_eq!(
+            names,
+            vec![PathBuf::from("a.yml"), PathBuf::from("b/c/z.yaml")]
+        );
         assert_eq!(diags.len(), 1);
         assert_eq!((diags[0].pos.line, diags[0].pos.column), (2, 4));
         Ok(())

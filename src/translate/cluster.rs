@@ -21,9 +21,15 @@ pub fn cluster(up: &Upstream) -> Cluster {
         .all(|h| h.addr.parse::<std::net::IpAddr>().is_ok());
     // Gloo: all IPs → STATIC; any hostname → STRICT_DNS, IPv4 lookups.
     let (kind, family) = if all_ips {
-        (cluster::DiscoveryType::Static, cluster::DnsLookupFamily::Auto)
+        (
+            cluster::DiscoveryType::Static,
+            cluster::DnsLookupFamily::Auto,
+        )
     } else {
-        (cluster::DiscoveryType::StrictDns, cluster::DnsLookupFamily::V4Only)
+        (
+            cluster::DiscoveryType::StrictDns,
+            cluster::DnsLookupFamily::V4Only,
+        )
     };
     let lb_endpoints = up
         .hosts

@@ -1,10 +1,10 @@
 //! Gateway → Listener with one HTTP connection manager taking routes by RDS.
 
-use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, HttpProtocolOptions, SocketAddress,
-    address, config_source, socket_address,
-};
 use envoy_types::pb::envoy::config::core::v3::Address;
+use envoy_types::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ApiVersion, ConfigSource, HttpProtocolOptions, SocketAddress, address,
+    config_source, socket_address,
+};
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{

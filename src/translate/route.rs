@@ -2,8 +2,8 @@
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::config::route::v3::{
-    DirectResponseAction, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
-    route, route_action, route_match,
+    DirectResponseAction, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route,
+    route_action, route_match,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
 
@@ -84,7 +84,9 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
 
 fn route_action(up: &model::Key, o: &model::RouteOptions) -> RouteAction {
     RouteAction {
-        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(model::cluster_name(up))),
+        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+            model::cluster_name(up),
+        )),
         timeout: o.timeout.map(duration),
         idle_timeout: o.idle_timeout.map(duration),
         prefix_rewrite: o.prefix_rewrite.clone().unwrap_or_default(),

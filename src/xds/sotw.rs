@@ -169,7 +169,9 @@ impl SotwStream {
         let proxy = node::resolve(node, &snap);
         if proxy != self.proxy {
             match &proxy {
-                Some(p) => tracing::info!(node = %node::describe(node), proxy = %p, "node matched to proxy"),
+                Some(p) => {
+                    tracing::info!(node = %node::describe(node), proxy = %p, "node matched to proxy")
+                }
                 None => tracing::warn!(
                     node = %node::describe(node),
                     proxies = ?snap.proxies.keys().collect::<Vec<_>>(),

@@ -57,10 +57,13 @@ pub fn write_atomic(dir: &Path, name: &str, content: &str) {
 
 /// A plain HTTP/1.1 GET; returns status and body.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(("127.0.0.1", port)))
-        .await
-        .ok()?
-        .ok()?;
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(5),
+        TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .ok()?
+    .ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
@@ -74,7 +77,11 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let chunked = head
         .lines()
         .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
-    let body = if chunked { dechunk(body)? } else { body.to_string() };
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     Some((status, body))
 }
 
@@ -95,7 +102,12 @@ fn dechunk(mut rest: &str) -> Option<String> {
 /// Opens a WebSocket; `Err(status)` when the server answered without 101.
 pub async fn ws_connect(port: u16, path: &str) -> Result<Ws, u16> {
     let url = format!("ws://127.0.0.1:{port}{path}");
-    match tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    {
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => Err(resp.status().as_u16()),
         Ok(Err(e)) => panic!("websocket connect to {path} failed: {e}"),
@@ -105,7 +117,9 @@ pub async fn ws_connect(port: u16, path: &str) -> Result<Ws, u16> {
 
 /// Sends `text` and waits (bounded) for the same text back.
 pub async fn echo(ws: &mut Ws, text: &str) {
-    ws.send(Message::text(text)).await.expect("send on websocket");
+    ws.send(Message::text(text))
+        .await
+        .expect("send on websocket");
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -186,7 +200,9 @@ impl ControlPlane {
             log,
         };
         eventually("edgeplane admin answers", || async {
-            http_get(admin_port, "/healthz").await.filter(|(s, _)| *s == 200)
+            http_get(admin_port, "/healthz")
+                .await
+                .filter(|(s, _)| *s == 200)
         })
         .await;
         cp
@@ -277,7 +293,13 @@ impl Envoy {
             .arg(&cfg)
             .arg("--admin-address-path")
             .arg(&admin_file)
-            .args(["--disable-hot-restart", "--drain-time-s", "2", "--concurrency", "1"])
+            .args([
+                "--disable-hot-restart",
+                "--drain-time-s",
+                "2",
+                "--concurrency",
+                "1",
+            ])
             .args(["-l", "warning"])
             .stdout(Stdio::null())
             .stderr(logf)
@@ -386,11 +408,18 @@ pub fn gateway(port: u16, hcm: &str) -> String {
     let options = if hcm.is_empty() {
         String::new()
     } else {
-        format!("    options:\n      httpConnectionManagerSettings:\n{}", indent(hcm, 8))
+        format!(
+            "    options:\n      httpConnectionManagerSettings:\n{}",
+            indent(hcm, 8)
+        )
     };
     format!(
         "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n  namespace: gloo-system\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway:\n{}",
-        if options.is_empty() { "    {}\n".to_string() } else { options }
+        if options.is_empty() {
+            "    {}\n".to_string()
+        } else {
+            options
+        }
     )
 }
 
@@ -427,9 +456,7 @@ pub fn route(prefix: &str, upstream: &str, options: &str) -> String {
 
 fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
-    text.lines()
-        .map(|l| format!("{pad}{l}\n"))
-        .collect()
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
 
 /// A whole stack: a manifests dir, edgeplane, one Envoy, one backend.
