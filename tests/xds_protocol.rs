@@ -52,6 +52,22 @@ const POLL: Duration = Duration::from_millis(20);
 // ---------------------------------------------------------------------------
 
 fn gateway_yaml() -> String {
+    gateway_yaml_with_idle_timeout(None)
+}
+
+/// The Gateway; a stream idle timeout changes the Listener (its HCM) but
+/// not its name.
+fn gateway_yaml_with_idle_timeout(stream_idle_timeout: Option<&str>) -> String {
+    let http_gateway = match stream_idle_timeout {
+        None => "  httpGateway: {}\n".to_string(),
+        Some(t) => format!(
+            "  httpGateway:
+    options:
+      httpConnectionManagerSettings:
+        streamIdleTimeout: {t}
+"
+        ),
+    };
     format!(
         "apiVersion: gateway.solo.io/v1
 kind: Gateway
@@ -63,8 +79,7 @@ spec:
   bindPort: {GATEWAY_PORT}
   proxyNames:
     - gateway-proxy
-  httpGateway: {{}}
-"
+{http_gateway}"
     )
 }
 
@@ -165,17 +180,24 @@ fn free_ports() -> (u16, u16) {
 }
 
 impl Edgeplane {
-    /// Writes the three manifests, starts the server, and returns once it
-    /// serves a snapshot and its file watcher demonstrably reacts to edits.
+    /// Starts on three manifests (Gateway, Upstream on port 1, VirtualService
+    /// routing `/`), one file each.
     async fn start() -> Edgeplane {
-        let config = tempfile::tempdir().expect("create the manifests tempdir");
-        let logs = tempfile::tempdir().expect("create the log tempdir");
-        for (name, text) in [
+        Edgeplane::start_with(vec![
             ("gateway.yaml", gateway_yaml()),
             ("upstream.yaml", upstream_yaml(1)),
             ("virtualservice.yaml", virtual_service_yaml("/")),
-        ] {
-            write_atomically(&config.path().join(name), &text);
+        ])
+        .await
+    }
+
+    /// Writes `files`, starts the server, and returns once it serves a
+    /// snapshot and its file watcher demonstrably reacts to edits.
+    async fn start_with(files: Vec<(&str, String)>) -> Edgeplane {
+        let config = tempfile::tempdir().expect("create the manifests tempdir");
+        let logs = tempfile::tempdir().expect("create the log tempdir");
+        for (name, text) in &files {
+            write_atomically(&config.path().join(name), text);
         }
         let (xds_port, admin_port) = free_ports();
         let log = File::create(logs.path().join("edgeplane.log")).expect("create the log file");
@@ -202,7 +224,8 @@ impl Edgeplane {
             admin_port,
         };
         ep.wait_until_serving().await;
-        ep.wait_until_watching().await;
+        let (probe_name, probe_text) = &files[0];
+        ep.wait_until_watching(probe_name, probe_text).await;
         ep
     }
 
@@ -232,11 +255,11 @@ impl Edgeplane {
     /// The watcher is armed by a task spawned after the first load; an edit
     /// made before that would go unseen. Rewrite a manifest unchanged until
     /// a load is counted.
-    async fn wait_until_watching(&self) {
+    async fn wait_until_watching(&self, name: &str, text: &str) {
         let deadline = Instant::now() + STEP;
         let base = loads(&self.status().await);
         loop {
-            self.write("upstream.yaml", &upstream_yaml(1));
+            self.write(name, text);
             let retry_at = Instant::now() + Duration::from_secs(1);
             while Instant::now() < retry_at {
                 if loads(&self.status().await) > base {
@@ -990,4 +1013,60 @@ async fn invalid_edit_keeps_serving_and_sends_nothing() {
     assert_eq!(responses(&s, node_id, CDS), 1, "{s:#}");
     assert_eq!(responses(&s, node_id, LDS), 1, "{s:#}");
     assert_eq!(responses(&s, node_id, RDS), 2, "{s:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_edit_changing_every_type_is_pushed_cds_then_lds_then_rds() {
+    // One multi-document file, so a single atomic write changes all three
+    // types in one load, and one push is due for each.
+    let all = |idle: Option<&str>, port: u16, prefix: &str| {
+        format!(
+            "{}---\n{}---\n{}",
+            gateway_yaml_with_idle_timeout(idle),
+            upstream_yaml(port),
+            virtual_service_yaml(prefix)
+        )
+    };
+    let ep = Edgeplane::start_with(vec![("all.yaml", all(None, 1, "/"))]).await;
+    let mut ads = ep.ads().await;
+    let node_id = "envoy-order";
+    let init = initial_exchange(&ep, &mut ads, node_id).await;
+
+    ep.write("all.yaml", &all(Some("30s"), 2, "/v2"));
+    let first = ads.recv("the first push after the edit").await;
+    let second = ads.recv("the second push after the edit").await;
+    let third = ads.recv("the third push after the edit").await;
+    let order: Vec<&str> = [&first, &second, &third]
+        .iter()
+        .map(|r| short(&r.type_url))
+        .collect();
+    assert_eq!(
+        order,
+        ["CDS", "LDS", "RDS"],
+        "make before break: clusters, then listeners, then routes"
+    );
+    let s = ep.status().await;
+    for (r, before) in [
+        (&first, &init.cds),
+        (&second, &init.lds),
+        (&third, &init.rds),
+    ] {
+        assert_response(r, &before.type_url, &s);
+        assert_ne!(
+            r.version_info,
+            before.version_info,
+            "{} was pushed with an unchanged version",
+            short(&r.type_url)
+        );
+    }
+    let listeners: Vec<Listener> = decode_all(&second);
+    assert_eq!(
+        listeners.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
+        [listener_name()]
+    );
+    let rcs: Vec<RouteConfiguration> = decode_all(&third);
+    assert_eq!(
+        route_targets(&rcs[0]),
+        [("/v2".to_string(), CLUSTER_NAME.to_string())]
+    );
 }
