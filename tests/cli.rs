@@ -23,7 +23,12 @@ fn checked_in(rel: &str) -> String {
 
 #[test]
 fn checked_in_bootstraps_match_the_generator() {
-    let native = bootstrap(&["--node-id", "native-node", "--xds-address", "127.0.0.1:9977"]);
+    let native = bootstrap(&[
+        "--node-id",
+        "native-node",
+        "--xds-address",
+        "127.0.0.1:9977",
+    ]);
     assert_eq!(native, checked_in("envoy/bootstrap.native.yaml"));
     assert!(native.contains("type: STATIC"));
     let compose = bootstrap(&[
@@ -58,7 +63,12 @@ fn validate_exit_codes() {
             .arg(root.join(dir))
             .output()
             .expect("run validate");
-        assert_eq!(out.status.code(), Some(0), "{dir}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{dir}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let missing = Command::new(BIN)
         .args(["validate", "/nonexistent/edgeplane-dir"])

@@ -65,7 +65,11 @@ pub async fn watch_dir(
         source,
     })?;
     arm(&mut watcher, dir)?;
+    let mut armed = true;
     let mut poll = debounce.poll.map(tokio::time::interval);
+    // While the directory is missing (deleted, or moved away and not yet
+    // back) there is nothing to watch: retry arming once a second.
+    let mut rearm = tokio::time::interval(Duration::from_secs(1));
     loop {
         let tick = async {
             match poll.as_mut() {
@@ -73,6 +77,13 @@ pub async fn watch_dir(
                     p.tick().await;
                 }
                 None => std::future::pending::<()>().await,
+            }
+        };
+        let retry = async {
+            if armed {
+                std::future::pending::<()>().await
+            } else {
+                rearm.tick().await;
             }
         };
         tokio::select! {
@@ -91,12 +102,28 @@ pub async fn watch_dir(
                 }
             }
             _ = tick => {}
+            _ = retry => {
+                if !dir.is_dir() {
+                    continue;
+                }
+            }
         }
         // The directory itself may have been replaced (moved away and back):
-        // re-arming is cheap and idempotent.
+        // re-arming is cheap and makes sure the new one is watched.
         let _ = watcher.unwatch(dir);
-        if let Err(e) = arm(&mut watcher, dir) {
-            tracing::warn!(error = %e, "config directory not watchable right now");
+        match arm(&mut watcher, dir) {
+            Ok(()) => {
+                if !armed {
+                    tracing::info!(dir = %dir.display(), "config directory is back; watching it again");
+                }
+                armed = true;
+            }
+            Err(e) => {
+                if armed {
+                    tracing::warn!(error = %e, "config directory not watchable; retrying every second");
+                }
+                armed = false;
+            }
         }
         if out.send(()).await.is_err() {
             return Ok(());
