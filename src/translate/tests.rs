@@ -64,7 +64,8 @@ fn upgrades(h: &HttpConnectionManager) -> Vec<(String, Option<bool>)> {
 
 #[test]
 fn listener_upgrades_follow_gloo() {
-    let cases: [(&str, Vec<(&str, Option<bool>)>); 4] = [
+    type Expected = Vec<(&'static str, Option<bool>)>;
+    let cases: [(&str, Expected); 4] = [
         ("", vec![("websocket", None)]),
         (
             "{upgrades: [{websocket: {enabled: false}}]}",
