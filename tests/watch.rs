@@ -95,3 +95,23 @@ async fn config_dir_removed_and_restored() {
     write_atomic(&s.dir, "late.yaml", &upstream("late", &[3]));
     wait_cluster(&s, "late_gloo-system", true).await;
 }
+
+/// Regression: reading the directory must not itself count as a change
+/// (inotify reports opens), or edgeplane reloads forever after one save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_causes_a_bounded_number_of_reloads() {
+    let s = stack().await;
+    let loads = s.cp.loads().await;
+    write_atomic(&s.dir, "more.yaml", &upstream("more", &[2]));
+    wait_cluster(&s, "more_gloo-system", true).await;
+    let after = s.cp.loads().await;
+    assert!(after > loads);
+    // Longer than the debounce window (500 ms at most): no event is pending,
+    // so the count must stay where it is. A bounded wait for a non-event.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let settled = s.cp.loads().await;
+    assert!(
+        settled - loads <= 2,
+        "{loads} -> {after} -> {settled}: reloading without edits"
+    );
+}

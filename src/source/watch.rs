@@ -53,10 +53,14 @@ pub async fn watch_dir(
 ) -> Result<(), WatchError> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Errors (e.g. queue overflow) also mean "re-read": we may have
-        // missed events.
-        if let Err(e) = &res {
-            tracing::warn!(error = %e, "file watcher error; re-reading the directory");
+        match &res {
+            // Opens and reads change nothing, and our own reload opens every
+            // file: reacting to them would reload forever.
+            Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => return,
+            Ok(_) => {}
+            // Errors (e.g. queue overflow) mean "re-read": we may have missed
+            // events.
+            Err(e) => tracing::warn!(error = %e, "file watcher error; re-reading the directory"),
         }
         let _ = ev_tx.send(());
     })
