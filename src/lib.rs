@@ -12,6 +12,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod demo;
 pub mod diag;
+pub mod json;
 pub mod manifest;
 pub mod model;
 pub mod pipeline;

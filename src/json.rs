@@ -1,0 +1,1 @@
+//! Envoy resources as proto3 JSON (placeholder; see `edgeplane translate`).
