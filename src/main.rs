@@ -48,6 +48,15 @@ enum Command {
         /// Directory of Gloo manifests.
         dir: PathBuf,
     },
+    /// Print the Envoy resources generated from a manifests directory, as proto3 JSON
+    /// (as Envoy's /config_dump shows them); exit 1 when the manifests are invalid.
+    Translate {
+        /// Directory of Gloo manifests.
+        dir: PathBuf,
+        /// Only this proxy: `<namespace>~<proxyName>`, or a proxy name that is unambiguous.
+        #[arg(long)]
+        proxy: Option<String>,
+    },
     /// Print an Envoy bootstrap that connects to `edgeplane serve`.
     Bootstrap {
         /// Envoy node id.
@@ -167,6 +176,24 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("{} file(s): {warnings} warning(s): valid", load.files.len());
                 Ok(ExitCode::SUCCESS)
             }
+        }
+        Command::Translate { dir, proxy } => {
+            if !dir.is_dir() {
+                anyhow::bail!("{} is not a directory", dir.display());
+            }
+            let load = edgeplane::pipeline::load_dir(&dir);
+            if !load.diagnostics.is_empty() {
+                eprintln!("{}\n", load.render_diagnostics());
+            }
+            let Some(output) = load.output.as_ref().filter(|_| !load.has_errors()) else {
+                let errors = load.diagnostics.iter().filter(|d| d.is_error()).count();
+                eprintln!("{} file(s): {errors} error(s): invalid", load.files.len());
+                return Ok(ExitCode::from(1));
+            };
+            let json = edgeplane::json::resources_json(output, proxy.as_deref())?;
+            let text = serde_json::to_string_pretty(&json).context("cannot print the JSON")?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bootstrap {
             node_id,

@@ -129,8 +129,8 @@ pub struct Gateway {
     pub bind_address: String,
     pub bind_port: u32,
     pub proxy_names: Vec<String>,
-    /// `None`: every VirtualService (Gloo's rule when no refs are given).
-    pub virtual_services: Option<BTreeSet<Key>>,
+    /// Which VirtualServices this gateway serves.
+    pub selection: VsSelection,
     pub hcm: HcmSettings,
 }
 
@@ -146,10 +146,121 @@ impl Gateway {
     }
 
     /// True when this gateway serves `vs`.
-    pub fn selects(&self, vs: &Key) -> bool {
-        self.virtual_services
-            .as_ref()
-            .is_none_or(|set| set.contains(vs))
+    pub fn selects(&self, vs: &VirtualService) -> bool {
+        self.selection.selects(&self.key.namespace, vs)
+    }
+}
+
+/// Gloo's VirtualService selection for an HTTP gateway, in Gloo's order of
+/// precedence: expressions, then labels, then refs; none of them selects
+/// every VirtualService in `namespaces` (all namespaces when empty).
+#[derive(Clone, Debug, PartialEq)]
+pub enum VsSelection {
+    Refs(BTreeSet<Key>),
+    Labels {
+        labels: BTreeMap<String, String>,
+        namespaces: Vec<String>,
+    },
+    Expressions {
+        expressions: Vec<LabelExpression>,
+        namespaces: Vec<String>,
+    },
+    All {
+        namespaces: Vec<String>,
+    },
+}
+
+impl VsSelection {
+    pub fn selects(&self, gateway_ns: &str, vs: &VirtualService) -> bool {
+        let in_ns = |namespaces: &Vec<String>| {
+            namespace_selected(namespaces, gateway_ns, &vs.key.namespace, true)
+        };
+        match self {
+            VsSelection::Refs(set) => set.contains(&vs.key),
+            VsSelection::Labels { labels, namespaces } => {
+                in_ns(namespaces) && labels.iter().all(|(k, v)| vs.labels.get(k) == Some(v))
+            }
+            VsSelection::Expressions {
+                expressions,
+                namespaces,
+            } => in_ns(namespaces) && expressions.iter().all(|e| e.matches(&vs.labels)),
+            VsSelection::All { namespaces } => in_ns(namespaces),
+        }
+    }
+}
+
+/// Gloo's namespace lists: `*` is every namespace; an empty list means every
+/// namespace when `empty_is_all`, else only the owner's.
+pub fn namespace_selected(list: &[String], owner_ns: &str, ns: &str, empty_is_all: bool) -> bool {
+    if list.is_empty() {
+        return empty_is_all || ns == owner_ns;
+    }
+    list.iter().any(|n| n == "*" || n == ns)
+}
+
+/// A label expression (Kubernetes-style selector requirement, Gloo's
+/// operator names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelExpression {
+    pub key: String,
+    pub op: LabelOp,
+    pub values: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelOp {
+    Equals,
+    NotEquals,
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+    GreaterThan,
+    LessThan,
+}
+
+impl LabelOp {
+    pub fn parse(s: &str) -> Option<LabelOp> {
+        Some(match s {
+            "Equals" | "=" | "DoubleEquals" | "==" => LabelOp::Equals,
+            "NotEquals" | "!=" => LabelOp::NotEquals,
+            "In" | "in" => LabelOp::In,
+            "NotIn" | "notin" => LabelOp::NotIn,
+            "Exists" | "exists" => LabelOp::Exists,
+            "DoesNotExist" | "!" => LabelOp::DoesNotExist,
+            "GreaterThan" | "gt" => LabelOp::GreaterThan,
+            "LessThan" | "lt" => LabelOp::LessThan,
+            _ => return None,
+        })
+    }
+}
+
+impl LabelExpression {
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let v = labels.get(&self.key);
+        let num = |s: &str| s.parse::<i64>().ok();
+        match self.op {
+            LabelOp::Equals => v.is_some_and(|v| self.values.first() == Some(v)),
+            LabelOp::NotEquals => v.is_none_or(|v| self.values.first() != Some(v)),
+            LabelOp::In => v.is_some_and(|v| self.values.contains(v)),
+            LabelOp::NotIn => v.is_none_or(|v| !self.values.contains(v)),
+            LabelOp::Exists => v.is_some(),
+            LabelOp::DoesNotExist => v.is_none(),
+            LabelOp::GreaterThan => match (
+                v.and_then(|v| num(v)),
+                self.values.first().and_then(|x| num(x)),
+            ) {
+                (Some(a), Some(b)) => a > b,
+                _ => false,
+            },
+            LabelOp::LessThan => match (
+                v.and_then(|v| num(v)),
+                self.values.first().and_then(|x| num(x)),
+            ) {
+                (Some(a), Some(b)) => a < b,
+                _ => false,
+            },
+        }
     }
 }
 
@@ -180,6 +291,7 @@ pub struct HcmSettings {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VirtualService {
     pub key: Key,
+    pub labels: BTreeMap<String, String>,
     /// Empty means `*`.
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
@@ -194,6 +306,8 @@ impl VirtualService {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Route {
+    /// The user's route name, when given (on the route or a delegating parent).
+    pub name: Option<String>,
     pub matchers: Vec<Matcher>,
     pub action: Action,
     pub options: RouteOptions,
@@ -206,20 +320,78 @@ pub enum PathMatch {
     Regex(String),
 }
 
+impl PathMatch {
+    /// The path text, whatever its kind (Gloo's delegation prefix check
+    /// compares this string).
+    pub fn text(&self) -> &str {
+        match self {
+            PathMatch::Prefix(s) | PathMatch::Exact(s) | PathMatch::Regex(s) => s,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matcher {
     pub path: PathMatch,
     pub case_sensitive: Option<bool>,
+    pub headers: Vec<HeaderMatch>,
+    pub query_parameters: Vec<QueryMatch>,
+    /// HTTP methods; empty = any.
+    pub methods: Vec<String>,
+}
+
+impl Matcher {
+    pub fn path(path: PathMatch) -> Matcher {
+        Matcher {
+            path,
+            case_sensitive: None,
+            headers: Vec::new(),
+            query_parameters: Vec::new(),
+            methods: Vec::new(),
+        }
+    }
+}
+
+/// A header condition. No value: the header must be present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: Option<String>,
+    pub regex: bool,
+    pub invert: bool,
+}
+
+/// A query parameter condition. No value: the parameter must be present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryMatch {
+    pub name: String,
+    pub value: Option<String>,
+    pub regex: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Forward to an upstream's cluster (which may be missing: Envoy 503s).
     Upstream(Key),
+    /// Split between upstreams by weight (`multi` or an UpstreamGroup).
+    Weighted(Vec<(Key, u32)>),
+    Redirect(Redirect),
     DirectResponse {
         status: u32,
         body: Option<String>,
     },
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Redirect {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    /// Envoy's `RedirectResponseCode` number (0 = 301 … 4 = 308).
+    pub response_code: i32,
+    pub https: bool,
+    pub strip_query: bool,
+    pub port: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -228,6 +400,63 @@ pub struct RouteOptions {
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub prefix_rewrite: Option<String>,
+    /// (pattern, substitution)
+    pub regex_rewrite: Option<(String, String)>,
+    pub host_rewrite: Option<String>,
+    pub auto_host_rewrite: Option<bool>,
+    pub max_stream_duration: Option<MaxStreamDuration>,
+    pub retries: Option<Retries>,
+    pub header_manipulation: Option<HeaderManipulation>,
+}
+
+impl RouteOptions {
+    /// Gloo's delegation merge: every field the child leaves empty is taken
+    /// from the parent; the child wins otherwise.
+    pub fn inherit(&mut self, parent: &RouteOptions) {
+        if self.upgrades.is_empty() {
+            self.upgrades = parent.upgrades.clone();
+        }
+        fn fill<T: Clone>(c: &mut Option<T>, p: &Option<T>) {
+            if c.is_none() {
+                c.clone_from(p);
+            }
+        }
+        fill(&mut self.timeout, &parent.timeout);
+        fill(&mut self.idle_timeout, &parent.idle_timeout);
+        fill(&mut self.prefix_rewrite, &parent.prefix_rewrite);
+        fill(&mut self.regex_rewrite, &parent.regex_rewrite);
+        fill(&mut self.host_rewrite, &parent.host_rewrite);
+        fill(&mut self.auto_host_rewrite, &parent.auto_host_rewrite);
+        fill(&mut self.max_stream_duration, &parent.max_stream_duration);
+        fill(&mut self.retries, &parent.retries);
+        fill(&mut self.header_manipulation, &parent.header_manipulation);
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MaxStreamDuration {
+    pub max_stream_duration: Option<Duration>,
+    pub grpc_timeout_header_max: Option<Duration>,
+    pub grpc_timeout_header_offset: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Retries {
+    pub retry_on: String,
+    pub num_retries: u32,
+    pub per_try_timeout: Option<Duration>,
+    pub base_interval: Option<Duration>,
+    pub max_interval: Option<Duration>,
+    pub retriable_status_codes: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeaderManipulation {
+    /// (name, value, append)
+    pub request_headers_to_add: Vec<(String, String, bool)>,
+    pub request_headers_to_remove: Vec<String>,
+    pub response_headers_to_add: Vec<(String, String, bool)>,
+    pub response_headers_to_remove: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -68,6 +68,10 @@ pub struct GatewaySpec {
     pub ssl: Option<Spanned<bool>>,
     #[serde(default)]
     pub http_gateway: Option<HttpGateway>,
+    #[serde(default)]
+    pub metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +80,20 @@ pub struct HttpGateway {
     #[serde(default)]
     pub virtual_services: Vec<Spanned<ResourceRef>>,
     #[serde(default)]
+    pub virtual_service_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub virtual_service_expressions: Option<Expressions>,
+    #[serde(default)]
+    pub virtual_service_namespaces: Vec<String>,
+    #[serde(default)]
     pub options: Option<HttpListenerOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expressions {
+    #[serde(default)]
+    pub expressions: Vec<Expression>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +172,10 @@ pub struct VirtualServiceSpec {
     pub virtual_host: Option<VirtualHost>,
     #[serde(default)]
     pub display_name: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,9 +195,17 @@ pub struct Route {
     #[serde(default)]
     pub matchers: Vec<Spanned<Matcher>>,
     #[serde(default)]
+    pub inheritable_matchers: Option<bool>,
+    #[serde(default)]
+    pub inheritable_path_matchers: Option<bool>,
+    #[serde(default)]
     pub route_action: Option<RouteAction>,
     #[serde(default)]
+    pub redirect_action: Option<RedirectAction>,
+    #[serde(default)]
     pub direct_response_action: Option<DirectResponseAction>,
+    #[serde(default)]
+    pub delegate_action: Option<Spanned<DelegateAction>>,
     #[serde(default)]
     pub options: Option<RouteOptions>,
 }
@@ -192,6 +221,34 @@ pub struct Matcher {
     pub regex: Option<Spanned<String>>,
     #[serde(default)]
     pub case_sensitive: Option<bool>,
+    #[serde(default)]
+    pub headers: Vec<Spanned<HeaderMatcher>>,
+    #[serde(default)]
+    pub query_parameters: Vec<Spanned<QueryParameterMatcher>>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderMatcher {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub regex: Option<bool>,
+    #[serde(default)]
+    pub invert_match: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueryParameterMatcher {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub regex: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +256,10 @@ pub struct Matcher {
 pub struct RouteAction {
     #[serde(default)]
     pub single: Option<Destination>,
+    #[serde(default)]
+    pub multi: Option<MultiDestination>,
+    #[serde(default)]
+    pub upstream_group: Option<Spanned<ResourceRef>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,11 +271,88 @@ pub struct Destination {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MultiDestination {
+    #[serde(default)]
+    pub destinations: Vec<Spanned<WeightedDestination>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeightedDestination {
+    pub destination: Destination,
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+/// `responseCode` as Gloo writes it: the enum name or its number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EnumValue {
+    Number(u32),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedirectAction {
+    #[serde(default)]
+    pub host_redirect: Option<String>,
+    #[serde(default)]
+    pub path_redirect: Option<String>,
+    #[serde(default)]
+    pub prefix_rewrite: Option<String>,
+    #[serde(default)]
+    pub response_code: Option<EnumValue>,
+    #[serde(default)]
+    pub https_redirect: Option<bool>,
+    #[serde(default)]
+    pub strip_query: Option<bool>,
+    #[serde(default)]
+    pub port_redirect: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectResponseAction {
     #[serde(default)]
     pub status: u32,
     #[serde(default)]
     pub body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DelegateAction {
+    #[serde(default, rename = "ref")]
+    pub reference: Option<ResourceRef>,
+    #[serde(default)]
+    pub selector: Option<RouteTableSelector>,
+    /// Deprecated Gloo form of `ref`; takes precedence when set.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteTableSelector {
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub expressions: Vec<Expression>,
+}
+
+/// A label expression: `key`, `operator` (Gloo's names), `values`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expression {
+    pub key: String,
+    pub operator: String,
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +366,126 @@ pub struct RouteOptions {
     pub idle_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub prefix_rewrite: Option<String>,
+    #[serde(default)]
+    pub regex_rewrite: Option<Spanned<RegexRewrite>>,
+    #[serde(default)]
+    pub host_rewrite: Option<String>,
+    #[serde(default)]
+    pub auto_host_rewrite: Option<bool>,
+    #[serde(default)]
+    pub max_stream_duration: Option<MaxStreamDuration>,
+    #[serde(default)]
+    pub retries: Option<Spanned<Retries>>,
+    #[serde(default)]
+    pub header_manipulation: Option<HeaderManipulation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegexRewrite {
+    pub pattern: RegexPattern,
+    #[serde(default)]
+    pub substitution: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegexPattern {
+    pub regex: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MaxStreamDuration {
+    #[serde(default)]
+    pub max_stream_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub grpc_timeout_header_max: Option<Spanned<String>>,
+    #[serde(default)]
+    pub grpc_timeout_header_offset: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retries {
+    #[serde(default)]
+    pub retry_on: Option<String>,
+    #[serde(default)]
+    pub num_retries: Option<u32>,
+    #[serde(default)]
+    pub per_try_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub retry_back_off: Option<RetryBackOff>,
+    #[serde(default)]
+    pub retriable_status_codes: Vec<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBackOff {
+    #[serde(default)]
+    pub base_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderManipulation {
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub response_headers_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderValueOption {
+    pub header: HeaderValue,
+    #[serde(default)]
+    pub append: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderValue {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+// === RouteTable (gateway.solo.io/v1) ===
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteTableSpec {
+    #[serde(default)]
+    pub routes: Vec<Spanned<Route>>,
+    #[serde(default)]
+    pub weight: Option<i32>,
+    // Present only in Gloo's flat file layout, where metadata sits beside
+    // the spec fields; `parse` rejects them in the Kubernetes shape.
+    #[serde(default)]
+    pub metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
+}
+
+// === UpstreamGroup (gloo.solo.io/v1) ===
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamGroupSpec {
+    #[serde(default)]
+    pub destinations: Vec<Spanned<WeightedDestination>>,
+    #[serde(default)]
+    pub metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
 }
 
 // === Upstream (gloo.solo.io/v1) ===
@@ -237,6 +495,10 @@ pub struct RouteOptions {
 pub struct UpstreamSpec {
     #[serde(default, rename = "static")]
     pub static_: Option<StaticSpec>,
+    #[serde(default)]
+    pub metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,3 +514,27 @@ pub struct Host {
     pub addr: String,
     pub port: u32,
 }
+
+/// Specs that, in Gloo's flat file layout, carry `metadata`/`status` beside
+/// their fields. In the Kubernetes shape those must not appear in `spec`.
+pub trait FlatFields {
+    fn has_flat_fields(&self) -> bool;
+}
+
+macro_rules! flat_fields {
+    ($($t:ty),*) => {$(
+        impl FlatFields for $t {
+            fn has_flat_fields(&self) -> bool {
+                self.metadata.is_some() || self.status.is_some()
+            }
+        }
+    )*};
+}
+
+flat_fields!(
+    GatewaySpec,
+    VirtualServiceSpec,
+    RouteTableSpec,
+    UpstreamSpec,
+    UpstreamGroupSpec
+);

@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 
 use super::DEFAULT_NAMESPACE;
-use super::model::{Envelope, GatewaySpec, UpstreamSpec, VirtualServiceSpec};
+use super::model::{
+    Envelope, FlatFields, GatewaySpec, RouteTableSpec, UpstreamGroupSpec, UpstreamSpec,
+    VirtualServiceSpec,
+};
 use crate::diag::{Diagnostic, Pos, ResourceId};
 use crate::source::SourceFile;
 
@@ -34,7 +37,9 @@ pub struct Document {
 pub enum DocumentBody {
     Gateway(Box<GatewaySpec>),
     VirtualService(VirtualServiceSpec),
+    RouteTable(RouteTableSpec),
     Upstream(UpstreamSpec),
+    UpstreamGroup(UpstreamGroupSpec),
 }
 
 /// Loose first pass: enough to know what the document is.
@@ -48,12 +53,14 @@ struct Header {
     metadata: Option<HeaderMeta>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct HeaderMeta {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     namespace: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Parses every document of every file. Documents with errors are left out;
@@ -138,6 +145,52 @@ fn strip_location_suffix(s: &str) -> &str {
     }
 }
 
+/// Gloo's file-mode layout: `<dir>/<plural>/<namespace>/<name>.yaml`, with
+/// the spec's fields at the top level beside `metadata` and no `kind`.
+/// Returns the kind and namespace the path implies.
+fn flat_layout(path: &Path) -> Option<(&'static str, String)> {
+    let comps: Vec<String> = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let n = comps.len();
+    if n < 3 {
+        return None;
+    }
+    let kind = match comps[n - 3].as_str() {
+        "gateways" => "Gateway",
+        "virtualservices" => "VirtualService",
+        "routetables" => "RouteTable",
+        "upstreams" => "Upstream",
+        "upstreamgroups" => "UpstreamGroup",
+        _ => return None,
+    };
+    Some((kind, comps[n - 2].clone()))
+}
+
+fn api_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Gateway" | "VirtualService" | "RouteTable" => Some(GATEWAY_API),
+        "Upstream" | "UpstreamGroup" => Some(GLOO_API),
+        _ => None,
+    }
+}
+
+/// Kinds Gloo has that edgeplane does not serve (yet).
+const UNIMPLEMENTED_KINDS: &[&str] = &[
+    "MatchableHttpGateway",
+    "MatchableTcpGateway",
+    "HttpGateway",
+    "TcpGateway",
+    "RouteOption",
+    "VirtualHostOption",
+    "Settings",
+    "Proxy",
+    "AuthConfig",
+    "RateLimitConfig",
+    "GraphQLApi",
+];
+
 fn parse_document(
     file: &Path,
     first_line: usize,
@@ -155,70 +208,53 @@ fn parse_document(
             return None;
         }
     };
-    let Some(kind) = header.kind else {
-        diags.push(
-            Diagnostic::error(
-                Pos::new(file, first_line, 1),
-                None,
-                "document has no `kind`",
-            )
-            .with_hint("every manifest needs apiVersion, kind, metadata and spec"),
-        );
-        return None;
-    };
-    let kind_pos = Pos::new(
-        file,
-        kind.referenced.line() as usize,
-        kind.referenced.column() as usize,
-    );
-    let meta = header.metadata.unwrap_or(HeaderMeta {
-        name: None,
-        namespace: None,
-    });
-    let id = ResourceId {
-        kind: kind.value.clone(),
-        namespace: meta
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
-        name: meta.name.clone().unwrap_or_default(),
-    };
-    let api = header.api_version.unwrap_or_default();
-    let expected_api = match kind.value.as_str() {
-        "Gateway" | "VirtualService" => GATEWAY_API,
-        "Upstream" => GLOO_API,
-        "RouteTable"
-        | "UpstreamGroup"
-        | "MatchableHttpGateway"
-        | "RouteOption"
-        | "VirtualHostOption"
-        | "Settings"
-        | "Proxy"
-        | "AuthConfig"
-        | "RateLimitConfig" => {
-            diags.push(Diagnostic::error(
-                kind_pos,
-                Some(id),
-                format!("kind {} is not implemented by edgeplane yet", kind.value),
-            ));
-            return None;
-        }
-        other => {
+    let flat = flat_layout(file);
+    let (kind, kind_pos, flat_mode) = match (&header.kind, &flat) {
+        (Some(k), _) => (
+            k.value.clone(),
+            Pos::new(
+                file,
+                k.referenced.line() as usize,
+                k.referenced.column() as usize,
+            ),
+            false,
+        ),
+        (None, Some((k, _))) => (k.to_string(), Pos::new(file, first_line, 1), true),
+        (None, None) => {
             diags.push(
-                Diagnostic::error(kind_pos, Some(id), format!("unknown kind `{other}`"))
-                    .with_hint("edgeplane reads Gateway and VirtualService (gateway.solo.io/v1) and Upstream (gloo.solo.io/v1)"),
+                Diagnostic::error(Pos::new(file, first_line, 1), None, "document has no `kind`")
+                    .with_hint("every manifest needs apiVersion, kind, metadata and spec (or use Gloo's <plural>/<namespace>/<name>.yaml layout)"),
             );
             return None;
         }
     };
-    if api != expected_api {
+    let meta = header.metadata.unwrap_or_default();
+    let default_ns = match &flat {
+        Some((_, ns)) if flat_mode => ns.clone(),
+        _ => DEFAULT_NAMESPACE.to_string(),
+    };
+    let id = ResourceId {
+        kind: kind.clone(),
+        namespace: meta.namespace.clone().unwrap_or(default_ns),
+        name: meta.name.clone().unwrap_or_default(),
+    };
+    let Some(expected_api) = api_of(&kind) else {
+        let msg = if UNIMPLEMENTED_KINDS.contains(&kind.as_str()) {
+            format!("kind {kind} is not implemented by edgeplane yet")
+        } else {
+            format!("unknown kind `{kind}`")
+        };
+        diags.push(Diagnostic::error(kind_pos, Some(id), msg).with_hint(
+            "edgeplane reads Gateway, VirtualService, RouteTable (gateway.solo.io/v1), Upstream and UpstreamGroup (gloo.solo.io/v1)",
+        ));
+        return None;
+    };
+    let api = header.api_version.unwrap_or_default();
+    if !flat_mode && api != expected_api {
         diags.push(Diagnostic::error(
             kind_pos,
             Some(id),
-            format!(
-                "apiVersion `{api}` does not serve kind {}; expected `{expected_api}`",
-                kind.value
-            ),
+            format!("apiVersion `{api}` does not serve kind {kind}; expected `{expected_api}`"),
         ));
         return None;
     }
@@ -230,23 +266,20 @@ fn parse_document(
         ));
         return None;
     }
-    let labels;
-    let body = match kind.value.as_str() {
-        "Gateway" => {
-            let env: Envelope<GatewaySpec> = strict(file, padded, &id, first_line, diags)?;
-            labels = env.metadata.labels;
-            DocumentBody::Gateway(Box::new(env.spec))
-        }
-        "VirtualService" => {
-            let env: Envelope<VirtualServiceSpec> = strict(file, padded, &id, first_line, diags)?;
-            labels = env.metadata.labels;
-            DocumentBody::VirtualService(env.spec)
-        }
-        _ => {
-            let env: Envelope<UpstreamSpec> = strict(file, padded, &id, first_line, diags)?;
-            labels = env.metadata.labels;
-            DocumentBody::Upstream(env.spec)
-        }
+    let labels = meta.labels.clone();
+    let cx = Strict {
+        file,
+        padded,
+        id: &id,
+        first_line,
+        flat: flat_mode,
+    };
+    let body = match kind.as_str() {
+        "Gateway" => DocumentBody::Gateway(Box::new(cx.spec::<GatewaySpec>(diags)?)),
+        "VirtualService" => DocumentBody::VirtualService(cx.spec::<VirtualServiceSpec>(diags)?),
+        "RouteTable" => DocumentBody::RouteTable(cx.spec::<RouteTableSpec>(diags)?),
+        "UpstreamGroup" => DocumentBody::UpstreamGroup(cx.spec::<UpstreamGroupSpec>(diags)?),
+        _ => DocumentBody::Upstream(cx.spec::<UpstreamSpec>(diags)?),
     };
     Some(Document {
         id,
@@ -254,6 +287,103 @@ fn parse_document(
         labels,
         body,
     })
+}
+
+/// The strict second pass for one document.
+struct Strict<'a> {
+    file: &'a Path,
+    padded: &'a str,
+    id: &'a ResourceId,
+    first_line: usize,
+    flat: bool,
+}
+
+impl Strict<'_> {
+    fn spec<S: DeserializeOwned + FlatFields>(&self, diags: &mut Vec<Diagnostic>) -> Option<S> {
+        if self.flat {
+            return strict::<S>(self.file, self.padded, self.id, self.first_line, diags);
+        }
+        let env: Envelope<S> = strict(self.file, self.padded, self.id, self.first_line, diags)?;
+        if env.spec.has_flat_fields() {
+            diags.push(Diagnostic::error(
+                Pos::new(self.file, self.first_line, 1),
+                Some(self.id.clone()),
+                "unknown field `metadata` or `status` inside `spec` (they belong at the top level)",
+            ));
+            return None;
+        }
+        Some(env.spec)
+    }
+}
+
+/// Gloo features edgeplane deliberately does not implement. A manifest
+/// using one is rejected with a message saying so: serving a route without
+/// the auth or limit it asked for would expose the backend.
+const UNIMPLEMENTED_FIELDS: &[&str] = &[
+    "extauth",
+    "extAuth",
+    "jwt",
+    "jwtStaged",
+    "jwtProvidersStaged",
+    "rbac",
+    "waf",
+    "dlp",
+    "ratelimit",
+    "ratelimitBasic",
+    "ratelimitEarly",
+    "ratelimitRegular",
+    "ratelimitServer",
+    "rateLimitConfigs",
+    "rateLimitEarlyConfigs",
+    "rateLimitRegularConfigs",
+    "transformations",
+    "stagedTransformations",
+    "wasm",
+    "extProc",
+    "faults",
+    "shadowing",
+    "lbHash",
+    "envoyMetadata",
+    "bufferPerRoute",
+    "csrf",
+    "cors",
+    "tracing",
+    "kube",
+    "aws",
+    "azure",
+    "consul",
+    "awsEc2",
+    "gcp",
+    "pipe",
+    "ai",
+    "sslConfig",
+    "grpcWeb",
+    "gzip",
+    "healthCheck",
+    "tcpGateway",
+    "hybridGateway",
+    "options",
+    "optionsConfigRefs",
+    "delegateOptions",
+    "graphql",
+    "caching",
+    "headerValidationSettings",
+    "dynamicForwardProxy",
+    "connectionLimit",
+    "httpLocalRatelimit",
+    "networkLocalRatelimit",
+    "grpcJsonTranscoder",
+    "useProxyProto",
+    "routeOptions",
+    "matchableHttpGateways",
+    "connectMatcher",
+    "clusterHeader",
+    "kube",
+];
+
+fn unknown_field_name(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    rest.split('`').next()
 }
 
 fn strict<T: DeserializeOwned>(
@@ -267,7 +397,18 @@ fn strict<T: DeserializeOwned>(
         Ok(v) => Some(v),
         Err(e) => {
             let msg = yaml_message(&e);
-            let mut d = Diagnostic::error(yaml_pos(file, &e, first_line), Some(id.clone()), msg);
+            let pos = yaml_pos(file, &e, first_line);
+            let mut d = match unknown_field_name(&msg) {
+                Some(f) if UNIMPLEMENTED_FIELDS.contains(&f) => Diagnostic::error(
+                    pos,
+                    Some(id.clone()),
+                    format!(
+                        "`{f}` is a Gloo feature edgeplane does not implement here; {} is rejected rather than served without it",
+                        id
+                    ),
+                ),
+                _ => Diagnostic::error(pos, Some(id.clone()), msg),
+            };
             if d.message.contains("unknown field") {
                 d = d.with_hint("edgeplane rejects fields it does not implement rather than ignore them; check the spelling against Gloo's API");
             }

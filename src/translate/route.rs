@@ -1,23 +1,34 @@
 //! Gateway + its VirtualServices → one RouteConfiguration.
+//!
+//! Route options (timeouts, rewrites, retries, upgrades…) apply only to
+//! routes that forward to upstreams, as in Gloo's basic-route plugin;
+//! redirects and direct responses ignore them. Header manipulation applies
+//! to every route.
 
-use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
-use envoy_types::pb::envoy::config::route::v3::{
-    DirectResponseAction, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route,
-    route_action, route_match,
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, HeaderValue, HeaderValueOption, data_source, header_value_option,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
+use envoy_types::pb::envoy::config::route::v3::{
+    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
+    RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, header_matcher,
+    query_parameter_matcher, redirect_action, retry_policy, route, route_action, route_match,
+    weighted_cluster,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
+};
+use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::{bool_value, duration};
 use crate::model::{self, Action, Gateway, Model, PathMatch};
 
 pub fn route_configuration(gw: &Gateway, model: &Model) -> RouteConfiguration {
-    let virtual_hosts = model
+    let mut virtual_hosts: Vec<VirtualHost> = model
         .virtual_services
         .values()
-        .filter(|vs| gw.selects(&vs.key))
+        .filter(|vs| gw.selects(vs))
         .map(virtual_host)
-        .collect::<Vec<_>>();
-    let mut virtual_hosts = virtual_hosts;
+        .collect();
     virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
     RouteConfiguration {
         name: gw.route_config_name(),
@@ -36,7 +47,11 @@ fn virtual_host(vs: &model::VirtualService) -> VirtualHost {
     let mut routes = Vec::new();
     for (i, r) in vs.routes.iter().enumerate() {
         for (j, m) in r.matchers.iter().enumerate() {
-            routes.push(envoy_route(format!("{name}-route-{i}-matcher-{j}"), m, r));
+            let rname = match &r.name {
+                Some(n) => format!("{name}-route-{i}-{n}-matcher-{j}"),
+                None => format!("{name}-route-{i}-matcher-{j}"),
+            };
+            routes.push(envoy_route(rname, m, r));
         }
     }
     VirtualHost {
@@ -47,18 +62,133 @@ fn virtual_host(vs: &model::VirtualService) -> VirtualHost {
     }
 }
 
-fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
+fn regex(re: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: re.to_string(),
+        ..Default::default()
+    }
+}
+
+fn string_match(value: &str, regex_: bool) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(if regex_ {
+            string_matcher::MatchPattern::SafeRegex(regex(value))
+        } else {
+            string_matcher::MatchPattern::Exact(value.to_string())
+        }),
+        ..Default::default()
+    }
+}
+
+fn route_match(m: &model::Matcher) -> RouteMatch {
     let path_specifier = match &m.path {
         PathMatch::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
         PathMatch::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
-        PathMatch::Regex(re) => route_match::PathSpecifier::SafeRegex(RegexMatcher {
-            regex: re.clone(),
-            ..Default::default()
-        }),
+        PathMatch::Regex(re) => route_match::PathSpecifier::SafeRegex(regex(re)),
     };
+    let mut headers: Vec<HeaderMatcher> = m
+        .headers
+        .iter()
+        .map(|h| HeaderMatcher {
+            name: h.name.clone(),
+            invert_match: h.invert,
+            header_match_specifier: Some(match &h.value {
+                None => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
+                Some(v) => {
+                    header_matcher::HeaderMatchSpecifier::StringMatch(string_match(v, h.regex))
+                }
+            }),
+            ..Default::default()
+        })
+        .collect();
+    // Gloo renders methods as a `:method` regex alternation.
+    if !m.methods.is_empty() {
+        headers.push(HeaderMatcher {
+            name: ":method".to_string(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                string_match(&m.methods.join("|"), true),
+            )),
+            ..Default::default()
+        });
+    }
+    let query_parameters = m
+        .query_parameters
+        .iter()
+        .map(|q| QueryParameterMatcher {
+            name: q.name.clone(),
+            query_parameter_match_specifier: Some(match &q.value {
+                None => query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true),
+                Some(v) => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
+                    string_match(v, q.regex),
+                ),
+            }),
+        })
+        .collect();
+    RouteMatch {
+        path_specifier: Some(path_specifier),
+        case_sensitive: m.case_sensitive.map(bool_value),
+        headers,
+        query_parameters,
+        ..Default::default()
+    }
+}
+
+fn header_options(adds: &[(String, String, bool)]) -> Vec<HeaderValueOption> {
+    adds.iter()
+        .map(|(k, v, append)| HeaderValueOption {
+            header: Some(HeaderValue {
+                key: k.clone(),
+                value: v.clone(),
+                ..Default::default()
+            }),
+            append_action: if *append {
+                header_value_option::HeaderAppendAction::AppendIfExistsOrAdd
+            } else {
+                header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd
+            } as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
     let action = match &r.action {
-        Action::Upstream(key) => route::Action::Route(route_action(key, &r.options)),
-        // Gloo ignores route options (upgrades included) on direct responses.
+        Action::Upstream(key) => route::Action::Route(route_action(
+            route_action::ClusterSpecifier::Cluster(model::cluster_name(key)),
+            &r.options,
+        )),
+        Action::Weighted(dests) => route::Action::Route(route_action(
+            route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+                clusters: dests
+                    .iter()
+                    .map(|(k, w)| weighted_cluster::ClusterWeight {
+                        name: model::cluster_name(k),
+                        weight: Some(UInt32Value { value: *w }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            &r.options,
+        )),
+        Action::Redirect(rd) => route::Action::Redirect(RedirectAction {
+            host_redirect: rd.host.clone().unwrap_or_default(),
+            port_redirect: rd.port.unwrap_or(0),
+            response_code: rd.response_code,
+            strip_query: rd.strip_query,
+            scheme_rewrite_specifier: rd
+                .https
+                .then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
+            path_rewrite_specifier: match (&rd.path, &rd.prefix_rewrite) {
+                (Some(p), _) => Some(redirect_action::PathRewriteSpecifier::PathRedirect(
+                    p.clone(),
+                )),
+                (None, Some(p)) => Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(
+                    p.clone(),
+                )),
+                (None, None) => None,
+            },
+        }),
         Action::DirectResponse { status, body } => {
             route::Action::DirectResponse(DirectResponseAction {
                 status: *status,
@@ -70,26 +200,60 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
             })
         }
     };
+    let hm = r.options.header_manipulation.clone().unwrap_or_default();
     Route {
         name,
-        r#match: Some(RouteMatch {
-            path_specifier: Some(path_specifier),
-            case_sensitive: m.case_sensitive.map(bool_value),
-            ..Default::default()
-        }),
+        r#match: Some(route_match(m)),
         action: Some(action),
+        request_headers_to_add: header_options(&hm.request_headers_to_add),
+        request_headers_to_remove: hm.request_headers_to_remove,
+        response_headers_to_add: header_options(&hm.response_headers_to_add),
+        response_headers_to_remove: hm.response_headers_to_remove,
         ..Default::default()
     }
 }
 
-fn route_action(up: &model::Key, o: &model::RouteOptions) -> RouteAction {
+fn route_action(cluster: route_action::ClusterSpecifier, o: &model::RouteOptions) -> RouteAction {
     RouteAction {
-        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-            model::cluster_name(up),
-        )),
+        cluster_specifier: Some(cluster),
         timeout: o.timeout.map(duration),
         idle_timeout: o.idle_timeout.map(duration),
         prefix_rewrite: o.prefix_rewrite.clone().unwrap_or_default(),
+        regex_rewrite: o.regex_rewrite.as_ref().map(|(pattern, substitution)| {
+            RegexMatchAndSubstitute {
+                pattern: Some(regex(pattern)),
+                substitution: substitution.clone(),
+            }
+        }),
+        host_rewrite_specifier: match (&o.host_rewrite, o.auto_host_rewrite) {
+            (Some(h), _) => Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+                h.clone(),
+            )),
+            (None, Some(b)) => Some(route_action::HostRewriteSpecifier::AutoHostRewrite(
+                bool_value(b),
+            )),
+            (None, None) => None,
+        },
+        max_stream_duration: o.max_stream_duration.as_ref().map(|m| {
+            route_action::MaxStreamDuration {
+                max_stream_duration: m.max_stream_duration.map(duration),
+                grpc_timeout_header_max: m.grpc_timeout_header_max.map(duration),
+                grpc_timeout_header_offset: m.grpc_timeout_header_offset.map(duration),
+            }
+        }),
+        retry_policy: o.retries.as_ref().map(|r| RetryPolicy {
+            retry_on: r.retry_on.clone(),
+            num_retries: Some(UInt32Value {
+                value: r.num_retries,
+            }),
+            per_try_timeout: r.per_try_timeout.map(duration),
+            retriable_status_codes: r.retriable_status_codes.clone(),
+            retry_back_off: r.base_interval.map(|b| retry_policy::RetryBackOff {
+                base_interval: Some(duration(b)),
+                max_interval: r.max_interval.map(duration),
+            }),
+            ..Default::default()
+        }),
         upgrade_configs: o
             .upgrades
             .iter()

@@ -1,0 +1,335 @@
+//! Parsed documents → the validated `Model`, collecting every problem.
+//!
+//! Rules and error texts follow Gloo's translator where Gloo has one (so users
+//! can search them), with file, line and column added. Problems never stop
+//! the pass: each is recorded and the pass goes on, so one run shows all.
+//! A resource with an error is left out of the model; the caller decides
+//! what that means for serving (today: keep the last good snapshot).
+//!
+//! Delegation is resolved here: RouteTables are flattened into their
+//! VirtualService's routes, so the model (and translation) never sees them.
+
+mod gateway;
+mod routes;
+mod upstream;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_saphyr::Spanned;
+
+use crate::diag::{Diagnostic, Pos, ResourceId};
+use crate::manifest::model as raw;
+use crate::manifest::{Document, DocumentBody};
+use crate::model::*;
+
+/// The outcome of validation: the model of everything valid, and the
+/// diagnostics (errors and warnings) for the rest.
+pub struct Validated {
+    pub model: Model,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Collects diagnostics for one resource.
+pub(crate) struct Ctx<'a> {
+    id: &'a ResourceId,
+    file: &'a Path,
+    doc_pos: &'a Pos,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(doc: &'a Document) -> Self {
+        Ctx {
+            id: &doc.id,
+            file: &doc.pos.file,
+            doc_pos: &doc.pos,
+            diags: Vec::new(),
+        }
+    }
+
+    fn at<T>(&self, s: &Spanned<T>) -> Pos {
+        let loc = s.referenced;
+        if loc.line() == 0 {
+            return self.doc_pos.clone();
+        }
+        Pos::new(self.file, loc.line() as usize, loc.column() as usize)
+    }
+
+    fn error(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::error(pos, Some(self.id.clone()), msg));
+    }
+
+    fn warn(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::warning(pos, Some(self.id.clone()), msg));
+    }
+
+    fn ok(&self) -> bool {
+        !crate::diag::has_errors(&self.diags)
+    }
+
+    fn duration(&mut self, s: &Option<Spanned<String>>) -> Option<Duration> {
+        let s = s.as_ref()?;
+        match Duration::parse(&s.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                let pos = self.at(s);
+                self.error(pos, e);
+                None
+            }
+        }
+    }
+
+    /// Validates an `upgrades` list: one type per entry, each type once.
+    fn upgrades(&mut self, entries: &[Spanned<raw::UpgradeEntry>]) -> Vec<Upgrade> {
+        let mut out: Vec<Upgrade> = Vec::new();
+        for e in entries {
+            let pos = self.at(e);
+            let set: Vec<(UpgradeKind, &raw::UpgradeSpec)> = [
+                (UpgradeKind::WebSocket, e.value.websocket.as_ref()),
+                (UpgradeKind::Connect, e.value.connect.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, s)| s.map(|s| (k, s)))
+            .collect();
+            match set.as_slice() {
+                [(kind, spec)] => {
+                    if out.iter().any(|u| u.kind == *kind) {
+                        self.error(
+                            pos,
+                            format!("upgrade config {} is not unique", kind.envoy_name()),
+                        );
+                    } else {
+                        out.push(Upgrade {
+                            kind: *kind,
+                            enabled: spec.enabled,
+                        });
+                    }
+                }
+                [] => self.error(
+                    pos,
+                    "unimplemented upgrade type: the entry sets none of `websocket`, `connect`",
+                ),
+                _ => self.error(
+                    pos,
+                    "an upgrades entry sets more than one upgrade type; use one entry per type",
+                ),
+            }
+        }
+        out
+    }
+
+    /// Label expressions, checked.
+    fn expressions(&mut self, pos: &Pos, exprs: &[raw::Expression]) -> Vec<LabelExpression> {
+        let mut out = Vec::new();
+        for e in exprs {
+            match LabelOp::parse(&e.operator) {
+                Some(op) => out.push(LabelExpression {
+                    key: e.key.clone(),
+                    op,
+                    values: e.values.clone(),
+                }),
+                None => self.error(
+                    pos.clone(),
+                    format!(
+                        "unknown expression operator `{}`; use Equals, NotEquals, In, NotIn, Exists, DoesNotExist, GreaterThan or LessThan",
+                        e.operator
+                    ),
+                ),
+            }
+        }
+        out
+    }
+}
+
+/// Documents indexed by kind, for reference resolution.
+pub(crate) struct Index<'a> {
+    pub virtual_services: BTreeSet<Key>,
+    pub upstreams: BTreeSet<Key>,
+    pub upstream_groups: BTreeMap<Key, (&'a Document, &'a raw::UpstreamGroupSpec)>,
+    pub route_tables: BTreeMap<Key, (&'a Document, &'a raw::RouteTableSpec)>,
+}
+
+pub(crate) fn key_of(id: &ResourceId) -> Key {
+    Key::new(&id.namespace, &id.name)
+}
+
+/// Validates all documents into a model.
+pub fn validate(docs: &[Document]) -> Validated {
+    let mut diags = Vec::new();
+    let mut model = Model::default();
+    let mut index = Index {
+        virtual_services: BTreeSet::new(),
+        upstreams: BTreeSet::new(),
+        upstream_groups: BTreeMap::new(),
+        route_tables: BTreeMap::new(),
+    };
+    for d in docs {
+        let k = key_of(&d.id);
+        match &d.body {
+            DocumentBody::VirtualService(_) => {
+                index.virtual_services.insert(k);
+            }
+            DocumentBody::Upstream(_) => {
+                index.upstreams.insert(k);
+            }
+            DocumentBody::UpstreamGroup(spec) => {
+                index.upstream_groups.insert(k, (d, spec));
+            }
+            DocumentBody::RouteTable(spec) => {
+                index.route_tables.insert(k, (d, spec));
+            }
+            DocumentBody::Gateway(_) => {}
+        }
+    }
+
+    let mut gw_pos: BTreeMap<Key, (Pos, ResourceId)> = BTreeMap::new();
+    let mut vs_pos: BTreeMap<Key, (Pos, ResourceId)> = BTreeMap::new();
+    for doc in docs {
+        let mut cx = Ctx::new(doc);
+        let key = key_of(&doc.id);
+        match &doc.body {
+            DocumentBody::Gateway(spec) => {
+                let gw = gateway::gateway(&mut cx, key.clone(), spec, &index);
+                if let (Some(gw), true) = (gw, cx.ok()) {
+                    gw_pos.insert(key.clone(), (doc.pos.clone(), doc.id.clone()));
+                    model.gateways.insert(key, gw);
+                }
+            }
+            DocumentBody::VirtualService(spec) => {
+                let (vs, rt_diags) =
+                    routes::virtual_service(&mut cx, key.clone(), &doc.labels, spec, &index);
+                let rt_failed = crate::diag::has_errors(&rt_diags);
+                diags.extend(rt_diags);
+                if let (Some(vs), true, false) = (vs, cx.ok(), rt_failed) {
+                    vs_pos.insert(key.clone(), (doc.pos.clone(), doc.id.clone()));
+                    model.virtual_services.insert(key, vs);
+                }
+            }
+            DocumentBody::RouteTable(spec) => {
+                // Checked on its own too, so a table no VirtualService uses
+                // yet still reports its mistakes.
+                diags.extend(routes::route_table_alone(doc, spec, &index));
+            }
+            DocumentBody::Upstream(spec) => {
+                if let (Some(up), true) = (upstream::upstream(&mut cx, key.clone(), spec), cx.ok())
+                {
+                    model.upstreams.insert(key, up);
+                }
+            }
+            DocumentBody::UpstreamGroup(spec) => {
+                upstream::upstream_group(&mut cx, &key, spec, &index);
+            }
+        }
+        diags.extend(cx.diags);
+    }
+    check_bind_addresses(&model, &gw_pos, &mut diags);
+    check_domains(&model, &gw_pos, &vs_pos, &mut diags);
+    diags.sort();
+    diags.dedup();
+    Validated {
+        model,
+        diagnostics: diags,
+    }
+}
+
+/// Gloo: two gateways of one proxy may not bind the same address and port.
+fn check_bind_addresses(
+    model: &Model,
+    pos: &BTreeMap<Key, (Pos, ResourceId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut by_bind: BTreeMap<(String, String, String, u32), Vec<&Key>> = BTreeMap::new();
+    for gw in model.gateways.values() {
+        for p in &gw.proxy_names {
+            by_bind
+                .entry((
+                    gw.key.namespace.clone(),
+                    p.clone(),
+                    gw.bind_address.clone(),
+                    gw.bind_port,
+                ))
+                .or_default()
+                .push(&gw.key);
+        }
+    }
+    for ((_, _, addr, port), keys) in by_bind {
+        if keys.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        for k in &keys {
+            if let Some((p, id)) = pos.get(k) {
+                diags.push(Diagnostic::error(
+                    p.clone(),
+                    Some(id.clone()),
+                    format!(
+                        "bind-address {addr}:{port} is not unique in a proxy. gateways: {}",
+                        names.join(",")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Gloo: virtual services attached to the same gateway may not share a domain.
+fn check_domains(
+    model: &Model,
+    gw_pos: &BTreeMap<Key, (Pos, ResourceId)>,
+    vs_pos: &BTreeMap<Key, (Pos, ResourceId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for gw in model.gateways.values() {
+        let mut by_domain: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();
+        for vs in model.virtual_services.values().filter(|v| gw.selects(v)) {
+            if vs.domains.is_empty() {
+                by_domain.entry("").or_default().push(&vs.key);
+            }
+            for d in &vs.domains {
+                by_domain.entry(d.as_str()).or_default().push(&vs.key);
+            }
+        }
+        let conflicts: Vec<(&str, Vec<&Key>)> =
+            by_domain.into_iter().filter(|(_, v)| v.len() > 1).collect();
+        if conflicts.is_empty() {
+            continue;
+        }
+        for (domain, keys) in &conflicts {
+            for k in keys {
+                let others: Vec<String> = keys
+                    .iter()
+                    .filter(|o| o != &k)
+                    .map(|o| o.to_string())
+                    .collect();
+                let msg = if domain.is_empty() {
+                    format!(
+                        "domain conflict: other virtual services that belong to the same Gateway as this one don't specify a domain (and thus default to '*'): [{}]",
+                        others.join(" ")
+                    )
+                } else {
+                    format!(
+                        "domain conflict: the [{domain}] domain is present in other virtual services that belong to the same Gateway as this one: [{}]",
+                        others.join(" ")
+                    )
+                };
+                if let Some((p, id)) = vs_pos.get(k) {
+                    diags.push(Diagnostic::error(p.clone(), Some(id.clone()), msg));
+                }
+            }
+        }
+        if let Some((p, id)) = gw_pos.get(&gw.key) {
+            let list: Vec<&str> = conflicts
+                .iter()
+                .map(|(d, _)| if d.is_empty() { "EMPTY_DOMAIN" } else { *d })
+                .collect();
+            diags.push(Diagnostic::error(
+                p.clone(),
+                Some(id.clone()),
+                format!("domain conflict: the following domains are present in more than one of the virtual services associated with this gateway: [{}]", list.join(" ")),
+            ));
+        }
+    }
+}

@@ -1,0 +1,692 @@
+//! VirtualServices and RouteTables → flat, ordered route lists.
+//!
+//! Delegation is resolved here, depth first, the way Gloo's converter does
+//! it: a delegating route's single prefix matcher becomes the parent of the
+//! table's routes (each child path must start with it; violations are
+//! warnings that drop the child route), parent options fill only the fields
+//! a child leaves empty, tables are taken in ascending `weight` (routes of
+//! tables sharing a weight are re-sorted by path specificity), and a table
+//! met again on the same branch is a cycle, reported with its path.
+
+use std::collections::BTreeMap;
+
+use serde_saphyr::Spanned;
+
+use super::upstream::{ref_key, weighted};
+use super::{Ctx, Index};
+use crate::diag::Diagnostic;
+use crate::manifest::Document;
+use crate::manifest::model as raw;
+use crate::model::*;
+
+/// The delegating route, as seen by its children.
+struct Parent {
+    matcher: Matcher,
+    options: RouteOptions,
+    inherit_matchers: bool,
+    inherit_path: bool,
+    name: Option<String>,
+}
+
+struct Walker<'a> {
+    index: &'a Index<'a>,
+    /// Diagnostics that belong to other resources (route tables, upstream
+    /// groups) found while walking.
+    other: Vec<Diagnostic>,
+    /// Route tables on the current branch, for cycle detection.
+    chain: Vec<Key>,
+}
+
+pub(super) fn virtual_service(
+    cx: &mut Ctx<'_>,
+    key: Key,
+    labels: &BTreeMap<String, String>,
+    spec: &raw::VirtualServiceSpec,
+    index: &Index<'_>,
+) -> (Option<VirtualService>, Vec<Diagnostic>) {
+    let Some(vh) = &spec.virtual_host else {
+        cx.warn(
+            cx.doc_pos.clone(),
+            format!("virtual service [{key}] does not specify a virtual host"),
+        );
+        return (None, Vec::new());
+    };
+    let mut domains = Vec::new();
+    for d in &vh.domains {
+        if d.value.is_empty() && vh.domains.len() > 1 {
+            let pos = cx.at(d);
+            cx.error(
+                pos,
+                format!(
+                    "virtual host {}_{} has an empty domain",
+                    key.namespace, key.name
+                ),
+            );
+        } else if !d.value.is_empty() {
+            domains.push(d.value.clone());
+        }
+    }
+    let mut w = Walker {
+        index,
+        other: Vec::new(),
+        chain: Vec::new(),
+    };
+    let mut routes = Vec::new();
+    w.routes(cx, &key, &vh.routes, None, &mut routes);
+    let vs = VirtualService {
+        key,
+        labels: labels.clone(),
+        domains,
+        routes,
+    };
+    (Some(vs), w.other)
+}
+
+/// Checks a RouteTable on its own (no parent), for mistakes that do not
+/// depend on who delegates to it.
+pub(super) fn route_table_alone(
+    doc: &Document,
+    spec: &raw::RouteTableSpec,
+    index: &Index<'_>,
+) -> Vec<Diagnostic> {
+    let mut cx = Ctx::new(doc);
+    let key = super::key_of(&doc.id);
+    let mut w = Walker {
+        index,
+        other: Vec::new(),
+        chain: vec![key.clone()],
+    };
+    let mut sink = Vec::new();
+    w.routes(&mut cx, &key, &spec.routes, None, &mut sink);
+    let mut out = cx.diags;
+    out.extend(w.other);
+    out
+}
+
+impl Walker<'_> {
+    fn routes(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        owner: &Key,
+        routes: &[Spanned<raw::Route>],
+        parent: Option<&Parent>,
+        out: &mut Vec<Route>,
+    ) {
+        for r in routes {
+            self.route(cx, owner, r, parent, out);
+        }
+    }
+
+    fn route(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        owner: &Key,
+        sr: &Spanned<raw::Route>,
+        parent: Option<&Parent>,
+        out: &mut Vec<Route>,
+    ) {
+        let pos = cx.at(sr);
+        let r = &sr.value;
+        let inherit_matchers = r
+            .inheritable_matchers
+            .or(parent.map(|p| p.inherit_matchers))
+            .unwrap_or(false);
+        let inherit_path = r
+            .inheritable_path_matchers
+            .or(parent.map(|p| p.inherit_path))
+            .unwrap_or(false);
+        let mut matchers = Vec::new();
+        for m in &r.matchers {
+            match matcher(cx, owner, m) {
+                Some(m) => matchers.push(m),
+                None => return,
+            }
+        }
+        if matchers.is_empty() {
+            matchers.push(Matcher::path(PathMatch::Prefix("/".into())));
+        }
+        if let Some(p) = parent {
+            for m in &mut matchers {
+                if inherit_path {
+                    m.path = p.matcher.path.clone();
+                    m.case_sensitive = p.matcher.case_sensitive;
+                }
+                if inherit_matchers {
+                    let mut h = p.matcher.headers.clone();
+                    h.append(&mut m.headers);
+                    m.headers = h;
+                    let mut q = p.matcher.query_parameters.clone();
+                    q.append(&mut m.query_parameters);
+                    m.query_parameters = q;
+                    let mut ms = p.matcher.methods.clone();
+                    ms.append(&mut m.methods);
+                    m.methods = ms;
+                }
+            }
+            for m in &matchers {
+                if let Err(msg) = check_child(&p.matcher, m) {
+                    cx.warn(pos.clone(), msg);
+                    return;
+                }
+            }
+        }
+        let empty = raw::RouteOptions::default();
+        let mut options = route_options(cx, owner, r.options.as_ref().unwrap_or(&empty));
+        if let Some(p) = parent {
+            options.inherit(&p.options);
+        }
+        let name = r
+            .name
+            .clone()
+            .or_else(|| parent.and_then(|p| p.name.clone()));
+
+        let set = [
+            r.route_action.is_some(),
+            r.redirect_action.is_some(),
+            r.direct_response_action.is_some(),
+            r.delegate_action.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set == 0 {
+            cx.error(pos, "invalid route: route must specify an action");
+            return;
+        }
+        if set > 1 {
+            cx.error(
+                pos,
+                "invalid route: set only one of routeAction, redirectAction, directResponseAction and delegateAction",
+            );
+            return;
+        }
+        if let Some(da) = &r.delegate_action {
+            if r.matchers.len() > 1 {
+                cx.error(
+                    pos,
+                    "invalid route: routes with delegate actions must omit or specify a single matcher",
+                );
+                return;
+            }
+            if !matches!(matchers[0].path, PathMatch::Prefix(_)) {
+                cx.error(
+                    pos,
+                    "invalid route: routes with delegate actions must use a prefix matcher",
+                );
+                return;
+            }
+            let me = Parent {
+                matcher: matchers.remove(0),
+                options,
+                inherit_matchers,
+                inherit_path,
+                name,
+            };
+            self.delegate(cx, owner, da, &me, out);
+            return;
+        }
+        let action = if let Some(ra) = &r.route_action {
+            match self.route_action(cx, owner, &pos, ra) {
+                Some(a) => a,
+                None => return,
+            }
+        } else if let Some(rd) = &r.redirect_action {
+            match redirect(cx, &pos, rd) {
+                Some(a) => a,
+                None => return,
+            }
+        } else if let Some(dr) = &r.direct_response_action {
+            if !(200..=599).contains(&dr.status) {
+                cx.error(
+                    pos,
+                    format!(
+                        "directResponseAction status {} is not an HTTP status (200-599)",
+                        dr.status
+                    ),
+                );
+                return;
+            }
+            Action::DirectResponse {
+                status: dr.status,
+                body: dr.body.clone(),
+            }
+        } else {
+            return;
+        };
+        out.push(Route {
+            name,
+            matchers,
+            action,
+            options,
+        });
+    }
+
+    fn route_action(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        owner: &Key,
+        pos: &crate::diag::Pos,
+        ra: &raw::RouteAction,
+    ) -> Option<Action> {
+        let set = [
+            ra.single.is_some(),
+            ra.multi.is_some(),
+            ra.upstream_group.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set != 1 {
+            cx.error(
+                pos.clone(),
+                "routeAction must set exactly one of single, multi and upstreamGroup",
+            );
+            return None;
+        }
+        if let Some(single) = &ra.single {
+            let Some(up) = &single.upstream else {
+                cx.error(
+                    pos.clone(),
+                    "routeAction.single must set upstream (kube and consul destinations are not implemented by edgeplane yet)",
+                );
+                return None;
+            };
+            let k = ref_key(&up.value, &owner.namespace);
+            if !self.index.upstreams.contains(&k) {
+                let p = cx.at(up);
+                cx.warn(p, format!("*v1.Upstream {{ {k} }} not found"));
+            }
+            return Some(Action::Upstream(k));
+        }
+        if let Some(multi) = &ra.multi {
+            return weighted(cx, owner, &multi.destinations, self.index).map(Action::Weighted);
+        }
+        let group = ra.upstream_group.as_ref()?;
+        let k = ref_key(&group.value, &owner.namespace);
+        let Some((doc, spec)) = self.index.upstream_groups.get(&k) else {
+            let p = cx.at(group);
+            cx.error(p, format!("*v1.UpstreamGroup {{ {k} }} not found"));
+            return None;
+        };
+        let mut gcx = Ctx::new(doc);
+        let dests = weighted(&mut gcx, &k, &spec.destinations, self.index);
+        if !gcx.ok() {
+            cx.error(pos.clone(), format!("upstream group {k} is invalid"));
+        }
+        self.other.extend(gcx.diags);
+        dests.map(Action::Weighted)
+    }
+
+    fn delegate(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        owner: &Key,
+        da: &Spanned<raw::DelegateAction>,
+        me: &Parent,
+        out: &mut Vec<Route>,
+    ) {
+        let pos = cx.at(da);
+        let tables = self.select_tables(cx, owner, &pos, &da.value);
+        let mut by_weight: BTreeMap<i32, Vec<Key>> = BTreeMap::new();
+        for k in tables {
+            let w = self
+                .index
+                .route_tables
+                .get(&k)
+                .and_then(|(_, s)| s.weight)
+                .unwrap_or(0);
+            by_weight.entry(w).or_default().push(k);
+        }
+        for (_, group) in by_weight {
+            let mut group_routes = Vec::new();
+            for k in &group {
+                if let Some(i) = self.chain.iter().position(|c| c == k) {
+                    let mut path: Vec<String> =
+                        self.chain[i..].iter().map(|c| format!("[{c}]")).collect();
+                    path.push(format!("[{k}]"));
+                    let msg = format!(
+                        "invalid route: delegation cycle detected: {}",
+                        path.join(" -> ")
+                    );
+                    if let Some((doc, _)) = self.index.route_tables.get(k) {
+                        self.other.push(Diagnostic::error(
+                            doc.pos.clone(),
+                            Some(doc.id.clone()),
+                            msg.clone(),
+                        ));
+                    }
+                    cx.error(pos.clone(), format!("on sub route table {k}: {msg}"));
+                    continue;
+                }
+                let Some((doc, spec)) = self.index.route_tables.get(k) else {
+                    continue;
+                };
+                let mut rcx = Ctx::new(doc);
+                self.chain.push(k.clone());
+                self.routes(&mut rcx, k, &spec.routes, Some(me), &mut group_routes);
+                self.chain.pop();
+                if let Some(e) = rcx.diags.iter().find(|d| d.is_error()) {
+                    cx.error(
+                        pos.clone(),
+                        format!("on sub route table {k}: {}", e.message),
+                    );
+                }
+                self.other.extend(rcx.diags);
+            }
+            if group.len() > 1 {
+                group_routes.sort_by_key(specificity);
+            }
+            out.extend(group_routes);
+        }
+    }
+
+    fn select_tables(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        owner: &Key,
+        pos: &crate::diag::Pos,
+        da: &raw::DelegateAction,
+    ) -> Vec<Key> {
+        // The deprecated name/namespace form wins when set, as in Gloo.
+        let by_ref = match (&da.name, &da.reference) {
+            (Some(name), _) => Some(Key::new(
+                da.namespace
+                    .clone()
+                    .unwrap_or_else(|| owner.namespace.clone()),
+                name,
+            )),
+            (None, Some(r)) => Some(ref_key(r, &owner.namespace)),
+            (None, None) => None,
+        };
+        if let Some(k) = by_ref {
+            if !self.index.route_tables.contains_key(&k) {
+                cx.warn(pos.clone(), format!("route table {k} missing"));
+                return Vec::new();
+            }
+            return vec![k];
+        }
+        let Some(sel) = &da.selector else {
+            cx.error(
+                pos.clone(),
+                "invalid route: delegateAction must set ref or selector",
+            );
+            return Vec::new();
+        };
+        if !sel.labels.is_empty() && !sel.expressions.is_empty() {
+            cx.warn(
+                pos.clone(),
+                "cannot use both labels and expressions within the same selector",
+            );
+            return Vec::new();
+        }
+        let exprs = cx.expressions(pos, &sel.expressions);
+        let found: Vec<Key> = self
+            .index
+            .route_tables
+            .iter()
+            .filter(|(k, (doc, _))| {
+                namespace_selected(&sel.namespaces, &owner.namespace, &k.namespace, false)
+                    && sel.labels.iter().all(|(l, v)| doc.labels.get(l) == Some(v))
+                    && exprs.iter().all(|e| e.matches(&doc.labels))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if found.is_empty() {
+            cx.warn(pos.clone(), "no route table matches the given selector");
+        }
+        found
+    }
+}
+
+/// Gloo's child-matcher rules for delegated routes.
+fn check_child(parent: &Matcher, child: &Matcher) -> Result<(), String> {
+    let prefix = parent.path.text();
+    if !child.path.text().starts_with(prefix) {
+        return Err(format!(
+            "invalid route: route table matchers must begin with the prefix of their parent route's matcher. required prefix: {prefix}, prefix: {}",
+            child.path.text()
+        ));
+    }
+    if parent.case_sensitive != child.case_sensitive {
+        return Err("invalid route: route table matchers must have the same case sensitivity of their parent route's matcher".into());
+    }
+    if !parent.headers.iter().all(|h| child.headers.contains(h)) {
+        return Err("invalid route: route table matchers must have all headers that their parent route's matcher has".into());
+    }
+    if !parent
+        .query_parameters
+        .iter()
+        .all(|q| child.query_parameters.contains(q))
+    {
+        return Err("invalid route: route table matchers must have all query params that their parent route's matcher has".into());
+    }
+    if !parent.methods.is_empty() && !parent.methods.iter().all(|m| child.methods.contains(m)) {
+        return Err("invalid route: route table matchers must have all methods that their parent route's matcher has".into());
+    }
+    Ok(())
+}
+
+/// Sort key for routes of tables sharing a weight: exact paths first, then
+/// regexes, then prefixes; longer paths first within each kind.
+fn specificity(r: &Route) -> (u8, std::cmp::Reverse<usize>) {
+    match r.matchers.first().map(|m| &m.path) {
+        Some(PathMatch::Exact(p)) => (0, std::cmp::Reverse(p.len())),
+        Some(PathMatch::Regex(p)) => (1, std::cmp::Reverse(p.len())),
+        Some(PathMatch::Prefix(p)) => (2, std::cmp::Reverse(p.len())),
+        None => (3, std::cmp::Reverse(0)),
+    }
+}
+
+fn check_regex(cx: &mut Ctx<'_>, owner: &Key, pos: crate::diag::Pos, re: &str) -> bool {
+    match regex::Regex::new(re) {
+        Ok(_) => true,
+        Err(e) => {
+            let text = e.to_string();
+            let last = text.lines().last().unwrap_or("").trim().to_string();
+            cx.error(
+                pos,
+                format!("virtual service [{owner}] has a regex matcher with invalid regex, {last}"),
+            );
+            false
+        }
+    }
+}
+
+fn matcher(cx: &mut Ctx<'_>, owner: &Key, m: &Spanned<raw::Matcher>) -> Option<Matcher> {
+    let pos = cx.at(m);
+    let v = &m.value;
+    let paths = [
+        v.prefix.clone().map(PathMatch::Prefix),
+        v.exact.clone().map(PathMatch::Exact),
+        v.regex.as_ref().map(|s| PathMatch::Regex(s.value.clone())),
+    ];
+    let mut set: Vec<PathMatch> = paths.into_iter().flatten().collect();
+    let path = match set.len() {
+        // A matcher with conditions but no path applies to every path.
+        0 => PathMatch::Prefix("/".into()),
+        1 => set.remove(0),
+        _ => {
+            cx.error(
+                pos,
+                "invalid matcher: set only one of prefix, exact and regex",
+            );
+            return None;
+        }
+    };
+    if let (PathMatch::Regex(re), Some(sp)) = (&path, &v.regex) {
+        let p = cx.at(sp);
+        if !check_regex(cx, owner, p, re) {
+            return None;
+        }
+    }
+    let mut headers = Vec::new();
+    for h in &v.headers {
+        let hp = cx.at(h);
+        let regex = h.value.regex.unwrap_or(false);
+        if regex && !check_regex(cx, owner, hp, h.value.value.as_deref().unwrap_or("")) {
+            return None;
+        }
+        headers.push(HeaderMatch {
+            name: h.value.name.clone(),
+            value: h.value.value.clone().filter(|s| !s.is_empty()),
+            regex,
+            invert: h.value.invert_match.unwrap_or(false),
+        });
+    }
+    let mut query_parameters = Vec::new();
+    for q in &v.query_parameters {
+        let qp = cx.at(q);
+        let regex = q.value.regex.unwrap_or(false);
+        if regex && !check_regex(cx, owner, qp, q.value.value.as_deref().unwrap_or("")) {
+            return None;
+        }
+        query_parameters.push(QueryMatch {
+            name: q.value.name.clone(),
+            value: q.value.value.clone().filter(|s| !s.is_empty()),
+            regex,
+        });
+    }
+    Some(Matcher {
+        path,
+        case_sensitive: v.case_sensitive,
+        headers,
+        query_parameters,
+        methods: v.methods.clone(),
+    })
+}
+
+fn redirect(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, r: &raw::RedirectAction) -> Option<Action> {
+    let response_code = match &r.response_code {
+        None => 0,
+        Some(raw::EnumValue::Number(n)) if *n <= 4 => *n as i32,
+        Some(raw::EnumValue::Name(s)) => match s.as_str() {
+            "MOVED_PERMANENTLY" => 0,
+            "FOUND" => 1,
+            "SEE_OTHER" => 2,
+            "TEMPORARY_REDIRECT" => 3,
+            "PERMANENT_REDIRECT" => 4,
+            other => {
+                cx.error(
+                    pos.clone(),
+                    format!("unknown redirect responseCode `{other}`; use MOVED_PERMANENTLY, FOUND, SEE_OTHER, TEMPORARY_REDIRECT or PERMANENT_REDIRECT"),
+                );
+                return None;
+            }
+        },
+        Some(raw::EnumValue::Number(n)) => {
+            cx.error(
+                pos.clone(),
+                format!("redirect responseCode {n} is not one of 0-4"),
+            );
+            return None;
+        }
+    };
+    if r.path_redirect.is_some() && r.prefix_rewrite.is_some() {
+        cx.error(
+            pos.clone(),
+            "redirectAction: set only one of pathRedirect and prefixRewrite",
+        );
+        return None;
+    }
+    Some(Action::Redirect(Redirect {
+        host: r.host_redirect.clone(),
+        path: r.path_redirect.clone(),
+        prefix_rewrite: r.prefix_rewrite.clone(),
+        response_code,
+        https: r.https_redirect.unwrap_or(false),
+        strip_query: r.strip_query.unwrap_or(false),
+        port: r.port_redirect,
+    }))
+}
+
+fn route_options(cx: &mut Ctx<'_>, owner: &Key, o: &raw::RouteOptions) -> RouteOptions {
+    let regex_rewrite = o.regex_rewrite.as_ref().and_then(|rr| {
+        let p = cx.at(rr);
+        check_regex(cx, owner, p, &rr.value.pattern.regex).then(|| {
+            (
+                rr.value.pattern.regex.clone(),
+                rr.value.substitution.clone(),
+            )
+        })
+    });
+    let max_stream_duration = o.max_stream_duration.as_ref().map(|m| MaxStreamDuration {
+        max_stream_duration: cx.duration(&m.max_stream_duration),
+        grpc_timeout_header_max: cx.duration(&m.grpc_timeout_header_max),
+        grpc_timeout_header_offset: cx.duration(&m.grpc_timeout_header_offset),
+    });
+    let retries = o.retries.as_ref().map(|r| {
+        let pos = cx.at(r);
+        let r = &r.value;
+        let (base, max) = match &r.retry_back_off {
+            Some(b) => (cx.duration(&b.base_interval), cx.duration(&b.max_interval)),
+            None => (None, None),
+        };
+        let zero = Duration {
+            seconds: 0,
+            nanos: 0,
+        };
+        if base == Some(zero) || max == Some(zero) {
+            cx.error(pos.clone(), "retry backoff intervals must be positive");
+        }
+        if max.is_some() && base.is_none() {
+            cx.error(
+                pos.clone(),
+                "retry backoff: maxInterval requires baseInterval",
+            );
+        }
+        if let (Some(b), Some(m)) = (base, max)
+            && b > m
+        {
+            cx.error(
+                pos,
+                "retry backoff: baseInterval must not be greater than maxInterval",
+            );
+        }
+        Retries {
+            retry_on: r.retry_on.clone().unwrap_or_default(),
+            // Gloo: an unset or zero count means one retry.
+            num_retries: r.num_retries.filter(|n| *n > 0).unwrap_or(1),
+            per_try_timeout: cx.duration(&r.per_try_timeout),
+            base_interval: base,
+            max_interval: max,
+            retriable_status_codes: r.retriable_status_codes.clone(),
+        }
+    });
+    let header_manipulation = o.header_manipulation.as_ref().map(|h| {
+        let adds = |v: &[raw::HeaderValueOption]| {
+            v.iter()
+                .map(|x| {
+                    (
+                        x.header.key.clone(),
+                        x.header.value.clone(),
+                        x.append.unwrap_or(true),
+                    )
+                })
+                .collect()
+        };
+        HeaderManipulation {
+            request_headers_to_add: adds(&h.request_headers_to_add),
+            request_headers_to_remove: h.request_headers_to_remove.clone(),
+            response_headers_to_add: adds(&h.response_headers_to_add),
+            response_headers_to_remove: h.response_headers_to_remove.clone(),
+        }
+    });
+    if o.host_rewrite.is_some() && o.auto_host_rewrite.is_some() {
+        cx.error(
+            cx.doc_pos.clone(),
+            "route options: set only one of hostRewrite and autoHostRewrite",
+        );
+    }
+    RouteOptions {
+        upgrades: cx.upgrades(&o.upgrades),
+        timeout: cx.duration(&o.timeout),
+        idle_timeout: cx.duration(&o.idle_timeout),
+        prefix_rewrite: o.prefix_rewrite.clone(),
+        regex_rewrite,
+        host_rewrite: o.host_rewrite.clone(),
+        auto_host_rewrite: o.auto_host_rewrite,
+        max_stream_duration,
+        retries,
+        header_manipulation,
+    }
+}
