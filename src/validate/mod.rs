@@ -333,3 +333,6 @@ fn check_domains(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

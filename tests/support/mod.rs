@@ -509,3 +509,68 @@ impl Stack {
         )
     }
 }
+
+// === Envoy with a chosen node role (golden fixtures) ===
+
+impl Envoy {
+    /// Starts Envoy with the bootstrap `edgeplane bootstrap --namespace
+    /// NAMESPACE --proxy-name PROXY_NAME` prints, so its
+    /// `node.metadata.role` is `<namespace>~<proxy_name>`.
+    pub async fn start_with_role(
+        xds_port: u16,
+        node_id: &str,
+        namespace: &str,
+        proxy_name: &str,
+        workdir: &Path,
+    ) -> Envoy {
+        let bootstrap = Command::new(edgeplane_bin())
+            .args(["bootstrap", "--node-id", node_id])
+            .args(["--namespace", namespace, "--proxy-name", proxy_name])
+            .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
+            .args(["--admin-port", "0"])
+            .output()
+            .expect("run edgeplane bootstrap");
+        assert!(
+            bootstrap.status.success(),
+            "edgeplane bootstrap failed: {}",
+            String::from_utf8_lossy(&bootstrap.stderr)
+        );
+        let cfg = workdir.join(format!("envoy-{node_id}.yaml"));
+        std::fs::write(&cfg, &bootstrap.stdout).expect("write bootstrap");
+        let admin_file = workdir.join(format!("envoy-{node_id}.admin"));
+        let _ = std::fs::remove_file(&admin_file);
+        let log = workdir.join(format!("envoy-{node_id}.log"));
+        let logf = std::fs::File::create(&log).expect("create envoy log");
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .args([
+                "--disable-hot-restart",
+                "--drain-time-s",
+                "2",
+                "--concurrency",
+                "1",
+            ])
+            .args(["-l", "warning"])
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start envoy");
+        let mut envoy = Envoy {
+            child: Some(child),
+            admin_port: 0,
+            log,
+        };
+        envoy.admin_port = eventually("envoy admin address file", || {
+            let f = admin_file.clone();
+            async move {
+                let text = std::fs::read_to_string(&f).ok()?;
+                text.trim().rsplit(':').next()?.parse::<u16>().ok()
+            }
+        })
+        .await;
+        envoy
+    }
+}

@@ -1,0 +1,343 @@
+//! Validation rules: delegation, selection, file layout, Gloo's texts.
+
+use std::path::PathBuf;
+
+use crate::model::{Action, Model, PathMatch, UpgradeKind};
+use crate::pipeline::{Load, build};
+use crate::source::SourceFile;
+
+fn load_files(files: &[(&str, &str)]) -> Load {
+    build(
+        files
+            .iter()
+            .map(|(p, t)| SourceFile {
+                path: PathBuf::from(p),
+                text: t.to_string(),
+            })
+            .collect(),
+        Vec::new(),
+    )
+}
+
+fn load(docs: &[&str]) -> Load {
+    let named: Vec<(String, &str)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (format!("m{i}.yaml"), *d))
+        .collect();
+    let refs: Vec<(&str, &str)> = named.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+    load_files(&refs)
+}
+
+fn model(l: &Load) -> Model {
+    let files = l.files.clone();
+    let (docs, _) = crate::manifest::parse_files(&files);
+    super::validate(&docs).model
+}
+
+const GW: &str = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {}}\n";
+const UP: &str = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 1}]}}\n";
+
+fn vs(routes: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs}}\nspec:\n  virtualHost:\n    routes: {routes}\n"
+    )
+}
+
+fn rt(name: &str, labels: &str, weight: i32, routes: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {{name: {name}, labels: {{{labels}}}}}\nspec:\n  weight: {weight}\n  routes: {routes}\n"
+    )
+}
+
+fn to_up(prefix: &str, extra: &str) -> String {
+    format!(
+        "{{matchers: [{{prefix: {prefix}}}], routeAction: {{single: {{upstream: {{name: up}}}}}}{extra}}}"
+    )
+}
+
+fn paths(m: &Model) -> Vec<String> {
+    m.virtual_services
+        .values()
+        .flat_map(|v| v.routes.iter())
+        .map(|r| r.matchers[0].path.text().to_string())
+        .collect()
+}
+
+fn messages(l: &Load) -> Vec<String> {
+    l.diagnostics.iter().map(|d| d.message.clone()).collect()
+}
+
+#[test]
+fn parent_upgrades_reach_children_that_set_none() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{prefix: /api}], delegateAction: {ref: {name: a}}, options: {upgrades: [{websocket: {}}], timeout: 9s}}]",
+        ),
+        &rt(
+            "a",
+            "",
+            0,
+            &format!(
+                "[{}, {}]",
+                to_up("/api/ws", ""),
+                to_up(
+                    "/api/own",
+                    ", options: {upgrades: [{websocket: {enabled: false}}], timeout: 1s}"
+                )
+            ),
+        ),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let m = model(&l);
+    let routes = &m.virtual_services.values().next().expect("vs").routes;
+    assert_eq!(routes.len(), 2);
+    assert_eq!(routes[0].options.upgrades[0].kind, UpgradeKind::WebSocket);
+    assert_eq!(routes[0].options.upgrades[0].enabled, None);
+    assert_eq!(routes[0].options.timeout.map(|d| d.seconds), Some(9));
+    // The child's own settings win.
+    assert_eq!(routes[1].options.upgrades[0].enabled, Some(false));
+    assert_eq!(routes[1].options.timeout.map(|d| d.seconds), Some(1));
+}
+
+#[test]
+fn child_outside_parent_prefix_is_a_warning_that_drops_it() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs("[{matchers: [{prefix: /api}], delegateAction: {ref: {name: a}}}]"),
+        &rt(
+            "a",
+            "",
+            0,
+            &format!("[{}, {}]", to_up("/other", ""), to_up("/api/x", "")),
+        ),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let msgs = messages(&l);
+    assert!(msgs.iter().any(|m| m == "invalid route: route table matchers must begin with the prefix of their parent route's matcher. required prefix: /api, prefix: /other"), "{msgs:?}");
+    let w = l
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("required prefix"))
+        .expect("warning");
+    assert_eq!(
+        w.resource.as_ref().map(|r| r.kind.as_str()),
+        Some("RouteTable")
+    );
+    assert_eq!(w.pos.file, PathBuf::from("m3.yaml"));
+    assert_eq!(paths(&model(&l)), ["/api/x"]);
+}
+
+#[test]
+fn delegation_cycle_names_its_path() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs("[{matchers: [{prefix: /}], delegateAction: {ref: {name: a}}}]"),
+        &rt(
+            "a",
+            "",
+            0,
+            "[{matchers: [{prefix: /a}], delegateAction: {ref: {name: b}}}]",
+        ),
+        &rt(
+            "b",
+            "",
+            0,
+            "[{matchers: [{prefix: /a/b}], delegateAction: {ref: {name: a}}}]",
+        ),
+    ]);
+    let msgs = messages(&l);
+    assert!(
+        msgs.iter().any(|m| m == "invalid route: delegation cycle detected: [gloo-system.a] -> [gloo-system.b] -> [gloo-system.a]"),
+        "{msgs:?}"
+    );
+    assert!(l.has_errors());
+}
+
+#[test]
+fn selectors_weights_and_specificity() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs("[{matchers: [{prefix: /}], delegateAction: {selector: {labels: {team: x}}}}]"),
+        &rt("heavy", "team: x", 10, &format!("[{}]", to_up("/z", ""))),
+        &rt("light1", "team: x", 1, &format!("[{}]", to_up("/a", ""))),
+        &rt(
+            "light2",
+            "team: x",
+            1,
+            &format!(
+                "[{}, {{matchers: [{{exact: /a/exact}}], directResponseAction: {{status: 200}}}}]",
+                to_up("/a/longer", "")
+            ),
+        ),
+        &rt("other", "team: y", 0, &format!("[{}]", to_up("/nope", ""))),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    // Weight 1 first (two tables: re-sorted, exact then longer prefix), then 10.
+    assert_eq!(paths(&model(&l)), ["/a/exact", "/a/longer", "/a", "/z"]);
+}
+
+#[test]
+fn delegation_errors_and_warnings_use_gloos_texts() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{exact: /x}], delegateAction: {ref: {name: a}}}, {matchers: [{prefix: /m}, {prefix: /n}], delegateAction: {ref: {name: a}}}, {matchers: [{prefix: /q}], delegateAction: {ref: {name: nope}}}, {matchers: [{prefix: /s}], delegateAction: {selector: {labels: {k: v}, expressions: [{key: k, operator: Exists}]}}}, {matchers: [{prefix: /t}], delegateAction: {selector: {labels: {none: here}}}}]",
+        ),
+        &rt("a", "", 0, &format!("[{}]", to_up("/x", ""))),
+    ]);
+    let msgs = messages(&l);
+    for want in [
+        "invalid route: routes with delegate actions must use a prefix matcher",
+        "invalid route: routes with delegate actions must omit or specify a single matcher",
+        "route table gloo-system.nope missing",
+        "cannot use both labels and expressions within the same selector",
+        "no route table matches the given selector",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m == want),
+            "missing {want:?} in {msgs:?}"
+        );
+    }
+}
+
+#[test]
+fn inheritable_matchers() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{prefix: /p, headers: [{name: x-team, value: a}], methods: [GET]}], inheritableMatchers: true, inheritablePathMatchers: true, delegateAction: {ref: {name: a}}}]",
+        ),
+        &rt(
+            "a",
+            "",
+            0,
+            "[{matchers: [{headers: [{name: x-more}]}], routeAction: {single: {upstream: {name: up}}}}]",
+        ),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let m = model(&l);
+    let r = &m.virtual_services.values().next().expect("vs").routes[0];
+    let mt = &r.matchers[0];
+    assert_eq!(mt.path, PathMatch::Prefix("/p".into()));
+    let names: Vec<&str> = mt.headers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["x-team", "x-more"]);
+    assert_eq!(mt.methods, ["GET"]);
+}
+
+#[test]
+fn gateway_selection_by_labels_and_namespaces() {
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {virtualServiceSelector: {app: web}, virtualServiceNamespaces: [apps]}}\n";
+    let mk = |name: &str, ns: &str, labels: &str, domain: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}\nspec: {{virtualHost: {{domains: [{domain}], routes: [{{matchers: [{{prefix: /}}], directResponseAction: {{status: 200}}}}]}}}}\n"
+        )
+    };
+    let l = load(&[
+        gw,
+        &mk("yes", "apps", "app: web", "a.com"),
+        &mk("wrong-label", "apps", "app: db", "b.com"),
+        &mk("wrong-ns", "other", "app: web", "c.com"),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid");
+    let vhosts: Vec<&str> = out["gloo-system~gateway-proxy"].route_configs[0]
+        .virtual_hosts
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(vhosts, ["apps_yes"]);
+}
+
+#[test]
+fn gloo_file_layout_is_read() {
+    let l = load_files(&[
+        (
+            "cfg/gateways/gloo-system/gw.yaml",
+            "metadata: {name: gw, namespace: gloo-system}\nbindAddress: '::'\nbindPort: 8080\nhttpGateway: {}\nproxyNames: [gateway-proxy]\nssl: false\n",
+        ),
+        (
+            "cfg/upstreams/gloo-system/up.yaml",
+            "metadata: {name: up}\nstatic: {hosts: [{addr: 127.0.0.1, port: 1}]}\nstatus: {state: 1}\n",
+        ),
+        (
+            "cfg/virtualservices/gloo-system/vs.yaml",
+            "metadata: {name: vs, namespace: gloo-system, resourceVersion: '3'}\nvirtualHost: {domains: ['*'], routes: [{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: up}}}}]}\n",
+        ),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid");
+    let p = &out["gloo-system~gateway-proxy"];
+    assert_eq!(p.listeners[0].name, "listener-::-8080");
+    assert_eq!(p.clusters[0].name, "up_gloo-system");
+    // In the Kubernetes shape, metadata inside spec is refused.
+    let l = load(&[
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: u}\nspec: {metadata: {}, static: {hosts: [{addr: 127.0.0.1, port: 1}]}}\n",
+    ]);
+    assert!(l.has_errors());
+}
+
+#[test]
+fn unimplemented_gloo_features_are_rejected_by_name() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: up}}}, options: {extauth: {disable: true}}}]",
+        ),
+    ]);
+    assert!(l.has_errors());
+    let d = &l.diagnostics[0];
+    assert_eq!(
+        d.message,
+        "`extauth` is a Gloo feature edgeplane does not implement here; VirtualService gloo-system.vs is rejected rather than served without it"
+    );
+    assert!(d.pos.line > 0);
+}
+
+#[test]
+fn weighted_destinations_and_upstream_groups() {
+    let ug = "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {name: g}\nspec: {destinations: [{destination: {upstream: {name: up}}, weight: 3}, {destination: {upstream: {name: up2}}, weight: 1}]}\n";
+    let l = load(&[
+        GW,
+        UP,
+        &UP.replace("name: up}", "name: up2}"),
+        ug,
+        &vs(
+            "[{matchers: [{prefix: /g}], routeAction: {upstreamGroup: {name: g}}}, {matchers: [{prefix: /m}], routeAction: {multi: {destinations: [{destination: {upstream: {name: up}}, weight: 1}]}}}]",
+        ),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let m = model(&l);
+    let routes = &m.virtual_services.values().next().expect("vs").routes;
+    let Action::Weighted(w) = &routes[0].action else {
+        panic!("weighted expected");
+    };
+    assert_eq!(
+        w.iter()
+            .map(|(k, w)| (k.name.as_str(), *w))
+            .collect::<Vec<_>>(),
+        [("up", 3), ("up2", 1)]
+    );
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{prefix: /m}], routeAction: {multi: {destinations: [{destination: {upstream: {name: up}}}]}}}]",
+        ),
+    ]);
+    assert!(
+        messages(&l)
+            .iter()
+            .any(|m| m.contains("sum of all weights")),
+        "{:?}",
+        messages(&l)
+    );
+}
