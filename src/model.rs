@@ -286,6 +286,39 @@ pub struct HcmSettings {
     pub normalize_path: Option<bool>,
     pub merge_slashes: Option<bool>,
     pub preserve_external_request_id: Option<bool>,
+    pub max_connection_duration: Option<Duration>,
+    pub max_stream_duration: Option<Duration>,
+    pub max_headers_count: Option<u32>,
+    pub max_requests_per_connection: Option<u32>,
+    /// Envoy enum numbers (validated names): see `validate::gateway`.
+    pub headers_with_underscores_action: Option<i32>,
+    pub server_header_transformation: Option<i32>,
+    pub path_with_escaped_slashes_action: Option<i32>,
+    pub codec_type: Option<i32>,
+    pub forward_client_cert_details: Option<i32>,
+    /// subject, cert, chain, dns, uri
+    pub set_current_client_cert_details: Option<[bool; 5]>,
+    pub accept_http_10: Option<bool>,
+    pub default_host_for_http_10: Option<String>,
+    pub allow_chunked_length: Option<bool>,
+    pub enable_trailers: Option<bool>,
+    pub proper_case_header_key_format: Option<bool>,
+    pub preserve_case_header_key_format: Option<bool>,
+    pub strip_any_host_port: Option<bool>,
+    pub append_x_forwarded_port: Option<bool>,
+    /// (pack_trace_reason, use_request_id_for_trace_sampling)
+    pub uuid_request_id_config: Option<(Option<bool>, Option<bool>)>,
+    pub http2: Option<Http2Settings>,
+    /// (unix_sockets, [(prefix, len)])
+    pub internal_address_config: Option<(bool, Vec<(String, u32)>)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Http2Settings {
+    pub initial_stream_window_size: Option<u32>,
+    pub initial_connection_window_size: Option<u32>,
+    pub max_concurrent_streams: Option<u32>,
+    pub override_stream_error_on_invalid_http_message: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -407,6 +440,19 @@ pub struct RouteOptions {
     pub max_stream_duration: Option<MaxStreamDuration>,
     pub retries: Option<Retries>,
     pub header_manipulation: Option<HeaderManipulation>,
+    pub cors: Option<Cors>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cors {
+    pub allow_origin: Vec<String>,
+    pub allow_origin_regex: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<String>,
+    pub allow_credentials: Option<bool>,
+    pub disable_for_route: bool,
 }
 
 impl RouteOptions {
@@ -430,6 +476,7 @@ impl RouteOptions {
         fill(&mut self.max_stream_duration, &parent.max_stream_duration);
         fill(&mut self.retries, &parent.retries);
         fill(&mut self.header_manipulation, &parent.header_manipulation);
+        fill(&mut self.cors, &parent.cors);
     }
 }
 
@@ -459,16 +506,43 @@ pub struct HeaderManipulation {
     pub response_headers_to_remove: Vec<String>,
 }
 
+/// An upstream: where its hosts are and how Envoy talks to them. Every
+/// `Option` left `None` keeps Envoy's (or Gloo's) default.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upstream {
     pub key: Key,
     pub hosts: Vec<HostPort>,
+    /// TLS toward the hosts: `useTls: true`, or `useTls` unset and some
+    /// host on port 443 (Gloo's rule).
+    pub tls: Option<UpstreamTls>,
+    /// Speak HTTP/2 (cleartext or over TLS) to the hosts.
+    pub use_http2: bool,
+    pub connection: ConnectionSettings,
+    pub circuit_breakers: Option<CircuitBreakers>,
+    pub health_checks: Vec<HealthCheck>,
+    pub load_balancer: Option<LoadBalancer>,
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 impl Upstream {
     /// Envoy cluster name: `<name>_<namespace>`.
     pub fn cluster_name(&self) -> String {
         cluster_name(&self.key)
+    }
+
+    /// An upstream with only hosts, every setting at its default.
+    pub fn with_hosts(key: Key, hosts: Vec<HostPort>) -> Upstream {
+        Upstream {
+            key,
+            hosts,
+            tls: None,
+            use_http2: false,
+            connection: ConnectionSettings::default(),
+            circuit_breakers: None,
+            health_checks: Vec::new(),
+            load_balancer: None,
+            outlier_detection: None,
+        }
     }
 }
 
@@ -481,6 +555,122 @@ pub fn cluster_name(key: &Key) -> String {
 pub struct HostPort {
     pub addr: String,
     pub port: u32,
+    /// Relative weight (≥ 1) among the upstream's hosts.
+    pub weight: Option<u32>,
+    /// The SNI for this host when TLS is on and it has its own (`sniAddr`,
+    /// or its hostname under `autoSniRewrite`).
+    pub sni: Option<String>,
+}
+
+impl HostPort {
+    /// True when `addr` is an IP literal (not a name to resolve).
+    pub fn is_ip(&self) -> bool {
+        self.addr.parse::<std::net::IpAddr>().is_ok()
+    }
+}
+
+/// Upstream TLS (no certificates: the server is not verified, as in Gloo
+/// without `sslConfig`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// The SNI for hosts without their own: the first hostname, if any.
+    pub sni: Option<String>,
+}
+
+/// `connectionConfig`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConnectionSettings {
+    pub max_requests_per_connection: Option<u32>,
+    pub connect_timeout: Option<Duration>,
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    pub per_connection_buffer_limit_bytes: Option<u32>,
+    pub common_http: Option<CommonHttpOptions>,
+}
+
+/// TCP keepalive, times in whole seconds (what the socket options take).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub probes: Option<u32>,
+    pub time_secs: Option<u32>,
+    pub interval_secs: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommonHttpOptions {
+    pub idle_timeout: Option<Duration>,
+    pub max_headers_count: Option<u32>,
+    pub max_stream_duration: Option<Duration>,
+    pub headers_with_underscores: Option<HeadersWithUnderscores>,
+}
+
+/// What to do with request headers whose names contain underscores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadersWithUnderscores {
+    Allow,
+    RejectRequest,
+    DropHeader,
+}
+
+/// Circuit breaker thresholds for the default priority; `None` keeps
+/// Envoy's default for that threshold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CircuitBreakers {
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
+    pub max_requests: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub track_remaining: bool,
+}
+
+/// An active health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub timeout: Duration,
+    pub interval: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub no_traffic_interval: Option<Duration>,
+    pub checker: HealthChecker,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthChecker {
+    /// GET `path`; `host` is the Host header (default: the cluster name).
+    Http { path: String, host: Option<String> },
+    /// Connect only.
+    Tcp,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadBalancer {
+    /// Percent (0–100) of healthy hosts below which all hosts are used.
+    pub healthy_panic_threshold: Option<f64>,
+    pub update_merge_window: Option<Duration>,
+    /// `None`: Envoy's default (round robin).
+    pub policy: Option<LbPolicy>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+    LeastRequest {
+        choice_count: Option<u32>,
+    },
+    Random,
+    RingHash {
+        minimum_ring_size: Option<u64>,
+        maximum_ring_size: Option<u64>,
+    },
+    Maglev,
+}
+
+/// Passive health checking (ejection of failing hosts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: Option<u32>,
+    pub interval: Duration,
+    pub base_ejection_time: Option<Duration>,
+    pub max_ejection_percent: Option<u32>,
 }
 
 #[cfg(test)]

@@ -111,3 +111,147 @@ async fn raw_get(port: u16, path: &str) -> String {
         .expect("read");
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hcm_setting_and_route_option_is_accepted() {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let hcm = "\
+upgrades:
+- connect: {}
+streamIdleTimeout: 10m
+idleTimeout: 1h
+requestTimeout: 0s
+requestHeadersTimeout: 10s
+drainTimeout: 5s
+delayedCloseTimeout: 1s
+useRemoteAddress: true
+serverName: edgeplane-test
+skipXffAppend: false
+via: edge
+xffNumTrustedHops: 1
+generateRequestId: true
+proxy100Continue: true
+maxRequestHeadersKb: 80
+normalizePath: true
+mergeSlashes: true
+preserveExternalRequestId: true
+maxStreamDuration: 0s
+maxHeadersCount: 200
+maxRequestsPerConnection: 1000
+headersWithUnderscoresAction: REJECT_CLIENT_REQUEST
+serverHeaderTransformation: OVERWRITE
+pathWithEscapedSlashesAction: KEEP_UNCHANGED
+codecType: AUTO
+forwardClientCertDetails: SANITIZE_SET
+setCurrentClientCertDetails: {subject: true, dns: true}
+acceptHttp10: true
+defaultHostForHttp10: example.com
+allowChunkedLength: true
+enableTrailers: true
+properCaseHeaderKeyFormat: true
+stripAnyHostPort: true
+appendXForwardedPort: true
+uuidRequestIdConfig: {packTraceReason: false, useRequestIdForTraceSampling: true}
+http2ProtocolOptions: {initialStreamWindowSize: 65536, initialConnectionWindowSize: 1048576, maxConcurrentStreams: 100}
+internalAddressConfig: {unixSockets: false, cidrRanges: [{addressPrefix: 127.0.0.1, prefixLen: 32}]}
+";
+    let opts = "\
+timeout: 20s
+idleTimeout: 0s
+prefixRewrite: /rewritten
+hostRewrite: backend.local
+maxStreamDuration: {maxStreamDuration: 0s, grpcTimeoutHeaderMax: 5s}
+retries: {retryOn: 5xx, numRetries: 2, perTryTimeout: 3s, retryBackOff: {baseInterval: 0.1s, maxInterval: 1s}}
+headerManipulation:
+  requestHeadersToAdd: [{header: {key: x-added, value: yes}}]
+  responseHeadersToAdd: [{header: {key: x-edge, value: on}, append: false}]
+  responseHeadersToRemove: [x-backend]
+cors: {allowOrigin: [https://app.example], allowMethods: [GET, POST], allowHeaders: [x-token], maxAge: '600', allowCredentials: true}
+upgrades: [{websocket: {}}]
+";
+    let matcher_route = format!(
+        "- matchers:\n  - prefix: /api\n    headers: [{{name: x-team, value: blue}}, {{name: x-debug, invertMatch: true}}]\n    queryParameters: [{{name: v, value: '[0-9]+', regex: true}}]\n    methods: [GET, OPTIONS]\n    caseSensitive: false\n  routeAction:\n    single:\n      upstream: {{name: backend, namespace: gloo-system}}\n  options:\n{}",
+        opts.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
+    let regex_route = "- matchers:\n  - regex: /re/[a-z]+\n  routeAction:\n    single:\n      upstream: {name: backend, namespace: gloo-system}\n  options:\n    regexRewrite: {pattern: {regex: '^/re/(.*)$'}, substitution: '/from-regex/\\1'}\n    autoHostRewrite: true\n";
+    let files = vec![
+        ("gateway.yaml", gateway(port, hcm)),
+        ("upstream.yaml", upstream("backend", &[bport])),
+        (
+            "vs.yaml",
+            virtual_service(&format!(
+                "{matcher_route}{regex_route}{}",
+                route("/", "backend", "")
+            )),
+        ),
+    ];
+    let s = Stack::start(port, be, &files).await;
+    s.envoy.wait_serving(port, "/plain").await;
+    for stat in [
+        "listener_manager.lds.update_rejected".to_string(),
+        s.rds_stat("update_rejected"),
+    ] {
+        assert_eq!(
+            s.envoy.stat(&stat).await.unwrap_or(0),
+            0,
+            "{stat}\n{}",
+            s.logs()
+        );
+    }
+
+    // Every matcher condition holds: rewritten path reaches the backend,
+    // response headers are manipulated.
+    let ok = raw_request(
+        port,
+        "GET /API/x?v=42 HTTP/1.1\r\nhost: a\r\nx-team: blue\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("b1 GET /rewritten/x?v=42"), "{ok}");
+    let lower = ok.to_lowercase();
+    assert!(lower.contains("x-edge: on"), "{ok}");
+    assert!(!lower.contains("x-backend:"), "{ok}");
+    // A failed condition falls through to the catch-all route.
+    let other = raw_request(
+        port,
+        "GET /api/x?v=abc HTTP/1.1\r\nhost: a\r\nx-team: blue\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(other.contains("b1 GET /api/x?v=abc"), "{other}");
+    // CORS preflight is answered by Envoy.
+    let pre = raw_request(
+        port,
+        "OPTIONS /api/x?v=1 HTTP/1.1\r\nhost: a\r\nx-team: blue\r\norigin: https://app.example\r\naccess-control-request-method: POST\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .to_lowercase();
+    assert!(
+        pre.contains("access-control-allow-origin: https://app.example"),
+        "{pre}"
+    );
+    // Regex rewrite.
+    let re = raw_request(
+        port,
+        "GET /re/abc HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(re.contains("b1 GET /from-regex/abc"), "{re}");
+}
+
+async fn raw_request(port: u16, req: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("read timed out")
+        .expect("read");
+    String::from_utf8_lossy(&buf).into_owned()
+}

@@ -143,6 +143,102 @@ pub struct HcmSettings {
     pub merge_slashes: Option<bool>,
     #[serde(default)]
     pub preserve_external_request_id: Option<bool>,
+    #[serde(default)]
+    pub max_connection_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_stream_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_headers_count: Option<u32>,
+    #[serde(default)]
+    pub max_requests_per_connection: Option<u32>,
+    #[serde(default)]
+    pub headers_with_underscores_action: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub server_header_transformation: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub path_with_escaped_slashes_action: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub codec_type: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub forward_client_cert_details: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub set_current_client_cert_details: Option<ClientCertDetails>,
+    #[serde(default)]
+    pub accept_http10: Option<bool>,
+    #[serde(default)]
+    pub default_host_for_http10: Option<String>,
+    #[serde(default)]
+    pub allow_chunked_length: Option<bool>,
+    #[serde(default)]
+    pub enable_trailers: Option<bool>,
+    #[serde(default)]
+    pub proper_case_header_key_format: Option<bool>,
+    #[serde(default)]
+    pub preserve_case_header_key_format: Option<bool>,
+    #[serde(default)]
+    pub strip_any_host_port: Option<bool>,
+    #[serde(default)]
+    pub append_x_forwarded_port: Option<bool>,
+    #[serde(default)]
+    pub uuid_request_id_config: Option<UuidRequestIdConfig>,
+    #[serde(default)]
+    pub http2_protocol_options: Option<Spanned<Http2Options>>,
+    #[serde(default)]
+    pub internal_address_config: Option<InternalAddressConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCertDetails {
+    #[serde(default)]
+    pub subject: Option<bool>,
+    #[serde(default)]
+    pub cert: Option<bool>,
+    #[serde(default)]
+    pub chain: Option<bool>,
+    #[serde(default)]
+    pub dns: Option<bool>,
+    #[serde(default)]
+    pub uri: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UuidRequestIdConfig {
+    #[serde(default)]
+    pub pack_trace_reason: Option<bool>,
+    #[serde(default)]
+    pub use_request_id_for_trace_sampling: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http2Options {
+    #[serde(default)]
+    pub initial_stream_window_size: Option<u32>,
+    #[serde(default)]
+    pub initial_connection_window_size: Option<u32>,
+    #[serde(default)]
+    pub max_concurrent_streams: Option<u32>,
+    #[serde(default)]
+    pub override_stream_error_on_invalid_http_message: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InternalAddressConfig {
+    #[serde(default)]
+    pub unix_sockets: Option<bool>,
+    #[serde(default)]
+    pub cidr_ranges: Vec<CidrRange>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CidrRange {
+    pub address_prefix: String,
+    #[serde(default)]
+    pub prefix_len: Option<u32>,
 }
 
 /// One entry of an `upgrades` list: exactly one upgrade type is set.
@@ -378,6 +474,29 @@ pub struct RouteOptions {
     pub retries: Option<Spanned<Retries>>,
     #[serde(default)]
     pub header_manipulation: Option<HeaderManipulation>,
+    #[serde(default)]
+    pub cors: Option<Spanned<CorsPolicy>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsPolicy {
+    #[serde(default)]
+    pub allow_origin: Vec<String>,
+    #[serde(default)]
+    pub allow_origin_regex: Vec<String>,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub max_age: Option<String>,
+    #[serde(default)]
+    pub allow_credentials: Option<bool>,
+    #[serde(default)]
+    pub disable_for_route: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -496,6 +615,18 @@ pub struct UpstreamSpec {
     #[serde(default, rename = "static")]
     pub static_: Option<StaticSpec>,
     #[serde(default)]
+    pub use_http2: Option<bool>,
+    #[serde(default)]
+    pub connection_config: Option<ConnectionConfig>,
+    #[serde(default)]
+    pub circuit_breakers: Option<CircuitBreakerConfig>,
+    #[serde(default)]
+    pub health_checks: Vec<Spanned<HealthCheck>>,
+    #[serde(default)]
+    pub load_balancer_config: Option<Spanned<LoadBalancerConfig>>,
+    #[serde(default)]
+    pub outlier_detection: Option<Spanned<OutlierDetection>>,
+    #[serde(default)]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]
     pub status: Option<IgnoredAny>,
@@ -506,6 +637,10 @@ pub struct UpstreamSpec {
 pub struct StaticSpec {
     #[serde(default)]
     pub hosts: Vec<Spanned<Host>>,
+    #[serde(default)]
+    pub use_tls: Option<bool>,
+    #[serde(default)]
+    pub auto_sni_rewrite: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -513,6 +648,162 @@ pub struct StaticSpec {
 pub struct Host {
     pub addr: String,
     pub port: u32,
+    #[serde(default)]
+    pub sni_addr: Option<Spanned<String>>,
+    #[serde(default)]
+    pub load_balancing_weight: Option<Spanned<u32>>,
+}
+
+/// An empty message (`roundRobin: {}`, `tcpHealthCheck: {}`): any field in
+/// it is one edgeplane does not implement.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// A uint64 as proto-JSON writes it: a number or a decimal string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum U64Value {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionConfig {
+    #[serde(default)]
+    pub max_requests_per_connection: Option<u32>,
+    #[serde(default)]
+    pub connect_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    #[serde(default)]
+    pub per_connection_buffer_limit_bytes: Option<u32>,
+    #[serde(default)]
+    pub common_http_protocol_options: Option<CommonHttpProtocolOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpKeepalive {
+    #[serde(default)]
+    pub keepalive_probes: Option<u32>,
+    #[serde(default)]
+    pub keepalive_time: Option<Spanned<String>>,
+    #[serde(default)]
+    pub keepalive_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommonHttpProtocolOptions {
+    #[serde(default)]
+    pub idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_headers_count: Option<u32>,
+    #[serde(default)]
+    pub max_stream_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers_with_underscores_action: Option<Spanned<EnumValue>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    #[serde(default)]
+    pub max_pending_requests: Option<u32>,
+    #[serde(default)]
+    pub max_requests: Option<u32>,
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    #[serde(default)]
+    pub track_remaining: Option<bool>,
+}
+
+/// Gloo's (Envoy v2-shaped) HealthCheck: the subset edgeplane implements.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
+    #[serde(default)]
+    pub no_traffic_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub http_health_check: Option<Spanned<HttpHealthCheck>>,
+    #[serde(default)]
+    pub tcp_health_check: Option<Empty>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpHealthCheck {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerConfig {
+    #[serde(default)]
+    pub healthy_panic_threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub update_merge_window: Option<Spanned<String>>,
+    #[serde(default)]
+    pub round_robin: Option<Empty>,
+    #[serde(default)]
+    pub least_request: Option<Spanned<LeastRequest>>,
+    #[serde(default)]
+    pub random: Option<Empty>,
+    #[serde(default)]
+    pub ring_hash: Option<Spanned<RingHash>>,
+    #[serde(default)]
+    pub maglev: Option<Empty>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeastRequest {
+    #[serde(default)]
+    pub choice_count: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RingHash {
+    #[serde(default)]
+    pub ring_hash_config: Option<RingHashConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RingHashConfig {
+    #[serde(default)]
+    pub minimum_ring_size: Option<U64Value>,
+    #[serde(default)]
+    pub maximum_ring_size: Option<U64Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutlierDetection {
+    #[serde(default, rename = "consecutive5xx")]
+    pub consecutive_5xx: Option<u32>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub base_ejection_time: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_ejection_percent: Option<u32>,
 }
 
 /// Specs that, in Gloo's flat file layout, carry `metadata`/`status` beside

@@ -346,7 +346,7 @@ const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "envoyMetadata",
     "bufferPerRoute",
     "csrf",
-    "cors",
+    "earlyHeaderManipulation",
     "tracing",
     "kube",
     "aws",

@@ -1,24 +1,53 @@
 //! Upstream → Cluster with its endpoints inlined (no EDS, so a cluster
 //! update never waits on a second resource to warm).
+//!
+//! Gloo's static-upstream rules: all IP hosts → STATIC, any hostname →
+//! STRICT_DNS (IPv4 lookups); TLS with the first hostname as SNI, and hosts
+//! with their own SNI (`sniAddr`, or their hostname under `autoSniRewrite`)
+//! picked out by `transport_socket_matches` on endpoint metadata. HTTP
+//! protocol settings go in the typed `HttpProtocolOptions` extension only
+//! (never the deprecated cluster fields), as its map's single entry.
 
-use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
+use std::collections::{BTreeSet, HashMap};
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    CircuitBreakers, Cluster, OutlierDetection, UpstreamConnectionOptions, circuit_breakers,
+    cluster,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    self as core, Address, HealthCheck, Metadata, SocketAddress, TransportSocket, address,
+    health_check, socket_address, transport_socket,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
-use envoy_types::pb::google::protobuf::Duration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions, http_protocol_options,
+};
+use envoy_types::pb::envoy::r#type::v3::Percent;
+use envoy_types::pb::google::protobuf::{
+    Any, Duration, Struct, UInt32Value, UInt64Value, Value, value,
+};
 
-use crate::model::Upstream;
+use super::duration;
+use crate::model::{self, HealthChecker, LbPolicy, Upstream};
 
 /// Gloo's default upstream connect timeout.
 const CONNECT_TIMEOUT_SECS: i64 = 5;
 
+/// The transport socket Envoy knows TLS by.
+const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
+/// The key of `typed_extension_protocol_options` for HTTP settings.
+const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+/// The endpoint metadata namespace `transport_socket_matches` look in.
+const SOCKET_MATCH_NS: &str = "envoy.transport_socket_match";
+/// Our key in that namespace: the host's SNI.
+const SNI_KEY: &str = "sni";
+
 pub fn cluster(up: &Upstream) -> Cluster {
     let name = up.cluster_name();
-    let all_ips = up
-        .hosts
-        .iter()
-        .all(|h| h.addr.parse::<std::net::IpAddr>().is_ok());
+    let all_ips = up.hosts.iter().all(model::HostPort::is_ip);
     // Gloo: all IPs → STATIC; any hostname → STRICT_DNS, IPv4 lookups.
     let (kind, family) = if all_ips {
         (
@@ -30,6 +59,13 @@ pub fn cluster(up: &Upstream) -> Cluster {
             cluster::DiscoveryType::StrictDns,
             cluster::DnsLookupFamily::V4Only,
         )
+    };
+    let default_sni = up.tls.as_ref().and_then(|t| t.sni.as_deref());
+    // Hosts whose SNI differs from the cluster's get a transport socket
+    // match of their own, one per distinct SNI, sorted.
+    let own_sni = |h: &model::HostPort| -> Option<String> {
+        up.tls.as_ref()?;
+        h.sni.clone().filter(|s| Some(s.as_str()) != default_sni)
     };
     let lb_endpoints = up
         .hosts
@@ -46,15 +82,31 @@ pub fn cluster(up: &Upstream) -> Cluster {
                 hostname: h.addr.clone(),
                 ..Default::default()
             })),
+            load_balancing_weight: h.weight.map(u32_value),
+            metadata: own_sni(h).map(|sni| Metadata {
+                filter_metadata: single(SOCKET_MATCH_NS, sni_struct(&sni)),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .collect();
+    let socket_snis: BTreeSet<String> = up.hosts.iter().filter_map(own_sni).collect();
+    let transport_socket_matches = socket_snis
+        .iter()
+        .map(|sni| cluster::TransportSocketMatch {
+            name: format!("sni-{sni}"),
+            r#match: Some(sni_struct(sni)),
+            transport_socket: Some(tls_socket(Some(sni))),
+        })
+        .collect();
+    let conn = &up.connection;
+    let (lb_policy, lb_config) = lb_policy(up.load_balancer.as_ref());
     Cluster {
         name: name.clone(),
-        connect_timeout: Some(Duration {
+        connect_timeout: Some(conn.connect_timeout.map(duration).unwrap_or(Duration {
             seconds: CONNECT_TIMEOUT_SECS,
             nanos: 0,
-        }),
+        })),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(kind as i32)),
         dns_lookup_family: family as i32,
         load_assignment: Some(ClusterLoadAssignment {
@@ -65,6 +117,204 @@ pub fn cluster(up: &Upstream) -> Cluster {
             }],
             ..Default::default()
         }),
+        transport_socket: up.tls.as_ref().map(|t| tls_socket(t.sni.as_deref())),
+        transport_socket_matches,
+        typed_extension_protocol_options: http_options(up)
+            .map(|o| single(HTTP_PROTOCOL_OPTIONS, to_any(&o)))
+            .unwrap_or_default(),
+        upstream_connection_options: conn.tcp_keepalive.as_ref().map(|k| {
+            UpstreamConnectionOptions {
+                tcp_keepalive: Some(core::TcpKeepalive {
+                    keepalive_probes: k.probes.map(u32_value),
+                    keepalive_time: k.time_secs.map(u32_value),
+                    keepalive_interval: k.interval_secs.map(u32_value),
+                }),
+                ..Default::default()
+            }
+        }),
+        per_connection_buffer_limit_bytes: conn.per_connection_buffer_limit_bytes.map(u32_value),
+        circuit_breakers: up.circuit_breakers.as_ref().map(|c| CircuitBreakers {
+            thresholds: vec![circuit_breakers::Thresholds {
+                priority: core::RoutingPriority::Default as i32,
+                max_connections: c.max_connections.map(u32_value),
+                max_pending_requests: c.max_pending_requests.map(u32_value),
+                max_requests: c.max_requests.map(u32_value),
+                max_retries: c.max_retries.map(u32_value),
+                track_remaining: c.track_remaining,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        health_checks: up.health_checks.iter().map(health_check).collect(),
+        lb_policy: lb_policy as i32,
+        lb_config,
+        common_lb_config: up.load_balancer.as_ref().and_then(|lb| {
+            (lb.healthy_panic_threshold.is_some() || lb.update_merge_window.is_some()).then(|| {
+                cluster::CommonLbConfig {
+                    healthy_panic_threshold: lb
+                        .healthy_panic_threshold
+                        .map(|value| Percent { value }),
+                    update_merge_window: lb.update_merge_window.map(duration),
+                    ..Default::default()
+                }
+            })
+        }),
+        outlier_detection: up.outlier_detection.as_ref().map(|o| OutlierDetection {
+            consecutive_5xx: o.consecutive_5xx.map(u32_value),
+            interval: Some(duration(o.interval)),
+            base_ejection_time: o.base_ejection_time.map(duration),
+            max_ejection_percent: o.max_ejection_percent.map(u32_value),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
+
+/// The typed HTTP protocol options, when the upstream sets any: HTTP/2 for
+/// `useHttp2`, else explicit HTTP/1.1 (Envoy's own default, so an HTTP/1
+/// backend keeps getting HTTP/1.1 and WebSocket upgrades whatever protocol
+/// the downstream spoke), plus the common options.
+fn http_options(up: &Upstream) -> Option<HttpProtocolOptions> {
+    let conn = &up.connection;
+    let common = conn.common_http.as_ref();
+    if !up.use_http2 && conn.max_requests_per_connection.is_none() && common.is_none() {
+        return None;
+    }
+    use http_protocol_options::explicit_http_config::ProtocolConfig;
+    let protocol = if up.use_http2 {
+        ProtocolConfig::Http2ProtocolOptions(core::Http2ProtocolOptions::default())
+    } else {
+        ProtocolConfig::HttpProtocolOptions(core::Http1ProtocolOptions::default())
+    };
+    let common_http_protocol_options = (conn.max_requests_per_connection.is_some()
+        || common.is_some())
+    .then(|| core::HttpProtocolOptions {
+        idle_timeout: common.and_then(|c| c.idle_timeout).map(duration),
+        max_headers_count: common.and_then(|c| c.max_headers_count).map(u32_value),
+        max_stream_duration: common.and_then(|c| c.max_stream_duration).map(duration),
+        headers_with_underscores_action: common
+            .and_then(|c| c.headers_with_underscores)
+            .map(headers_with_underscores)
+            .unwrap_or_default(),
+        max_requests_per_connection: conn.max_requests_per_connection.map(u32_value),
+        ..Default::default()
+    });
+    Some(HttpProtocolOptions {
+        common_http_protocol_options,
+        upstream_protocol_options: Some(
+            http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                http_protocol_options::ExplicitHttpConfig {
+                    protocol_config: Some(protocol),
+                },
+            ),
+        ),
+        ..Default::default()
+    })
+}
+
+fn headers_with_underscores(a: model::HeadersWithUnderscores) -> i32 {
+    use core::http_protocol_options::HeadersWithUnderscoresAction as A;
+    (match a {
+        model::HeadersWithUnderscores::Allow => A::Allow,
+        model::HeadersWithUnderscores::RejectRequest => A::RejectRequest,
+        model::HeadersWithUnderscores::DropHeader => A::DropHeader,
+    }) as i32
+}
+
+fn lb_policy(lb: Option<&model::LoadBalancer>) -> (cluster::LbPolicy, Option<cluster::LbConfig>) {
+    match lb.and_then(|lb| lb.policy.as_ref()) {
+        None | Some(LbPolicy::RoundRobin) => (cluster::LbPolicy::RoundRobin, None),
+        Some(LbPolicy::LeastRequest { choice_count }) => (
+            cluster::LbPolicy::LeastRequest,
+            choice_count.map(|n| {
+                cluster::LbConfig::LeastRequestLbConfig(cluster::LeastRequestLbConfig {
+                    choice_count: Some(u32_value(n)),
+                    ..Default::default()
+                })
+            }),
+        ),
+        Some(LbPolicy::Random) => (cluster::LbPolicy::Random, None),
+        Some(LbPolicy::RingHash {
+            minimum_ring_size,
+            maximum_ring_size,
+        }) => (
+            cluster::LbPolicy::RingHash,
+            (minimum_ring_size.is_some() || maximum_ring_size.is_some()).then(|| {
+                cluster::LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
+                    minimum_ring_size: minimum_ring_size.map(|value| UInt64Value { value }),
+                    maximum_ring_size: maximum_ring_size.map(|value| UInt64Value { value }),
+                    ..Default::default()
+                })
+            }),
+        ),
+        Some(LbPolicy::Maglev) => (cluster::LbPolicy::Maglev, None),
+    }
+}
+
+fn health_check(hc: &model::HealthCheck) -> HealthCheck {
+    let checker = match &hc.checker {
+        HealthChecker::Http { path, host } => {
+            health_check::HealthChecker::HttpHealthCheck(health_check::HttpHealthCheck {
+                path: path.clone(),
+                host: host.clone().unwrap_or_default(),
+                ..Default::default()
+            })
+        }
+        HealthChecker::Tcp => {
+            health_check::HealthChecker::TcpHealthCheck(health_check::TcpHealthCheck::default())
+        }
+    };
+    HealthCheck {
+        timeout: Some(duration(hc.timeout)),
+        interval: Some(duration(hc.interval)),
+        healthy_threshold: Some(u32_value(hc.healthy_threshold)),
+        unhealthy_threshold: Some(u32_value(hc.unhealthy_threshold)),
+        no_traffic_interval: hc.no_traffic_interval.map(duration),
+        health_checker: Some(checker),
+        ..Default::default()
+    }
+}
+
+/// TLS without certificates (Gloo's `useTls` without `sslConfig`).
+fn tls_socket(sni: Option<&str>) -> TransportSocket {
+    let ctx = UpstreamTlsContext {
+        sni: sni.unwrap_or_default().to_string(),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: TLS_SOCKET.to_string(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(&ctx))),
+    }
+}
+
+/// `{sni: <sni>}`: a host's socket-match metadata and its match criterion.
+fn sni_struct(sni: &str) -> Struct {
+    Struct {
+        fields: single(
+            SNI_KEY,
+            Value {
+                kind: Some(value::Kind::StringValue(sni.to_string())),
+            },
+        ),
+    }
+}
+
+/// A one-entry map: the only shape of protobuf map that encodes
+/// deterministically.
+fn single<V>(key: &str, v: V) -> HashMap<String, V> {
+    HashMap::from([(key.to_string(), v)])
+}
+
+fn to_any<M: prost::Name>(m: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+fn u32_value(value: u32) -> UInt32Value {
+    UInt32Value { value }
+}
+
+#[cfg(test)]
+mod cluster_tests;

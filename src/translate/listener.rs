@@ -2,14 +2,19 @@
 
 use envoy_types::pb::envoy::config::core::v3::Address;
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, HttpProtocolOptions, SocketAddress, address,
-    config_source, socket_address,
+    AggregatedConfigSource, ApiVersion, CidrRange, ConfigSource, Http1ProtocolOptions,
+    Http2ProtocolOptions, HttpProtocolOptions, SocketAddress, TypedExtensionConfig, address,
+    config_source, http1_protocol_options, socket_address,
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
+    HttpConnectionManager, HttpFilter, Rds, RequestIdExtension, http_connection_manager,
+    http_filter,
 };
+use envoy_types::pb::envoy::extensions::http::header_formatters::preserve_case::v3::PreserveCaseFormatterConfig;
+use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig;
 use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
 
@@ -18,6 +23,7 @@ use crate::model::{Gateway, Upgrade, UpgradeKind};
 
 pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
+pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 
 pub fn listener(gw: &Gateway) -> Listener {
     let hcm = hcm(gw);
@@ -67,12 +73,76 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
             ..Default::default()
         })
         .collect();
-    let common = s.idle_timeout.map(|d| HttpProtocolOptions {
-        idle_timeout: Some(duration(d)),
+    let has_common = s.idle_timeout.is_some()
+        || s.max_connection_duration.is_some()
+        || s.max_stream_duration.is_some()
+        || s.max_headers_count.is_some()
+        || s.max_requests_per_connection.is_some()
+        // Gloo only sets the action when it is not the default (ALLOW).
+        || s.headers_with_underscores_action.is_some_and(|a| a != 0);
+    let common = has_common.then(|| HttpProtocolOptions {
+        idle_timeout: s.idle_timeout.map(duration),
+        max_connection_duration: s.max_connection_duration.map(duration),
+        max_stream_duration: s.max_stream_duration.map(duration),
+        max_headers_count: s.max_headers_count.map(|v| UInt32Value { value: v }),
+        max_requests_per_connection: s
+            .max_requests_per_connection
+            .map(|v| UInt32Value { value: v }),
+        headers_with_underscores_action: s.headers_with_underscores_action.unwrap_or(0),
+        ..Default::default()
+    });
+    let header_key_format = if s.proper_case_header_key_format == Some(true) {
+        Some(http1_protocol_options::HeaderKeyFormat {
+            header_format: Some(
+                http1_protocol_options::header_key_format::HeaderFormat::ProperCaseWords(
+                    http1_protocol_options::header_key_format::ProperCaseWords {},
+                ),
+            ),
+        })
+    } else if s.preserve_case_header_key_format == Some(true) {
+        Some(http1_protocol_options::HeaderKeyFormat {
+            header_format: Some(
+                http1_protocol_options::header_key_format::HeaderFormat::StatefulFormatter(
+                    TypedExtensionConfig {
+                        name: "envoy.http.stateful_header_formatters.preserve_case".to_string(),
+                        typed_config: Some(pack_any(PreserveCaseFormatterConfig::default())),
+                    },
+                ),
+            ),
+        })
+    } else {
+        None
+    };
+    let has_http1 = s.accept_http_10.is_some()
+        || s.default_host_for_http_10.is_some()
+        || s.allow_chunked_length.is_some()
+        || s.enable_trailers.is_some()
+        || header_key_format.is_some();
+    let http1 = has_http1.then(|| Http1ProtocolOptions {
+        accept_http_10: s.accept_http_10.unwrap_or(false),
+        default_host_for_http_10: s.default_host_for_http_10.clone().unwrap_or_default(),
+        allow_chunked_length: s.allow_chunked_length.unwrap_or(false),
+        enable_trailers: s.enable_trailers.unwrap_or(false),
+        header_key_format,
+        ..Default::default()
+    });
+    let http2 = s.http2.as_ref().map(|h| Http2ProtocolOptions {
+        initial_stream_window_size: h
+            .initial_stream_window_size
+            .map(|v| UInt32Value { value: v }),
+        initial_connection_window_size: h
+            .initial_connection_window_size
+            .map(|v| UInt32Value { value: v }),
+        max_concurrent_streams: h.max_concurrent_streams.map(|v| UInt32Value { value: v }),
+        override_stream_error_on_invalid_http_message: h
+            .override_stream_error_on_invalid_http_message
+            .map(bool_value),
         ..Default::default()
     });
     HttpConnectionManager {
-        codec_type: http_connection_manager::CodecType::Auto as i32,
+        codec_type: s
+            .codec_type
+            .unwrap_or(http_connection_manager::CodecType::Auto as i32),
         stat_prefix: "http".to_string(),
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ConfigSource {
@@ -84,14 +154,24 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
             }),
             route_config_name: gw.route_config_name(),
         })),
-        // The router is always the last filter.
-        http_filters: vec![HttpFilter {
-            name: ROUTER_FILTER.to_string(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        // CORS is always in the chain (it does nothing for routes without a
+        // policy): adding it only when some route uses CORS would make the
+        // Listener depend on routes, and a Listener change drains sockets.
+        // The router is always last.
+        http_filters: vec![
+            HttpFilter {
+                name: CORS_FILTER.to_string(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Cors {}))),
+                ..Default::default()
+            },
+            HttpFilter {
+                name: ROUTER_FILTER.to_string(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                    Router::default(),
+                ))),
+                ..Default::default()
+            },
+        ],
         upgrade_configs,
         // Gloo forces path normalisation on unless the user says otherwise.
         normalize_path: Some(bool_value(s.normalize_path.unwrap_or(true))),
@@ -102,8 +182,50 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         drain_timeout: s.drain_timeout.map(duration),
         delayed_close_timeout: s.delayed_close_timeout.map(duration),
         common_http_protocol_options: common,
+        http_protocol_options: http1,
+        http2_protocol_options: http2,
         use_remote_address: s.use_remote_address.map(bool_value),
         server_name: s.server_name.clone().unwrap_or_default(),
+        server_header_transformation: s.server_header_transformation.unwrap_or(0),
+        path_with_escaped_slashes_action: s.path_with_escaped_slashes_action.unwrap_or(0),
+        forward_client_cert_details: s.forward_client_cert_details.unwrap_or(0),
+        set_current_client_cert_details: s.set_current_client_cert_details.map(
+            |[subject, cert, chain, dns, uri]| {
+                http_connection_manager::SetCurrentClientCertDetails {
+                    subject: Some(bool_value(subject)),
+                    cert,
+                    chain,
+                    dns,
+                    uri,
+                    ..Default::default()
+                }
+            },
+        ),
+        strip_port_mode: s
+            .strip_any_host_port
+            .filter(|b| *b)
+            .map(http_connection_manager::StripPortMode::StripAnyHostPort),
+        append_x_forwarded_port: s.append_x_forwarded_port.unwrap_or(false),
+        request_id_extension: s
+            .uuid_request_id_config
+            .map(|(pack, sampling)| RequestIdExtension {
+                typed_config: Some(pack_any(UuidRequestIdConfig {
+                    pack_trace_reason: pack.map(bool_value),
+                    use_request_id_for_trace_sampling: sampling.map(bool_value),
+                })),
+            }),
+        internal_address_config: s.internal_address_config.as_ref().map(|(unix, ranges)| {
+            http_connection_manager::InternalAddressConfig {
+                unix_sockets: *unix,
+                cidr_ranges: ranges
+                    .iter()
+                    .map(|(p, l)| CidrRange {
+                        address_prefix: p.clone(),
+                        prefix_len: Some(UInt32Value { value: *l }),
+                    })
+                    .collect(),
+            }
+        }),
         skip_xff_append: s.skip_xff_append.unwrap_or(false),
         via: s.via.clone().unwrap_or_default(),
         xff_num_trusted_hops: s.xff_num_trusted_hops.unwrap_or(0),

@@ -5,6 +5,7 @@
 //! redirects and direct responses ignore them. Header manipulation applies
 //! to every route.
 
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, HeaderValue, HeaderValueOption, data_source, header_value_option,
 };
@@ -14,10 +15,15 @@ use envoy_types::pb::envoy::config::route::v3::{
     query_parameter_matcher, redirect_action, retry_policy, route, route_action, route_match,
     weighted_cluster,
 };
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
 };
+use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::util::pack_any;
+
+use super::listener::CORS_FILTER;
 
 use super::{bool_value, duration};
 use crate::model::{self, Action, Gateway, Model, PathMatch};
@@ -201,7 +207,15 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
         }
     };
     let hm = r.options.header_manipulation.clone().unwrap_or_default();
+    // One entry at most, so the map encodes deterministically.
+    let typed_per_filter_config = match (&r.action, &r.options.cors) {
+        (Action::Upstream(_) | Action::Weighted(_), Some(c)) => {
+            std::iter::once((CORS_FILTER.to_string(), pack_any(cors_policy(c)))).collect()
+        }
+        _ => Default::default(),
+    };
     Route {
+        typed_per_filter_config,
         name,
         r#match: Some(route_match(m)),
         action: Some(action),
@@ -263,6 +277,31 @@ fn route_action(cluster: route_action::ClusterSpecifier, o: &model::RouteOptions
                 ..Default::default()
             })
             .collect(),
+        ..Default::default()
+    }
+}
+
+fn cors_policy(c: &model::Cors) -> CorsPolicy {
+    let origins = c
+        .allow_origin
+        .iter()
+        .map(|o| string_match(o, false))
+        .chain(c.allow_origin_regex.iter().map(|o| string_match(o, true)))
+        .collect();
+    CorsPolicy {
+        allow_origin_string_match: origins,
+        allow_methods: c.allow_methods.join(","),
+        allow_headers: c.allow_headers.join(","),
+        expose_headers: c.expose_headers.join(","),
+        max_age: c.max_age.clone().unwrap_or_default(),
+        allow_credentials: c.allow_credentials.map(bool_value),
+        filter_enabled: c.disable_for_route.then(|| RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator: 0,
+                denominator: 0,
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

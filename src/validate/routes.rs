@@ -677,7 +677,25 @@ fn route_options(cx: &mut Ctx<'_>, owner: &Key, o: &raw::RouteOptions) -> RouteO
             "route options: set only one of hostRewrite and autoHostRewrite",
         );
     }
+    let cors = o.cors.as_ref().map(|c| {
+        let pos = cx.at(c);
+        for re in &c.value.allow_origin_regex {
+            check_regex(cx, owner, pos.clone(), re);
+        }
+        let c = &c.value;
+        Cors {
+            allow_origin: c.allow_origin.clone(),
+            allow_origin_regex: c.allow_origin_regex.clone(),
+            allow_methods: c.allow_methods.clone(),
+            allow_headers: c.allow_headers.clone(),
+            expose_headers: c.expose_headers.clone(),
+            max_age: c.max_age.clone(),
+            allow_credentials: c.allow_credentials,
+            disable_for_route: c.disable_for_route.unwrap_or(false),
+        }
+    });
     RouteOptions {
+        cors,
         upgrades: cx.upgrades(&o.upgrades),
         timeout: cx.duration(&o.timeout),
         idle_timeout: cx.duration(&o.idle_timeout),

@@ -1,6 +1,8 @@
 //! Upstream → `model::Upstream`; UpstreamGroup checks (its destinations are
 //! resolved where a route uses it).
 
+use serde_saphyr::Spanned;
+
 use super::{Ctx, Index};
 use crate::manifest::model as raw;
 use crate::model::*;
@@ -16,6 +18,11 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
     if st.hosts.is_empty() {
         cx.error(cx.doc_pos.clone(), "static upstream has no hosts");
     }
+    // Gloo: TLS when `useTls` says so, else when any host is on port 443.
+    let use_tls = st
+        .use_tls
+        .unwrap_or_else(|| st.hosts.iter().any(|h| h.value.port == 443));
+    let auto_sni = st.auto_sni_rewrite.unwrap_or(true);
     let mut hosts = Vec::new();
     for h in &st.hosts {
         let pos = cx.at(h);
@@ -24,16 +31,408 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
         }
         if h.value.port == 0 || h.value.port > 65535 {
             cx.error(
-                pos,
+                pos.clone(),
                 format!("host port {} is not a valid port (1-65535)", h.value.port),
             );
         }
-        hosts.push(HostPort {
+        let weight = h.value.load_balancing_weight.as_ref().and_then(|w| {
+            if w.value == 0 {
+                let p = cx.at(w);
+                cx.error(
+                    p,
+                    "host loadBalancingWeight must be at least 1 (leave it out for the default weight)",
+                );
+                None
+            } else {
+                Some(w.value)
+            }
+        });
+        let mut host = HostPort {
             addr: h.value.addr.clone(),
             port: h.value.port,
+            weight,
+            sni: None,
+        };
+        let sni_addr = h.value.sni_addr.as_ref().filter(|s| !s.value.is_empty());
+        if use_tls {
+            host.sni = match sni_addr {
+                Some(s) => Some(s.value.clone()),
+                None if auto_sni && !host.is_ip() && !host.addr.is_empty() => {
+                    Some(host.addr.clone())
+                }
+                None => None,
+            };
+            if let Some(s) = sni_addr.filter(|s| s.value.len() > MAX_SNI_BYTES) {
+                let p = cx.at(s);
+                cx.error(
+                    p,
+                    format!(
+                        "sniAddr is longer than {MAX_SNI_BYTES} bytes, the most TLS SNI allows"
+                    ),
+                );
+            }
+        } else if let Some(s) = sni_addr {
+            let p = cx.at(s);
+            cx.warn(
+                p,
+                "sniAddr has no effect: this upstream does not use TLS (set `useTls: true` or use port 443)",
+            );
+        }
+        hosts.push(host);
+    }
+    let tls = use_tls.then(|| UpstreamTls {
+        // Gloo: the first hostname (not IP) is the cluster's SNI.
+        sni: hosts
+            .iter()
+            .find(|h| !h.is_ip() && !h.addr.is_empty())
+            .map(|h| h.addr.clone()),
+    });
+    if let Some(sni) = tls.as_ref().and_then(|t| t.sni.as_ref()) {
+        if sni.len() > MAX_SNI_BYTES {
+            cx.error(
+                cx.doc_pos.clone(),
+                format!("host {sni} is longer than {MAX_SNI_BYTES} bytes, the most TLS SNI allows"),
+            );
+        }
+    }
+    let connection = spec
+        .connection_config
+        .as_ref()
+        .map(|c| connection(cx, c))
+        .unwrap_or_default();
+    let circuit_breakers = spec.circuit_breakers.as_ref().map(|c| CircuitBreakers {
+        max_connections: c.max_connections,
+        max_pending_requests: c.max_pending_requests,
+        max_requests: c.max_requests,
+        max_retries: c.max_retries,
+        track_remaining: c.track_remaining.unwrap_or(false),
+    });
+    let health_checks = spec
+        .health_checks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, hc)| health_check(cx, i, hc))
+        .collect();
+    let load_balancer = spec
+        .load_balancer_config
+        .as_ref()
+        .and_then(|lb| load_balancer(cx, lb));
+    let outlier_detection = spec
+        .outlier_detection
+        .as_ref()
+        .and_then(|od| outlier_detection(cx, od));
+    Some(Upstream {
+        key,
+        hosts,
+        tls,
+        use_http2: spec.use_http2.unwrap_or(false),
+        connection,
+        circuit_breakers,
+        health_checks,
+        load_balancer,
+        outlier_detection,
+    })
+}
+
+/// TLS server names are at most 255 bytes (Envoy's limit on `sni`).
+const MAX_SNI_BYTES: usize = 255;
+
+/// Envoy's ring hash size limit (8M entries).
+const MAX_RING_SIZE: u64 = 8_388_608;
+/// Envoy's default minimum ring size.
+const DEFAULT_MIN_RING_SIZE: u64 = 1024;
+
+/// Gloo's text for a required field that is missing.
+fn nil_field(field: &str) -> String {
+    format!("The field {field} cannot be nil")
+}
+
+/// A duration that must be greater than zero (Envoy rejects 0s there).
+fn positive_duration(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    s: &Option<Spanned<String>>,
+) -> Option<Duration> {
+    let d = cx.duration(s)?;
+    if d.seconds == 0 && d.nanos == 0 {
+        let pos = s
+            .as_ref()
+            .map(|s| cx.at(s))
+            .unwrap_or_else(|| cx.doc_pos.clone());
+        cx.error(pos, format!("{field} must be greater than 0s"));
+        return None;
+    }
+    Some(d)
+}
+
+/// A duration Envoy takes in whole seconds (TCP keepalive socket options).
+fn whole_seconds(cx: &mut Ctx<'_>, field: &str, s: &Option<Spanned<String>>) -> Option<u32> {
+    let d = cx.duration(s)?;
+    let secs = u32::try_from(d.seconds).ok().filter(|s| *s >= 1);
+    match secs {
+        Some(secs) if d.nanos == 0 => Some(secs),
+        _ => {
+            let pos = s
+                .as_ref()
+                .map(|s| cx.at(s))
+                .unwrap_or_else(|| cx.doc_pos.clone());
+            cx.error(
+                pos,
+                format!("{field} must be a whole number of seconds, at least 1s (the socket option takes seconds)"),
+            );
+            None
+        }
+    }
+}
+
+fn connection(cx: &mut Ctx<'_>, c: &raw::ConnectionConfig) -> ConnectionSettings {
+    let tcp_keepalive = c.tcp_keepalive.as_ref().map(|k| TcpKeepalive {
+        // Gloo's plain uint32: 0 means unset.
+        probes: k.keepalive_probes.filter(|p| *p > 0),
+        time_secs: whole_seconds(cx, "tcpKeepalive.keepaliveTime", &k.keepalive_time),
+        interval_secs: whole_seconds(cx, "tcpKeepalive.keepaliveInterval", &k.keepalive_interval),
+    });
+    let common_http = c.common_http_protocol_options.as_ref().map(|o| {
+        let headers_with_underscores = o.headers_with_underscores_action.as_ref().and_then(|v| {
+            let found = match &v.value {
+                raw::EnumValue::Number(0) => Some(HeadersWithUnderscores::Allow),
+                raw::EnumValue::Number(1) => Some(HeadersWithUnderscores::RejectRequest),
+                raw::EnumValue::Number(2) => Some(HeadersWithUnderscores::DropHeader),
+                raw::EnumValue::Name(n) => match n.as_str() {
+                    "ALLOW" => Some(HeadersWithUnderscores::Allow),
+                    "REJECT_REQUEST" => Some(HeadersWithUnderscores::RejectRequest),
+                    "DROP_HEADER" => Some(HeadersWithUnderscores::DropHeader),
+                    _ => None,
+                },
+                raw::EnumValue::Number(_) => None,
+            };
+            if found.is_none() {
+                let pos = cx.at(v);
+                cx.error(
+                    pos,
+                    "headersWithUnderscoresAction: expected one of ALLOW, REJECT_REQUEST, DROP_HEADER",
+                );
+            }
+            found
+        });
+        CommonHttpOptions {
+            idle_timeout: cx.duration(&o.idle_timeout),
+            // Gloo's plain uint32: 0 means unset (Envoy needs at least 1).
+            max_headers_count: o.max_headers_count.filter(|n| *n > 0),
+            max_stream_duration: cx.duration(&o.max_stream_duration),
+            headers_with_underscores,
+        }
+    });
+    ConnectionSettings {
+        max_requests_per_connection: c.max_requests_per_connection.filter(|n| *n > 0),
+        connect_timeout: positive_duration(cx, "connectTimeout", &c.connect_timeout),
+        tcp_keepalive,
+        per_connection_buffer_limit_bytes: c.per_connection_buffer_limit_bytes,
+        common_http,
+    }
+}
+
+/// One `healthChecks` entry. Gloo requires both thresholds and a checker;
+/// Envoy also requires the timeout and interval.
+fn health_check(cx: &mut Ctx<'_>, i: usize, s: &Spanned<raw::HealthCheck>) -> Option<HealthCheck> {
+    let pos = cx.at(s);
+    let hc = &s.value;
+    let field = |name: &str| format!("HealthCheck[{i}].{name}");
+    let mut ok = true;
+    if hc.healthy_threshold.is_none() {
+        cx.error(pos.clone(), nil_field(&field("HealthyThreshold")));
+        ok = false;
+    }
+    if hc.unhealthy_threshold.is_none() {
+        cx.error(pos.clone(), nil_field(&field("UnhealthyThreshold")));
+        ok = false;
+    }
+    if hc.timeout.is_none() {
+        cx.error(pos.clone(), nil_field(&field("Timeout")));
+        ok = false;
+    }
+    if hc.interval.is_none() {
+        cx.error(pos.clone(), nil_field(&field("Interval")));
+        ok = false;
+    }
+    let timeout = positive_duration(cx, &field("Timeout"), &hc.timeout);
+    let interval = positive_duration(cx, &field("Interval"), &hc.interval);
+    let no_traffic_interval =
+        positive_duration(cx, &field("NoTrafficInterval"), &hc.no_traffic_interval);
+    let checker = match (&hc.http_health_check, &hc.tcp_health_check) {
+        (Some(h), None) => {
+            let path = h.value.path.clone().unwrap_or_default();
+            if path.is_empty() {
+                let p = cx.at(h);
+                cx.error(
+                    p,
+                    format!("{}: path must not be empty", field("HttpHealthCheck")),
+                );
+                None
+            } else {
+                Some(HealthChecker::Http {
+                    path,
+                    host: h.value.host.clone().filter(|h| !h.is_empty()),
+                })
+            }
+        }
+        (None, Some(_)) => Some(HealthChecker::Tcp),
+        (None, None) => {
+            cx.error(pos.clone(), nil_field(&field("HealthChecker")));
+            None
+        }
+        (Some(_), Some(_)) => {
+            cx.error(
+                pos.clone(),
+                format!(
+                    "{} sets more than one health checker; use exactly one of httpHealthCheck, tcpHealthCheck",
+                    field("HealthChecker")
+                ),
+            );
+            None
+        }
+    };
+    if !ok {
+        return None;
+    }
+    Some(HealthCheck {
+        timeout: timeout?,
+        interval: interval?,
+        healthy_threshold: hc.healthy_threshold?,
+        unhealthy_threshold: hc.unhealthy_threshold?,
+        no_traffic_interval,
+        checker: checker?,
+    })
+}
+
+fn load_balancer(cx: &mut Ctx<'_>, s: &Spanned<raw::LoadBalancerConfig>) -> Option<LoadBalancer> {
+    let pos = cx.at(s);
+    let lb = &s.value;
+    let healthy_panic_threshold = lb.healthy_panic_threshold.as_ref().and_then(|t| {
+        if (0.0..=100.0).contains(&t.value) {
+            Some(t.value)
+        } else {
+            let p = cx.at(t);
+            cx.error(
+                p,
+                format!(
+                    "healthyPanicThreshold {} is not a percentage (0-100)",
+                    t.value
+                ),
+            );
+            None
+        }
+    });
+    let update_merge_window = cx.duration(&lb.update_merge_window);
+    let mut policies = Vec::new();
+    if lb.round_robin.is_some() {
+        policies.push(LbPolicy::RoundRobin);
+    }
+    if let Some(lr) = &lb.least_request {
+        let choice_count = match lr.value.choice_count {
+            // Gloo's plain uint32: 0 means unset (Envoy's default, 2).
+            None | Some(0) => None,
+            Some(1) => {
+                let p = cx.at(lr);
+                cx.error(p, "leastRequest.choiceCount must be at least 2");
+                None
+            }
+            Some(n) => Some(n),
+        };
+        policies.push(LbPolicy::LeastRequest { choice_count });
+    }
+    if lb.random.is_some() {
+        policies.push(LbPolicy::Random);
+    }
+    if let Some(rh) = &lb.ring_hash {
+        let p = cx.at(rh);
+        let cfg = rh.value.ring_hash_config.as_ref();
+        let mut size = |name: &str, v: Option<&raw::U64Value>| -> Option<u64> {
+            let n = match v? {
+                raw::U64Value::Number(n) => Some(*n),
+                raw::U64Value::Text(t) => t.trim().parse::<u64>().ok(),
+            };
+            match n {
+                Some(n) if n <= MAX_RING_SIZE => Some(n),
+                _ => {
+                    cx.error(
+                        p.clone(),
+                        format!("ringHashConfig.{name} must be a number from 0 to {MAX_RING_SIZE}"),
+                    );
+                    None
+                }
+            }
+        };
+        let minimum_ring_size = size(
+            "minimumRingSize",
+            cfg.and_then(|c| c.minimum_ring_size.as_ref()),
+        );
+        let maximum_ring_size = size(
+            "maximumRingSize",
+            cfg.and_then(|c| c.maximum_ring_size.as_ref()),
+        );
+        let (lo, hi) = (
+            minimum_ring_size.unwrap_or(DEFAULT_MIN_RING_SIZE),
+            maximum_ring_size.unwrap_or(MAX_RING_SIZE),
+        );
+        if lo > hi {
+            cx.error(
+                p.clone(),
+                format!(
+                    "ringHashConfig: minimumRingSize ({lo}) is greater than maximumRingSize ({hi})"
+                ),
+            );
+        }
+        policies.push(LbPolicy::RingHash {
+            minimum_ring_size,
+            maximum_ring_size,
         });
     }
-    Some(Upstream { key, hosts })
+    if lb.maglev.is_some() {
+        policies.push(LbPolicy::Maglev);
+    }
+    if policies.len() > 1 {
+        cx.error(
+            pos,
+            "loadBalancerConfig sets more than one policy; use at most one of roundRobin, leastRequest, random, ringHash, maglev",
+        );
+        return None;
+    }
+    Some(LoadBalancer {
+        healthy_panic_threshold,
+        update_merge_window,
+        policy: policies.pop(),
+    })
+}
+
+fn outlier_detection(
+    cx: &mut Ctx<'_>,
+    s: &Spanned<raw::OutlierDetection>,
+) -> Option<OutlierDetection> {
+    let pos = cx.at(s);
+    let od = &s.value;
+    if od.interval.is_none() {
+        cx.error(pos.clone(), nil_field("OutlierDetection.Interval"));
+    }
+    let interval = positive_duration(cx, "OutlierDetection.Interval", &od.interval);
+    let base_ejection_time = positive_duration(
+        cx,
+        "OutlierDetection.BaseEjectionTime",
+        &od.base_ejection_time,
+    );
+    if od.max_ejection_percent.is_some_and(|p| p > 100) {
+        cx.error(
+            pos,
+            "outlierDetection.maxEjectionPercent must be a percentage (0-100)",
+        );
+        return None;
+    }
+    Some(OutlierDetection {
+        consecutive_5xx: od.consecutive_5xx,
+        interval: interval?,
+        base_ejection_time,
+        max_ejection_percent: od.max_ejection_percent,
+    })
 }
 
 pub(super) fn upstream_group(
