@@ -27,6 +27,8 @@ const ENVOY_ROOTS: &[&str] = &[
     "envoy/extensions/transport_sockets/tls/v3/tls.proto",
     "envoy/extensions/filters/http/cors/v3/cors.proto",
     "envoy/config/core/v3/health_check.proto",
+    "envoy/extensions/http/header_formatters/preserve_case/v3/preserve_case.proto",
+    "envoy/extensions/request_id/uuid/v3/uuid.proto",
 ];
 
 /// Subdirectories of envoy-types' `proto/` that are include roots.

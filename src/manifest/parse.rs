@@ -38,7 +38,7 @@ pub enum DocumentBody {
     Gateway(Box<GatewaySpec>),
     VirtualService(VirtualServiceSpec),
     RouteTable(RouteTableSpec),
-    Upstream(UpstreamSpec),
+    Upstream(Box<UpstreamSpec>),
     UpstreamGroup(UpstreamGroupSpec),
 }
 
@@ -279,7 +279,7 @@ fn parse_document(
         "VirtualService" => DocumentBody::VirtualService(cx.spec::<VirtualServiceSpec>(diags)?),
         "RouteTable" => DocumentBody::RouteTable(cx.spec::<RouteTableSpec>(diags)?),
         "UpstreamGroup" => DocumentBody::UpstreamGroup(cx.spec::<UpstreamGroupSpec>(diags)?),
-        _ => DocumentBody::Upstream(cx.spec::<UpstreamSpec>(diags)?),
+        _ => DocumentBody::Upstream(Box::new(cx.spec::<UpstreamSpec>(diags)?)),
     };
     Some(Document {
         id,
@@ -379,6 +379,26 @@ const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "connectMatcher",
     "clusterHeader",
     "kube",
+    // Upstream fields (spec, static, hosts, loadBalancerConfig).
+    "failover",
+    "protocolSelection",
+    "httpProxyHostname",
+    "proxyProtocolVersion",
+    "preconnectPolicy",
+    "dnsRefreshRate",
+    "respectDnsTtl",
+    "ignoreHealthOnHostRemoval",
+    "initialStreamWindowSize",
+    "initialConnectionWindowSize",
+    "maxConcurrentStreams",
+    "overrideStreamErrorOnInvalidHttpMessage",
+    "serviceSpec",
+    "healthCheckConfig",
+    "slowStartConfig",
+    "localityWeightedLbConfig",
+    "useHostnameForHashing",
+    "closeConnectionsOnHostSetChange",
+    "http1ProtocolOptions",
 ];
 
 fn unknown_field_name(msg: &str) -> Option<&str> {

@@ -265,7 +265,7 @@ fn http2(cx: &mut Ctx<'_>, o: &serde_saphyr::Spanned<raw::Http2Options>) -> Opti
         cx.error(pos, format!("Invalid Max Concurrent Streams Size: {n}"));
         ok = false;
     }
-    ok.then(|| Http2Settings {
+    ok.then_some(Http2Settings {
         initial_stream_window_size: v.initial_stream_window_size,
         initial_connection_window_size: v.initial_connection_window_size,
         max_concurrent_streams: v.max_concurrent_streams,
