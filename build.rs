@@ -89,11 +89,20 @@ fn envoy_descriptors() -> Result<(), BoxError> {
 /// the cargo registry sources.
 fn envoy_proto_dir() -> Result<PathBuf, BoxError> {
     let metadata_err = match from_cargo_metadata() {
-        Ok(dir) => return Ok(dir),
+        Ok(dir) => {
+            eprintln!("envoy protos (from cargo metadata): {}", dir.display());
+            return Ok(dir);
+        }
         Err(e) => e,
     };
     match from_registry_scan() {
-        Ok(dir) => Ok(dir),
+        Ok(dir) => {
+            eprintln!(
+                "envoy protos (registry scan; cargo metadata failed: {metadata_err}): {}",
+                dir.display()
+            );
+            Ok(dir)
+        }
         Err(scan_err) => Err(format!(
             "cannot find the envoy-types crate's proto/ directory: \
              cargo metadata: {metadata_err}; registry scan: {scan_err}"
@@ -114,10 +123,15 @@ fn proto_dir_of(package_dir: &Path) -> Result<PathBuf, BoxError> {
 fn from_cargo_metadata() -> Result<PathBuf, BoxError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(&manifest_dir)
-        .output()?;
+    let mut cmd = Command::new(cargo);
+    cmd.args(["metadata", "--format-version", "1", "--offline"]);
+    // Without a platform filter cargo wants the sources of every
+    // platform's dependencies (e.g. Windows-only crates), which an offline
+    // Linux machine does not have.
+    if let Ok(target) = std::env::var("TARGET") {
+        cmd.args(["--filter-platform", &target]);
+    }
+    let out = cmd.current_dir(&manifest_dir).output()?;
     if !out.status.success() {
         return Err(format!(
             "exit {}: {}",

@@ -132,6 +132,9 @@ pub struct Gateway {
     /// Which VirtualServices this gateway serves.
     pub selection: VsSelection,
     pub hcm: HcmSettings,
+    /// `ssl: true`: serves only VirtualServices with `sslConfig`, over TLS;
+    /// otherwise only those without.
+    pub ssl: bool,
 }
 
 impl Gateway {
@@ -145,9 +148,11 @@ impl Gateway {
         format!("{}-routes", self.listener_name())
     }
 
-    /// True when this gateway serves `vs`.
+    /// True when this gateway serves `vs`. Gloo applies the `ssl` filter
+    /// first: an SSL gateway takes only VirtualServices with `sslConfig`, a
+    /// plain one only those without; then the selection decides.
     pub fn selects(&self, vs: &VirtualService) -> bool {
-        self.selection.selects(&self.key.namespace, vs)
+        vs.ssl.is_some() == self.ssl && self.selection.selects(&self.key.namespace, vs)
     }
 }
 
@@ -328,6 +333,8 @@ pub struct VirtualService {
     /// Empty means `*`.
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
+    /// `sslConfig`: TLS termination on SSL gateways (and only there).
+    pub ssl: Option<SslConfig>,
 }
 
 impl VirtualService {
@@ -335,6 +342,70 @@ impl VirtualService {
     pub fn vhost_name(&self) -> String {
         format!("{}_{}", self.key.namespace, self.key.name)
     }
+}
+
+/// A VirtualService's downstream TLS. Paths are as the proxy sees them
+/// (possibly another container): never read here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SslConfig {
+    /// PEM certificate chain file (`sslFiles.tlsCert`).
+    pub cert_chain: String,
+    /// PEM private key file (`sslFiles.tlsKey`).
+    pub private_key: String,
+    /// PEM CA bundle to verify client certificates against (`rootCa`).
+    pub root_ca: Option<String>,
+    /// SNI names this config answers; empty: any (the catch-all chain).
+    pub sni_domains: Vec<String>,
+    /// ALPN to offer, Gloo's default already applied (`h2`, `http/1.1`
+    /// when none given; none for `[allow_empty]`).
+    pub alpn_protocols: Vec<String>,
+    /// Client certificates are required when `root_ca` is set, unless this.
+    pub one_way_tls: bool,
+    pub params: TlsParams,
+}
+
+impl SslConfig {
+    /// mTLS: a root CA is given and one-way TLS is not asked for (Gloo).
+    pub fn requires_client_cert(&self) -> bool {
+        self.root_ca.is_some() && !self.one_way_tls
+    }
+}
+
+/// `sslConfig.parameters`; empty means the proxy's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsParams {
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    pub cipher_suites: Vec<String>,
+    pub ecdh_curves: Vec<String>,
+}
+
+impl TlsParams {
+    pub fn is_empty(&self) -> bool {
+        *self == TlsParams::default()
+    }
+}
+
+/// Gloo's `SslParameters.ProtocolVersion`, in its (and Envoy's) order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Auto,
+    V1_0,
+    V1_1,
+    V1_2,
+    V1_3,
+}
+
+impl TlsVersion {
+    /// Gloo's names, indexed by the enum's number.
+    pub const NAMES: [&'static str; 5] = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"];
+    pub const ALL: [TlsVersion; 5] = [
+        TlsVersion::Auto,
+        TlsVersion::V1_0,
+        TlsVersion::V1_1,
+        TlsVersion::V1_2,
+        TlsVersion::V1_3,
+    ];
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -233,8 +233,9 @@ async fn check_case_in_envoy(case: &str, input: &Path) {
 
     for (exp, envoy) in expectations.iter().zip(&envoys) {
         let what = format!("fixture {case}, proxy {}", exp.key);
-        // Envoy has applied (or rejected) LDS, CDS and every RDS; a
-        // rejection is reported by the asserts below.
+        // Envoy has applied (or rejected) LDS, CDS and every RDS, and its
+        // listeners are active; a rejection is reported by the asserts
+        // below.
         eventually(&format!("{what}: Envoy took LDS, CDS and RDS"), || async {
             let lds = envoy.stat("listener_manager.lds.update_success").await? >= 1
                 || envoy.stat("listener_manager.lds.update_rejected").await? >= 1;
@@ -252,7 +253,20 @@ async fn check_case_in_envoy(case: &str, input: &Path) {
                 let stat = format!("http.http.rds.{r}.update_rejected");
                 rds &= envoy.stat(&stat).await.unwrap_or(0) >= 1;
             }
-            (lds && cds && rds).then_some(())
+            // Listeners leave warming once their routes are in.
+            let active = dumped_names(
+                &dump,
+                "ListenersConfigDump",
+                &["dynamic_listeners"],
+                "active_state/listener",
+            );
+            let listeners = exp.listeners.is_subset(&active)
+                || envoy
+                    .stat("listener_manager.lds.update_rejected")
+                    .await
+                    .unwrap_or(0)
+                    >= 1;
+            (lds && cds && rds && listeners).then_some(())
         })
         .await;
 

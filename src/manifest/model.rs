@@ -266,12 +266,75 @@ pub struct UpgradeSpec {
 pub struct VirtualServiceSpec {
     #[serde(default)]
     pub virtual_host: Option<VirtualHost>,
+    /// Only here, not on Upstream: Upstream `sslConfig` stays rejected by
+    /// the parser's list of unimplemented fields.
+    #[serde(default)]
+    pub ssl_config: Option<Spanned<SslConfig>>,
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]
     pub status: Option<IgnoredAny>,
+}
+
+/// A VirtualService's `sslConfig` (Gloo's `SslConfig`): TLS termination
+/// for the VirtualService on an SSL Gateway. Fields Gloo has and edgeplane
+/// does not implement are read (so the error can name them) and rejected by
+/// validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SslConfig {
+    #[serde(default)]
+    pub ssl_files: Option<Spanned<SslFiles>>,
+    #[serde(default)]
+    pub secret_ref: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    pub sds: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    pub sni_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub alpn_protocols: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub one_way_tls: Option<bool>,
+    #[serde(default)]
+    pub parameters: Option<SslParameters>,
+    #[serde(default)]
+    pub verify_subject_alt_name: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    pub disable_tls_session_resumption: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    pub transport_socket_connect_timeout: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    pub ocsp_staple_policy: Option<Spanned<IgnoredAny>>,
+}
+
+/// `sslFiles`: paths as the proxy (Envoy) sees them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SslFiles {
+    #[serde(default)]
+    pub tls_cert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tls_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub root_ca: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ocsp_staple: Option<Spanned<IgnoredAny>>,
+}
+
+/// `parameters`: Gloo's `SslParameters`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SslParameters {
+    #[serde(default)]
+    pub minimum_protocol_version: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub maximum_protocol_version: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub cipher_suites: Vec<String>,
+    #[serde(default)]
+    pub ecdh_curves: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -317,4 +317,5 @@ fn u32_value(value: u32) -> UInt32Value {
 }
 
 #[cfg(test)]
+#[path = "cluster_tests.rs"]
 mod cluster_tests;

@@ -1,1 +1,581 @@
-//! placeholder
+//! Upstream → Cluster rules, checked on whole manifests through the pure
+//! pipeline.
+
+use std::path::PathBuf;
+
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    RoutingPriority, health_check, http_protocol_options::HeadersWithUnderscoresAction,
+    transport_socket,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::LbEndpoint;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions, http_protocol_options,
+};
+use envoy_types::pb::google::protobuf::value;
+use prost::Message;
+
+use crate::pipeline::{Load, build};
+use crate::source::SourceFile;
+
+const GATEWAY: &str = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: gloo-system}\nspec: {bindPort: 8080, httpGateway: {}}\n";
+
+/// An Upstream `us` in `gloo-system` whose spec is `spec` (YAML flow).
+fn upstream(spec: &str) -> String {
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: us, namespace: gloo-system}}\nspec: {spec}\n"
+    )
+}
+
+fn load(spec: &str) -> Load {
+    let files = [GATEWAY.to_string(), upstream(spec)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| SourceFile {
+            path: PathBuf::from(format!("m{i}.yaml")),
+            text,
+        })
+        .collect();
+    build(files, Vec::new())
+}
+
+/// The cluster of a valid upstream spec.
+fn cluster_of(spec: &str) -> Cluster {
+    let l = load(spec);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.expect("valid config");
+    let c = out["gloo-system~gateway-proxy"].clusters[0].clone();
+    assert_eq!(c.name, "us_gloo-system");
+    c
+}
+
+/// The error messages of an invalid upstream spec.
+fn errors_of(spec: &str) -> Vec<String> {
+    let l = load(spec);
+    assert!(l.snapshot.is_none(), "expected errors for {spec}");
+    l.diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| {
+            assert!(d.pos.line > 0, "error without a position: {}", d.message);
+            d.message.clone()
+        })
+        .collect()
+}
+
+fn tls_of(
+    ts: &Option<envoy_types::pb::envoy::config::core::v3::TransportSocket>,
+) -> UpstreamTlsContext {
+    let ts = ts.as_ref().expect("a transport socket");
+    assert_eq!(ts.name, "envoy.transport_sockets.tls");
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type else {
+        panic!("transport socket without typed config");
+    };
+    assert_eq!(
+        any.type_url,
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+    );
+    UpstreamTlsContext::decode(any.value.as_slice()).expect("UpstreamTlsContext decodes")
+}
+
+fn http_options_of(c: &Cluster) -> HttpProtocolOptions {
+    assert_eq!(c.typed_extension_protocol_options.len(), 1);
+    let any = &c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        any.type_url,
+        "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    );
+    HttpProtocolOptions::decode(any.value.as_slice()).expect("HttpProtocolOptions decodes")
+}
+
+fn endpoints(c: &Cluster) -> &[LbEndpoint] {
+    &c.load_assignment
+        .as_ref()
+        .expect("inline endpoints")
+        .endpoints[0]
+        .lb_endpoints
+}
+
+/// The SNI a host's endpoint metadata selects, if any.
+fn endpoint_sni(e: &LbEndpoint) -> Option<String> {
+    let s = e
+        .metadata
+        .as_ref()?
+        .filter_metadata
+        .get("envoy.transport_socket_match")?;
+    assert_eq!(s.fields.len(), 1);
+    match &s.fields.get("sni")?.kind {
+        Some(value::Kind::StringValue(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn explicit_protocol(
+    o: &HttpProtocolOptions,
+) -> &http_protocol_options::explicit_http_config::ProtocolConfig {
+    match &o.upstream_protocol_options {
+        Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(e)) => {
+            e.protocol_config.as_ref().expect("a protocol")
+        }
+        other => panic!("expected explicit_http_config, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_static_upstream_keeps_defaults() {
+    let c = cluster_of("{static: {hosts: [{addr: 127.0.0.1, port: 8081}]}}");
+    assert_eq!(
+        c.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32
+        ))
+    );
+    assert_eq!(
+        c.connect_timeout.map(|d| (d.seconds, d.nanos)),
+        Some((5, 0))
+    );
+    assert!(c.transport_socket.is_none());
+    assert!(c.transport_socket_matches.is_empty());
+    assert!(c.typed_extension_protocol_options.is_empty());
+    assert!(c.circuit_breakers.is_none());
+    assert!(c.health_checks.is_empty());
+    assert!(c.outlier_detection.is_none());
+    assert!(c.common_lb_config.is_none());
+    assert!(c.upstream_connection_options.is_none());
+    assert_eq!(c.lb_policy, cluster::LbPolicy::RoundRobin as i32);
+    let e = &endpoints(&c)[0];
+    assert!(e.load_balancing_weight.is_none());
+    assert!(e.metadata.is_none());
+}
+
+#[test]
+fn port_443_turns_tls_on_unless_use_tls_is_false() {
+    // A hostname on 443: TLS, SNI = the hostname, STRICT_DNS.
+    let c = cluster_of("{static: {hosts: [{addr: api.example.com, port: 443}]}}");
+    assert_eq!(tls_of(&c.transport_socket).sni, "api.example.com");
+    assert_eq!(
+        c.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32
+        ))
+    );
+    assert_eq!(c.dns_lookup_family, cluster::DnsLookupFamily::V4Only as i32);
+    // The host's SNI is the cluster's: no extra match.
+    assert!(c.transport_socket_matches.is_empty());
+
+    // useTls: false wins over port 443.
+    let c = cluster_of("{static: {useTls: false, hosts: [{addr: api.example.com, port: 443}]}}");
+    assert!(c.transport_socket.is_none());
+    assert!(c.transport_socket_matches.is_empty());
+
+    // useTls: true without 443; IP hosts only: TLS without SNI.
+    let c = cluster_of("{static: {useTls: true, hosts: [{addr: 10.0.0.1, port: 8443}]}}");
+    assert_eq!(tls_of(&c.transport_socket).sni, "");
+
+    // No 443 and useTls unset: plain text.
+    let c = cluster_of("{static: {hosts: [{addr: api.example.com, port: 8443}]}}");
+    assert!(c.transport_socket.is_none());
+
+    // Any one host on 443 turns TLS on for the cluster; the SNI is the
+    // first hostname, even when the 443 host is an IP.
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 10.0.0.1, port: 443}, {addr: b.example.com, port: 8443}]}}",
+    );
+    assert_eq!(tls_of(&c.transport_socket).sni, "b.example.com");
+}
+
+#[test]
+fn per_host_sni_becomes_sorted_transport_socket_matches() {
+    let spec = "{static: {hosts: [{addr: a.example.com, port: 443}, {addr: 10.0.0.2, port: 443, sniAddr: z.example.com}, {addr: b.example.com, port: 443}, {addr: c.example.com, port: 443, sniAddr: b.example.com}, {addr: 10.0.0.3, port: 443}]}}";
+    let c = cluster_of(spec);
+    assert_eq!(tls_of(&c.transport_socket).sni, "a.example.com");
+    let names: Vec<&str> = c
+        .transport_socket_matches
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(names, ["sni-b.example.com", "sni-z.example.com"]);
+    for m in &c.transport_socket_matches {
+        let sni = m.name.strip_prefix("sni-").expect("named by SNI");
+        assert_eq!(tls_of(&m.transport_socket).sni, sni);
+        let crit = m.r#match.as_ref().expect("match criteria");
+        assert_eq!(crit.fields.len(), 1);
+        assert_eq!(
+            crit.fields["sni"].kind,
+            Some(value::Kind::StringValue(sni.to_string()))
+        );
+    }
+    let snis: Vec<Option<String>> = endpoints(&c).iter().map(endpoint_sni).collect();
+    assert_eq!(
+        snis,
+        [
+            None, // the cluster's SNI already
+            Some("z.example.com".to_string()),
+            Some("b.example.com".to_string()),
+            Some("b.example.com".to_string()),
+            None, // an IP without sniAddr
+        ]
+    );
+
+    // autoSniRewrite: false: only explicit sniAddr hosts get their own.
+    let c = cluster_of(
+        "{static: {autoSniRewrite: false, hosts: [{addr: a.example.com, port: 443}, {addr: b.example.com, port: 443}, {addr: c.example.com, port: 443, sniAddr: s.example.com}]}}",
+    );
+    let names: Vec<&str> = c
+        .transport_socket_matches
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(names, ["sni-s.example.com"]);
+    let snis: Vec<Option<String>> = endpoints(&c).iter().map(endpoint_sni).collect();
+    assert_eq!(snis, [None, None, Some("s.example.com".to_string())]);
+}
+
+#[test]
+fn sni_addr_without_tls_warns() {
+    let l = load("{static: {hosts: [{addr: 127.0.0.1, port: 80, sniAddr: x.example.com}]}}");
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    assert_eq!(l.diagnostics.len(), 1);
+    assert!(
+        l.diagnostics[0]
+            .message
+            .starts_with("sniAddr has no effect"),
+        "{}",
+        l.diagnostics[0].message
+    );
+    let c = &l.output.expect("valid")["gloo-system~gateway-proxy"].clusters[0];
+    assert!(c.transport_socket.is_none() && c.transport_socket_matches.is_empty());
+    assert!(endpoints(c)[0].metadata.is_none());
+}
+
+#[test]
+fn load_balancing_weight() {
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1, loadBalancingWeight: 3}, {addr: 127.0.0.2, port: 1}]}}",
+    );
+    let w: Vec<Option<u32>> = endpoints(&c)
+        .iter()
+        .map(|e| e.load_balancing_weight.map(|w| w.value))
+        .collect();
+    assert_eq!(w, [Some(3), None]);
+
+    let errs = errors_of("{static: {hosts: [{addr: 127.0.0.1, port: 1, loadBalancingWeight: 0}]}}");
+    assert_eq!(
+        errs,
+        ["host loadBalancingWeight must be at least 1 (leave it out for the default weight)"]
+    );
+}
+
+#[test]
+fn use_http2_is_the_typed_extension_only() {
+    let c = cluster_of("{useHttp2: true, static: {hosts: [{addr: 127.0.0.1, port: 1}]}}");
+    #[allow(deprecated)]
+    {
+        assert!(c.http2_protocol_options.is_none());
+        assert!(c.http_protocol_options.is_none());
+        assert!(c.common_http_protocol_options.is_none());
+        assert!(c.max_requests_per_connection.is_none());
+    }
+    let o = http_options_of(&c);
+    assert!(matches!(
+        explicit_protocol(&o),
+        http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(_)
+    ));
+    assert!(o.common_http_protocol_options.is_none());
+
+    // useHttp2: false is the default: nothing.
+    let c = cluster_of("{useHttp2: false, static: {hosts: [{addr: 127.0.0.1, port: 1}]}}");
+    assert!(c.typed_extension_protocol_options.is_empty());
+}
+
+#[test]
+fn connection_config_maps_to_cluster_and_http_options() {
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, connectionConfig: {maxRequestsPerConnection: 100, connectTimeout: 1.5s, tcpKeepalive: {keepaliveProbes: 3, keepaliveTime: 60s, keepaliveInterval: 10s}, perConnectionBufferLimitBytes: 32768, commonHttpProtocolOptions: {idleTimeout: 30s, maxHeadersCount: 50, maxStreamDuration: 1m, headersWithUnderscoresAction: REJECT_REQUEST}}}",
+    );
+    assert_eq!(
+        c.connect_timeout.map(|d| (d.seconds, d.nanos)),
+        Some((1, 500_000_000))
+    );
+    let k = c
+        .upstream_connection_options
+        .as_ref()
+        .and_then(|o| o.tcp_keepalive.as_ref())
+        .expect("tcp keepalive");
+    assert_eq!(k.keepalive_probes.map(|v| v.value), Some(3));
+    assert_eq!(k.keepalive_time.map(|v| v.value), Some(60));
+    assert_eq!(k.keepalive_interval.map(|v| v.value), Some(10));
+    assert_eq!(
+        c.per_connection_buffer_limit_bytes.map(|v| v.value),
+        Some(32768)
+    );
+    #[allow(deprecated)]
+    {
+        assert!(c.max_requests_per_connection.is_none());
+        assert!(c.common_http_protocol_options.is_none());
+    }
+    let o = http_options_of(&c);
+    // Without useHttp2: explicit HTTP/1.1, so WebSocket upgrades reach an
+    // HTTP/1 backend whatever the downstream protocol.
+    assert!(matches!(
+        explicit_protocol(&o),
+        http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(_)
+    ));
+    let common = o.common_http_protocol_options.expect("common options");
+    assert_eq!(
+        common.max_requests_per_connection.map(|v| v.value),
+        Some(100)
+    );
+    assert_eq!(common.idle_timeout.map(|d| d.seconds), Some(30));
+    assert_eq!(common.max_headers_count.map(|v| v.value), Some(50));
+    assert_eq!(common.max_stream_duration.map(|d| d.seconds), Some(60));
+    assert_eq!(
+        common.headers_with_underscores_action,
+        HeadersWithUnderscoresAction::RejectRequest as i32
+    );
+
+    // With useHttp2 too: one entry, HTTP/2, the same common options.
+    let c = cluster_of(
+        "{useHttp2: true, static: {hosts: [{addr: 127.0.0.1, port: 1}]}, connectionConfig: {maxRequestsPerConnection: 7}}",
+    );
+    let o = http_options_of(&c);
+    assert!(matches!(
+        explicit_protocol(&o),
+        http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(_)
+    ));
+    assert_eq!(
+        o.common_http_protocol_options
+            .and_then(|c| c.max_requests_per_connection)
+            .map(|v| v.value),
+        Some(7)
+    );
+
+    // Only cluster-level settings: no HTTP options at all.
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, connectionConfig: {connectTimeout: 2s}}",
+    );
+    assert!(c.typed_extension_protocol_options.is_empty());
+    assert_eq!(c.connect_timeout.map(|d| d.seconds), Some(2));
+}
+
+#[test]
+fn connection_config_errors() {
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, connectionConfig: {connectTimeout: 0s, tcpKeepalive: {keepaliveTime: 1.5s}, commonHttpProtocolOptions: {headersWithUnderscoresAction: NOPE}}}",
+    );
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(errs.contains(&"connectTimeout must be greater than 0s".to_string()));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("tcpKeepalive.keepaliveTime must be a whole number of seconds"))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("headersWithUnderscoresAction: expected one of"))
+    );
+}
+
+#[test]
+fn circuit_breakers_are_the_default_priority_thresholds() {
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, circuitBreakers: {maxConnections: 10, maxPendingRequests: 11, maxRequests: 12, maxRetries: 0, trackRemaining: true}}",
+    );
+    let cb = c.circuit_breakers.expect("circuit breakers");
+    assert_eq!(cb.thresholds.len(), 1);
+    let t = &cb.thresholds[0];
+    assert_eq!(t.priority, RoutingPriority::Default as i32);
+    assert_eq!(t.max_connections.map(|v| v.value), Some(10));
+    assert_eq!(t.max_pending_requests.map(|v| v.value), Some(11));
+    assert_eq!(t.max_requests.map(|v| v.value), Some(12));
+    assert_eq!(t.max_retries.map(|v| v.value), Some(0));
+    assert!(t.track_remaining);
+
+    // Unset thresholds stay Envoy's defaults.
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, circuitBreakers: {maxRequests: 5}}",
+    );
+    let t = &c.circuit_breakers.expect("circuit breakers").thresholds[0];
+    assert!(t.max_connections.is_none() && t.max_retries.is_none());
+    assert!(!t.track_remaining);
+}
+
+#[test]
+fn health_checks_map_and_thresholds_are_required() {
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 2s, healthyThreshold: 1, unhealthyThreshold: 3, noTrafficInterval: 5s, httpHealthCheck: {path: /healthz, host: probe.local}}, {timeout: 500ms, interval: 10s, healthyThreshold: 2, unhealthyThreshold: 2, tcpHealthCheck: {}}]}",
+    );
+    assert_eq!(c.health_checks.len(), 2);
+    let h = &c.health_checks[0];
+    assert_eq!(h.timeout.map(|d| d.seconds), Some(1));
+    assert_eq!(h.interval.map(|d| d.seconds), Some(2));
+    assert_eq!(h.healthy_threshold.map(|v| v.value), Some(1));
+    assert_eq!(h.unhealthy_threshold.map(|v| v.value), Some(3));
+    assert_eq!(h.no_traffic_interval.map(|d| d.seconds), Some(5));
+    let Some(health_check::HealthChecker::HttpHealthCheck(http)) = &h.health_checker else {
+        panic!("http health check expected");
+    };
+    assert_eq!(
+        (http.path.as_str(), http.host.as_str()),
+        ("/healthz", "probe.local")
+    );
+    let t = &c.health_checks[1];
+    assert_eq!(t.timeout.map(|d| d.nanos), Some(500_000_000));
+    assert!(matches!(
+        t.health_checker,
+        Some(health_check::HealthChecker::TcpHealthCheck(_))
+    ));
+
+    // Gloo's texts for the missing required fields.
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, tcpHealthCheck: {}}, {timeout: 1s, interval: 1s, tcpHealthCheck: {}}]}",
+    );
+    assert_eq!(
+        errs,
+        [
+            "The field HealthCheck[1].HealthyThreshold cannot be nil",
+            "The field HealthCheck[1].UnhealthyThreshold cannot be nil",
+        ]
+    );
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{healthyThreshold: 1, unhealthyThreshold: 1}]}",
+    );
+    for want in [
+        "The field HealthCheck[0].Timeout cannot be nil",
+        "The field HealthCheck[0].Interval cannot be nil",
+        "The field HealthCheck[0].HealthChecker cannot be nil",
+    ] {
+        assert!(errs.contains(&want.to_string()), "{errs:?}");
+    }
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, httpHealthCheck: {host: x}}]}",
+    );
+    assert_eq!(
+        errs,
+        ["HealthCheck[0].HttpHealthCheck: path must not be empty"]
+    );
+    // Checker fields beyond path/host are not implemented: an error.
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, httpHealthCheck: {path: /, expectedStatuses: [{start: 200, end: 300}]}}]}",
+    );
+    assert!(
+        errs[0].contains("unknown field `expectedStatuses`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn load_balancer_config() {
+    let base = "static: {hosts: [{addr: 127.0.0.1, port: 1}]}";
+    let c = cluster_of(&format!(
+        "{{{base}, loadBalancerConfig: {{healthyPanicThreshold: 25, updateMergeWindow: 2s, leastRequest: {{choiceCount: 3}}}}}}"
+    ));
+    assert_eq!(c.lb_policy, cluster::LbPolicy::LeastRequest as i32);
+    let Some(cluster::LbConfig::LeastRequestLbConfig(lr)) = &c.lb_config else {
+        panic!("least request config expected");
+    };
+    assert_eq!(lr.choice_count.map(|v| v.value), Some(3));
+    let common = c.common_lb_config.expect("common lb config");
+    assert_eq!(common.healthy_panic_threshold.map(|p| p.value), Some(25.0));
+    assert_eq!(common.update_merge_window.map(|d| d.seconds), Some(2));
+
+    let c = cluster_of(&format!(
+        "{{{base}, loadBalancerConfig: {{ringHash: {{ringHashConfig: {{minimumRingSize: 2048, maximumRingSize: '4096'}}}}}}}}"
+    ));
+    assert_eq!(c.lb_policy, cluster::LbPolicy::RingHash as i32);
+    let Some(cluster::LbConfig::RingHashLbConfig(rh)) = &c.lb_config else {
+        panic!("ring hash config expected");
+    };
+    assert_eq!(rh.minimum_ring_size.map(|v| v.value), Some(2048));
+    assert_eq!(rh.maximum_ring_size.map(|v| v.value), Some(4096));
+    assert!(c.common_lb_config.is_none());
+
+    for (policy, want) in [
+        ("roundRobin: {}", cluster::LbPolicy::RoundRobin),
+        ("random: {}", cluster::LbPolicy::Random),
+        ("maglev: {}", cluster::LbPolicy::Maglev),
+        ("leastRequest: {}", cluster::LbPolicy::LeastRequest),
+        ("ringHash: {}", cluster::LbPolicy::RingHash),
+    ] {
+        let c = cluster_of(&format!("{{{base}, loadBalancerConfig: {{{policy}}}}}"));
+        assert_eq!(c.lb_policy, want as i32, "{policy}");
+        assert!(c.lb_config.is_none(), "{policy}");
+    }
+
+    let errs = errors_of(&format!(
+        "{{{base}, loadBalancerConfig: {{random: {{}}, maglev: {{}}}}}}"
+    ));
+    assert!(
+        errs[0].starts_with("loadBalancerConfig sets more than one policy"),
+        "{errs:?}"
+    );
+    let errs = errors_of(&format!(
+        "{{{base}, loadBalancerConfig: {{leastRequest: {{choiceCount: 1}}, healthyPanicThreshold: 101}}}}"
+    ));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    let errs = errors_of(&format!(
+        "{{{base}, loadBalancerConfig: {{ringHash: {{ringHashConfig: {{maximumRingSize: 10}}}}}}}}"
+    ));
+    assert_eq!(
+        errs,
+        ["ringHashConfig: minimumRingSize (1024) is greater than maximumRingSize (10)"]
+    );
+}
+
+#[test]
+fn outlier_detection_needs_an_interval() {
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, outlierDetection: {consecutive5xx: 4, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50}}",
+    );
+    let o = c.outlier_detection.expect("outlier detection");
+    assert_eq!(o.consecutive_5xx.map(|v| v.value), Some(4));
+    assert_eq!(o.interval.map(|d| d.seconds), Some(10));
+    assert_eq!(o.base_ejection_time.map(|d| d.seconds), Some(30));
+    assert_eq!(o.max_ejection_percent.map(|v| v.value), Some(50));
+
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, outlierDetection: {consecutive5xx: 4}}",
+    );
+    assert_eq!(errs, ["The field OutlierDetection.Interval cannot be nil"]);
+}
+
+#[test]
+fn unimplemented_upstream_fields_are_named() {
+    for field in [
+        "failover: {}",
+        "dnsRefreshRate: 1s",
+        "protocolSelection: USE_DOWNSTREAM_PROTOCOL",
+    ] {
+        let errs = errors_of(&format!(
+            "{{static: {{hosts: [{{addr: 127.0.0.1, port: 1}}]}}, {field}}}"
+        ));
+        let name = field.split(':').next().unwrap_or_default();
+        assert_eq!(
+            errs,
+            [format!(
+                "`{name}` is a Gloo feature edgeplane does not implement here; Upstream gloo-system.us is rejected rather than served without it"
+            )],
+        );
+    }
+    let errs = errors_of("{static: {serviceSpec: {}, hosts: [{addr: 127.0.0.1, port: 1}]}}");
+    assert!(
+        errs[0].starts_with("`serviceSpec` is a Gloo feature"),
+        "{errs:?}"
+    );
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, circuitBreakers: {maxConnectionz: 1}}",
+    );
+    assert!(
+        errs[0].contains("unknown field `maxConnectionz`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn feature_rich_cluster_bytes_are_deterministic() {
+    let spec = "{useHttp2: true, static: {hosts: [{addr: a.example.com, port: 443, loadBalancingWeight: 2}, {addr: b.example.com, port: 443}, {addr: 10.0.0.1, port: 443, sniAddr: c.example.com}]}, connectionConfig: {maxRequestsPerConnection: 3, commonHttpProtocolOptions: {idleTimeout: 1s}}, circuitBreakers: {maxRequests: 1}, healthChecks: [{timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, tcpHealthCheck: {}}], loadBalancerConfig: {maglev: {}}, outlierDetection: {interval: 1s}}";
+    let first = cluster_of(spec).encode_to_vec();
+    for _ in 0..5 {
+        assert_eq!(cluster_of(spec).encode_to_vec(), first);
+    }
+}

@@ -1,4 +1,11 @@
 //! Gateway → Listener with one HTTP connection manager taking routes by RDS.
+//!
+//! A plain gateway's Listener has one filter chain and depends only on the
+//! Gateway. An SSL gateway's Listener has one TLS filter chain per attached
+//! VirtualService (see `tls`), each with the same connection manager and
+//! the same RDS route config, so it also depends on which VirtualServices
+//! are attached and on their `sslConfig`, but still never on their routes or
+//! domains: route edits travel by RDS only and leave open sockets alone.
 
 use envoy_types::pb::envoy::config::core::v3::Address;
 use envoy_types::pb::envoy::config::core::v3::{
@@ -18,17 +25,48 @@ use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfi
 use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
 
-use super::{bool_value, duration};
-use crate::model::{Gateway, Upgrade, UpgradeKind};
+use super::{bool_value, duration, tls};
+use crate::model::{Gateway, Model, Upgrade, UpgradeKind, VirtualService};
 
 pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
 pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 
-pub fn listener(gw: &Gateway) -> Listener {
-    let hcm = hcm(gw);
+/// The Gateway's Listener; `None` for an SSL gateway that serves no
+/// VirtualService (Gloo drops listeners without filter chains, and Envoy
+/// would reject one).
+pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
+    let hcm = Filter {
+        name: HCM_FILTER.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm(gw)))),
+    };
+    let (filter_chains, listener_filters) = if gw.ssl {
+        // Only sslConfig and the set of attached VirtualServices shape these
+        // chains (never routes or domains), so only editing those, or the
+        // Gateway, changes this Listener and drains its connections.
+        let mut attached: Vec<&VirtualService> = model
+            .virtual_services
+            .values()
+            .filter(|vs| gw.selects(vs))
+            .collect();
+        attached.sort_by_key(|vs| vs.vhost_name());
+        let chains: Vec<FilterChain> = attached
+            .into_iter()
+            .filter_map(|vs| Some(tls::filter_chain(vs, vs.ssl.as_ref()?, hcm.clone())))
+            .collect();
+        if chains.is_empty() {
+            return None;
+        }
+        (chains, vec![tls::tls_inspector()])
+    } else {
+        let chain = FilterChain {
+            filters: vec![hcm],
+            ..Default::default()
+        };
+        (vec![chain], Vec::new())
+    };
     let ipv4 = gw.bind_address.parse::<std::net::Ipv4Addr>().is_ok();
-    Listener {
+    Some(Listener {
         name: gw.listener_name(),
         address: Some(Address {
             address: Some(address::Address::SocketAddress(SocketAddress {
@@ -39,15 +77,10 @@ pub fn listener(gw: &Gateway) -> Listener {
                 ..Default::default()
             })),
         }),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: HCM_FILTER.to_string(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
-            }],
-            ..Default::default()
-        }],
+        filter_chains,
+        listener_filters,
         ..Default::default()
-    }
+    })
 }
 
 /// Gloo's listener upgrade rule: the user's entries in order, then a plain
@@ -236,3 +269,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tls_tests;

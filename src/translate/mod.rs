@@ -9,13 +9,15 @@
 //! Gloo's shape is kept: per proxy, one Listener per Gateway whose HCM takes
 //! its routes over RDS from `<listener>-routes`; one virtual host per
 //! VirtualService; one Cluster per Upstream (every proxy gets all clusters).
-//! A Listener depends only on its Gateway, so editing routes, virtual
-//! services or upstreams never changes Listener bytes (which would drain
-//! the listener's open WebSockets in Envoy).
+//! A Listener depends only on its Gateway (for an SSL gateway, also on the
+//! `sslConfig` of the VirtualServices it serves, one TLS filter chain each),
+//! so editing routes, domains or upstreams never changes Listener bytes
+//! (which would drain the listener's open WebSockets in Envoy).
 
 mod cluster;
 mod listener;
 mod route;
+mod tls;
 
 use std::collections::BTreeMap;
 
@@ -60,7 +62,9 @@ pub fn translate(model: &Model) -> Output {
         if model.virtual_services.is_empty() {
             continue;
         }
-        let listener = listener::listener(gw);
+        let Some(listener) = listener::listener(gw, model) else {
+            continue;
+        };
         let routes = route::route_configuration(gw, model);
         for proxy in &gw.proxy_names {
             if let Some(p) = out.get_mut(&proxy_key(&gw.key.namespace, proxy)) {

@@ -1,9 +1,17 @@
 //! Gateway → `model::Gateway`: bind address and port, proxies, which
 //! VirtualServices it serves, and its HTTP connection manager settings.
+//!
+//! SSL gateways live here too: a VirtualService's `sslConfig` (parsed into
+//! the model by `ssl_config`, called from `routes::virtual_service`) and the
+//! cross-resource check that the VirtualServices of one SSL gateway can be
+//! told apart by SNI (`check_sni_conflicts`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_saphyr::Spanned;
 
 use super::{Ctx, Index};
+use crate::diag::{Diagnostic, Pos, ResourceId};
 use crate::manifest::DEFAULT_PROXY_NAME;
 use crate::manifest::model as raw;
 use crate::model::*;
@@ -22,12 +30,7 @@ pub(super) fn gateway(
             format!("bindPort {port} is not a valid port (1-65535)"),
         );
     }
-    if let Some(ssl) = &spec.ssl
-        && ssl.value
-    {
-        let pos = cx.at(ssl);
-        cx.error(pos, "ssl gateways are not implemented by edgeplane yet");
-    }
+    let ssl = spec.ssl.as_ref().is_some_and(|s| s.value);
     let Some(http) = &spec.http_gateway else {
         cx.error(
             cx.doc_pos.clone(),
@@ -162,6 +165,7 @@ pub(super) fn gateway(
         proxy_names,
         selection,
         hcm,
+        ssl,
     })
 }
 
@@ -272,4 +276,287 @@ fn http2(cx: &mut Ctx<'_>, o: &serde_saphyr::Spanned<raw::Http2Options>) -> Opti
         override_stream_error_on_invalid_http_message: v
             .override_stream_error_on_invalid_http_message,
     })
+}
+
+// === sslConfig (VirtualService) ===
+
+/// Gloo's ALPN default for HTTP filter chains, and its opt-out value.
+const DEFAULT_ALPN: [&str; 2] = ["h2", "http/1.1"];
+const ALPN_ALLOW_EMPTY: &str = "allow_empty";
+
+/// A VirtualService's `sslConfig` → `model::SslConfig`. Paths are checked
+/// for presence only: they name files as Envoy sees them (maybe in another
+/// container), so they are never read here.
+pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Option<SslConfig> {
+    let at = cx.at(sc);
+    let c = &sc.value;
+    let unimplemented: [(&str, Option<Pos>); 6] = [
+        ("secretRef", c.secret_ref.as_ref().map(|v| cx.at(v))),
+        ("sds", c.sds.as_ref().map(|v| cx.at(v))),
+        (
+            "verifySubjectAltName",
+            c.verify_subject_alt_name.as_ref().map(|v| cx.at(v)),
+        ),
+        (
+            "disableTlsSessionResumption",
+            c.disable_tls_session_resumption.as_ref().map(|v| cx.at(v)),
+        ),
+        (
+            "transportSocketConnectTimeout",
+            c.transport_socket_connect_timeout
+                .as_ref()
+                .map(|v| cx.at(v)),
+        ),
+        (
+            "ocspStaplePolicy",
+            c.ocsp_staple_policy.as_ref().map(|v| cx.at(v)),
+        ),
+    ];
+    let mut secret_elsewhere = false;
+    for (field, pos) in unimplemented {
+        if let Some(pos) = pos {
+            secret_elsewhere |= field == "secretRef" || field == "sds";
+            let hint = if field == "secretRef" || field == "sds" {
+                "; give the certificate and key as files with sslFiles"
+            } else {
+                ""
+            };
+            cx.error(
+                pos,
+                format!("sslConfig.{field} is not implemented by edgeplane yet{hint}"),
+            );
+        }
+    }
+
+    let files = match &c.ssl_files {
+        Some(f) => Some(ssl_files(cx, f)),
+        None => {
+            if !secret_elsewhere {
+                cx.error(
+                    at.clone(),
+                    "sslConfig has no sslFiles: set sslFiles.tlsCert and sslFiles.tlsKey",
+                );
+            }
+            None
+        }
+    };
+
+    let mut sni_domains: Vec<String> = Vec::new();
+    for d in &c.sni_domains {
+        let pos = cx.at(d);
+        if d.value.is_empty() {
+            cx.error(pos, "sslConfig.sniDomains has an empty domain");
+        } else if sni_domains.contains(&d.value) {
+            cx.error(
+                pos,
+                format!("sslConfig.sniDomains lists `{}` more than once", d.value),
+            );
+        } else {
+            sni_domains.push(d.value.clone());
+        }
+    }
+
+    let alpn: Vec<&Spanned<String>> = c.alpn_protocols.iter().collect();
+    let alpn_protocols = match alpn.as_slice() {
+        [] => DEFAULT_ALPN.map(String::from).to_vec(),
+        [only] if only.value == ALPN_ALLOW_EMPTY => Vec::new(),
+        list => {
+            let mut out = Vec::new();
+            for p in list {
+                if p.value == ALPN_ALLOW_EMPTY {
+                    let pos = cx.at(p);
+                    cx.error(
+                        pos,
+                        "sslConfig.alpnProtocols: `allow_empty` must be the only entry (it means: offer no ALPN)",
+                    );
+                } else if p.value.is_empty() {
+                    let pos = cx.at(p);
+                    cx.error(pos, "sslConfig.alpnProtocols has an empty protocol");
+                } else {
+                    out.push(p.value.clone());
+                }
+            }
+            out
+        }
+    };
+
+    let params = match &c.parameters {
+        None => TlsParams::default(),
+        Some(p) => {
+            let min_version =
+                tls_version(cx, "minimumProtocolVersion", &p.minimum_protocol_version);
+            let max_version =
+                tls_version(cx, "maximumProtocolVersion", &p.maximum_protocol_version);
+            if let (Some(min), Some(max)) = (min_version, max_version)
+                && min != TlsVersion::Auto
+                && max != TlsVersion::Auto
+                && min > max
+            {
+                cx.error(
+                    at.clone(),
+                    format!(
+                        "sslConfig.parameters: minimumProtocolVersion {} is above maximumProtocolVersion {}",
+                        TlsVersion::NAMES[min as usize],
+                        TlsVersion::NAMES[max as usize]
+                    ),
+                );
+            }
+            for (field, list) in [
+                ("cipherSuites", &p.cipher_suites),
+                ("ecdhCurves", &p.ecdh_curves),
+            ] {
+                if list.iter().any(String::is_empty) {
+                    cx.error(
+                        at.clone(),
+                        format!("sslConfig.parameters.{field} has an empty entry"),
+                    );
+                }
+            }
+            TlsParams {
+                min_version,
+                max_version,
+                cipher_suites: p.cipher_suites.clone(),
+                ecdh_curves: p.ecdh_curves.clone(),
+            }
+        }
+    };
+
+    let (cert_chain, private_key, root_ca) = files.flatten()?;
+    Some(SslConfig {
+        cert_chain,
+        private_key,
+        root_ca,
+        sni_domains,
+        alpn_protocols,
+        one_way_tls: c.one_way_tls.unwrap_or(false),
+        params,
+    })
+}
+
+/// `sslFiles` → (tlsCert, tlsKey, rootCa); `None` after reporting a
+/// missing or empty path.
+fn ssl_files(
+    cx: &mut Ctx<'_>,
+    f: &Spanned<raw::SslFiles>,
+) -> Option<(String, String, Option<String>)> {
+    let at = cx.at(f);
+    let v = &f.value;
+    if let Some(o) = &v.ocsp_staple {
+        let pos = cx.at(o);
+        cx.error(
+            pos,
+            "sslConfig.sslFiles.ocspStaple is not implemented by edgeplane yet",
+        );
+    }
+    let mut path = |field: &str, p: &Option<Spanned<String>>, required: bool| -> Option<String> {
+        match p {
+            None => {
+                if required {
+                    cx.error(
+                        at.clone(),
+                        format!(
+                            "sslConfig.sslFiles.{field} is missing: Envoy needs the path of the {}",
+                            what(field)
+                        ),
+                    );
+                }
+                None
+            }
+            Some(s) if s.value.trim().is_empty() => {
+                let pos = cx.at(s);
+                let hint = if required {
+                    ""
+                } else {
+                    " (leave it out for no client certificate verification)"
+                };
+                cx.error(
+                    pos,
+                    format!("sslConfig.sslFiles.{field} is an empty path{hint}"),
+                );
+                None
+            }
+            Some(s) => Some(s.value.clone()),
+        }
+    };
+    let cert = path("tlsCert", &v.tls_cert, true);
+    let key = path("tlsKey", &v.tls_key, true);
+    let root_ca = path("rootCa", &v.root_ca, false);
+    let root_ca_bad = v.root_ca.is_some() && root_ca.is_none();
+    match (cert, key, root_ca_bad) {
+        (Some(c), Some(k), false) => Some((c, k, root_ca)),
+        _ => None,
+    }
+}
+
+fn what(field: &str) -> &'static str {
+    match field {
+        "tlsCert" => "PEM certificate chain",
+        "tlsKey" => "PEM private key",
+        _ => "PEM CA bundle",
+    }
+}
+
+/// A protocol version by Gloo's name or number.
+fn tls_version(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    v: &Option<Spanned<raw::EnumValue>>,
+) -> Option<TlsVersion> {
+    enum_field(
+        cx,
+        &format!("sslConfig.parameters.{field}"),
+        v,
+        &TlsVersion::NAMES,
+    )
+    .and_then(|i| usize::try_from(i).ok())
+    .map(|i| TlsVersion::ALL[i])
+}
+
+/// The VirtualServices of one SSL gateway become one filter chain each,
+/// matched by SNI; Envoy refuses two chains with the same match (it would
+/// NACK the whole listener). So: at most one VirtualService without
+/// `sniDomains` (the catch-all), and no SNI domain in two of them. Each
+/// VirtualService involved gets an error, as in Gloo's domain conflicts.
+pub(super) fn check_sni_conflicts(
+    model: &Model,
+    vs_pos: &BTreeMap<Key, (Pos, ResourceId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for gw in model.gateways.values().filter(|g| g.ssl) {
+        let mut by_sni: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();
+        for vs in model.virtual_services.values().filter(|v| gw.selects(v)) {
+            let Some(ssl) = &vs.ssl else { continue };
+            if ssl.sni_domains.is_empty() {
+                by_sni.entry("").or_default().push(&vs.key);
+            }
+            for d in &ssl.sni_domains {
+                by_sni.entry(d.as_str()).or_default().push(&vs.key);
+            }
+        }
+        for (sni, keys) in by_sni.iter().filter(|(_, k)| k.len() > 1) {
+            for k in keys {
+                let others: Vec<String> = keys
+                    .iter()
+                    .filter(|o| *o != k)
+                    .map(|o| o.to_string())
+                    .collect();
+                let msg = if sni.is_empty() {
+                    format!(
+                        "ssl conflict: other virtual services on the same SSL Gateway {} as this one don't specify sniDomains either: [{}]; at most one may leave sniDomains empty",
+                        gw.key,
+                        others.join(" ")
+                    )
+                } else {
+                    format!(
+                        "ssl conflict: the [{sni}] SNI domain is in the sniDomains of other virtual services on the same SSL Gateway {} as this one: [{}]",
+                        gw.key,
+                        others.join(" ")
+                    )
+                };
+                if let Some((p, id)) = vs_pos.get(*k) {
+                    diags.push(Diagnostic::error(p.clone(), Some(id.clone()), msg));
+                }
+            }
+        }
+    }
 }

@@ -227,6 +227,7 @@ pub fn validate(docs: &[Document]) -> Validated {
     }
     check_bind_addresses(&model, &gw_pos, &mut diags);
     check_domains(&model, &gw_pos, &vs_pos, &mut diags);
+    gateway::check_sni_conflicts(&model, &vs_pos, &mut diags);
     diags.sort();
     diags.dedup();
     Validated {

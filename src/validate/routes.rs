@@ -35,6 +35,9 @@ struct Walker<'a> {
     other: Vec<Diagnostic>,
     /// Route tables on the current branch, for cycle detection.
     chain: Vec<Key>,
+    /// Checking a route table without its parent: what depends on the
+    /// parent (path inheritance) cannot be judged.
+    standalone: bool,
 }
 
 pub(super) fn virtual_service(
@@ -44,6 +47,11 @@ pub(super) fn virtual_service(
     spec: &raw::VirtualServiceSpec,
     index: &Index<'_>,
 ) -> (Option<VirtualService>, Vec<Diagnostic>) {
+    // Checked even without a virtual host, so its mistakes show.
+    let ssl = spec
+        .ssl_config
+        .as_ref()
+        .and_then(|c| super::gateway::ssl_config(cx, c));
     let Some(vh) = &spec.virtual_host else {
         cx.warn(
             cx.doc_pos.clone(),
@@ -70,6 +78,7 @@ pub(super) fn virtual_service(
         index,
         other: Vec::new(),
         chain: Vec::new(),
+        standalone: false,
     };
     let mut routes = Vec::new();
     w.routes(cx, &key, &vh.routes, None, &mut routes);
@@ -78,6 +87,7 @@ pub(super) fn virtual_service(
         labels: labels.clone(),
         domains,
         routes,
+        ssl,
     };
     (Some(vs), w.other)
 }
@@ -95,6 +105,7 @@ pub(super) fn route_table_alone(
         index,
         other: Vec::new(),
         chain: vec![key.clone()],
+        standalone: true,
     };
     let mut sink = Vec::new();
     w.routes(&mut cx, &key, &spec.routes, None, &mut sink);
@@ -135,9 +146,15 @@ impl Walker<'_> {
             .inheritable_path_matchers
             .or(parent.map(|p| p.inherit_path))
             .unwrap_or(false);
+        // Gloo: a leaf matcher must name a path; a delegating route's
+        // matcher without one means `/`, and a child inheriting its
+        // parent's path needs none.
+        let path_optional = r.delegate_action.is_some()
+            || (parent.is_some() && inherit_path)
+            || (self.standalone && parent.is_none());
         let mut matchers = Vec::new();
         for m in &r.matchers {
-            match matcher(cx, owner, m) {
+            match matcher(cx, owner, m, path_optional) {
                 Some(m) => matchers.push(m),
                 None => return,
             }
@@ -477,7 +494,43 @@ fn specificity(r: &Route) -> (u8, std::cmp::Reverse<usize>) {
     }
 }
 
+/// RE2 (Envoy's engine) refuses counted repetitions above 1000, which
+/// Rust's engine allows; returns the first such count.
+fn re2_repetition_over_limit(re: &str) -> Option<u32> {
+    use regex_syntax::ast::{Ast, RepetitionKind, RepetitionRange};
+    let ast = regex_syntax::ast::parse::Parser::new().parse(re).ok()?;
+    let mut stack = vec![&ast];
+    while let Some(node) = stack.pop() {
+        match node {
+            Ast::Repetition(r) => {
+                if let RepetitionKind::Range(range) = &r.op.kind {
+                    let n = match range {
+                        RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => *n,
+                        RepetitionRange::Bounded(a, b) => (*a).max(*b),
+                    };
+                    if n > 1000 {
+                        return Some(n);
+                    }
+                }
+                stack.push(&r.ast);
+            }
+            Ast::Group(g) => stack.push(&g.ast),
+            Ast::Alternation(a) => stack.extend(a.asts.iter()),
+            Ast::Concat(c) => stack.extend(c.asts.iter()),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn check_regex(cx: &mut Ctx<'_>, owner: &Key, pos: crate::diag::Pos, re: &str) -> bool {
+    if let Some(n) = re2_repetition_over_limit(re) {
+        cx.error(
+            pos,
+            format!("virtual service [{owner}] has a regex matcher with invalid regex, bad repetition operator: {{{n}}} (RE2, Envoy's regex engine, allows at most 1000)"),
+        );
+        return false;
+    }
     match regex::Regex::new(re) {
         Ok(_) => true,
         Err(e) => {
@@ -492,7 +545,12 @@ fn check_regex(cx: &mut Ctx<'_>, owner: &Key, pos: crate::diag::Pos, re: &str) -
     }
 }
 
-fn matcher(cx: &mut Ctx<'_>, owner: &Key, m: &Spanned<raw::Matcher>) -> Option<Matcher> {
+fn matcher(
+    cx: &mut Ctx<'_>,
+    owner: &Key,
+    m: &Spanned<raw::Matcher>,
+    path_optional: bool,
+) -> Option<Matcher> {
     let pos = cx.at(m);
     let v = &m.value;
     let paths = [
@@ -502,8 +560,14 @@ fn matcher(cx: &mut Ctx<'_>, owner: &Key, m: &Spanned<raw::Matcher>) -> Option<M
     ];
     let mut set: Vec<PathMatch> = paths.into_iter().flatten().collect();
     let path = match set.len() {
-        // A matcher with conditions but no path applies to every path.
-        0 => PathMatch::Prefix("/".into()),
+        0 if path_optional => PathMatch::Prefix("/".into()),
+        0 => {
+            cx.error(
+                pos,
+                "invalid matcher: no path specifier provided (prefix, exact or regex)",
+            );
+            return None;
+        }
         1 => set.remove(0),
         _ => {
             cx.error(

@@ -341,3 +341,138 @@ fn weighted_destinations_and_upstream_groups() {
         messages(&l)
     );
 }
+
+#[test]
+fn re2_limits_are_checked_before_envoy_sees_them() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{regex: '/a{1001}'}], routeAction: {single: {upstream: {name: up}}}}, {matchers: [{regex: '/b\\{1001\\}'}], routeAction: {single: {upstream: {name: up}}}}]",
+        ),
+    ]);
+    let errs: Vec<_> = l.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errs.len(), 1, "{}", l.render_diagnostics());
+    assert!(errs[0].message.starts_with(
+        "virtual service [gloo-system.vs] has a regex matcher with invalid regex, bad repetition operator: {1001}"
+    ));
+}
+
+#[test]
+fn remaining_gloo_texts() {
+    let gw_ref = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {virtualServices: [{name: ghost}]}}\n";
+    let l = load(&[gw_ref, UP]);
+    assert!(
+        messages(&l).contains(&"invalid virtual service ref gloo-system.ghost".to_string()),
+        "{:?}",
+        messages(&l)
+    );
+
+    let gw_h2 = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {options: {httpConnectionManagerSettings: {http2ProtocolOptions: {initialStreamWindowSize: 10, initialConnectionWindowSize: 20, maxConcurrentStreams: 0}, upgrades: [{}]}}}}\n";
+    let msgs = messages(&load(&[gw_h2]));
+    for want in [
+        "Invalid Initial Stream Window Size: 10",
+        "Invalid Initial Connection Window Size: 20",
+        "Invalid Max Concurrent Streams Size: 0",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m == want),
+            "missing {want:?} in {msgs:?}"
+        );
+    }
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("unimplemented upgrade type")),
+        "{msgs:?}"
+    );
+
+    let novh =
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: bare}\nspec: {}\n";
+    let empty_domain = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: dom}\nspec: {virtualHost: {domains: [a.com, '']}}\n";
+    let msgs = messages(&load(&[GW, novh, empty_domain]));
+    assert!(
+        msgs.contains(
+            &"virtual service [gloo-system.bare] does not specify a virtual host".to_string()
+        ),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"virtual host gloo-system_dom has an empty domain".to_string()),
+        "{msgs:?}"
+    );
+
+    let mk = |name: &str, domains: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec: {{virtualHost: {{domains: {domains}}}}}\n"
+        )
+    };
+    let msgs = messages(&load(&[
+        GW,
+        &mk("a", "[x.com]"),
+        &mk("b", "[x.com]"),
+        &mk("c", "[]"),
+        &mk("d", "[]"),
+    ]));
+    for want in [
+        "domain conflict: the [x.com] domain is present in other virtual services that belong to the same Gateway as this one: [gloo-system.b]",
+        "domain conflict: other virtual services that belong to the same Gateway as this one don't specify a domain (and thus default to '*'): [gloo-system.d]",
+        "domain conflict: the following domains are present in more than one of the virtual services associated with this gateway: [EMPTY_DOMAIN x.com]",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m == want),
+            "missing {want:?} in {msgs:?}"
+        );
+    }
+
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{headers: [{name: a}]}], routeAction: {single: {upstream: {name: up}}}}]",
+        ),
+    ]);
+    assert!(
+        messages(&l)
+            .iter()
+            .any(|m| m.starts_with("invalid matcher: no path specifier provided")),
+        "{:?}",
+        messages(&l)
+    );
+}
+
+#[test]
+fn child_matcher_rules_beyond_the_prefix() {
+    let parent = "[{matchers: [{prefix: /p, caseSensitive: true, headers: [{name: h, value: v}], queryParameters: [{name: q}], methods: [GET]}], delegateAction: {ref: {name: a}}}]";
+    let child = |m: &str| {
+        format!("[{{matchers: [{m}], routeAction: {{single: {{upstream: {{name: up}}}}}}}}]")
+    };
+    let cases = [
+        (
+            "{prefix: /p/x, headers: [{name: h, value: v}], queryParameters: [{name: q}], methods: [GET]}",
+            "same case sensitivity",
+        ),
+        (
+            "{prefix: /p/x, caseSensitive: true, queryParameters: [{name: q}], methods: [GET]}",
+            "all headers",
+        ),
+        (
+            "{prefix: /p/x, caseSensitive: true, headers: [{name: h, value: v}], methods: [GET]}",
+            "all query params",
+        ),
+        (
+            "{prefix: /p/x, caseSensitive: true, headers: [{name: h, value: v}], queryParameters: [{name: q}], methods: [POST]}",
+            "all methods",
+        ),
+    ];
+    for (m, want) in cases {
+        let l = load(&[GW, UP, &vs(parent), &rt("a", "", 0, &child(m))]);
+        let msgs = messages(&l);
+        assert!(
+            msgs.iter().any(
+                |x| x.starts_with("invalid route: route table matchers must") && x.contains(want)
+            ),
+            "{want}: {msgs:?}"
+        );
+        assert!(!l.has_errors(), "warnings only");
+    }
+}

@@ -1,0 +1,115 @@
+//! Downstream TLS for SSL gateways: one filter chain per VirtualService,
+//! matched by SNI, terminating TLS with that VirtualService's `sslConfig`,
+//! and the TLS inspector listener filter that reads the SNI.
+//!
+//! Certificate files are referenced by path (`DataSource.filename`), as
+//! Envoy sees them; nothing here reads them. Envoy watches those files
+//! itself, so rotating a certificate on disk needs no xDS update.
+
+use envoy_types::pb::envoy::config::core::v3::transport_socket;
+use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket, data_source};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, ListenerFilter, listener_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
+    TlsParameters, common_tls_context, tls_parameters::TlsProtocol,
+};
+use envoy_types::util::pack_any;
+
+use super::bool_value;
+use crate::model::{SslConfig, TlsParams, TlsVersion, VirtualService};
+
+pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
+pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
+
+/// The listener filter that reads the ClientHello (SNI, ALPN) so filter
+/// chains can match on `server_names`.
+pub fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: TLS_INSPECTOR.to_string(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            TlsInspector::default(),
+        ))),
+        ..Default::default()
+    }
+}
+
+/// The filter chain of one VirtualService on an SSL gateway: its SNI
+/// domains (none: the catch-all chain), its TLS context, and `hcm` (the
+/// gateway's connection manager, the same in every chain).
+pub fn filter_chain(vs: &VirtualService, ssl: &SslConfig, hcm: Filter) -> FilterChain {
+    FilterChain {
+        // Named after the virtual host, so config dumps say whose it is.
+        name: vs.vhost_name(),
+        filter_chain_match: (!ssl.sni_domains.is_empty()).then(|| FilterChainMatch {
+            server_names: ssl.sni_domains.clone(),
+            ..Default::default()
+        }),
+        filters: vec![hcm],
+        transport_socket: Some(TransportSocket {
+            name: TLS_TRANSPORT_SOCKET.to_string(),
+            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(
+                downstream_tls_context(ssl),
+            ))),
+        }),
+        ..Default::default()
+    }
+}
+
+fn file(path: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_string())),
+        ..Default::default()
+    }
+}
+
+fn downstream_tls_context(ssl: &SslConfig) -> DownstreamTlsContext {
+    let validation = ssl.root_ca.as_deref().map(|ca| {
+        common_tls_context::ValidationContextType::ValidationContext(CertificateValidationContext {
+            trusted_ca: Some(file(ca)),
+            ..Default::default()
+        })
+    });
+    DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_params: tls_params(&ssl.params),
+            tls_certificates: vec![TlsCertificate {
+                certificate_chain: Some(file(&ssl.cert_chain)),
+                private_key: Some(file(&ssl.private_key)),
+                ..Default::default()
+            }],
+            alpn_protocols: ssl.alpn_protocols.clone(),
+            validation_context_type: validation,
+            ..Default::default()
+        }),
+        // Gloo: a root CA means mTLS unless `oneWayTls`.
+        require_client_certificate: ssl.requires_client_cert().then(|| bool_value(true)),
+        ..Default::default()
+    }
+}
+
+fn tls_params(p: &TlsParams) -> Option<TlsParameters> {
+    if p.is_empty() {
+        return None;
+    }
+    let version = |v: Option<TlsVersion>| v.map_or(TlsProtocol::TlsAuto, protocol) as i32;
+    Some(TlsParameters {
+        tls_minimum_protocol_version: version(p.min_version),
+        tls_maximum_protocol_version: version(p.max_version),
+        cipher_suites: p.cipher_suites.clone(),
+        ecdh_curves: p.ecdh_curves.clone(),
+        ..Default::default()
+    })
+}
+
+fn protocol(v: TlsVersion) -> TlsProtocol {
+    match v {
+        TlsVersion::Auto => TlsProtocol::TlsAuto,
+        TlsVersion::V1_0 => TlsProtocol::TlSv10,
+        TlsVersion::V1_1 => TlsProtocol::TlSv11,
+        TlsVersion::V1_2 => TlsProtocol::TlSv12,
+        TlsVersion::V1_3 => TlsProtocol::TlSv13,
+    }
+}
