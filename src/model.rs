@@ -97,6 +97,8 @@ impl Duration {
 pub enum UpgradeKind {
     WebSocket,
     Connect,
+    /// Route level only: Envoy terminates the CONNECT itself.
+    ConnectTerminate,
 }
 
 impl UpgradeKind {
@@ -104,7 +106,7 @@ impl UpgradeKind {
     pub fn envoy_name(self) -> &'static str {
         match self {
             UpgradeKind::WebSocket => "websocket",
-            UpgradeKind::Connect => "CONNECT",
+            UpgradeKind::Connect | UpgradeKind::ConnectTerminate => "CONNECT",
         }
     }
 }

@@ -249,6 +249,8 @@ pub struct UpgradeEntry {
     pub websocket: Option<UpgradeSpec>,
     #[serde(default)]
     pub connect: Option<UpgradeSpec>,
+    #[serde(default)]
+    pub connect_terminate: Option<UpgradeSpec>,
 }
 
 /// `enabled` unset means enabled (Envoy's default), as in Gloo.

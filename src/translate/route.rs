@@ -26,7 +26,7 @@ use envoy_types::util::pack_any;
 use super::listener::CORS_FILTER;
 
 use super::{bool_value, duration};
-use crate::model::{self, Action, Gateway, Model, PathMatch};
+use crate::model::{self, Action, Gateway, Model, PathMatch, UpgradeKind};
 
 pub fn route_configuration(gw: &Gateway, model: &Model) -> RouteConfiguration {
     let mut virtual_hosts: Vec<VirtualHost> = model
@@ -274,7 +274,8 @@ fn route_action(cluster: route_action::ClusterSpecifier, o: &model::RouteOptions
             .map(|u| route_action::UpgradeConfig {
                 upgrade_type: u.kind.envoy_name().to_string(),
                 enabled: u.enabled.map(bool_value),
-                ..Default::default()
+                connect_config: (u.kind == UpgradeKind::ConnectTerminate)
+                    .then(route_action::upgrade_config::ConnectConfig::default),
             })
             .collect(),
         ..Default::default()

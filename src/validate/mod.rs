@@ -90,13 +90,17 @@ impl<'a> Ctx<'a> {
             let set: Vec<(UpgradeKind, &raw::UpgradeSpec)> = [
                 (UpgradeKind::WebSocket, e.value.websocket.as_ref()),
                 (UpgradeKind::Connect, e.value.connect.as_ref()),
+                (
+                    UpgradeKind::ConnectTerminate,
+                    e.value.connect_terminate.as_ref(),
+                ),
             ]
             .into_iter()
             .filter_map(|(k, s)| s.map(|s| (k, s)))
             .collect();
             match set.as_slice() {
                 [(kind, spec)] => {
-                    if out.iter().any(|u| u.kind == *kind) {
+                    if out.iter().any(|u| u.kind.envoy_name() == kind.envoy_name()) {
                         self.error(
                             pos,
                             format!("upgrade config {} is not unique", kind.envoy_name()),
@@ -110,7 +114,7 @@ impl<'a> Ctx<'a> {
                 }
                 [] => self.error(
                     pos,
-                    "unimplemented upgrade type: the entry sets none of `websocket`, `connect`",
+                    "unimplemented upgrade type: the entry sets none of `websocket`, `connect`, `connectTerminate`",
                 ),
                 _ => self.error(
                     pos,
@@ -193,6 +197,17 @@ pub fn validate(docs: &[Document]) -> Validated {
         match &doc.body {
             DocumentBody::Gateway(spec) => {
                 let gw = gateway::gateway(&mut cx, key.clone(), spec, &index);
+                if let Some(g) = &gw
+                    && g.hcm
+                        .upgrades
+                        .iter()
+                        .any(|u| u.kind == UpgradeKind::ConnectTerminate)
+                {
+                    cx.error(
+                        cx.doc_pos.clone(),
+                        "connect_terminate is not supported at HCM level; use 'connect' at HCM level and 'connect_terminate' at route level",
+                    );
+                }
                 if let (Some(gw), true) = (gw, cx.ok()) {
                     gw_pos.insert(key.clone(), (doc.pos.clone(), doc.id.clone()));
                     model.gateways.insert(key, gw);

@@ -476,3 +476,37 @@ fn child_matcher_rules_beyond_the_prefix() {
         assert!(!l.has_errors(), "warnings only");
     }
 }
+
+#[test]
+fn connect_terminate_is_route_level_only() {
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {options: {httpConnectionManagerSettings: {upgrades: [{connectTerminate: {}}]}}}}\n";
+    let msgs = messages(&load(&[gw]));
+    assert!(msgs.contains(&"connect_terminate is not supported at HCM level; use 'connect' at HCM level and 'connect_terminate' at route level".to_string()), "{msgs:?}");
+
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: up}}}, options: {upgrades: [{connectTerminate: {}}, {websocket: {}}]}}]",
+        ),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid");
+    let r = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0].routes[0];
+    let Some(envoy_types::pb::envoy::config::route::v3::route::Action::Route(ra)) = &r.action
+    else {
+        panic!("route action");
+    };
+    assert_eq!(ra.upgrade_configs[0].upgrade_type, "CONNECT");
+    assert!(ra.upgrade_configs[0].connect_config.is_some());
+    assert!(ra.upgrade_configs[1].connect_config.is_none());
+    // connect and connectTerminate are both CONNECT to Envoy: not unique.
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: up}}}, options: {upgrades: [{connect: {}}, {connectTerminate: {}}]}}]",
+        ),
+    ]);
+    assert!(messages(&l).contains(&"upgrade config CONNECT is not unique".to_string()));
+}

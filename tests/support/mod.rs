@@ -574,3 +574,22 @@ impl Envoy {
         envoy
     }
 }
+
+// === responses read by other clients (e.g. over TLS) ===
+
+/// Parses a whole HTTP/1.1 response as `http_get` does: status and body
+/// (chunked bodies decoded).
+pub fn parse_response(buf: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
