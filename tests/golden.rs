@@ -171,9 +171,7 @@ fn dumped_names(dump: &Value, type_suffix: &str, lists: &[&str], inner: &str) ->
             for item in c[*list].as_array().into_iter().flatten() {
                 // Listeners sit under active_state/warming_state; clusters
                 // and routes directly under their field.
-                let msg = inner
-                    .split('/')
-                    .fold(Some(item), |v, k| v.and_then(|v| v.get(k)));
+                let msg = inner.split('/').try_fold(item, |v, k| v.get(k));
                 if let Some(name) = msg.and_then(|m| m["name"].as_str()) {
                     names.insert(name.to_string());
                 }

@@ -13,8 +13,9 @@ const RICH: &str = "rich";
 
 /// Every feature that an HTTP/1 plain-text backend can serve: two weighted
 /// hosts (the same demo backend), explicit `useTls: false`, connection
-/// settings, circuit breakers, an HTTP and a TCP health check, least
-/// request with panic threshold and merge window, outlier detection.
+/// settings, circuit breakers, an HTTP health check, least request with
+/// panic threshold and merge window, outlier detection. (One health check:
+/// Envoy wants names on several, which Gloo's shape cannot give.)
 fn rich_upstream(backend: u16) -> String {
     format!(
         "apiVersion: gloo.solo.io/v1
@@ -61,11 +62,6 @@ spec:
     httpHealthCheck:
       path: /healthz
       host: health.local
-  - timeout: 1s
-    interval: 2s
-    healthyThreshold: 1
-    unhealthyThreshold: 3
-    tcpHealthCheck: {{}}
   loadBalancerConfig:
     healthyPanicThreshold: 10
     updateMergeWindow: 1s
@@ -132,10 +128,11 @@ spec:
     maglev: {}
 ";
 
-/// An upstream whose only setting is a load-balancing policy.
-fn policy_upstream(name: &str, policy: &str) -> String {
+/// An upstream whose only settings are a load-balancing policy and a TCP
+/// health check, on `port` of 127.0.0.1.
+fn policy_upstream(name: &str, policy: &str, port: u16) -> String {
     format!(
-        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\nspec:\n  static:\n    hosts:\n    - addr: 127.0.0.5\n      port: 9\n  loadBalancerConfig:\n    {policy}: {{}}\n"
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\nspec:\n  static:\n    hosts:\n    - addr: 127.0.0.1\n      port: {port}\n  loadBalancerConfig:\n    {policy}: {{}}\n  healthChecks:\n  - timeout: 1s\n    interval: 1s\n    healthyThreshold: 1\n    unhealthyThreshold: 2\n    tcpHealthCheck: {{}}\n"
     )
 }
 
@@ -169,10 +166,10 @@ async fn every_upstream_feature_is_accepted_by_envoy_and_serves() {
         ("rich.yaml", rich_upstream(bport)),
         ("tls.yaml", TLS_UPSTREAM.to_string()),
         ("tls-explicit.yaml", TLS_EXPLICIT_UPSTREAM.to_string()),
-        ("random.yaml", policy_upstream("random", "random")),
+        ("random.yaml", policy_upstream("random", "random", bport)),
         (
             "round-robin.yaml",
-            policy_upstream("round-robin", "roundRobin"),
+            policy_upstream("round-robin", "roundRobin", bport),
         ),
         ("vs.yaml", virtual_service(&route("/", RICH, ""))),
     ];
@@ -242,7 +239,7 @@ async fn every_upstream_feature_is_accepted_by_envoy_and_serves() {
     assert_eq!(rich["lb_policy"], "LEAST_REQUEST", "{rich}");
     assert_eq!(rich["least_request_lb_config"]["choice_count"], 3, "{rich}");
     assert_eq!(rich["connect_timeout"], "2s", "{rich}");
-    assert_eq!(rich["health_checks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(rich["health_checks"].as_array().map(Vec::len), Some(1));
     assert_eq!(rich["outlier_detection"]["interval"], "10s", "{rich}");
     assert_eq!(
         rich["common_lb_config"]["healthy_panic_threshold"]["value"], 10.0,
@@ -292,19 +289,24 @@ async fn every_upstream_feature_is_accepted_by_envoy_and_serves() {
         "{tls}"
     );
 
-    // Both health checks pass against the demo backend: both hosts healthy.
-    eventually("rich hosts pass their health checks", || async {
-        let (_, clusters) = s.envoy.get("/clusters").await?;
-        let healthy = clusters
-            .lines()
-            .filter(|l| {
-                l.starts_with("rich_gloo-system::127.0.0.1:") && l.contains("::health_flags::")
-            })
-            .filter(|l| l.ends_with("::healthy"))
-            .count();
-        (healthy == 2).then_some(())
-    })
-    .await;
+    // The HTTP health check passes against the demo backend (both rich
+    // hosts healthy), and so does the TCP one of the round-robin upstream.
+    for (cluster, hosts) in [("rich_gloo-system", 2), ("round-robin_gloo-system", 1)] {
+        eventually(
+            &format!("{cluster} hosts pass their health checks"),
+            || async {
+                let (_, clusters) = s.envoy.get("/clusters").await?;
+                let prefix = format!("{cluster}::127.0.0.1:");
+                let healthy = clusters
+                    .lines()
+                    .filter(|l| l.starts_with(&prefix) && l.contains("::health_flags::"))
+                    .filter(|l| l.ends_with("::healthy"))
+                    .count();
+                (healthy == hosts).then_some(())
+            },
+        )
+        .await;
+    }
 
     // Plain traffic and a WebSocket through the feature-rich upstream.
     for i in 0..5 {

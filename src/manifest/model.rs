@@ -270,8 +270,9 @@ pub struct VirtualServiceSpec {
     pub virtual_host: Option<VirtualHost>,
     /// Only here, not on Upstream: Upstream `sslConfig` stays rejected by
     /// the parser's list of unimplemented fields.
+    /// Boxed: it is large, and `DocumentBody` holds this spec unboxed.
     #[serde(default)]
-    pub ssl_config: Option<Spanned<SslConfig>>,
+    pub ssl_config: Option<Box<Spanned<SslConfig>>>,
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]

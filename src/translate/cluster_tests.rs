@@ -403,9 +403,9 @@ fn circuit_breakers_are_the_default_priority_thresholds() {
 #[test]
 fn health_checks_map_and_thresholds_are_required() {
     let c = cluster_of(
-        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 2s, healthyThreshold: 1, unhealthyThreshold: 3, noTrafficInterval: 5s, httpHealthCheck: {path: /healthz, host: probe.local}}, {timeout: 500ms, interval: 10s, healthyThreshold: 2, unhealthyThreshold: 2, tcpHealthCheck: {}}]}",
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 2s, healthyThreshold: 1, unhealthyThreshold: 3, noTrafficInterval: 5s, httpHealthCheck: {path: /healthz, host: probe.local}}]}",
     );
-    assert_eq!(c.health_checks.len(), 2);
+    assert_eq!(c.health_checks.len(), 1);
     let h = &c.health_checks[0];
     assert_eq!(h.timeout.map(|d| d.seconds), Some(1));
     assert_eq!(h.interval.map(|d| d.seconds), Some(2));
@@ -419,8 +419,13 @@ fn health_checks_map_and_thresholds_are_required() {
         (http.path.as_str(), http.host.as_str()),
         ("/healthz", "probe.local")
     );
-    let t = &c.health_checks[1];
+
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 500ms, interval: 10s, healthyThreshold: 2, unhealthyThreshold: 2, tcpHealthCheck: {}}]}",
+    );
+    let t = &c.health_checks[0];
     assert_eq!(t.timeout.map(|d| d.nanos), Some(500_000_000));
+    assert!(t.no_traffic_interval.is_none());
     assert!(matches!(
         t.health_checker,
         Some(health_check::HealthChecker::TcpHealthCheck(_))
@@ -428,31 +433,43 @@ fn health_checks_map_and_thresholds_are_required() {
 
     // Gloo's texts for the missing required fields.
     let errs = errors_of(
-        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, tcpHealthCheck: {}}, {timeout: 1s, interval: 1s, tcpHealthCheck: {}}]}",
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, tcpHealthCheck: {}}]}",
     );
     assert_eq!(
         errs,
         [
-            "The field HealthCheck[1].HealthyThreshold cannot be nil",
-            "The field HealthCheck[1].UnhealthyThreshold cannot be nil",
+            "The field HealthCheck[0].HealthyThreshold cannot be nil",
+            "The field HealthCheck[0].UnhealthyThreshold cannot be nil",
         ]
+    );
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, unhealthyThreshold: 1, tcpHealthCheck: {}}]}",
+    );
+    assert_eq!(
+        errs,
+        ["The field HealthCheck[0].HealthyThreshold cannot be nil"]
     );
     let errs = errors_of(
         "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{healthyThreshold: 1, unhealthyThreshold: 1}]}",
     );
-    for want in [
-        "The field HealthCheck[0].Timeout cannot be nil",
-        "The field HealthCheck[0].Interval cannot be nil",
-        "The field HealthCheck[0].HealthChecker cannot be nil",
-    ] {
-        assert!(errs.contains(&want.to_string()), "{errs:?}");
-    }
+    assert_eq!(
+        errs,
+        // Sorted, as every load's diagnostics are.
+        [
+            "The field HealthCheck[0].HealthChecker cannot be nil",
+            "The field HealthCheck[0].Interval cannot be nil",
+            "The field HealthCheck[0].Timeout cannot be nil",
+        ]
+    );
     let errs = errors_of(
-        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, httpHealthCheck: {host: x}}]}",
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 0s, healthyThreshold: 1, unhealthyThreshold: 1, httpHealthCheck: {host: x}}]}",
     );
     assert_eq!(
         errs,
-        ["HealthCheck[0].HttpHealthCheck: path must not be empty"]
+        [
+            "HealthCheck[0].Interval must be greater than 0s",
+            "HealthCheck[0].HttpHealthCheck: path must not be empty",
+        ]
     );
     // Checker fields beyond path/host are not implemented: an error.
     let errs = errors_of(
@@ -460,6 +477,15 @@ fn health_checks_map_and_thresholds_are_required() {
     );
     assert!(
         errs[0].contains("unknown field `expectedStatuses`"),
+        "{errs:?}"
+    );
+    // A second health check would need a name Gloo's shape cannot give.
+    let errs = errors_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, healthChecks: [{timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, tcpHealthCheck: {}}, {timeout: 1s, interval: 1s, healthyThreshold: 1, unhealthyThreshold: 1, tcpHealthCheck: {}}]}",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("edgeplane supports one health check per upstream"),
         "{errs:?}"
     );
 }

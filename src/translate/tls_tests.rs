@@ -87,7 +87,7 @@ fn errors(docs: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn listener<'a>(p: &'a crate::translate::ProxyResources, port: u16) -> &'a Listener {
+fn listener(p: &crate::translate::ProxyResources, port: u16) -> &Listener {
     let name = format!("listener-::-{port}");
     p.listeners
         .iter()

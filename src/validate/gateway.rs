@@ -312,10 +312,10 @@ pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Opti
             c.ocsp_staple_policy.as_ref().map(|v| cx.at(v)),
         ),
     ];
-    let mut secret_elsewhere = false;
+    // The certificate comes from Kubernetes or SDS there, not from files.
+    let secret_elsewhere = c.secret_ref.is_some() || c.sds.is_some();
     for (field, pos) in unimplemented {
         if let Some(pos) = pos {
-            secret_elsewhere |= field == "secretRef" || field == "sds";
             let hint = if field == "secretRef" || field == "sds" {
                 "; give the certificate and key as files with sslFiles"
             } else {
@@ -356,8 +356,7 @@ pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Opti
         }
     }
 
-    let alpn: Vec<&Spanned<String>> = c.alpn_protocols.iter().collect();
-    let alpn_protocols = match alpn.as_slice() {
+    let alpn_protocols = match c.alpn_protocols.as_slice() {
         [] => DEFAULT_ALPN.map(String::from).to_vec(),
         [only] if only.value == ALPN_ALLOW_EMPTY => Vec::new(),
         list => {

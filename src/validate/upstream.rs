@@ -70,6 +70,14 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
                         "sniAddr is longer than {MAX_SNI_BYTES} bytes, the most TLS SNI allows"
                     ),
                 );
+            } else if !host.is_ip() && host.addr.len() > MAX_SNI_BYTES {
+                // The addr may become the SNI (the cluster's, or its own).
+                cx.error(
+                    pos,
+                    format!(
+                        "host addr is longer than {MAX_SNI_BYTES} bytes, the most TLS SNI allows"
+                    ),
+                );
             }
         } else if let Some(s) = sni_addr {
             let p = cx.at(s);
@@ -87,14 +95,6 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
             .find(|h| !h.is_ip() && !h.addr.is_empty())
             .map(|h| h.addr.clone()),
     });
-    if let Some(sni) = tls.as_ref().and_then(|t| t.sni.as_ref()) {
-        if sni.len() > MAX_SNI_BYTES {
-            cx.error(
-                cx.doc_pos.clone(),
-                format!("host {sni} is longer than {MAX_SNI_BYTES} bytes, the most TLS SNI allows"),
-            );
-        }
-    }
     let connection = spec
         .connection_config
         .as_ref()
@@ -113,6 +113,15 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
         .enumerate()
         .filter_map(|(i, hc)| health_check(cx, i, hc))
         .collect();
+    // Envoy (1.40) rejects several health checks on a cluster unless each
+    // has a name, and Gloo's HealthCheck has no name to give them.
+    for hc in spec.health_checks.iter().skip(1) {
+        let pos = cx.at(hc);
+        cx.error(
+            pos,
+            "edgeplane supports one health check per upstream: Envoy requires every one of several health checks to have a name, and Gloo's HealthCheck has none",
+        );
+    }
     let load_balancer = spec
         .load_balancer_config
         .as_ref()
