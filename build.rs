@@ -29,6 +29,7 @@ const ENVOY_ROOTS: &[&str] = &[
     "envoy/config/core/v3/health_check.proto",
     "envoy/extensions/http/header_formatters/preserve_case/v3/preserve_case.proto",
     "envoy/extensions/request_id/uuid/v3/uuid.proto",
+    "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
 ];
 
 /// Subdirectories of envoy-types' `proto/` that are include roots.
@@ -134,7 +135,7 @@ fn from_cargo_metadata() -> Result<PathBuf, BoxError> {
     let out = cmd.current_dir(&manifest_dir).output()?;
     if !out.status.success() {
         return Err(format!(
-            "exit {}: {}",
+            "{}: {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )
@@ -163,7 +164,9 @@ fn from_registry_scan() -> Result<PathBuf, BoxError> {
     let version = envoy_types_version_from_lock().ok_or("envoy-types not found in Cargo.lock")?;
     let wanted = format!("envoy-types-{version}");
     let src = cargo_home.join("registry").join("src");
-    for index in std::fs::read_dir(&src)? {
+    let indexes =
+        std::fs::read_dir(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+    for index in indexes {
         let candidate = index?.path().join(&wanted);
         if let Ok(dir) = proto_dir_of(&candidate) {
             return Ok(dir);
