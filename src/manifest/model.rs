@@ -68,6 +68,10 @@ pub struct GatewaySpec {
     pub ssl: Option<Spanned<bool>>,
     #[serde(default)]
     pub http_gateway: Option<HttpGateway>,
+    /// Gloo writes `useProxyProto: false` into its file-mode gateways; only
+    /// `true` (PROXY protocol, not implemented) is refused.
+    #[serde(default)]
+    pub use_proxy_proto: Option<Spanned<bool>>,
     #[serde(default)]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]

@@ -373,7 +373,6 @@ const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "httpLocalRatelimit",
     "networkLocalRatelimit",
     "grpcJsonTranscoder",
-    "useProxyProto",
     "routeOptions",
     "matchableHttpGateways",
     "connectMatcher",

@@ -31,6 +31,15 @@ pub(super) fn gateway(
         );
     }
     let ssl = spec.ssl.as_ref().is_some_and(|s| s.value);
+    if let Some(p) = &spec.use_proxy_proto
+        && p.value
+    {
+        let pos = cx.at(p);
+        cx.error(
+            pos,
+            "`useProxyProto: true` (PROXY protocol) is a Gloo feature edgeplane does not implement here; the Gateway is rejected rather than served without it",
+        );
+    }
     let Some(http) = &spec.http_gateway else {
         cx.error(
             cx.doc_pos.clone(),
