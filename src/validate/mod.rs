@@ -299,6 +299,35 @@ fn check_domains(
     diags: &mut Vec<Diagnostic>,
 ) {
     for gw in model.gateways.values() {
+        // Gloo's proxy-level check: no domains means `*`, so `[]` and
+        // `['*']` collide there (Envoy would reject the duplicate too).
+        let mut star: Vec<&Key> = Vec::new();
+        let mut explicit_star = false;
+        for vs in model.virtual_services.values().filter(|v| gw.selects(v)) {
+            let has = vs.domains.iter().any(|d| d == "*");
+            explicit_star |= has;
+            if vs.domains.is_empty() || has {
+                star.push(&vs.key);
+            }
+        }
+        if star.len() > 1 && explicit_star {
+            let names: Vec<String> = star
+                .iter()
+                .map(|k| format!("{}_{}", k.namespace, k.name))
+                .collect();
+            for k in &star {
+                if let Some((p, id)) = vs_pos.get(k) {
+                    diags.push(Diagnostic::error(
+                        p.clone(),
+                        Some(id.clone()),
+                        format!(
+                            "VirtualHost Error: DomainsNotUniqueError. Reason: domain * is shared by the following virtual hosts: [{}]",
+                            names.join(" ")
+                        ),
+                    ));
+                }
+            }
+        }
         let mut by_domain: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();
         for vs in model.virtual_services.values().filter(|v| gw.selects(v)) {
             if vs.domains.is_empty() {

@@ -510,3 +510,62 @@ fn connect_terminate_is_route_level_only() {
     ]);
     assert!(messages(&l).contains(&"upgrade config CONNECT is not unique".to_string()));
 }
+
+#[test]
+fn star_and_no_domains_collide_and_retry_backoff_rules() {
+    let mk = |name: &str, domains: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec: {{virtualHost: {{domains: {domains}}}}}\n"
+        )
+    };
+    let msgs = messages(&load(&[GW, &mk("a", "['*']"), &mk("b", "[]")]));
+    assert!(
+        msgs.contains(&"VirtualHost Error: DomainsNotUniqueError. Reason: domain * is shared by the following virtual hosts: [gloo-system_a gloo-system_b]".to_string()),
+        "{msgs:?}"
+    );
+    let retry = |b: &str| {
+        vs(&format!(
+            "[{{matchers: [{{prefix: /}}], routeAction: {{single: {{upstream: {{name: up}}}}}}, options: {{retries: {{retryBackOff: {b}}}}}}}]"
+        ))
+    };
+    for (backoff, want) in [
+        (
+            "{baseInterval: 2s, maxInterval: 1s}",
+            "retry backoff: baseInterval must not be greater than maxInterval",
+        ),
+        (
+            "{maxInterval: 1s}",
+            "retry backoff: maxInterval requires baseInterval",
+        ),
+        (
+            "{baseInterval: 0s}",
+            "retry backoff intervals must be positive",
+        ),
+    ] {
+        let msgs = messages(&load(&[GW, UP, &retry(backoff)]));
+        assert!(msgs.iter().any(|m| m == want), "{want}: {msgs:?}");
+    }
+}
+
+#[test]
+fn route_table_errors_are_copied_onto_the_virtual_service() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs("[{matchers: [{prefix: /a}], delegateAction: {ref: {name: a}}}]"),
+        &rt("a", "", 0, "[{matchers: [{prefix: /a/x}]}]"),
+    ]);
+    let on_vs = l
+        .diagnostics
+        .iter()
+        .find(|d| {
+            d.resource
+                .as_ref()
+                .is_some_and(|r| r.kind == "VirtualService")
+        })
+        .expect("error on the VirtualService");
+    assert_eq!(
+        on_vs.message,
+        "on sub route table gloo-system.a: invalid route: route must specify an action"
+    );
+}
