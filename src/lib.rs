@@ -16,6 +16,7 @@ pub mod json;
 pub mod manifest;
 pub mod model;
 pub mod pipeline;
+pub mod reconcile;
 pub mod server;
 pub mod snapshot;
 pub mod source;

@@ -1,10 +1,11 @@
 //! `edgeplane serve`: wires the pipeline, the watcher, the ADS server, the
 //! status API and the admin endpoints together.
 //!
-//! The reload loop owns the "last good" rule: a load with any error is
-//! logged (every diagnostic, with file, line, column and resource) and
-//! changes nothing that is served. A load whose snapshot equals the served
-//! one publishes nothing, so Envoy sees no response at all.
+//! The reload loop owns a `Reconciler`, which applies the last-known-good
+//! rule per resource: every diagnostic is logged (file, line, column,
+//! resource), a rejected resource keeps its last accepted version, and
+//! every valid edit elsewhere goes out. A load whose snapshot equals the
+//! served one publishes nothing, so Envoy sees no response at all.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api;
 use crate::diag::{Diagnostic, Severity};
-use crate::pipeline;
+use crate::reconcile::Reconciler;
 use crate::snapshot::{PUSH_ORDER, Snapshot};
 use crate::source::watch::{Debounce, watch_dir};
 use crate::xds::registry::Registry;
@@ -55,6 +56,8 @@ pub struct LoadState {
     pub last_load_failed: bool,
     /// Loads completed since start, valid or not.
     pub loads: u64,
+    /// Every resource's status from the most recent load.
+    pub statuses: Vec<crate::reconcile::ResourceStatus>,
 }
 
 #[derive(Clone)]
@@ -73,7 +76,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         registry: Arc::new(Registry::default()),
     };
 
-    reload(&cfg.config_dir, &snap_tx, &shared.load).await;
+    let mut reconciler = Reconciler::new();
+    reload(&cfg.config_dir, &mut reconciler, &snap_tx, &shared.load).await;
 
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let dir = cfg.config_dir.clone();
@@ -83,7 +87,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let load = shared.load.clone();
     tokio::spawn(async move {
         while reload_rx.recv().await.is_some() {
-            reload(&dir, &snap_tx, &load).await;
+            reload(&dir, &mut reconciler, &snap_tx, &load).await;
         }
     });
 
@@ -150,18 +154,22 @@ async fn shutdown_signal() {
 /// different from the one served.
 async fn reload(
     dir: &std::path::Path,
+    reconciler: &mut Reconciler,
     snap_tx: &watch::Sender<Option<Arc<Snapshot>>>,
     state: &Arc<Mutex<LoadState>>,
 ) {
     let started = Instant::now();
     let d = dir.to_path_buf();
-    let load = match tokio::task::spawn_blocking(move || pipeline::load_dir(&d)).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "manifest load panicked; keeping the served config");
-            return;
-        }
-    };
+    // Reading is blocking I/O; the reconcile itself is pure and fast.
+    let (files, read_diags) =
+        match tokio::task::spawn_blocking(move || crate::source::load_dir(&d)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "manifest read panicked; keeping the served config");
+                return;
+            }
+        };
+    let load = reconciler.reconcile(files, read_diags);
     for d in &load.diagnostics {
         let resource = d
             .resource
@@ -180,9 +188,22 @@ async fn reload(
             ),
         }
     }
+    for st in load
+        .statuses
+        .iter()
+        .filter(|s| s.state == crate::reconcile::State::Rejected)
+    {
+        let serving = match st.serving {
+            crate::reconcile::Serving::LastAccepted => "its last accepted version stays served",
+            crate::reconcile::Serving::Nothing => "it is not served",
+            crate::reconcile::Serving::Current => "served",
+        };
+        tracing::warn!(resource = %st.id, file = %st.file.display(), "rejected; {serving}");
+    }
     let failed = load.has_errors();
     if let Ok(mut s) = state.lock() {
         s.diagnostics = load.diagnostics.clone();
+        s.statuses = load.statuses.clone();
         s.last_load_failed = failed;
         s.loads += 1;
     }

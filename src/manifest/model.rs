@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 
 /// A Kubernetes-shaped object: `apiVersion`, `kind`, `metadata`, `spec`.
 /// `status` (as written by Gloo or kubectl) is accepted and ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Envelope<S> {
     pub api_version: String,
@@ -24,7 +24,7 @@ pub struct Envelope<S> {
     pub status: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     pub name: String,
@@ -56,7 +56,7 @@ pub struct ResourceRef {
 
 // === Gateway (gateway.solo.io/v1) ===
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewaySpec {
     #[serde(default)]
@@ -78,7 +78,7 @@ pub struct GatewaySpec {
     pub status: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpGateway {
     #[serde(default)]
@@ -93,14 +93,14 @@ pub struct HttpGateway {
     pub options: Option<HttpListenerOptions>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expressions {
     #[serde(default)]
     pub expressions: Vec<Expression>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpListenerOptions {
     #[serde(default)]
@@ -108,7 +108,7 @@ pub struct HttpListenerOptions {
 }
 
 /// `httpConnectionManagerSettings`: the subset edgeplane implements.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HcmSettings {
     #[serde(default)]
@@ -191,7 +191,7 @@ pub struct HcmSettings {
     pub internal_address_config: Option<InternalAddressConfig>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientCertDetails {
     #[serde(default)]
@@ -206,7 +206,7 @@ pub struct ClientCertDetails {
     pub uri: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UuidRequestIdConfig {
     #[serde(default)]
@@ -215,7 +215,7 @@ pub struct UuidRequestIdConfig {
     pub use_request_id_for_trace_sampling: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Http2Options {
     #[serde(default)]
@@ -228,7 +228,7 @@ pub struct Http2Options {
     pub override_stream_error_on_invalid_http_message: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InternalAddressConfig {
     #[serde(default)]
@@ -237,7 +237,7 @@ pub struct InternalAddressConfig {
     pub cidr_ranges: Vec<CidrRange>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CidrRange {
     pub address_prefix: String,
@@ -267,7 +267,7 @@ pub struct UpgradeSpec {
 
 // === VirtualService (gateway.solo.io/v1) ===
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualServiceSpec {
     #[serde(default)]
@@ -289,7 +289,7 @@ pub struct VirtualServiceSpec {
 /// for the VirtualService on an SSL Gateway. Fields Gloo has and edgeplane
 /// does not implement are read (so the error can name them) and rejected by
 /// validation.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SslConfig {
     #[serde(default)]
@@ -317,7 +317,7 @@ pub struct SslConfig {
 }
 
 /// `sslFiles`: paths as the proxy (Envoy) sees them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SslFiles {
     #[serde(default)]
@@ -331,7 +331,7 @@ pub struct SslFiles {
 }
 
 /// `parameters`: Gloo's `SslParameters`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SslParameters {
     #[serde(default)]
@@ -344,7 +344,7 @@ pub struct SslParameters {
     pub ecdh_curves: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualHost {
     #[serde(default)]
@@ -353,7 +353,7 @@ pub struct VirtualHost {
     pub routes: Vec<Spanned<Route>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
     #[serde(default)]
@@ -376,7 +376,7 @@ pub struct Route {
     pub options: Option<RouteOptions>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Matcher {
     #[serde(default)]
@@ -417,7 +417,7 @@ pub struct QueryParameterMatcher {
     pub regex: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteAction {
     #[serde(default)]
@@ -428,21 +428,21 @@ pub struct RouteAction {
     pub upstream_group: Option<Spanned<ResourceRef>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Destination {
     #[serde(default)]
     pub upstream: Option<Spanned<ResourceRef>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MultiDestination {
     #[serde(default)]
     pub destinations: Vec<Spanned<WeightedDestination>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WeightedDestination {
     pub destination: Destination,
@@ -458,7 +458,7 @@ pub enum EnumValue {
     Name(String),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedirectAction {
     #[serde(default)]
@@ -477,7 +477,7 @@ pub struct RedirectAction {
     pub port_redirect: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectResponseAction {
     #[serde(default)]
@@ -486,7 +486,7 @@ pub struct DirectResponseAction {
     pub body: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DelegateAction {
     #[serde(default, rename = "ref")]
@@ -500,7 +500,7 @@ pub struct DelegateAction {
     pub namespace: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteTableSelector {
     #[serde(default)]
@@ -521,7 +521,7 @@ pub struct Expression {
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteOptions {
     #[serde(default)]
@@ -548,7 +548,7 @@ pub struct RouteOptions {
     pub cors: Option<Spanned<CorsPolicy>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CorsPolicy {
     #[serde(default)]
@@ -583,7 +583,7 @@ pub struct RegexPattern {
     pub regex: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaxStreamDuration {
     #[serde(default)]
@@ -594,7 +594,7 @@ pub struct MaxStreamDuration {
     pub grpc_timeout_header_offset: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Retries {
     #[serde(default)]
@@ -609,7 +609,7 @@ pub struct Retries {
     pub retriable_status_codes: Vec<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryBackOff {
     #[serde(default)]
@@ -618,7 +618,7 @@ pub struct RetryBackOff {
     pub max_interval: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderManipulation {
     #[serde(default)]
@@ -649,7 +649,7 @@ pub struct HeaderValue {
 
 // === RouteTable (gateway.solo.io/v1) ===
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteTableSpec {
     #[serde(default)]
@@ -666,7 +666,7 @@ pub struct RouteTableSpec {
 
 // === UpstreamGroup (gloo.solo.io/v1) ===
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamGroupSpec {
     #[serde(default)]
@@ -679,7 +679,7 @@ pub struct UpstreamGroupSpec {
 
 // === Upstream (gloo.solo.io/v1) ===
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamSpec {
     #[serde(default, rename = "static")]
@@ -702,7 +702,7 @@ pub struct UpstreamSpec {
     pub status: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StaticSpec {
     #[serde(default)]
@@ -713,7 +713,7 @@ pub struct StaticSpec {
     pub auto_sni_rewrite: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Host {
     pub addr: String,
@@ -726,7 +726,7 @@ pub struct Host {
 
 /// An empty message (`roundRobin: {}`, `tcpHealthCheck: {}`): any field in
 /// it is one edgeplane does not implement.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
@@ -738,7 +738,7 @@ pub enum U64Value {
     Text(String),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionConfig {
     #[serde(default)]
@@ -753,7 +753,7 @@ pub struct ConnectionConfig {
     pub common_http_protocol_options: Option<CommonHttpProtocolOptions>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpKeepalive {
     #[serde(default)]
@@ -764,7 +764,7 @@ pub struct TcpKeepalive {
     pub keepalive_interval: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommonHttpProtocolOptions {
     #[serde(default)]
@@ -777,7 +777,7 @@ pub struct CommonHttpProtocolOptions {
     pub headers_with_underscores_action: Option<Spanned<EnumValue>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CircuitBreakerConfig {
     #[serde(default)]
@@ -793,7 +793,7 @@ pub struct CircuitBreakerConfig {
 }
 
 /// Gloo's (Envoy v2-shaped) HealthCheck: the subset edgeplane implements.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheck {
     #[serde(default)]
@@ -812,7 +812,7 @@ pub struct HealthCheck {
     pub tcp_health_check: Option<Empty>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpHealthCheck {
     #[serde(default)]
@@ -821,7 +821,7 @@ pub struct HttpHealthCheck {
     pub host: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancerConfig {
     #[serde(default)]
@@ -840,21 +840,21 @@ pub struct LoadBalancerConfig {
     pub maglev: Option<Empty>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeastRequest {
     #[serde(default)]
     pub choice_count: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RingHash {
     #[serde(default)]
     pub ring_hash_config: Option<RingHashConfig>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RingHashConfig {
     #[serde(default)]
@@ -863,7 +863,7 @@ pub struct RingHashConfig {
     pub maximum_ring_size: Option<U64Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutlierDetection {
     #[serde(default, rename = "consecutive5xx")]

@@ -24,7 +24,7 @@ pub const GATEWAY_API: &str = "gateway.solo.io/v1";
 pub const GLOO_API: &str = "gloo.solo.io/v1";
 
 /// One parsed resource and where it came from.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Document {
     pub id: ResourceId,
     /// Where the document's `kind:` is written.
@@ -33,7 +33,7 @@ pub struct Document {
     pub body: DocumentBody,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum DocumentBody {
     Gateway(Box<GatewaySpec>),
     VirtualService(VirtualServiceSpec),

@@ -1,0 +1,523 @@
+//! Last-known-good per resource, and each resource's status.
+//!
+//! Gloo's rule: a rejected Gateway, VirtualService or RouteTable (and here
+//! also Upstream and UpstreamGroup) keeps its last accepted version in the
+//! served config, while every valid edit elsewhere still goes out; a resource
+//! that never was valid is simply absent. A file that cannot be read or
+//! parsed at all keeps every resource it last provided.
+//!
+//! `Reconciler::reconcile` runs the pure pipeline (parse → validate) on what
+//! the user wrote, substitutes last accepted versions for rejected resources,
+//! validates that mix again (a kept old version can clash with new
+//! neighbours; then it is dropped too) until nothing is in error, and only
+//! then translates. Statuses come out of the same pass; no clock is read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::diag::{Diagnostic, ResourceId, Severity};
+use crate::manifest::{self, Document};
+use crate::model::Model;
+use crate::snapshot::Snapshot;
+use crate::source::SourceFile;
+use crate::translate::{self, Output};
+use crate::validate;
+
+/// A resource's state, as in Gloo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum State {
+    Pending,
+    Accepted,
+    Warning,
+    Rejected,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "Pending",
+            State::Accepted => "Accepted",
+            State::Warning => "Warning",
+            State::Rejected => "Rejected",
+        }
+    }
+}
+
+/// What is served for a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    /// The version in the files.
+    Current,
+    /// The last accepted version (the one in the files is rejected).
+    LastAccepted,
+    /// Nothing (never valid, or its last version no longer fits).
+    Nothing,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceStatus {
+    pub id: ResourceId,
+    /// Where the resource is written (the version in the files, else the
+    /// last accepted one).
+    pub file: PathBuf,
+    pub line: u32,
+    pub state: State,
+    pub serving: Serving,
+    /// Errors and warnings about this resource, in file order.
+    pub reasons: Vec<Diagnostic>,
+    /// Proxy keys (`<ns>~<name>`) this resource is part of.
+    pub proxies: Vec<String>,
+}
+
+/// The outcome of one reconcile.
+pub struct Reconciled {
+    pub files: Vec<SourceFile>,
+    /// Every problem in what the user wrote.
+    pub diagnostics: Vec<Diagnostic>,
+    pub statuses: Vec<ResourceStatus>,
+    pub output: Option<Output>,
+    /// `None` only when no consistent config could be built at all (then the
+    /// caller keeps serving what it has).
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Reconciled {
+    pub fn has_errors(&self) -> bool {
+        crate::diag::has_errors(&self.diagnostics)
+    }
+}
+
+/// Holds the last accepted version of every resource.
+#[derive(Default)]
+pub struct Reconciler {
+    last_good: BTreeMap<ResourceId, Document>,
+}
+
+fn error_ids(diags: &[Diagnostic]) -> BTreeSet<ResourceId> {
+    diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .filter_map(|d| d.resource.clone())
+        .collect()
+}
+
+impl Reconciler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn reconcile(
+        &mut self,
+        files: Vec<SourceFile>,
+        mut diagnostics: Vec<Diagnostic>,
+    ) -> Reconciled {
+        let (docs, parse_diags) = manifest::parse_files(&files);
+        diagnostics.extend(parse_diags);
+        let first = validate::validate(&docs);
+        diagnostics.extend(first.diagnostics);
+        diagnostics.sort();
+        diagnostics.dedup();
+
+        // Files (or directories) that failed as a whole: whatever they last
+        // provided is kept, since we cannot tell edits from breakage.
+        let broken: Vec<PathBuf> = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error && d.resource.is_none())
+            .map(|d| d.pos.file.clone())
+            .collect();
+        let current_ids: BTreeSet<ResourceId> = docs.iter().map(|d| d.id.clone()).collect();
+        let kept_from_broken: BTreeSet<ResourceId> = self
+            .last_good
+            .iter()
+            .filter(|(id, d)| {
+                !current_ids.contains(*id) && broken.iter().any(|b| d.pos.file.starts_with(b))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+
+        let mut rejected = error_ids(&diagnostics);
+        let mut dropped: BTreeSet<ResourceId> = BTreeSet::new();
+        let mut later_diags: Vec<Diagnostic> = Vec::new();
+        let mut result: Option<(Vec<Document>, Model)> = None;
+        // Each round only grows `rejected`/`dropped`, so this ends.
+        for _ in 0..=(current_ids.len() + self.last_good.len() + 1) {
+            let set = self.compose(&docs, &rejected, &dropped, &kept_from_broken);
+            let v = validate::validate(&set);
+            let errs = error_ids(&v.diagnostics);
+            if errs.is_empty() && !crate::diag::has_errors(&v.diagnostics) {
+                result = Some((set, v.model));
+                break;
+            }
+            // Blame what the user just wrote before what we kept: reject
+            // current versions first; drop kept versions only when they are
+            // the only ones left in error.
+            let (kept_errs, current_errs): (Vec<ResourceId>, Vec<ResourceId>) = errs
+                .into_iter()
+                .partition(|id| rejected.contains(id) || kept_from_broken.contains(id));
+            let mut progress = false;
+            if current_errs.is_empty() {
+                for id in kept_errs {
+                    progress |= dropped.insert(id);
+                }
+            } else {
+                for id in current_errs {
+                    progress |= rejected.insert(id);
+                }
+            }
+            later_diags.extend(v.diagnostics.into_iter().filter(Diagnostic::is_error));
+            if !progress {
+                break;
+            }
+        }
+
+        let Some((set, model)) = result else {
+            let statuses =
+                self.statuses(&docs, &diagnostics, &later_diags, &rejected, &dropped, None);
+            return Reconciled {
+                files,
+                diagnostics,
+                statuses,
+                output: None,
+                snapshot: None,
+            };
+        };
+        let output = translate::translate(&model);
+        let snapshot = Snapshot::from_output(&output);
+        let statuses = self.statuses(
+            &docs,
+            &diagnostics,
+            &later_diags,
+            &rejected,
+            &dropped,
+            Some(&model),
+        );
+        // Remember what is now accepted; forget what was deleted or no
+        // longer fits.
+        let served: BTreeSet<ResourceId> = set.iter().map(|d| d.id.clone()).collect();
+        for d in &docs {
+            if !rejected.contains(&d.id) && served.contains(&d.id) {
+                self.last_good.insert(d.id.clone(), d.clone());
+            }
+        }
+        self.last_good.retain(|id, _| served.contains(id));
+        Reconciled {
+            files,
+            diagnostics,
+            statuses,
+            output: Some(output),
+            snapshot: Some(snapshot),
+        }
+    }
+
+    /// The documents to validate: current ones not rejected, last accepted
+    /// versions of rejected ones, and what broken files last provided.
+    fn compose(
+        &self,
+        docs: &[Document],
+        rejected: &BTreeSet<ResourceId>,
+        dropped: &BTreeSet<ResourceId>,
+        kept: &BTreeSet<ResourceId>,
+    ) -> Vec<Document> {
+        let mut out: Vec<Document> = docs
+            .iter()
+            .filter(|d| !rejected.contains(&d.id) && !dropped.contains(&d.id))
+            .cloned()
+            .collect();
+        for id in rejected.iter().chain(kept.iter()) {
+            if dropped.contains(id) {
+                continue;
+            }
+            if let Some(d) = self.last_good.get(id) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+
+    fn statuses(
+        &self,
+        docs: &[Document],
+        diags: &[Diagnostic],
+        later: &[Diagnostic],
+        rejected: &BTreeSet<ResourceId>,
+        dropped: &BTreeSet<ResourceId>,
+        model: Option<&Model>,
+    ) -> Vec<ResourceStatus> {
+        let mut by_id: BTreeMap<ResourceId, ResourceStatus> = BTreeMap::new();
+        let known = docs.iter().map(|d| (d.id.clone(), d.pos.clone())).chain(
+            self.last_good
+                .iter()
+                .map(|(id, d)| (id.clone(), d.pos.clone())),
+        );
+        for (id, pos) in known {
+            by_id.entry(id.clone()).or_insert(ResourceStatus {
+                id,
+                file: pos.file,
+                line: pos.line,
+                state: State::Accepted,
+                serving: Serving::Current,
+                reasons: Vec::new(),
+                proxies: Vec::new(),
+            });
+        }
+        for d in diags.iter().chain(later.iter()) {
+            if let Some(id) = &d.resource
+                && let Some(s) = by_id.get_mut(id)
+                && !s.reasons.contains(d)
+            {
+                s.reasons.push(d.clone());
+            }
+        }
+        // Resources whose document did not even parse are known only from
+        // their diagnostics.
+        for d in diags {
+            if let Some(id) = &d.resource {
+                by_id.entry(id.clone()).or_insert(ResourceStatus {
+                    id: id.clone(),
+                    file: d.pos.file.clone(),
+                    line: d.pos.line,
+                    state: State::Rejected,
+                    serving: Serving::Nothing,
+                    reasons: vec![d.clone()],
+                    proxies: Vec::new(),
+                });
+            }
+        }
+        let current: BTreeSet<&ResourceId> = docs.iter().map(|d| &d.id).collect();
+        for s in by_id.values_mut() {
+            let has_error = s.reasons.iter().any(Diagnostic::is_error);
+            let in_files = current.contains(&s.id) || !self.last_good.contains_key(&s.id);
+            s.state = if rejected.contains(&s.id) || dropped.contains(&s.id) || has_error {
+                State::Rejected
+            } else if !in_files {
+                // Kept from a file that could not be read.
+                State::Rejected
+            } else if s.reasons.is_empty() {
+                State::Accepted
+            } else {
+                State::Warning
+            };
+            s.serving = if model.is_none() || dropped.contains(&s.id) {
+                Serving::Nothing
+            } else if rejected.contains(&s.id) || !in_files {
+                if self.last_good.contains_key(&s.id) {
+                    Serving::LastAccepted
+                } else {
+                    Serving::Nothing
+                }
+            } else {
+                Serving::Current
+            };
+            if let Some(m) = model {
+                s.proxies = proxies_of(&s.id, m);
+            }
+        }
+        by_id.into_values().collect()
+    }
+}
+
+/// The proxies a resource contributes to.
+fn proxies_of(id: &ResourceId, m: &Model) -> Vec<String> {
+    let key = crate::model::Key::new(&id.namespace, &id.name);
+    let mut out = BTreeSet::new();
+    let gw_proxies = |gw: &crate::model::Gateway| {
+        gw.proxy_names
+            .iter()
+            .map(|p| translate::proxy_key(&gw.key.namespace, p))
+            .collect::<Vec<_>>()
+    };
+    match id.kind.as_str() {
+        "Gateway" => {
+            if let Some(gw) = m.gateways.get(&key) {
+                out.extend(gw_proxies(gw));
+            }
+        }
+        "VirtualService" => {
+            if let Some(vs) = m.virtual_services.get(&key) {
+                for gw in m.gateways.values().filter(|g| g.selects(vs)) {
+                    out.extend(gw_proxies(gw));
+                }
+            }
+        }
+        "Upstream" | "UpstreamGroup" => {
+            for gw in m.gateways.values() {
+                out.extend(gw_proxies(gw));
+            }
+        }
+        _ => {}
+    }
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::ResourceType;
+
+    const GW: &str = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {}}\n";
+    const UP: &str = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 1}]}}\n";
+
+    fn vs(name: &str, domain: &str, prefix: &str) -> String {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec: {{virtualHost: {{domains: [{domain}], routes: [{{matchers: [{{prefix: {prefix}}}], routeAction: {{single: {{upstream: {{name: up}}}}}}}}]}}}}\n"
+        )
+    }
+
+    fn files(list: &[(&str, &str)]) -> Vec<SourceFile> {
+        list.iter()
+            .map(|(p, t)| SourceFile {
+                path: PathBuf::from(p),
+                text: t.to_string(),
+            })
+            .collect()
+    }
+
+    fn prefixes(r: &Reconciled) -> Vec<String> {
+        let out = r.output.as_ref().expect("served");
+        let mut v: Vec<String> = out["gloo-system~gateway-proxy"].route_configs[0]
+            .virtual_hosts
+            .iter()
+            .flat_map(|vh| vh.routes.iter())
+            .filter_map(|r| match r.r#match.as_ref()?.path_specifier.as_ref()? {
+                envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(
+                    p,
+                ) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn status<'a>(r: &'a Reconciled, name: &str) -> &'a ResourceStatus {
+        r.statuses
+            .iter()
+            .find(|s| s.id.name == name)
+            .unwrap_or_else(|| panic!("no status for {name}"))
+    }
+
+    #[test]
+    fn a_rejected_resource_keeps_its_last_version_while_others_move_on() {
+        let mut rc = Reconciler::new();
+        let a1 = vs("a", "a.com", "/a1");
+        let b1 = vs("b", "b.com", "/b1");
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                ("up.yaml", UP),
+                ("a.yaml", &a1),
+                ("b.yaml", &b1),
+            ]),
+            vec![],
+        );
+        assert!(!r.has_errors());
+        assert_eq!(prefixes(&r), ["/a1", "/b1"]);
+
+        // One save: a is broken, b is edited, c is new and never valid.
+        let a2 = vs("a", "a.com", "/a2").replace("routeAction", "routeActon");
+        let b2 = vs("b", "b.com", "/b2");
+        let c = vs("c", "c.com", "/c").replace("prefix", "prefx");
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                ("up.yaml", UP),
+                ("a.yaml", &a2),
+                ("b.yaml", &b2),
+                ("c.yaml", &c),
+            ]),
+            vec![],
+        );
+        assert!(r.has_errors());
+        assert_eq!(prefixes(&r), ["/a1", "/b2"]);
+        let (sa, sb, sc) = (status(&r, "a"), status(&r, "b"), status(&r, "c"));
+        assert_eq!(
+            (sa.state, sa.serving),
+            (State::Rejected, Serving::LastAccepted)
+        );
+        assert!(sa.reasons[0].message.contains("routeActon"));
+        assert_eq!(sa.reasons[0].pos.line, 4);
+        assert_eq!((sb.state, sb.serving), (State::Accepted, Serving::Current));
+        assert_eq!((sc.state, sc.serving), (State::Rejected, Serving::Nothing));
+        assert_eq!(sb.proxies, ["gloo-system~gateway-proxy"]);
+
+        // Fixing a serves its new version.
+        let a3 = vs("a", "a.com", "/a3");
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                ("up.yaml", UP),
+                ("a.yaml", &a3),
+                ("b.yaml", &b2),
+            ]),
+            vec![],
+        );
+        assert!(!r.has_errors());
+        assert_eq!(prefixes(&r), ["/a3", "/b2"]);
+    }
+
+    #[test]
+    fn an_unparseable_file_keeps_what_it_provided_and_deletes_still_work() {
+        let mut rc = Reconciler::new();
+        let a = vs("a", "a.com", "/a");
+        let b = vs("b", "b.com", "/b");
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                ("up.yaml", UP),
+                ("a.yaml", &a),
+                ("b.yaml", &b),
+            ]),
+            vec![],
+        );
+        let before = r.snapshot.expect("served");
+        // up.yaml is truncated mid-write; b.yaml is deleted.
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                (
+                    "up.yaml",
+                    "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up\n",
+                ),
+                ("a.yaml", &a),
+            ]),
+            vec![],
+        );
+        let after = r.snapshot.as_ref().expect("served");
+        let p =
+            |s: &Snapshot| s.proxies["gloo-system~gateway-proxy"].version(ResourceType::Cluster);
+        assert_eq!(p(&before), p(after), "the upstream is still served");
+        assert_eq!(prefixes(&r), ["/a"]);
+        let up = status(&r, "up");
+        assert_eq!(
+            (up.state, up.serving),
+            (State::Rejected, Serving::LastAccepted)
+        );
+    }
+
+    #[test]
+    fn a_new_resource_clashing_with_a_kept_one_is_the_one_rejected() {
+        let mut rc = Reconciler::new();
+        let a = vs("a", "x.com", "/a");
+        let r = rc.reconcile(
+            files(&[("gw.yaml", GW), ("up.yaml", UP), ("a.yaml", &a)]),
+            vec![],
+        );
+        assert!(!r.has_errors());
+        // a breaks (kept at x.com); new b validly claims x.com too: the
+        // conflict rejects both, b never was valid (absent), a stays.
+        let a_bad = vs("a", "x.com", "/a").replace("prefix", "prefx");
+        let b = vs("b", "x.com", "/b");
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                ("up.yaml", UP),
+                ("a.yaml", &a_bad),
+                ("b.yaml", &b),
+            ]),
+            vec![],
+        );
+        assert_eq!(prefixes(&r), ["/a"]);
+        assert_eq!(status(&r, "b").state, State::Rejected);
+        assert_eq!(status(&r, "b").serving, Serving::Nothing);
+    }
+}
