@@ -70,6 +70,17 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
                     "file": d.file, "line": d.line, "column": d.column,
                     "kind": d.kind, "namespace": d.namespace, "name": d.name, "message": d.message,
                 })).collect::<Vec<_>>(),
+                "resources": s.resources.iter().map(|r| json!({
+                    "kind": r.kind, "namespace": r.namespace, "name": r.name,
+                    "state": r.state, "serving": r.serving, "file": r.file, "line": r.line,
+                    "reasons": r.reasons.iter().map(|d| json!({
+                        "severity": if d.severity == crate::api::diagnostic::Severity::Error as i32 { "error" } else { "warning" },
+                        "file": d.file, "line": d.line, "column": d.column, "message": d.message,
+                    })).collect::<Vec<_>>(),
+                    "proxies": r.proxies.iter().map(|p| json!({
+                        "proxy": p.proxy, "state": p.state, "reason": p.reason,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
                 "nodes": s.nodes.iter().map(|n| json!({
                     "nodeId": n.node_id, "proxy": n.proxy,
                     "types": n.types.iter().map(|t| json!({

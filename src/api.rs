@@ -43,35 +43,7 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
                 .collect()
         })
         .unwrap_or_default();
-    let diagnostics = load
-        .diagnostics
-        .iter()
-        .map(|d| Diagnostic {
-            severity: match d.severity {
-                Severity::Error => diagnostic::Severity::Error as i32,
-                Severity::Warning => diagnostic::Severity::Warning as i32,
-            },
-            file: d.pos.file.display().to_string(),
-            line: d.pos.line,
-            column: d.pos.column,
-            kind: d
-                .resource
-                .as_ref()
-                .map(|r| r.kind.clone())
-                .unwrap_or_default(),
-            namespace: d
-                .resource
-                .as_ref()
-                .map(|r| r.namespace.clone())
-                .unwrap_or_default(),
-            name: d
-                .resource
-                .as_ref()
-                .map(|r| r.name.clone())
-                .unwrap_or_default(),
-            message: d.message.clone(),
-        })
-        .collect();
+    let diagnostics = load.diagnostics.iter().map(diag_msg).collect();
     let nodes = shared
         .registry
         .list()
@@ -92,6 +64,7 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
                 .collect(),
         })
         .collect();
+    let resources = resource_statuses(&load, &shared.registry.list());
     GetStatusResponse {
         serving: snap.is_some(),
         last_load_failed: load.last_load_failed,
@@ -99,8 +72,112 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
         diagnostics,
         nodes,
         loads: load.loads,
+        resources,
     }
 }
+
+fn diag_msg(d: &crate::diag::Diagnostic) -> Diagnostic {
+    Diagnostic {
+        severity: match d.severity {
+            Severity::Error => diagnostic::Severity::Error as i32,
+            Severity::Warning => diagnostic::Severity::Warning as i32,
+        },
+        file: d.pos.file.display().to_string(),
+        line: d.pos.line,
+        column: d.pos.column,
+        kind: d
+            .resource
+            .as_ref()
+            .map(|r| r.kind.clone())
+            .unwrap_or_default(),
+        namespace: d
+            .resource
+            .as_ref()
+            .map(|r| r.namespace.clone())
+            .unwrap_or_default(),
+        name: d
+            .resource
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
+        message: d.message.clone(),
+    }
+}
+
+/// Translation statuses merged with what the connected Envoys said: a NACK
+/// makes every resource it concerns Rejected on that proxy (and overall)
+/// until the next ACK of that type.
+fn resource_statuses(
+    load: &crate::server::LoadState,
+    nodes: &[crate::xds::registry::NodeState],
+) -> Vec<ResourceStatus> {
+    use std::collections::BTreeMap;
+    // (resource, proxy) -> rejection reason
+    let mut nacks: BTreeMap<(crate::diag::ResourceId, String), String> = BTreeMap::new();
+    for n in nodes {
+        for (t, ts) in &n.types {
+            for name in &ts.nacked_names {
+                for id in load.owners.get(&(*t, name.clone())).into_iter().flatten() {
+                    nacks
+                        .entry((id.clone(), n.proxy.clone()))
+                        .or_insert_with(|| {
+                            format!(
+                                "Envoy node {:?} rejected {} version {}: {}",
+                                n.node_id,
+                                t.short(),
+                                ts.nacked_version,
+                                ts.nack_message
+                            )
+                        });
+                }
+            }
+        }
+    }
+    load.statuses
+        .iter()
+        .map(|st| {
+            let mut state = st.state;
+            let proxies = st
+                .proxies
+                .iter()
+                .map(|p| match nacks.get(&(st.id.clone(), p.clone())) {
+                    Some(reason) => {
+                        state = crate::reconcile::State::Rejected;
+                        ProxyStatus {
+                            proxy: p.clone(),
+                            state: "Rejected".into(),
+                            reason: reason.clone(),
+                        }
+                    }
+                    None => ProxyStatus {
+                        proxy: p.clone(),
+                        state: "Accepted".into(),
+                        reason: String::new(),
+                    },
+                })
+                .collect();
+            ResourceStatus {
+                kind: st.id.kind.clone(),
+                namespace: st.id.namespace.clone(),
+                name: st.id.name.clone(),
+                state: state.as_str().to_string(),
+                serving: match st.serving {
+                    crate::reconcile::Serving::Current => "current",
+                    crate::reconcile::Serving::LastAccepted => "last-accepted",
+                    crate::reconcile::Serving::Nothing => "none",
+                }
+                .to_string(),
+                file: st.file.display().to_string(),
+                line: st.line,
+                reasons: st.reasons.iter().map(diag_msg).collect(),
+                proxies,
+            }
+        })
+        .collect()
+}
+
+type StatusStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<GetStatusResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl status_service_server::StatusService for StatusApi {
@@ -109,5 +186,37 @@ impl status_service_server::StatusService for StatusApi {
         _request: Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
         Ok(Response::new(current_status(&self.shared)))
+    }
+
+    type WatchStatusStream = StatusStream;
+
+    async fn watch_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        let shared = self.shared.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut loads = shared.loads.clone();
+            let mut reg = shared.registry.subscribe();
+            let mut last: Option<GetStatusResponse> = None;
+            loop {
+                let now = current_status(&shared);
+                if last.as_ref() != Some(&now) {
+                    if tx.send(Ok(now.clone())).await.is_err() {
+                        return;
+                    }
+                    last = Some(now);
+                }
+                tokio::select! {
+                    r = loads.changed() => if r.is_err() { return },
+                    r = reg.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }

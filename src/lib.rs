@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod server;
 pub mod snapshot;
 pub mod source;
+pub mod status_cli;
 pub mod translate;
 pub mod validate;
 pub mod xds;

@@ -86,6 +86,19 @@ enum Command {
         #[arg(long, default_value = "echo")]
         name: String,
     },
+    /// Show every resource's status (Accepted, Warning, Rejected) and the
+    /// connected Envoys' ACKs and NACKs, like `glooctl get`.
+    Status {
+        /// edgeplane's xDS/status gRPC address.
+        #[arg(long, default_value = "127.0.0.1:9977", env = "EDGEPLANE_XDS_ADDRESS")]
+        server: String,
+        /// Keep printing as the status changes.
+        #[arg(long)]
+        watch: bool,
+        /// `table` or `json`.
+        #[arg(long, default_value = "table")]
+        output: String,
+    },
     /// Send one WebSocket message and print the reply.
     WsClient {
         /// e.g. ws://127.0.0.1:8080/ws
@@ -225,10 +238,56 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status {
+            server,
+            watch,
+            output,
+        } => {
+            let json = match output.as_str() {
+                "json" => true,
+                "table" => false,
+                other => anyhow::bail!("--output {other}: expected table or json"),
+            };
+            let print = |s: &edgeplane::api::GetStatusResponse| {
+                if json {
+                    println!("{}", status_json(s));
+                } else {
+                    println!("{}", edgeplane::status_cli::render_table(s));
+                }
+            };
+            runtime()?.block_on(async {
+                if watch {
+                    edgeplane::status_cli::watch(&server, print).await
+                } else {
+                    edgeplane::status_cli::get(&server).await.map(|s| print(&s))
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::WsClient { url, message } => {
             let reply = runtime()?.block_on(edgeplane::demo::ws_round_trip(&url, &message))?;
             println!("{reply}");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn status_json(s: &edgeplane::api::GetStatusResponse) -> String {
+    let resources: Vec<serde_json::Value> = s
+        .resources
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kind": r.kind, "namespace": r.namespace, "name": r.name,
+                "state": r.state, "serving": r.serving, "file": r.file, "line": r.line,
+                "reasons": r.reasons.iter().map(|d| serde_json::json!({
+                    "file": d.file, "line": d.line, "column": d.column, "message": d.message,
+                })).collect::<Vec<_>>(),
+                "proxies": r.proxies.iter().map(|p| serde_json::json!({
+                    "proxy": p.proxy, "state": p.state, "reason": p.reason,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "loads": s.loads, "resources": resources }).to_string()
 }

@@ -71,6 +71,8 @@ pub struct ResourceStatus {
 
 /// The outcome of one reconcile.
 pub struct Reconciled {
+    /// Which resources each served Envoy resource comes from.
+    pub owners: Owners,
     pub files: Vec<SourceFile>,
     /// Every problem in what the user wrote.
     pub diagnostics: Vec<Diagnostic>,
@@ -174,6 +176,7 @@ impl Reconciler {
             let statuses =
                 self.statuses(&docs, &diagnostics, &later_diags, &rejected, &dropped, None);
             return Reconciled {
+                owners: Owners::new(),
                 files,
                 diagnostics,
                 statuses,
@@ -201,6 +204,7 @@ impl Reconciler {
         }
         self.last_good.retain(|id, _| served.contains(id));
         Reconciled {
+            owners: owners(&model),
             files,
             diagnostics,
             statuses,
@@ -314,6 +318,51 @@ impl Reconciler {
         }
         by_id.into_values().collect()
     }
+}
+
+/// Envoy resource (by type and name; `rc/vhost` for virtual hosts) → the
+/// manifests' resources it is built from.
+pub type Owners = BTreeMap<(crate::snapshot::ResourceType, String), Vec<ResourceId>>;
+
+fn rid(kind: &str, k: &crate::model::Key) -> ResourceId {
+    ResourceId {
+        kind: kind.to_string(),
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
+    }
+}
+
+/// Who owns what, for attributing Envoy's NACKs to manifests.
+pub fn owners(m: &Model) -> Owners {
+    use crate::snapshot::ResourceType as T;
+    let mut o = Owners::new();
+    for gw in m.gateways.values() {
+        let g = rid("Gateway", &gw.key);
+        o.entry((T::Listener, gw.listener_name()))
+            .or_default()
+            .push(g.clone());
+        o.entry((T::Route, gw.route_config_name()))
+            .or_default()
+            .push(g);
+        for vs in m.virtual_services.values().filter(|v| gw.selects(v)) {
+            o.entry((
+                T::Route,
+                format!("{}/{}", gw.route_config_name(), vs.vhost_name()),
+            ))
+            .or_default()
+            .push(rid("VirtualService", &vs.key));
+        }
+    }
+    for up in m.upstreams.values() {
+        o.entry((T::Cluster, up.cluster_name()))
+            .or_default()
+            .push(rid("Upstream", &up.key));
+    }
+    for v in o.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    o
 }
 
 /// The proxies a resource contributes to.

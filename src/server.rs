@@ -58,6 +58,8 @@ pub struct LoadState {
     pub loads: u64,
     /// Every resource's status from the most recent load.
     pub statuses: Vec<crate::reconcile::ResourceStatus>,
+    /// Envoy resource → owning manifests, for NACK attribution.
+    pub owners: crate::reconcile::Owners,
 }
 
 #[derive(Clone)]
@@ -65,19 +67,24 @@ pub struct Shared {
     pub snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     pub load: Arc<Mutex<LoadState>>,
     pub registry: Arc<Registry>,
+    /// Counts completed loads; status watchers wait on it.
+    pub loads: watch::Receiver<u64>,
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let (snap_tx, snap_rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (loads_tx, loads_rx) = watch::channel(0u64);
     let shared = Shared {
         snapshots: snap_rx.clone(),
         load: Arc::new(Mutex::new(LoadState::default())),
         registry: Arc::new(Registry::default()),
+        loads: loads_rx,
     };
 
     let mut reconciler = Reconciler::new();
     reload(&cfg.config_dir, &mut reconciler, &snap_tx, &shared.load).await;
+    loads_tx.send_modify(|n| *n += 1);
 
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let dir = cfg.config_dir.clone();
@@ -88,6 +95,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     tokio::spawn(async move {
         while reload_rx.recv().await.is_some() {
             reload(&dir, &mut reconciler, &snap_tx, &load).await;
+            loads_tx.send_modify(|n| *n += 1);
         }
     });
 
@@ -204,6 +212,9 @@ async fn reload(
     if let Ok(mut s) = state.lock() {
         s.diagnostics = load.diagnostics.clone();
         s.statuses = load.statuses.clone();
+        if load.snapshot.is_some() {
+            s.owners = load.owners.clone();
+        }
         s.last_load_failed = failed;
         s.loads += 1;
     }

@@ -70,6 +70,9 @@ pub struct Encoded {
     /// Hex SHA-256 of `any.value`.
     pub hash: String,
     pub any: Any,
+    /// For a RouteConfiguration: each virtual host's name and hash, so a
+    /// NACK can be narrowed to the virtual hosts that changed.
+    pub parts: Vec<(String, String)>,
 }
 
 fn encode<M: Message + Name>(name: &str, msg: &M) -> Arc<Encoded> {
@@ -82,7 +85,22 @@ fn encode<M: Message + Name>(name: &str, msg: &M) -> Arc<Encoded> {
             type_url: M::type_url(),
             value,
         },
+        parts: Vec::new(),
     })
+}
+
+fn encode_routes(
+    rc: &envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
+) -> Arc<Encoded> {
+    let mut e = encode(&rc.name, rc);
+    if let Some(inner) = Arc::get_mut(&mut e) {
+        inner.parts = rc
+            .virtual_hosts
+            .iter()
+            .map(|vh| (vh.name.clone(), hex(&Sha256::digest(vh.encode_to_vec()))))
+            .collect();
+    }
+    e
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -172,7 +190,7 @@ fn proxy_snapshot(res: &ProxyResources) -> ProxySnapshot {
         ResourceType::Route,
         res.route_configs
             .iter()
-            .map(|r| (r.name.clone(), encode(&r.name, r)))
+            .map(|r| (r.name.clone(), encode_routes(r)))
             .collect(),
     );
     ProxySnapshot { types }

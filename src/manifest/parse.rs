@@ -138,7 +138,17 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
     strip_location_suffix(first).to_string()
 }
 
+/// A hint for the parser's resource limits (nesting depth, alias expansion).
+fn limit_hint(msg: &str) -> Option<&'static str> {
+    (msg.starts_with("budget breached") || msg.starts_with("recursion limit exceeded")).then_some(
+        "the document nests too deeply or expands (through aliases) to too many nodes; edgeplane refuses it rather than spend unbounded time and memory",
+    )
+}
+
 fn strip_location_suffix(s: &str) -> &str {
+    // A value reached through an alias also says where the anchor was
+    // defined and used: `… at line 1, column 3 (defined at line 5, …) (used …)`.
+    let s = s.find(" (defined at line ").map_or(s, |i| &s[..i]);
     match s.rfind(" at line ") {
         Some(i) => &s[..i],
         None => s,
@@ -200,11 +210,12 @@ fn parse_document(
     let header: Header = match serde_saphyr::from_str(padded) {
         Ok(h) => h,
         Err(e) => {
-            diags.push(Diagnostic::error(
-                yaml_pos(file, &e, first_line),
-                None,
-                yaml_message(&e),
-            ));
+            let msg = yaml_message(&e);
+            let mut d = Diagnostic::error(yaml_pos(file, &e, first_line), None, msg);
+            if let Some(h) = limit_hint(&d.message) {
+                d = d.with_hint(h);
+            }
+            diags.push(d);
             return None;
         }
     };
@@ -428,6 +439,9 @@ fn strict<T: DeserializeOwned>(
                 ),
                 _ => Diagnostic::error(pos, Some(id.clone()), msg),
             };
+            if let Some(h) = limit_hint(&d.message) {
+                d = d.with_hint(h);
+            }
             if d.message.contains("unknown field") {
                 d = d.with_hint("edgeplane rejects fields it does not implement rather than ignore them; check the spelling against Gloo's API");
             }

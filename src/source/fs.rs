@@ -4,8 +4,12 @@
 //! Hidden files and directories (editor swap files, `.git`) and anything that
 //! is not `*.yaml`/`*.yml` are ignored. Links are followed only when they
 //! stay inside the directory, so a manifests tree cannot pull in files from
-//! elsewhere; linked directories are never entered (no loops).
+//! elsewhere; linked directories are never entered (no loops), and say so.
+//! Only regular files are opened: a FIFO named `x.yaml` would block the read
+//! forever, and a socket or device is no manifest. Reads are bounded by
+//! `MAX_FILE_BYTES` even when a file grows while it is read.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Pos};
@@ -93,15 +97,22 @@ fn walk(
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        if meta.is_dir() {
+        let ft = meta.file_type();
+        if ft.is_dir() {
             walk(&path, canon_root, depth + 1, files, diags);
             continue;
         }
-        if !is_manifest_name(&name) {
-            continue;
-        }
-        if meta.file_type().is_symlink() {
+        if ft.is_symlink() {
             match std::fs::canonicalize(&path) {
+                Ok(target) if target.is_dir() => {
+                    diags.push(Diagnostic::warning(
+                        Pos::new(&path, 0, 0),
+                        None,
+                        "link to a directory is not followed; the files below it are not read",
+                    ));
+                    continue;
+                }
+                _ if !is_manifest_name(&name) => continue,
                 Ok(target) if target.starts_with(canon_root) && target.is_file() => {}
                 Ok(_) => {
                     diags.push(Diagnostic::warning(
@@ -112,8 +123,22 @@ fn walk(
                     continue;
                 }
                 // Dangling link: nothing to read.
-                Err(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // A loop of links, or a path too deep to resolve.
+                Err(e) => {
+                    diags.push(Diagnostic::warning(
+                        Pos::new(&path, 0, 0),
+                        None,
+                        format!("link cannot be resolved ({e}); not read"),
+                    ));
+                    continue;
+                }
             }
+        } else if !is_manifest_name(&name) {
+            continue;
+        } else if !ft.is_file() {
+            diags.push(not_regular(&path, ft));
+            continue;
         }
         if let Some(f) = read_one(&path, diags) {
             files.push(f);
@@ -121,41 +146,130 @@ fn walk(
     }
 }
 
+/// `O_NONBLOCK`: opening a FIFO for reading then returns at once instead of
+/// waiting for a writer (the file type is checked on the open handle). For
+/// regular files it changes nothing. Spelled out here to need no `libc`.
+#[cfg(unix)]
+const O_NONBLOCK: i32 = if cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    0x4
+} else if cfg!(all(
+    target_os = "linux",
+    any(target_arch = "mips", target_arch = "mips64")
+)) {
+    0x80
+} else if cfg!(all(
+    target_os = "linux",
+    any(target_arch = "sparc", target_arch = "sparc64")
+)) {
+    0x4000
+} else if cfg!(target_os = "linux") {
+    0o4000
+} else {
+    // Unknown: the file type checked just before opening has to do.
+    0
+};
+
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, O_NONBLOCK);
+    opts.open(path)
+}
+
+fn not_regular(path: &Path, ft: std::fs::FileType) -> Diagnostic {
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_block_device() || ft.is_char_device() {
+            "a device"
+        } else {
+            "of an unknown file type"
+        }
+    };
+    #[cfg(not(unix))]
+    let what = {
+        let _ = ft;
+        "of an unknown file type"
+    };
+    Diagnostic::warning(
+        Pos::new(path, 0, 0),
+        None,
+        format!("{what}, not a regular file; not read"),
+    )
+}
+
+fn too_large(path: &Path, size: &str) -> Diagnostic {
+    Diagnostic::error(
+        Pos::new(path, 0, 0),
+        None,
+        format!("file is {size} bytes; manifests larger than {MAX_FILE_BYTES} bytes are not read"),
+    )
+}
+
 fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if size > MAX_FILE_BYTES {
-        diags.push(Diagnostic::error(
-            Pos::new(path, 0, 0),
-            None,
-            format!(
-                "file is {size} bytes; manifests larger than {MAX_FILE_BYTES} bytes are not read"
-            ),
-        ));
-        return None;
-    }
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Some(SourceFile {
-                path: path.to_path_buf(),
-                text,
-            }),
-            Err(e) => {
-                let (line, column) = line_col_of_byte(e.as_bytes(), e.utf8_error().valid_up_to());
-                diags.push(Diagnostic::error(
-                    Pos::new(path, line, column),
-                    None,
-                    "file is not valid UTF-8 text",
-                ));
-                None
-            }
-        },
+    let read = open_nonblocking(path).and_then(|file| {
+        let meta = file.metadata()?;
+        Ok((file, meta))
+    });
+    let (file, meta) = match read {
+        Ok(r) => r,
         // Deleted between listing and reading: the next event re-reads.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
             diags.push(Diagnostic::error(
                 Pos::new(path, 0, 0),
                 None,
                 format!("cannot read file: {e}"),
+            ));
+            return None;
+        }
+    };
+    // Replaced by something else since it was listed.
+    if !meta.is_file() {
+        diags.push(not_regular(path, meta.file_type()));
+        return None;
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        diags.push(too_large(path, &meta.len().to_string()));
+        return None;
+    }
+    // Never more than the limit, even if the file grows meanwhile.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    if let Err(e) = file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
+        diags.push(Diagnostic::error(
+            Pos::new(path, 0, 0),
+            None,
+            format!("cannot read file: {e}"),
+        ));
+        return None;
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        diags.push(too_large(path, &format!("more than {MAX_FILE_BYTES}")));
+        return None;
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(SourceFile {
+            path: path.to_path_buf(),
+            text,
+        }),
+        Err(e) => {
+            let (line, column) = line_col_of_byte(e.as_bytes(), e.utf8_error().valid_up_to());
+            diags.push(Diagnostic::error(
+                Pos::new(path, line, column),
+                None,
+                "file is not valid UTF-8 text",
             ));
             None
         }
@@ -203,6 +317,66 @@ mod tests {
         );
         assert_eq!(diags.len(), 1);
         assert_eq!((diags[0].pos.line, diags[0].pos.column), (2, 4));
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_opened_and_links_say_why_not()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("ok.yaml"), "a: 1\n")?;
+        let fifo = d.join("x.yaml");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+        assert!(status.success());
+        let _sock = std::os::unix::net::UnixListener::bind(d.join("z.yaml"))?;
+        std::fs::create_dir(d.join("y.yaml"))?;
+        std::os::unix::fs::symlink("/", d.join("root"))?;
+        std::os::unix::fs::symlink("loop-b.yaml", d.join("loop-a.yaml"))?;
+        std::os::unix::fs::symlink("loop-a.yaml", d.join("loop-b.yaml"))?;
+        std::os::unix::fs::symlink("gone.yaml", d.join("dangling.yaml"))?;
+        let (files, diags) = load_dir(d);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let said: Vec<(String, String)> = diags
+            .iter()
+            .map(|x| {
+                let name = x
+                    .pos
+                    .file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                (name.unwrap_or_default(), x.message.clone())
+            })
+            .collect();
+        assert!(diags.iter().all(|x| !x.is_error()), "{said:?}");
+        let has = |file: &str, text: &str| said.iter().any(|(f, m)| f == file && m.contains(text));
+        assert!(has("x.yaml", "a FIFO, not a regular file"), "{said:?}");
+        assert!(has("z.yaml", "a socket, not a regular file"), "{said:?}");
+        assert!(
+            has("root", "link to a directory is not followed"),
+            "{said:?}"
+        );
+        assert!(has("loop-a.yaml", "link cannot be resolved"), "{said:?}");
+        assert!(has("loop-b.yaml", "link cannot be resolved"), "{said:?}");
+        assert_eq!(said.len(), 5, "{said:?}");
+        // Opened directly (as when a file is swapped for a FIFO after it was
+        // listed), a FIFO does not block either.
+        let mut direct = Vec::new();
+        assert!(read_one(&fifo, &mut direct).is_none());
+        assert!(direct[0].message.contains("a FIFO"), "{direct:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn too_large_is_refused_from_its_size() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let big = std::fs::File::create(dir.path().join("big.yaml"))?;
+        big.set_len(MAX_FILE_BYTES + 1)?;
+        let (files, diags) = load_dir(dir.path());
+        assert!(files.is_empty());
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].message.contains("larger than"), "{diags:?}");
         Ok(())
     }
 }

@@ -8,11 +8,20 @@
 //! reload re-reads the whole directory. An optional poll interval re-reads
 //! periodically for filesystems that deliver no events (some Docker Desktop
 //! mounts); unchanged content is detected later and costs no push.
+//!
+//! A manifest written in place (not saved by rename) may be read half
+//! written. So while a `*.yaml`/`*.yml` has been written to and its writer
+//! has not closed it yet, the reload waits for the close, up to
+//! `writer_wait`. Linked directories are not watched, as they are not read
+//! (`source::fs`): a link to `/` must not cost a watch on every directory of
+//! the machine.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -31,6 +40,9 @@ pub enum WatchError {
 pub struct Debounce {
     pub quiet: Duration,
     pub max_delay: Duration,
+    /// How long a manifest still open for writing may hold a reload back
+    /// (at least `max_delay`).
+    pub writer_wait: Duration,
     pub poll: Option<Duration>,
 }
 
@@ -39,7 +51,92 @@ impl Default for Debounce {
         Debounce {
             quiet: Duration::from_millis(50),
             max_delay: Duration::from_millis(500),
+            writer_wait: Duration::from_secs(2),
             poll: None,
+        }
+    }
+}
+
+/// What one file event means to the debouncer.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Whether the event may have changed what a reload reads.
+    change: bool,
+    /// Manifests written to (and so, until closed, possibly half written).
+    writing: Vec<PathBuf>,
+    /// Manifests whose writer closed them, or that are gone.
+    done: Vec<PathBuf>,
+    /// Events may have been lost: forget the open writers.
+    rescan: bool,
+}
+
+fn manifests(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(super::fs::is_manifest_name)
+        })
+        .cloned()
+        .collect()
+}
+
+fn classify(res: &notify::Result<notify::Event>) -> Option<Seen> {
+    let ev = match res {
+        Ok(ev) => ev,
+        // Errors (e.g. queue overflow) mean "re-read": we may have missed
+        // events.
+        Err(e) => {
+            tracing::warn!(error = %e, "file watcher error; re-reading the directory");
+            return Some(Seen {
+                change: true,
+                rescan: true,
+                ..Seen::default()
+            });
+        }
+    };
+    let seen = match ev.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Seen {
+            done: manifests(&ev.paths),
+            ..Seen::default()
+        },
+        // Opens and reads change nothing, and our own reload opens every
+        // file: reacting to them would reload forever.
+        EventKind::Access(_) => return None,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Seen {
+            change: true,
+            writing: manifests(&ev.paths),
+            ..Seen::default()
+        },
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => Seen {
+            change: true,
+            done: manifests(&ev.paths),
+            ..Seen::default()
+        },
+        _ => Seen {
+            change: true,
+            ..Seen::default()
+        },
+    };
+    Some(Seen {
+        rescan: ev.need_rescan(),
+        ..seen
+    })
+}
+
+/// Files written to and not closed yet.
+#[derive(Default)]
+struct Writers(BTreeSet<PathBuf>);
+
+impl Writers {
+    fn apply(&mut self, seen: &Seen) {
+        if seen.rescan {
+            self.0.clear();
+        }
+        self.0.extend(seen.writing.iter().cloned());
+        for p in &seen.done {
+            self.0.remove(p);
         }
     }
 }
@@ -51,29 +148,25 @@ pub async fn watch_dir(
     debounce: Debounce,
     out: mpsc::Sender<()>,
 ) -> Result<(), WatchError> {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        match &res {
-            // Opens and reads change nothing, and our own reload opens every
-            // file: reacting to them would reload forever.
-            Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => return,
-            Ok(_) => {}
-            // Errors (e.g. queue overflow) mean "re-read": we may have missed
-            // events.
-            Err(e) => tracing::warn!(error = %e, "file watcher error; re-reading the directory"),
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Seen>();
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Some(seen) = classify(&res) {
+            let _ = ev_tx.send(seen);
         }
-        let _ = ev_tx.send(());
-    })
-    .map_err(|source| WatchError::Watch {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    };
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher =
+        RecommendedWatcher::new(handler, config).map_err(|source| WatchError::Watch {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     arm(&mut watcher, dir)?;
     let mut armed = true;
     let mut poll = debounce.poll.map(tokio::time::interval);
     // While the directory is missing (deleted, or moved away and not yet
     // back) there is nothing to watch: retry arming once a second.
     let mut rearm = tokio::time::interval(Duration::from_secs(1));
+    let mut writers = Writers::default();
     loop {
         let tick = async {
             match poll.as_mut() {
@@ -92,17 +185,16 @@ pub async fn watch_dir(
         };
         tokio::select! {
             ev = ev_rx.recv() => {
-                if ev.is_none() {
+                let Some(seen) = ev else {
                     return Ok(());
+                };
+                writers.apply(&seen);
+                if !seen.change {
+                    // A close after a reload already read the writes.
+                    continue;
                 }
-                let deadline = Instant::now() + debounce.max_delay;
-                // Drain until quiet or the deadline.
-                loop {
-                    let quiet_until = (Instant::now() + debounce.quiet).min(deadline);
-                    match tokio::time::timeout_at(quiet_until, ev_rx.recv()).await {
-                        Ok(Some(())) if Instant::now() < deadline => continue,
-                        _ => break,
-                    }
+                if !settle(&mut ev_rx, &debounce, &mut writers).await {
+                    return Ok(());
                 }
             }
             _ = tick => {}
@@ -135,10 +227,140 @@ pub async fn watch_dir(
     }
 }
 
+/// Waits after a change until the directory has been quiet for
+/// `debounce.quiet`, but no longer than `debounce.max_delay`, or, while a
+/// manifest is still open for writing, until its writer closes it, up to
+/// `debounce.writer_wait`. False when the event source is gone.
+async fn settle(
+    ev_rx: &mut mpsc::UnboundedReceiver<Seen>,
+    debounce: &Debounce,
+    writers: &mut Writers,
+) -> bool {
+    let start = Instant::now();
+    let deadline = start + debounce.max_delay;
+    let hard = start + debounce.writer_wait.max(debounce.max_delay);
+    loop {
+        let limit = if writers.0.is_empty() { deadline } else { hard };
+        let now = Instant::now();
+        if now >= limit {
+            break;
+        }
+        match tokio::time::timeout_at((now + debounce.quiet).min(limit), ev_rx.recv()).await {
+            Ok(Some(seen)) => writers.apply(&seen),
+            Ok(None) => return false,
+            // Quiet, and no writer holds a manifest open.
+            Err(_) if writers.0.is_empty() => break,
+            Err(_) => {}
+        }
+    }
+    if !writers.0.is_empty() {
+        tracing::debug!(files = ?writers.0, "reading manifests still open for writing");
+    }
+    // What the reload reads now is what counts; later writes come as events.
+    writers.0.clear();
+    true
+}
+
 fn arm(w: &mut RecommendedWatcher, dir: &Path) -> Result<(), WatchError> {
     w.watch(dir, RecursiveMode::Recursive)
         .map_err(|source| WatchError::Watch {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(p: &str) -> Seen {
+        Seen {
+            change: true,
+            writing: vec![PathBuf::from(p)],
+            ..Seen::default()
+        }
+    }
+
+    fn closed(p: &str) -> Seen {
+        Seen {
+            done: vec![PathBuf::from(p)],
+            ..Seen::default()
+        }
+    }
+
+    #[test]
+    fn events_are_classified() {
+        use notify::event::{CreateKind, DataChange};
+        let ev = |kind, p: &str| Ok(notify::Event::new(kind).add_path(PathBuf::from(p)));
+        let modify = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        let s = classify(&ev(modify, "/d/vs.yaml")).expect("a write counts");
+        assert!(s.change);
+        assert_eq!(s.writing, vec![PathBuf::from("/d/vs.yaml")]);
+        // Writes to editor temp files are no manifests being written.
+        let s = classify(&ev(modify, "/d/.vs.yaml.tmp")).expect("a write counts");
+        assert!(s.change && s.writing.is_empty());
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let s = classify(&ev(close, "/d/vs.yaml")).expect("a close is seen");
+        assert!(!s.change);
+        assert_eq!(s.done, vec![PathBuf::from("/d/vs.yaml")]);
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        assert!(classify(&ev(open, "/d/vs.yaml")).is_none());
+        let create = EventKind::Create(CreateKind::File);
+        assert!(classify(&ev(create, "/d/x.yaml")).is_some_and(|s| s.change));
+        let err = Err(notify::Error::generic("queue overflow"));
+        assert!(classify(&err).is_some_and(|s| s.change && s.rescan));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_directory_reloads_after_the_quiet_period() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let d = Debounce::default();
+        let mut w = Writers::default();
+        let start = Instant::now();
+        assert!(settle(&mut rx, &d, &mut w).await);
+        assert_eq!(start.elapsed(), d.quiet);
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_writer_holds_the_reload_until_it_closes() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let d = Debounce::default();
+        let mut w = Writers::default();
+        w.apply(&written("/d/vs.yaml"));
+        let start = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            let _ = tx.send(written("/d/vs.yaml"));
+            let _ = tx.send(closed("/d/vs.yaml"));
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        assert!(settle(&mut rx, &d, &mut w).await);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1200) && took < Duration::from_millis(1300),
+            "{took:?}"
+        );
+        assert!(w.0.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_that_never_closes_delays_at_most_writer_wait() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let d = Debounce::default();
+        let mut w = Writers::default();
+        w.apply(&written("/d/vs.yaml"));
+        let start = Instant::now();
+        assert!(settle(&mut rx, &d, &mut w).await);
+        assert_eq!(start.elapsed(), d.writer_wait);
+        // A lost close (queue overflow) forgets the writer too.
+        w.apply(&written("/d/vs.yaml"));
+        w.apply(&Seen {
+            change: true,
+            rescan: true,
+            ..Seen::default()
+        });
+        assert!(w.0.is_empty());
+        drop(tx);
+    }
 }

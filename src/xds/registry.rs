@@ -1,12 +1,35 @@
 //! What each connected Envoy has ACKed and NACKed, per resource type.
 //!
 //! Written by the streams, read by the status API. A plain mutex: updates
-//! are a few per push, and readers copy out.
+//! are a few per push, and readers copy out. Every change bumps a `watch`
+//! counter, so status watchers learn of a NACK at once.
+//!
+//! NACK attribution: per type, the stream records the hashes of what it
+//! sent and what Envoy last ACKed (virtual hosts separately for routes).
+//! When Envoy NACKs, the resources (and virtual hosts) whose hash differs
+//! from the ACKed set are the ones the rejection concerns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use crate::snapshot::ResourceType;
+use tokio::sync::watch;
+
+use crate::snapshot::{Encoded, ResourceType};
+
+/// Name → hash of the resources in one response, plus `rc/vhost` → hash
+/// for the virtual hosts of route configurations.
+pub type Hashes = BTreeMap<String, String>;
+
+pub fn hashes_of<'a>(resources: impl IntoIterator<Item = &'a std::sync::Arc<Encoded>>) -> Hashes {
+    let mut h = Hashes::new();
+    for e in resources {
+        h.insert(e.name.clone(), e.hash.clone());
+        for (vh, hash) in &e.parts {
+            h.insert(format!("{}/{vh}", e.name), hash.clone());
+        }
+    }
+    h
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct TypeState {
@@ -15,6 +38,23 @@ pub struct TypeState {
     pub nack_message: String,
     /// How many responses of this type the stream has sent.
     pub responses: u64,
+    /// What was last sent and what Envoy last accepted.
+    pub sent: Hashes,
+    pub acked: Hashes,
+    /// Resource (and `rc/vhost`) names the current NACK concerns; empty
+    /// when the last answer was an ACK.
+    pub nacked_names: BTreeSet<String>,
+}
+
+impl TypeState {
+    /// Names that changed between what Envoy accepted and what it rejected.
+    pub fn changed_names(&self) -> BTreeSet<String> {
+        self.sent
+            .iter()
+            .filter(|(n, h)| self.acked.get(*n) != Some(h))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -24,13 +64,33 @@ pub struct NodeState {
     pub types: BTreeMap<ResourceType, TypeState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     streams: Mutex<BTreeMap<u64, NodeState>>,
     next_id: Mutex<u64>,
+    changes: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            streams: Mutex::default(),
+            next_id: Mutex::default(),
+            changes: watch::channel(0).0,
+        }
+    }
 }
 
 impl Registry {
+    /// A receiver that sees a new value whenever any stream's state changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
     pub fn open(&self) -> u64 {
         let mut n = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
         *n += 1;
@@ -39,6 +99,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, NodeState::default());
+        self.bump();
         id
     }
 
@@ -47,6 +108,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        self.bump();
     }
 
     pub fn update(&self, id: u64, f: impl FnOnce(&mut NodeState)) {
@@ -58,6 +120,7 @@ impl Registry {
         {
             f(s);
         }
+        self.bump();
     }
 
     pub fn list(&self) -> Vec<NodeState> {

@@ -141,12 +141,24 @@ impl SotwStream {
                     let ts = s.types.entry(t).or_default();
                     ts.nacked_version = sent_version;
                     ts.nack_message = msg;
+                    let changed = ts.changed_names();
+                    ts.nacked_names = if changed.is_empty() {
+                        ts.sent.keys().cloned().collect()
+                    } else {
+                        changed
+                    };
                 });
             } else {
                 tracing::debug!(type_ = t.short(), version = %req.version_info, "ACK");
                 let v = req.version_info.clone();
-                self.registry
-                    .update(self.id, |s| s.types.entry(t).or_default().acked_version = v);
+                self.registry.update(self.id, |s| {
+                    let ts = s.types.entry(t).or_default();
+                    ts.acked_version = v;
+                    ts.acked = ts.sent.clone();
+                    ts.nacked_names.clear();
+                    ts.nack_message.clear();
+                    ts.nacked_version.clear();
+                });
             }
         } else {
             st.force = true;
@@ -226,8 +238,12 @@ impl SotwStream {
                 "push"
             );
             st.sent = Some((version, nonce));
-            self.registry
-                .update(self.id, |s| s.types.entry(t).or_default().responses += 1);
+            let sent = super::registry::hashes_of(resources.iter().copied());
+            self.registry.update(self.id, |s| {
+                let ts = s.types.entry(t).or_default();
+                ts.responses += 1;
+                ts.sent = sent;
+            });
             if self.tx.send(Ok(resp)).await.is_err() {
                 return Err(());
             }

@@ -1,0 +1,230 @@
+//! Issue 5 acceptance through real Envoy: per-resource last-known-good and
+//! statuses, `edgeplane status`, and Envoy NACKs attributed to the resource.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn vs_named(name: &str, domain: &str, routes: &str) -> String {
+    virtual_service(routes)
+        .replace("name: vs\n", &format!("name: {name}\n"))
+        .replace("domains: ['*']", &format!("domains: ['{domain}']"))
+}
+
+fn status_cli(xds_port: u16, json: bool) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(edgeplane_bin());
+    cmd.args(["status", "--server", &format!("127.0.0.1:{xds_port}")]);
+    if json {
+        cmd.args(["--output", "json"]);
+    }
+    let out = cmd.output().expect("run edgeplane status");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+async fn get_host(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    parse_response(&buf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_save_valid_edit_serves_invalid_one_keeps_its_routes() {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let files = vec![
+        ("gateway.yaml", gateway(port, "")),
+        ("upstream.yaml", upstream("backend", &[bport])),
+        (
+            "good.yaml",
+            vs_named("good", "good.test", &route("/g1", "backend", "")),
+        ),
+        (
+            "bad.yaml",
+            vs_named("bad", "bad.test", &route("/b1", "backend", "")),
+        ),
+    ];
+    let s = Stack::start(port, be, &files).await;
+    eventually("both virtual services serve", || async {
+        let g = get_host(port, "good.test", "/g1").await?;
+        let b = get_host(port, "bad.test", "/b1").await?;
+        (g.0 == 200 && b.0 == 200).then_some(())
+    })
+    .await;
+
+    // One save edits both: good gets a new route, bad gets a typo.
+    let loads = s.cp.loads().await;
+    write_atomic(
+        &s.dir,
+        "good.yaml",
+        &vs_named("good", "good.test", &route("/g2", "backend", "")),
+    );
+    let bad = vs_named(
+        "bad",
+        "bad.test",
+        &route("/b2", "backend", "timeoutt: 1s\n"),
+    );
+    write_atomic(&s.dir, "bad.yaml", &bad);
+    s.cp.wait_load_after(loads).await;
+    eventually("the valid edit serves", || async {
+        get_host(port, "good.test", "/g2")
+            .await
+            .filter(|r| r.0 == 200)
+    })
+    .await;
+    assert_eq!(
+        get_host(port, "good.test", "/g1").await.map(|r| r.0),
+        Some(404)
+    );
+    // The invalid one keeps its previous routes.
+    assert_eq!(
+        get_host(port, "bad.test", "/b1").await.map(|r| r.0),
+        Some(200),
+        "{}",
+        s.logs()
+    );
+    assert_eq!(
+        get_host(port, "bad.test", "/b2").await.map(|r| r.0),
+        Some(404)
+    );
+
+    let (code, table) = status_cli(s.cp.xds_port, false);
+    assert_eq!(code, Some(0), "{table}");
+    let line_of = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with("VirtualService") && l.split_whitespace().nth(2) == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name} in\n{table}"))
+            .to_string()
+    };
+    let good_row = line_of("good");
+    assert!(
+        good_row.contains("Accepted") && good_row.contains("current"),
+        "{table}"
+    );
+    let bad_row = line_of("bad");
+    let typo_line = bad
+        .lines()
+        .position(|l| l.contains("timeoutt"))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    assert!(
+        bad_row.contains("Rejected") && bad_row.contains("last-accepted"),
+        "{table}"
+    );
+    assert!(
+        bad_row.contains(&format!("bad.yaml:{typo_line}:")),
+        "{table}"
+    );
+    assert!(bad_row.contains("timeoutt"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_rejection_shows_as_rejected_and_is_sent_once() {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let files = vec![
+        ("gateway.yaml", gateway(port, "")),
+        ("upstream.yaml", upstream("backend", &[bport])),
+        (
+            "ok.yaml",
+            vs_named("ok", "ok.test", &route("/", "backend", "")),
+        ),
+        (
+            "re.yaml",
+            vs_named("re", "re.test", &route("/", "backend", "")),
+        ),
+    ];
+    let s = Stack::start(port, be, &files).await;
+    eventually("serving", || async {
+        get_host(port, "re.test", "/x").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    let rds_responses = |st: &serde_json::Value| {
+        st["nodes"][0]["types"]
+            .as_array()
+            .and_then(|ts| {
+                ts.iter()
+                    .find(|t| {
+                        t["typeUrl"]
+                            .as_str()
+                            .unwrap_or("")
+                            .ends_with("RouteConfiguration")
+                    })
+                    .and_then(|t| t["responses"].as_u64())
+            })
+            .unwrap_or(0)
+    };
+    let before = rds_responses(&s.cp.status().await);
+
+    // Valid for edgeplane, refused by Envoy (RE2 program larger than 100).
+    let re_routes = "- matchers:\n  - regex: '/a{1,500}'\n  routeAction:\n    single:\n      upstream: {name: backend, namespace: gloo-system}\n";
+    let written = Instant::now();
+    write_atomic(&s.dir, "re.yaml", &vs_named("re", "re.test", re_routes));
+    let rejected = eventually("the NACK turns the VirtualService Rejected", || async {
+        let st = s.cp.status().await;
+        let r = st["resources"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == "re")?
+            .clone();
+        (r["state"] == "Rejected").then_some(r)
+    })
+    .await;
+    let took = written.elapsed();
+    eprintln!("save -> Rejected (Envoy NACK) in {took:?}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let reason = rejected["proxies"][0]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("program size"),
+        "Envoy's message expected: {rejected}"
+    );
+    // Only the VirtualService that changed is blamed.
+    let st = s.cp.status().await;
+    let ok = st["resources"]
+        .as_array()
+        .and_then(|v| v.iter().find(|r| r["name"] == "ok").cloned());
+    assert_eq!(
+        ok.as_ref().map(|r| r["state"].clone()),
+        Some(serde_json::json!("Accepted")),
+        "{st}"
+    );
+    // Sent exactly once.
+    assert_eq!(rds_responses(&st), before + 1, "{st}");
+
+    // The next good version clears it.
+    write_atomic(
+        &s.dir,
+        "re.yaml",
+        &vs_named("re", "re.test", &route("/", "backend", "")),
+    );
+    eventually("the next ACK clears the rejection", || async {
+        let st = s.cp.status().await;
+        let r = st["resources"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == "re")?
+            .clone();
+        (r["state"] == "Accepted").then_some(())
+    })
+    .await;
+    assert_eq!(
+        get_host(port, "re.test", "/x").await.map(|r| r.0),
+        Some(200)
+    );
+}
