@@ -47,6 +47,9 @@ enum Command {
     Validate {
         /// Directory of Gloo manifests.
         dir: PathBuf,
+        /// `text` (compiler-style, on stderr) or `json` (on stdout).
+        #[arg(long, default_value = "text")]
+        output: String,
     },
     /// Print the Envoy resources generated from a manifests directory, as proto3 JSON
     /// (as Envoy's /config_dump shows them); exit 1 when the manifests are invalid.
@@ -169,11 +172,49 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(edgeplane::server::serve(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { dir } => {
+        Command::Validate { dir, output } => {
+            let json = match output.as_str() {
+                "json" => true,
+                "text" => false,
+                other => anyhow::bail!("--output {other}: expected text or json"),
+            };
             if !dir.is_dir() {
                 anyhow::bail!("{} is not a directory", dir.display());
             }
             let load = edgeplane::pipeline::load_dir(&dir);
+            if json {
+                let errors = load.has_errors();
+                let diags: Vec<serde_json::Value> = load
+                    .diagnostics
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "severity": d.severity.to_string(),
+                            "file": d.pos.file.display().to_string(),
+                            "line": d.pos.line,
+                            "column": d.pos.column,
+                            "kind": d.resource.as_ref().map(|r| r.kind.clone()),
+                            "namespace": d.resource.as_ref().map(|r| r.namespace.clone()),
+                            "name": d.resource.as_ref().map(|r| r.name.clone()),
+                            "message": d.message,
+                            "hint": d.hint,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "valid": !errors,
+                        "files": load.files.len(),
+                        "diagnostics": diags,
+                    })
+                );
+                return Ok(if errors {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
             if !load.diagnostics.is_empty() {
                 eprintln!("{}\n", load.render_diagnostics());
             }

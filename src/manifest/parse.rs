@@ -416,6 +416,14 @@ fn unknown_field_name(msg: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
+/// At most this many problems are reported per document.
+const MAX_ERRORS_PER_DOCUMENT: usize = 25;
+
+/// The strict parse, reporting every problem of the document rather than
+/// the first: after an error at a known line, that line and the block under
+/// it are blanked (line numbers stay) and the parse runs again. A document
+/// with any error is still returned when the rest parses, so validation can
+/// report its other problems too; its diagnostics reject it.
 fn strict<T: DeserializeOwned>(
     file: &Path,
     padded: &str,
@@ -423,32 +431,88 @@ fn strict<T: DeserializeOwned>(
     first_line: usize,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    match serde_saphyr::from_str::<T>(padded) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let msg = yaml_message(&e);
-            let pos = yaml_pos(file, &e, first_line);
-            let mut d = match unknown_field_name(&msg) {
-                Some(f) if UNIMPLEMENTED_FIELDS.contains(&f) => Diagnostic::error(
-                    pos,
-                    Some(id.clone()),
-                    format!(
-                        "`{f}` is a Gloo feature edgeplane does not implement here; {} is rejected rather than served without it",
-                        id
-                    ),
+    let mut text = std::borrow::Cow::Borrowed(padded);
+    let mut reported = 0;
+    let mut last_line = 0;
+    loop {
+        let e = match serde_saphyr::from_str::<T>(&text) {
+            Ok(v) => return Some(v),
+            Err(e) => e,
+        };
+        let msg = yaml_message(&e);
+        let pos = yaml_pos(file, &e, first_line);
+        // Errors move forward through the document; one that does not, or a
+        // field missing only because we blanked its block, is an echo of
+        // our blanking, not news.
+        if reported > 0 && (msg.starts_with("missing field") || pos.line as usize <= last_line) {
+            return None;
+        }
+        last_line = pos.line as usize;
+        let mut d = match unknown_field_name(&msg) {
+            Some(f) if UNIMPLEMENTED_FIELDS.contains(&f) => Diagnostic::error(
+                pos.clone(),
+                Some(id.clone()),
+                format!(
+                    "`{f}` is a Gloo feature edgeplane does not implement here; {} is rejected rather than served without it",
+                    id
                 ),
-                _ => Diagnostic::error(pos, Some(id.clone()), msg),
-            };
-            if let Some(h) = limit_hint(&d.message) {
-                d = d.with_hint(h);
-            }
-            if d.message.contains("unknown field") {
-                d = d.with_hint("edgeplane rejects fields it does not implement rather than ignore them; check the spelling against Gloo's API");
-            }
-            diags.push(d);
-            None
+            ),
+            _ => Diagnostic::error(pos.clone(), Some(id.clone()), msg),
+        };
+        if let Some(h) = limit_hint(&d.message) {
+            d = d.with_hint(h);
+        }
+        if d.message.contains("unknown field") {
+            d = d.with_hint("edgeplane rejects fields it does not implement rather than ignore them; check the spelling against Gloo's API");
+        }
+        diags.push(d);
+        reported += 1;
+        let has_location = e.location().is_some_and(|l| l.line() > 0);
+        if !has_location || reported >= MAX_ERRORS_PER_DOCUMENT {
+            return None;
+        }
+        match blank_block(&text, pos.line as usize, pos.column as usize) {
+            Some(t) => text = std::borrow::Cow::Owned(t),
+            None => return None,
         }
     }
+}
+
+/// Blanks line `line` (1-based) and the lines indented under it, keeping
+/// every line's number. `None` when nothing would change.
+fn blank_block(text: &str, line: usize, column: usize) -> Option<String> {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    let idx = line.checked_sub(1)?;
+    let target = *lines.get(idx)?;
+    if target.trim().is_empty() {
+        return None;
+    }
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = indent(target);
+    // Only a problem with the key that starts the line (block style) can be
+    // set aside this way; inside a flow collection we would lose too much.
+    if column > base + 3 {
+        return None;
+    }
+    // A list item keeps its dash (as an empty map), so the list around it
+    // stays a list.
+    let item = format!("{}- {{}}", &target[..base]);
+    lines[idx] = if target.trim_start().starts_with("- ") {
+        item.as_str()
+    } else {
+        ""
+    };
+    let mut i = idx + 1;
+    while i < lines.len() {
+        let l = lines[i];
+        let t = l.trim();
+        if !t.is_empty() && !t.starts_with('#') && indent(l) <= base {
+            break;
+        }
+        lines[i] = "";
+        i += 1;
+    }
+    Some(lines.join("\n"))
 }
 
 fn check_duplicates(docs: &[Document], diags: &mut Vec<Diagnostic>) {
@@ -502,12 +566,29 @@ mod tests {
         let (docs, diags) = parse_files(&file(
             "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: a}\nspec: {static: {hosts: []}}\n---\napiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata:\n  name: gw\nspec:\n  bindPort: 8080\n  bindAdress: '::'\n",
         ));
-        assert_eq!(docs.len(), 1);
+        // The document still parses once the field is set aside (so its other
+        // problems are reported too); its diagnostic rejects it.
+        assert_eq!(docs.len(), 2);
         assert_eq!(diags.len(), 1, "{diags:?}");
         let d = &diags[0];
         assert!(d.message.contains("bindAdress"), "{}", d.message);
         assert_eq!(d.pos.line, 12);
         assert_eq!(d.resource.as_ref().map(|r| r.name.as_str()), Some("gw"));
+    }
+
+    #[test]
+    fn every_field_problem_of_a_document_is_reported() {
+        let (_, diags) = parse_files(&file(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  virtualHost:\n    domainz: [a]\n    routes:\n    - matchers:\n      - prefx: /\n        caseSensitive: maybe\n      routeAction: {single: {upstream: {name: u}}}\n      options:\n        timeoutt: 1s\n",
+        ));
+        let got: Vec<(u32, &str)> = diags
+            .iter()
+            .map(|d| (d.pos.line, d.message.split(',').next().unwrap_or("")))
+            .collect();
+        assert_eq!(got.len(), 3, "{diags:#?}");
+        assert_eq!(got[0], (6, "unknown field `domainz`"));
+        assert_eq!(got[1], (9, "unknown field `prefx`"));
+        assert_eq!(got[2], (13, "unknown field `timeoutt`"));
     }
 
     #[test]
