@@ -368,6 +368,24 @@ mod tests {
         Ok(())
     }
 
+    /// A Kubernetes ConfigMap volume: `x.yaml -> ..data/x.yaml`, `..data ->
+    /// ..2024_01_01_00_00_00.1/`. Read once, silently.
+    #[cfg(unix)]
+    #[test]
+    fn configmap_volume_layout_reads_without_warnings() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::create_dir(d.join("..2024_01_01_00_00_00.1"))?;
+        std::fs::write(d.join("..2024_01_01_00_00_00.1/x.yaml"), "a: 1\n")?;
+        std::os::unix::fs::symlink("..2024_01_01_00_00_00.1", d.join("..data"))?;
+        std::os::unix::fs::symlink("..data/x.yaml", d.join("x.yaml"))?;
+        let (files, diags) = load_dir(d);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, d.join("x.yaml"));
+        Ok(())
+    }
+
     #[test]
     fn too_large_is_refused_from_its_size() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
