@@ -103,8 +103,10 @@ impl Diagnostic {
 
     /// Renders the diagnostic with the offending source line and a caret, the
     /// way compilers do. `source` is the file's text, when available.
+    /// Control characters (a manifest may hold terminal escape sequences)
+    /// are shown escaped, never sent to the terminal.
     pub fn render(&self, source: Option<&str>) -> String {
-        let mut out = self.to_string();
+        let mut out = printable(&self.to_string());
         let line = source.and_then(|s| {
             let idx = usize::try_from(self.pos.line).ok()?.checked_sub(1)?;
             s.lines().nth(idx)
@@ -113,12 +115,13 @@ impl Diagnostic {
             let num = self.pos.line.to_string();
             let pad = " ".repeat(num.len());
             let col = usize::try_from(self.pos.column.max(1)).unwrap_or(1);
-            let caret_pad: String = text
+            let before: String = text.chars().take(col - 1).collect();
+            let caret_pad: String = printable(&before)
                 .chars()
-                .take(col - 1)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            out.push_str(&format!("\n{pad} |\n{num} | {text}\n{pad} | {caret_pad}^"));
+            let shown = printable(text);
+            out.push_str(&format!("\n{pad} |\n{num} | {shown}\n{pad} | {caret_pad}^"));
         }
         if let Some(hint) = &self.hint {
             out.push_str(&format!("\n  = hint: {hint}"));
@@ -135,6 +138,19 @@ impl fmt::Display for Diagnostic {
         }
         f.write_str(&self.message)
     }
+}
+
+/// `s` with control characters (other than tab) escaped.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// True when any diagnostic is an error.

@@ -116,7 +116,7 @@ impl Reconciler {
         let (docs, parse_diags) = manifest::parse_files(&files);
         diagnostics.extend(parse_diags);
         let first = validate::validate(&docs);
-        diagnostics.extend(first.diagnostics);
+        diagnostics.extend(first.diagnostics.iter().cloned());
         diagnostics.sort();
         diagnostics.dedup();
 
@@ -137,6 +137,25 @@ impl Reconciler {
             .map(|(id, _)| id.clone())
             .collect();
 
+        // The common case: nothing rejected, nothing kept. The first pass
+        // is the answer.
+        if !crate::diag::has_errors(&diagnostics) && kept_from_broken.is_empty() {
+            let model = first.model;
+            let output = translate::translate(&model);
+            let snapshot = Snapshot::from_output(&output);
+            let rejected = BTreeSet::new();
+            let statuses =
+                self.statuses(&docs, &diagnostics, &[], &rejected, &rejected, Some(&model));
+            self.last_good = docs.into_iter().map(|d| (d.id.clone(), d)).collect();
+            return Reconciled {
+                owners: owners(&model),
+                files,
+                diagnostics,
+                statuses,
+                output: Some(output),
+                snapshot: Some(snapshot),
+            };
+        }
         let mut rejected = error_ids(&diagnostics);
         let mut dropped: BTreeSet<ResourceId> = BTreeSet::new();
         let mut later_diags: Vec<Diagnostic> = Vec::new();

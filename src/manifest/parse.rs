@@ -3,8 +3,9 @@
 //! A file may hold several documents (`---`). Each document is parsed twice:
 //! first loosely, for `apiVersion`, `kind` and `metadata` (so later errors can
 //! name the resource), then strictly into the kind's spec type. Each document
-//! is parsed on its own, padded with blank lines to its place in the file, so
-//! every line number the YAML parser reports is already the file's line.
+//! is parsed on its own, and its line offset in the file is added to every
+//! position the YAML parser reports (parsing each document against the
+//! whole file's line count would cost documents × lines).
 
 use std::path::Path;
 
@@ -29,6 +30,9 @@ pub struct Document {
     pub id: ResourceId,
     /// Where the document's `kind:` is written.
     pub pos: Pos,
+    /// Lines before the document in its file: add to positions of values
+    /// inside it (`Spanned` locations are document-relative).
+    pub line_offset: usize,
     pub labels: std::collections::BTreeMap<String, String>,
     pub body: DocumentBody,
 }
@@ -73,9 +77,9 @@ pub fn parse_files(files: &[SourceFile]) -> (Vec<Document>, Vec<Diagnostic>) {
             if is_blank_document(&text) {
                 continue;
             }
-            // Pad so the parser's line numbers are the file's.
-            let padded = format!("{}{}", "\n".repeat(start_line), text);
-            if let Some(doc) = parse_document(&f.path, start_line + 1, &padded, &mut diags) {
+            // Each document is parsed on its own; its line offset in the
+            // file is added to every position reported.
+            if let Some(doc) = parse_document(&f.path, start_line + 1, &text, &mut diags) {
                 docs.push(doc);
             }
         }
@@ -123,10 +127,16 @@ fn is_blank_document(text: &str) -> bool {
     })
 }
 
-fn yaml_pos(file: &Path, err: &serde_saphyr::Error, fallback_line: usize) -> Pos {
+/// The file position of a parser error in a document starting at
+/// `first_line` (1-based).
+fn yaml_pos(file: &Path, err: &serde_saphyr::Error, first_line: usize) -> Pos {
     match err.location() {
-        Some(loc) if loc.line() > 0 => Pos::new(file, loc.line() as usize, loc.column() as usize),
-        _ => Pos::new(file, fallback_line, 1),
+        Some(loc) if loc.line() > 0 => Pos::new(
+            file,
+            loc.line() as usize + first_line - 1,
+            loc.column() as usize,
+        ),
+        _ => Pos::new(file, first_line, 1),
     }
 }
 
@@ -204,10 +214,10 @@ const UNIMPLEMENTED_KINDS: &[&str] = &[
 fn parse_document(
     file: &Path,
     first_line: usize,
-    padded: &str,
+    doc_text: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Document> {
-    let header: Header = match serde_saphyr::from_str(padded) {
+    let header: Header = match serde_saphyr::from_str(doc_text) {
         Ok(h) => h,
         Err(e) => {
             let msg = yaml_message(&e);
@@ -225,7 +235,7 @@ fn parse_document(
             k.value.clone(),
             Pos::new(
                 file,
-                k.referenced.line() as usize,
+                k.referenced.line() as usize + first_line - 1,
                 k.referenced.column() as usize,
             ),
             false,
@@ -280,7 +290,7 @@ fn parse_document(
     let labels = meta.labels.clone();
     let cx = Strict {
         file,
-        padded,
+        doc_text,
         id: &id,
         first_line,
         flat: flat_mode,
@@ -295,6 +305,7 @@ fn parse_document(
     Some(Document {
         id,
         pos: kind_pos,
+        line_offset: first_line - 1,
         labels,
         body,
     })
@@ -303,7 +314,7 @@ fn parse_document(
 /// The strict second pass for one document.
 struct Strict<'a> {
     file: &'a Path,
-    padded: &'a str,
+    doc_text: &'a str,
     id: &'a ResourceId,
     first_line: usize,
     flat: bool,
@@ -312,9 +323,9 @@ struct Strict<'a> {
 impl Strict<'_> {
     fn spec<S: DeserializeOwned + FlatFields>(&self, diags: &mut Vec<Diagnostic>) -> Option<S> {
         if self.flat {
-            return strict::<S>(self.file, self.padded, self.id, self.first_line, diags);
+            return strict::<S>(self.file, self.doc_text, self.id, self.first_line, diags);
         }
-        let env: Envelope<S> = strict(self.file, self.padded, self.id, self.first_line, diags)?;
+        let env: Envelope<S> = strict(self.file, self.doc_text, self.id, self.first_line, diags)?;
         if env.spec.has_flat_fields() {
             diags.push(Diagnostic::error(
                 Pos::new(self.file, self.first_line, 1),
@@ -426,12 +437,12 @@ const MAX_ERRORS_PER_DOCUMENT: usize = 25;
 /// report its other problems too; its diagnostics reject it.
 fn strict<T: DeserializeOwned>(
     file: &Path,
-    padded: &str,
+    doc_text: &str,
     id: &ResourceId,
     first_line: usize,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    let mut text = std::borrow::Cow::Borrowed(padded);
+    let mut text = std::borrow::Cow::Borrowed(doc_text);
     let mut reported = 0;
     let mut last_line = 0;
     loop {
@@ -471,7 +482,8 @@ fn strict<T: DeserializeOwned>(
         if !has_location || reported >= MAX_ERRORS_PER_DOCUMENT {
             return None;
         }
-        match blank_block(&text, pos.line as usize, pos.column as usize) {
+        let local_line = (pos.line as usize + 1).saturating_sub(first_line);
+        match blank_block(&text, local_line, pos.column as usize) {
             Some(t) => text = std::borrow::Cow::Owned(t),
             None => return None,
         }

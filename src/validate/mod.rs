@@ -35,6 +35,7 @@ pub(crate) struct Ctx<'a> {
     id: &'a ResourceId,
     file: &'a Path,
     doc_pos: &'a Pos,
+    line_offset: usize,
     diags: Vec<Diagnostic>,
 }
 
@@ -44,6 +45,7 @@ impl<'a> Ctx<'a> {
             id: &doc.id,
             file: &doc.pos.file,
             doc_pos: &doc.pos,
+            line_offset: doc.line_offset,
             diags: Vec::new(),
         }
     }
@@ -53,7 +55,11 @@ impl<'a> Ctx<'a> {
         if loc.line() == 0 {
             return self.doc_pos.clone();
         }
-        Pos::new(self.file, loc.line() as usize, loc.column() as usize)
+        Pos::new(
+            self.file,
+            loc.line() as usize + self.line_offset,
+            loc.column() as usize,
+        )
     }
 
     fn error(&mut self, pos: Pos, msg: impl Into<String>) {
@@ -240,6 +246,7 @@ pub fn validate(docs: &[Document]) -> Validated {
         }
         diags.extend(cx.diags);
     }
+    diags.extend(routes::check_cycles(&index));
     check_bind_addresses(&model, &gw_pos, &mut diags);
     check_domains(&model, &gw_pos, &vs_pos, &mut diags);
     gateway::check_sni_conflicts(&model, &vs_pos, &mut diags);
@@ -275,7 +282,7 @@ fn check_bind_addresses(
         if keys.len() < 2 {
             continue;
         }
-        let names: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let names = name_list(keys.iter().map(|k| k.to_string()), ",");
         for k in &keys {
             if let Some((p, id)) = pos.get(k) {
                 diags.push(Diagnostic::error(
@@ -283,7 +290,7 @@ fn check_bind_addresses(
                     Some(id.clone()),
                     format!(
                         "bind-address {addr}:{port} is not unique in a proxy. gateways: {}",
-                        names.join(",")
+                        names
                     ),
                 ));
             }
@@ -311,10 +318,10 @@ fn check_domains(
             }
         }
         if star.len() > 1 && explicit_star {
-            let names: Vec<String> = star
-                .iter()
-                .map(|k| format!("{}_{}", k.namespace, k.name))
-                .collect();
+            let names = name_list(
+                star.iter().map(|k| format!("{}_{}", k.namespace, k.name)),
+                " ",
+            );
             for k in &star {
                 if let Some((p, id)) = vs_pos.get(k) {
                     diags.push(Diagnostic::error(
@@ -322,7 +329,7 @@ fn check_domains(
                         Some(id.clone()),
                         format!(
                             "VirtualHost Error: DomainsNotUniqueError. Reason: domain * is shared by the following virtual hosts: [{}]",
-                            names.join(" ")
+                            names
                         ),
                     ));
                 }
@@ -344,20 +351,14 @@ fn check_domains(
         }
         for (domain, keys) in &conflicts {
             for k in keys {
-                let others: Vec<String> = keys
-                    .iter()
-                    .filter(|o| o != &k)
-                    .map(|o| o.to_string())
-                    .collect();
+                let others = others_list(keys, k);
                 let msg = if domain.is_empty() {
                     format!(
-                        "domain conflict: other virtual services that belong to the same Gateway as this one don't specify a domain (and thus default to '*'): [{}]",
-                        others.join(" ")
+                        "domain conflict: other virtual services that belong to the same Gateway as this one don't specify a domain (and thus default to '*'): [{others}]"
                     )
                 } else {
                     format!(
-                        "domain conflict: the [{domain}] domain is present in other virtual services that belong to the same Gateway as this one: [{}]",
-                        others.join(" ")
+                        "domain conflict: the [{domain}] domain is present in other virtual services that belong to the same Gateway as this one: [{others}]"
                     )
                 };
                 if let Some((p, id)) = vs_pos.get(k) {
@@ -381,3 +382,38 @@ fn check_domains(
 
 #[cfg(test)]
 mod tests;
+
+/// At most ten names, then how many more: conflict messages stay readable
+/// (and linear in size) when thousands of resources collide.
+fn name_list(names: impl Iterator<Item = String>, sep: &str) -> String {
+    let mut shown = Vec::new();
+    let mut total = 0usize;
+    for n in names {
+        if shown.len() < 10 {
+            shown.push(n);
+        }
+        total += 1;
+    }
+    if total <= 10 {
+        shown.join(sep)
+    } else {
+        format!("{} and {} more", shown.join(sep), total - 10)
+    }
+}
+
+/// `name_list` of `keys` without `me`, in O(10) per call after the first
+/// eleven keys.
+fn others_list(keys: &[&Key], me: &Key) -> String {
+    let shown: Vec<String> = keys
+        .iter()
+        .filter(|k| **k != me)
+        .take(10)
+        .map(|k| k.to_string())
+        .collect();
+    let total = keys.len() - 1;
+    if total <= 10 {
+        shown.join(" ")
+    } else {
+        format!("{} and {} more", shown.join(" "), total - 10)
+    }
+}

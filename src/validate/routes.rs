@@ -36,9 +36,16 @@ struct Walker<'a> {
     /// Route tables on the current branch, for cycle detection.
     chain: Vec<Key>,
     /// Checking a route table without its parent: what depends on the
-    /// parent (path inheritance) cannot be judged.
+    /// parent (path inheritance) cannot be judged, and its own delegations
+    /// are not followed (the walks from VirtualServices do that).
     standalone: bool,
+    /// Route tables expanded so far below one VirtualService; bounded, since
+    /// tables that select each other make the number of paths explode.
+    expansions: usize,
 }
+
+/// At most this many route table expansions below one VirtualService.
+const MAX_EXPANSIONS: usize = 1000;
 
 pub(super) fn virtual_service(
     cx: &mut Ctx<'_>,
@@ -79,6 +86,7 @@ pub(super) fn virtual_service(
         other: Vec::new(),
         chain: Vec::new(),
         standalone: false,
+        expansions: 0,
     };
     let mut routes = Vec::new();
     w.routes(cx, &key, &vh.routes, None, &mut routes);
@@ -106,6 +114,7 @@ pub(super) fn route_table_alone(
         other: Vec::new(),
         chain: vec![key.clone()],
         standalone: true,
+        expansions: 0,
     };
     let mut sink = Vec::new();
     w.routes(&mut cx, &key, &spec.routes, None, &mut sink);
@@ -344,6 +353,9 @@ impl Walker<'_> {
     ) {
         let pos = cx.at(da);
         let tables = self.select_tables(cx, owner, &pos, &da.value);
+        if self.standalone {
+            return;
+        }
         let mut by_weight: BTreeMap<i32, Vec<Key>> = BTreeMap::new();
         for k in tables {
             let w = self
@@ -378,6 +390,16 @@ impl Walker<'_> {
                 let Some((doc, spec)) = self.index.route_tables.get(k) else {
                     continue;
                 };
+                self.expansions += 1;
+                if self.expansions > MAX_EXPANSIONS {
+                    if self.expansions == MAX_EXPANSIONS + 1 {
+                        cx.error(
+                            pos.clone(),
+                            format!("invalid route: delegation expands more than {MAX_EXPANSIONS} route tables below this virtual service; check for route tables that select each other"),
+                        );
+                    }
+                    continue;
+                }
                 let mut rcx = Ctx::new(doc);
                 self.chain.push(k.clone());
                 self.routes(&mut rcx, k, &spec.routes, Some(me), &mut group_routes);
@@ -771,4 +793,123 @@ fn route_options(cx: &mut Ctx<'_>, owner: &Key, o: &raw::RouteOptions) -> RouteO
         retries,
         header_manipulation,
     }
+}
+
+/// Delegation cycles among route tables, found once per load on the graph
+/// of table → table references (so tables no VirtualService uses yet are
+/// checked too, without walking every path). Each table on a cycle gets one
+/// error naming the cycle from itself. Bounded work: at most `MAX_BFS`
+/// searches of at most `MAX_EDGE_VISITS` edges in all.
+pub(super) fn check_cycles(index: &Index<'_>) -> Vec<Diagnostic> {
+    const MAX_BFS: usize = 500;
+    const MAX_EDGE_VISITS: usize = 2_000_000;
+    use std::collections::{BTreeSet, VecDeque};
+    let keys: Vec<&Key> = index.route_tables.keys().collect();
+    let mut edges: BTreeMap<&Key, BTreeSet<&Key>> = BTreeMap::new();
+    for (k, (doc, spec)) in &index.route_tables {
+        let set = edges.entry(k).or_default();
+        for r in &spec.routes {
+            let Some(da) = &r.value.delegate_action else {
+                continue;
+            };
+            let da = &da.value;
+            let by_ref = match (&da.name, &da.reference) {
+                (Some(name), _) => Some(Key::new(
+                    da.namespace.clone().unwrap_or_else(|| k.namespace.clone()),
+                    name,
+                )),
+                (None, Some(r)) => Some(ref_key(r, &k.namespace)),
+                (None, None) => None,
+            };
+            if let Some(t) = by_ref {
+                if let Some((tk, _)) = index.route_tables.get_key_value(&t) {
+                    set.insert(tk);
+                }
+                continue;
+            }
+            let Some(sel) = &da.selector else { continue };
+            if !sel.labels.is_empty() && !sel.expressions.is_empty() {
+                continue;
+            }
+            let exprs: Vec<LabelExpression> = sel
+                .expressions
+                .iter()
+                .filter_map(|e| {
+                    Some(LabelExpression {
+                        key: e.key.clone(),
+                        op: LabelOp::parse(&e.operator)?,
+                        values: e.values.clone(),
+                    })
+                })
+                .collect();
+            for (tk, (tdoc, _)) in &index.route_tables {
+                if namespace_selected(&sel.namespaces, &k.namespace, &tk.namespace, false)
+                    && sel
+                        .labels
+                        .iter()
+                        .all(|(l, v)| tdoc.labels.get(l) == Some(v))
+                    && exprs.iter().all(|e| e.matches(&tdoc.labels))
+                {
+                    set.insert(tk);
+                }
+            }
+        }
+        let _ = doc;
+    }
+    let mut out = Vec::new();
+    let mut visits = 0usize;
+    for start in keys.into_iter().take(MAX_BFS) {
+        // Shortest path from `start` back to itself, if any.
+        let mut parent: BTreeMap<&Key, &Key> = BTreeMap::new();
+        let mut queue: VecDeque<&Key> = VecDeque::new();
+        let mut seen: BTreeSet<&Key> = BTreeSet::new();
+        queue.push_back(start);
+        let mut closing: Option<&Key> = None;
+        'bfs: while let Some(n) = queue.pop_front() {
+            for m in edges.get(n).into_iter().flatten() {
+                visits += 1;
+                if visits > MAX_EDGE_VISITS {
+                    return out;
+                }
+                if *m == start {
+                    closing = Some(n);
+                    break 'bfs;
+                }
+                if seen.insert(m) {
+                    parent.insert(m, n);
+                    queue.push_back(m);
+                }
+            }
+        }
+        let Some(mut n) = closing else { continue };
+        let mut path = vec![start];
+        let mut back = vec![n];
+        while n != start {
+            match parent.get(n) {
+                Some(p) => {
+                    if *p != start {
+                        back.push(p);
+                    }
+                    n = p;
+                }
+                None => break,
+            }
+        }
+        back.retain(|k| *k != start);
+        back.reverse();
+        path.extend(back);
+        path.push(start);
+        let text: Vec<String> = path.iter().map(|k| format!("[{k}]")).collect();
+        if let Some((doc, _)) = index.route_tables.get(start) {
+            out.push(Diagnostic::error(
+                doc.pos.clone(),
+                Some(doc.id.clone()),
+                format!(
+                    "invalid route: delegation cycle detected: {}",
+                    text.join(" -> ")
+                ),
+            ));
+        }
+    }
+    out
 }
