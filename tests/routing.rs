@@ -98,18 +98,11 @@ async fn weighted_split_redirect_and_direct_response() {
 
 /// The whole response head and body, for header checks.
 async fn raw_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("read timed out")
-        .expect("read");
-    String::from_utf8_lossy(&buf).into_owned()
+    raw_request(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,18 +233,4 @@ upgrades: [{websocket: {}}]
     )
     .await;
     assert!(re.contains("b1 GET /from-regex/abc"), "{re}");
-}
-
-async fn raw_request(port: u16, req: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("read timed out")
-        .expect("read");
-    String::from_utf8_lossy(&buf).into_owned()
 }

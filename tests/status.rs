@@ -27,18 +27,8 @@ fn status_cli(xds_port: u16, json: bool) -> (Option<i32>, String) {
 }
 
 async fn get_host(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    parse_response(&buf)
+    parse_response(try_raw_request(port, &req).await?.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

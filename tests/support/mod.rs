@@ -275,51 +275,7 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy with the bootstrap `edgeplane bootstrap` prints.
     pub async fn start(xds_port: u16, node_id: &str, workdir: &Path) -> Envoy {
-        let bootstrap = Command::new(edgeplane_bin())
-            .args(["bootstrap", "--node-id", node_id])
-            .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
-            .args(["--admin-port", "0"])
-            .output()
-            .expect("run edgeplane bootstrap");
-        assert!(bootstrap.status.success(), "edgeplane bootstrap failed");
-        let cfg = workdir.join(format!("envoy-{node_id}.yaml"));
-        std::fs::write(&cfg, &bootstrap.stdout).expect("write bootstrap");
-        let admin_file = workdir.join(format!("envoy-{node_id}.admin"));
-        let _ = std::fs::remove_file(&admin_file);
-        let log = workdir.join(format!("envoy-{node_id}.log"));
-        let logf = std::fs::File::create(&log).expect("create envoy log");
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&cfg)
-            .arg("--admin-address-path")
-            .arg(&admin_file)
-            .args([
-                "--disable-hot-restart",
-                "--drain-time-s",
-                "2",
-                "--concurrency",
-                "1",
-            ])
-            .args(["-l", "warning"])
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("start envoy");
-        let mut envoy = Envoy {
-            child: Some(child),
-            admin_port: 0,
-            log,
-        };
-        let admin_port = eventually("envoy admin address file", || {
-            let f = admin_file.clone();
-            async move {
-                let text = std::fs::read_to_string(&f).ok()?;
-                text.trim().rsplit(':').next()?.parse::<u16>().ok()
-            }
-        })
-        .await;
-        envoy.admin_port = admin_port;
-        envoy
+        Self::start_with_role(xds_port, node_id, "gloo-system", "gateway-proxy", workdir).await
     }
 
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -592,4 +548,31 @@ pub fn parse_response(buf: &[u8]) -> Option<(u16, String)> {
         body.to_string()
     };
     Some((status, body))
+}
+
+/// Sends a raw HTTP/1.1 request and returns the whole response text;
+/// `None` when the connection or the read fails (bounded by a timeout).
+pub async fn try_raw_request(port: u16, req: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(5),
+        TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// As `try_raw_request`, for when the listener must be up.
+pub async fn raw_request(port: u16, req: &str) -> String {
+    try_raw_request(port, req)
+        .await
+        .expect("raw HTTP request through Envoy failed")
 }
