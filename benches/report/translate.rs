@@ -1,0 +1,12 @@
+//! Section `translate`: not written yet.
+
+use anyhow::Result;
+
+use crate::{Ctx, Section};
+
+pub async fn run(_ctx: &Ctx) -> Result<Section> {
+    Ok(Section {
+        title: "translate".into(),
+        body: "not measured yet\n".into(),
+    })
+}
