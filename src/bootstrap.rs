@@ -14,7 +14,14 @@ pub struct BootstrapParams {
     pub xds_address: String,
     pub admin_address: String,
     pub admin_port: u16,
+    /// Incremental (delta) ADS instead of state of the world.
+    pub delta: bool,
 }
+
+/// The largest xDS message either side accepts: 256 MiB. gRPC's customary
+/// 4 MiB is far below a RouteConfiguration of tens of thousands of routes;
+/// `serve` raises its own limits to the same figure.
+pub const MAX_XDS_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -51,12 +58,16 @@ node:
     role: {role}
 dynamic_resources:
   ads_config:
-    api_type: GRPC
+    # GRPC = state of the world; DELTA_GRPC = incremental (only changed
+    # resources travel). edgeplane serves both.
+    api_type: {api_type}
     transport_api_version: V3
     set_node_on_first_message_only: true
     grpc_services:
     - envoy_grpc:
         cluster_name: xds_cluster
+        # Large route tables exceed gRPC's customary 4 MiB per message.
+        max_receive_message_length: {max_message}
   cds_config:
     ads: {{}}
     resource_api_version: V3
@@ -97,5 +108,7 @@ admin:
         host = quote(host),
         admin_address = quote(&p.admin_address),
         admin_port = p.admin_port,
+        api_type = if p.delta { "DELTA_GRPC" } else { "GRPC" },
+        max_message = MAX_XDS_MESSAGE_BYTES,
     ))
 }

@@ -80,6 +80,10 @@ enum Command {
         /// Envoy admin bind address.
         #[arg(long, default_value = "127.0.0.1")]
         admin_address: String,
+        /// Use incremental (delta) ADS (`api_type: DELTA_GRPC`): only changed
+        /// resources are sent. The default is state of the world (`GRPC`).
+        #[arg(long)]
+        delta: bool,
     },
     /// Run the demo backend: plain HTTP answers and a WebSocket echo on one port.
     EchoBackend {
@@ -256,6 +260,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             xds_address,
             admin_port,
             admin_address,
+            delta,
         } => {
             let yaml = bootstrap::render(&BootstrapParams {
                 node_id,
@@ -264,6 +269,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 xds_address,
                 admin_address,
                 admin_port,
+                delta,
             })?;
             print!("{yaml}");
             Ok(ExitCode::SUCCESS)

@@ -118,7 +118,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let status = api::StatusApi::new(shared.clone());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
-        .add_service(AggregatedDiscoveryServiceServer::new(ads))
+        .add_service(
+            AggregatedDiscoveryServiceServer::new(ads)
+                .max_decoding_message_size(crate::bootstrap::MAX_XDS_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::bootstrap::MAX_XDS_MESSAGE_BYTES),
+        )
         .add_service(api::status_service_server::StatusServiceServer::new(status))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown_signal().await;

@@ -266,6 +266,17 @@ pub fn envoy_bin() -> PathBuf {
     p
 }
 
+/// Whether this run's Envoys speak incremental (delta) ADS: set
+/// `EDGEPLANE_TEST_XDS=delta` (scripts/test runs the real-Envoy suite in
+/// both modes). Anything else, or unset, is state of the world.
+pub fn delta_mode() -> bool {
+    match std::env::var("EDGEPLANE_TEST_XDS").as_deref() {
+        Ok("delta") => true,
+        Ok("sotw") | Err(_) => false,
+        Ok(other) => panic!("EDGEPLANE_TEST_XDS={other}: expected `sotw` or `delta`"),
+    }
+}
+
 pub struct Envoy {
     child: Option<Child>,
     pub admin_port: u16,
@@ -484,6 +495,7 @@ impl Envoy {
             .args(["--namespace", namespace, "--proxy-name", proxy_name])
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-port", "0"])
+            .args(delta_mode().then_some("--delta"))
             .output()
             .expect("run edgeplane bootstrap");
         assert!(
