@@ -11,11 +11,14 @@
 //! `cargo test --all-targets` builds this file but runs nothing (cargo passes
 //! `--bench` only under `cargo bench`).
 
+mod adsclient;
 mod fanout;
 mod r#gen;
 mod latency;
 mod memory;
 mod procs;
+mod servers;
+mod stack;
 mod translate;
 mod websocket;
 

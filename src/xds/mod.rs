@@ -2,22 +2,24 @@
 //!
 //! The server never sees manifests: it reads the newest `Snapshot` from a
 //! `watch` channel (latest wins, so a slow Envoy never holds others back) and
-//! speaks the xDS protocol per stream (`sotw`). Which proxy an Envoy gets is
+//! speaks the xDS protocol per stream: state of the world (`sotw`) or
+//! incremental (`delta`), both over the same snapshot and per-resource
+//! versions (the SHA-256 of each resource's bytes, computed once per change
+//! in `snapshot`). Which proxy an Envoy gets is
 //! decided by `node` (Gloo's `node.metadata.role`). `registry` records what
 //! each connected Envoy ACKed and NACKed, for the status API and logs.
 
+pub mod delta;
 pub mod node;
 pub mod registry;
 pub mod sotw;
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use futures_util::Stream;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -52,12 +54,10 @@ impl AdsServer {
     }
 }
 
-type DeltaStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl AggregatedDiscoveryService for AdsServer {
     type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = DeltaStream;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
 
     async fn stream_aggregated_resources(
         &self,
@@ -67,7 +67,7 @@ impl AggregatedDiscoveryService for AdsServer {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let stream = sotw::SotwStream::new(
             peer,
             self.snapshots.clone(),
@@ -81,10 +81,81 @@ impl AggregatedDiscoveryService for AdsServer {
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "edgeplane serves state-of-the-world ADS; set ads_config.api_type: GRPC in the Envoy bootstrap",
-        ))
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
+        let stream = delta::DeltaStream::new(
+            peer,
+            self.snapshots.clone(),
+            self.registry.clone(),
+            self.shutdown.clone(),
+            tx,
+        );
+        tokio::spawn(stream.run(request.into_inner()));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Responses queued per stream. Small on purpose: a stream whose Envoy
+/// reads slowly waits on this queue instead of piling up old responses;
+/// when it drains, the stream computes its next response from the newest
+/// snapshot (latest wins), never from the versions it skipped.
+const RESPONSE_QUEUE: usize = 4;
+
+/// Who answers, in every response.
+fn control_plane() -> envoy_types::pb::envoy::config::core::v3::ControlPlane {
+    envoy_types::pb::envoy::config::core::v3::ControlPlane {
+        identifier: format!("edgeplane {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Resolves which proxy `node` gets from `snap`, logging and recording in
+/// the registry when that changes. Shared by both protocol variants.
+fn match_proxy(
+    node: &envoy_types::pb::envoy::config::core::v3::Node,
+    snap: &Snapshot,
+    current: &mut Option<String>,
+    registry: &Registry,
+    id: u64,
+) -> Option<String> {
+    let proxy = node::resolve(node, snap);
+    if proxy != *current {
+        match &proxy {
+            Some(p) => {
+                tracing::info!(node = %node::describe(node), proxy = %p, "node matched to proxy")
+            }
+            None => tracing::warn!(
+                node = %node::describe(node),
+                proxies = ?snap.proxies.keys().collect::<Vec<_>>(),
+                "Envoy node matches no proxy: it gets no config. Set node.metadata.role to <namespace>~<proxyName> of a Gateway's proxyNames"
+            ),
+        }
+        current.clone_from(&proxy);
+        let p = proxy.clone().unwrap_or_default();
+        registry.update(id, |s| s.proxy = p);
+    }
+    proxy
+}
+
+/// Reads requests on their own task: `Streaming::message` is not documented
+/// cancel-safe, and the stream loops `select!` over it.
+async fn read_requests<T>(mut inbound: Streaming<T>, tx: mpsc::Sender<T>) {
+    loop {
+        match inbound.message().await {
+            Ok(Some(req)) => {
+                if tx.send(req).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "ADS stream ended with an error");
+                return;
+            }
+        }
     }
 }

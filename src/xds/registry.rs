@@ -36,6 +36,8 @@ pub struct TypeState {
     pub acked_version: String,
     pub nacked_version: String,
     pub nack_message: String,
+    /// The type version of the last response sent.
+    pub sent_version: String,
     /// How many responses of this type the stream has sent.
     pub responses: u64,
     /// What was last sent and what Envoy last accepted.

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
@@ -79,7 +79,7 @@ impl SotwStream {
         // Read requests on their own task: `Streaming::message` is not
         // documented cancel-safe, and `select!` below would cancel it.
         let (req_tx, mut req_rx) = mpsc::channel(16);
-        let reader = tokio::spawn(read_requests(inbound, req_tx));
+        let reader = tokio::spawn(super::read_requests(inbound, req_tx));
         loop {
             tokio::select! {
                 req = req_rx.recv() => match req {
@@ -171,31 +171,26 @@ impl SotwStream {
 
     /// Sends every type whose desired content differs from what was sent.
     async fn push(&mut self) -> Result<(), ()> {
-        let snap: Option<Arc<Snapshot>> = self.snapshots.borrow_and_update().clone();
-        let Some(snap) = snap else {
-            return Ok(());
-        };
-        let Some(node) = &self.node else {
-            return Ok(());
-        };
-        let proxy = node::resolve(node, &snap);
-        if proxy != self.proxy {
-            match &proxy {
-                Some(p) => {
-                    tracing::info!(node = %node::describe(node), proxy = %p, "node matched to proxy")
-                }
-                None => tracing::warn!(
-                    node = %node::describe(node),
-                    proxies = ?snap.proxies.keys().collect::<Vec<_>>(),
-                    "Envoy node matches no proxy: it gets no config. Set node.metadata.role to <namespace>~<proxyName> of a Gateway's proxyNames"
-                ),
+        for resp in self.due_responses() {
+            if self.tx.send(Ok(resp)).await.is_err() {
+                return Err(());
             }
-            self.proxy = proxy.clone();
-            let p = proxy.clone().unwrap_or_default();
-            self.registry.update(self.id, |s| s.proxy = p);
         }
+        Ok(())
+    }
+
+    /// Computes the responses due now from the newest snapshot and records
+    /// them as sent. The snapshot is released before anything is awaited,
+    /// so a stream blocked on a slow Envoy holds no old snapshot.
+    fn due_responses(&mut self) -> Vec<DiscoveryResponse> {
+        let mut out = Vec::new();
+        let snap: Option<Arc<Snapshot>> = self.snapshots.borrow_and_update().clone();
+        let (Some(snap), Some(node)) = (snap, &self.node) else {
+            return out;
+        };
+        let proxy = super::match_proxy(node, &snap, &mut self.proxy, &self.registry, self.id);
         let Some(ps) = proxy.and_then(|p| snap.proxies.get(&p).cloned()) else {
-            return Ok(());
+            return out;
         };
         for t in PUSH_ORDER {
             let Some(st) = self.types.get_mut(&t) else {
@@ -225,9 +220,7 @@ impl SotwStream {
                 resources: resources.iter().map(|e| e.any.clone()).collect(),
                 type_url: t.type_url().to_string(),
                 nonce: nonce.clone(),
-                control_plane: Some(ControlPlane {
-                    identifier: format!("edgeplane {}", env!("CARGO_PKG_VERSION")),
-                }),
+                control_plane: Some(super::control_plane()),
                 ..Default::default()
             };
             tracing::info!(
@@ -237,37 +230,17 @@ impl SotwStream {
                 resources = resources.len(),
                 "push"
             );
+            let sent_version = version.clone();
             st.sent = Some((version, nonce));
             let sent = super::registry::hashes_of(resources.iter().copied());
             self.registry.update(self.id, |s| {
                 let ts = s.types.entry(t).or_default();
                 ts.responses += 1;
                 ts.sent = sent;
+                ts.sent_version = sent_version;
             });
-            if self.tx.send(Ok(resp)).await.is_err() {
-                return Err(());
-            }
+            out.push(resp);
         }
-        Ok(())
-    }
-}
-
-async fn read_requests(
-    mut inbound: Streaming<DiscoveryRequest>,
-    tx: mpsc::Sender<DiscoveryRequest>,
-) {
-    loop {
-        match inbound.message().await {
-            Ok(Some(req)) => {
-                if tx.send(req).await.is_err() {
-                    return;
-                }
-            }
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "ADS stream ended with an error");
-                return;
-            }
-        }
+        out
     }
 }

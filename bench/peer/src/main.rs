@@ -1,0 +1,165 @@
+//! `peer`: the published `rust-control-plane` crate (the Rust port of
+//! go-control-plane) serving one snapshot to every node over ADS, for
+//! edgeplane's fan-out benchmark. See README.md for the contract.
+//!
+//! ```text
+//! peer --listen 127.0.0.1:PORT --resources FILE
+//! stdout: "listening" once the socket accepts connections
+//! stdin:  "load FILE" → "loaded <generation>"; EOF or SIGTERM → exit 0
+//! ```
+
+mod nodes;
+mod resources;
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use data_plane_api::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use rust_control_plane::cache::Cache;
+use rust_control_plane::service::common::Service;
+use rust_control_plane::snapshot::Snapshot;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::nodes::{NodeHook, Nodes};
+use crate::resources::Versions;
+
+struct Args {
+    listen: SocketAddr,
+    resources: PathBuf,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut listen = None;
+    let mut resources = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--listen" => listen = Some(it.next().context("--listen needs ADDR:PORT")?),
+            "--resources" => resources = Some(it.next().context("--resources needs FILE")?),
+            "-h" | "--help" => {
+                println!("usage: peer --listen 127.0.0.1:PORT --resources FILE");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (usage: peer --listen 127.0.0.1:PORT --resources FILE)"),
+        }
+    }
+    let listen: SocketAddr = listen
+        .context("--listen is required")?
+        .parse()
+        .context("--listen: not an ADDR:PORT")?;
+    anyhow::ensure!(
+        listen.ip().is_loopback(),
+        "--listen {listen}: the benchmark peer serves on loopback only"
+    );
+    Ok(Args {
+        listen,
+        resources: resources.context("--resources is required")?.into(),
+    })
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A harness that went away is not our problem; exiting is handled by EOF.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn build(versions: &mut Versions, path: &Path) -> Result<(Snapshot, u64)> {
+    let (decoded, lossy) = resources::read(path)?;
+    if !lossy.is_empty() {
+        eprintln!(
+            "peer: {} resource(s) in {} carry fields data-plane-api 0.1.1 does not know; they are served without them: {}",
+            lossy.len(),
+            path.display(),
+            lossy.join(", ")
+        );
+    }
+    Ok(versions.next(decoded))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = parse_args()?;
+    let mut versions = Versions::default();
+    let (snapshot, _) = build(&mut versions, &args.resources)?;
+
+    // `ads = false`, as the crate's own test harness runs ADS: in 0.1.2 the
+    // `ads = true` consistency check holds back every response whose request
+    // names all (or none) of the snapshot's resources, i.e. all of them.
+    let cache = Arc::new(Cache::new(false));
+    let nodes = Arc::new(Nodes::new(cache.clone(), snapshot));
+    let ads = NodeHook::new(
+        AggregatedDiscoveryServiceServer::new(Service::new(cache)),
+        nodes.clone(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    // Same socket setup as edgeplane's `serve` (a TcpListenerStream, tonic's
+    // defaults otherwise: no HTTP/2 stream limit, no message size limit in
+    // tonic 0.8).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .add_service(ads)
+        .serve_with_incoming(incoming);
+    let mut server = tokio::spawn(server);
+    say("listening");
+
+    // stdin on a plain thread: tokio's stdin would keep the runtime from
+    // shutting down while a read is pending.
+    let (line_tx, mut lines) = mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some(line) = line else { break };
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                match line.split_once(' ') {
+                    Some(("load", file)) => match build(&mut versions, Path::new(file.trim())) {
+                        Ok((snapshot, generation)) => {
+                            nodes.replace(snapshot).await;
+                            say(&format!("loaded {generation}"));
+                        }
+                        Err(e) => {
+                            eprintln!("peer: load {file}: {e:#}");
+                            say(&format!("error {e:#}"));
+                        }
+                    },
+                    _ => {
+                        eprintln!("peer: unknown command {line:?} (want: load FILE)");
+                        say("error unknown command");
+                    }
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            r = &mut server => {
+                match r {
+                    Ok(Ok(())) => bail!("gRPC server stopped"),
+                    Ok(Err(e)) => return Err(e).context("gRPC server"),
+                    Err(e) => return Err(e).context("gRPC server task"),
+                }
+            }
+        }
+    }
+    // Open streams and the stdin thread end with the process.
+    std::process::exit(0)
+}

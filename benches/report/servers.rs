@@ -1,0 +1,351 @@
+//! The xDS servers the `fanout` and `memory` sections measure, as separate
+//! processes on loopback: `edgeplane serve` on a manifests directory, and
+//! the peer control plane (`bench/peer`) on a file of encoded resources.
+//! Both are killed on drop; every wait is bounded by a deadline.
+//!
+//! Also: the resources file the peer reads (built from edgeplane's own
+//! translation, so both servers serve the same bytes), atomic file writes
+//! and the open-files limit the clients need.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use edgeplane::snapshot::{PUSH_ORDER, ProxySnapshot, Snapshot};
+use prost::Message;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::time::Instant;
+
+/// The proxy the generated Gateway belongs to (no `proxyNames`: Gloo's
+/// default), and the `node.metadata.role` the clients send.
+pub const PROXY_KEY: &str = "gloo-system~gateway-proxy";
+
+/// How long a server may take to start and load its config.
+const START: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(20);
+
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind a free loopback port")?;
+    Ok(l.local_addr().context("local address")?.port())
+}
+
+/// Replaces `dir/name` atomically: a hidden temporary file (which the
+/// watcher ignores), then a rename over the target.
+pub fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("rename onto {name}"))
+}
+
+/// Writes `files` into a fresh `dir` and translates them with edgeplane's
+/// library (exactly what `serve` reads and builds); the proxy's resources.
+pub fn write_and_translate(dir: &Path, files: &[(String, String)]) -> Result<Arc<ProxySnapshot>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    for (name, text) in files {
+        write_atomic(dir, name, text.as_bytes())?;
+    }
+    translate_dir(dir)
+}
+
+pub fn translate_dir(dir: &Path) -> Result<Arc<ProxySnapshot>> {
+    let load = edgeplane::pipeline::load_dir(dir);
+    if load.has_errors() {
+        bail!(
+            "generated manifests do not validate:\n{}",
+            load.render_diagnostics()
+        );
+    }
+    let snap: Snapshot = load.snapshot.context("no snapshot from a valid load")?;
+    snap.proxies
+        .get(PROXY_KEY)
+        .cloned()
+        .with_context(|| format!("the translation has no proxy {PROXY_KEY}"))
+}
+
+/// Encoded size of every resource of a proxy: (count, bytes).
+pub fn resource_totals(ps: &ProxySnapshot) -> (usize, usize) {
+    PUSH_ORDER
+        .iter()
+        .flat_map(|t| ps.resources(*t))
+        .fold((0, 0), |(n, b), e| (n + 1, b + e.any.value.len()))
+}
+
+/// The peer's resources file: every resource of the proxy as a
+/// length-delimited `google.protobuf.Any`, clusters, listeners, routes.
+pub fn write_resources_file(path: &Path, ps: &ProxySnapshot) -> Result<()> {
+    let mut buf = Vec::new();
+    for t in PUSH_ORDER {
+        for e in ps.resources(t) {
+            e.any
+                .encode_length_delimited(&mut buf)
+                .context("encode an Any")?;
+        }
+    }
+    let dir = path.parent().context("resources file has no parent")?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("resources file name")?;
+    write_atomic(dir, name, &buf)
+}
+
+/// One plain HTTP/1.1 GET on loopback; (status, body).
+pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    let fut = async {
+        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        sock.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        let mut raw = Vec::new();
+        sock.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .context("GET timed out")?
+        .with_context(|| format!("GET {path} on port {port}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP reply")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status code")?;
+    Ok((code, body.to_string()))
+}
+
+/// A child killed (SIGKILL) on drop; tokio reaps it.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+// === edgeplane ===
+
+/// A running `edgeplane serve` (RUST_LOG=warn).
+pub struct Edgeplane {
+    child: Guard,
+    pub pid: u32,
+    pub xds_port: u16,
+    pub admin_port: u16,
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Edgeplane {
+    /// Starts on `dir` and returns once `/readyz` says a snapshot is served.
+    pub async fn start(bin: &Path, dir: &Path, log: PathBuf) -> Result<Edgeplane> {
+        let xds_port = free_port()?;
+        let admin_port = free_port()?;
+        let logf =
+            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg("--config-dir")
+            .arg(dir)
+            .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
+            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .kill_on_drop(true)
+            .spawn()
+            .context("start edgeplane serve")?;
+        let pid = child.id().context("edgeplane has no pid")?;
+        let mut ep = Edgeplane {
+            child: Guard(child),
+            pid,
+            xds_port,
+            admin_port,
+            dir: dir.to_path_buf(),
+            log,
+        };
+        let end = Instant::now() + START;
+        loop {
+            ep.check_alive()?;
+            if let Ok((200, _)) = http_get(admin_port, "/readyz").await {
+                return Ok(ep);
+            }
+            if Instant::now() > end {
+                bail!(
+                    "edgeplane not ready within {START:?}; log tail:\n{}",
+                    log_tail(&ep.log)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Ok(Some(status)) = self.child.0.try_wait() {
+            bail!(
+                "edgeplane exited ({status}); log tail:\n{}",
+                log_tail(&self.log)
+            );
+        }
+        Ok(())
+    }
+
+    /// Completed loads, from `/status`.
+    pub async fn loads(&self) -> Result<u64> {
+        let (code, body) = http_get(self.admin_port, "/status").await?;
+        anyhow::ensure!(code == 200, "/status answered {code}");
+        let v: serde_json::Value = serde_json::from_str(&body).context("/status JSON")?;
+        v["loads"].as_u64().context("/status has no `loads`")
+    }
+
+    /// The watcher is armed by a task spawned after the first load: rewrite
+    /// `name` unchanged until a reload is counted, so the timed edit cannot
+    /// go unseen. An unchanged rewrite publishes nothing.
+    pub async fn wait_watching(&mut self, name: &str, text: &str) -> Result<()> {
+        let base = self.loads().await?;
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            write_atomic(&self.dir, name, text.as_bytes())?;
+            let retry = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < retry {
+                if self.loads().await? > base {
+                    return Ok(());
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            self.check_alive()?;
+            if Instant::now() > end {
+                bail!("edgeplane's watcher never reloaded (loads stuck at {base})");
+            }
+        }
+    }
+}
+
+// === the peer ===
+
+/// The peer control plane: `peer --listen 127.0.0.1:PORT --resources FILE`,
+/// `listening` on stdout when ready; `load FILE` on stdin → `loaded <v>`.
+pub struct Peer {
+    child: Guard,
+    pub pid: u32,
+    pub port: u16,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    log: PathBuf,
+}
+
+impl Peer {
+    pub async fn start(bin: &Path, resources: &Path, log: PathBuf) -> Result<Peer> {
+        let port = free_port()?;
+        let logf =
+            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let mut child = Command::new(bin)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--resources")
+            .arg(resources)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(logf)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start the peer {}", bin.display()))?;
+        let pid = child.id().context("peer has no pid")?;
+        let stdin = child.stdin.take().context("peer stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("peer stdout")?);
+        let mut peer = Peer {
+            child: Guard(child),
+            pid,
+            port,
+            stdin,
+            stdout,
+            log,
+        };
+        peer.expect_line("listening", START).await?;
+        Ok(peer)
+    }
+
+    /// Reads stdout lines until one starts with `prefix`; returns it.
+    async fn expect_line(&mut self, prefix: &str, within: Duration) -> Result<String> {
+        let end = Instant::now() + within;
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout_at(end, self.stdout.read_line(&mut line))
+                .await
+                .with_context(|| format!("peer printed no `{prefix}` within {within:?}"))?
+                .context("read the peer's stdout")?;
+            if n == 0 {
+                let status = self.child.0.try_wait().ok().flatten();
+                bail!(
+                    "peer closed stdout before `{prefix}` (exit: {status:?}); log tail:\n{}",
+                    log_tail(&self.log)
+                );
+            }
+            if line.trim_start().starts_with(prefix) {
+                return Ok(line.trim().to_string());
+            }
+        }
+    }
+
+    /// Sends `load FILE`; returns when the line is written.
+    pub async fn send_load(&mut self, file: &Path) -> Result<()> {
+        self.stdin
+            .write_all(format!("load {}\n", file.display()).as_bytes())
+            .await
+            .context("write to the peer's stdin")?;
+        self.stdin.flush().await.context("flush the peer's stdin")
+    }
+
+    /// Waits for `loaded <version>`; returns the version.
+    pub async fn wait_loaded(&mut self) -> Result<String> {
+        let line = self.expect_line("loaded", START).await?;
+        Ok(line.trim_start_matches("loaded").trim().to_string())
+    }
+}
+
+// === open files ===
+
+/// (soft, hard) `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
+pub fn nofile_limit() -> Option<(u64, u64)> {
+    let t = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = t.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut it = line["Max open files".len()..].split_whitespace();
+    let parse = |s: Option<&str>| match s? {
+        "unlimited" => Some(u64::MAX),
+        v => v.parse().ok(),
+    };
+    Some((parse(it.next())?, parse(it.next())?))
+}
+
+/// Makes sure this process (and the servers it starts, which inherit the
+/// limit) may open `need` files: raises the soft limit up to the hard one
+/// with util-linux `prlimit` when needed. Returns the soft limit in force.
+pub fn ensure_nofile(need: u64) -> u64 {
+    let Some((soft, hard)) = nofile_limit() else {
+        return 1024;
+    };
+    if soft >= need || hard <= soft {
+        return soft;
+    }
+    let _ = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={hard}:{hard}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    nofile_limit().map(|(s, _)| s).unwrap_or(soft)
+}
