@@ -82,7 +82,7 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "nodes": s.nodes.iter().map(|n| json!({
-                    "nodeId": n.node_id, "proxy": n.proxy,
+                    "nodeId": n.node_id, "proxy": n.proxy, "xdsMode": n.xds_mode,
                     "types": n.types.iter().map(|t| json!({
                         "typeUrl": t.type_url, "ackedVersion": t.acked_version,
                         "nackedVersion": t.nacked_version, "nackMessage": t.nack_message,

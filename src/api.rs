@@ -51,6 +51,7 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
         .map(|n| ConnectedNode {
             node_id: n.node_id,
             proxy: n.proxy,
+            xds_mode: n.mode.to_string(),
             types: n
                 .types
                 .into_iter()

@@ -8,9 +8,18 @@
 //! Only regular files are opened: a FIFO named `x.yaml` would block the read
 //! forever, and a socket or device is no manifest. Reads are bounded by
 //! `MAX_FILE_BYTES` even when a file grows while it is read.
+//!
+//! `load_dir_cached` does the same walk with a `FileCache`: every file is
+//! still listed and `stat`ed under the same rules, but one whose identity
+//! (device, inode, length, mtime and ctime with nanoseconds) is unchanged
+//! since it was last read keeps the text read then. A file changed within
+//! `SETTLE_TIME` of being read is read again next time (a second write in
+//! the same clock tick would leave its timestamps unchanged).
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::diag::{Diagnostic, Pos};
 
@@ -40,108 +49,303 @@ pub fn is_manifest_name(name: &str) -> bool {
 /// Lists and reads all manifests under `root`. Problems with single files
 /// are diagnostics; they never stop the others from being read.
 pub fn load_dir(root: &Path) -> (Vec<SourceFile>, Vec<Diagnostic>) {
-    let mut files = Vec::new();
-    let mut diags = Vec::new();
+    let d = scan(root, None);
+    (d.files, d.diagnostics)
+}
+
+/// As `load_dir`, reading only the files that changed since the last call
+/// with the same cache; the others keep the text read then. The files and
+/// diagnostics are exactly those `load_dir` would return.
+pub fn load_dir_cached(root: &Path, cache: &mut FileCache) -> DirRead {
+    scan(root, Some(cache))
+}
+
+/// What one `load_dir_cached` found, and how much of it was read.
+#[derive(Clone, Debug, Default)]
+pub struct DirRead {
+    pub files: Vec<SourceFile>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub stats: ReadStats,
+}
+
+/// How many manifests were read from disk and how many kept their cached
+/// text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Files opened and read (new, changed, or not yet settled).
+    pub read: usize,
+    /// Files whose identity was unchanged: their cached text was used.
+    pub reused: usize,
+}
+
+/// A file changed less than this before it was read is read again on the
+/// next load even if its timestamps look unchanged: file timestamps come
+/// from a clock that advances in ticks, so two writes in one tick leave
+/// them equal.
+pub const SETTLE_TIME: Duration = Duration::from_secs(1);
+/// The same for timestamps without sub-second part (a file system that
+/// stores whole seconds, or two for FAT).
+pub const COARSE_SETTLE_TIME: Duration = Duration::from_secs(2);
+
+/// The text of every manifest read by `load_dir_cached`, with the identity
+/// of the file it was read from. Entries of files no longer listed are
+/// dropped at each load.
+#[derive(Debug, Default)]
+pub struct FileCache {
+    entries: HashMap<PathBuf, CacheEntry>,
+}
+
+impl FileCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Files remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    stamp: Stamp,
+    /// Read at least the settle time after its last change: unchanged
+    /// timestamps then mean unchanged content.
+    settled: bool,
+    text: String,
+}
+
+/// What identifies a file's content without reading it.
+#[cfg(unix)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+#[cfg(unix)]
+fn stamp(meta: &std::fs::Metadata) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    Some(Stamp {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        len: meta.len(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+    })
+}
+
+/// Elsewhere no ctime and inode: every file is read every time.
+#[cfg(not(unix))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp;
+
+#[cfg(not(unix))]
+fn stamp(_meta: &std::fs::Metadata) -> Option<Stamp> {
+    None
+}
+
+/// True when the file's last change (mtime and ctime) lies far enough
+/// before `now` that a later write would show in its timestamps: a cached
+/// copy of a file read at `now` can then be trusted while its identity is
+/// unchanged.
+pub fn is_settled(meta: &std::fs::Metadata, now: SystemTime) -> bool {
+    stamp(meta).is_some_and(|s| settled(&s, now))
+}
+
+#[cfg(unix)]
+fn settled(s: &Stamp, now: SystemTime) -> bool {
+    let nanos = |(sec, nsec): (i64, i64)| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
+    let margin = if s.mtime.1 == 0 && s.ctime.1 == 0 {
+        COARSE_SETTLE_TIME
+    } else {
+        SETTLE_TIME
+    };
+    let Ok(since_epoch) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+        return false;
+    };
+    let limit = since_epoch.as_nanos() as i128 - margin.as_nanos() as i128;
+    nanos(s.mtime) < limit && nanos(s.ctime) < limit
+}
+
+#[cfg(not(unix))]
+fn settled(_s: &Stamp, _now: SystemTime) -> bool {
+    false
+}
+
+/// One walk of the directory.
+struct Scan<'a> {
+    canon_root: PathBuf,
+    /// When this scan started: the reference for `settled`.
+    started: SystemTime,
+    cache: Option<&'a mut FileCache>,
+    /// This scan's cache entries; they replace the old ones at the end.
+    next: HashMap<PathBuf, CacheEntry>,
+    out: DirRead,
+}
+
+fn scan(root: &Path, cache: Option<&mut FileCache>) -> DirRead {
+    let mut out = DirRead::default();
     let canon_root = match std::fs::canonicalize(root) {
         Ok(p) => p,
         Err(e) => {
-            diags.push(Diagnostic::error(
+            out.diagnostics.push(Diagnostic::error(
                 Pos::new(root, 0, 0),
                 None,
                 format!("cannot read the config directory: {e}"),
             ));
-            return (files, diags);
+            // Nothing is listed: forget everything.
+            if let Some(c) = cache {
+                c.entries.clear();
+            }
+            return out;
         }
     };
-    walk(root, &canon_root, 0, &mut files, &mut diags);
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    (files, diags)
+    let mut s = Scan {
+        canon_root,
+        started: SystemTime::now(),
+        cache,
+        next: HashMap::new(),
+        out,
+    };
+    s.walk(root, 0);
+    let Scan {
+        cache, next, mut out, ..
+    } = s;
+    if let Some(c) = cache {
+        c.entries = next;
+    }
+    out.files.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
-fn walk(
-    dir: &Path,
-    canon_root: &Path,
-    depth: usize,
-    files: &mut Vec<SourceFile>,
-    diags: &mut Vec<Diagnostic>,
-) {
-    if depth > MAX_DEPTH {
-        diags.push(Diagnostic::warning(
-            Pos::new(dir, 0, 0),
-            None,
-            format!("directory nested deeper than {MAX_DEPTH} levels is not read"),
-        ));
-        return;
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            // A directory removed while we walk is an ordinary race.
-            if e.kind() != std::io::ErrorKind::NotFound {
-                diags.push(Diagnostic::error(
-                    Pos::new(dir, 0, 0),
-                    None,
-                    format!("cannot list directory: {e}"),
-                ));
+impl Scan<'_> {
+    /// Reads `path` (already checked to be, or to link to, a regular file
+    /// inside the root), or takes its cached text when `meta` (its `stat`)
+    /// shows the same file as when it was read.
+    fn take(&mut self, path: &Path, meta: Option<std::fs::Metadata>) {
+        if let Some(cache) = self.cache.as_deref_mut()
+            && let Some(now) = meta.as_ref().and_then(stamp)
+            && let Some(e) = cache.entries.remove(path)
+        {
+            if e.settled && e.stamp == now {
+                self.out.files.push(SourceFile {
+                    path: path.to_path_buf(),
+                    text: e.text.clone(),
+                });
+                self.out.stats.reused += 1;
+                self.next.insert(path.to_path_buf(), e);
+                return;
             }
+        }
+        self.out.stats.read += 1;
+        let Some((file, meta)) = read_one(path, &mut self.out.diagnostics) else {
+            return;
+        };
+        if self.cache.is_some()
+            && let Some(st) = stamp(&meta)
+        {
+            self.next.insert(
+                path.to_path_buf(),
+                CacheEntry {
+                    stamp: st,
+                    settled: settled(&st, self.started),
+                    text: file.text.clone(),
+                },
+            );
+        }
+        self.out.files.push(file);
+    }
+
+    fn walk(&mut self, dir: &Path, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.out.diagnostics.push(Diagnostic::warning(
+                Pos::new(dir, 0, 0),
+                None,
+                format!("directory nested deeper than {MAX_DEPTH} levels is not read"),
+            ));
             return;
         }
-    };
-    let mut names: Vec<(String, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .filter(|(name, _)| !name.starts_with('.'))
-        .collect();
-    names.sort();
-    for (name, path) in names {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            walk(&path, canon_root, depth + 1, files, diags);
-            continue;
-        }
-        if ft.is_symlink() {
-            match std::fs::canonicalize(&path) {
-                Ok(target) if target.is_dir() => {
-                    diags.push(Diagnostic::warning(
-                        Pos::new(&path, 0, 0),
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                // A directory removed while we walk is an ordinary race.
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    self.out.diagnostics.push(Diagnostic::error(
+                        Pos::new(dir, 0, 0),
                         None,
-                        "link to a directory is not followed; the files below it are not read",
+                        format!("cannot list directory: {e}"),
                     ));
-                    continue;
                 }
-                _ if !is_manifest_name(&name) => continue,
-                Ok(target) if target.starts_with(canon_root) && target.is_file() => {}
-                Ok(_) => {
-                    diags.push(Diagnostic::warning(
-                        Pos::new(&path, 0, 0),
-                        None,
-                        "link points outside the config directory (or not to a file); not read",
-                    ));
-                    continue;
-                }
-                // Dangling link: nothing to read.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                // A loop of links, or a path too deep to resolve.
-                Err(e) => {
-                    diags.push(Diagnostic::warning(
-                        Pos::new(&path, 0, 0),
-                        None,
-                        format!("link cannot be resolved ({e}); not read"),
-                    ));
-                    continue;
-                }
+                return;
             }
-        } else if !is_manifest_name(&name) {
-            continue;
-        } else if !ft.is_file() {
-            diags.push(not_regular(&path, ft));
-            continue;
-        }
-        if let Some(f) = read_one(&path, diags) {
-            files.push(f);
+        };
+        let mut names: Vec<(String, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .filter(|(name, _)| !name.starts_with('.'))
+            .collect();
+        names.sort();
+        for (name, path) in names {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                self.walk(&path, depth + 1);
+                continue;
+            }
+            let meta = if ft.is_symlink() {
+                match std::fs::canonicalize(&path) {
+                    Ok(target) if target.is_dir() => {
+                        self.out.diagnostics.push(Diagnostic::warning(
+                            Pos::new(&path, 0, 0),
+                            None,
+                            "link to a directory is not followed; the files below it are not read",
+                        ));
+                        continue;
+                    }
+                    _ if !is_manifest_name(&name) => continue,
+                    Ok(target) if target.starts_with(&self.canon_root) && target.is_file() => {
+                        // The target's identity, for the cache.
+                        std::fs::metadata(&target).ok()
+                    }
+                    Ok(_) => {
+                        self.out.diagnostics.push(Diagnostic::warning(
+                            Pos::new(&path, 0, 0),
+                            None,
+                            "link points outside the config directory (or not to a file); not read",
+                        ));
+                        continue;
+                    }
+                    // Dangling link: nothing to read.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    // A loop of links, or a path too deep to resolve.
+                    Err(e) => {
+                        self.out.diagnostics.push(Diagnostic::warning(
+                            Pos::new(&path, 0, 0),
+                            None,
+                            format!("link cannot be resolved ({e}); not read"),
+                        ));
+                        continue;
+                    }
+                }
+            } else if !is_manifest_name(&name) {
+                continue;
+            } else if !ft.is_file() {
+                self.out.diagnostics.push(not_regular(&path, ft));
+                continue;
+            } else {
+                Some(meta)
+            };
+            self.take(&path, meta);
         }
     }
 }
@@ -218,7 +422,13 @@ fn too_large(path: &Path, size: &str) -> Diagnostic {
     )
 }
 
-fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
+/// Reads one file; also returns its `stat` as taken on the open handle
+/// before reading (a change during the read shows as a different identity
+/// next time).
+fn read_one(
+    path: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(SourceFile, std::fs::Metadata)> {
     let read = open_nonblocking(path).and_then(|file| {
         let meta = file.metadata()?;
         Ok((file, meta))
@@ -260,10 +470,13 @@ fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
         return None;
     }
     match String::from_utf8(bytes) {
-        Ok(text) => Some(SourceFile {
-            path: path.to_path_buf(),
-            text,
-        }),
+        Ok(text) => Some((
+            SourceFile {
+                path: path.to_path_buf(),
+                text,
+            },
+            meta,
+        )),
         Err(e) => {
             let (line, column) = line_col_of_byte(e.as_bytes(), e.utf8_error().valid_up_to());
             diags.push(Diagnostic::error(

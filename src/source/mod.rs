@@ -2,9 +2,10 @@
 //!
 //! `fs` turns the directory into an ordered list of `(path, text)`; `watch`
 //! says when to read it again. Neither knows what a manifest means, and
-//! neither ever writes into the directory.
+//! neither ever writes into the directory. `load_dir_cached` keeps each
+//! file's text between loads and reads again only the files that changed.
 
 pub mod fs;
 pub mod watch;
 
-pub use fs::{SourceFile, load_dir};
+pub use fs::{DirRead, FileCache, ReadStats, SourceFile, load_dir, load_dir_cached};

@@ -87,7 +87,7 @@ impl DeltaStream {
         shutdown: watch::Receiver<bool>,
         tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     ) -> Self {
-        let id = registry.open();
+        let id = registry.open("delta");
         DeltaStream {
             peer,
             snapshots,

@@ -63,6 +63,8 @@ impl TypeState {
 pub struct NodeState {
     pub node_id: String,
     pub proxy: String,
+    /// "sotw" or "delta".
+    pub mode: &'static str,
     pub types: BTreeMap<ResourceType, TypeState>,
 }
 
@@ -93,14 +95,20 @@ impl Registry {
         self.changes.send_modify(|n| *n += 1);
     }
 
-    pub fn open(&self) -> u64 {
+    pub fn open(&self, mode: &'static str) -> u64 {
         let mut n = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
         *n += 1;
         let id = *n;
         self.streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, NodeState::default());
+            .insert(
+                id,
+                NodeState {
+                    mode,
+                    ..NodeState::default()
+                },
+            );
         self.bump();
         id
     }

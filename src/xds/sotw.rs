@@ -59,7 +59,7 @@ impl SotwStream {
         shutdown: watch::Receiver<bool>,
         tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     ) -> Self {
-        let id = registry.open();
+        let id = registry.open("sotw");
         SotwStream {
             peer,
             snapshots,

@@ -448,6 +448,17 @@ impl Stack {
         }
         let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
         let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
+        // Every stack proves which ADS variant this run exercises.
+        let mode = if delta_mode() { "delta" } else { "sotw" };
+        eventually(&format!("Envoy connected over {mode} ADS"), || async {
+            let s = cp.status().await;
+            s["nodes"]
+                .as_array()?
+                .iter()
+                .any(|n| n["nodeId"] == "test-node" && n["xdsMode"] == mode)
+                .then_some(())
+        })
+        .await;
         Stack {
             tmp,
             dir,

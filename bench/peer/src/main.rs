@@ -44,7 +44,9 @@ fn parse_args() -> Result<Args> {
                 println!("usage: peer --listen 127.0.0.1:PORT --resources FILE");
                 std::process::exit(0);
             }
-            other => bail!("unknown argument {other:?} (usage: peer --listen 127.0.0.1:PORT --resources FILE)"),
+            other => bail!(
+                "unknown argument {other:?} (usage: peer --listen 127.0.0.1:PORT --resources FILE)"
+            ),
         }
     }
     let listen: SocketAddr = listen

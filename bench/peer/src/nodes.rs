@@ -31,7 +31,10 @@ use tonic::body::BoxBody;
 use tonic::server::NamedService;
 use tower_service::Service;
 
-const SOTW_PATH: &str = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
 /// A first request larger than this is not sniffed (the node then gets no
 /// snapshot until it reconnects with a smaller one; never the case for the
@@ -129,6 +132,15 @@ where
         // The usual tower dance: call the instance that was polled ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        if req.uri().path() == DELTA_PATH {
+            // rust-control-plane 0.1.2's `delta_aggregated_resources` is
+            // `unimplemented!()`: it would panic and reset the HTTP/2 stream.
+            // Say the same thing the gRPC way.
+            let status = tonic::Status::unimplemented(
+                "delta xDS: not implemented by rust-control-plane 0.1.2",
+            );
+            return Box::pin(async move { Ok(status.to_http()) });
+        }
         if req.uri().path() != SOTW_PATH {
             return Box::pin(inner.call(req));
         }
@@ -176,7 +188,9 @@ impl FirstFrame {
         if self.buf[0] != 0 || len > MAX_FIRST_FRAME {
             self.done = true;
             self.buf = Vec::new();
-            eprintln!("peer: first ADS message compressed or over {MAX_FIRST_FRAME} bytes; node not registered");
+            eprintln!(
+                "peer: first ADS message compressed or over {MAX_FIRST_FRAME} bytes; node not registered"
+            );
             return None;
         }
         if self.buf.len() < 5 + len {

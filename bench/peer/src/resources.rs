@@ -71,7 +71,9 @@ fn decode_one(any: &Any) -> Result<(&'static str, String, Resource, usize)> {
             let (name, len) = (r.name.clone(), r.encoded_len());
             Ok((ROUTE, name, Resource::Route(r), len))
         }
-        other => bail!("unsupported type_url {other:?} (want Cluster, Listener or RouteConfiguration)"),
+        other => {
+            bail!("unsupported type_url {other:?} (want Cluster, Listener or RouteConfiguration)")
+        }
     }
 }
 
