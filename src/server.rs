@@ -10,17 +10,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
 use crate::api;
 use crate::diag::{Diagnostic, Severity};
 use crate::reconcile::Reconciler;
-use crate::snapshot::{PUSH_ORDER, Snapshot};
+use crate::snapshot::{EncodeStats, PUSH_ORDER, Snapshot};
+use crate::source::FileCache;
 use crate::source::watch::{Debounce, watch_dir};
 use crate::xds::registry::Registry;
-use crate::xds::{AdsServer, AggregatedDiscoveryServiceServer};
+use crate::xds::{AdsServer, AdsService};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -60,6 +61,41 @@ pub struct LoadState {
     pub statuses: Vec<crate::reconcile::ResourceStatus>,
     /// Envoy resource → owning manifests, for NACK attribution.
     pub owners: crate::reconcile::Owners,
+    /// What the most recent load read, parsed and encoded, what it carried
+    /// over from the one before, and how long it took.
+    pub work: LoadWork,
+}
+
+/// The work of one load. A one-file edit reads and parses that file only
+/// and encodes only the resources whose content changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadWork {
+    /// Manifests read from disk (new, changed, or changed too recently to
+    /// trust their timestamps).
+    pub files_read: usize,
+    /// Manifests whose file was unchanged: their text was not read again.
+    pub files_reused: usize,
+    /// Manifests parsed, and those whose text was unchanged so their
+    /// documents were kept.
+    pub files_parsed: usize,
+    pub parses_reused: usize,
+    /// Envoy resources encoded, and those equal to the last build's that
+    /// kept its bytes and version, by type (empty when nothing was built).
+    pub encode: EncodeStats,
+    /// Listing and reading the directory.
+    pub read: Duration,
+    /// Parse, validate, translate, encode (the reconcile).
+    pub build: Duration,
+    /// From the start of the load until its snapshot was ready.
+    pub total: Duration,
+}
+
+/// What the reload loop keeps between loads: the files' texts, the last
+/// accepted resources and the last build.
+#[derive(Default)]
+pub struct Loader {
+    pub files: FileCache,
+    pub reconciler: Reconciler,
 }
 
 #[derive(Clone)]
@@ -82,8 +118,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         loads: loads_rx,
     };
 
-    let mut reconciler = Reconciler::new();
-    reload(&cfg.config_dir, &mut reconciler, &snap_tx, &shared.load).await;
+    let mut loader = Loader::default();
+    reload(&cfg.config_dir, &mut loader, &snap_tx, &shared.load).await;
     loads_tx.send_modify(|n| *n += 1);
 
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
@@ -94,7 +130,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let load = shared.load.clone();
     tokio::spawn(async move {
         while reload_rx.recv().await.is_some() {
-            reload(&dir, &mut reconciler, &snap_tx, &load).await;
+            reload(&dir, &mut loader, &snap_tx, &load).await;
             loads_tx.send_modify(|n| *n += 1);
         }
     });
@@ -118,11 +154,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let status = api::StatusApi::new(shared.clone());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
-        .add_service(
-            AggregatedDiscoveryServiceServer::new(ads)
-                .max_decoding_message_size(crate::bootstrap::MAX_XDS_MESSAGE_BYTES)
-                .max_encoding_message_size(crate::bootstrap::MAX_XDS_MESSAGE_BYTES),
-        )
+        .add_service(AdsService::new(
+            ads,
+            crate::bootstrap::MAX_XDS_MESSAGE_BYTES,
+        ))
         .add_service(api::status_service_server::StatusServiceServer::new(status))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown_signal().await;
@@ -166,22 +201,42 @@ async fn shutdown_signal() {
 /// different from the one served.
 async fn reload(
     dir: &std::path::Path,
-    reconciler: &mut Reconciler,
+    loader: &mut Loader,
     snap_tx: &watch::Sender<Option<Arc<Snapshot>>>,
     state: &Arc<Mutex<LoadState>>,
 ) {
     let started = Instant::now();
     let d = dir.to_path_buf();
-    // Reading is blocking I/O; the reconcile itself is pure and fast.
-    let (files, read_diags) =
-        match tokio::task::spawn_blocking(move || crate::source::load_dir(&d)).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "manifest read panicked; keeping the served config");
-                return;
-            }
-        };
-    let load = reconciler.reconcile(files, read_diags);
+    // Reading is blocking I/O and a large config takes a while to build:
+    // both run off the async workers. The loader moves in and back out.
+    let mut l = std::mem::take(loader);
+    let job = tokio::task::spawn_blocking(move || {
+        let read = crate::source::load_dir_cached(&d, &mut l.files);
+        let read_time = started.elapsed();
+        let load = l.reconciler.reconcile(read.files, read.diagnostics);
+        (l, read.stats, read_time, load)
+    });
+    let (l, read_stats, read_time, load) = match job.await {
+        Ok(r) => r,
+        Err(e) => {
+            // The caches and last accepted versions went with the panic;
+            // the next load starts afresh.
+            tracing::error!(error = %e, "manifest load panicked; keeping the served config");
+            return;
+        }
+    };
+    *loader = l;
+    let total = started.elapsed();
+    let work = LoadWork {
+        files_read: read_stats.read,
+        files_reused: read_stats.reused,
+        files_parsed: load.work.parse.parsed,
+        parses_reused: load.work.parse.reused,
+        encode: load.work.encode.clone(),
+        read: read_time,
+        build: total.saturating_sub(read_time),
+        total,
+    };
     for d in &load.diagnostics {
         let resource = d
             .resource
@@ -221,6 +276,7 @@ async fn reload(
         }
         s.last_load_failed = failed;
         s.loads += 1;
+        s.work = work.clone();
     }
     let Some(snapshot) = load.snapshot else {
         let serving = snap_tx.borrow().is_some();
@@ -254,6 +310,10 @@ async fn reload(
         tracing::info!(
             %generation,
             files = load.files.len(),
+            files_read = work.files_read,
+            resources_encoded = work.encode.encoded_total(),
+            resources_reused = work.encode.reused_total(),
+            build_ms = work.build.as_millis() as u64,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "config loaded and published"
         );

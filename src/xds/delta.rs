@@ -26,15 +26,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
-};
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
 use super::SnapshotRx;
 use super::node;
 use super::registry::{Hashes, Registry};
+use super::wire::DeltaResponse;
 use crate::snapshot::{Encoded, PUSH_ORDER, ResourceType, Snapshot, version_of};
 
 const WILDCARD: &str = "*";
@@ -71,7 +70,7 @@ pub struct DeltaStream {
     snapshots: SnapshotRx,
     registry: Arc<Registry>,
     shutdown: watch::Receiver<bool>,
-    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    tx: mpsc::Sender<Result<DeltaResponse, Status>>,
     node: Option<Node>,
     proxy: Option<String>,
     types: BTreeMap<ResourceType, TypeStream>,
@@ -85,7 +84,7 @@ impl DeltaStream {
         snapshots: SnapshotRx,
         registry: Arc<Registry>,
         shutdown: watch::Receiver<bool>,
-        tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+        tx: mpsc::Sender<Result<DeltaResponse, Status>>,
     ) -> Self {
         let id = registry.open("delta");
         DeltaStream {
@@ -201,7 +200,7 @@ impl DeltaStream {
     /// Computes the responses due now, from the newest snapshot, and
     /// records them as sent. The snapshot is released before anything is
     /// awaited, so a stream blocked on a slow Envoy holds no old snapshot.
-    fn due_responses(&mut self) -> Vec<DeltaDiscoveryResponse> {
+    fn due_responses(&mut self) -> Vec<DeltaResponse> {
         let snap: Option<Arc<Snapshot>> = self.snapshots.borrow_and_update().clone();
         let (Some(snap), Some(node)) = (snap, &self.node) else {
             return Vec::new();
@@ -268,22 +267,13 @@ impl DeltaStream {
                 ts.sent = sent;
                 ts.sent_version = sent_version;
             });
-            out.push(DeltaDiscoveryResponse {
+            out.push(DeltaResponse {
                 system_version_info: system_version,
-                resources: changed
-                    .iter()
-                    .map(|e| Resource {
-                        name: e.name.clone(),
-                        version: e.hash.clone(),
-                        resource: Some(e.any.clone()),
-                        ..Default::default()
-                    })
-                    .collect(),
+                resources: changed.iter().map(|e| Arc::clone(e)).collect(),
                 type_url: t.type_url().to_string(),
                 removed_resources: removed.into_iter().collect(),
                 nonce,
                 control_plane: Some(super::control_plane()),
-                ..Default::default()
             });
         }
         out

@@ -12,19 +12,19 @@
 pub mod delta;
 pub mod node;
 pub mod registry;
+pub mod service;
 pub mod sotw;
+pub mod wire;
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-pub use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+pub use service::AdsService;
+use wire::{DeltaResponse, SotwResponse};
 
 use crate::snapshot::Snapshot;
 use registry::Registry;
@@ -54,50 +54,48 @@ impl AdsServer {
     }
 }
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
-
-    async fn stream_aggregated_resources(
+impl AdsServer {
+    /// Starts a state-of-the-world stream; responses flow through the
+    /// returned receiver.
+    fn open_sotw(
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+    ) -> Response<ReceiverStream<Result<SotwResponse, Status>>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let stream = sotw::SotwStream::new(
-            peer,
+            peer_of(&request),
             self.snapshots.clone(),
             self.registry.clone(),
             self.shutdown.clone(),
             tx,
         );
         tokio::spawn(stream.run(request.into_inner()));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Response::new(ReceiverStream::new(rx))
     }
 
-    async fn delta_aggregated_resources(
+    /// Starts an incremental (delta) stream.
+    fn open_delta(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+    ) -> Response<ReceiverStream<Result<DeltaResponse, Status>>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let stream = delta::DeltaStream::new(
-            peer,
+            peer_of(&request),
             self.snapshots.clone(),
             self.registry.clone(),
             self.shutdown.clone(),
             tx,
         );
         tokio::spawn(stream.run(request.into_inner()));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Response::new(ReceiverStream::new(rx))
     }
+}
+
+fn peer_of<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 /// Responses queued per stream. Small on purpose: a stream whose Envoy

@@ -17,13 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
 use super::SnapshotRx;
 use super::node;
 use super::registry::Registry;
+use super::wire::SotwResponse;
 use crate::snapshot::{Encoded, PUSH_ORDER, ResourceType, Snapshot, version_of};
 
 #[derive(Debug, Default)]
@@ -43,7 +44,7 @@ pub struct SotwStream {
     snapshots: SnapshotRx,
     registry: Arc<Registry>,
     shutdown: watch::Receiver<bool>,
-    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    tx: mpsc::Sender<Result<SotwResponse, Status>>,
     node: Option<Node>,
     proxy: Option<String>,
     types: BTreeMap<ResourceType, TypeStream>,
@@ -57,7 +58,7 @@ impl SotwStream {
         snapshots: SnapshotRx,
         registry: Arc<Registry>,
         shutdown: watch::Receiver<bool>,
-        tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+        tx: mpsc::Sender<Result<SotwResponse, Status>>,
     ) -> Self {
         let id = registry.open("sotw");
         SotwStream {
@@ -182,7 +183,7 @@ impl SotwStream {
     /// Computes the responses due now from the newest snapshot and records
     /// them as sent. The snapshot is released before anything is awaited,
     /// so a stream blocked on a slow Envoy holds no old snapshot.
-    fn due_responses(&mut self) -> Vec<DiscoveryResponse> {
+    fn due_responses(&mut self) -> Vec<SotwResponse> {
         let mut out = Vec::new();
         let snap: Option<Arc<Snapshot>> = self.snapshots.borrow_and_update().clone();
         let (Some(snap), Some(node)) = (snap, &self.node) else {
@@ -215,13 +216,12 @@ impl SotwStream {
             st.force = false;
             self.nonce += 1;
             let nonce = self.nonce.to_string();
-            let resp = DiscoveryResponse {
+            let resp = SotwResponse {
                 version_info: version.clone(),
-                resources: resources.iter().map(|e| e.any.clone()).collect(),
+                resources: resources.iter().map(|e| Arc::clone(e)).collect(),
                 type_url: t.type_url().to_string(),
                 nonce: nonce.clone(),
                 control_plane: Some(super::control_plane()),
-                ..Default::default()
             };
             tracing::info!(
                 node = %self.node.as_ref().map(|n| n.id.as_str()).unwrap_or(""),
