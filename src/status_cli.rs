@@ -61,6 +61,7 @@ pub fn render_table(s: &GetStatusResponse) -> String {
     let mut nodes = vec![[
         "NODE".to_string(),
         "PROXY".into(),
+        "ADS".into(),
         "TYPE".into(),
         "ACKED".into(),
         "NACKED".into(),
@@ -71,6 +72,7 @@ pub fn render_table(s: &GetStatusResponse) -> String {
             nodes.push([
                 n.node_id.clone(),
                 n.proxy.clone(),
+                n.xds_mode.clone(),
                 t.type_url.rsplit('.').next().unwrap_or("").to_string(),
                 t.acked_version.clone(),
                 t.nacked_version.clone(),
