@@ -414,3 +414,39 @@ async fn unsubscribed_route_configuration_is_no_longer_sent() {
     let c = ads.recv("CDS").await;
     assert_eq!(c.type_url, CDS, "no RDS after unsubscribing: {c:?}");
 }
+
+/// A stuck Envoy (connected, subscribed, never reading) must not delay
+/// anyone else: each stream waits on its own queue. The config is large
+/// enough (~2,000 routes, ~150 KB per RouteConfiguration) that the stuck
+/// stream's HTTP/2 window and queue fill after the first edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_envoy_does_not_delay_the_others() {
+    let (_tmp, cp) = start().await;
+    let many: Vec<String> = (0..2000).map(|i| format!("/route-number-{i:05}")).collect();
+    let refs = |extra: &str| {
+        let mut v: Vec<&str> = many.iter().map(String::as_str).collect();
+        v.push(extra);
+        vs(&v)
+    };
+    let loads = cp.loads().await;
+    write_atomic(&cp.dir, "vs.yaml", &refs("/edit-0"));
+    cp.wait_load_after(loads).await;
+
+    let mut stuck = Delta::connect(cp.xds_port).await;
+    stuck.initial("stuck").await;
+    let mut live = Delta::connect(cp.xds_port).await;
+    live.initial("live").await;
+    // From here on `stuck` never reads again.
+    for k in 1..=8 {
+        write_atomic(&cp.dir, "vs.yaml", &refs(&format!("/edit-{k}")));
+        let r = live.recv(&format!("RDS for edit {k}")).await;
+        assert_eq!(r.type_url, RDS);
+        let p = prefixes(&decode_rc(&r));
+        assert!(
+            p.contains(&format!("/edit-{k}")),
+            "the live Envoy got edit {k} while another Envoy was stuck"
+        );
+        live.ack(&r).await;
+    }
+    drop(stuck);
+}
