@@ -32,7 +32,7 @@ use tonic::{Status, Streaming};
 
 use super::SnapshotRx;
 use super::node;
-use super::registry::{Hashes, Registry};
+use super::registry::{Registry, ResourceSet};
 use super::wire::DeltaResponse;
 use crate::snapshot::{Encoded, PUSH_ORDER, ResourceType, Snapshot, version_of};
 
@@ -259,7 +259,7 @@ impl DeltaStream {
                 removed = removed.len(),
                 "delta push"
             );
-            let sent: Hashes = super::registry::hashes_of(wanted.iter().copied());
+            let sent: ResourceSet = super::registry::set_of(wanted.iter().copied());
             let sent_version = system_version.clone();
             self.registry.update(self.id, |s| {
                 let ts = s.types.entry(t).or_default();
@@ -304,26 +304,13 @@ fn on_ack_or_nack(
             "Envoy rejected (NACKed) the config; it keeps its previous resources, and these versions will not be sent again"
         );
         let msg = err.message.clone();
-        registry.update(id, |s| {
-            let ts = s.types.entry(t).or_default();
-            ts.nacked_version = ts.sent_version.clone();
-            ts.nack_message = msg;
-            let changed = ts.changed_names();
-            ts.nacked_names = if changed.is_empty() {
-                ts.sent.keys().cloned().collect()
-            } else {
-                changed
-            };
-        });
+        registry.update(id, |s| s.types.entry(t).or_default().record_nack(msg));
     } else {
         tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "delta ACK");
         registry.update(id, |s| {
             let ts = s.types.entry(t).or_default();
-            ts.acked_version = ts.sent_version.clone();
-            ts.acked = ts.sent.clone();
-            ts.nacked_names.clear();
-            ts.nack_message.clear();
-            ts.nacked_version.clear();
+            let v = ts.sent_version.clone();
+            ts.record_ack(v);
         });
     }
 }

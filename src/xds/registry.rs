@@ -4,28 +4,35 @@
 //! are a few per push, and readers copy out. Every change bumps a `watch`
 //! counter, so status watchers learn of a NACK at once.
 //!
-//! NACK attribution: per type, the stream records the hashes of what it
-//! sent and what Envoy last ACKed (virtual hosts separately for routes).
-//! When Envoy NACKs, the resources (and virtual hosts) whose hash differs
+//! NACK attribution: per type, the stream records what it sent and what
+//! Envoy last ACKed, as pointers to the snapshot's encoded resources (no
+//! copies: a thousand streams cost a thousand small vectors). When Envoy
+//! NACKs, the resources (and, for routes, virtual hosts) whose hash differs
 //! from the ACKed set are the ones the rejection concerns.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use crate::snapshot::{Encoded, ResourceType};
 
-/// Name → hash of the resources in one response, plus `rc/vhost` → hash
-/// for the virtual hosts of route configurations.
-pub type Hashes = BTreeMap<String, String>;
+/// The resources of one type a stream last sent, or Envoy last ACKed,
+/// shared with the snapshot they came from.
+pub type ResourceSet = Arc<[Arc<Encoded>]>;
 
-pub fn hashes_of<'a>(resources: impl IntoIterator<Item = &'a std::sync::Arc<Encoded>>) -> Hashes {
-    let mut h = Hashes::new();
-    for e in resources {
-        h.insert(e.name.clone(), e.hash.clone());
+pub fn set_of<'a>(resources: impl IntoIterator<Item = &'a Arc<Encoded>>) -> ResourceSet {
+    resources.into_iter().cloned().collect()
+}
+
+/// Name → hash of a set's resources, plus `rc/vhost` → hash for the
+/// virtual hosts of route configurations.
+fn hashes(set: &[Arc<Encoded>]) -> BTreeMap<String, &str> {
+    let mut h = BTreeMap::new();
+    for e in set {
+        h.insert(e.name.clone(), e.hash.as_str());
         for (vh, hash) in &e.parts {
-            h.insert(format!("{}/{vh}", e.name), hash.clone());
+            h.insert(format!("{}/{vh}", e.name), hash.as_str());
         }
     }
     h
@@ -41,8 +48,8 @@ pub struct TypeState {
     /// How many responses of this type the stream has sent.
     pub responses: u64,
     /// What was last sent and what Envoy last accepted.
-    pub sent: Hashes,
-    pub acked: Hashes,
+    pub sent: ResourceSet,
+    pub acked: ResourceSet,
     /// Resource (and `rc/vhost`) names the current NACK concerns; empty
     /// when the last answer was an ACK.
     pub nacked_names: BTreeSet<String>,
@@ -51,11 +58,38 @@ pub struct TypeState {
 impl TypeState {
     /// Names that changed between what Envoy accepted and what it rejected.
     pub fn changed_names(&self) -> BTreeSet<String> {
-        self.sent
-            .iter()
-            .filter(|(n, h)| self.acked.get(*n) != Some(h))
-            .map(|(n, _)| n.clone())
+        let acked = hashes(&self.acked);
+        hashes(&self.sent)
+            .into_iter()
+            .filter(|(n, h)| acked.get(n) != Some(h))
+            .map(|(n, _)| n)
             .collect()
+    }
+
+    /// Every resource (and `rc/vhost`) name of the last response set.
+    pub fn sent_names(&self) -> BTreeSet<String> {
+        hashes(&self.sent).into_keys().collect()
+    }
+
+    /// Records a NACK of the last sent set with Envoy's message.
+    pub fn record_nack(&mut self, message: String) {
+        self.nacked_version = self.sent_version.clone();
+        self.nack_message = message;
+        let changed = self.changed_names();
+        self.nacked_names = if changed.is_empty() {
+            self.sent_names()
+        } else {
+            changed
+        };
+    }
+
+    /// Records an ACK of the last sent set.
+    pub fn record_ack(&mut self, version: String) {
+        self.acked_version = version;
+        self.acked = self.sent.clone();
+        self.nacked_names.clear();
+        self.nack_message.clear();
+        self.nacked_version.clear();
     }
 }
 

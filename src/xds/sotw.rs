@@ -138,28 +138,13 @@ impl SotwStream {
                     "Envoy rejected (NACKed) the config; it keeps its previous config, and this version will not be sent again"
                 );
                 let msg = err.message.clone();
-                self.registry.update(self.id, |s| {
-                    let ts = s.types.entry(t).or_default();
-                    ts.nacked_version = sent_version;
-                    ts.nack_message = msg;
-                    let changed = ts.changed_names();
-                    ts.nacked_names = if changed.is_empty() {
-                        ts.sent.keys().cloned().collect()
-                    } else {
-                        changed
-                    };
-                });
+                self.registry
+                    .update(self.id, |s| s.types.entry(t).or_default().record_nack(msg));
             } else {
                 tracing::debug!(type_ = t.short(), version = %req.version_info, "ACK");
                 let v = req.version_info.clone();
-                self.registry.update(self.id, |s| {
-                    let ts = s.types.entry(t).or_default();
-                    ts.acked_version = v;
-                    ts.acked = ts.sent.clone();
-                    ts.nacked_names.clear();
-                    ts.nack_message.clear();
-                    ts.nacked_version.clear();
-                });
+                self.registry
+                    .update(self.id, |s| s.types.entry(t).or_default().record_ack(v));
             }
         } else {
             st.force = true;
@@ -232,7 +217,7 @@ impl SotwStream {
             );
             let sent_version = version.clone();
             st.sent = Some((version, nonce));
-            let sent = super::registry::hashes_of(resources.iter().copied());
+            let sent = super::registry::set_of(resources.iter().copied());
             self.registry.update(self.id, |s| {
                 let ts = s.types.entry(t).or_default();
                 ts.responses += 1;
