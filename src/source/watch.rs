@@ -3,7 +3,12 @@
 //! File events (notify: inotify on Linux) are coalesced: after the first
 //! event we wait until the directory has been quiet for `quiet`, but never
 //! longer than `max_delay`, so an editor's save storm (write temp file,
-//! rename over, chmod) becomes one reload. Rather than trusting individual
+//! rename over, chmod) becomes one reload. Once a save is visibly complete
+//! (a manifest renamed into place or closed after writing, and no manifest
+//! open for writing) the quiet period shrinks to `quiet_complete`: long
+//! enough to gather the rest of a burst (a `git checkout`, a `cp -r`, whose
+//! events come microseconds apart), short enough that a save is served in
+//! milliseconds rather than after a fixed delay. Rather than trusting individual
 //! events (renames, deletes and directory moves arrive in many shapes), each
 //! reload re-reads the whole directory. An optional poll interval re-reads
 //! periodically for filesystems that deliver no events (some Docker Desktop
@@ -39,6 +44,8 @@ pub enum WatchError {
 #[derive(Clone, Copy, Debug)]
 pub struct Debounce {
     pub quiet: Duration,
+    /// The quiet period once a save is visibly complete.
+    pub quiet_complete: Duration,
     pub max_delay: Duration,
     /// How long a manifest still open for writing may hold a reload back
     /// (at least `max_delay`).
@@ -50,6 +57,7 @@ impl Default for Debounce {
     fn default() -> Self {
         Debounce {
             quiet: Duration::from_millis(50),
+            quiet_complete: Duration::from_millis(5),
             max_delay: Duration::from_millis(500),
             writer_wait: Duration::from_secs(2),
             poll: None,
@@ -68,6 +76,8 @@ struct Seen {
     done: Vec<PathBuf>,
     /// Events may have been lost: forget the open writers.
     rescan: bool,
+    /// A manifest is complete: renamed into place, or closed by its writer.
+    complete: bool,
 }
 
 fn manifests(paths: &[PathBuf]) -> Vec<PathBuf> {
@@ -99,6 +109,7 @@ fn classify(res: &notify::Result<notify::Event>) -> Option<Seen> {
     let seen = match ev.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Seen {
             done: manifests(&ev.paths),
+            complete: !manifests(&ev.paths).is_empty(),
             ..Seen::default()
         },
         // Opens and reads change nothing, and our own reload opens every
@@ -112,6 +123,7 @@ fn classify(res: &notify::Result<notify::Event>) -> Option<Seen> {
         EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => Seen {
             change: true,
             done: manifests(&ev.paths),
+            complete: !manifests(&ev.paths).is_empty(),
             ..Seen::default()
         },
         _ => Seen {
@@ -193,7 +205,7 @@ pub async fn watch_dir(
                     // A close after a reload already read the writes.
                     continue;
                 }
-                if !settle(&mut ev_rx, &debounce, &mut writers).await {
+                if !settle(&mut ev_rx, &debounce, &mut writers, seen.complete).await {
                     return Ok(());
                 }
             }
@@ -228,13 +240,15 @@ pub async fn watch_dir(
 }
 
 /// Waits after a change until the directory has been quiet for
-/// `debounce.quiet`, but no longer than `debounce.max_delay`, or, while a
-/// manifest is still open for writing, until its writer closes it, up to
-/// `debounce.writer_wait`. False when the event source is gone.
+/// `debounce.quiet` (`quiet_complete` once a save has completed and no
+/// manifest is open for writing), but no longer than `debounce.max_delay`,
+/// or, while a manifest is still open for writing, until its writer closes
+/// it, up to `debounce.writer_wait`. False when the event source is gone.
 async fn settle(
     ev_rx: &mut mpsc::UnboundedReceiver<Seen>,
     debounce: &Debounce,
     writers: &mut Writers,
+    mut complete: bool,
 ) -> bool {
     let start = Instant::now();
     let deadline = start + debounce.max_delay;
@@ -245,8 +259,16 @@ async fn settle(
         if now >= limit {
             break;
         }
-        match tokio::time::timeout_at((now + debounce.quiet).min(limit), ev_rx.recv()).await {
-            Ok(Some(seen)) => writers.apply(&seen),
+        let quiet = if complete && writers.0.is_empty() {
+            debounce.quiet_complete
+        } else {
+            debounce.quiet
+        };
+        match tokio::time::timeout_at((now + quiet).min(limit), ev_rx.recv()).await {
+            Ok(Some(seen)) => {
+                writers.apply(&seen);
+                complete |= seen.complete;
+            }
             Ok(None) => return false,
             // Quiet, and no writer holds a manifest open.
             Err(_) if writers.0.is_empty() => break,
@@ -284,6 +306,7 @@ mod tests {
     fn closed(p: &str) -> Seen {
         Seen {
             done: vec![PathBuf::from(p)],
+            complete: true,
             ..Seen::default()
         }
     }
@@ -301,8 +324,16 @@ mod tests {
         assert!(s.change && s.writing.is_empty());
         let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
         let s = classify(&ev(close, "/d/vs.yaml")).expect("a close is seen");
-        assert!(!s.change);
+        assert!(!s.change && s.complete);
         assert_eq!(s.done, vec![PathBuf::from("/d/vs.yaml")]);
+        let rename = EventKind::Modify(ModifyKind::Name(notify::event::RenameMode::To));
+        let s = classify(&ev(rename, "/d/vs.yaml")).expect("a rename counts");
+        assert!(s.change && s.complete);
+        let s = classify(&ev(rename, "/d/.vs.yaml.tmp")).expect("a rename counts");
+        assert!(
+            s.change && !s.complete,
+            "a temp file is no complete manifest"
+        );
         let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
         assert!(classify(&ev(open, "/d/vs.yaml")).is_none());
         let create = EventKind::Create(CreateKind::File);
@@ -317,9 +348,54 @@ mod tests {
         let d = Debounce::default();
         let mut w = Writers::default();
         let start = Instant::now();
-        assert!(settle(&mut rx, &d, &mut w).await);
+        assert!(settle(&mut rx, &d, &mut w, false).await);
         assert_eq!(start.elapsed(), d.quiet);
         drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_completed_save_reloads_after_the_short_quiet_period() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let d = Debounce::default();
+        let mut w = Writers::default();
+        let start = Instant::now();
+        assert!(settle(&mut rx, &d, &mut w, true).await);
+        assert_eq!(start.elapsed(), d.quiet_complete);
+        // A burst after the completed save is still gathered: each event
+        // restarts the (short) quiet period.
+        let start = Instant::now();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let _ = tx.send(Seen {
+                    change: true,
+                    complete: true,
+                    ..Seen::default()
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        assert!(settle(&mut rx, &d, &mut w, true).await);
+        assert_eq!(start.elapsed(), Duration::from_millis(6) + d.quiet_complete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_completed_save_with_another_manifest_open_waits_for_it() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let d = Debounce::default();
+        let mut w = Writers::default();
+        w.apply(&written("/d/other.yaml"));
+        let start = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = tx.send(closed("/d/other.yaml"));
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        assert!(settle(&mut rx, &d, &mut w, true).await);
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(300) + d.quiet_complete
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -335,7 +411,7 @@ mod tests {
             let _ = tx.send(closed("/d/vs.yaml"));
             tokio::time::sleep(Duration::from_secs(60)).await;
         });
-        assert!(settle(&mut rx, &d, &mut w).await);
+        assert!(settle(&mut rx, &d, &mut w, false).await);
         let took = start.elapsed();
         assert!(
             took >= Duration::from_millis(1200) && took < Duration::from_millis(1300),
@@ -351,7 +427,7 @@ mod tests {
         let mut w = Writers::default();
         w.apply(&written("/d/vs.yaml"));
         let start = Instant::now();
-        assert!(settle(&mut rx, &d, &mut w).await);
+        assert!(settle(&mut rx, &d, &mut w, false).await);
         assert_eq!(start.elapsed(), d.writer_wait);
         // A lost close (queue overflow) forgets the writer too.
         w.apply(&written("/d/vs.yaml"));
