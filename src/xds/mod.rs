@@ -9,6 +9,7 @@
 //! decided by `node` (Gloo's `node.metadata.role`). `registry` records what
 //! each connected Envoy ACKed and NACKed, for the status API and logs.
 
+pub mod body;
 pub mod delta;
 pub mod node;
 pub mod registry;
@@ -20,8 +21,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 
 pub use service::AdsService;
 use wire::{DeltaResponse, SotwResponse};
@@ -55,47 +55,42 @@ impl AdsServer {
 }
 
 impl AdsServer {
-    /// Starts a state-of-the-world stream; responses flow through the
+    /// Starts a state-of-the-world stream; its responses come out of the
     /// returned receiver.
     fn open_sotw(
         &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Response<ReceiverStream<Result<SotwResponse, Status>>> {
+        peer: String,
+        inbound: Streaming<DiscoveryRequest>,
+    ) -> mpsc::Receiver<Result<SotwResponse, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let stream = sotw::SotwStream::new(
-            peer_of(&request),
+            peer,
             self.snapshots.clone(),
             self.registry.clone(),
             self.shutdown.clone(),
             tx,
         );
-        tokio::spawn(stream.run(request.into_inner()));
-        Response::new(ReceiverStream::new(rx))
+        tokio::spawn(stream.run(inbound));
+        rx
     }
 
     /// Starts an incremental (delta) stream.
     fn open_delta(
         &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Response<ReceiverStream<Result<DeltaResponse, Status>>> {
+        peer: String,
+        inbound: Streaming<DeltaDiscoveryRequest>,
+    ) -> mpsc::Receiver<Result<DeltaResponse, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let stream = delta::DeltaStream::new(
-            peer_of(&request),
+            peer,
             self.snapshots.clone(),
             self.registry.clone(),
             self.shutdown.clone(),
             tx,
         );
-        tokio::spawn(stream.run(request.into_inner()));
-        Response::new(ReceiverStream::new(rx))
+        tokio::spawn(stream.run(inbound));
+        rx
     }
-}
-
-fn peer_of<T>(request: &Request<T>) -> String {
-    request
-        .remote_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default()
 }
 
 /// Responses queued per stream. Small on purpose: a stream whose Envoy

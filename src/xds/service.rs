@@ -2,20 +2,22 @@
 //!
 //! Same service name and methods as Envoy's
 //! `envoy.service.discovery.v3.AggregatedDiscoveryService`, so Envoy cannot
-//! tell the difference; the one change from the generated server is the
-//! response type: `wire::SotwResponse` / `wire::DeltaResponse`, which share
-//! the snapshot's encoded bytes instead of owning copies (see `wire`).
+//! tell the difference. Requests are decoded by tonic; responses
+//! (`wire::SotwResponse` / `wire::DeltaResponse`, which point at the
+//! snapshot's encoded bytes) are framed by `body::AdsBody`, one buffer per
+//! response, so a stream holds no memory between responses.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::Codec;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
+use tonic_prost::ProstCodec;
 
 use super::AdsServer;
-use super::wire::{DeltaResponse, SotwResponse};
+use super::body::AdsBody;
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -40,31 +42,6 @@ impl tonic::server::NamedService for AdsService {
     const NAME: &'static str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
 }
 
-struct Sotw(AdsServer);
-struct Delta(AdsServer);
-
-impl tonic::server::StreamingService<DiscoveryRequest> for Sotw {
-    type Response = SotwResponse;
-    type ResponseStream = ReceiverStream<Result<SotwResponse, Status>>;
-    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
-        let stream = self.0.open_sotw(request);
-        Box::pin(async move { Ok(stream) })
-    }
-}
-
-impl tonic::server::StreamingService<DeltaDiscoveryRequest> for Delta {
-    type Response = DeltaResponse;
-    type ResponseStream = ReceiverStream<Result<DeltaResponse, Status>>;
-    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
-        let stream = self.0.open_delta(request);
-        Box::pin(async move { Ok(stream) })
-    }
-}
-
 impl<B> tonic::codegen::Service<http::Request<B>> for AdsService
 where
     B: Body + Send + 'static,
@@ -80,27 +57,51 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let ads = self.ads.clone();
-        let max = Some(self.max_message);
-        match req.uri().path() {
-            SOTW_PATH => Box::pin(async move {
-                let codec = tonic_prost::ProstCodec::<SotwResponse, DiscoveryRequest>::default();
-                let mut grpc =
-                    tonic::server::Grpc::new(codec).apply_max_message_size_config(max, max);
-                Ok(grpc.streaming(Sotw(ads), req).await)
-            }),
-            DELTA_PATH => Box::pin(async move {
-                let codec =
-                    tonic_prost::ProstCodec::<DeltaResponse, DeltaDiscoveryRequest>::default();
-                let mut grpc =
-                    tonic::server::Grpc::new(codec).apply_max_message_size_config(max, max);
-                Ok(grpc.streaming(Delta(ads), req).await)
-            }),
-            other => {
-                let status = Status::unimplemented(format!(
-                    "edgeplane serves ADS only (StreamAggregatedResources, DeltaAggregatedResources), not {other}"
-                ));
-                Box::pin(async move { Ok(status.into_http()) })
-            }
+        let max = self.max_message;
+        let path = req.uri().path().to_string();
+        if path != SOTW_PATH && path != DELTA_PATH {
+            let status = Status::unimplemented(format!(
+                "edgeplane serves ADS only (StreamAggregatedResources, DeltaAggregatedResources), not {path}"
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
         }
+        if let Some(enc) = req.headers().get("grpc-encoding")
+            && enc.as_bytes() != b"identity"
+        {
+            let status = Status::unimplemented(
+                "edgeplane takes uncompressed xDS requests (grpc-encoding: identity)",
+            );
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let peer = req
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|c| c.remote_addr())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let body = req.into_body();
+        let response = if path == SOTW_PATH {
+            let decoder = ProstCodec::<DiscoveryRequest, DiscoveryRequest>::default().decoder();
+            let inbound = Streaming::new_request(decoder, body, None, Some(max));
+            grpc_response(AdsBody::new(ads.open_sotw(peer, inbound), max))
+        } else {
+            let decoder =
+                ProstCodec::<DeltaDiscoveryRequest, DeltaDiscoveryRequest>::default().decoder();
+            let inbound = Streaming::new_request(decoder, body, None, Some(max));
+            grpc_response(AdsBody::new(ads.open_delta(peer, inbound), max))
+        };
+        Box::pin(async move { Ok(response) })
     }
+}
+
+/// A gRPC response whose body is the stream's frames.
+fn grpc_response<M: prost::Message + Unpin + 'static>(
+    body: AdsBody<M>,
+) -> http::Response<tonic::body::Body> {
+    let mut resp = http::Response::new(tonic::body::Body::new(body));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    resp
 }
