@@ -70,14 +70,14 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-fn build(versions: &mut Versions, path: &Path) -> Result<(Snapshot, u64)> {
-    let (decoded, lossy) = resources::read(path)?;
-    if !lossy.is_empty() {
+fn build(versions: &mut Versions, path: &Path, check: bool) -> Result<(Snapshot, u64)> {
+    let (decoded, altered) = resources::read(path, check)?;
+    if !altered.is_empty() {
         eprintln!(
-            "peer: {} resource(s) in {} carry fields data-plane-api 0.1.1 does not know; they are served without them: {}",
-            lossy.len(),
+            "peer: WARNING: {} resource(s) of {} are not served byte for byte (fields data-plane-api 0.1.1 does not know are dropped): {}",
+            altered.len(),
             path.display(),
-            lossy.join(", ")
+            altered.join(", ")
         );
     }
     Ok(versions.next(decoded))
@@ -86,8 +86,24 @@ fn build(versions: &mut Versions, path: &Path) -> Result<(Snapshot, u64)> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = parse_args()?;
+    // rust-control-plane `unwrap()`s inside its tasks (every stream that
+    // ends panics its task): one line each, no backtrace even when
+    // RUST_BACKTRACE is set, so a thousand closing streams stay cheap.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("peer: task panicked at {at}: {msg}");
+    }));
     let mut versions = Versions::default();
-    let (snapshot, _) = build(&mut versions, &args.resources)?;
+    let (snapshot, _) = build(&mut versions, &args.resources, true)?;
 
     // `ads = false`, as the crate's own test harness runs ADS: in 0.1.2 the
     // `ads = true` consistency check holds back every response whose request
@@ -135,7 +151,7 @@ async fn main() -> Result<()> {
                     continue;
                 }
                 match line.split_once(' ') {
-                    Some(("load", file)) => match build(&mut versions, Path::new(file.trim())) {
+                    Some(("load", file)) => match build(&mut versions, Path::new(file.trim()), false) {
                         Ok((snapshot, generation)) => {
                             nodes.replace(snapshot).await;
                             say(&format!("loaded {generation}"));

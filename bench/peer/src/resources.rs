@@ -21,27 +21,31 @@ pub const TYPES: [&str; 3] = [CLUSTER, LISTENER, ROUTE];
 /// the file had, which decide whether the type changed).
 type Decoded = BTreeMap<String, (Resource, Vec<u8>)>;
 
-/// Reads and decodes `path`. Returns the resources by type URL and the
-/// number of resources whose re-encoding by `data-plane-api`'s (older, 2022)
-/// Envoy protos is shorter than the input, i.e. that lost fields those
-/// protos do not know (prost keeps no unknown fields).
-pub fn read(path: &Path) -> Result<(HashMap<&'static str, Decoded>, Vec<String>)> {
+/// Reads and decodes `path`. With `check`, also returns the resources the
+/// crate would not serve byte for byte as the file has them: it re-encodes
+/// what it decoded (`Resource::into_any`), and prost keeps no unknown fields,
+/// so fields that `data-plane-api` 0.1.1's (2022) Envoy protos lack are
+/// dropped. The check costs an encode per resource, so `load` skips it.
+pub fn read(path: &Path, check: bool) -> Result<(HashMap<&'static str, Decoded>, Vec<String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
     let mut buf = &bytes[..];
     let mut by_type: HashMap<&'static str, Decoded> =
         TYPES.iter().map(|t| (*t, Decoded::new())).collect();
-    let mut lossy = Vec::new();
+    let mut altered = Vec::new();
     while !buf.is_empty() {
         let any = Any::decode_length_delimited(&mut buf)
             .with_context(|| format!("{}: decode length-delimited Any", path.display()))?;
-        let (type_url, name, resource, reencoded_len) = decode_one(&any)
+        let (type_url, name, resource) = decode_one(&any)
             .with_context(|| format!("{}: decode {}", path.display(), any.type_url))?;
-        if reencoded_len < any.value.len() {
-            lossy.push(format!(
-                "{name} ({} of {} bytes lost)",
-                any.value.len() - reencoded_len,
-                any.value.len()
-            ));
+        if check {
+            let served = resource.into_any().value;
+            if served != any.value {
+                altered.push(format!(
+                    "{name} ({} bytes in, {} served)",
+                    any.value.len(),
+                    served.len()
+                ));
+            }
         }
         let Some(items) = by_type.get_mut(type_url) else {
             bail!("unexpected type {type_url}");
@@ -50,26 +54,23 @@ pub fn read(path: &Path) -> Result<(HashMap<&'static str, Decoded>, Vec<String>)
             bail!("{}: duplicate {type_url} named {name:?}", path.display());
         }
     }
-    Ok((by_type, lossy))
+    Ok((by_type, altered))
 }
 
-fn decode_one(any: &Any) -> Result<(&'static str, String, Resource, usize)> {
+fn decode_one(any: &Any) -> Result<(&'static str, String, Resource)> {
     let v = &any.value[..];
     match any.type_url.as_str() {
         t if t == CLUSTER => {
             let c = Cluster::decode(v)?;
-            let (name, len) = (c.name.clone(), c.encoded_len());
-            Ok((CLUSTER, name, Resource::Cluster(c), len))
+            Ok((CLUSTER, c.name.clone(), Resource::Cluster(c)))
         }
         t if t == LISTENER => {
             let l = Listener::decode(v)?;
-            let (name, len) = (l.name.clone(), l.encoded_len());
-            Ok((LISTENER, name, Resource::Listener(l), len))
+            Ok((LISTENER, l.name.clone(), Resource::Listener(l)))
         }
         t if t == ROUTE => {
             let r = RouteConfiguration::decode(v)?;
-            let (name, len) = (r.name.clone(), r.encoded_len());
-            Ok((ROUTE, name, Resource::Route(r), len))
+            Ok((ROUTE, r.name.clone(), Resource::Route(r)))
         }
         other => {
             bail!("unsupported type_url {other:?} (want Cluster, Listener or RouteConfiguration)")
