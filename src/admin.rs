@@ -2,7 +2,9 @@
 //!
 //! Endpoints: `/healthz` (process up), `/readyz` (200 once a valid snapshot
 //! is served, else 503), `/status` (JSON: the same data as the gRPC
-//! `StatusService`). Plain HTTP/1.1, one request per connection: it is for
+//! `StatusService`, plus `lastLoad`: the work of the most recent load,
+//! files read vs reused, resources encoded vs reused, durations). Plain
+//! HTTP/1.1, one request per connection: it is for
 //! curl and health checks, not traffic.
 
 use std::time::Duration;
@@ -13,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::api::current_status;
 use crate::server::Shared;
+use crate::snapshot::{PUSH_ORDER, ResourceType};
 
 pub async fn run(listener: TcpListener, shared: Shared) {
     loop {
@@ -55,7 +58,9 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
         }
         "/status" => {
             let s = current_status(shared);
+            let last_load = last_load(shared);
             let body = json!({
+                "lastLoad": last_load,
                 "serving": s.serving,
                 "lastLoadFailed": s.last_load_failed,
                 "loads": s.loads,
@@ -94,4 +99,31 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
         }
         _ => (404, "{\"error\":\"not found\"}".into()),
     }
+}
+
+/// The work of the most recent load, with the number of that load.
+fn last_load(shared: &Shared) -> serde_json::Value {
+    let Ok(l) = shared.load.lock() else {
+        return serde_json::Value::Null;
+    };
+    let w = &l.work;
+    let by_type = |m: &std::collections::BTreeMap<ResourceType, usize>| {
+        PUSH_ORDER
+            .iter()
+            .map(|t| (t.short().to_string(), json!(m.get(t).copied().unwrap_or(0))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    json!({
+        "load": l.loads,
+        "filesRead": w.files_read,
+        "filesReused": w.files_reused,
+        "filesParsed": w.files_parsed,
+        "parsesReused": w.parses_reused,
+        "resourcesEncoded": by_type(&w.encode.encoded),
+        "resourcesReused": by_type(&w.encode.reused),
+        "readMs": ms(w.read),
+        "buildMs": ms(w.build),
+        "durationMs": ms(w.total),
+    })
 }

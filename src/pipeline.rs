@@ -3,11 +3,17 @@
 //! `build` is the whole pure part (text in, snapshot out); `load_dir` adds
 //! the read from disk. Both are used by `serve`, `validate` and the tests, so
 //! what `validate` accepts is exactly what `serve` would serve.
+//!
+//! `ParseCache` is the incremental form of the parse stage that `serve`
+//! uses (through `reconcile::Reconciler`): a file whose text is unchanged
+//! keeps its documents and diagnostics; validation and translation always
+//! see the whole set.
 
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
-use crate::diag::{self, Diagnostic};
-use crate::manifest;
+use crate::diag::{self, Diagnostic, Pos, ResourceId};
+use crate::manifest::{self, Document};
 use crate::snapshot::Snapshot;
 use crate::source::{self, SourceFile};
 use crate::translate::{self, Output};
@@ -76,4 +82,197 @@ pub fn build(files: Vec<SourceFile>, mut diagnostics: Vec<Diagnostic>) -> Load {
 pub fn load_dir(dir: &Path) -> Load {
     let (files, diags) = source::load_dir(dir);
     build(files, diags)
+}
+
+/// Each file's parse result, kept while its text is unchanged. Parsing is
+/// per file except for duplicate names, which are checked across all files
+/// on every call, so the result equals `manifest::parse_files` on the same
+/// files: the same documents and the same diagnostics.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    files: HashMap<PathBuf, ParsedFile>,
+}
+
+#[derive(Debug)]
+struct ParsedFile {
+    text: String,
+    docs: Vec<Document>,
+    /// The file's own diagnostics (duplicates excluded).
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// How many files were parsed and how many kept their cached parse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseStats {
+    pub parsed: usize,
+    pub reused: usize,
+}
+
+/// The text `manifest::parse_files` gives a duplicate: recomputed across
+/// files here, so dropped from a single file's cached diagnostics.
+const DUPLICATE: &str = "duplicate resource: already defined at ";
+
+impl ParseCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `manifest::parse_files(files)`, parsing only files whose text
+    /// changed since the last call. Files not given are forgotten.
+    pub fn parse(&mut self, files: &[SourceFile]) -> (Vec<Document>, Vec<Diagnostic>, ParseStats) {
+        let mut docs = Vec::new();
+        let mut diags = Vec::new();
+        let mut stats = ParseStats::default();
+        let mut next = HashMap::with_capacity(files.len());
+        for f in files {
+            let entry = match self.files.remove(&f.path) {
+                Some(e) if e.text == f.text => {
+                    stats.reused += 1;
+                    e
+                }
+                _ => {
+                    stats.parsed += 1;
+                    let (docs, diagnostics) = manifest::parse_files(std::slice::from_ref(f));
+                    ParsedFile {
+                        text: f.text.clone(),
+                        docs,
+                        diagnostics: diagnostics
+                            .into_iter()
+                            .filter(|d| !(d.resource.is_some() && d.message.starts_with(DUPLICATE)))
+                            .collect(),
+                    }
+                }
+            };
+            docs.extend(entry.docs.iter().cloned());
+            diags.extend(entry.diagnostics.iter().cloned());
+            // A path given twice is parsed twice, as parse_files would.
+            next.entry(f.path.clone()).or_insert(entry);
+        }
+        self.files = next;
+        duplicates(&docs, &mut diags);
+        (docs, diags, stats)
+    }
+}
+
+/// Every document whose resource was already defined by an earlier one.
+fn duplicates(docs: &[Document], diags: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<&ResourceId, &Pos> = BTreeMap::new();
+    for d in docs {
+        match seen.get(&d.id) {
+            Some(first) => diags.push(Diagnostic::error(
+                d.pos.clone(),
+                Some(d.id.clone()),
+                format!("{DUPLICATE}{first}"),
+            )),
+            None => {
+                seen.insert(&d.id, &d.pos);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: PathBuf::from(path),
+            text: text.to_string(),
+        }
+    }
+
+    /// Cached and uncached parses agree: documents (by their debug form)
+    /// and diagnostics, in order.
+    fn same_as_uncached(cache: &mut ParseCache, files: &[SourceFile]) -> ParseStats {
+        let (docs, diags, stats) = cache.parse(files);
+        let (want_docs, want_diags) = manifest::parse_files(files);
+        assert_eq!(diags, want_diags);
+        assert_eq!(format!("{docs:?}"), format!("{want_docs:?}"));
+        stats
+    }
+
+    const UP: &str = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: a}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 80}]}}\n";
+
+    #[test]
+    fn parse_cache_equals_parse_files_including_duplicates() {
+        let mut c = ParseCache::new();
+        let bad = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: b\n";
+        let twice = format!("{UP}---\n{UP}");
+        let mut files = vec![
+            file("a.yaml", UP),
+            file("b.yaml", bad),
+            file("c.yaml", &twice),
+            file("d.yaml", "kind: Nope\nmetadata: {name: x}\n"),
+        ];
+        assert_eq!(
+            same_as_uncached(&mut c, &files),
+            ParseStats {
+                parsed: 4,
+                reused: 0
+            }
+        );
+        assert_eq!(
+            same_as_uncached(&mut c, &files),
+            ParseStats {
+                parsed: 0,
+                reused: 4
+            }
+        );
+        // a.yaml goes: c.yaml's first copy is no longer a duplicate, its
+        // second is a duplicate of its first.
+        files.remove(0);
+        assert_eq!(
+            same_as_uncached(&mut c, &files),
+            ParseStats {
+                parsed: 0,
+                reused: 3
+            }
+        );
+        files[0].text = UP.to_string();
+        assert_eq!(
+            same_as_uncached(&mut c, &files),
+            ParseStats {
+                parsed: 1,
+                reused: 2
+            }
+        );
+        assert_eq!(c.files.len(), 3);
+    }
+
+    /// Every fixture and hostile case of the repository, cold and warm.
+    #[test]
+    fn parse_cache_equals_parse_files_on_the_test_corpora() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut dirs = Vec::new();
+        for corpus in ["fixtures", "hostile"] {
+            for e in std::fs::read_dir(root.join(corpus))? {
+                let p = e?.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                }
+            }
+        }
+        dirs.sort();
+        assert!(dirs.len() > 20, "{dirs:?}");
+        let mut c = ParseCache::new();
+        for d in &dirs {
+            let (files, _) = source::load_dir(d);
+            let n = files.len();
+            assert_eq!(
+                same_as_uncached(&mut c, &files).parsed,
+                n,
+                "{}",
+                d.display()
+            );
+            assert_eq!(
+                same_as_uncached(&mut c, &files).reused,
+                n,
+                "{}",
+                d.display()
+            );
+        }
+        Ok(())
+    }
 }

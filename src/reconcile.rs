@@ -11,14 +11,22 @@
 //! validates that mix again (a kept old version can clash with new
 //! neighbours; then it is dropped too) until nothing is in error, and only
 //! then translates. Statuses come out of the same pass; no clock is read.
+//!
+//! It is also where work is carried over between loads: a file whose text
+//! is unchanged keeps its parse (`pipeline::ParseCache`), and a translated
+//! resource equal to the one built last time keeps its encoding
+//! (`Snapshot::from_output_reusing`). Validation and translation always see
+//! the whole set; the result is the same as a build from scratch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::diag::{Diagnostic, ResourceId, Severity};
-use crate::manifest::{self, Document};
+use crate::manifest::Document;
 use crate::model::Model;
-use crate::snapshot::Snapshot;
+use crate::pipeline::{ParseCache, ParseStats};
+use crate::snapshot::{EncodeStats, Snapshot};
 use crate::source::SourceFile;
 use crate::translate::{self, Output};
 use crate::validate;
@@ -77,10 +85,20 @@ pub struct Reconciled {
     /// Every problem in what the user wrote.
     pub diagnostics: Vec<Diagnostic>,
     pub statuses: Vec<ResourceStatus>,
-    pub output: Option<Output>,
+    pub output: Option<Arc<Output>>,
     /// `None` only when no consistent config could be built at all (then the
     /// caller keeps serving what it has).
     pub snapshot: Option<Snapshot>,
+    /// How much was parsed and encoded, and how much carried over.
+    pub work: Work,
+}
+
+/// The work one reconcile did and the work it carried over from the last.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    pub parse: ParseStats,
+    /// Empty when nothing was built.
+    pub encode: EncodeStats,
 }
 
 impl Reconciled {
@@ -89,10 +107,14 @@ impl Reconciled {
     }
 }
 
-/// Holds the last accepted version of every resource.
+/// Holds the last accepted version of every resource, and what the last
+/// load parsed and built, to be reused by the next.
 #[derive(Default)]
 pub struct Reconciler {
     last_good: BTreeMap<ResourceId, Document>,
+    parse: ParseCache,
+    /// The last translation and the snapshot encoded from it.
+    built: Option<(Arc<Output>, Snapshot)>,
 }
 
 fn error_ids(diags: &[Diagnostic]) -> BTreeSet<ResourceId> {
@@ -113,7 +135,11 @@ impl Reconciler {
         files: Vec<SourceFile>,
         mut diagnostics: Vec<Diagnostic>,
     ) -> Reconciled {
-        let (docs, parse_diags) = manifest::parse_files(&files);
+        let (docs, parse_diags, parse_stats) = self.parse.parse(&files);
+        let mut work = Work {
+            parse: parse_stats,
+            ..Work::default()
+        };
         diagnostics.extend(parse_diags);
         let first = validate::validate(&docs);
         diagnostics.extend(first.diagnostics.iter().cloned());
@@ -141,8 +167,7 @@ impl Reconciler {
         // is the answer.
         if !crate::diag::has_errors(&diagnostics) && kept_from_broken.is_empty() {
             let model = first.model;
-            let output = translate::translate(&model);
-            let snapshot = Snapshot::from_output(&output);
+            let (output, snapshot) = self.build(&model, &mut work);
             let rejected = BTreeSet::new();
             let statuses =
                 self.statuses(&docs, &diagnostics, &[], &rejected, &rejected, Some(&model));
@@ -154,6 +179,7 @@ impl Reconciler {
                 statuses,
                 output: Some(output),
                 snapshot: Some(snapshot),
+                work,
             };
         }
         let mut rejected = error_ids(&diagnostics);
@@ -201,10 +227,10 @@ impl Reconciler {
                 statuses,
                 output: None,
                 snapshot: None,
+                work,
             };
         };
-        let output = translate::translate(&model);
-        let snapshot = Snapshot::from_output(&output);
+        let (output, snapshot) = self.build(&model, &mut work);
         let statuses = self.statuses(
             &docs,
             &diagnostics,
@@ -229,7 +255,19 @@ impl Reconciler {
             statuses,
             output: Some(output),
             snapshot: Some(snapshot),
+            work,
         }
+    }
+
+    /// Translates and encodes, sharing the encoding of every resource that
+    /// equals the one built last time; remembers the result for next time.
+    fn build(&mut self, model: &Model, work: &mut Work) -> (Arc<Output>, Snapshot) {
+        let output = Arc::new(translate::translate(model));
+        let prev = self.built.as_ref().map(|(o, s)| (o.as_ref(), s));
+        let (snapshot, encode) = Snapshot::from_output_reusing(&output, prev);
+        work.encode = encode;
+        self.built = Some((output.clone(), snapshot.clone()));
+        (output, snapshot)
     }
 
     /// The documents to validate: current ones not rejected, last accepted
@@ -560,6 +598,108 @@ mod tests {
             (up.state, up.serving),
             (State::Rejected, Serving::LastAccepted)
         );
+    }
+
+    /// Parses and encodings carried over from the last load change
+    /// nothing: each result equals that of a reconciler with the same
+    /// last accepted resources and no caches.
+    #[test]
+    fn carried_over_work_gives_the_result_of_a_fresh_reconcile() {
+        let mut rc = Reconciler::new();
+        let a1 = vs("a", "a.com", "/a1");
+        let a2 = vs("a", "a.com", "/a2");
+        let b1 = vs("b", "b.com", "/b1");
+        let b_bad = b1.replace("prefix", "prefx");
+        type Step<'a> = (&'a [(&'a str, &'a str)], Option<(ParseStats, [usize; 3])>);
+        let steps: [Step; 5] = [
+            (
+                &[
+                    ("gw.yaml", GW),
+                    ("up.yaml", UP),
+                    ("a.yaml", &a1),
+                    ("b.yaml", &b1),
+                ],
+                None,
+            ),
+            // One file edited: one parse, one RouteConfiguration encoded.
+            (
+                &[
+                    ("gw.yaml", GW),
+                    ("up.yaml", UP),
+                    ("a.yaml", &a2),
+                    ("b.yaml", &b1),
+                ],
+                Some((
+                    ParseStats {
+                        parsed: 1,
+                        reused: 3,
+                    },
+                    [0, 0, 1],
+                )),
+            ),
+            // Nothing changed: nothing parsed or encoded.
+            (
+                &[
+                    ("gw.yaml", GW),
+                    ("up.yaml", UP),
+                    ("a.yaml", &a2),
+                    ("b.yaml", &b1),
+                ],
+                Some((
+                    ParseStats {
+                        parsed: 0,
+                        reused: 4,
+                    },
+                    [0, 0, 0],
+                )),
+            ),
+            // b broken: its last accepted version is served, unchanged.
+            (
+                &[
+                    ("gw.yaml", GW),
+                    ("up.yaml", UP),
+                    ("a.yaml", &a2),
+                    ("b.yaml", &b_bad),
+                ],
+                Some((
+                    ParseStats {
+                        parsed: 1,
+                        reused: 3,
+                    },
+                    [0, 0, 0],
+                )),
+            ),
+            // b deleted.
+            (
+                &[("gw.yaml", GW), ("up.yaml", UP), ("a.yaml", &a2)],
+                Some((
+                    ParseStats {
+                        parsed: 0,
+                        reused: 3,
+                    },
+                    [0, 0, 1],
+                )),
+            ),
+        ];
+        for (i, (list, want)) in steps.into_iter().enumerate() {
+            let mut fresh = Reconciler {
+                last_good: rc.last_good.clone(),
+                ..Reconciler::default()
+            };
+            let r = rc.reconcile(files(list), vec![]);
+            let f = fresh.reconcile(files(list), vec![]);
+            assert_eq!(r.snapshot, f.snapshot, "step {i}");
+            assert_eq!(r.output, f.output, "step {i}");
+            assert_eq!(r.diagnostics, f.diagnostics, "step {i}");
+            assert_eq!(r.statuses, f.statuses, "step {i}");
+            assert_eq!(r.owners, f.owners, "step {i}");
+            if let Some((parse, encoded)) = want {
+                assert_eq!(r.work.parse, parse, "step {i}");
+                let got = crate::snapshot::PUSH_ORDER
+                    .map(|t| r.work.encode.encoded.get(&t).copied().unwrap_or(0));
+                assert_eq!(got, encoded, "step {i}: {:?}", r.work.encode);
+            }
+        }
     }
 
     #[test]

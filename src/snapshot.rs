@@ -11,11 +11,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use sha2::{Digest, Sha256};
 
-use crate::translate::{Output, ProxyResources};
+use crate::translate::Output;
 
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
@@ -89,15 +92,35 @@ fn encode<M: Message + Name>(name: &str, msg: &M) -> Arc<Encoded> {
     })
 }
 
+/// Encodes a RouteConfiguration with its virtual hosts' hashes. `prev` is
+/// the last encoding of the same-named RouteConfiguration: a virtual host
+/// equal to one there keeps that one's hash instead of being encoded again.
 fn encode_routes(
-    rc: &envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
+    rc: &RouteConfiguration,
+    prev: Option<(&RouteConfiguration, &Encoded)>,
 ) -> Arc<Encoded> {
     let mut e = encode(&rc.name, rc);
+    let known: HashMap<&str, (&VirtualHost, &str)> = prev
+        .map(|(p, enc)| {
+            p.virtual_hosts
+                .iter()
+                .zip(&enc.parts)
+                .filter(|(vh, (name, _))| vh.name == *name)
+                .map(|(vh, (_, hash))| (vh.name.as_str(), (vh, hash.as_str())))
+                .collect()
+        })
+        .unwrap_or_default();
     if let Some(inner) = Arc::get_mut(&mut e) {
         inner.parts = rc
             .virtual_hosts
             .iter()
-            .map(|vh| (vh.name.clone(), hex(&Sha256::digest(vh.encode_to_vec()))))
+            .map(|vh| {
+                let hash = match known.get(vh.name.as_str()) {
+                    Some((old, hash)) if *old == vh => (*hash).to_string(),
+                    _ => hex(&Sha256::digest(vh.encode_to_vec())),
+                };
+                (vh.name.clone(), hash)
+            })
             .collect();
     }
     e
@@ -149,11 +172,71 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn from_output(out: &Output) -> Snapshot {
-        let proxies = out
-            .iter()
-            .map(|(key, res)| (key.clone(), Arc::new(proxy_snapshot(res))))
-            .collect();
-        Snapshot { proxies }
+        Self::from_output_reusing(out, None).0
+    }
+
+    /// As `from_output`, but a resource equal to the same-named one of the
+    /// same proxy in `prev` (the output the previous snapshot was built
+    /// from, and that snapshot), or to one already encoded for another
+    /// proxy, shares that encoding (same bytes, hash and version) instead
+    /// of being encoded and hashed again. The result equals
+    /// `from_output(out)`: messages equal under prost's `PartialEq` encode
+    /// to equal bytes (`-0.0 == 0.0`, but prost leaves out a proto3 float
+    /// equal to zero either way, and translation emits no repeated or
+    /// optional float).
+    pub fn from_output_reusing(
+        out: &Output,
+        prev: Option<(&Output, &Snapshot)>,
+    ) -> (Snapshot, EncodeStats) {
+        let mut stats = EncodeStats::default();
+        let mut clusters = Shared::default();
+        let mut listeners = Shared::default();
+        let mut routes = Shared::default();
+        let mut proxies = BTreeMap::new();
+        for (key, res) in out {
+            let prev_res = prev.and_then(|(o, _)| o.get(key));
+            let prev_snap = prev.and_then(|(_, s)| s.proxies.get(key)).map(Arc::as_ref);
+            let mut types = BTreeMap::new();
+            let mut b = Batch {
+                prev_snap,
+                stats: &mut stats,
+            };
+            types.insert(
+                ResourceType::Cluster,
+                b.encode_all(
+                    ResourceType::Cluster,
+                    &res.clusters,
+                    prev_res.map(|p| p.clusters.as_slice()),
+                    &mut clusters,
+                    |c| &c.name,
+                    |c, _| encode(&c.name, c),
+                ),
+            );
+            types.insert(
+                ResourceType::Listener,
+                b.encode_all(
+                    ResourceType::Listener,
+                    &res.listeners,
+                    prev_res.map(|p| p.listeners.as_slice()),
+                    &mut listeners,
+                    |l| &l.name,
+                    |l, _| encode(&l.name, l),
+                ),
+            );
+            types.insert(
+                ResourceType::Route,
+                b.encode_all(
+                    ResourceType::Route,
+                    &res.route_configs,
+                    prev_res.map(|p| p.route_configs.as_slice()),
+                    &mut routes,
+                    |r| &r.name,
+                    encode_routes,
+                ),
+            );
+            proxies.insert(key.clone(), Arc::new(ProxySnapshot { types }));
+        }
+        (Snapshot { proxies }, stats)
     }
 
     /// A digest of the whole snapshot, for "did anything change" checks and
@@ -170,28 +253,234 @@ impl Snapshot {
     }
 }
 
-fn proxy_snapshot(res: &ProxyResources) -> ProxySnapshot {
-    let mut types = BTreeMap::new();
-    types.insert(
-        ResourceType::Cluster,
-        res.clusters
+/// How much of a snapshot was encoded, and how much was taken unchanged
+/// from the previous one (or from another proxy of the same build).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncodeStats {
+    pub encoded: BTreeMap<ResourceType, usize>,
+    pub reused: BTreeMap<ResourceType, usize>,
+}
+
+impl EncodeStats {
+    pub fn encoded_total(&self) -> usize {
+        self.encoded.values().sum()
+    }
+
+    pub fn reused_total(&self) -> usize {
+        self.reused.values().sum()
+    }
+}
+
+/// Resources of one type encoded in this build, by name, for the proxies
+/// that follow.
+type Shared<'a, M> = HashMap<&'a str, Vec<(&'a M, Arc<Encoded>)>>;
+
+/// Encodes one resource, given the last encoding of its name (if any).
+type EncodeFn<M> = fn(&M, Option<(&M, &Encoded)>) -> Arc<Encoded>;
+
+/// One proxy's part of a build.
+struct Batch<'p, 's> {
+    prev_snap: Option<&'p ProxySnapshot>,
+    stats: &'s mut EncodeStats,
+}
+
+impl<'p> Batch<'p, '_> {
+    /// Encodes `msgs` (one type of one proxy), reusing what it can.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_all<'a, M: PartialEq>(
+        &mut self,
+        t: ResourceType,
+        msgs: &'a [M],
+        prev_msgs: Option<&'p [M]>,
+        shared: &mut Shared<'a, M>,
+        name_of: fn(&M) -> &str,
+        enc: EncodeFn<M>,
+    ) -> BTreeMap<String, Arc<Encoded>> {
+        // The previous build's message of each name (the last of a name
+        // wins, as in the map the previous snapshot was collected into).
+        let prev: HashMap<&str, &M> = prev_msgs
+            .into_iter()
+            .flatten()
+            .map(|m| (name_of(m), m))
+            .collect();
+        let mut map = BTreeMap::new();
+        for m in msgs {
+            let name = name_of(m);
+            let same_build = shared
+                .get(name)
+                .and_then(|v| v.iter().find(|(other, _)| *other == m))
+                .map(|(_, e)| e.clone());
+            let old = prev
+                .get(name)
+                .copied()
+                .zip(self.prev_snap.and_then(|p| p.get(t, name)));
+            let reused =
+                same_build.or_else(|| old.filter(|(pm, _)| *pm == m).map(|(_, e)| e.clone()));
+            let e = match reused {
+                Some(e) => {
+                    *self.stats.reused.entry(t).or_default() += 1;
+                    e
+                }
+                None => {
+                    *self.stats.encoded.entry(t).or_default() += 1;
+                    enc(m, old.map(|(pm, e)| (pm, e.as_ref())))
+                }
+            };
+            shared.entry(name).or_default().push((m, e.clone()));
+            map.insert(name.to_string(), e);
+        }
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::pipeline;
+    use crate::source::SourceFile;
+
+    const GW: &str = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {}}\n";
+
+    fn up(name: &str, port: u16) -> String {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}}}\nspec: {{static: {{hosts: [{{addr: 127.0.0.1, port: {port}}}]}}}}\n"
+        )
+    }
+
+    fn vs(name: &str, prefix: &str) -> String {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec: {{virtualHost: {{domains: [{name}.com], routes: [{{matchers: [{{prefix: {prefix}}}], routeAction: {{single: {{upstream: {{name: a}}}}}}}}]}}}}\n"
+        )
+    }
+
+    fn output(files: &[(&str, String)]) -> Output {
+        let files = files
             .iter()
-            .map(|c| (c.name.clone(), encode(&c.name, c)))
-            .collect(),
-    );
-    types.insert(
-        ResourceType::Listener,
-        res.listeners
-            .iter()
-            .map(|l| (l.name.clone(), encode(&l.name, l)))
-            .collect(),
-    );
-    types.insert(
-        ResourceType::Route,
-        res.route_configs
-            .iter()
-            .map(|r| (r.name.clone(), encode_routes(r)))
-            .collect(),
-    );
-    ProxySnapshot { types }
+            .map(|(p, t)| SourceFile {
+                path: PathBuf::from(p),
+                text: t.clone(),
+            })
+            .collect();
+        let load = pipeline::build(files, Vec::new());
+        assert!(!load.has_errors(), "{}", load.render_diagnostics());
+        load.output.unwrap_or_default()
+    }
+
+    fn counts(m: &BTreeMap<ResourceType, usize>) -> [usize; 3] {
+        PUSH_ORDER.map(|t| m.get(&t).copied().unwrap_or(0))
+    }
+
+    const PROXY: &str = "gloo-system~gateway-proxy";
+
+    #[test]
+    fn reusing_encodings_gives_the_bytes_and_versions_of_a_fresh_build() {
+        let first = output(&[
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", format!("{}---\n{}", up("a", 1), up("b", 2))),
+            ("v1.yaml", vs("v1", "/one")),
+            ("v2.yaml", vs("v2", "/two")),
+        ]);
+        let (s1, st1) = Snapshot::from_output_reusing(&first, None);
+        assert_eq!(s1, Snapshot::from_output(&first));
+        assert_eq!(counts(&st1.encoded), [2, 1, 1]);
+        assert_eq!(st1.reused_total(), 0);
+
+        // One VirtualService edited: only the RouteConfiguration changes.
+        let second = output(&[
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", format!("{}---\n{}", up("a", 1), up("b", 2))),
+            ("v1.yaml", vs("v1", "/one-edited")),
+            ("v2.yaml", vs("v2", "/two")),
+        ]);
+        let (s2, st2) = Snapshot::from_output_reusing(&second, Some((&first, &s1)));
+        let fresh = Snapshot::from_output(&second);
+        assert_eq!(s2, fresh, "byte-identical to a fresh build, parts included");
+        assert_eq!(counts(&st2.encoded), [0, 0, 1]);
+        assert_eq!(counts(&st2.reused), [2, 1, 0]);
+        for t in PUSH_ORDER {
+            assert_eq!(
+                s2.proxies[PROXY].version(t),
+                fresh.proxies[PROXY].version(t)
+            );
+        }
+        assert_ne!(
+            s2.proxies[PROXY].version(ResourceType::Route),
+            s1.proxies[PROXY].version(ResourceType::Route)
+        );
+        // Unchanged resources are the very same encodings.
+        for (t, name) in [
+            (ResourceType::Cluster, "a_gloo-system"),
+            (ResourceType::Listener, "listener-::-8080"),
+        ] {
+            let (old, new) = (
+                s1.proxies[PROXY].get(t, name),
+                s2.proxies[PROXY].get(t, name),
+            );
+            assert!(
+                matches!((old, new), (Some(o), Some(n)) if Arc::ptr_eq(o, n)),
+                "{t:?} {name}: {:?}",
+                s2.proxies[PROXY].types[&t].keys().collect::<Vec<_>>()
+            );
+        }
+
+        // An upstream's port changes: one cluster encoded; the others and
+        // the routes reused.
+        let third = output(&[
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", format!("{}---\n{}", up("a", 1), up("b", 3))),
+            ("v1.yaml", vs("v1", "/one-edited")),
+            ("v2.yaml", vs("v2", "/two")),
+        ]);
+        let (s3, st3) = Snapshot::from_output_reusing(&third, Some((&second, &s2)));
+        assert_eq!(s3, Snapshot::from_output(&third));
+        assert_eq!(counts(&st3.encoded), [1, 0, 0]);
+        assert_eq!(counts(&st3.reused), [1, 1, 1]);
+    }
+
+    #[test]
+    fn proxies_share_equal_resources_within_one_build() {
+        let gw2 = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw2}\nspec: {bindPort: 8081, proxyNames: [other], httpGateway: {}}\n";
+        let out = output(&[
+            ("gw.yaml", format!("{GW}---\n{gw2}")),
+            ("up.yaml", up("a", 1)),
+            ("v1.yaml", vs("v1", "/one")),
+        ]);
+        assert_eq!(out.len(), 2);
+        let (s, st) = Snapshot::from_output_reusing(&out, None);
+        assert_eq!(s, Snapshot::from_output(&out));
+        // The cluster is encoded once for both proxies.
+        assert_eq!(counts(&st.encoded)[0], 1);
+        assert_eq!(counts(&st.reused)[0], 1);
+    }
+
+    #[test]
+    fn a_changed_route_configuration_reuses_the_hashes_of_unchanged_virtual_hosts() {
+        let a = output(&[
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", up("a", 1)),
+            ("v1.yaml", vs("v1", "/one")),
+            ("v2.yaml", vs("v2", "/two")),
+        ]);
+        let b = output(&[
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", up("a", 1)),
+            ("v1.yaml", vs("v1", "/one")),
+            ("v2.yaml", vs("v2", "/two-b")),
+        ]);
+        let sa = Snapshot::from_output(&a);
+        let (sb, _) = Snapshot::from_output_reusing(&b, Some((&a, &sa)));
+        let parts = |s: &Snapshot| {
+            s.proxies[PROXY]
+                .resources(ResourceType::Route)
+                .flat_map(|e| e.parts.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(parts(&sb), parts(&Snapshot::from_output(&b)));
+        let (pa, pb) = (parts(&sa), parts(&sb));
+        assert_eq!(pa.len(), 2);
+        assert_eq!(pa[0], pb[0]);
+        assert_ne!(pa[1], pb[1]);
+    }
 }

@@ -49,7 +49,7 @@ pub fn is_manifest_name(name: &str) -> bool {
 /// Lists and reads all manifests under `root`. Problems with single files
 /// are diagnostics; they never stop the others from being read.
 pub fn load_dir(root: &Path) -> (Vec<SourceFile>, Vec<Diagnostic>) {
-    let d = scan(root, None);
+    let d = scan(root, None, SystemTime::now());
     (d.files, d.diagnostics)
 }
 
@@ -57,7 +57,7 @@ pub fn load_dir(root: &Path) -> (Vec<SourceFile>, Vec<Diagnostic>) {
 /// with the same cache; the others keep the text read then. The files and
 /// diagnostics are exactly those `load_dir` would return.
 pub fn load_dir_cached(root: &Path, cache: &mut FileCache) -> DirRead {
-    scan(root, Some(cache))
+    scan(root, Some(cache), SystemTime::now())
 }
 
 /// What one `load_dir_cached` found, and how much of it was read.
@@ -191,7 +191,9 @@ struct Scan<'a> {
     out: DirRead,
 }
 
-fn scan(root: &Path, cache: Option<&mut FileCache>) -> DirRead {
+/// `started` is when the scan began: a file read now is trusted from its
+/// `stat` next time only if it was last changed `SETTLE_TIME` before.
+fn scan(root: &Path, cache: Option<&mut FileCache>, started: SystemTime) -> DirRead {
     let mut out = DirRead::default();
     let canon_root = match std::fs::canonicalize(root) {
         Ok(p) => p,
@@ -210,14 +212,17 @@ fn scan(root: &Path, cache: Option<&mut FileCache>) -> DirRead {
     };
     let mut s = Scan {
         canon_root,
-        started: SystemTime::now(),
+        started,
         cache,
         next: HashMap::new(),
         out,
     };
     s.walk(root, 0);
     let Scan {
-        cache, next, mut out, ..
+        cache,
+        next,
+        mut out,
+        ..
     } = s;
     if let Some(c) = cache {
         c.entries = next;
@@ -234,16 +239,16 @@ impl Scan<'_> {
         if let Some(cache) = self.cache.as_deref_mut()
             && let Some(now) = meta.as_ref().and_then(stamp)
             && let Some(e) = cache.entries.remove(path)
+            && e.settled
+            && e.stamp == now
         {
-            if e.settled && e.stamp == now {
-                self.out.files.push(SourceFile {
-                    path: path.to_path_buf(),
-                    text: e.text.clone(),
-                });
-                self.out.stats.reused += 1;
-                self.next.insert(path.to_path_buf(), e);
-                return;
-            }
+            self.out.files.push(SourceFile {
+                path: path.to_path_buf(),
+                text: e.text.clone(),
+            });
+            self.out.stats.reused += 1;
+            self.next.insert(path.to_path_buf(), e);
+            return;
         }
         self.out.stats.read += 1;
         let Some((file, meta)) = read_one(path, &mut self.out.diagnostics) else {
@@ -425,10 +430,7 @@ fn too_large(path: &Path, size: &str) -> Diagnostic {
 /// Reads one file; also returns its `stat` as taken on the open handle
 /// before reading (a change during the read shows as a different identity
 /// next time).
-fn read_one(
-    path: &Path,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<(SourceFile, std::fs::Metadata)> {
+fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<(SourceFile, std::fs::Metadata)> {
     let read = open_nonblocking(path).and_then(|file| {
         let meta = file.metadata()?;
         Ok((file, meta))
@@ -596,6 +598,87 @@ mod tests {
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, d.join("x.yaml"));
+        Ok(())
+    }
+
+    /// The cache gives what `load_dir` gives, reading only what changed.
+    #[cfg(unix)]
+    #[test]
+    fn cached_loads_read_only_changed_files() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub"))?;
+        for (name, text) in [
+            ("a.yaml", "a: 1\n"),
+            ("b.yaml", "b: 1\n"),
+            ("sub/c.yaml", "c: 1\n"),
+        ] {
+            std::fs::write(d.join(name), text)?;
+        }
+        std::fs::write(d.join("bad.yaml"), b"x: \xff\n")?;
+        std::os::unix::fs::symlink("sub/c.yaml", d.join("link.yaml"))?;
+        let mut cache = FileCache::new();
+        // As if every file had been written long before.
+        let later = || SystemTime::now() + Duration::from_secs(60);
+        let check = |r: &DirRead| {
+            let (files, diags) = load_dir(d);
+            assert_eq!(r.files, files);
+            assert_eq!(r.diagnostics, diags);
+        };
+        let r = scan(d, Some(&mut cache), later());
+        check(&r);
+        assert_eq!(r.stats, ReadStats { read: 5, reused: 0 });
+        assert_eq!(cache.len(), 4, "unreadable files are not cached");
+        let r = scan(d, Some(&mut cache), later());
+        check(&r);
+        assert_eq!(r.stats, ReadStats { read: 1, reused: 4 });
+
+        // An editor's save (new file renamed over the old), an in-place
+        // append, a link retargeted, a file deleted.
+        std::fs::write(d.join(".a.tmp"), "a: 2\n")?;
+        std::fs::rename(d.join(".a.tmp"), d.join("a.yaml"))?;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("b.yaml"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"c: 2\n"))?;
+        std::fs::remove_file(d.join("link.yaml"))?;
+        std::os::unix::fs::symlink("a.yaml", d.join("link.yaml"))?;
+        std::fs::remove_file(d.join("bad.yaml"))?;
+        let r = scan(d, Some(&mut cache), later());
+        check(&r);
+        assert_eq!(r.stats, ReadStats { read: 3, reused: 1 });
+        assert_eq!(r.files[0].text, "a: 2\n");
+        assert_eq!(r.files[1].text, "b: 1\nc: 2\n");
+        assert_eq!(r.files[2].text, "a: 2\n");
+        assert_eq!(cache.len(), 4);
+        Ok(())
+    }
+
+    /// A file read right after it was written is read again next time,
+    /// even if a same-length rewrite in the same clock tick left its
+    /// timestamps as they were.
+    #[cfg(unix)]
+    #[test]
+    fn recently_changed_files_are_read_again() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("a.yaml");
+        std::fs::write(&p, "a: 1\n")?;
+        let mut cache = FileCache::new();
+        let now = SystemTime::now();
+        let r = scan(dir.path(), Some(&mut cache), now);
+        assert_eq!(r.stats, ReadStats { read: 1, reused: 0 });
+        assert!(!is_settled(&std::fs::metadata(&p)?, now));
+        // Same length, same inode; possibly the same timestamps.
+        std::fs::write(&p, "a: 2\n")?;
+        let r = scan(dir.path(), Some(&mut cache), now);
+        assert_eq!(r.stats, ReadStats { read: 1, reused: 0 });
+        assert_eq!(r.files[0].text, "a: 2\n");
+        // Once settled, trusted.
+        let later = now + SETTLE_TIME + Duration::from_secs(1);
+        assert!(is_settled(&std::fs::metadata(&p)?, later));
+        scan(dir.path(), Some(&mut cache), later);
+        let r = scan(dir.path(), Some(&mut cache), later);
+        assert_eq!(r.stats, ReadStats { read: 0, reused: 1 });
         Ok(())
     }
 
