@@ -42,6 +42,17 @@ enum Command {
         /// Also re-read the directory this often (e.g. `2s`), for mounts that deliver no file events.
         #[arg(long, env = "EDGEPLANE_POLL_INTERVAL", value_parser = parse_duration)]
         poll_interval: Option<Duration>,
+        /// Serve xDS (ADS and the status API) over TLS with this certificate
+        /// chain (PEM, leaf first); needs --xds-tls-key.
+        #[arg(long, env = "EDGEPLANE_XDS_TLS_CERT", value_name = "PEM")]
+        xds_tls_cert: Option<PathBuf>,
+        /// Private key of --xds-tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, env = "EDGEPLANE_XDS_TLS_KEY", value_name = "PEM")]
+        xds_tls_key: Option<PathBuf>,
+        /// Require a client certificate signed by this CA (PEM) on the xDS
+        /// port (mutual TLS); connections without one fail the handshake.
+        #[arg(long, env = "EDGEPLANE_XDS_TLS_CLIENT_CA", value_name = "PEM")]
+        xds_tls_client_ca: Option<PathBuf>,
     },
     /// Check a manifests directory; exit 0 when valid, 1 when not, 2 when it could not run.
     Validate {
@@ -84,6 +95,21 @@ enum Command {
         /// resources are sent. The default is state of the world (`GRPC`).
         #[arg(long)]
         delta: bool,
+        /// Connect to xDS over TLS, trusting this CA (PEM file as Envoy sees
+        /// it) for edgeplane's certificate.
+        #[arg(long, value_name = "PEM")]
+        xds_tls_ca: Option<String>,
+        /// Client certificate Envoy presents (mutual TLS); needs --xds-tls-key.
+        #[arg(long, value_name = "PEM", requires_all = ["xds_tls_ca", "xds_tls_key"])]
+        xds_tls_cert: Option<String>,
+        /// Private key of --xds-tls-cert.
+        #[arg(long, value_name = "PEM", requires_all = ["xds_tls_ca", "xds_tls_cert"])]
+        xds_tls_key: Option<String>,
+        /// SNI, and the DNS name edgeplane's certificate must carry; default:
+        /// the host of --xds-address when it is a DNS name (for an IP address,
+        /// no SNI and the certificate must carry that IP).
+        #[arg(long, value_name = "NAME", requires = "xds_tls_ca")]
+        xds_tls_sni: Option<String>,
     },
     /// Run the demo backend: plain HTTP answers and a WebSocket echo on one port.
     EchoBackend {
@@ -105,6 +131,15 @@ enum Command {
         /// `table` or `json`.
         #[arg(long, default_value = "table")]
         output: String,
+        /// Connect over TLS, trusting this CA (PEM) for the server's certificate.
+        #[arg(long, env = "EDGEPLANE_TLS_CA", value_name = "PEM")]
+        tls_ca: Option<PathBuf>,
+        /// Client certificate (PEM) for a server that requires one; needs --tls-key.
+        #[arg(long, env = "EDGEPLANE_TLS_CERT", value_name = "PEM", requires_all = ["tls_ca", "tls_key"])]
+        tls_cert: Option<PathBuf>,
+        /// Private key of --tls-cert (PEM).
+        #[arg(long, env = "EDGEPLANE_TLS_KEY", value_name = "PEM", requires_all = ["tls_ca", "tls_cert"])]
+        tls_key: Option<PathBuf>,
     },
     /// Send one WebSocket message and print the reply.
     WsClient {
@@ -163,7 +198,16 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             xds_address,
             admin_address,
             poll_interval,
+            xds_tls_cert,
+            xds_tls_key,
+            xds_tls_client_ca,
         } => {
+            let xds_tls = edgeplane::xds_tls::XdsTlsFiles {
+                cert: xds_tls_cert,
+                key: xds_tls_key,
+                client_ca: xds_tls_client_ca,
+            }
+            .load()?;
             let cfg = edgeplane::server::ServeConfig {
                 config_dir,
                 xds_address,
@@ -172,6 +216,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     poll: poll_interval,
                     ..Debounce::default()
                 },
+                xds_tls,
             };
             runtime()?.block_on(edgeplane::server::serve(cfg))?;
             Ok(ExitCode::SUCCESS)
@@ -261,7 +306,17 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             admin_port,
             admin_address,
             delta,
+            xds_tls_ca,
+            xds_tls_cert,
+            xds_tls_key,
+            xds_tls_sni,
         } => {
+            let xds_tls = xds_tls_ca.map(|ca| bootstrap::XdsClientTls {
+                ca,
+                cert: xds_tls_cert,
+                key: xds_tls_key,
+                sni: xds_tls_sni,
+            });
             let yaml = bootstrap::render(&BootstrapParams {
                 node_id,
                 proxy_name,
@@ -270,6 +325,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 admin_address,
                 admin_port,
                 delta,
+                xds_tls,
             })?;
             print!("{yaml}");
             Ok(ExitCode::SUCCESS)
@@ -289,7 +345,16 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             server,
             watch,
             output,
+            tls_ca,
+            tls_cert,
+            tls_key,
         } => {
+            let tls = tls_ca.map(|ca| edgeplane::xds_tls::ClientTlsFiles {
+                ca,
+                cert: tls_cert,
+                key: tls_key,
+                server_name: None,
+            });
             let json = match output.as_str() {
                 "json" => true,
                 "table" => false,
@@ -304,9 +369,11 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             };
             runtime()?.block_on(async {
                 if watch {
-                    edgeplane::status_cli::watch(&server, print).await
+                    edgeplane::status_cli::watch_with(&server, tls.as_ref(), print).await
                 } else {
-                    edgeplane::status_cli::get(&server).await.map(|s| print(&s))
+                    edgeplane::status_cli::get_with(&server, tls.as_ref())
+                        .await
+                        .map(|s| print(&s))
                 }
             })?;
             Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::diag::{self, Diagnostic, Pos, ResourceId};
 use crate::manifest::{self, Document};
@@ -96,7 +97,7 @@ pub struct ParseCache {
 #[derive(Debug)]
 struct ParsedFile {
     text: String,
-    docs: Vec<Document>,
+    docs: Vec<Arc<Document>>,
     /// The file's own diagnostics (duplicates excluded).
     diagnostics: Vec<Diagnostic>,
 }
@@ -119,7 +120,12 @@ impl ParseCache {
 
     /// `manifest::parse_files(files)`, parsing only files whose text
     /// changed since the last call. Files not given are forgotten.
-    pub fn parse(&mut self, files: &[SourceFile]) -> (Vec<Document>, Vec<Diagnostic>, ParseStats) {
+    /// Documents are shared (`Arc`), not copied, between the cache and
+    /// its callers.
+    pub fn parse(
+        &mut self,
+        files: &[SourceFile],
+    ) -> (Vec<Arc<Document>>, Vec<Diagnostic>, ParseStats) {
         let mut docs = Vec::new();
         let mut diags = Vec::new();
         let mut stats = ParseStats::default();
@@ -135,7 +141,7 @@ impl ParseCache {
                     let (docs, diagnostics) = manifest::parse_files(std::slice::from_ref(f));
                     ParsedFile {
                         text: f.text.clone(),
-                        docs,
+                        docs: docs.into_iter().map(Arc::new).collect(),
                         diagnostics: diagnostics
                             .into_iter()
                             .filter(|d| !(d.resource.is_some() && d.message.starts_with(DUPLICATE)))
@@ -155,7 +161,7 @@ impl ParseCache {
 }
 
 /// Every document whose resource was already defined by an earlier one.
-fn duplicates(docs: &[Document], diags: &mut Vec<Diagnostic>) {
+fn duplicates(docs: &[Arc<Document>], diags: &mut Vec<Diagnostic>) {
     let mut seen: BTreeMap<&ResourceId, &Pos> = BTreeMap::new();
     for d in docs {
         match seen.get(&d.id) {

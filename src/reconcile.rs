@@ -111,10 +111,14 @@ impl Reconciled {
 /// load parsed and built, to be reused by the next.
 #[derive(Default)]
 pub struct Reconciler {
-    last_good: BTreeMap<ResourceId, Document>,
+    last_good: BTreeMap<ResourceId, Arc<Document>>,
     parse: ParseCache,
     /// The last translation and the snapshot encoded from it.
-    built: Option<(Arc<Output>, Snapshot)>,
+    built: Option<Snapshot>,
+}
+
+fn validate_shared(docs: &[Arc<Document>]) -> validate::Validated {
+    validate::validate_refs(&docs.iter().map(Arc::as_ref).collect::<Vec<_>>())
 }
 
 fn error_ids(diags: &[Diagnostic]) -> BTreeSet<ResourceId> {
@@ -141,7 +145,7 @@ impl Reconciler {
             ..Work::default()
         };
         diagnostics.extend(parse_diags);
-        let first = validate::validate(&docs);
+        let first = validate_shared(&docs);
         diagnostics.extend(first.diagnostics.iter().cloned());
         diagnostics.sort();
         diagnostics.dedup();
@@ -185,11 +189,11 @@ impl Reconciler {
         let mut rejected = error_ids(&diagnostics);
         let mut dropped: BTreeSet<ResourceId> = BTreeSet::new();
         let mut later_diags: Vec<Diagnostic> = Vec::new();
-        let mut result: Option<(Vec<Document>, Model)> = None;
+        let mut result: Option<(Vec<Arc<Document>>, Model)> = None;
         // Each round only grows `rejected`/`dropped`, so this ends.
         for _ in 0..=(current_ids.len() + self.last_good.len() + 1) {
             let set = self.compose(&docs, &rejected, &dropped, &kept_from_broken);
-            let v = validate::validate(&set);
+            let v = validate_shared(&set);
             let errs = error_ids(&v.diagnostics);
             if errs.is_empty() && !crate::diag::has_errors(&v.diagnostics) {
                 result = Some((set, v.model));
@@ -263,10 +267,9 @@ impl Reconciler {
     /// equals the one built last time; remembers the result for next time.
     fn build(&mut self, model: &Model, work: &mut Work) -> (Arc<Output>, Snapshot) {
         let output = Arc::new(translate::translate(model));
-        let prev = self.built.as_ref().map(|(o, s)| (o.as_ref(), s));
-        let (snapshot, encode) = Snapshot::from_output_reusing(&output, prev);
+        let (snapshot, encode) = Snapshot::from_output_reusing(&output, self.built.as_ref());
         work.encode = encode;
-        self.built = Some((output.clone(), snapshot.clone()));
+        self.built = Some(snapshot.clone());
         (output, snapshot)
     }
 
@@ -274,12 +277,12 @@ impl Reconciler {
     /// versions of rejected ones, and what broken files last provided.
     fn compose(
         &self,
-        docs: &[Document],
+        docs: &[Arc<Document>],
         rejected: &BTreeSet<ResourceId>,
         dropped: &BTreeSet<ResourceId>,
         kept: &BTreeSet<ResourceId>,
-    ) -> Vec<Document> {
-        let mut out: Vec<Document> = docs
+    ) -> Vec<Arc<Document>> {
+        let mut out: Vec<Arc<Document>> = docs
             .iter()
             .filter(|d| !rejected.contains(&d.id) && !dropped.contains(&d.id))
             .cloned()
@@ -297,7 +300,7 @@ impl Reconciler {
 
     fn statuses(
         &self,
-        docs: &[Document],
+        docs: &[Arc<Document>],
         diags: &[Diagnostic],
         later: &[Diagnostic],
         rejected: &BTreeSet<ResourceId>,

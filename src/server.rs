@@ -48,6 +48,9 @@ pub struct ServeConfig {
     pub xds_address: SocketAddr,
     pub admin_address: Option<SocketAddr>,
     pub debounce: Debounce,
+    /// TLS (or mutual TLS) on the xDS port, checked by
+    /// `xds_tls::XdsTlsFiles::load`; `None`: plaintext.
+    pub xds_tls: Option<crate::xds_tls::ServerTls>,
 }
 
 /// What the most recent load found; read by the status API and admin.
@@ -149,11 +152,20 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             addr: cfg.xds_address,
             source,
         })?;
-    tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), "xDS (ADS) listening");
+    let security = cfg
+        .xds_tls
+        .as_ref()
+        .map_or(crate::xds_tls::XdsSecurity::Plaintext, |t| t.security);
+    tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), %security, "xDS (ADS) listening");
     let ads = AdsServer::new(snap_rx, shared.registry.clone(), shutdown_rx);
     let status = api::StatusApi::new(shared.clone());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &cfg.xds_tls {
+        // Applied by tonic to every accepted connection, before HTTP/2.
+        builder = builder.tls_config(tls.config.clone())?;
+    }
+    let server = builder
         .add_service(AdsService::new(
             ads,
             crate::bootstrap::MAX_XDS_MESSAGE_BYTES,
@@ -213,7 +225,11 @@ async fn reload(
     let job = tokio::task::spawn_blocking(move || {
         let read = crate::source::load_dir_cached(&d, &mut l.files);
         let read_time = started.elapsed();
-        let load = l.reconciler.reconcile(read.files, read.diagnostics);
+        let mut load = l.reconciler.reconcile(read.files, read.diagnostics);
+        // The translation has been encoded into the snapshot; what the
+        // build allocated goes back to the OS now, not at the next peak.
+        load.output = None;
+        crate::memory::release_free_memory();
         (l, read.stats, read_time, load)
     });
     let (l, read_stats, read_time, load) = match job.await {

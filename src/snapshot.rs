@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use sha2::{Digest, Sha256};
@@ -78,52 +78,72 @@ pub struct Encoded {
     pub parts: Vec<(String, String)>,
 }
 
-fn encode<M: Message + Name>(name: &str, msg: &M) -> Arc<Encoded> {
-    let value = msg.encode_to_vec();
-    let hash = hex(&Sha256::digest(&value));
-    Arc::new(Encoded {
-        name: name.to_string(),
-        hash,
-        any: Any {
-            type_url: M::type_url(),
-            value,
-        },
-        parts: Vec::new(),
-    })
+/// The byte ranges of a RouteConfiguration's virtual hosts (field 2) in its
+/// encoding, each the encoding of that `VirtualHost`, in order. Empty if
+/// the bytes do not parse (they always do: prost wrote them).
+fn virtual_host_ranges(rc: &[u8]) -> Vec<std::ops::Range<usize>> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    let mut ranges = Vec::new();
+    let mut buf = rc;
+    while !buf.is_empty() {
+        let Ok((field, wire)) = decode_key(&mut buf) else {
+            return Vec::new();
+        };
+        let skip = match wire {
+            WireType::LengthDelimited => match decode_varint(&mut buf) {
+                Ok(n) => n as usize,
+                Err(_) => return Vec::new(),
+            },
+            WireType::Varint => {
+                if decode_varint(&mut buf).is_err() {
+                    return Vec::new();
+                }
+                0
+            }
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            WireType::StartGroup | WireType::EndGroup => return Vec::new(),
+        };
+        if skip > buf.len() {
+            return Vec::new();
+        }
+        let start = rc.len() - buf.len();
+        if field == 2 && wire == WireType::LengthDelimited {
+            ranges.push(start..start + skip);
+        }
+        buf = &buf[skip..];
+    }
+    ranges
 }
 
-/// Encodes a RouteConfiguration with its virtual hosts' hashes. `prev` is
-/// the last encoding of the same-named RouteConfiguration: a virtual host
-/// equal to one there keeps that one's hash instead of being encoded again.
-fn encode_routes(
-    rc: &RouteConfiguration,
-    prev: Option<(&RouteConfiguration, &Encoded)>,
-) -> Arc<Encoded> {
-    let mut e = encode(&rc.name, rc);
-    let known: HashMap<&str, (&VirtualHost, &str)> = prev
-        .map(|(p, enc)| {
-            p.virtual_hosts
-                .iter()
-                .zip(&enc.parts)
-                .filter(|(vh, (name, _))| vh.name == *name)
-                .map(|(vh, (_, hash))| (vh.name.as_str(), (vh, hash.as_str())))
+/// Each virtual host's name and hash, read off the RouteConfiguration's
+/// bytes. A virtual host whose bytes equal those of the same-named one in
+/// `prev` (the last encoding of this RouteConfiguration) keeps that hash.
+fn virtual_host_parts(rc: &[u8], prev: Option<&Encoded>) -> Vec<(String, String)> {
+    let known: HashMap<&str, (&[u8], &str)> = prev
+        .map(|p| {
+            let bytes = p.any.value.as_slice();
+            virtual_host_ranges(bytes)
+                .into_iter()
+                .zip(&p.parts)
+                .map(|(r, (name, hash))| (name.as_str(), (&bytes[r], hash.as_str())))
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(inner) = Arc::get_mut(&mut e) {
-        inner.parts = rc
-            .virtual_hosts
-            .iter()
-            .map(|vh| {
-                let hash = match known.get(vh.name.as_str()) {
-                    Some((old, hash)) if *old == vh => (*hash).to_string(),
-                    _ => hex(&Sha256::digest(vh.encode_to_vec())),
-                };
-                (vh.name.clone(), hash)
-            })
-            .collect();
-    }
-    e
+    virtual_host_ranges(rc)
+        .into_iter()
+        .map(|r| {
+            let body = &rc[r];
+            let name = VirtualHost::decode(body)
+                .map(|vh| vh.name)
+                .unwrap_or_default();
+            let hash = match known.get(name.as_str()) {
+                Some((old, hash)) if *old == body => (*hash).to_string(),
+                _ => hex(&Sha256::digest(body)),
+            };
+            (name, hash)
+        })
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -175,64 +195,37 @@ impl Snapshot {
         Self::from_output_reusing(out, None).0
     }
 
-    /// As `from_output`, but a resource equal to the same-named one of the
-    /// same proxy in `prev` (the output the previous snapshot was built
-    /// from, and that snapshot), or to one already encoded for another
-    /// proxy, shares that encoding (same bytes, hash and version) instead
-    /// of being encoded and hashed again. The result equals
-    /// `from_output(out)`: messages equal under prost's `PartialEq` encode
-    /// to equal bytes (`-0.0 == 0.0`, but prost leaves out a proto3 float
-    /// equal to zero either way, and translation emits no repeated or
-    /// optional float).
-    pub fn from_output_reusing(
-        out: &Output,
-        prev: Option<(&Output, &Snapshot)>,
-    ) -> (Snapshot, EncodeStats) {
+    /// As `from_output`, but every resource whose bytes equal those of the
+    /// same-named resource in `prev` (the last snapshot), or of one already
+    /// encoded for another proxy of this build, takes that `Arc<Encoded>`:
+    /// the same bytes, hash and version, shared, with no hashing. Only
+    /// bytes are compared, so nothing of the previous translation is kept
+    /// alive (encoding is cheap; hashing and memory are not). A changed
+    /// RouteConfiguration keeps the hashes of its unchanged virtual hosts.
+    /// The result equals `from_output(out)`.
+    pub fn from_output_reusing(out: &Output, prev: Option<&Snapshot>) -> (Snapshot, EncodeStats) {
         let mut stats = EncodeStats::default();
-        let mut clusters = Shared::default();
-        let mut listeners = Shared::default();
-        let mut routes = Shared::default();
+        let mut shared = Shared::default();
         let mut proxies = BTreeMap::new();
         for (key, res) in out {
-            let prev_res = prev.and_then(|(o, _)| o.get(key));
-            let prev_snap = prev.and_then(|(_, s)| s.proxies.get(key)).map(Arc::as_ref);
-            let mut types = BTreeMap::new();
+            let prev_snap = prev.and_then(|s| s.proxies.get(key)).map(Arc::as_ref);
             let mut b = Batch {
                 prev_snap,
                 stats: &mut stats,
+                shared: &mut shared,
             };
+            let mut types = BTreeMap::new();
             types.insert(
                 ResourceType::Cluster,
-                b.encode_all(
-                    ResourceType::Cluster,
-                    &res.clusters,
-                    prev_res.map(|p| p.clusters.as_slice()),
-                    &mut clusters,
-                    |c| &c.name,
-                    |c, _| encode(&c.name, c),
-                ),
+                b.encode_all(ResourceType::Cluster, &res.clusters, |c| &c.name),
             );
             types.insert(
                 ResourceType::Listener,
-                b.encode_all(
-                    ResourceType::Listener,
-                    &res.listeners,
-                    prev_res.map(|p| p.listeners.as_slice()),
-                    &mut listeners,
-                    |l| &l.name,
-                    |l, _| encode(&l.name, l),
-                ),
+                b.encode_all(ResourceType::Listener, &res.listeners, |l| &l.name),
             );
             types.insert(
                 ResourceType::Route,
-                b.encode_all(
-                    ResourceType::Route,
-                    &res.route_configs,
-                    prev_res.map(|p| p.route_configs.as_slice()),
-                    &mut routes,
-                    |r| &r.name,
-                    encode_routes,
-                ),
+                b.encode_all(ResourceType::Route, &res.route_configs, |r| &r.name),
             );
             proxies.insert(key.clone(), Arc::new(ProxySnapshot { types }));
         }
@@ -271,62 +264,60 @@ impl EncodeStats {
     }
 }
 
-/// Resources of one type encoded in this build, by name, for the proxies
+/// Resources encoded in this build, by type and name, for the proxies
 /// that follow.
-type Shared<'a, M> = HashMap<&'a str, Vec<(&'a M, Arc<Encoded>)>>;
-
-/// Encodes one resource, given the last encoding of its name (if any).
-type EncodeFn<M> = fn(&M, Option<(&M, &Encoded)>) -> Arc<Encoded>;
+type Shared = HashMap<(ResourceType, String), Vec<Arc<Encoded>>>;
 
 /// One proxy's part of a build.
 struct Batch<'p, 's> {
     prev_snap: Option<&'p ProxySnapshot>,
     stats: &'s mut EncodeStats,
+    shared: &'s mut Shared,
 }
 
-impl<'p> Batch<'p, '_> {
+impl Batch<'_, '_> {
     /// Encodes `msgs` (one type of one proxy), reusing what it can.
-    #[allow(clippy::too_many_arguments)]
-    fn encode_all<'a, M: PartialEq>(
+    fn encode_all<M: Message + Name>(
         &mut self,
         t: ResourceType,
-        msgs: &'a [M],
-        prev_msgs: Option<&'p [M]>,
-        shared: &mut Shared<'a, M>,
+        msgs: &[M],
         name_of: fn(&M) -> &str,
-        enc: EncodeFn<M>,
     ) -> BTreeMap<String, Arc<Encoded>> {
-        // The previous build's message of each name (the last of a name
-        // wins, as in the map the previous snapshot was collected into).
-        let prev: HashMap<&str, &M> = prev_msgs
-            .into_iter()
-            .flatten()
-            .map(|m| (name_of(m), m))
-            .collect();
         let mut map = BTreeMap::new();
         for m in msgs {
             let name = name_of(m);
-            let same_build = shared
-                .get(name)
-                .and_then(|v| v.iter().find(|(other, _)| *other == m))
-                .map(|(_, e)| e.clone());
-            let old = prev
-                .get(name)
-                .copied()
-                .zip(self.prev_snap.and_then(|p| p.get(t, name)));
-            let reused =
-                same_build.or_else(|| old.filter(|(pm, _)| *pm == m).map(|(_, e)| e.clone()));
-            let e = match reused {
+            let value = m.encode_to_vec();
+            let key = (t, name.to_string());
+            let same_build = self
+                .shared
+                .get(&key)
+                .and_then(|v| v.iter().find(|e| e.any.value == value))
+                .cloned();
+            let old = self.prev_snap.and_then(|p| p.get(t, name));
+            let e = match same_build.or_else(|| old.filter(|e| e.any.value == value).cloned()) {
                 Some(e) => {
                     *self.stats.reused.entry(t).or_default() += 1;
                     e
                 }
                 None => {
                     *self.stats.encoded.entry(t).or_default() += 1;
-                    enc(m, old.map(|(pm, e)| (pm, e.as_ref())))
+                    let parts = if t == ResourceType::Route {
+                        virtual_host_parts(&value, old.map(Arc::as_ref))
+                    } else {
+                        Vec::new()
+                    };
+                    Arc::new(Encoded {
+                        name: name.to_string(),
+                        hash: hex(&Sha256::digest(&value)),
+                        any: Any {
+                            type_url: M::type_url(),
+                            value,
+                        },
+                        parts,
+                    })
                 }
             };
-            shared.entry(name).or_default().push((m, e.clone()));
+            self.shared.entry(key).or_default().push(e.clone());
             map.insert(name.to_string(), e);
         }
         map
@@ -394,7 +385,7 @@ mod tests {
             ("v1.yaml", vs("v1", "/one-edited")),
             ("v2.yaml", vs("v2", "/two")),
         ]);
-        let (s2, st2) = Snapshot::from_output_reusing(&second, Some((&first, &s1)));
+        let (s2, st2) = Snapshot::from_output_reusing(&second, Some(&s1));
         let fresh = Snapshot::from_output(&second);
         assert_eq!(s2, fresh, "byte-identical to a fresh build, parts included");
         assert_eq!(counts(&st2.encoded), [0, 0, 1]);
@@ -433,7 +424,7 @@ mod tests {
             ("v1.yaml", vs("v1", "/one-edited")),
             ("v2.yaml", vs("v2", "/two")),
         ]);
-        let (s3, st3) = Snapshot::from_output_reusing(&third, Some((&second, &s2)));
+        let (s3, st3) = Snapshot::from_output_reusing(&third, Some(&s2));
         assert_eq!(s3, Snapshot::from_output(&third));
         assert_eq!(counts(&st3.encoded), [1, 0, 0]);
         assert_eq!(counts(&st3.reused), [1, 1, 1]);
@@ -470,7 +461,7 @@ mod tests {
             ("v2.yaml", vs("v2", "/two-b")),
         ]);
         let sa = Snapshot::from_output(&a);
-        let (sb, _) = Snapshot::from_output_reusing(&b, Some((&a, &sa)));
+        let (sb, _) = Snapshot::from_output_reusing(&b, Some(&sa));
         let parts = |s: &Snapshot| {
             s.proxies[PROXY]
                 .resources(ResourceType::Route)

@@ -2,6 +2,7 @@
 //! `glooctl get` (or as JSON with `--output json`).
 
 use crate::api::{GetStatusRequest, GetStatusResponse, status_service_client::StatusServiceClient};
+use crate::xds_tls::ClientTlsFiles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -13,6 +14,14 @@ pub enum StatusError {
     },
     #[error("status API call failed: {0}")]
     Call(#[from] tonic::Status),
+    #[error("edgeplane at {addr} closed the connection ({reason}); {hint}")]
+    Closed {
+        addr: String,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Tls(#[from] crate::xds_tls::TlsError),
 }
 
 /// Renders resources and connected nodes as aligned text tables.
@@ -107,29 +116,108 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-/// Connects to the status API at `addr` (`host:port`).
+/// Connects to the status API at `addr` (`host:port`), in plaintext.
 pub async fn connect(
     addr: &str,
 ) -> Result<StatusServiceClient<tonic::transport::Channel>, StatusError> {
-    let url = format!("http://{addr}");
-    StatusServiceClient::connect(url)
-        .await
-        .map_err(|source| StatusError::Connect {
-            addr: addr.to_string(),
-            source,
-        })
+    connect_with(addr, None).await
+}
+
+/// Connects to the status API at `addr` (`host:port`); over TLS with `tls`
+/// (the `status --tls-*` files), for `serve --xds-tls-*`.
+pub async fn connect_with(
+    addr: &str,
+    tls: Option<&ClientTlsFiles>,
+) -> Result<StatusServiceClient<tonic::transport::Channel>, StatusError> {
+    let err = |source| StatusError::Connect {
+        addr: addr.to_string(),
+        source,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(err)?;
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.load()?).map_err(err)?;
+    }
+    let channel = endpoint.connect().await.map_err(err)?;
+    Ok(StatusServiceClient::new(channel))
+}
+
+/// The error of the first call on a connection. A server that refuses the
+/// client's certificate (or its absence) shows up only here: under TLS 1.3
+/// it checks the certificate after the client has finished its side of the
+/// handshake, and the client then sees its connection closed. A plaintext
+/// client of a TLS server gets a TLS alert where HTTP/2 was expected.
+fn first_call_error(
+    addr: &str,
+    tls: Option<&ClientTlsFiles>,
+    status: tonic::Status,
+) -> StatusError {
+    // A failure of the connection itself, not an answer from the server.
+    let transport =
+        std::error::Error::source(&status).is_some_and(|e| e.is::<tonic::transport::Error>());
+    if !transport {
+        return StatusError::Call(status);
+    }
+    let hint = match tls {
+        None => "if it serves TLS (serve --xds-tls-cert), give --tls-ca",
+        Some(t) if t.cert.is_none() => {
+            "if it requires a client certificate (serve --xds-tls-client-ca), give --tls-cert and --tls-key"
+        }
+        Some(_) => {
+            "it may have refused the client certificate: is it signed by the server's --xds-tls-client-ca?"
+        }
+    };
+    StatusError::Closed {
+        addr: addr.to_string(),
+        reason: innermost(&status),
+        hint,
+    }
+}
+
+/// The last error in `e`'s source chain, e.g. hyper's "connection closed"
+/// below tonic's "transport error".
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
 }
 
 /// One status snapshot.
 pub async fn get(addr: &str) -> Result<GetStatusResponse, StatusError> {
-    let mut c = connect(addr).await?;
-    Ok(c.get_status(GetStatusRequest {}).await?.into_inner())
+    get_with(addr, None).await
+}
+
+/// One status snapshot, over TLS with `tls`.
+pub async fn get_with(
+    addr: &str,
+    tls: Option<&ClientTlsFiles>,
+) -> Result<GetStatusResponse, StatusError> {
+    let mut c = connect_with(addr, tls).await?;
+    match c.get_status(GetStatusRequest {}).await {
+        Ok(r) => Ok(r.into_inner()),
+        Err(status) => Err(first_call_error(addr, tls, status)),
+    }
 }
 
 /// Calls `f` with every status update until the stream ends.
-pub async fn watch(addr: &str, mut f: impl FnMut(&GetStatusResponse)) -> Result<(), StatusError> {
-    let mut c = connect(addr).await?;
-    let mut stream = c.watch_status(GetStatusRequest {}).await?.into_inner();
+pub async fn watch(addr: &str, f: impl FnMut(&GetStatusResponse)) -> Result<(), StatusError> {
+    watch_with(addr, None, f).await
+}
+
+/// As `watch`, over TLS with `tls`.
+pub async fn watch_with(
+    addr: &str,
+    tls: Option<&ClientTlsFiles>,
+    mut f: impl FnMut(&GetStatusResponse),
+) -> Result<(), StatusError> {
+    let mut c = connect_with(addr, tls).await?;
+    let mut stream = match c.watch_status(GetStatusRequest {}).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return Err(first_call_error(addr, tls, status)),
+    };
     while let Some(s) = stream.message().await? {
         f(&s);
     }

@@ -168,6 +168,12 @@ pub(crate) fn key_of(id: &ResourceId) -> Key {
 
 /// Validates all documents into a model.
 pub fn validate(docs: &[Document]) -> Validated {
+    validate_refs(&docs.iter().collect::<Vec<_>>())
+}
+
+/// As `validate`, over documents held elsewhere (the reconciler shares
+/// them between its caches instead of copying them).
+pub fn validate_refs(docs: &[&Document]) -> Validated {
     let mut diags = Vec::new();
     let mut model = Model::default();
     let mut index = Index {
@@ -176,7 +182,7 @@ pub fn validate(docs: &[Document]) -> Validated {
         upstream_groups: BTreeMap::new(),
         route_tables: BTreeMap::new(),
     };
-    for d in docs {
+    for &d in docs {
         let k = key_of(&d.id);
         match &d.body {
             DocumentBody::VirtualService(_) => {
@@ -197,7 +203,7 @@ pub fn validate(docs: &[Document]) -> Validated {
 
     let mut gw_pos: BTreeMap<Key, (Pos, ResourceId)> = BTreeMap::new();
     let mut vs_pos: BTreeMap<Key, (Pos, ResourceId)> = BTreeMap::new();
-    for doc in docs {
+    for &doc in docs {
         let mut cx = Ctx::new(doc);
         let key = key_of(&doc.id);
         match &doc.body {

@@ -178,6 +178,17 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts `edgeplane serve` on `dir`; `xds_port` 0 picks a free port.
     pub async fn start(dir: &Path, xds_port: u16, logdir: &Path) -> ControlPlane {
+        Self::start_with_args(dir, xds_port, logdir, &[]).await
+    }
+
+    /// As `start`, with `extra` arguments for `edgeplane serve` (e.g.
+    /// `--xds-tls-cert`).
+    pub async fn start_with_args(
+        dir: &Path,
+        xds_port: u16,
+        logdir: &Path,
+        extra: &[String],
+    ) -> ControlPlane {
         let xds_port = if xds_port == 0 { free_port() } else { xds_port };
         let admin_port = free_port();
         let log = logdir.join(format!("edgeplane-{admin_port}.log"));
@@ -187,6 +198,7 @@ impl ControlPlane {
             .arg(dir)
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .args(extra)
             .env("RUST_LOG", "info,edgeplane=debug")
             .stdout(Stdio::null())
             .stderr(logf)
@@ -501,12 +513,27 @@ impl Envoy {
         proxy_name: &str,
         workdir: &Path,
     ) -> Envoy {
+        Self::start_with_bootstrap_args(xds_port, node_id, namespace, proxy_name, workdir, &[])
+            .await
+    }
+
+    /// As `start_with_role`, with `extra` arguments for `edgeplane
+    /// bootstrap` (e.g. `--xds-tls-ca`).
+    pub async fn start_with_bootstrap_args(
+        xds_port: u16,
+        node_id: &str,
+        namespace: &str,
+        proxy_name: &str,
+        workdir: &Path,
+        extra: &[String],
+    ) -> Envoy {
         let bootstrap = Command::new(edgeplane_bin())
             .args(["bootstrap", "--node-id", node_id])
             .args(["--namespace", namespace, "--proxy-name", proxy_name])
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-port", "0"])
             .args(delta_mode().then_some("--delta"))
+            .args(extra)
             .output()
             .expect("run edgeplane bootstrap");
         assert!(
