@@ -44,11 +44,21 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
         })
         .unwrap_or_default();
     let diagnostics = load.diagnostics.iter().map(diag_msg).collect();
+    // Each proxy's listeners with their Envoy stats scope, decoded once.
+    let mut prefixes = ListenerPrefixes::new();
     let nodes = shared
         .registry
         .list()
         .into_iter()
         .map(|n| ConnectedNode {
+            stats_reported: shared.envoy_stats.get(&n.node_id).is_some(),
+            listeners: listener_connections(
+                shared,
+                snap.as_deref(),
+                &n.node_id,
+                &n.proxy,
+                &mut prefixes,
+            ),
             node_id: n.node_id,
             proxy: n.proxy,
             xds_mode: n.mode.to_string(),
@@ -74,6 +84,58 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
         nodes,
         loads: load.loads,
         resources,
+        drains: shared.drains.list().iter().map(drain_msg).collect(),
+    }
+}
+
+/// Proxy → its listeners' (name, Envoy stats scope).
+type ListenerPrefixes = std::collections::BTreeMap<String, Vec<(String, Option<String>)>>;
+
+/// Active connections per listener of `proxy` on `node_id`, from the stats
+/// that Envoy streams; empty when it streams none.
+fn listener_connections(
+    shared: &Shared,
+    snap: Option<&crate::snapshot::Snapshot>,
+    node_id: &str,
+    proxy: &str,
+    prefixes: &mut ListenerPrefixes,
+) -> Vec<ListenerConnections> {
+    let (Some(stats), Some(ps)) = (
+        shared.envoy_stats.get(node_id),
+        snap.and_then(|s| s.proxies.get(proxy)),
+    ) else {
+        return Vec::new();
+    };
+    let listeners = prefixes.entry(proxy.to_string()).or_insert_with(|| {
+        ps.resources(crate::snapshot::ResourceType::Listener)
+            .map(|e| (e.name.clone(), crate::drain::encoded_stat_prefix(e)))
+            .collect()
+    });
+    listeners
+        .iter()
+        .map(|(name, prefix)| ListenerConnections {
+            listener: name.clone(),
+            active_connections: prefix
+                .as_ref()
+                .and_then(|p| stats.active.get(p).copied())
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+fn drain_msg(d: &crate::drain::DrainRecord) -> ListenerDrain {
+    ListenerDrain {
+        listener: d.listener.clone(),
+        proxy: d.proxy.clone(),
+        node_id: d.node_id.clone(),
+        change: d.change.as_str().to_string(),
+        filter_chains: match &d.change {
+            crate::drain::Change::Modified { filter_chains } => filter_chains.clone(),
+            crate::drain::Change::Removed => Vec::new(),
+        },
+        active_connections: d.active_connections,
+        at_unix_ms: d.at_unix_ms,
+        version: d.version.clone(),
     }
 }
 
@@ -200,6 +262,7 @@ impl status_service_server::StatusService for StatusApi {
         tokio::spawn(async move {
             let mut loads = shared.loads.clone();
             let mut reg = shared.registry.subscribe();
+            let mut stats = shared.envoy_stats.subscribe();
             let mut last: Option<GetStatusResponse> = None;
             loop {
                 let now = current_status(&shared);
@@ -212,6 +275,7 @@ impl status_service_server::StatusService for StatusApi {
                 tokio::select! {
                     r = loads.changed() => if r.is_err() { return },
                     r = reg.changed() => if r.is_err() { return },
+                    r = stats.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
                 }
             }

@@ -83,8 +83,10 @@ enum Command {
         #[arg(long, default_value = "gloo-system")]
         namespace: String,
         /// edgeplane's xDS address as Envoy reaches it (host:port; host may be a DNS name).
-        #[arg(long, default_value = "127.0.0.1:9977")]
-        xds_address: String,
+        /// Repeat it for replicas serving the same manifests, most preferred first:
+        /// Envoy uses the first that accepts connections and fails over to the next.
+        #[arg(long, default_value = "127.0.0.1:9977", num_args = 1, action = clap::ArgAction::Append)]
+        xds_address: Vec<String>,
         /// Envoy admin port.
         #[arg(long, default_value_t = 19000)]
         admin_port: u16,
@@ -317,11 +319,14 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 key: xds_tls_key,
                 sni: xds_tls_sni,
             });
+            let mut xds_addresses = xds_address.into_iter();
+            let xds_address = xds_addresses.next().unwrap_or_default();
             let yaml = bootstrap::render(&BootstrapParams {
                 node_id,
                 proxy_name,
                 namespace,
                 xds_address,
+                xds_failover_addresses: xds_addresses.collect(),
                 admin_address,
                 admin_port,
                 delta,

@@ -93,7 +93,43 @@ pub fn render_table(s: &GetStatusResponse) -> String {
         out.push('\n');
         out.push_str(&table(&nodes));
     }
+    if !s.drains.is_empty() {
+        out.push('\n');
+        out.push_str(&drains_table(&s.drains, crate::drain::now_unix_ms()));
+    }
     out
+}
+
+/// The most recent listener drains (newest last, at most 10), with their
+/// age at `now_ms`.
+fn drains_table(drains: &[crate::api::ListenerDrain], now_ms: i64) -> String {
+    let mut rows = vec![[
+        "DRAINED".to_string(),
+        "LISTENER".into(),
+        "NODE".into(),
+        "CONNECTIONS".into(),
+        "CHANGE".into(),
+    ]];
+    for d in drains.iter().skip(drains.len().saturating_sub(10)) {
+        let change = if d.filter_chains.is_empty() {
+            d.change.clone()
+        } else {
+            format!(
+                "{} (filter chains {})",
+                d.change,
+                d.filter_chains.join(", ")
+            )
+        };
+        rows.push([
+            format!("{}s ago", (now_ms - d.at_unix_ms).max(0) / 1000),
+            d.listener.clone(),
+            d.node_id.clone(),
+            d.active_connections
+                .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+            change,
+        ]);
+    }
+    table(&rows)
 }
 
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
@@ -222,4 +258,31 @@ pub async fn watch_with(
         f(&s);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::*;
+
+    #[test]
+    fn drains_show_listener_node_connections_and_age() {
+        let d = |conns: Option<u64>, chains: &[&str]| crate::api::ListenerDrain {
+            listener: "listener-::-8080".into(),
+            proxy: "gloo-system~gateway-proxy".into(),
+            node_id: "n1".into(),
+            change: "modified".into(),
+            filter_chains: chains.iter().map(|c| c.to_string()).collect(),
+            active_connections: conns,
+            at_unix_ms: 1_000,
+            version: "v".into(),
+        };
+        let text = drains_table(&[d(Some(3), &[]), d(None, &["a_vs"])], 13_500);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["12s", "ago", "listener-::-8080", "n1", "3", "modified"]
+        );
+        assert!(lines[2].contains("unknown"), "{text}");
+        assert!(lines[2].contains("modified (filter chains a_vs)"), "{text}");
+    }
 }

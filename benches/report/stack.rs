@@ -3,12 +3,11 @@
 //! HTTP/1.1 probe; atomic file writes. Every child is killed on drop and
 //! every wait is bounded by a deadline.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,10 +20,6 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// The last lines of its log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -49,6 +44,15 @@ impl Drop for Proc {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // `EDGEPLANE_BENCH_KEEP_LOGS=DIR` keeps every log, for diagnosis.
+        if let (Some(dir), Some(name)) = (
+            std::env::var_os("EDGEPLANE_BENCH_KEEP_LOGS"),
+            self.log.file_name(),
+        ) {
+            let dest = std::path::Path::new(&dir).join(name);
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(&self.log, dest);
+        }
     }
 }
 
@@ -69,24 +73,6 @@ fn spawn(mut cmd: Command, log: PathBuf, what: &str) -> Result<Proc> {
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind a free loopback port")?;
     Ok(l.local_addr().context("local addr")?.port())
-}
-
-/// Polls `f` every `every` until it gives `Some`, or fails at `deadline`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, every: Duration, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f().await {
-            return Ok(v);
-        }
-        if Instant::now() >= end {
-            bail!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(every).await;
-    }
 }
 
 /// The demo echo backend (HTTP + WebSocket) on a free port of this process.
@@ -128,8 +114,16 @@ impl Edgeplane {
             .arg(config_dir)
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
-            .env("RUST_LOG", "warn");
-        let proc = spawn(cmd, workdir.join(format!("edgeplane-{admin_port}.log")), "edgeplane")?;
+            // `EDGEPLANE_BENCH_RUST_LOG` overrides the level, for diagnosis.
+            .env(
+                "RUST_LOG",
+                std::env::var("EDGEPLANE_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        let proc = spawn(
+            cmd,
+            workdir.join(format!("edgeplane-{admin_port}.log")),
+            "edgeplane",
+        )?;
         let mut ep = Edgeplane {
             proc,
             xds_port,
@@ -150,6 +144,22 @@ impl Edgeplane {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(ep)
+    }
+
+    /// The admin `/status` JSON.
+    pub async fn status(&self) -> Result<serde_json::Value> {
+        let (status, body) = http_get(self.admin_port, "127.0.0.1", "/status")
+            .await
+            .context("edgeplane /status")?;
+        ensure!(status == 200, "edgeplane /status answered {status}");
+        serde_json::from_str(&body).context("/status is not JSON")
+    }
+
+    /// Loads completed since start (`/status`).
+    pub async fn loads(&self) -> Result<u64> {
+        self.status().await?["loads"]
+            .as_u64()
+            .context("/status has no loads")
     }
 
     /// The bootstrap `edgeplane bootstrap` prints for this server.
@@ -210,6 +220,28 @@ impl Envoy {
         Ok(Envoy { proc, admin_port })
     }
 
+    /// The RouteConfiguration named `name` from `/config_dump`, with the
+    /// version it came with.
+    pub async fn route_config(&self, name: &str) -> Result<(String, serde_json::Value)> {
+        let (status, body) = http_get(
+            self.admin_port,
+            "127.0.0.1",
+            "/config_dump?resource=dynamic_route_configs",
+        )
+        .await
+        .context("envoy /config_dump")?;
+        ensure!(status == 200, "envoy /config_dump answered {status}");
+        let dump: serde_json::Value =
+            serde_json::from_str(&body).context("config_dump is not JSON")?;
+        for c in dump["configs"].as_array().into_iter().flatten() {
+            if c["route_config"]["name"] == name {
+                let version = c["version_info"].as_str().unwrap_or("").to_string();
+                return Ok((version, c["route_config"].clone()));
+            }
+        }
+        bail!("envoy holds no RouteConfiguration {name}")
+    }
+
     /// Waits until `GET path` with `host` on `port` answers 200.
     pub async fn wait_serving(
         &mut self,
@@ -258,7 +290,31 @@ pub async fn http_get(port: u16, host: &str, path: &str) -> Option<(u16, String)
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
+    let chunked = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding") && v.trim() == "chunked"
+        })
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+/// Decodes an HTTP/1.1 chunked body (Envoy's admin sends large ones so).
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size_line, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
 }
 
 /// A keep-alive HTTP/1.1 client for probing one host: each `status` call

@@ -66,10 +66,31 @@ pub fn translate(model: &Model) -> Output {
             continue;
         };
         let routes = route::route_configuration(gw, model);
-        for proxy in &gw.proxy_names {
-            if let Some(p) = out.get_mut(&proxy_key(&gw.key.namespace, proxy)) {
-                p.listeners.push(listener.clone());
-                p.route_configs.push(routes.clone());
+        // Each proxy of the gateway gets the same resources: copies for all
+        // but the last, which takes the originals (a RouteConfiguration of
+        // 10,000 routes costs as much to copy as to encode).
+        let targets: Vec<String> = gw
+            .proxy_names
+            .iter()
+            .map(|proxy| proxy_key(&gw.key.namespace, proxy))
+            .filter(|k| out.contains_key(k))
+            .collect();
+        let mut resources = Some((listener, routes));
+        for (i, key) in targets.iter().enumerate() {
+            let (l, r) = if i + 1 == targets.len() {
+                match resources.take() {
+                    Some(lr) => lr,
+                    None => break,
+                }
+            } else {
+                match &resources {
+                    Some((l, r)) => (l.clone(), r.clone()),
+                    None => break,
+                }
+            };
+            if let Some(p) = out.get_mut(key) {
+                p.listeners.push(l);
+                p.route_configs.push(r);
             }
         }
     }

@@ -259,6 +259,7 @@ impl DeltaStream {
                 removed = removed.len(),
                 "delta push"
             );
+            self.registry.metrics().push(t, "delta");
             let sent: ResourceSet = super::registry::set_of(wanted.iter().copied());
             let sent_version = system_version.clone();
             self.registry.update(self.id, |s| {
@@ -303,10 +304,12 @@ fn on_ack_or_nack(
             message = %err.message,
             "Envoy rejected (NACKed) the config; it keeps its previous resources, and these versions will not be sent again"
         );
+        registry.metrics().nack(t, "delta");
         let msg = err.message.clone();
         registry.update(id, |s| s.types.entry(t).or_default().record_nack(msg));
     } else {
         tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "delta ACK");
+        registry.metrics().ack(t, "delta");
         registry.update(id, |s| {
             let ts = s.types.entry(t).or_default();
             let v = ts.sent_version.clone();

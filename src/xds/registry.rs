@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
 use crate::snapshot::{Encoded, ResourceType};
 
 /// The resources of one type a stream last sent, or Envoy last ACKed,
@@ -107,19 +108,31 @@ pub struct Registry {
     streams: Mutex<BTreeMap<u64, NodeState>>,
     next_id: Mutex<u64>,
     changes: watch::Sender<u64>,
+    /// Stream, push, ACK and NACK counts for `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry {
-            streams: Mutex::default(),
-            next_id: Mutex::default(),
-            changes: watch::channel(0).0,
-        }
+        Registry::with_metrics(Arc::default())
     }
 }
 
 impl Registry {
+    /// A registry that counts streams, pushes, ACKs and NACKs in `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        Registry {
+            streams: Mutex::default(),
+            next_id: Mutex::default(),
+            changes: watch::channel(0).0,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// A receiver that sees a new value whenever any stream's state changes.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
@@ -143,15 +156,20 @@ impl Registry {
                     ..NodeState::default()
                 },
             );
+        self.metrics.stream_opened(mode);
         self.bump();
         id
     }
 
     pub fn close(&self, id: u64) {
-        self.streams
+        let closed = self
+            .streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        if let Some(s) = closed {
+            self.metrics.stream_closed(s.mode);
+        }
         self.bump();
     }
 

@@ -137,11 +137,13 @@ impl SotwStream {
                     message = %err.message,
                     "Envoy rejected (NACKed) the config; it keeps its previous config, and this version will not be sent again"
                 );
+                self.registry.metrics().nack(t, "sotw");
                 let msg = err.message.clone();
                 self.registry
                     .update(self.id, |s| s.types.entry(t).or_default().record_nack(msg));
             } else {
                 tracing::debug!(type_ = t.short(), version = %req.version_info, "ACK");
+                self.registry.metrics().ack(t, "sotw");
                 let v = req.version_info.clone();
                 self.registry
                     .update(self.id, |s| s.types.entry(t).or_default().record_ack(v));
@@ -215,6 +217,7 @@ impl SotwStream {
                 resources = resources.len(),
                 "push"
             );
+            self.registry.metrics().push(t, "sotw");
             let sent_version = version.clone();
             st.sent = Some((version, nonce));
             let sent = super::registry::set_of(resources.iter().copied());

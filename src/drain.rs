@@ -1,0 +1,578 @@
+//! Gateway-level edits drain, and say so.
+//!
+//! Envoy drains a listener's connections (WebSockets included) when the
+//! Listener changes or goes away: it stops giving them new requests and,
+//! after its drain time (`--drain-time-s`, default 600 s), closes those
+//! still open. When only filter chains changed (an SSL gateway's
+//! VirtualService `sslConfig`), Envoy updates the listener in place and
+//! drains the connections of the changed chains only.
+//!
+//! edgeplane does not see Envoy's connections; Envoy tells it. The bootstrap
+//! `edgeplane bootstrap` prints streams Envoy's stats to edgeplane every
+//! second (`envoy.stat_sinks.metrics_service`, served by `stats_sink` on the
+//! xDS port), and `EnvoyStats` keeps, per node, each listener's
+//! `listener.<address>_<port>.downstream_cx_active`. When a reload changes
+//! or removes a Listener, `report` compares the previous snapshot with the
+//! new one per proxy and, for every connected Envoy of that proxy, logs the
+//! listener and how many connections will drain (WARN), records a
+//! `ListenerDrain` for the status API and `/status`, and counts it in
+//! `/metrics`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use prost::Message;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::snapshot::{Encoded, ProxySnapshot, ResourceType, Snapshot};
+use crate::xds::registry::NodeState;
+
+/// What the drain log keeps: the most recent drains, newest last.
+pub const DRAIN_LOG_LEN: usize = 100;
+
+/// The sentence every drain log line and status entry carries.
+pub const DRAIN_TIME_NOTE: &str =
+    "Envoy closes connections still open after its drain time (--drain-time-s, default 600 s)";
+
+/// The name Envoy gives a listener's stats scope: `stat_prefix` when set,
+/// else the address as Envoy prints it (`127.0.0.1:8080`, `[::]:8080`) with
+/// `:` turned into `_` (`listener.127.0.0.1_8080.downstream_cx_active`).
+pub fn stat_prefix(listener: &Listener) -> Option<String> {
+    if !listener.stat_prefix.is_empty() {
+        return Some(listener.stat_prefix.clone());
+    }
+    let address::Address::SocketAddress(sa) = listener.address.as_ref()?.address.as_ref()? else {
+        return None;
+    };
+    let port = match sa.port_specifier.as_ref()? {
+        socket_address::PortSpecifier::PortValue(p) => *p,
+        socket_address::PortSpecifier::NamedPort(_) => return None,
+    };
+    let host = match sa.address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Ok(std::net::IpAddr::V4(ip)) => ip.to_string(),
+        Err(_) => sa.address.clone(),
+    };
+    Some(format!("{host}:{port}").replace(':', "_"))
+}
+
+/// The listener's stat prefix read off its encoded bytes.
+pub fn encoded_stat_prefix(e: &Encoded) -> Option<String> {
+    Listener::decode(e.any.value.as_slice())
+        .ok()
+        .and_then(|l| stat_prefix(&l))
+}
+
+/// How a Listener changed between two snapshots of one proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The Listener changed; `filter_chains` empty: as a whole (every
+    /// connection drains), else only these filter chains (by name, or
+    /// `#<index>` when unnamed), which Envoy updates in place, draining
+    /// their connections only.
+    Modified { filter_chains: Vec<String> },
+    /// The Listener is gone: every connection drains.
+    Removed,
+}
+
+impl Change {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Change::Modified { .. } => "modified",
+            Change::Removed => "removed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerChange {
+    pub listener: String,
+    /// Envoy's stats scope of the old listener (see `stat_prefix`).
+    pub stat_prefix: Option<String>,
+    pub change: Change,
+}
+
+/// The listeners of `old` that `new` changes or removes (added ones drain
+/// nothing).
+pub fn listener_changes(old: &ProxySnapshot, new: Option<&ProxySnapshot>) -> Vec<ListenerChange> {
+    let mut out = Vec::new();
+    for (name, before) in old.types.get(&ResourceType::Listener).into_iter().flatten() {
+        let after = new.and_then(|n| n.get(ResourceType::Listener, name));
+        let change = match after {
+            Some(a) if a.hash == before.hash => continue,
+            Some(a) => Change::Modified {
+                filter_chains: changed_filter_chains(before, a),
+            },
+            None => Change::Removed,
+        };
+        out.push(ListenerChange {
+            listener: name.clone(),
+            stat_prefix: encoded_stat_prefix(before),
+            change,
+        });
+    }
+    out
+}
+
+/// When only filter chains differ, the old chains that have no identical
+/// chain in the new Listener; empty when the Listener itself changed (or
+/// every chain did, which drains everything just the same).
+fn changed_filter_chains(before: &Encoded, after: &Encoded) -> Vec<String> {
+    let (Ok(mut b), Ok(mut a)) = (
+        Listener::decode(before.any.value.as_slice()),
+        Listener::decode(after.any.value.as_slice()),
+    ) else {
+        return Vec::new();
+    };
+    let b_chains = std::mem::take(&mut b.filter_chains);
+    let a_chains = std::mem::take(&mut a.filter_chains);
+    let b_default = b.default_filter_chain.take();
+    let a_default = a.default_filter_chain.take();
+    if a != b {
+        return Vec::new();
+    }
+    let kept: BTreeSet<Vec<u8>> = a_chains.iter().map(|c| c.encode_to_vec()).collect();
+    let mut changed: Vec<String> = b_chains
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !kept.contains(&c.encode_to_vec()))
+        .map(|(i, c)| {
+            if c.name.is_empty() {
+                format!("#{i}")
+            } else {
+                c.name.clone()
+            }
+        })
+        .collect();
+    let default_changed = b_default.is_some() && b_default != a_default;
+    if default_changed {
+        changed.push("default".to_string());
+    }
+    let all = changed.len() == b_chains.len() + usize::from(b_default.is_some());
+    if all { Vec::new() } else { changed }
+}
+
+/// What one Envoy last reported about its listeners.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Stat prefix (e.g. `127.0.0.1_8080`) → `downstream_cx_active`.
+    pub active: BTreeMap<String, u64>,
+    /// When the last stats message arrived.
+    pub updated_unix_ms: i64,
+    /// Open stats streams of this node id.
+    streams: u32,
+}
+
+/// The stats connected Envoys stream to edgeplane, per node id.
+#[derive(Debug)]
+pub struct EnvoyStats {
+    nodes: Mutex<BTreeMap<String, NodeStats>>,
+    /// Bumped when a node's connection counts change (not on every flush).
+    changes: watch::Sender<u64>,
+}
+
+impl Default for EnvoyStats {
+    fn default() -> Self {
+        EnvoyStats {
+            nodes: Mutex::default(),
+            changes: watch::channel(0).0,
+        }
+    }
+}
+
+impl EnvoyStats {
+    /// Sees a new value whenever some node's connection counts change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NodeStats>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A stats stream of `node_id` opened.
+    pub fn stream_opened(&self, node_id: &str) {
+        self.lock().entry(node_id.to_string()).or_default().streams += 1;
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A stats stream of `node_id` ended; its counts go when its last does.
+    pub fn stream_closed(&self, node_id: &str) {
+        let mut nodes = self.lock();
+        if let Some(s) = nodes.get_mut(node_id) {
+            s.streams = s.streams.saturating_sub(1);
+            if s.streams == 0 {
+                nodes.remove(node_id);
+            }
+        }
+        drop(nodes);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Merges one flush: stat prefix → active connections. Envoy sends
+    /// every gauge it has used on each flush, so merging keeps a batched
+    /// flush (`batch_size`) whole.
+    pub fn update(&self, node_id: &str, active: impl IntoIterator<Item = (String, u64)>) {
+        let mut nodes = self.lock();
+        let s = nodes.entry(node_id.to_string()).or_default();
+        s.updated_unix_ms = now_unix_ms();
+        let mut changed = false;
+        for (prefix, n) in active {
+            if s.active.insert(prefix, n) != Some(n) {
+                changed = true;
+            }
+        }
+        drop(nodes);
+        if changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// What `node_id` last reported; `None` when it streams no stats.
+    pub fn get(&self, node_id: &str) -> Option<NodeStats> {
+        self.lock().get(node_id).cloned()
+    }
+
+    /// Active connections of `node_id` on the listener with `stat_prefix`:
+    /// `None` when the node sends no stats, 0 when it never used that
+    /// listener.
+    pub fn active(&self, node_id: &str, stat_prefix: &str) -> Option<u64> {
+        let nodes = self.lock();
+        let s = nodes.get(node_id)?;
+        (s.updated_unix_ms > 0).then(|| s.active.get(stat_prefix).copied().unwrap_or(0))
+    }
+}
+
+/// One Envoy's listener drained by a reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainRecord {
+    pub listener: String,
+    pub proxy: String,
+    pub node_id: String,
+    pub change: Change,
+    /// Active connections on the listener as of Envoy's last stats flush;
+    /// `None` when that Envoy sends no stats.
+    pub active_connections: Option<u64>,
+    pub at_unix_ms: i64,
+    /// The proxy's LDS version that caused it.
+    pub version: String,
+}
+
+/// The most recent drains (at most `DRAIN_LOG_LEN`).
+#[derive(Debug, Default)]
+pub struct DrainLog {
+    recent: Mutex<VecDeque<DrainRecord>>,
+}
+
+impl DrainLog {
+    pub fn push(&self, r: DrainRecord) {
+        let mut q = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() == DRAIN_LOG_LEN {
+            q.pop_front();
+        }
+        q.push_back(r);
+    }
+
+    /// Oldest first.
+    pub fn list(&self) -> Vec<DrainRecord> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+pub fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Logs, records and counts the drains `new` causes on the Envoys
+/// connected now (`nodes`), given what was served before (`old`). Returns
+/// the records.
+pub fn report(
+    old: &Snapshot,
+    new: &Snapshot,
+    nodes: &[NodeState],
+    stats: &EnvoyStats,
+    log: &DrainLog,
+    metrics: &Metrics,
+) -> Vec<DrainRecord> {
+    let mut out = Vec::new();
+    let at = now_unix_ms();
+    for (proxy, before) in &old.proxies {
+        let after = new.proxies.get(proxy).map(|p| p.as_ref());
+        let changes = listener_changes(before, after);
+        if changes.is_empty() {
+            continue;
+        }
+        let version = after
+            .map(|p| p.version(ResourceType::Listener))
+            .unwrap_or_default();
+        let envoys: Vec<&NodeState> = nodes
+            .iter()
+            .filter(|n| n.proxy == *proxy && !n.node_id.is_empty())
+            .collect();
+        for c in &changes {
+            if envoys.is_empty() {
+                tracing::info!(
+                    listener = %c.listener, proxy = %proxy, change = c.change.as_str(),
+                    "listener change; no Envoy of this proxy is connected, so none drains"
+                );
+                continue;
+            }
+            for n in &envoys {
+                let active = c
+                    .stat_prefix
+                    .as_deref()
+                    .and_then(|p| stats.active(&n.node_id, p));
+                let record = DrainRecord {
+                    listener: c.listener.clone(),
+                    proxy: proxy.clone(),
+                    node_id: n.node_id.clone(),
+                    change: c.change.clone(),
+                    active_connections: active,
+                    at_unix_ms: at,
+                    version: version.clone(),
+                };
+                log_drain(&record);
+                metrics.drain(active);
+                log.push(record.clone());
+                out.push(record);
+            }
+        }
+    }
+    out
+}
+
+fn log_drain(r: &DrainRecord) {
+    let what = match &r.change {
+        Change::Modified { filter_chains } if !filter_chains.is_empty() => format!(
+            "listener {} changed its filter chains {} (Envoy updates it in place and drains the connections of those chains only)",
+            r.listener,
+            filter_chains.join(", ")
+        ),
+        Change::Modified { .. } => format!(
+            "listener {} changed: Envoy drains all its connections",
+            r.listener
+        ),
+        Change::Removed => format!(
+            "listener {} removed: Envoy drains all its connections",
+            r.listener
+        ),
+    };
+    match r.active_connections {
+        Some(0) => tracing::info!(
+            listener = %r.listener, node = %r.node_id, proxy = %r.proxy, connections = 0,
+            "{what}; node {:?} had no active connection on it", r.node_id
+        ),
+        Some(n) => tracing::warn!(
+            listener = %r.listener, node = %r.node_id, proxy = %r.proxy, connections = n,
+            "{what}; {n} active connection(s) on node {:?} will drain; {DRAIN_TIME_NOTE}",
+            r.node_id
+        ),
+        None => tracing::warn!(
+            listener = %r.listener, node = %r.node_id, proxy = %r.proxy, connections = "unknown",
+            "{what}; how many connections on node {:?} will drain is unknown (it streams no stats to edgeplane: use the stats sink of `edgeplane bootstrap`); {DRAIN_TIME_NOTE}",
+            r.node_id
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+    use envoy_types::pb::envoy::config::listener::v3::FilterChain;
+    use std::sync::Arc;
+
+    fn listener(name: &str, addr: &str, port: u32, chains: &[(&str, &str)]) -> Listener {
+        Listener {
+            name: name.into(),
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: addr.into(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+                    ..Default::default()
+                })),
+            }),
+            filter_chains: chains
+                .iter()
+                .map(|(n, v)| FilterChain {
+                    name: n.to_string(),
+                    filters: vec![envoy_types::pb::envoy::config::listener::v3::Filter {
+                        name: v.to_string(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn proxy(listeners: &[Listener]) -> ProxySnapshot {
+        use envoy_types::pb::google::protobuf::Any;
+        let mut p = ProxySnapshot::default();
+        let m = p.types.entry(ResourceType::Listener).or_default();
+        for l in listeners {
+            let bytes = l.encode_to_vec();
+            m.insert(
+                l.name.clone(),
+                Arc::new(Encoded {
+                    name: l.name.clone(),
+                    hash: format!("{:?}", bytes),
+                    any: Any {
+                        type_url: crate::snapshot::LISTENER_TYPE.into(),
+                        value: bytes,
+                    },
+                    parts: Vec::new(),
+                }),
+            );
+        }
+        p
+    }
+
+    #[test]
+    fn stat_prefixes_follow_envoys_naming() {
+        let l = listener("l", "127.0.0.1", 8080, &[]);
+        assert_eq!(stat_prefix(&l).as_deref(), Some("127.0.0.1_8080"));
+        let l = listener("l", "::", 8080, &[]);
+        assert_eq!(stat_prefix(&l).as_deref(), Some("[__]_8080"));
+        let mut l = listener("l", "::", 8080, &[]);
+        l.stat_prefix = "mine".into();
+        assert_eq!(stat_prefix(&l).as_deref(), Some("mine"));
+    }
+
+    #[test]
+    fn changes_name_modified_and_removed_listeners_and_changed_chains() {
+        let a = listener("a", "127.0.0.1", 1, &[("", "hcm")]);
+        let b = listener("b", "127.0.0.1", 2, &[("x", "1"), ("y", "1")]);
+        let c = listener("c", "127.0.0.1", 3, &[]);
+        let old = proxy(&[a.clone(), b.clone(), c.clone()]);
+
+        // Unchanged: nothing drains; an added listener drains nothing.
+        let d = listener("d", "127.0.0.1", 4, &[]);
+        let same = proxy(&[a.clone(), b.clone(), c.clone(), d]);
+        assert!(listener_changes(&old, Some(&same)).is_empty());
+
+        let a2 = listener("a", "127.0.0.1", 1, &[("", "hcm2")]);
+        let b2 = listener("b", "127.0.0.1", 2, &[("x", "1"), ("y", "2")]);
+        let new = proxy(&[a2, b2]);
+        let ch = listener_changes(&old, Some(&new));
+        assert_eq!(
+            ch,
+            vec![
+                // Its only chain changed: the whole listener drains.
+                ListenerChange {
+                    listener: "a".into(),
+                    stat_prefix: Some("127.0.0.1_1".into()),
+                    change: Change::Modified {
+                        filter_chains: vec![]
+                    },
+                },
+                ListenerChange {
+                    listener: "b".into(),
+                    stat_prefix: Some("127.0.0.1_2".into()),
+                    change: Change::Modified {
+                        filter_chains: vec!["y".into()]
+                    },
+                },
+                ListenerChange {
+                    listener: "c".into(),
+                    stat_prefix: Some("127.0.0.1_3".into()),
+                    change: Change::Removed,
+                },
+            ]
+        );
+        // A listener-level change drains it all, whatever the chains do.
+        let mut b3 = b.clone();
+        b3.per_connection_buffer_limit_bytes =
+            Some(envoy_types::pb::google::protobuf::UInt32Value { value: 1024 });
+        let ch = listener_changes(&old, Some(&proxy(&[a, b3, c])));
+        assert_eq!(
+            ch[0].change,
+            Change::Modified {
+                filter_chains: vec![]
+            }
+        );
+        // A proxy that disappears removes everything.
+        assert_eq!(listener_changes(&old, None).len(), 3);
+    }
+
+    #[test]
+    fn stats_merge_and_go_with_the_last_stream() {
+        let s = EnvoyStats::default();
+        assert_eq!(s.active("n", "127.0.0.1_1"), None);
+        s.stream_opened("n");
+        s.update("n", [("127.0.0.1_1".to_string(), 2)]);
+        s.update("n", [("127.0.0.1_2".to_string(), 1)]);
+        assert_eq!(s.active("n", "127.0.0.1_1"), Some(2));
+        assert_eq!(s.active("n", "127.0.0.1_2"), Some(1));
+        assert_eq!(s.active("n", "127.0.0.1_9"), Some(0));
+        s.stream_closed("n");
+        assert_eq!(s.active("n", "127.0.0.1_1"), None);
+    }
+
+    #[test]
+    fn report_records_one_drain_per_connected_envoy() {
+        let old = Snapshot {
+            proxies: [(
+                "ns~gw".to_string(),
+                Arc::new(proxy(&[listener("a", "127.0.0.1", 1, &[("", "1")])])),
+            )]
+            .into(),
+        };
+        let new = Snapshot {
+            proxies: [(
+                "ns~gw".to_string(),
+                Arc::new(proxy(&[listener("a", "127.0.0.1", 1, &[("", "2")])])),
+            )]
+            .into(),
+        };
+        let nodes = vec![
+            NodeState {
+                node_id: "with-stats".into(),
+                proxy: "ns~gw".into(),
+                ..Default::default()
+            },
+            NodeState {
+                node_id: "without".into(),
+                proxy: "ns~gw".into(),
+                ..Default::default()
+            },
+            NodeState {
+                node_id: "other".into(),
+                proxy: "ns~other".into(),
+                ..Default::default()
+            },
+        ];
+        let stats = EnvoyStats::default();
+        stats.stream_opened("with-stats");
+        stats.update("with-stats", [("127.0.0.1_1".to_string(), 3)]);
+        let log = DrainLog::default();
+        let metrics = Metrics::new();
+        let r = report(&old, &new, &nodes, &stats, &log, &metrics);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].node_id, "with-stats");
+        assert_eq!(r[0].active_connections, Some(3));
+        assert_eq!(r[1].node_id, "without");
+        assert_eq!(r[1].active_connections, None);
+        assert_eq!(log.list(), r);
+        assert!(
+            metrics
+                .render()
+                .contains("edgeplane_listener_drain_connections_total 3")
+        );
+        // Nothing changed: nothing drains.
+        assert!(report(&new, &new, &nodes, &stats, &log, &metrics).is_empty());
+    }
+}

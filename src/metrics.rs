@@ -1,0 +1,444 @@
+//! Prometheus metrics, served on the admin port as `/metrics` (Prometheus
+//! text format 0.0.4).
+//!
+//! One `Metrics` per `serve`, shared (`Arc`) by the reload loop, the xDS
+//! streams (through `xds::registry::Registry::metrics`), the stats sink and
+//! the admin server. Every metric is a lock-free atomic or a small family
+//! map; recording costs nothing next to the work it counts.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `edgeplane_build_info` | gauge (1) | `version` |
+//! | `edgeplane_reloads_total` | counter | `result`: `published`, `unchanged`, `rejected` |
+//! | `edgeplane_snapshots_published_total` | counter | — |
+//! | `edgeplane_diagnostics` | gauge | `severity`: `error`, `warning` (the last load's) |
+//! | `edgeplane_snapshot_build_seconds` | histogram | — |
+//! | `edgeplane_resources` | gauge | `proxy`, `type` (served now) |
+//! | `edgeplane_xds_streams` | gauge | `mode`: `sotw`, `delta` |
+//! | `edgeplane_xds_pushes_total` | counter | `type`, `mode` |
+//! | `edgeplane_xds_acks_total` | counter | `type`, `mode` |
+//! | `edgeplane_xds_nacks_total` | counter | `type`, `mode` |
+//! | `edgeplane_stats_sink_streams` | gauge | — |
+//! | `edgeplane_listener_drains_total` | counter | — |
+//! | `edgeplane_listener_drain_connections_total` | counter | — |
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::snapshot::{PUSH_ORDER, ResourceType, Snapshot};
+
+/// The `Content-Type` of `/metrics`.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The outcome of one load of the manifests directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// Valid, and a new snapshot went out.
+    Published,
+    /// Valid, and equal to the served snapshot: nothing was pushed.
+    Unchanged,
+    /// Some resource or file was rejected (the valid rest may still have
+    /// been published: `edgeplane_snapshots_published_total`).
+    Rejected,
+}
+
+impl ReloadResult {
+    fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Published => "published",
+            ReloadResult::Unchanged => "unchanged",
+            ReloadResult::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SeverityLabel {
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeModeLabel {
+    r#type: &'static str,
+    mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyTypeLabel {
+    proxy: String,
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+/// Every metric edgeplane exports.
+pub struct Metrics {
+    registry: Registry,
+    reloads: Family<ResultLabel, Counter>,
+    published: Counter,
+    diagnostics: Family<SeverityLabel, Gauge>,
+    build_seconds: Histogram,
+    resources: Family<ProxyTypeLabel, Gauge>,
+    /// The proxies `resources` has series for, so a proxy that disappears
+    /// loses its series.
+    resource_proxies: Mutex<BTreeSet<String>>,
+    streams: Family<ModeLabel, Gauge>,
+    pushes: Family<TypeModeLabel, Counter>,
+    acks: Family<TypeModeLabel, Counter>,
+    nacks: Family<TypeModeLabel, Counter>,
+    sink_streams: Gauge,
+    drains: Counter,
+    drain_connections: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("edgeplane");
+        let build_info = Family::<VersionLabel, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "edgeplane's version; always 1", build_info);
+        let m = Metrics {
+            reloads: Family::default(),
+            published: Counter::default(),
+            diagnostics: Family::default(),
+            // 1 ms .. ~33 s.
+            build_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            resources: Family::default(),
+            resource_proxies: Mutex::default(),
+            streams: Family::default(),
+            pushes: Family::default(),
+            acks: Family::default(),
+            nacks: Family::default(),
+            sink_streams: Gauge::default(),
+            drains: Counter::default(),
+            drain_connections: Counter::default(),
+            registry: Registry::default(),
+        };
+        // Series that exist from the start, so rates and alerts see zeros
+        // rather than absent series.
+        for r in [
+            ReloadResult::Published,
+            ReloadResult::Unchanged,
+            ReloadResult::Rejected,
+        ] {
+            drop(m.reloads.get_or_create(&ResultLabel { result: r.label() }));
+        }
+        for severity in ["error", "warning"] {
+            drop(m.diagnostics.get_or_create(&SeverityLabel { severity }));
+        }
+        for mode in ["sotw", "delta"] {
+            drop(m.streams.get_or_create(&ModeLabel { mode }));
+            for t in PUSH_ORDER {
+                for f in [&m.pushes, &m.acks, &m.nacks] {
+                    drop(f.get_or_create(&type_mode(t, mode)));
+                }
+            }
+        }
+        registry.register(
+            "reloads",
+            "Loads of the manifests directory by result: published (a new snapshot went out), unchanged (valid, nothing to push), rejected (some resource or file was rejected)",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "snapshots_published",
+            "Snapshots published to the xDS streams",
+            m.published.clone(),
+        );
+        registry.register(
+            "diagnostics",
+            "Problems found by the most recent load, by severity",
+            m.diagnostics.clone(),
+        );
+        registry.register_with_unit(
+            "snapshot_build",
+            "Time to parse, validate, translate and encode one load (the reconcile)",
+            Unit::Seconds,
+            m.build_seconds.clone(),
+        );
+        registry.register(
+            "resources",
+            "Envoy resources served now, per proxy and type (CDS, LDS, RDS)",
+            m.resources.clone(),
+        );
+        registry.register(
+            "xds_streams",
+            "Open ADS streams by mode (sotw: state of the world, delta: incremental)",
+            m.streams.clone(),
+        );
+        registry.register(
+            "xds_pushes",
+            "ADS responses sent, by type and mode",
+            m.pushes.clone(),
+        );
+        registry.register(
+            "xds_acks",
+            "ADS responses Envoy accepted (ACK), by type and mode",
+            m.acks.clone(),
+        );
+        registry.register(
+            "xds_nacks",
+            "ADS responses Envoy rejected (NACK), by type and mode",
+            m.nacks.clone(),
+        );
+        registry.register(
+            "stats_sink_streams",
+            "Envoys streaming their stats to edgeplane (envoy.stat_sinks.metrics_service)",
+            m.sink_streams.clone(),
+        );
+        registry.register(
+            "listener_drains",
+            "Listener changes or removals that drain an Envoy's connections, per connected Envoy",
+            m.drains.clone(),
+        );
+        registry.register(
+            "listener_drain_connections",
+            "Active connections reported (by Envoy's stats) on listeners at the moment a change drained them",
+            m.drain_connections.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::error!(error = %e, "cannot render metrics");
+        }
+        out
+    }
+
+    /// Records one load: its result, its diagnostics, its build time.
+    pub fn record_load(
+        &self,
+        result: ReloadResult,
+        errors: usize,
+        warnings: usize,
+        build: std::time::Duration,
+    ) {
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: result.label(),
+            })
+            .inc();
+        self.diagnostics
+            .get_or_create(&SeverityLabel { severity: "error" })
+            .set(errors as i64);
+        self.diagnostics
+            .get_or_create(&SeverityLabel {
+                severity: "warning",
+            })
+            .set(warnings as i64);
+        self.build_seconds.observe(build.as_secs_f64());
+    }
+
+    /// Records a published snapshot: counts and the resources it serves.
+    pub fn record_publish(&self, snapshot: &Snapshot) {
+        self.published.inc();
+        let mut known = self
+            .resource_proxies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for gone in known.iter().filter(|p| !snapshot.proxies.contains_key(*p)) {
+            for t in PUSH_ORDER {
+                self.resources.remove(&ProxyTypeLabel {
+                    proxy: gone.clone(),
+                    r#type: t.short(),
+                });
+            }
+        }
+        known.clear();
+        for (key, p) in &snapshot.proxies {
+            for t in PUSH_ORDER {
+                self.resources
+                    .get_or_create(&ProxyTypeLabel {
+                        proxy: key.clone(),
+                        r#type: t.short(),
+                    })
+                    .set(p.resources(t).count() as i64);
+            }
+            known.insert(key.clone());
+        }
+    }
+
+    pub fn stream_opened(&self, mode: &'static str) {
+        self.streams.get_or_create(&ModeLabel { mode }).inc();
+    }
+
+    pub fn stream_closed(&self, mode: &'static str) {
+        self.streams.get_or_create(&ModeLabel { mode }).dec();
+    }
+
+    pub fn push(&self, t: ResourceType, mode: &'static str) {
+        self.pushes.get_or_create(&type_mode(t, mode)).inc();
+    }
+
+    pub fn ack(&self, t: ResourceType, mode: &'static str) {
+        self.acks.get_or_create(&type_mode(t, mode)).inc();
+    }
+
+    pub fn nack(&self, t: ResourceType, mode: &'static str) {
+        self.nacks.get_or_create(&type_mode(t, mode)).inc();
+    }
+
+    pub fn sink_stream_opened(&self) {
+        self.sink_streams.inc();
+    }
+
+    pub fn sink_stream_closed(&self) {
+        self.sink_streams.dec();
+    }
+
+    /// One Envoy's listener drained, with the connections it had (when
+    /// known).
+    pub fn drain(&self, connections: Option<u64>) {
+        self.drains.inc();
+        if let Some(n) = connections {
+            self.drain_connections.inc_by(n);
+        }
+    }
+}
+
+fn type_mode(t: ResourceType, mode: &'static str) -> TypeModeLabel {
+    TypeModeLabel {
+        r#type: t.short(),
+        mode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample `series` (name with labels, exactly as
+    /// rendered).
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn names_follow_prometheus_conventions_and_series_start_at_zero() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert_eq!(
+            sample(&text, "edgeplane_build_info{version=\"0.1.0\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        for r in ["published", "unchanged", "rejected"] {
+            let s = format!("edgeplane_reloads_total{{result=\"{r}\"}}");
+            assert_eq!(sample(&text, &s), Some(0.0), "{s}\n{text}");
+        }
+        assert_eq!(
+            sample(&text, "edgeplane_xds_streams{mode=\"delta\"}"),
+            Some(0.0)
+        );
+        assert!(text.contains("# TYPE edgeplane_snapshot_build_seconds histogram"));
+        assert!(text.contains("# TYPE edgeplane_xds_pushes_total counter"));
+    }
+
+    #[test]
+    fn records_loads_streams_and_protocol_events() {
+        let m = Metrics::new();
+        m.record_load(
+            ReloadResult::Rejected,
+            2,
+            1,
+            std::time::Duration::from_millis(3),
+        );
+        m.stream_opened("sotw");
+        m.stream_opened("sotw");
+        m.stream_closed("sotw");
+        m.push(ResourceType::Listener, "sotw");
+        m.ack(ResourceType::Listener, "sotw");
+        m.nack(ResourceType::Route, "delta");
+        m.drain(Some(3));
+        let text = m.render();
+        let v = |s: &str| sample(&text, s);
+        assert_eq!(v("edgeplane_reloads_total{result=\"rejected\"}"), Some(1.0));
+        assert_eq!(v("edgeplane_diagnostics{severity=\"error\"}"), Some(2.0));
+        assert_eq!(v("edgeplane_diagnostics{severity=\"warning\"}"), Some(1.0));
+        assert_eq!(v("edgeplane_snapshot_build_seconds_count"), Some(1.0));
+        assert_eq!(v("edgeplane_xds_streams{mode=\"sotw\"}"), Some(1.0));
+        assert_eq!(
+            v("edgeplane_xds_pushes_total{type=\"LDS\",mode=\"sotw\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("edgeplane_xds_acks_total{type=\"LDS\",mode=\"sotw\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("edgeplane_xds_nacks_total{type=\"RDS\",mode=\"delta\"}"),
+            Some(1.0)
+        );
+        assert_eq!(v("edgeplane_listener_drains_total"), Some(1.0));
+        assert_eq!(v("edgeplane_listener_drain_connections_total"), Some(3.0));
+    }
+
+    #[test]
+    fn resources_follow_the_published_snapshot() {
+        use std::sync::Arc;
+        let m = Metrics::new();
+        let mut snap = Snapshot::default();
+        snap.proxies
+            .insert("ns~a".into(), Arc::new(Default::default()));
+        m.record_publish(&snap);
+        let text = m.render();
+        assert_eq!(
+            sample(&text, "edgeplane_resources{proxy=\"ns~a\",type=\"LDS\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        let mut next = Snapshot::default();
+        next.proxies
+            .insert("ns~b".into(), Arc::new(Default::default()));
+        m.record_publish(&next);
+        let text = m.render();
+        assert!(!text.contains("proxy=\"ns~a\""), "{text}");
+        assert!(text.contains("proxy=\"ns~b\""), "{text}");
+        assert_eq!(
+            sample(&text, "edgeplane_snapshots_published_total"),
+            Some(2.0)
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! Envoy's stats, streamed to edgeplane: `envoy.service.metrics.v3.
+//! MetricsService/StreamMetrics` on the xDS port.
+//!
+//! The bootstrap `edgeplane bootstrap` prints configures Envoy's
+//! `envoy.stat_sinks.metrics_service` sink on `xds_cluster`, flushing every
+//! second. Each flush carries every stat Envoy has used; edgeplane keeps only
+//! the listeners' `downstream_cx_active` gauges (`drain::EnvoyStats`), so it
+//! can say how many connections a listener change drains.
+//!
+//! Requests are decoded with slim messages of our own, wire-compatible with
+//! Envoy's `StreamMetricsMessage` and Prometheus' `MetricFamily` but with
+//! only the fields read here: prost skips the rest (labels, counters,
+//! histograms, help texts) without allocating.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::watch;
+use tonic::codegen::{Body, BoxFuture, StdError, http};
+use tonic::{Request, Response, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+use crate::drain::EnvoyStats;
+use crate::metrics::Metrics;
+
+/// The method Envoy's metrics service sink calls.
+pub const STREAM_METRICS_PATH: &str = "/envoy.service.metrics.v3.MetricsService/StreamMetrics";
+
+/// `envoy.service.metrics.v3.StreamMetricsMessage`, the fields read.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatsMessage {
+    /// Sent on the first message of a stream only.
+    #[prost(message, optional, tag = "1")]
+    pub identifier: Option<Identifier>,
+    #[prost(message, repeated, tag = "2")]
+    pub envoy_metrics: Vec<MetricFamily>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Identifier {
+    #[prost(message, optional, tag = "1")]
+    pub node: Option<NodeId>,
+}
+
+/// `envoy.config.core.v3.Node`, its `id` only.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeId {
+    #[prost(string, tag = "1")]
+    pub id: String,
+}
+
+/// `io.prometheus.client.MetricFamily`: name and metrics.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetricFamily {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, repeated, tag = "4")]
+    pub metric: Vec<Metric>,
+}
+
+/// `io.prometheus.client.Metric`: its gauge only.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Metric {
+    #[prost(message, optional, tag = "2")]
+    pub gauge: Option<Gauge>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Gauge {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+}
+
+/// `envoy.service.metrics.v3.StreamMetricsResponse` (empty).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatsResponse {}
+
+/// The listeners' active connection gauges of one flush: stat prefix →
+/// count (`listener.<prefix>.downstream_cx_active`; per-thread gauges
+/// (`.worker_<n>`, `.main_thread`) and the admin listener left out).
+pub fn listener_gauges(families: &[MetricFamily]) -> Vec<(String, u64)> {
+    families
+        .iter()
+        .filter_map(|f| {
+            let prefix = f
+                .name
+                .strip_prefix("listener.")?
+                .strip_suffix(".downstream_cx_active")?;
+            if prefix == "admin"
+                || prefix.starts_with("admin.")
+                || prefix.contains(".worker_")
+                || prefix.ends_with(".main_thread")
+            {
+                return None;
+            }
+            let value = f.metric.first()?.gauge.as_ref()?.value;
+            Some((prefix.to_string(), value.max(0.0) as u64))
+        })
+        .collect()
+}
+
+/// The tower service tonic's router calls for the metrics service.
+#[derive(Clone)]
+pub struct StatsSinkService {
+    stats: Arc<EnvoyStats>,
+    metrics: Arc<Metrics>,
+    max_message: usize,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl StatsSinkService {
+    /// `max_message` caps one decoded flush (bytes); streams end when
+    /// `shutdown` turns true (Envoy's never end on their own, and a
+    /// graceful shutdown waits for open streams).
+    pub fn new(
+        stats: Arc<EnvoyStats>,
+        metrics: Arc<Metrics>,
+        max_message: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        StatsSinkService {
+            stats,
+            metrics,
+            max_message,
+            shutdown,
+        }
+    }
+
+    async fn stream(&self, mut inbound: Streaming<StatsMessage>) -> Result<StatsResponse, Status> {
+        let mut node: Option<String> = None;
+        let mut shutdown = self.shutdown.clone();
+        self.metrics.sink_stream_opened();
+        let result = loop {
+            // Cancelling `message()` drops at most a partial flush, and
+            // only when the stream ends anyway.
+            let next = tokio::select! {
+                m = inbound.message() => m,
+                _ = shutdown.wait_for(|s| *s) => Ok(None),
+            };
+            match next {
+                Ok(Some(msg)) => {
+                    if node.is_none() {
+                        let id = msg
+                            .identifier
+                            .as_ref()
+                            .and_then(|i| i.node.as_ref())
+                            .map(|n| n.id.clone())
+                            .unwrap_or_default();
+                        tracing::debug!(node = %id, "Envoy stats stream opened");
+                        self.stats.stream_opened(&id);
+                        node = Some(id);
+                    }
+                    if let Some(id) = &node {
+                        self.stats.update(id, listener_gauges(&msg.envoy_metrics));
+                    }
+                }
+                Ok(None) => break Ok(StatsResponse {}),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Envoy stats stream ended with an error");
+                    break Err(e);
+                }
+            }
+        };
+        if let Some(id) = &node {
+            self.stats.stream_closed(id);
+            tracing::debug!(node = %id, "Envoy stats stream closed");
+        }
+        self.metrics.sink_stream_closed();
+        result
+    }
+}
+
+impl tonic::server::NamedService for StatsSinkService {
+    const NAME: &'static str = "envoy.service.metrics.v3.MetricsService";
+}
+
+struct StreamMetrics(StatsSinkService);
+
+impl tonic::server::ClientStreamingService<StatsMessage> for StreamMetrics {
+    type Response = StatsResponse;
+    type Future = BoxFuture<Response<StatsResponse>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<StatsMessage>>) -> Self::Future {
+        let svc = self.0.clone();
+        Box::pin(async move { svc.stream(request.into_inner()).await.map(Response::new) })
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for StatsSinkService
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let svc = self.clone();
+        if req.uri().path() != STREAM_METRICS_PATH {
+            let status = Status::unimplemented(format!(
+                "edgeplane's metrics service has StreamMetrics only, not {}",
+                req.uri().path()
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        Box::pin(async move {
+            let codec = ProstCodec::<StatsResponse, StatsMessage>::default();
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .apply_max_message_size_config(Some(svc.max_message), None);
+            Ok(grpc.client_streaming(StreamMetrics(svc), req).await)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::service::metrics::v3::{
+        StreamMetricsMessage, stream_metrics_message,
+    };
+    use prost::Message;
+
+    /// Envoy's own message types encode what the slim ones decode.
+    #[test]
+    fn slim_messages_read_envoys_encoding() {
+        use envoy_types::pb::io::prometheus::client as prom;
+        let gauge = |name: &str, v: f64| prom::MetricFamily {
+            name: Some(name.into()),
+            help: Some("h".into()),
+            r#type: Some(prom::MetricType::Gauge as i32),
+            metric: vec![prom::Metric {
+                label: vec![prom::LabelPair {
+                    name: Some("k".into()),
+                    value: Some("v".into()),
+                }],
+                gauge: Some(prom::Gauge { value: Some(v) }),
+                timestamp_ms: Some(1),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let counter = prom::MetricFamily {
+            name: Some("listener.127.0.0.1_8080.downstream_cx_total".into()),
+            metric: vec![prom::Metric {
+                counter: Some(prom::Counter {
+                    value: Some(9.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let msg = StreamMetricsMessage {
+            identifier: Some(stream_metrics_message::Identifier {
+                node: Some(envoy_types::pb::envoy::config::core::v3::Node {
+                    id: "node-1".into(),
+                    cluster: "c".into(),
+                    ..Default::default()
+                }),
+            }),
+            envoy_metrics: vec![
+                gauge("listener.127.0.0.1_8080.downstream_cx_active", 2.0),
+                gauge("listener.127.0.0.1_8080.worker_0.downstream_cx_active", 2.0),
+                gauge("listener.admin.downstream_cx_active", 1.0),
+                gauge("listener.admin.main_thread.downstream_cx_active", 1.0),
+                gauge("listener.[__]_9090.downstream_cx_active", 0.0),
+                gauge("server.live", 1.0),
+                counter,
+            ],
+        };
+        let slim = StatsMessage::decode(msg.encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(
+            slim.identifier
+                .and_then(|i| i.node)
+                .map(|n| n.id)
+                .as_deref(),
+            Some("node-1")
+        );
+        assert_eq!(
+            listener_gauges(&slim.envoy_metrics),
+            vec![
+                ("127.0.0.1_8080".to_string(), 2),
+                ("[__]_9090".to_string(), 0)
+            ]
+        );
+    }
+}
