@@ -210,7 +210,6 @@ pub struct Progress {
 /// equal; otherwise consecutive clients share a connection's HTTP/2).
 pub struct Fleet {
     pub n: usize,
-    pub connections: usize,
     logs: Vec<Arc<Mutex<ClientLog>>>,
     progress: watch::Receiver<Progress>,
     /// Dropping it aborts every client.
@@ -272,7 +271,6 @@ impl Fleet {
         }
         Ok(Fleet {
             n,
-            connections,
             logs,
             progress: prx,
             _tasks: tasks,
@@ -287,11 +285,12 @@ impl Fleet {
     /// first client failure (with its message) or at the deadline.
     pub async fn wait_ready(&mut self, within: Duration) -> Result<()> {
         let n = self.n;
-        let r = tokio::time::timeout(
+        let ok = tokio::time::timeout(
             within,
             self.progress.wait_for(|p| p.ready >= n || p.failed > 0),
         )
-        .await;
+        .await
+        .is_ok_and(|r| r.is_ok());
         let p = self.progress();
         if p.failed > 0 {
             bail!(
@@ -300,13 +299,13 @@ impl Fleet {
                 self.first_error().unwrap_or_default()
             );
         }
-        match r {
-            Ok(Ok(_)) => Ok(()),
-            _ => bail!(
+        if !ok {
+            bail!(
                 "only {} of {n} clients had ACKed the initial config after {within:?}",
                 p.ready
-            ),
+            );
         }
+        Ok(())
     }
 
     /// Waits until every client ACKed the edited RouteConfiguration, or the

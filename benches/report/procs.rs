@@ -92,3 +92,14 @@ pub fn hwm_kib(pid: u32) -> Option<u64> {
 pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
+
+/// The 1-minute load average (`/proc/loadavg`), as context for timings on
+/// a shared machine.
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

@@ -138,6 +138,18 @@ fn log_tail(path: &Path) -> String {
 
 // === edgeplane ===
 
+/// `EDGEPLANE_BENCH_SERVER_ENV=K=V;K=V`: extra environment for the
+/// `edgeplane serve` processes only, for diagnosis (e.g. a heap profiler's
+/// `LD_PRELOAD`); the figures of such a run are not the product's.
+fn extra_env() -> Vec<(String, String)> {
+    std::env::var("EDGEPLANE_BENCH_SERVER_ENV")
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// A running `edgeplane serve` (RUST_LOG=warn).
 pub struct Edgeplane {
     child: Guard,
@@ -151,6 +163,16 @@ pub struct Edgeplane {
 impl Edgeplane {
     /// Starts on `dir` and returns once `/readyz` says a snapshot is served.
     pub async fn start(bin: &Path, dir: &Path, log: PathBuf) -> Result<Edgeplane> {
+        Edgeplane::start_with_env(bin, dir, log, &[]).await
+    }
+
+    /// `start` with extra environment variables (diagnostic runs).
+    pub async fn start_with_env(
+        bin: &Path,
+        dir: &Path,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Result<Edgeplane> {
         let xds_port = free_port()?;
         let admin_port = free_port()?;
         let logf =
@@ -162,6 +184,8 @@ impl Edgeplane {
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .envs(extra_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf)
@@ -211,14 +235,57 @@ impl Edgeplane {
         v["loads"].as_u64().context("/status has no `loads`")
     }
 
-    /// The watcher is armed by a task spawned after the first load: rewrite
-    /// `name` unchanged until a reload is counted, so the timed edit cannot
-    /// go unseen. An unchanged rewrite publishes nothing.
+    /// `lastLoad` of `/status`: the work of the most recent load (files
+    /// read, resources encoded, `durationMs`), when the server reports it.
+    pub async fn last_load(&self) -> Option<serde_json::Value> {
+        let (code, body) = http_get(self.admin_port, "/status").await.ok()?;
+        if code != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let l = v.get("lastLoad")?;
+        (!l.is_null()).then(|| l.clone())
+    }
+
+    /// Makes the directory look like a user's before an edit: the watcher
+    /// is armed (a task spawned after the first load; an edit before it
+    /// would go unseen), and every manifest is old enough for edgeplane's
+    /// file cache to trust (`source::fs::SETTLE_TIME`: a file changed just
+    /// before a read is read again next time), as it was at the last load.
+    ///
+    /// Waits until every manifest is settled, then writes a hidden file
+    /// (which the loader skips, but which wakes the watcher) until a reload
+    /// is counted; if hidden files do not wake it, rewrites `name`
+    /// unchanged instead. Neither publishes anything.
     pub async fn wait_watching(&mut self, name: &str, text: &str) -> Result<()> {
-        let base = self.loads().await?;
         let end = Instant::now() + Duration::from_secs(30);
         loop {
-            write_atomic(&self.dir, name, text.as_bytes())?;
+            let now = std::time::SystemTime::now();
+            let mut settled = true;
+            for e in std::fs::read_dir(&self.dir).context("list the config dir")? {
+                let e = e.context("list the config dir")?;
+                if !e.file_name().to_string_lossy().starts_with('.') {
+                    let meta = e.metadata().context("stat a manifest")?;
+                    settled &= edgeplane::source::fs::is_settled(&meta, now);
+                }
+            }
+            if settled {
+                break;
+            }
+            if Instant::now() > end {
+                bail!("manifests never settled (clock or file system timestamps?)");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let base = self.loads().await?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            if tries <= 2 {
+                write_atomic(&self.dir, ".bench-wake", tries.to_string().as_bytes())?;
+            } else {
+                write_atomic(&self.dir, name, text.as_bytes())?;
+            }
             let retry = Instant::now() + Duration::from_secs(1);
             while Instant::now() < retry {
                 if self.loads().await? > base {
