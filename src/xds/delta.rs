@@ -38,6 +38,25 @@ use crate::snapshot::{Encoded, PUSH_ORDER, ResourceType, Snapshot, version_of};
 
 const WILDCARD: &str = "*";
 
+/// What Envoy holds of one resource.
+#[derive(Debug)]
+enum Held {
+    /// What this stream sent: a pointer into the snapshot, not a copy of
+    /// its version string.
+    Sent(Arc<Encoded>),
+    /// A version Envoy named in `initial_resource_versions`.
+    Claimed(String),
+}
+
+impl Held {
+    fn version(&self) -> &str {
+        match self {
+            Held::Sent(e) => &e.hash,
+            Held::Claimed(v) => v,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct TypeStream {
     /// Envoy has sent a request for this type on this stream.
@@ -47,7 +66,7 @@ struct TypeStream {
     /// Names subscribed explicitly.
     names: BTreeSet<String>,
     /// What Envoy holds, as far as we know: name → version.
-    held: BTreeMap<String, String>,
+    held: BTreeMap<String, Held>,
     /// Names that must be answered in the next response even when Envoy
     /// seems to hold them (new subscriptions).
     answer: BTreeSet<String>,
@@ -103,12 +122,12 @@ impl DeltaStream {
 
     pub async fn run(mut self, inbound: Streaming<DeltaDiscoveryRequest>) {
         tracing::debug!(peer = %self.peer, "delta ADS stream opened");
-        let (req_tx, mut req_rx) = mpsc::channel(16);
+        let (req_tx, mut req_rx) = mpsc::channel(4);
         let reader = tokio::spawn(super::read_requests(inbound, req_tx));
         loop {
             tokio::select! {
                 req = req_rx.recv() => match req {
-                    Some(req) => self.on_request(req),
+                    Some(req) => self.on_request(*req),
                     None => break,
                 },
                 changed = self.snapshots.changed() => {
@@ -152,7 +171,11 @@ impl DeltaStream {
         let first = !st.seen;
         st.seen = true;
         if first {
-            st.held = req.initial_resource_versions.clone().into_iter().collect();
+            st.held = req
+                .initial_resource_versions
+                .iter()
+                .map(|(n, v)| (n.clone(), Held::Claimed(v.clone())))
+                .collect();
             // Legacy wildcard: a first request naming nothing.
             if req.resource_names_subscribe.is_empty() && req.resource_names_unsubscribe.is_empty()
             {
@@ -224,7 +247,7 @@ impl DeltaStream {
                 .iter()
                 .copied()
                 .filter(|e| {
-                    st.held.get(&e.name) != Some(&e.hash)
+                    st.held.get(&e.name).map(Held::version) != Some(e.hash.as_str())
                         || (st.answer.contains(&e.name) && !st.held.contains_key(&e.name))
                 })
                 .collect();
@@ -245,7 +268,7 @@ impl DeltaStream {
             let nonce = self.nonce.to_string();
             let system_version = version_of(wanted.iter().copied());
             for e in &changed {
-                st.held.insert(e.name.clone(), e.hash.clone());
+                st.held.insert(e.name.clone(), Held::Sent(Arc::clone(e)));
             }
             for n in &removed {
                 st.held.remove(n);

@@ -79,12 +79,12 @@ impl SotwStream {
         tracing::debug!(peer = %self.peer, "ADS stream opened");
         // Read requests on their own task: `Streaming::message` is not
         // documented cancel-safe, and `select!` below would cancel it.
-        let (req_tx, mut req_rx) = mpsc::channel(16);
+        let (req_tx, mut req_rx) = mpsc::channel(4);
         let reader = tokio::spawn(super::read_requests(inbound, req_tx));
         loop {
             tokio::select! {
                 req = req_rx.recv() => match req {
-                    Some(req) => self.on_request(req),
+                    Some(req) => self.on_request(*req),
                     None => break,
                 },
                 changed = self.snapshots.changed() => {
