@@ -427,15 +427,15 @@ mod tests {
             let bytes = l.encode_to_vec();
             m.insert(
                 l.name.clone(),
-                Arc::new(Encoded {
-                    name: l.name.clone(),
-                    hash: format!("{:?}", bytes),
-                    any: Any {
+                Arc::new(Encoded::new(
+                    l.name.clone(),
+                    format!("{:?}", bytes),
+                    Any {
                         type_url: crate::snapshot::LISTENER_TYPE.into(),
                         value: bytes,
                     },
-                    parts: Vec::new(),
-                }),
+                    Vec::new(),
+                )),
             );
         }
         p

@@ -76,6 +76,22 @@ pub struct Encoded {
     /// For a RouteConfiguration: each virtual host's name and hash, so a
     /// NACK can be narrowed to the virtual hosts that changed.
     pub parts: Vec<(String, String)>,
+    /// `any.value` again, as shared bytes: every stream's gRPC frames point
+    /// at these instead of copying them (`xds::wire`).
+    pub bytes: prost::bytes::Bytes,
+}
+
+impl Encoded {
+    pub fn new(name: String, hash: String, any: Any, parts: Vec<(String, String)>) -> Self {
+        let bytes = prost::bytes::Bytes::copy_from_slice(&any.value);
+        Encoded {
+            name,
+            hash,
+            any,
+            parts,
+            bytes,
+        }
+    }
 }
 
 /// The byte ranges of a RouteConfiguration's virtual hosts (field 2) in its
@@ -306,15 +322,15 @@ impl Batch<'_, '_> {
                     } else {
                         Vec::new()
                     };
-                    Arc::new(Encoded {
-                        name: name.to_string(),
-                        hash: hex(&Sha256::digest(&value)),
-                        any: Any {
+                    Arc::new(Encoded::new(
+                        name.to_string(),
+                        hex(&Sha256::digest(&value)),
+                        Any {
                             type_url: M::type_url(),
                             value,
                         },
                         parts,
-                    })
+                    ))
                 }
             };
             self.shared.entry(key).or_default().push(e.clone());

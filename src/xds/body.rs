@@ -3,10 +3,13 @@
 //! tonic's generic encoder keeps one growable buffer per stream, sized by
 //! the largest message that stream ever sent: with a thousand Envoys and a
 //! large RouteConfiguration that is a thousand copies of the config kept
-//! alive for nothing. Here each response becomes one gRPC frame in a buffer
-//! of its own, handed to HTTP/2 and freed once written; an idle stream holds
-//! no response memory at all.
+//! alive for nothing. Here each response becomes one gRPC frame made of
+//! chunks (`wire::WireResponse`): small fields in a fresh buffer, large
+//! resource bodies as the snapshot's own shared bytes. Nothing of a
+//! response outlives its write, and a thousand streams sending the same
+//! RouteConfiguration send one allocation.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -16,6 +19,8 @@ use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tonic::Status;
 use tonic::codegen::http::HeaderMap;
+
+use super::wire::WireResponse;
 
 /// gRPC's frame header: a compression flag and a big-endian length.
 const GRPC_HEADER: usize = 5;
@@ -37,6 +42,8 @@ pub fn grpc_frame<M: Message>(msg: &M) -> Result<Bytes, Status> {
 pub struct AdsBody<M> {
     rx: mpsc::Receiver<Result<M, Status>>,
     max_message: usize,
+    /// Chunks of the frame being sent.
+    pending: VecDeque<Bytes>,
     done: bool,
 }
 
@@ -45,6 +52,7 @@ impl<M> AdsBody<M> {
         AdsBody {
             rx,
             max_message,
+            pending: VecDeque::new(),
             done: false,
         }
     }
@@ -58,7 +66,7 @@ fn trailers(status: Status) -> Frame<Bytes> {
     Frame::trailers(map)
 }
 
-impl<M: Message + Unpin> http_body::Body for AdsBody<M> {
+impl<M: WireResponse + Unpin> http_body::Body for AdsBody<M> {
     type Data = Bytes;
     type Error = Status;
 
@@ -66,6 +74,9 @@ impl<M: Message + Unpin> http_body::Body for AdsBody<M> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Some(chunk) = self.pending.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
         if self.done {
             return Poll::Ready(None);
         }
@@ -74,21 +85,22 @@ impl<M: Message + Unpin> http_body::Body for AdsBody<M> {
             Poll::Ready(next) => next,
         };
         let frame = match next {
-            Some(Ok(msg)) => match grpc_frame(&msg) {
-                Ok(bytes) if bytes.len() - GRPC_HEADER <= self.max_message => Frame::data(bytes),
-                Ok(bytes) => {
+            Some(Ok(msg)) => {
+                let len = msg.encoded_len();
+                if len > self.max_message || u32::try_from(len).is_err() {
                     self.done = true;
                     trailers(Status::resource_exhausted(format!(
-                        "an xDS response of {} bytes exceeds the {} byte limit",
-                        bytes.len() - GRPC_HEADER,
+                        "an xDS response of {len} bytes exceeds the {} byte limit",
                         self.max_message
                     )))
+                } else {
+                    self.pending.extend(msg.frame_chunks());
+                    match self.pending.pop_front() {
+                        Some(chunk) => Frame::data(chunk),
+                        None => return Poll::Ready(Some(Err(Status::internal("empty frame")))),
+                    }
                 }
-                Err(status) => {
-                    self.done = true;
-                    trailers(status)
-                }
-            },
+            }
             Some(Err(status)) => {
                 self.done = true;
                 trailers(status)
@@ -102,6 +114,6 @@ impl<M: Message + Unpin> http_body::Body for AdsBody<M> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.done && self.pending.is_empty()
     }
 }

@@ -95,7 +95,7 @@ where
 }
 
 /// A gRPC response whose body is the stream's frames.
-fn grpc_response<M: prost::Message + Unpin + 'static>(
+fn grpc_response<M: super::wire::WireResponse + Unpin + 'static>(
     body: AdsBody<M>,
 ) -> http::Response<tonic::body::Body> {
     let mut resp = http::Response::new(tonic::body::Body::new(body));

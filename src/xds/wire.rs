@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
-use prost::bytes::{Buf, BufMut};
+use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
@@ -63,6 +63,123 @@ fn put_string(tag: u32, s: &str, buf: &mut impl BufMut) {
 /// `Resource { version = 1, resource = 2, name = 3 }`: body length.
 fn delta_resource_len(e: &Encoded) -> usize {
     string_len(3, &e.name) + string_len(1, &e.hash) + encoding::message::encoded_len(2, &e.any)
+}
+
+/// Resource bodies at least this large go out as their own chunk of the
+/// shared bytes; smaller ones are copied into the frame (a chunk per small
+/// cluster would cost more in HTTP/2 framing than the copy).
+const SHARE_FROM: usize = 2048;
+
+/// A response as one length-prefixed gRPC message, in chunks: the small
+/// fields copied into fresh buffers, large resource bodies shared with the
+/// snapshot (`Encoded::bytes`). Concatenated, the chunks are exactly
+/// `grpc_frame` of the message (tests below).
+pub trait WireResponse: Message {
+    fn frame_chunks(&self) -> Vec<Bytes>;
+}
+
+struct Framer {
+    chunks: Vec<Bytes>,
+    head: BytesMut,
+}
+
+impl Framer {
+    /// Starts a frame with gRPC's header for a `len`-byte message.
+    fn new(len: u32) -> Framer {
+        let mut head = BytesMut::with_capacity(512);
+        head.put_u8(0);
+        head.put_u32(len);
+        Framer {
+            chunks: Vec::new(),
+            head,
+        }
+    }
+
+    fn key(&mut self, tag: u32, len: usize) {
+        encoding::encode_key(tag, WireType::LengthDelimited, &mut self.head);
+        encoding::encode_varint(len as u64, &mut self.head);
+    }
+
+    fn string(&mut self, tag: u32, s: &str) {
+        if !s.is_empty() {
+            self.key(tag, s.len());
+            self.head.put_slice(s.as_bytes());
+        }
+    }
+
+    fn message<M: Message>(&mut self, tag: u32, m: &M) {
+        encoding::message::encode(tag, m, &mut self.head);
+    }
+
+    /// An `Any` body: type URL copied, value shared when large.
+    fn any(&mut self, e: &Encoded) {
+        self.string(1, &e.any.type_url);
+        if !e.bytes.is_empty() {
+            self.key(2, e.bytes.len());
+            if e.bytes.len() >= SHARE_FROM {
+                if !self.head.is_empty() {
+                    self.chunks.push(self.head.split().freeze());
+                }
+                self.chunks.push(e.bytes.clone());
+            } else {
+                self.head.put_slice(&e.bytes);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.head.is_empty() {
+            self.chunks.push(self.head.freeze());
+        }
+        self.chunks
+    }
+}
+
+/// The length of the whole frame's message, capped to what gRPC can carry
+/// (the caller refuses larger messages before sending).
+fn frame_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl WireResponse for SotwResponse {
+    fn frame_chunks(&self) -> Vec<Bytes> {
+        let mut f = Framer::new(frame_len(self.encoded_len()));
+        f.string(1, &self.version_info);
+        for e in &self.resources {
+            f.key(2, e.any.encoded_len());
+            f.any(e);
+        }
+        f.string(4, &self.type_url);
+        f.string(5, &self.nonce);
+        if let Some(cp) = &self.control_plane {
+            f.message(6, cp);
+        }
+        f.finish()
+    }
+}
+
+impl WireResponse for DeltaResponse {
+    fn frame_chunks(&self) -> Vec<Bytes> {
+        let mut f = Framer::new(frame_len(self.encoded_len()));
+        f.string(1, &self.system_version_info);
+        for e in &self.resources {
+            f.key(2, delta_resource_len(e));
+            f.string(1, &e.hash);
+            f.key(2, e.any.encoded_len());
+            f.any(e);
+            f.string(3, &e.name);
+        }
+        f.string(4, &self.type_url);
+        f.string(5, &self.nonce);
+        for name in &self.removed_resources {
+            f.key(6, name.len());
+            f.head.put_slice(name.as_bytes());
+        }
+        if let Some(cp) = &self.control_plane {
+            f.message(7, cp);
+        }
+        f.finish()
+    }
 }
 
 impl Message for SotwResponse {
@@ -180,21 +297,61 @@ mod tests {
     use envoy_types::pb::google::protobuf::Any;
 
     fn encoded(name: &str, body: &[u8]) -> Arc<Encoded> {
-        Arc::new(Encoded {
-            name: name.into(),
-            hash: format!("hash-of-{name}"),
-            any: Any {
+        Arc::new(Encoded::new(
+            name.into(),
+            format!("hash-of-{name}"),
+            Any {
                 type_url: "type.googleapis.com/x.Y".into(),
                 value: body.to_vec(),
             },
-            parts: vec![],
-        })
+            vec![],
+        ))
     }
 
     fn cp() -> Option<ControlPlane> {
         Some(ControlPlane {
             identifier: "edgeplane test".into(),
         })
+    }
+
+    fn concat(chunks: &[Bytes]) -> Vec<u8> {
+        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    #[test]
+    fn frame_chunks_are_the_grpc_frame_with_large_bodies_shared() {
+        let big = encoded("big", &[5u8; 5000]);
+        let small = encoded("small", b"\x08\x01");
+        let empty = encoded("empty", b"");
+        let rs = vec![small.clone(), big.clone(), empty];
+        let sotw = SotwResponse {
+            version_info: "v".into(),
+            resources: rs.clone(),
+            type_url: "t".into(),
+            nonce: "1".into(),
+            control_plane: cp(),
+        };
+        let delta = DeltaResponse {
+            system_version_info: "s".into(),
+            resources: rs,
+            type_url: "t".into(),
+            nonce: "2".into(),
+            control_plane: cp(),
+            removed_resources: vec!["gone".into()],
+        };
+        for (chunks, whole) in [
+            (sotw.frame_chunks(), crate::xds::body::grpc_frame(&sotw)),
+            (delta.frame_chunks(), crate::xds::body::grpc_frame(&delta)),
+        ] {
+            let whole = whole.expect("frame");
+            assert_eq!(concat(&chunks), whole.to_vec());
+            // The large body is the snapshot's own allocation, not a copy.
+            assert!(
+                chunks.iter().any(|c| c.as_ptr() == big.bytes.as_ptr()),
+                "large body shared"
+            );
+            assert!(!chunks.iter().any(|c| c.as_ptr() == small.bytes.as_ptr()));
+        }
     }
 
     #[test]
