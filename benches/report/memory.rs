@@ -308,7 +308,7 @@ fn rss_why(ep: &Mem, diag: Option<&Mem>, n: usize, rc_bytes: usize) -> String {
         let kept = ep.per_stream(n) - d.per_stream(n);
         if kept > 0.0 {
             w.push_str(&format!(
-                " With glibc's mmap threshold fixed a stream costs {:.1} KiB: the other {kept:.1} KiB are freed response buffers (each stream encodes its own copy of the responses, the RouteConfiguration alone {:.0} KiB) that glibc keeps in its heap once its dynamic mmap threshold has grown past their size.",
+                " With glibc's mmap threshold fixed a stream costs {:.1} KiB: the other {kept:.1} KiB are freed memory glibc keeps in its heap once its dynamic mmap threshold has grown (responses share large resource bodies with the snapshot, the RouteConfiguration being {:.0} KiB, so what remains per stream is transport and small-field buffers).",
                 d.per_stream(n),
                 rc_bytes as f64 / 1024.0
             ));
