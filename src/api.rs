@@ -11,11 +11,14 @@ tonic::include_proto!("edgeplane.v1");
 
 pub struct StatusApi {
     shared: Shared,
+    /// Ends `WatchStatus` streams on shutdown, so they never hold the
+    /// server open.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl StatusApi {
-    pub fn new(shared: Shared) -> Self {
-        StatusApi { shared }
+    pub fn new(shared: Shared, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        StatusApi { shared, shutdown }
     }
 }
 
@@ -258,6 +261,7 @@ impl status_service_server::StatusService for StatusApi {
         _request: Request<GetStatusRequest>,
     ) -> Result<Response<Self::WatchStatusStream>, Status> {
         let shared = self.shared.clone();
+        let mut shutdown = self.shutdown.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut loads = shared.loads.clone();
@@ -277,6 +281,7 @@ impl status_service_server::StatusService for StatusApi {
                     r = reg.changed() => if r.is_err() { return },
                     r = stats.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = shutdown.wait_for(|stop| *stop) => return,
                 }
             }
         });

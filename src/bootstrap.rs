@@ -194,10 +194,14 @@ fn host_port(address: &str) -> Result<(&str, u16), BootstrapError> {
 /// predictable. A replica that refuses a connection (killed, stopped,
 /// restarting) is ejected at once by outlier detection
 /// (`consecutive_local_origin_failure: 1`), and the next stream attempt,
-/// after the retry backoff, goes to the next priority. No active health
-/// checks: they would cost every replica a connection per Envoy per
-/// interval. An ejected replica comes back after `base_ejection_time`;
-/// Envoy stays on the replica it is connected to until that one fails.
+/// after the retry backoff, goes to the next priority. Ejections are short
+/// (250 ms, growing to 2 s while a replica keeps failing) so that a
+/// restarted replica is back in line within a moment, and
+/// `update_merge_window: 0s` makes every ejection and return count at once
+/// (Envoy's default of 1 s delayed a fail-back by about a second, measured).
+/// No active health checks: they would cost every replica a connection per
+/// Envoy per interval. Envoy stays on the replica it is connected to until
+/// that one fails.
 fn xds_endpoints(replicas: &[(&str, u16)]) -> String {
     let endpoint = |host: &str, port: u16| {
         format!(
@@ -223,16 +227,20 @@ fn xds_endpoints(replicas: &[(&str, u16)]) -> String {
     }
     // The cluster's own fields, after `load_assignment`.
     out.push_str(
-        r#"    # A replica that refuses a connection is ejected at once, so the next
-    # attempt goes to the next one. Any share of the replicas may be ejected;
-    # when all are, Envoy tries them all (panic mode).
+        r#"    # A replica that refuses a connection is skipped (ejected) at once, for
+    # 250 ms to 2 s, so the next attempt goes to the next one; when all are
+    # skipped Envoy tries them anyway (panic mode).
     outlier_detection:
       consecutive_local_origin_failure: 1
       enforcing_consecutive_local_origin_failure: 100
       split_external_local_origin_errors: true
-      interval: 1s
-      base_ejection_time: 5s
+      interval: 0.25s
+      base_ejection_time: 0.25s
+      max_ejection_time: 2s
       max_ejection_percent: 100
+    # Health changes take effect at once (the default merges them for 1 s).
+    common_lb_config:
+      update_merge_window: 0s
 "#,
     );
     out
@@ -431,8 +439,8 @@ mod tests {
         assert_eq!(endpoints.len(), 1);
         assert!(endpoints[0].get("priority").is_none());
         assert!(cluster.get("outlier_detection").is_none());
-        let retry = &v["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]
-            ["retry_policy"]["retry_back_off"];
+        let retry = &v["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["retry_policy"]
+            ["retry_back_off"];
         assert_eq!(retry["base_interval"], "0.1s");
         assert_eq!(retry["max_interval"], "1s");
     }
@@ -472,6 +480,7 @@ mod tests {
         assert_eq!(od["enforcing_consecutive_local_origin_failure"], 100);
         assert_eq!(od["split_external_local_origin_errors"], true);
         assert_eq!(od["max_ejection_percent"], 100);
+        assert_eq!(cluster["common_lb_config"]["update_merge_window"], "0s");
 
         p.xds_failover_addresses = vec!["127.0.0.1:9978".into()];
         let v = parsed(&p);
@@ -501,7 +510,10 @@ mod tests {
         let mut with_sni = tls(false);
         with_sni.sni = Some("xds.example.com".into());
         p.xds_tls = Some(with_sni);
-        assert_eq!(transport_socket(&p)["typed_config"]["sni"], "xds.example.com");
+        assert_eq!(
+            transport_socket(&p)["typed_config"]["sni"],
+            "xds.example.com"
+        );
         // The same host on other ports needs nothing more.
         let mut p = params("127.0.0.1:9977", Some(tls(false)));
         p.xds_failover_addresses = vec!["127.0.0.1:9978".into()];

@@ -36,7 +36,7 @@ enum Command {
         /// Address of the xDS (ADS, gRPC) server; Gloo's port is 9977.
         #[arg(long, default_value = "127.0.0.1:9977", env = "EDGEPLANE_XDS_ADDRESS")]
         xds_address: SocketAddr,
-        /// Address of the admin HTTP server (/healthz, /readyz, /status); off when unset.
+        /// Address of the admin HTTP server (/healthz, /readyz, /status, /metrics, /config_dump); off when unset.
         #[arg(long, env = "EDGEPLANE_ADMIN_ADDRESS")]
         admin_address: Option<SocketAddr>,
         /// Also re-read the directory this often (e.g. `2s`), for mounts that deliver no file events.

@@ -168,8 +168,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .as_ref()
         .map_or(crate::xds_tls::XdsSecurity::Plaintext, |t| t.security);
     tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), %security, "xDS (ADS) listening");
+    let status = api::StatusApi::new(shared.clone(), shutdown_rx.clone());
     let ads = AdsServer::new(snap_rx, shared.registry.clone(), shutdown_rx);
-    let status = api::StatusApi::new(shared.clone());
     // TCP_NODELAY: without it, Nagle holds the tail of a response just past
     // a segment boundary until Envoy's delayed ACK (40 ms on Linux), which
     // measurably delayed pushes of mid-sized RouteConfigurations.

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::future::Future;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
@@ -256,6 +258,43 @@ impl ControlPlane {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+// === edgeplane: signals and exit ===
+
+impl ControlPlane {
+    /// The process id while the process runs (not yet killed or reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends SIGTERM (`kill -TERM`); false when there is no process or
+    /// `kill` failed.
+    pub fn terminate(&self) -> bool {
+        self.pid().is_some_and(|pid| {
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
+    /// Waits up to `within` for the process to exit and reaps it; `None`
+    /// when it is still running then (or there is no process).
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + within;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok()?;
+            if let Some(status) = status {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 

@@ -1,0 +1,593 @@
+//! Issue 7: never lose a connection. Through real Envoy 1.40 under live
+//! WebSocket and HTTP load: edgeplane killed with SIGKILL and restarted, a
+//! fresh Envoy, two edgeplane replicas with a fail-over, and SIGTERM.
+//! Every figure measured here is printed (`--nocapture` shows them).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+use support::load::{Load, LoadReport, LoadSpec};
+use support::*;
+
+const UP: &str = "echo";
+/// Generous bounds for waits; the figures reported are what matters.
+const WITHIN: Duration = Duration::from_secs(20);
+const WS_CLIENTS: usize = 20;
+
+fn manifests(port: u16, backend: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("gateway.yaml", gateway(port, "")),
+        ("upstream.yaml", upstream(UP, &[backend])),
+        ("vs.yaml", virtual_service(&route("/", UP, ""))),
+    ]
+}
+
+/// Light load: 20 WebSockets echoing every 100 ms, 200 HTTP requests/s
+/// over two keep-alive connections.
+fn light_load(port: u16) -> LoadSpec {
+    LoadSpec {
+        port,
+        ws_clients: WS_CLIENTS,
+        ws_path: "/ws".into(),
+        ws_period: Duration::from_millis(100),
+        http_conns: 2,
+        http_rate: 200.0,
+        http_paths: vec!["/plain".into()],
+    }
+}
+
+/// Polls `f` every `every` until it gives `Some`, failing after `within`.
+async fn poll<T, F, Fut>(what: &str, within: Duration, every: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() >= end {
+            bail!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn status(admin_port: u16) -> Option<Value> {
+    let (code, body) = http_get(admin_port, "/status").await?;
+    (code == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+/// The node's entry in edgeplane's `/status`, if it is connected.
+async fn node_entry(admin_port: u16, node_id: &str) -> Option<Value> {
+    let s = status(admin_port).await?;
+    s["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["nodeId"] == node_id)
+        .cloned()
+}
+
+/// Whether `node_id` is connected (over this run's ADS variant) and has
+/// ACKed, for every type, the version edgeplane serves its proxy.
+async fn node_synced(admin_port: u16, node_id: &str) -> bool {
+    let Some(s) = status(admin_port).await else {
+        return false;
+    };
+    let mode = if delta_mode() { "delta" } else { "sotw" };
+    let Some(node) = s["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["nodeId"] == node_id))
+    else {
+        return false;
+    };
+    if node["xdsMode"] != mode {
+        return false;
+    }
+    let Some(proxy) = s["proxies"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["key"] == node["proxy"]))
+    else {
+        return false;
+    };
+    let served = proxy["types"].as_array().cloned().unwrap_or_default();
+    let acked = node["types"].as_array().cloned().unwrap_or_default();
+    !served.is_empty()
+        && served.iter().all(|t| {
+            acked
+                .iter()
+                .any(|a| a["typeUrl"] == t["typeUrl"] && a["ackedVersion"] == t["version"])
+        })
+}
+
+/// What must not move in Envoy across a control-plane event: every
+/// `version_info` in `/config_dump` (per type and per resource) and the
+/// listener/cluster modification counters.
+#[derive(Debug, PartialEq)]
+struct EnvoyState {
+    versions: Vec<String>,
+    listener_modified: Option<u64>,
+    cluster_modified: Option<u64>,
+}
+
+impl EnvoyState {
+    async fn read(envoy: &Envoy) -> Result<EnvoyState> {
+        let (code, body) = envoy
+            .get("/config_dump")
+            .await
+            .context("Envoy /config_dump")?;
+        ensure!(code == 200, "Envoy /config_dump answered {code}");
+        let dump: Value = serde_json::from_str(&body).context("config_dump is JSON")?;
+        let mut versions = Vec::new();
+        for c in dump["configs"].as_array().into_iter().flatten() {
+            let t = c["@type"].as_str().unwrap_or("");
+            if let Some(v) = c["version_info"].as_str() {
+                versions.push(format!("{t} {v}"));
+            }
+            for l in c["dynamic_listeners"].as_array().into_iter().flatten() {
+                versions.push(format!(
+                    "listener {} {} warming={}",
+                    l["name"],
+                    l["active_state"]["version_info"],
+                    !l["warming_state"].is_null()
+                ));
+            }
+            for cl in c["dynamic_active_clusters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                versions.push(format!(
+                    "cluster {} {}",
+                    cl["cluster"]["name"], cl["version_info"]
+                ));
+            }
+            for r in c["dynamic_route_configs"].as_array().into_iter().flatten() {
+                versions.push(format!(
+                    "routes {} {}",
+                    r["route_config"]["name"], r["version_info"]
+                ));
+            }
+        }
+        versions.sort();
+        ensure!(
+            versions.iter().any(|v| v.starts_with("listener "))
+                && versions.iter().any(|v| v.starts_with("cluster "))
+                && versions.iter().any(|v| v.starts_with("routes ")),
+            "Envoy holds no dynamic config: {versions:?}"
+        );
+        Ok(EnvoyState {
+            versions,
+            listener_modified: envoy.stat("listener_manager.listener_modified").await,
+            cluster_modified: envoy.stat("cluster_manager.cluster_modified").await,
+        })
+    }
+}
+
+fn check_clean(what: &str, report: &LoadReport) -> Result<()> {
+    println!("{what}: load: {}", report.summary());
+    let failures = report.failures();
+    ensure!(
+        failures.is_empty(),
+        "{what}: traffic was lost: {}",
+        failures.join("; ")
+    );
+    ensure!(
+        report.echoes_answered > 0 && report.http_ok > 0,
+        "{what}: no traffic flowed"
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn connected_state(envoy: &Envoy) -> Option<u64> {
+    envoy.stat("control_plane.connected_state").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_nothing_and_changes_nothing() -> Result<()> {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let mut s = Stack::start(port, be, &manifests(port, bport)).await;
+    s.envoy.wait_serving(port, "/plain").await;
+    let load = Load::start(light_load(port)).await?;
+    load.warm_up(50, WITHIN).await?;
+    let before = EnvoyState::read(&s.envoy).await?;
+    let proxies_before = s.cp.status().await["proxies"].clone();
+
+    let killed = Instant::now();
+    s.cp.kill();
+    poll(
+        "Envoy sees edgeplane gone",
+        WITHIN,
+        Duration::from_millis(5),
+        || async { (connected_state(&s.envoy).await == Some(0)).then_some(()) },
+    )
+    .await?;
+    // About two seconds of traffic with no control plane at all.
+    load.wait_echoes(WS_CLIENTS as u64 * 20, WITHIN).await?;
+    let down_for = killed.elapsed();
+
+    // The same binary, xDS port and manifests.
+    let restarted = Instant::now();
+    let cp2 = ControlPlane::start(&s.dir, s.cp.xds_port, s.tmp.path()).await;
+    poll(
+        "Envoy reconnects",
+        WITHIN,
+        Duration::from_millis(2),
+        || async { (connected_state(&s.envoy).await == Some(1)).then_some(()) },
+    )
+    .await?;
+    let reconnected = Instant::now();
+    poll(
+        "Envoy ACKs the restarted edgeplane's versions",
+        WITHIN,
+        Duration::from_millis(5),
+        || async { node_synced(cp2.admin_port, "test-node").await.then_some(()) },
+    )
+    .await?;
+    let synced = Instant::now();
+    // Traffic after the reconnect too.
+    load.wait_echoes(WS_CLIENTS as u64 * 5, WITHIN).await?;
+    let upgrades = s
+        .envoy
+        .stat("http.http.downstream_cx_upgrades_active")
+        .await;
+    let report = load.stop().await?;
+
+    println!(
+        "kill -9: down {:.0} ms; restart → Envoy connected {:.0} ms (kill → connected {:.0} ms), \
+         restart → versions ACKed {:.0} ms",
+        ms(down_for),
+        ms(reconnected - restarted),
+        ms(reconnected - killed),
+        ms(synced - restarted),
+    );
+    check_clean("kill -9", &report)?;
+    ensure!(
+        upgrades == Some(WS_CLIENTS as u64),
+        "upgrades active {upgrades:?}"
+    );
+    let after = EnvoyState::read(&s.envoy).await?;
+    ensure!(
+        after == before,
+        "Envoy's config moved:\nbefore {before:#?}\nafter {after:#?}"
+    );
+    ensure!(
+        cp2.status().await["proxies"] == proxies_before,
+        "the restarted edgeplane serves other versions"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_envoy_serves_within_one_second_of_connecting() -> Result<()> {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let tmp = tempfile::tempdir().context("tempdir")?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).context("mkdir manifests")?;
+    for (name, content) in manifests(port, be.port) {
+        write_atomic(&dir, name, &content);
+    }
+    let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
+    let first = Envoy::start(cp.xds_port, "first-envoy", tmp.path()).await;
+    first.wait_serving(port, "/plain").await;
+    let want = EnvoyState::read(&first).await?.versions;
+    drop(first);
+
+    let mut figures = Vec::new();
+    for round in 0..3 {
+        let node = format!("fresh-envoy-{round}");
+        let admin = cp.admin_port;
+        let n = node.clone();
+        // Both observers run from before Envoy starts.
+        let connected = tokio::spawn(async move {
+            poll(
+                "the fresh Envoy connects",
+                WITHIN,
+                Duration::from_millis(2),
+                || async { node_entry(admin, &n).await.map(|_| Instant::now()) },
+            )
+            .await
+        });
+        let served = tokio::spawn(async move {
+            poll(
+                "the fresh Envoy serves",
+                WITHIN,
+                Duration::from_millis(2),
+                || async {
+                    http_get(port, "/plain")
+                        .await
+                        .filter(|(code, _)| *code == 200)
+                        .map(|_| Instant::now())
+                },
+            )
+            .await
+        });
+        let spawned = Instant::now();
+        let envoy = Envoy::start(cp.xds_port, &node, tmp.path()).await;
+        let t_connected = connected.await.context("connect observer")??;
+        let t_served = served.await.context("serve observer")??;
+        let connect_to_serve = t_served.saturating_duration_since(t_connected);
+        println!(
+            "fresh Envoy {round}: process start → xDS connected {:.1} ms, connected → first 200 {:.1} ms",
+            ms(t_connected - spawned),
+            ms(connect_to_serve),
+        );
+        figures.push(connect_to_serve);
+        let got = EnvoyState::read(&envoy).await?.versions;
+        ensure!(
+            got == want,
+            "the fresh Envoy holds other config:\n{got:#?}\nwant {want:#?}"
+        );
+        ensure!(
+            node_synced(cp.admin_port, &node).await,
+            "the fresh Envoy has not ACKed every type"
+        );
+        drop(envoy);
+        poll(
+            "edgeplane sees that Envoy gone",
+            WITHIN,
+            Duration::from_millis(5),
+            || async { node_entry(admin, &node).await.is_none().then_some(()) },
+        )
+        .await?;
+    }
+    let worst = figures.iter().max().copied().unwrap_or_default();
+    println!(
+        "fresh Envoy: connected → serving {:?} ms (worst {:.1} ms)",
+        figures
+            .iter()
+            .map(|d| (ms(*d) * 10.0).round() / 10.0)
+            .collect::<Vec<_>>(),
+        ms(worst)
+    );
+    ensure!(
+        worst < Duration::from_secs(1),
+        "a fresh Envoy took {worst:?} from connecting to serving"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_fail_over_without_a_config_change() -> Result<()> {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let tmp = tempfile::tempdir().context("tempdir")?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).context("mkdir manifests")?;
+    for (name, content) in manifests(port, be.port) {
+        write_atomic(&dir, name, &content);
+    }
+    let mut cp1 = ControlPlane::start(&dir, 0, tmp.path()).await;
+    let mut cp2 = ControlPlane::start(&dir, 0, tmp.path()).await;
+    let node = "replicated-envoy";
+    // `edgeplane bootstrap --xds-address <1> --xds-address <2>`.
+    let envoy = Envoy::start_with_bootstrap_args(
+        cp1.xds_port,
+        node,
+        "gloo-system",
+        "gateway-proxy",
+        tmp.path(),
+        &[
+            "--xds-address".into(),
+            format!("127.0.0.1:{}", cp2.xds_port),
+        ],
+    )
+    .await;
+    envoy.wait_serving(port, "/plain").await;
+    // Versions are content hashes: equal on both replicas by construction.
+    let p1 = cp1.status().await["proxies"].clone();
+    let p2 = cp2.status().await["proxies"].clone();
+    ensure!(
+        p1 == p2 && p1.as_array().is_some_and(|a| !a.is_empty()),
+        "replicas serve different versions:\n{p1}\n{p2}"
+    );
+    // Envoy prefers the first replica while it is up.
+    poll(
+        "Envoy on replica 1",
+        WITHIN,
+        Duration::from_millis(5),
+        || async { node_synced(cp1.admin_port, node).await.then_some(()) },
+    )
+    .await?;
+    ensure!(
+        node_entry(cp2.admin_port, node).await.is_none(),
+        "Envoy also talks to replica 2"
+    );
+
+    let load = Load::start(light_load(port)).await?;
+    load.warm_up(50, WITHIN).await?;
+    let before = EnvoyState::read(&envoy).await?;
+
+    // Replica 1, the one Envoy uses, dies.
+    let killed = Instant::now();
+    cp1.kill();
+    poll(
+        "Envoy fails over to replica 2",
+        WITHIN,
+        Duration::from_millis(2),
+        || async { node_synced(cp2.admin_port, node).await.then_some(()) },
+    )
+    .await?;
+    let failover = killed.elapsed();
+    load.wait_echoes(WS_CLIENTS as u64 * 5, WITHIN).await?;
+
+    // A rolling restart: replica 1 comes back, then replica 2 dies.
+    let cp1b = ControlPlane::start(&dir, cp1.xds_port, tmp.path()).await;
+    ensure!(
+        cp1b.status().await["proxies"] == p1,
+        "the restarted replica serves other versions"
+    );
+    let killed2 = Instant::now();
+    cp2.kill();
+    poll(
+        "Envoy fails back to replica 1",
+        WITHIN,
+        Duration::from_millis(2),
+        || async { node_synced(cp1b.admin_port, node).await.then_some(()) },
+    )
+    .await?;
+    let failback = killed2.elapsed();
+    load.wait_echoes(WS_CLIENTS as u64 * 5, WITHIN).await?;
+    let upgrades = envoy.stat("http.http.downstream_cx_upgrades_active").await;
+    let report = load.stop().await?;
+
+    println!(
+        "replicas: kill replica 1 → Envoy synced on replica 2 in {:.0} ms; restart 1, kill 2 → synced on replica 1 in {:.0} ms",
+        ms(failover),
+        ms(failback)
+    );
+    check_clean("replicas", &report)?;
+    ensure!(
+        upgrades == Some(WS_CLIENTS as u64),
+        "upgrades active {upgrades:?}"
+    );
+    let after = EnvoyState::read(&envoy).await?;
+    ensure!(
+        after == before,
+        "Envoy's config moved:\nbefore {before:#?}\nafter {after:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_streams_exits_zero_and_envoy_keeps_serving() -> Result<()> {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let mut s = Stack::start(port, be, &manifests(port, bport)).await;
+    s.envoy.wait_serving(port, "/plain").await;
+    let load = Load::start(light_load(port)).await?;
+    load.warm_up(50, WITHIN).await?;
+    let before = EnvoyState::read(&s.envoy).await?;
+
+    let pid = s.cp.pid().context("edgeplane is not running")?;
+    let sent = Instant::now();
+    ensure!(s.cp.terminate(), "kill -TERM {pid} failed");
+    let exit =
+        s.cp.wait_exit(Duration::from_secs(10))
+            .await
+            .context("edgeplane still runs 10 s after SIGTERM")?;
+    let took = sent.elapsed();
+    println!(
+        "SIGTERM: edgeplane exited with {exit} after {:.0} ms",
+        ms(took)
+    );
+    let log = s.cp.log_text();
+    ensure!(exit.code() == Some(0), "exit {exit}\n{log}");
+    // The watch stream ends on shutdown itself; the 2 s grace period
+    // `serve` allows for stragglers is not what ends it.
+    ensure!(
+        took < Duration::from_secs(1),
+        "SIGTERM took {took:?} to exit"
+    );
+    ensure!(
+        log.contains("shutting down") && log.contains("ADS stream closed"),
+        "no clean stream close in the log:\n{log}"
+    );
+    ensure!(!log.contains("panicked"), "{log}");
+    poll(
+        "Envoy sees edgeplane gone",
+        WITHIN,
+        Duration::from_millis(5),
+        || async { (connected_state(&s.envoy).await == Some(0)).then_some(()) },
+    )
+    .await?;
+
+    // Envoy keeps serving: the load runs on, new requests and sockets work.
+    load.wait_echoes(WS_CLIENTS as u64 * 10, WITHIN).await?;
+    let (code, _) = http_get(port, "/plain")
+        .await
+        .context("GET after SIGTERM")?;
+    ensure!(code == 200, "GET after SIGTERM: {code}");
+    let mut ws = ws_connect(port, "/ws/new")
+        .await
+        .map_err(|code| anyhow::anyhow!("WebSocket upgrade after SIGTERM: {code}"))?;
+    echo(&mut ws, "after SIGTERM").await;
+    let report = load.stop().await?;
+    check_clean("SIGTERM", &report)?;
+    let after = EnvoyState::read(&s.envoy).await?;
+    ensure!(
+        after == before,
+        "Envoy's config moved:\nbefore {before:#?}\nafter {after:#?}"
+    );
+    Ok(())
+}
+
+/// A child process killed (and reaped) on every exit path.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_status_watcher_still_exits_in_bounded_time() -> Result<()> {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let mut s = Stack::start(port, be, &manifests(port, bport)).await;
+    s.envoy.wait_serving(port, "/plain").await;
+    // `edgeplane status --watch` holds a WatchStatus stream open, which
+    // never ends on its own.
+    let out = s.tmp.path().join("watch.out");
+    let _watcher = ChildGuard(
+        std::process::Command::new(edgeplane_bin())
+            .args(["status", "--watch", "--server"])
+            .arg(format!("127.0.0.1:{}", s.cp.xds_port))
+            .stdout(std::fs::File::create(&out).context("create watch.out")?)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start edgeplane status --watch")?,
+    );
+    poll(
+        "the watcher prints a status",
+        WITHIN,
+        Duration::from_millis(10),
+        || async {
+            std::fs::metadata(&out)
+                .ok()
+                .filter(|m| m.len() > 0)
+                .map(|_| ())
+        },
+    )
+    .await?;
+
+    let sent = Instant::now();
+    ensure!(s.cp.terminate(), "kill -TERM failed");
+    let exit =
+        s.cp.wait_exit(Duration::from_secs(10))
+            .await
+            .context("edgeplane still runs 10 s after SIGTERM")?;
+    let took = sent.elapsed();
+    println!(
+        "SIGTERM with a status watcher open: exited with {exit} after {:.0} ms",
+        ms(took)
+    );
+    let log = s.cp.log_text();
+    ensure!(exit.code() == Some(0), "exit {exit}\n{log}");
+    // The watch stream ends on shutdown itself; the 2 s grace period
+    // `serve` allows for stragglers is not what ends it.
+    ensure!(
+        took < Duration::from_secs(1),
+        "SIGTERM took {took:?} to exit"
+    );
+    let (code, _) = http_get(port, "/plain")
+        .await
+        .context("GET after SIGTERM")?;
+    ensure!(code == 200, "GET after SIGTERM: {code}");
+    Ok(())
+}
