@@ -148,5 +148,19 @@ fn render(ctx: &Ctx, args: &[String], sections: &[Section], secs: f64) -> String
         s.push_str(&format!("## {}\n\n{}\n", sec.title, sec.body.trim_end()));
         s.push('\n');
     }
+    // The soak is its own, long run (scripts/soak); its latest figures are
+    // carried into the report as written, under their own date and commit.
+    let soak = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/SOAK.md");
+    if let Ok(text) = std::fs::read_to_string(&soak) {
+        s.push_str("## Soak (from `bench/SOAK.md`, written by `scripts/soak` in its own run)\n\n");
+        for line in text.lines().skip_while(|l| l.starts_with("# ")) {
+            // Its headings go one level down, under this section.
+            if line.starts_with('#') {
+                s.push('#');
+            }
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
     s
 }
