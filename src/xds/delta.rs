@@ -1,4 +1,4 @@
-//! One incremental (delta) ADS stream.
+//! The incremental (delta) ADS protocol of one stream (driven by `session`).
 //!
 //! Per type the stream keeps what Envoy subscribed to (wildcard and/or
 //! names) and what Envoy holds: name → version, seeded from
@@ -27,14 +27,11 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
-use tokio::sync::{mpsc, watch};
-use tonic::{Status, Streaming};
 
-use super::SnapshotRx;
-use super::node;
-use super::registry::{Registry, ResourceSet};
+use super::registry::ResourceSet;
+use super::session::{Protocol, Session};
 use super::wire::DeltaResponse;
-use crate::snapshot::{Encoded, PUSH_ORDER, ResourceType, Snapshot, version_of};
+use crate::snapshot::{Encoded, PUSH_ORDER, ProxySnapshot, ResourceType, version_of};
 
 const WILDCARD: &str = "*";
 
@@ -84,89 +81,29 @@ impl TypeStream {
     }
 }
 
-pub struct DeltaStream {
-    peer: String,
-    snapshots: SnapshotRx,
-    registry: Arc<Registry>,
-    shutdown: watch::Receiver<bool>,
-    tx: mpsc::Sender<Result<DeltaResponse, Status>>,
-    node: Option<Node>,
-    proxy: Option<String>,
+/// Incremental: per type, the subscription and what Envoy holds.
+#[derive(Default)]
+pub struct Delta {
     types: BTreeMap<ResourceType, TypeStream>,
-    nonce: u64,
-    id: u64,
 }
 
-impl DeltaStream {
-    pub fn new(
-        peer: String,
-        snapshots: SnapshotRx,
-        registry: Arc<Registry>,
-        shutdown: watch::Receiver<bool>,
-        tx: mpsc::Sender<Result<DeltaResponse, Status>>,
-    ) -> Self {
-        let id = registry.open("delta");
-        DeltaStream {
-            peer,
-            snapshots,
-            registry,
-            shutdown,
-            tx,
-            node: None,
-            proxy: None,
-            types: BTreeMap::new(),
-            nonce: 0,
-            id,
-        }
+impl Protocol for Delta {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaResponse;
+    const MODE: &'static str = "delta";
+
+    fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
     }
 
-    pub async fn run(mut self, inbound: Streaming<DeltaDiscoveryRequest>) {
-        tracing::debug!(peer = %self.peer, "delta ADS stream opened");
-        let (req_tx, mut req_rx) = mpsc::channel(4);
-        let reader = tokio::spawn(super::read_requests(inbound, req_tx));
-        loop {
-            tokio::select! {
-                req = req_rx.recv() => match req {
-                    Some(req) => self.on_request(*req),
-                    None => break,
-                },
-                changed = self.snapshots.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                }
-                _ = self.shutdown.changed() => break,
-            }
-            if self.push().await.is_err() {
-                break;
-            }
-        }
-        reader.abort();
-        self.registry.close(self.id);
-        tracing::info!(peer = %self.peer, node = %self.node_desc(), "delta ADS stream closed");
-    }
-
-    fn node_desc(&self) -> String {
-        self.node.as_ref().map(node::describe).unwrap_or_default()
-    }
-
-    fn on_request(&mut self, req: DeltaDiscoveryRequest) {
-        if self.node.is_none() {
-            if let Some(n) = &req.node {
-                tracing::info!(peer = %self.peer, node = %node::describe(n), "Envoy connected (delta)");
-                let node_id = n.id.clone();
-                self.registry.update(self.id, |s| s.node_id = node_id);
-            }
-            self.node = req.node.clone();
-        }
+    fn on_request(&mut self, s: &mut Session, req: DeltaDiscoveryRequest) {
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
             tracing::debug!(type_url = %req.type_url, "delta request for a type edgeplane does not serve");
             return;
         };
-        let node_desc = self.node_desc();
         let st = self.types.entry(t).or_default();
         if !req.response_nonce.is_empty() {
-            on_ack_or_nack(st, t, &req, &node_desc, &self.registry, self.id);
+            on_ack_or_nack(st, t, &req, s);
         }
         let first = !st.seen;
         st.seen = true;
@@ -209,29 +146,9 @@ impl DeltaStream {
         }
     }
 
-    /// Sends, per type, what changed since what Envoy holds.
-    async fn push(&mut self) -> Result<(), ()> {
-        let responses = self.due_responses();
-        for resp in responses {
-            if self.tx.send(Ok(resp)).await.is_err() {
-                return Err(());
-            }
-        }
-        Ok(())
-    }
-
-    /// Computes the responses due now, from the newest snapshot, and
-    /// records them as sent. The snapshot is released before anything is
-    /// awaited, so a stream blocked on a slow Envoy holds no old snapshot.
-    fn due_responses(&mut self) -> Vec<DeltaResponse> {
-        let snap: Option<Arc<Snapshot>> = self.snapshots.borrow_and_update().clone();
-        let (Some(snap), Some(node)) = (snap, &self.node) else {
-            return Vec::new();
-        };
-        let proxy = super::match_proxy(node, &snap, &mut self.proxy, &self.registry, self.id);
-        let Some(ps) = proxy.and_then(|p| snap.proxies.get(&p).cloned()) else {
-            return Vec::new();
-        };
+    /// Per type, in push order: what changed since what Envoy holds, and
+    /// what it holds that is gone or no longer subscribed.
+    fn due(&mut self, s: &mut Session, ps: &ProxySnapshot) -> Vec<DeltaResponse> {
         let mut out = Vec::new();
         for t in PUSH_ORDER {
             let Some(st) = self.types.get_mut(&t) else {
@@ -264,8 +181,7 @@ impl DeltaStream {
             }
             st.must_answer = false;
             st.answer.clear();
-            self.nonce += 1;
-            let nonce = self.nonce.to_string();
+            let nonce = s.next_nonce();
             let system_version = version_of(wanted.iter().copied());
             for e in &changed {
                 st.held.insert(e.name.clone(), Held::Sent(Arc::clone(e)));
@@ -275,18 +191,18 @@ impl DeltaStream {
             }
             st.last_nonce = Some(nonce.clone());
             tracing::info!(
-                node = %node.id,
+                node = %s.node_id(),
                 type_ = t.short(),
                 version = %system_version,
                 changed = changed.len(),
                 removed = removed.len(),
                 "delta push"
             );
-            self.registry.metrics().push(t, "delta");
+            s.registry.metrics().push(t, Self::MODE);
             let sent: ResourceSet = super::registry::set_of(wanted.iter().copied());
             let sent_version = system_version.clone();
-            self.registry.update(self.id, |s| {
-                let ts = s.types.entry(t).or_default();
+            s.registry.update(s.id, |n| {
+                let ts = n.types.entry(t).or_default();
                 ts.responses += 1;
                 ts.sent = sent;
                 ts.sent_version = sent_version;
@@ -307,34 +223,28 @@ impl DeltaStream {
 /// Records Envoy's answer to one of our responses. Only an answer to the
 /// latest response of the type moves the reported state; answers to older
 /// ones are superseded.
-fn on_ack_or_nack(
-    st: &TypeStream,
-    t: ResourceType,
-    req: &DeltaDiscoveryRequest,
-    node_desc: &str,
-    registry: &Registry,
-    id: u64,
-) {
+fn on_ack_or_nack(st: &TypeStream, t: ResourceType, req: &DeltaDiscoveryRequest, s: &Session) {
+    let (registry, id) = (&s.registry, s.id);
     if st.last_nonce.as_deref() != Some(req.response_nonce.as_str()) {
         tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "answer to a superseded delta response");
         return;
     }
     if let Some(err) = &req.error_detail {
         tracing::warn!(
-            node = %node_desc,
+            node = %s.node_desc(),
             type_ = t.short(),
             nonce = %req.response_nonce,
             message = %err.message,
             "Envoy rejected (NACKed) the config; it keeps its previous resources, and these versions will not be sent again"
         );
-        registry.metrics().nack(t, "delta");
+        registry.metrics().nack(t, Delta::MODE);
         let msg = err.message.clone();
-        registry.update(id, |s| s.types.entry(t).or_default().record_nack(msg));
+        registry.update(id, |n| n.types.entry(t).or_default().record_nack(msg));
     } else {
         tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "delta ACK");
-        registry.metrics().ack(t, "delta");
-        registry.update(id, |s| {
-            let ts = s.types.entry(t).or_default();
+        registry.metrics().ack(t, Delta::MODE);
+        registry.update(id, |n| {
+            let ts = n.types.entry(t).or_default();
             let v = ts.sent_version.clone();
             ts.record_ack(v);
         });

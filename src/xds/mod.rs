@@ -2,7 +2,7 @@
 //!
 //! The server never sees manifests: it reads the newest `Snapshot` from a
 //! `watch` channel (latest wins, so a slow Envoy never holds others back) and
-//! speaks the xDS protocol per stream: state of the world (`sotw`) or
+//! runs one `session` per stream, speaking state of the world (`sotw`) or
 //! incremental (`delta`), both over the same snapshot and per-resource
 //! versions (the SHA-256 of each resource's bytes, computed once per change
 //! in `snapshot`). Which proxy an Envoy gets is
@@ -14,17 +14,16 @@ pub mod delta;
 pub mod node;
 pub mod registry;
 pub mod service;
+pub mod session;
 pub mod sotw;
 pub mod wire;
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
 pub use service::AdsService;
-use wire::{DeltaResponse, SotwResponse};
 
 use crate::snapshot::Snapshot;
 use registry::Registry;
@@ -55,40 +54,16 @@ impl AdsServer {
 }
 
 impl AdsServer {
-    /// Starts a state-of-the-world stream; its responses come out of the
+    /// Starts a stream of protocol `P`; its responses come out of the
     /// returned receiver.
-    fn open_sotw(
+    fn open<P: session::Protocol>(
         &self,
         peer: String,
-        inbound: Streaming<DiscoveryRequest>,
-    ) -> mpsc::Receiver<Result<SotwResponse, Status>> {
+        inbound: Streaming<P::Request>,
+    ) -> mpsc::Receiver<Result<P::Response, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        let stream = sotw::SotwStream::new(
-            peer,
-            self.snapshots.clone(),
-            self.registry.clone(),
-            self.shutdown.clone(),
-            tx,
-        );
-        tokio::spawn(stream.run(inbound));
-        rx
-    }
-
-    /// Starts an incremental (delta) stream.
-    fn open_delta(
-        &self,
-        peer: String,
-        inbound: Streaming<DeltaDiscoveryRequest>,
-    ) -> mpsc::Receiver<Result<DeltaResponse, Status>> {
-        let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        let stream = delta::DeltaStream::new(
-            peer,
-            self.snapshots.clone(),
-            self.registry.clone(),
-            self.shutdown.clone(),
-            tx,
-        );
-        tokio::spawn(stream.run(inbound));
+        let s = session::Session::new(peer, self.snapshots.clone(), self.registry.clone(), P::MODE);
+        tokio::spawn(session::run::<P>(s, self.shutdown.clone(), inbound, tx));
         rx
     }
 }

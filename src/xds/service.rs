@@ -83,12 +83,18 @@ where
         let response = if path == SOTW_PATH {
             let decoder = ProstCodec::<DiscoveryRequest, DiscoveryRequest>::default().decoder();
             let inbound = Streaming::new_request(decoder, body, None, Some(max));
-            grpc_response(AdsBody::new(ads.open_sotw(peer, inbound), max))
+            grpc_response(AdsBody::new(
+                ads.open::<super::sotw::Sotw>(peer, inbound),
+                max,
+            ))
         } else {
             let decoder =
                 ProstCodec::<DeltaDiscoveryRequest, DeltaDiscoveryRequest>::default().decoder();
             let inbound = Streaming::new_request(decoder, body, None, Some(max));
-            grpc_response(AdsBody::new(ads.open_delta(peer, inbound), max))
+            grpc_response(AdsBody::new(
+                ads.open::<super::delta::Delta>(peer, inbound),
+                max,
+            ))
         };
         Box::pin(async move { Ok(response) })
     }
