@@ -102,16 +102,7 @@ async fn a_one_file_edit_reads_parses_and_encodes_only_what_changed() -> anyhow:
 
     let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
     let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
-    let mode = if delta_mode() { "delta" } else { "sotw" };
-    eventually(&format!("Envoy connected over {mode} ADS"), || async {
-        let s = cp.status().await;
-        s["nodes"]
-            .as_array()?
-            .iter()
-            .any(|n| n["nodeId"] == "test-node" && n["xdsMode"] == mode)
-            .then_some(())
-    })
-    .await;
+    cp.wait_connected_in_mode("test-node").await;
     let logs = || {
         format!(
             "--- edgeplane log ---\n{}\n--- envoy log ---\n{}",

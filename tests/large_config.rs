@@ -150,20 +150,7 @@ async fn a_route_configuration_above_4_mib_reaches_envoy() -> anyhow::Result<()>
             envoy.log_text()
         )
     };
-    let mode = if delta_mode() { "delta" } else { "sotw" };
-    wait_for(
-        &format!("Envoy connected over {mode} ADS"),
-        Duration::from_secs(20),
-        || async {
-            let s = cp.status().await;
-            s["nodes"]
-                .as_array()?
-                .iter()
-                .any(|n| n["nodeId"] == "test-node" && n["xdsMode"] == mode)
-                .then_some(())
-        },
-    )
-    .await?;
+    cp.wait_connected_in_mode("test-node").await;
 
     // Envoy accepted the RouteConfiguration: an RDS update succeeded, none
     // was rejected, and its version is the one served.

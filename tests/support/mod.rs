@@ -246,6 +246,21 @@ impl ControlPlane {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until `node_id` is connected over this run's ADS variant
+    /// (`delta_mode()`), as edgeplane's `/status` reports it.
+    pub async fn wait_connected_in_mode(&self, node_id: &str) {
+        let mode = if delta_mode() { "delta" } else { "sotw" };
+        eventually(&format!("{node_id} connected over {mode} ADS"), || async {
+            let s = self.status().await;
+            s["nodes"]
+                .as_array()?
+                .iter()
+                .any(|n| n["nodeId"] == node_id && n["xdsMode"] == mode)
+                .then_some(())
+        })
+        .await;
+    }
+
     /// Stops the process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -500,16 +515,7 @@ impl Stack {
         let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
         let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
         // Every stack proves which ADS variant this run exercises.
-        let mode = if delta_mode() { "delta" } else { "sotw" };
-        eventually(&format!("Envoy connected over {mode} ADS"), || async {
-            let s = cp.status().await;
-            s["nodes"]
-                .as_array()?
-                .iter()
-                .any(|n| n["nodeId"] == "test-node" && n["xdsMode"] == mode)
-                .then_some(())
-        })
-        .await;
+        cp.wait_connected_in_mode("test-node").await;
         Stack {
             tmp,
             dir,
