@@ -20,6 +20,8 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod reconcile;
+pub mod routes_cli;
+pub mod schema;
 pub mod server;
 pub mod snapshot;
 pub mod source;

@@ -71,6 +71,19 @@ enum Command {
         #[arg(long)]
         proxy: Option<String>,
     },
+    /// Print each listener's effective routing table: domains, matcher,
+    /// destination, WebSocket state and why, and each route's source line
+    /// (exit 1 when the manifests are invalid).
+    Routes {
+        /// Directory of Gloo manifests.
+        dir: PathBuf,
+        /// Only this proxy: `<namespace>~<proxyName>`, or a proxy name that is unambiguous.
+        #[arg(long)]
+        proxy: Option<String>,
+        /// `text` (one table per listener) or `json`.
+        #[arg(long, default_value = "text")]
+        output: String,
+    },
     /// Print an Envoy bootstrap that connects to `edgeplane serve`.
     Bootstrap {
         /// Envoy node id.
@@ -142,6 +155,13 @@ enum Command {
         /// Private key of --tls-cert (PEM).
         #[arg(long, env = "EDGEPLANE_TLS_KEY", value_name = "PEM", requires_all = ["tls_ca", "tls_cert"])]
         tls_key: Option<PathBuf>,
+    },
+    /// Write JSON Schemas of the manifests (one per kind, and `all.json`)
+    /// for editors; prints `all.json` to stdout without --out.
+    Schema {
+        /// Directory to write the schema files into.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Send one WebSocket message and print the reply.
     WsClient {
@@ -282,6 +302,10 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         }
+        Command::Schema { out } => {
+            edgeplane::schema::run(out.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Translate { dir, proxy } => {
             if !dir.is_dir() {
                 anyhow::bail!("{} is not a directory", dir.display());
@@ -299,6 +323,9 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let text = serde_json::to_string_pretty(&json).context("cannot print the JSON")?;
             println!("{text}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Routes { dir, proxy, output } => {
+            edgeplane::routes_cli::run(&dir, proxy.as_deref(), &output)
         }
         Command::Bootstrap {
             node_id,

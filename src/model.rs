@@ -417,6 +417,21 @@ pub struct Route {
     pub matchers: Vec<Matcher>,
     pub action: Action,
     pub options: RouteOptions,
+    /// Where the route came from (for `edgeplane routes`); never translated.
+    pub origin: RouteOrigin,
+}
+
+/// Provenance of a flattened route: where it is written and, when its
+/// `upgrades` option was inherited through delegation, the delegating route
+/// that set it. Only reported; translation ignores it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteOrigin {
+    /// The route's file and line.
+    pub pos: Option<crate::diag::Pos>,
+    /// The delegating route whose `upgrades` this route took (it set none):
+    /// `<namespace>.<name>/<index>` of that route in its VirtualService or
+    /// RouteTable.
+    pub upgrades_from: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

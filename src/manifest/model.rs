@@ -7,13 +7,14 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
 /// A Kubernetes-shaped object: `apiVersion`, `kind`, `metadata`, `spec`.
 /// `status` (as written by Gloo or kubectl) is accepted and ignored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Envelope<S> {
     pub api_version: String,
@@ -21,10 +22,11 @@ pub struct Envelope<S> {
     pub metadata: Metadata,
     pub spec: S,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     pub name: String,
@@ -36,17 +38,21 @@ pub struct Metadata {
     pub annotations: BTreeMap<String, String>,
     // Written by Kubernetes/Gloo; carried in exported manifests, meaningless here.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub resource_version: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub generation: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub uid: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub creation_timestamp: Option<IgnoredAny>,
 }
 
 /// A reference to another resource; namespace defaults to the referrer's.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceRef {
     pub name: String,
@@ -56,32 +62,38 @@ pub struct ResourceRef {
 
 // === Gateway (gateway.solo.io/v1) ===
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewaySpec {
     #[serde(default)]
     pub bind_address: Option<String>,
+    #[schemars(with = "u32")]
     pub bind_port: Spanned<u32>,
     #[serde(default)]
     pub proxy_names: Vec<String>,
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub ssl: Option<Spanned<bool>>,
     #[serde(default)]
     pub http_gateway: Option<HttpGateway>,
     /// Gloo writes `useProxyProto: false` into its file-mode gateways; only
     /// `true` (PROXY protocol, not implemented) is refused.
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub use_proxy_proto: Option<Spanned<bool>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpGateway {
     #[serde(default)]
+    #[schemars(with = "Vec<ResourceRef>")]
     pub virtual_services: Vec<Spanned<ResourceRef>>,
     #[serde(default)]
     pub virtual_service_selector: BTreeMap<String, String>,
@@ -93,14 +105,14 @@ pub struct HttpGateway {
     pub options: Option<HttpListenerOptions>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expressions {
     #[serde(default)]
     pub expressions: Vec<Expression>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpListenerOptions {
     #[serde(default)]
@@ -108,22 +120,29 @@ pub struct HttpListenerOptions {
 }
 
 /// `httpConnectionManagerSettings`: the subset edgeplane implements.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HcmSettings {
     #[serde(default)]
+    #[schemars(with = "Vec<UpgradeEntry>")]
     pub upgrades: Vec<Spanned<UpgradeEntry>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub stream_idle_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub idle_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub request_headers_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub drain_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub delayed_close_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub use_remote_address: Option<bool>,
@@ -148,22 +167,29 @@ pub struct HcmSettings {
     #[serde(default)]
     pub preserve_external_request_id: Option<bool>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub max_connection_duration: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub max_stream_duration: Option<Spanned<String>>,
     #[serde(default)]
     pub max_headers_count: Option<u32>,
     #[serde(default)]
     pub max_requests_per_connection: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub headers_with_underscores_action: Option<Spanned<EnumValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub server_header_transformation: Option<Spanned<EnumValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub path_with_escaped_slashes_action: Option<Spanned<EnumValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub codec_type: Option<Spanned<EnumValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub forward_client_cert_details: Option<Spanned<EnumValue>>,
     #[serde(default)]
     pub set_current_client_cert_details: Option<ClientCertDetails>,
@@ -186,12 +212,13 @@ pub struct HcmSettings {
     #[serde(default)]
     pub uuid_request_id_config: Option<UuidRequestIdConfig>,
     #[serde(default)]
+    #[schemars(with = "Option<Http2Options>")]
     pub http2_protocol_options: Option<Spanned<Http2Options>>,
     #[serde(default)]
     pub internal_address_config: Option<InternalAddressConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientCertDetails {
     #[serde(default)]
@@ -206,7 +233,7 @@ pub struct ClientCertDetails {
     pub uri: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UuidRequestIdConfig {
     #[serde(default)]
@@ -215,7 +242,7 @@ pub struct UuidRequestIdConfig {
     pub use_request_id_for_trace_sampling: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Http2Options {
     #[serde(default)]
@@ -228,7 +255,7 @@ pub struct Http2Options {
     pub override_stream_error_on_invalid_http_message: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InternalAddressConfig {
     #[serde(default)]
@@ -237,7 +264,7 @@ pub struct InternalAddressConfig {
     pub cidr_ranges: Vec<CidrRange>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CidrRange {
     pub address_prefix: String,
@@ -246,7 +273,7 @@ pub struct CidrRange {
 }
 
 /// One entry of an `upgrades` list: exactly one upgrade type is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpgradeEntry {
     #[serde(default)]
@@ -258,7 +285,7 @@ pub struct UpgradeEntry {
 }
 
 /// `enabled` unset means enabled (Envoy's default), as in Gloo.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpgradeSpec {
     #[serde(default)]
@@ -267,7 +294,7 @@ pub struct UpgradeSpec {
 
 // === VirtualService (gateway.solo.io/v1) ===
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualServiceSpec {
     #[serde(default)]
@@ -276,12 +303,15 @@ pub struct VirtualServiceSpec {
     /// the parser's list of unimplemented fields.
     /// Boxed: it is large, and `DocumentBody` holds this spec unboxed.
     #[serde(default)]
+    #[schemars(with = "Option<SslConfig>")]
     pub ssl_config: Option<Box<Spanned<SslConfig>>>,
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
 }
 
@@ -289,54 +319,69 @@ pub struct VirtualServiceSpec {
 /// for the VirtualService on an SSL Gateway. Fields Gloo has and edgeplane
 /// does not implement are read (so the error can name them) and rejected by
 /// validation.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SslConfig {
     #[serde(default)]
+    #[schemars(with = "Option<SslFiles>")]
     pub ssl_files: Option<Spanned<SslFiles>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub secret_ref: Option<Spanned<IgnoredAny>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub sds: Option<Spanned<IgnoredAny>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub sni_domains: Vec<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub alpn_protocols: Vec<Spanned<String>>,
     #[serde(default)]
     pub one_way_tls: Option<bool>,
     #[serde(default)]
     pub parameters: Option<SslParameters>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub verify_subject_alt_name: Option<Spanned<IgnoredAny>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub disable_tls_session_resumption: Option<Spanned<IgnoredAny>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub transport_socket_connect_timeout: Option<Spanned<IgnoredAny>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub ocsp_staple_policy: Option<Spanned<IgnoredAny>>,
 }
 
 /// `sslFiles`: paths as the proxy (Envoy) sees them.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SslFiles {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub tls_cert: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub tls_key: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub root_ca: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub ocsp_staple: Option<Spanned<IgnoredAny>>,
 }
 
 /// `parameters`: Gloo's `SslParameters`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SslParameters {
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub minimum_protocol_version: Option<Spanned<EnumValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub maximum_protocol_version: Option<Spanned<EnumValue>>,
     #[serde(default)]
     pub cipher_suites: Vec<String>,
@@ -344,21 +389,24 @@ pub struct SslParameters {
     pub ecdh_curves: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualHost {
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub domains: Vec<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Vec<Route>")]
     pub routes: Vec<Spanned<Route>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Vec<Matcher>")]
     pub matchers: Vec<Spanned<Matcher>>,
     #[serde(default)]
     pub inheritable_matchers: Option<bool>,
@@ -371,12 +419,13 @@ pub struct Route {
     #[serde(default)]
     pub direct_response_action: Option<DirectResponseAction>,
     #[serde(default)]
+    #[schemars(with = "Option<DelegateAction>")]
     pub delegate_action: Option<Spanned<DelegateAction>>,
     #[serde(default)]
     pub options: Option<RouteOptions>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Matcher {
     #[serde(default)]
@@ -384,18 +433,21 @@ pub struct Matcher {
     #[serde(default)]
     pub exact: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub regex: Option<Spanned<String>>,
     #[serde(default)]
     pub case_sensitive: Option<bool>,
     #[serde(default)]
+    #[schemars(with = "Vec<HeaderMatcher>")]
     pub headers: Vec<Spanned<HeaderMatcher>>,
     #[serde(default)]
+    #[schemars(with = "Vec<QueryParameterMatcher>")]
     pub query_parameters: Vec<Spanned<QueryParameterMatcher>>,
     #[serde(default)]
     pub methods: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderMatcher {
     pub name: String,
@@ -407,7 +459,7 @@ pub struct HeaderMatcher {
     pub invert_match: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QueryParameterMatcher {
     pub name: String,
@@ -417,7 +469,7 @@ pub struct QueryParameterMatcher {
     pub regex: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteAction {
     #[serde(default)]
@@ -425,24 +477,27 @@ pub struct RouteAction {
     #[serde(default)]
     pub multi: Option<MultiDestination>,
     #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
     pub upstream_group: Option<Spanned<ResourceRef>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Destination {
     #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
     pub upstream: Option<Spanned<ResourceRef>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MultiDestination {
     #[serde(default)]
+    #[schemars(with = "Vec<WeightedDestination>")]
     pub destinations: Vec<Spanned<WeightedDestination>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WeightedDestination {
     pub destination: Destination,
@@ -451,14 +506,14 @@ pub struct WeightedDestination {
 }
 
 /// `responseCode` as Gloo writes it: the enum name or its number.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum EnumValue {
     Number(u32),
     Name(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedirectAction {
     #[serde(default)]
@@ -477,7 +532,7 @@ pub struct RedirectAction {
     pub port_redirect: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectResponseAction {
     #[serde(default)]
@@ -486,7 +541,7 @@ pub struct DirectResponseAction {
     pub body: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DelegateAction {
     #[serde(default, rename = "ref")]
@@ -500,7 +555,7 @@ pub struct DelegateAction {
     pub namespace: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteTableSelector {
     #[serde(default)]
@@ -512,7 +567,7 @@ pub struct RouteTableSelector {
 }
 
 /// A label expression: `key`, `operator` (Gloo's names), `values`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expression {
     pub key: String,
@@ -521,18 +576,22 @@ pub struct Expression {
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteOptions {
     #[serde(default)]
+    #[schemars(with = "Vec<UpgradeEntry>")]
     pub upgrades: Vec<Spanned<UpgradeEntry>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub idle_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub prefix_rewrite: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<RegexRewrite>")]
     pub regex_rewrite: Option<Spanned<RegexRewrite>>,
     #[serde(default)]
     pub host_rewrite: Option<String>,
@@ -541,14 +600,16 @@ pub struct RouteOptions {
     #[serde(default)]
     pub max_stream_duration: Option<MaxStreamDuration>,
     #[serde(default)]
+    #[schemars(with = "Option<Retries>")]
     pub retries: Option<Spanned<Retries>>,
     #[serde(default)]
     pub header_manipulation: Option<HeaderManipulation>,
     #[serde(default)]
+    #[schemars(with = "Option<CorsPolicy>")]
     pub cors: Option<Spanned<CorsPolicy>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CorsPolicy {
     #[serde(default)]
@@ -569,7 +630,7 @@ pub struct CorsPolicy {
     pub disable_for_route: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegexRewrite {
     pub pattern: RegexPattern,
@@ -577,24 +638,27 @@ pub struct RegexRewrite {
     pub substitution: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegexPattern {
     pub regex: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaxStreamDuration {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub max_stream_duration: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub grpc_timeout_header_max: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub grpc_timeout_header_offset: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Retries {
     #[serde(default)]
@@ -602,6 +666,7 @@ pub struct Retries {
     #[serde(default)]
     pub num_retries: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub per_try_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub retry_back_off: Option<RetryBackOff>,
@@ -609,16 +674,18 @@ pub struct Retries {
     pub retriable_status_codes: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryBackOff {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub base_interval: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub max_interval: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderManipulation {
     #[serde(default)]
@@ -631,7 +698,7 @@ pub struct HeaderManipulation {
     pub response_headers_to_remove: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderValueOption {
     pub header: HeaderValue,
@@ -639,7 +706,7 @@ pub struct HeaderValueOption {
     pub append: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderValue {
     pub key: String,
@@ -649,37 +716,43 @@ pub struct HeaderValue {
 
 // === RouteTable (gateway.solo.io/v1) ===
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteTableSpec {
     #[serde(default)]
+    #[schemars(with = "Vec<Route>")]
     pub routes: Vec<Spanned<Route>>,
     #[serde(default)]
     pub weight: Option<i32>,
     // Present only in Gloo's flat file layout, where metadata sits beside
     // the spec fields; `parse` rejects them in the Kubernetes shape.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
 }
 
 // === UpstreamGroup (gloo.solo.io/v1) ===
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamGroupSpec {
     #[serde(default)]
+    #[schemars(with = "Vec<WeightedDestination>")]
     pub destinations: Vec<Spanned<WeightedDestination>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
 }
 
 // === Upstream (gloo.solo.io/v1) ===
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamSpec {
     #[serde(default, rename = "static")]
@@ -691,21 +764,27 @@ pub struct UpstreamSpec {
     #[serde(default)]
     pub circuit_breakers: Option<CircuitBreakerConfig>,
     #[serde(default)]
+    #[schemars(with = "Vec<HealthCheck>")]
     pub health_checks: Vec<Spanned<HealthCheck>>,
     #[serde(default)]
+    #[schemars(with = "Option<LoadBalancerConfig>")]
     pub load_balancer_config: Option<Spanned<LoadBalancerConfig>>,
     #[serde(default)]
+    #[schemars(with = "Option<OutlierDetection>")]
     pub outlier_detection: Option<Spanned<OutlierDetection>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StaticSpec {
     #[serde(default)]
+    #[schemars(with = "Vec<Host>")]
     pub hosts: Vec<Spanned<Host>>,
     #[serde(default)]
     pub use_tls: Option<bool>,
@@ -713,37 +792,40 @@ pub struct StaticSpec {
     pub auto_sni_rewrite: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Host {
     pub addr: String,
     pub port: u32,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub sni_addr: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub load_balancing_weight: Option<Spanned<u32>>,
 }
 
 /// An empty message (`roundRobin: {}`, `tcpHealthCheck: {}`): any field in
 /// it is one edgeplane does not implement.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
 /// A uint64 as proto-JSON writes it: a number or a decimal string.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum U64Value {
     Number(u64),
     Text(String),
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionConfig {
     #[serde(default)]
     pub max_requests_per_connection: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub connect_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub tcp_keepalive: Option<TcpKeepalive>,
@@ -753,31 +835,36 @@ pub struct ConnectionConfig {
     pub common_http_protocol_options: Option<CommonHttpProtocolOptions>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpKeepalive {
     #[serde(default)]
     pub keepalive_probes: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub keepalive_time: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub keepalive_interval: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommonHttpProtocolOptions {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub idle_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub max_headers_count: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub max_stream_duration: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
     pub headers_with_underscores_action: Option<Spanned<EnumValue>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CircuitBreakerConfig {
     #[serde(default)]
@@ -793,26 +880,30 @@ pub struct CircuitBreakerConfig {
 }
 
 /// Gloo's (Envoy v2-shaped) HealthCheck: the subset edgeplane implements.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheck {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub interval: Option<Spanned<String>>,
     #[serde(default)]
     pub healthy_threshold: Option<u32>,
     #[serde(default)]
     pub unhealthy_threshold: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub no_traffic_interval: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<HttpHealthCheck>")]
     pub http_health_check: Option<Spanned<HttpHealthCheck>>,
     #[serde(default)]
     pub tcp_health_check: Option<Empty>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpHealthCheck {
     #[serde(default)]
@@ -821,40 +912,44 @@ pub struct HttpHealthCheck {
     pub host: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancerConfig {
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub healthy_panic_threshold: Option<Spanned<f64>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub update_merge_window: Option<Spanned<String>>,
     #[serde(default)]
     pub round_robin: Option<Empty>,
     #[serde(default)]
+    #[schemars(with = "Option<LeastRequest>")]
     pub least_request: Option<Spanned<LeastRequest>>,
     #[serde(default)]
     pub random: Option<Empty>,
     #[serde(default)]
+    #[schemars(with = "Option<RingHash>")]
     pub ring_hash: Option<Spanned<RingHash>>,
     #[serde(default)]
     pub maglev: Option<Empty>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeastRequest {
     #[serde(default)]
     pub choice_count: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RingHash {
     #[serde(default)]
     pub ring_hash_config: Option<RingHashConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RingHashConfig {
     #[serde(default)]
@@ -863,14 +958,16 @@ pub struct RingHashConfig {
     pub maximum_ring_size: Option<U64Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutlierDetection {
     #[serde(default, rename = "consecutive5xx")]
     pub consecutive_5xx: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub interval: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub base_ejection_time: Option<Spanned<String>>,
     #[serde(default)]
     pub max_ejection_percent: Option<u32>,

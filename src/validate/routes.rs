@@ -26,6 +26,9 @@ struct Parent {
     inherit_matchers: bool,
     inherit_path: bool,
     name: Option<String>,
+    /// Where `options.upgrades` was set: `<owner>/<index>` of this route or
+    /// of the delegating route it inherited them from; `None` when empty.
+    upgrades_from: Option<String>,
 }
 
 struct Walker<'a> {
@@ -132,8 +135,8 @@ impl Walker<'_> {
         parent: Option<&Parent>,
         out: &mut Vec<Route>,
     ) {
-        for r in routes {
-            self.route(cx, owner, r, parent, out);
+        for (i, r) in routes.iter().enumerate() {
+            self.route(cx, owner, i, r, parent, out);
         }
     }
 
@@ -141,6 +144,7 @@ impl Walker<'_> {
         &mut self,
         cx: &mut Ctx<'_>,
         owner: &Key,
+        index: usize,
         sr: &Spanned<raw::Route>,
         parent: Option<&Parent>,
         out: &mut Vec<Route>,
@@ -198,6 +202,12 @@ impl Walker<'_> {
         }
         let empty = raw::RouteOptions::default();
         let mut options = route_options(cx, owner, r.options.as_ref().unwrap_or(&empty));
+        let own_upgrades = !options.upgrades.is_empty();
+        let upgrades_from = if own_upgrades {
+            Some(format!("{owner}/{index}"))
+        } else {
+            parent.and_then(|p| p.upgrades_from.clone())
+        };
         if let Some(p) = parent {
             options.inherit(&p.options);
         }
@@ -247,6 +257,7 @@ impl Walker<'_> {
                 inherit_matchers,
                 inherit_path,
                 name,
+                upgrades_from,
             };
             self.delegate(cx, owner, da, &me, out);
             return;
@@ -284,6 +295,10 @@ impl Walker<'_> {
             matchers,
             action,
             options,
+            origin: RouteOrigin {
+                pos: Some(pos),
+                upgrades_from: upgrades_from.filter(|_| !own_upgrades),
+            },
         });
     }
 
