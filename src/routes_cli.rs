@@ -26,6 +26,7 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::model::{Model, VirtualService};
+use crate::status_cli::table;
 use crate::translate::Output;
 
 /// The Envoy `upgrade_type` of WebSocket.
@@ -352,26 +353,6 @@ pub fn render_text(tables: &[ListenerRoutes]) -> String {
             ]);
         }
         out.push_str(&table(&rows));
-    }
-    out
-}
-
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
     }
     out
 }

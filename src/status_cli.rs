@@ -132,7 +132,8 @@ fn drains_table(drains: &[crate::api::ListenerDrain], now_ms: i64) -> String {
     table(&rows)
 }
 
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
+/// Rows as left-aligned columns two spaces apart (also `edgeplane routes`).
+pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
