@@ -235,7 +235,7 @@ pub fn config_dump_json(
     ) -> Result<Vec<M>, crate::json::JsonError> {
         p.resources(t)
             .map(|e| {
-                M::decode(e.any.value.as_slice()).map_err(|err| crate::json::JsonError::Resource {
+                M::decode(&e.bytes[..]).map_err(|err| crate::json::JsonError::Resource {
                     proxy: key.to_string(),
                     kind: t.short(),
                     name: e.name.clone(),

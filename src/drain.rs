@@ -62,7 +62,7 @@ pub fn stat_prefix(listener: &Listener) -> Option<String> {
 
 /// The listener's stat prefix read off its encoded bytes.
 pub fn encoded_stat_prefix(e: &Encoded) -> Option<String> {
-    Listener::decode(e.any.value.as_slice())
+    Listener::decode(&e.bytes[..])
         .ok()
         .and_then(|l| stat_prefix(&l))
 }
@@ -123,8 +123,8 @@ pub fn listener_changes(old: &ProxySnapshot, new: Option<&ProxySnapshot>) -> Vec
 /// every chain did, which drains everything just the same).
 fn changed_filter_chains(before: &Encoded, after: &Encoded) -> Vec<String> {
     let (Ok(mut b), Ok(mut a)) = (
-        Listener::decode(before.any.value.as_slice()),
-        Listener::decode(after.any.value.as_slice()),
+        Listener::decode(&before.bytes[..]),
+        Listener::decode(&after.bytes[..]),
     ) else {
         return Vec::new();
     };

@@ -70,26 +70,34 @@ impl ResourceType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Encoded {
     pub name: String,
-    /// Hex SHA-256 of `any.value`.
+    /// Hex SHA-256 of `bytes`.
     pub hash: String,
-    pub any: Any,
+    pub type_url: String,
+    /// The resource's protobuf encoding, held once and shared: every
+    /// stream's gRPC frames point at it (`xds::wire`).
+    pub bytes: prost::bytes::Bytes,
     /// For a RouteConfiguration: each virtual host's name and hash, so a
     /// NACK can be narrowed to the virtual hosts that changed.
     pub parts: Vec<(String, String)>,
-    /// `any.value` again, as shared bytes: every stream's gRPC frames point
-    /// at these instead of copying them (`xds::wire`).
-    pub bytes: prost::bytes::Bytes,
 }
 
 impl Encoded {
+    /// Takes `any`'s bytes without copying them.
     pub fn new(name: String, hash: String, any: Any, parts: Vec<(String, String)>) -> Self {
-        let bytes = prost::bytes::Bytes::copy_from_slice(&any.value);
         Encoded {
             name,
             hash,
-            any,
+            type_url: any.type_url,
+            bytes: any.value.into(),
             parts,
-            bytes,
+        }
+    }
+
+    /// The resource as a `google.protobuf.Any` (a copy of its bytes).
+    pub fn any(&self) -> Any {
+        Any {
+            type_url: self.type_url.clone(),
+            value: self.bytes.to_vec(),
         }
     }
 }
@@ -138,7 +146,7 @@ fn virtual_host_ranges(rc: &[u8]) -> Vec<std::ops::Range<usize>> {
 fn virtual_host_parts(rc: &[u8], prev: Option<&Encoded>) -> Vec<(String, String)> {
     let known: HashMap<&str, (&[u8], &str)> = prev
         .map(|p| {
-            let bytes = p.any.value.as_slice();
+            let bytes: &[u8] = &p.bytes;
             virtual_host_ranges(bytes)
                 .into_iter()
                 .zip(&p.parts)
@@ -307,10 +315,10 @@ impl Batch<'_, '_> {
             let same_build = self
                 .shared
                 .get(&key)
-                .and_then(|v| v.iter().find(|e| e.any.value == value))
+                .and_then(|v| v.iter().find(|e| e.bytes == value))
                 .cloned();
             let old = self.prev_snap.and_then(|p| p.get(t, name));
-            let e = match same_build.or_else(|| old.filter(|e| e.any.value == value).cloned()) {
+            let e = match same_build.or_else(|| old.filter(|e| e.bytes == value).cloned()) {
                 Some(e) => {
                     *self.stats.reused.entry(t).or_default() += 1;
                     e

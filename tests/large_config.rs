@@ -106,7 +106,7 @@ async fn a_route_configuration_above_4_mib_reaches_envoy() -> anyhow::Result<()>
     let rc = proxy
         .get(ResourceType::Route, &route_name)
         .context("the RouteConfiguration is in the snapshot")?;
-    let size = rc.any.value.len();
+    let size = rc.bytes.len();
     // The version Envoy will show for it: the type's version (SotW), the
     // resource's own (delta). Builds are deterministic, so the served one
     // is the same.

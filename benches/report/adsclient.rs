@@ -83,11 +83,11 @@ impl Expect {
         for t in PUSH_ORDER {
             let mut m = BTreeMap::new();
             for e in initial.resources(t) {
-                m.insert(e.name.clone(), e.any.value.clone());
+                m.insert(e.name.clone(), e.bytes.to_vec());
                 by_len
                     .entry(t)
                     .or_default()
-                    .entry(e.any.value.len())
+                    .entry(e.bytes.len())
                     .or_default()
                     .push(e.name.clone());
             }
@@ -106,10 +106,10 @@ impl Expect {
                         .flat_map(|m| m.keys())
                         .collect();
                     for n in names {
-                        let a = initial.get(t, n).map(|e| &e.any.value);
-                        let b = after.get(t, n).map(|e| &e.any.value);
+                        let a = initial.get(t, n).map(|e| &e.bytes);
+                        let b = after.get(t, n).map(|e| &e.bytes);
                         if a != b {
-                            changed.push((t, n.clone(), b.cloned()));
+                            changed.push((t, n.clone(), b.map(|b| b.to_vec())));
                         }
                     }
                 }

@@ -158,11 +158,11 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     let (resources, bytes) = servers::resource_totals(&initial);
     let rc_bytes: usize = initial
         .resources(edgeplane::snapshot::ResourceType::Route)
-        .map(|e| e.any.value.len())
+        .map(|e| e.bytes.len())
         .sum();
     let edited_rc_bytes: usize = edited
         .resources(edgeplane::snapshot::ResourceType::Route)
-        .map(|e| e.any.value.len())
+        .map(|e| e.bytes.len())
         .sum();
 
     // One connection per client needs about n descriptors in this process

@@ -114,7 +114,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     let (resources, bytes) = servers::resource_totals(&snapshot);
     let rc_bytes: usize = snapshot
         .resources(edgeplane::snapshot::ResourceType::Route)
-        .map(|e| e.any.value.len())
+        .map(|e| e.bytes.len())
         .sum();
     let expect = Arc::new(Expect::new(&snapshot, None)?);
     servers::ensure_nofile(n as u64 + 512);

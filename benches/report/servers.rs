@@ -70,7 +70,7 @@ pub fn resource_totals(ps: &ProxySnapshot) -> (usize, usize) {
     PUSH_ORDER
         .iter()
         .flat_map(|t| ps.resources(*t))
-        .fold((0, 0), |(n, b), e| (n + 1, b + e.any.value.len()))
+        .fold((0, 0), |(n, b), e| (n + 1, b + e.bytes.len()))
 }
 
 /// The peer's resources file: every resource of the proxy as a
@@ -79,7 +79,7 @@ pub fn write_resources_file(path: &Path, ps: &ProxySnapshot) -> Result<()> {
     let mut buf = Vec::new();
     for t in PUSH_ORDER {
         for e in ps.resources(t) {
-            e.any
+            e.any()
                 .encode_length_delimited(&mut buf)
                 .context("encode an Any")?;
         }

@@ -14,28 +14,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http_body::Frame;
-use prost::Message;
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tonic::Status;
 use tonic::codegen::http::HeaderMap;
 
 use super::wire::WireResponse;
-
-/// gRPC's frame header: a compression flag and a big-endian length.
-const GRPC_HEADER: usize = 5;
-
-/// One length-prefixed gRPC message (uncompressed).
-pub fn grpc_frame<M: Message>(msg: &M) -> Result<Bytes, Status> {
-    let len = msg.encoded_len();
-    let len32 = u32::try_from(len)
-        .map_err(|_| Status::resource_exhausted(format!("response of {len} bytes")))?;
-    let mut buf = Vec::with_capacity(GRPC_HEADER + len);
-    buf.push(0);
-    buf.extend_from_slice(&len32.to_be_bytes());
-    msg.encode_raw(&mut buf);
-    Ok(Bytes::from(buf))
-}
 
 /// Streams the responses a stream task queues as gRPC frames; ends with
 /// `grpc-status` trailers when the task ends (status OK) or sends an error.

@@ -3,21 +3,21 @@
 //! Envoy's generated `DiscoveryResponse` owns its resources (`Any` with a
 //! `Vec<u8>`), so every stream would copy every resource before prost copies
 //! it again into the gRPC frame. These two types hold `Arc<Encoded>` instead:
-//! a resource is encoded once per change (`snapshot`) and each stream only
-//! writes those bytes into its own frame. A queued response costs a few
-//! pointers, not a copy of the config.
+//! a resource is encoded once per change (`snapshot`), and each stream's
+//! frame is a list of chunks in which large resource bodies are the
+//! snapshot's own bytes. A queued response costs a few pointers, not a copy
+//! of the config.
 //!
 //! On the wire they are exactly `DiscoveryResponse` and
 //! `DeltaDiscoveryResponse` (field numbers from
 //! `envoy/service/discovery/v3/discovery.proto`); the tests below check the
-//! bytes against the generated types. They are never decoded.
+//! bytes against the generated types. They are only ever written.
 
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
-use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
-use prost::encoding::{self, DecodeContext, WireType};
-use prost::{DecodeError, Message};
+use prost::bytes::{BufMut, Bytes, BytesMut};
+use prost::encoding::{self, WireType};
 
 use crate::snapshot::Encoded;
 
@@ -44,40 +44,60 @@ pub struct DeltaResponse {
     pub removed_resources: Vec<String>,
 }
 
-fn string_len(tag: u32, s: &str) -> usize {
-    if s.is_empty() {
-        0
-    } else {
-        encoding::string::encoded_len(tag, &s.to_string())
-    }
-}
-
-fn put_string(tag: u32, s: &str, buf: &mut impl BufMut) {
-    if !s.is_empty() {
-        encoding::encode_key(tag, WireType::LengthDelimited, buf);
-        encoding::encode_varint(s.len() as u64, buf);
-        buf.put_slice(s.as_bytes());
-    }
-}
-
-/// `Resource { version = 1, resource = 2, name = 3 }`: body length.
-fn delta_resource_len(e: &Encoded) -> usize {
-    string_len(3, &e.name) + string_len(1, &e.hash) + encoding::message::encoded_len(2, &e.any)
-}
-
 /// Resource bodies at least this large go out as their own chunk of the
 /// shared bytes; smaller ones are copied into the frame (a chunk per small
 /// cluster would cost more in HTTP/2 framing than the copy).
 const SHARE_FROM: usize = 2048;
 
-/// A response as one length-prefixed gRPC message, in chunks: the small
-/// fields copied into fresh buffers, large resource bodies shared with the
-/// snapshot (`Encoded::bytes`). Concatenated, the chunks are exactly
-/// `grpc_frame` of the message (tests below).
-pub trait WireResponse: Message {
+/// gRPC's frame header: a compression flag and a big-endian length.
+pub const GRPC_HEADER: usize = 5;
+
+/// A response as one length-prefixed, uncompressed gRPC message.
+pub trait WireResponse: Send + 'static {
+    /// The message's encoded length (without the gRPC header).
+    fn encoded_len(&self) -> usize;
+
+    /// The frame in chunks: small fields copied into fresh buffers, large
+    /// resource bodies shared with the snapshot (`Encoded::bytes`).
     fn frame_chunks(&self) -> Vec<Bytes>;
 }
 
+/// Length of a length-delimited field holding `len` bytes.
+fn field_len(tag: u32, len: usize) -> usize {
+    encoding::key_len(tag) + encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Length of a proto3 string field (absent when empty).
+fn string_len(tag: u32, s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        field_len(tag, s.len())
+    }
+}
+
+/// `Any { type_url = 1, value = 2 }`: body length.
+fn any_len(e: &Encoded) -> usize {
+    string_len(1, &e.type_url)
+        + if e.bytes.is_empty() {
+            0
+        } else {
+            field_len(2, e.bytes.len())
+        }
+}
+
+/// `Resource { version = 1, resource = 2, name = 3 }`: body length.
+fn delta_resource_len(e: &Encoded) -> usize {
+    string_len(1, &e.hash) + field_len(2, any_len(e)) + string_len(3, &e.name)
+}
+
+fn control_plane_len(tag: u32, cp: &Option<ControlPlane>) -> usize {
+    cp.as_ref()
+        .map_or(0, |cp| encoding::message::encoded_len(tag, cp))
+}
+
+/// Writes one frame: fields go into `head`, which is cut into a chunk
+/// whenever a large body is shared.
 struct Framer {
     chunks: Vec<Bytes>,
     head: BytesMut,
@@ -85,10 +105,12 @@ struct Framer {
 
 impl Framer {
     /// Starts a frame with gRPC's header for a `len`-byte message.
-    fn new(len: u32) -> Framer {
+    fn new(len: usize) -> Framer {
         let mut head = BytesMut::with_capacity(512);
         head.put_u8(0);
-        head.put_u32(len);
+        // The caller refuses messages over its limit (far below 4 GiB)
+        // before framing them.
+        head.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
         Framer {
             chunks: Vec::new(),
             head,
@@ -107,23 +129,27 @@ impl Framer {
         }
     }
 
-    fn message<M: Message>(&mut self, tag: u32, m: &M) {
-        encoding::message::encode(tag, m, &mut self.head);
+    fn control_plane(&mut self, tag: u32, cp: &Option<ControlPlane>) {
+        if let Some(cp) = cp {
+            encoding::message::encode(tag, cp, &mut self.head);
+        }
     }
 
-    /// An `Any` body: type URL copied, value shared when large.
-    fn any(&mut self, e: &Encoded) {
-        self.string(1, &e.any.type_url);
-        if !e.bytes.is_empty() {
-            self.key(2, e.bytes.len());
-            if e.bytes.len() >= SHARE_FROM {
-                if !self.head.is_empty() {
-                    self.chunks.push(self.head.split().freeze());
-                }
-                self.chunks.push(e.bytes.clone());
-            } else {
-                self.head.put_slice(&e.bytes);
+    /// An `Any` field: type URL copied, value shared when large.
+    fn any(&mut self, tag: u32, e: &Encoded) {
+        self.key(tag, any_len(e));
+        self.string(1, &e.type_url);
+        if e.bytes.is_empty() {
+            return;
+        }
+        self.key(2, e.bytes.len());
+        if e.bytes.len() >= SHARE_FROM {
+            if !self.head.is_empty() {
+                self.chunks.push(self.head.split().freeze());
             }
+            self.chunks.push(e.bytes.clone());
+        } else {
+            self.head.put_slice(&e.bytes);
         }
     }
 
@@ -135,156 +161,68 @@ impl Framer {
     }
 }
 
-/// The length of the whole frame's message, capped to what gRPC can carry
-/// (the caller refuses larger messages before sending).
-fn frame_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
-
 impl WireResponse for SotwResponse {
-    fn frame_chunks(&self) -> Vec<Bytes> {
-        let mut f = Framer::new(frame_len(self.encoded_len()));
-        f.string(1, &self.version_info);
-        for e in &self.resources {
-            f.key(2, e.any.encoded_len());
-            f.any(e);
-        }
-        f.string(4, &self.type_url);
-        f.string(5, &self.nonce);
-        if let Some(cp) = &self.control_plane {
-            f.message(6, cp);
-        }
-        f.finish()
-    }
-}
-
-impl WireResponse for DeltaResponse {
-    fn frame_chunks(&self) -> Vec<Bytes> {
-        let mut f = Framer::new(frame_len(self.encoded_len()));
-        f.string(1, &self.system_version_info);
-        for e in &self.resources {
-            f.key(2, delta_resource_len(e));
-            f.string(1, &e.hash);
-            f.key(2, e.any.encoded_len());
-            f.any(e);
-            f.string(3, &e.name);
-        }
-        f.string(4, &self.type_url);
-        f.string(5, &self.nonce);
-        for name in &self.removed_resources {
-            f.key(6, name.len());
-            f.head.put_slice(name.as_bytes());
-        }
-        if let Some(cp) = &self.control_plane {
-            f.message(7, cp);
-        }
-        f.finish()
-    }
-}
-
-impl Message for SotwResponse {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
-        put_string(1, &self.version_info, buf);
-        for e in &self.resources {
-            encoding::message::encode(2, &e.any, buf);
-        }
-        put_string(4, &self.type_url, buf);
-        put_string(5, &self.nonce, buf);
-        if let Some(cp) = &self.control_plane {
-            encoding::message::encode(6, cp, buf);
-        }
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        // Send-only: nothing is ever decoded into this type.
-        encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-
     fn encoded_len(&self) -> usize {
         string_len(1, &self.version_info)
             + self
                 .resources
                 .iter()
-                .map(|e| encoding::message::encoded_len(2, &e.any))
+                .map(|e| field_len(2, any_len(e)))
                 .sum::<usize>()
             + string_len(4, &self.type_url)
             + string_len(5, &self.nonce)
-            + self
-                .control_plane
-                .as_ref()
-                .map_or(0, |cp| encoding::message::encoded_len(6, cp))
+            + control_plane_len(6, &self.control_plane)
     }
 
-    fn clear(&mut self) {
-        *self = SotwResponse::default();
+    fn frame_chunks(&self) -> Vec<Bytes> {
+        let mut f = Framer::new(self.encoded_len());
+        f.string(1, &self.version_info);
+        for e in &self.resources {
+            f.any(2, e);
+        }
+        f.string(4, &self.type_url);
+        f.string(5, &self.nonce);
+        f.control_plane(6, &self.control_plane);
+        f.finish()
     }
 }
 
-impl Message for DeltaResponse {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
-        put_string(1, &self.system_version_info, buf);
-        for e in &self.resources {
-            encoding::encode_key(2, WireType::LengthDelimited, buf);
-            encoding::encode_varint(delta_resource_len(e) as u64, buf);
-            put_string(1, &e.hash, buf);
-            encoding::message::encode(2, &e.any, buf);
-            put_string(3, &e.name, buf);
-        }
-        put_string(4, &self.type_url, buf);
-        put_string(5, &self.nonce, buf);
-        for name in &self.removed_resources {
-            encoding::encode_key(6, WireType::LengthDelimited, buf);
-            encoding::encode_varint(name.len() as u64, buf);
-            buf.put_slice(name.as_bytes());
-        }
-        if let Some(cp) = &self.control_plane {
-            encoding::message::encode(7, cp, buf);
-        }
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-
+impl WireResponse for DeltaResponse {
     fn encoded_len(&self) -> usize {
         string_len(1, &self.system_version_info)
             + self
                 .resources
                 .iter()
-                .map(|e| {
-                    let len = delta_resource_len(e);
-                    encoding::key_len(2) + encoding::encoded_len_varint(len as u64) + len
-                })
+                .map(|e| field_len(2, delta_resource_len(e)))
                 .sum::<usize>()
             + string_len(4, &self.type_url)
             + string_len(5, &self.nonce)
             + self
                 .removed_resources
                 .iter()
-                .map(|n| {
-                    encoding::key_len(6) + encoding::encoded_len_varint(n.len() as u64) + n.len()
-                })
+                .map(|n| field_len(6, n.len()))
                 .sum::<usize>()
-            + self
-                .control_plane
-                .as_ref()
-                .map_or(0, |cp| encoding::message::encoded_len(7, cp))
+            + control_plane_len(7, &self.control_plane)
     }
 
-    fn clear(&mut self) {
-        *self = DeltaResponse::default();
+    fn frame_chunks(&self) -> Vec<Bytes> {
+        let mut f = Framer::new(self.encoded_len());
+        f.string(1, &self.system_version_info);
+        for e in &self.resources {
+            f.key(2, delta_resource_len(e));
+            f.string(1, &e.hash);
+            f.any(2, e);
+            f.string(3, &e.name);
+        }
+        f.string(4, &self.type_url);
+        f.string(5, &self.nonce);
+        for name in &self.removed_resources {
+            // Repeated strings are written even when empty.
+            f.key(6, name.len());
+            f.head.put_slice(name.as_bytes());
+        }
+        f.control_plane(7, &self.control_plane);
+        f.finish()
     }
 }
 
@@ -295,6 +233,7 @@ mod tests {
         DeltaDiscoveryResponse, DiscoveryResponse, Resource,
     };
     use envoy_types::pb::google::protobuf::Any;
+    use prost::Message;
 
     fn encoded(name: &str, body: &[u8]) -> Arc<Encoded> {
         Arc::new(Encoded::new(
@@ -314,12 +253,54 @@ mod tests {
         })
     }
 
-    fn concat(chunks: &[Bytes]) -> Vec<u8> {
-        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    /// The message a frame carries, after checking its gRPC header.
+    fn message_bytes<W: WireResponse>(w: &W) -> Vec<u8> {
+        let frame: Vec<u8> = w
+            .frame_chunks()
+            .iter()
+            .flat_map(|c| c.iter().copied())
+            .collect();
+        assert_eq!(frame[0], 0, "uncompressed");
+        let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
+        assert_eq!(len, w.encoded_len());
+        assert_eq!(frame.len(), GRPC_HEADER + len);
+        frame[GRPC_HEADER..].to_vec()
+    }
+
+    fn generated_sotw(ours: &SotwResponse) -> DiscoveryResponse {
+        DiscoveryResponse {
+            version_info: ours.version_info.clone(),
+            resources: ours.resources.iter().map(|e| e.any()).collect(),
+            type_url: ours.type_url.clone(),
+            nonce: ours.nonce.clone(),
+            control_plane: ours.control_plane.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn generated_delta(ours: &DeltaResponse) -> DeltaDiscoveryResponse {
+        DeltaDiscoveryResponse {
+            system_version_info: ours.system_version_info.clone(),
+            resources: ours
+                .resources
+                .iter()
+                .map(|e| Resource {
+                    name: e.name.clone(),
+                    version: e.hash.clone(),
+                    resource: Some(e.any()),
+                    ..Default::default()
+                })
+                .collect(),
+            type_url: ours.type_url.clone(),
+            nonce: ours.nonce.clone(),
+            control_plane: ours.control_plane.clone(),
+            removed_resources: ours.removed_resources.clone(),
+            ..Default::default()
+        }
     }
 
     #[test]
-    fn frame_chunks_are_the_grpc_frame_with_large_bodies_shared() {
+    fn large_bodies_are_shared_not_copied() {
         let big = encoded("big", &[5u8; 5000]);
         let small = encoded("small", b"\x08\x01");
         let empty = encoded("empty", b"");
@@ -339,12 +320,12 @@ mod tests {
             control_plane: cp(),
             removed_resources: vec!["gone".into()],
         };
-        for (chunks, whole) in [
-            (sotw.frame_chunks(), crate::xds::body::grpc_frame(&sotw)),
-            (delta.frame_chunks(), crate::xds::body::grpc_frame(&delta)),
-        ] {
-            let whole = whole.expect("frame");
-            assert_eq!(concat(&chunks), whole.to_vec());
+        assert_eq!(message_bytes(&sotw), generated_sotw(&sotw).encode_to_vec());
+        assert_eq!(
+            message_bytes(&delta),
+            generated_delta(&delta).encode_to_vec()
+        );
+        for chunks in [sotw.frame_chunks(), delta.frame_chunks()] {
             // The large body is the snapshot's own allocation, not a copy.
             assert!(
                 chunks.iter().any(|c| c.as_ptr() == big.bytes.as_ptr()),
@@ -365,20 +346,12 @@ mod tests {
             nonce: "3".into(),
             control_plane: cp(),
         };
-        let theirs = DiscoveryResponse {
-            version_info: "v1".into(),
-            resources: rs.iter().map(|e| e.any.clone()).collect(),
-            type_url: "t".into(),
-            nonce: "3".into(),
-            control_plane: cp(),
-            ..Default::default()
-        };
-        assert_eq!(ours.encode_to_vec(), theirs.encode_to_vec());
+        let theirs = generated_sotw(&ours);
+        assert_eq!(message_bytes(&ours), theirs.encode_to_vec());
         assert_eq!(ours.encoded_len(), theirs.encoded_len());
         // Empty fields are omitted, as proto3 does.
-        let empty = SotwResponse::default();
         assert_eq!(
-            empty.encode_to_vec(),
+            message_bytes(&SotwResponse::default()),
             DiscoveryResponse::default().encode_to_vec()
         );
     }
@@ -394,25 +367,8 @@ mod tests {
             control_plane: cp(),
             removed_resources: vec!["gone".into(), "also".into()],
         };
-        let theirs = DeltaDiscoveryResponse {
-            system_version_info: "sv".into(),
-            resources: rs
-                .iter()
-                .map(|e| Resource {
-                    name: e.name.clone(),
-                    version: e.hash.clone(),
-                    resource: Some(e.any.clone()),
-                    ..Default::default()
-                })
-                .collect(),
-            type_url: "t".into(),
-            nonce: "4".into(),
-            control_plane: cp(),
-            removed_resources: vec!["gone".into(), "also".into()],
-            ..Default::default()
-        };
-        let bytes = ours.encode_to_vec();
-        assert_eq!(bytes.len(), ours.encoded_len());
+        let theirs = generated_delta(&ours);
+        let bytes = message_bytes(&ours);
         // prost writes fields in tag order, as we do: identical bytes.
         assert_eq!(bytes, theirs.encode_to_vec());
         assert_eq!(
