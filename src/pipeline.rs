@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::diag::{self, Diagnostic, Pos, ResourceId};
 use crate::manifest::{self, Document};
+use crate::model::Model;
 use crate::snapshot::Snapshot;
 use crate::source::{self, SourceFile};
 use crate::translate::{self, Output};
@@ -25,7 +26,9 @@ pub struct Load {
     pub files: Vec<SourceFile>,
     /// Errors and warnings, in file order.
     pub diagnostics: Vec<Diagnostic>,
-    /// The translation, when there was no error.
+    /// The validated model, when there was no error.
+    pub model: Option<Model>,
+    /// The translation of `model`.
     pub output: Option<Output>,
     /// The encoded snapshot, when there was no error.
     pub snapshot: Option<Snapshot>,
@@ -65,6 +68,7 @@ pub fn build(files: Vec<SourceFile>, mut diagnostics: Vec<Diagnostic>) -> Load {
         return Load {
             files,
             diagnostics,
+            model: None,
             output: None,
             snapshot: None,
         };
@@ -74,6 +78,7 @@ pub fn build(files: Vec<SourceFile>, mut diagnostics: Vec<Diagnostic>) -> Load {
     Load {
         files,
         diagnostics,
+        model: Some(v.model),
         output: Some(output),
         snapshot: Some(snapshot),
     }

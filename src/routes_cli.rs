@@ -81,16 +81,15 @@ pub fn run(dir: &Path, proxy: Option<&str>, output: &str) -> anyhow::Result<Exit
     if !load.diagnostics.is_empty() {
         eprintln!("{}\n", load.render_diagnostics());
     }
-    let Some(out) = load.output.as_ref().filter(|_| !load.has_errors()) else {
+    let (Some(out), Some(model)) = (
+        load.output.as_ref().filter(|_| !load.has_errors()),
+        load.model.as_ref(),
+    ) else {
         let errors = load.diagnostics.iter().filter(|d| d.is_error()).count();
         eprintln!("{} file(s): {errors} error(s): invalid", load.files.len());
         return Ok(ExitCode::from(1));
     };
-    // The model the translation came from (validation is pure, so this is
-    // the same model `build` translated).
-    let (docs, _) = crate::manifest::parse_files(&load.files);
-    let model = crate::validate::validate(&docs).model;
-    let tables = routes(out, &model, proxy)?;
+    let tables = routes(out, model, proxy)?;
     if json {
         let v = serde_json::json!({ "listeners": tables });
         let text = serde_json::to_string_pretty(&v).context("cannot print the JSON")?;
