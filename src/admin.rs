@@ -1,6 +1,7 @@
 //! A tiny admin HTTP server for humans, probes and Prometheus.
 //!
-//! Endpoints: `/healthz` (process up), `/readyz` (200 while the served
+//! Endpoints: `/` (the status page: `ui/`, polling the JSON endpoints),
+//! `/routes` (the served routing tables, JSON), `/healthz` (process up), `/readyz` (200 while the served
 //! snapshot has something to serve, at least one accepted Gateway's proxy;
 //! else 503 with the reason), `/status` (JSON: the same data as
 //! the gRPC `StatusService`, plus `lastLoad`: the work of the most recent
@@ -21,6 +22,33 @@ use crate::api::current_status;
 use crate::server::Shared;
 use crate::snapshot::{PUSH_ORDER, ResourceType};
 
+/// The status page: plain HTML, a script and a style sheet, compiled in
+/// (no CDN, nothing to install).
+const UI_HTML: &str = include_str!("ui/index.html");
+const UI_JS: &str = include_str!("ui/app.js");
+const UI_CSS: &str = include_str!("ui/app.css");
+const UI_ICON: &str = include_str!("ui/icon.svg");
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+const JSON: &str = "application/json";
+
+enum Body {
+    Static(&'static str),
+    Owned(String),
+}
+
+impl Body {
+    fn as_str(&self) -> &str {
+        match self {
+            Body::Static(s) => s,
+            Body::Owned(s) => s,
+        }
+    }
+}
+
 pub async fn run(listener: TcpListener, shared: Shared) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
@@ -37,14 +65,23 @@ pub async fn run(listener: TcpListener, shared: Shared) {
             let target = req.split_whitespace().nth(1).unwrap_or("/");
             let (path, query) = target.split_once('?').unwrap_or((target, ""));
             let (code, content_type, body) = match path {
-                "/metrics" => (200, crate::metrics::CONTENT_TYPE, shared.metrics.render()),
+                "/" | "/ui" | "/ui/" => (200, HTML, Body::Static(UI_HTML)),
+                "/ui/app.js" => (200, JS, Body::Static(UI_JS)),
+                "/ui/app.css" => (200, CSS, Body::Static(UI_CSS)),
+                "/ui/icon.svg" | "/favicon.ico" => (200, SVG, Body::Static(UI_ICON)),
+                "/metrics" => (
+                    200,
+                    crate::metrics::CONTENT_TYPE,
+                    Body::Owned(shared.metrics.render()),
+                ),
                 "/config_dump" => {
                     let (code, body) = config_dump(&shared, query_param(query, "proxy"));
-                    (code, "application/json", body)
+                    (code, JSON, Body::Owned(body))
                 }
+                "/routes" => (200, JSON, Body::Owned(served_routes(&shared))),
                 _ => {
                     let (code, body) = respond(path, &shared);
-                    (code, "application/json", body)
+                    (code, JSON, Body::Owned(body))
                 }
             };
             let reason = match code {
@@ -53,8 +90,16 @@ pub async fn run(listener: TcpListener, shared: Shared) {
                 500 => "Internal Server Error",
                 _ => "Service Unavailable",
             };
+            // The page's script and styles are same-origin files, so the
+            // policy can forbid everything else (inline script included).
+            let csp = if content_type == HTML {
+                "content-security-policy: default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
+            } else {
+                ""
+            };
+            let body = body.as_str();
             let resp = format!(
-                "HTTP/1.1 {code} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {code} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\n{csp}connection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = sock.write_all(resp.as_bytes()).await;
@@ -72,7 +117,17 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
         "/status" => {
             let s = current_status(shared);
             let last_load = last_load(shared);
+            let generation = shared
+                .snapshots
+                .borrow()
+                .as_ref()
+                .map(|s| s.generation().to_string());
+            let now_unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
             let body = json!({
+                "generation": generation,
+                "nowUnixMs": now_unix_ms,
                 "lastLoad": last_load,
                 "serving": s.serving,
                 "lastLoadFailed": s.last_load_failed,
@@ -115,6 +170,8 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
                         "typeUrl": t.type_url, "ackedVersion": t.acked_version,
                         "nackedVersion": t.nacked_version, "nackMessage": t.nack_message,
                         "responses": t.responses,
+                        "lastAckUnixMs": t.last_ack_unix_ms,
+                        "lastNackUnixMs": t.last_nack_unix_ms,
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
@@ -122,6 +179,19 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
         }
         _ => (404, "{\"error\":\"not found\"}".into()),
     }
+}
+
+/// `/routes`: the routing tables of the served config (`crate::explain`):
+/// per listener, each route's matcher, destination, WebSocket state and
+/// reason, and source.
+fn served_routes(shared: &Shared) -> String {
+    let routes = shared
+        .load
+        .lock()
+        .map(|l| l.routes.clone())
+        .unwrap_or_default();
+    serde_json::to_string(&*routes)
+        .unwrap_or_else(|e| json!({"error": format!("cannot render the routes: {e}")}).to_string())
 }
 
 /// Ready once a valid configuration with something to serve (at least one

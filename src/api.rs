@@ -74,6 +74,8 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
                     nacked_version: s.nacked_version,
                     nack_message: s.nack_message,
                     responses: s.responses,
+                    last_ack_unix_ms: s.last_ack_unix_ms,
+                    last_nack_unix_ms: s.last_nack_unix_ms,
                 })
                 .collect(),
         })

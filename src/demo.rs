@@ -23,10 +23,14 @@ const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("i/o: {0}")]
+    #[error("i/o")]
     Io(#[from] std::io::Error),
-    #[error("websocket: {0}")]
+    #[error("websocket")]
     Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The server answered the upgrade request without `101`: Envoy says
+    /// 403 when upgrades are off for the route.
+    #[error("the server refused the WebSocket upgrade: HTTP {0}")]
+    Refused(u16),
     #[error("no reply from the server before the connection closed")]
     NoReply,
 }
@@ -165,7 +169,13 @@ async fn echo(mut ws: WebSocketStream<TcpStream>) -> Result<(), DemoError> {
 
 /// Connects to `url`, sends `text`, and returns the first text reply.
 pub async fn ws_round_trip(url: &str, text: &str) -> Result<String, DemoError> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
+        Ok(c) => c,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            return Err(DemoError::Refused(resp.status().as_u16()));
+        }
+        Err(e) => return Err(e.into()),
+    };
     ws.send(Message::text(text)).await?;
     while let Some(msg) = ws.next().await {
         if let Message::Text(t) = msg? {

@@ -15,6 +15,7 @@ use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, SerializeOptions, Value};
 use serde_json::Map;
 
+use crate::translate::ProxySelectError;
 use crate::translate::{Output, ProxyResources};
 
 /// The encoded `FileDescriptorSet` of the Envoy messages edgeplane emits.
@@ -68,7 +69,16 @@ pub fn resources_json(
     let pool = pool()?;
     let keys: Vec<&String> = match proxy {
         None => output.keys().collect(),
-        Some(p) => vec![select_proxy(output, p)?],
+        Some(p) => vec![
+            crate::translate::select_proxy(output, p).map_err(|e| match e {
+                ProxySelectError::Unknown { given, known } => {
+                    JsonError::UnknownProxy { given, known }
+                }
+                ProxySelectError::Ambiguous { given, matches } => {
+                    JsonError::AmbiguousProxy { given, matches }
+                }
+            })?,
+        ],
     };
     let mut out = Map::new();
     for key in keys {
@@ -77,29 +87,6 @@ pub fn resources_json(
         }
     }
     Ok(serde_json::Value::Object(out))
-}
-
-/// The output key `given` names: itself when it is a key, else the one key
-/// whose proxy name (after `~`) it is.
-fn select_proxy<'a>(output: &'a Output, given: &str) -> Result<&'a String, JsonError> {
-    if let Some((key, _)) = output.get_key_value(given) {
-        return Ok(key);
-    }
-    let matches: Vec<&String> = output
-        .keys()
-        .filter(|k| k.split_once('~').is_some_and(|(_, name)| name == given))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one),
-        [] => Err(JsonError::UnknownProxy {
-            given: given.to_string(),
-            known: output.keys().cloned().collect(),
-        }),
-        _ => Err(JsonError::AmbiguousProxy {
-            given: given.to_string(),
-            matches: matches.into_iter().cloned().collect(),
-        }),
-    }
 }
 
 fn proxy_json(

@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod demo;
 pub mod diag;
 pub mod drain;
+pub mod explain;
 pub mod json;
 pub mod manifest;
 pub mod memory;

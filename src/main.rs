@@ -162,6 +162,10 @@ enum Command {
         /// Directory to write the schema files into.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Print the list of supported and refused Gloo fields as Markdown
+        /// (docs/FIELDS.md) instead.
+        #[arg(long, conflicts_with = "out")]
+        fields: bool,
     },
     /// Send one WebSocket message and print the reply.
     WsClient {
@@ -302,8 +306,12 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         }
-        Command::Schema { out } => {
-            edgeplane::schema::run(out.as_deref())?;
+        Command::Schema { out, fields } => {
+            if fields {
+                print!("{}", edgeplane::schema::fields_markdown());
+            } else {
+                edgeplane::schema::run(out.as_deref())?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Translate { dir, proxy } => {

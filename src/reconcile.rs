@@ -86,6 +86,9 @@ pub struct Reconciled {
     pub diagnostics: Vec<Diagnostic>,
     pub statuses: Vec<ResourceStatus>,
     pub output: Option<Arc<Output>>,
+    /// The validated model `output` was translated from (with the last
+    /// accepted version of every rejected resource): what is served.
+    pub model: Option<Model>,
     /// `None` only when no consistent config could be built at all (then the
     /// caller keeps serving what it has).
     pub snapshot: Option<Snapshot>,
@@ -182,6 +185,7 @@ impl Reconciler {
                 diagnostics,
                 statuses,
                 output: Some(output),
+                model: Some(model),
                 snapshot: Some(snapshot),
                 work,
             };
@@ -230,6 +234,7 @@ impl Reconciler {
                 diagnostics,
                 statuses,
                 output: None,
+                model: None,
                 snapshot: None,
                 work,
             };
@@ -258,6 +263,7 @@ impl Reconciler {
             diagnostics,
             statuses,
             output: Some(output),
+            model: Some(model),
             snapshot: Some(snapshot),
             work,
         }

@@ -67,6 +67,21 @@ pub struct LoadState {
     /// What the most recent load read, parsed and encoded, what it carried
     /// over from the one before, and how long it took.
     pub work: LoadWork,
+    /// The routing tables of the served config (`crate::explain`), for the
+    /// status page; computed after each build is published.
+    pub routes: Arc<ServedRoutes>,
+}
+
+/// The effective routing tables of what is served.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServedRoutes {
+    /// The snapshot generation the tables describe (empty before the first
+    /// valid load).
+    pub generation: String,
+    pub listeners: Vec<crate::explain::ListenerRoutes>,
+    /// Set when the tables could not be read back from the translation.
+    pub error: Option<String>,
 }
 
 /// The work of one load. A one-file edit reads and parses that file only
@@ -267,13 +282,11 @@ async fn reload(
         let read = crate::source::load_dir_cached(&d, &mut l.files);
         let read_time = started.elapsed();
         let mut load = l.reconciler.reconcile(read.files, read.diagnostics);
-        // The translation has been encoded into the snapshot; what the
-        // build allocated goes back to the OS now, not at the next peak.
-        load.output = None;
-        crate::memory::release_free_memory();
-        (l, read.stats, read_time, load)
+        // Kept only to explain the routes once the snapshot is published.
+        let built = load.output.take().zip(load.model.take());
+        (l, read.stats, read_time, load, built)
     });
-    let (l, read_stats, read_time, load) = match job.await {
+    let (l, read_stats, read_time, load, built) = match job.await {
         Ok(r) => r,
         Err(e) => {
             // The caches and last accepted versions went with the panic;
@@ -410,5 +423,47 @@ async fn reload(
         );
     } else {
         tracing::debug!(%generation, "manifests changed nothing that is served; no push");
+    }
+    explain_served(built, generation.to_string(), shared).await;
+}
+
+/// Reads the routing tables back from what was just published (off the
+/// async workers: a large config takes a while), then gives what the build
+/// allocated back to the OS now rather than at the next peak.
+async fn explain_served(
+    built: Option<(Arc<crate::translate::Output>, crate::model::Model)>,
+    generation: String,
+    shared: &Shared,
+) {
+    let job = tokio::task::spawn_blocking(move || {
+        let routes =
+            built.map(
+                |(output, model)| match crate::explain::routes(&output, &model, None) {
+                    Ok(listeners) => ServedRoutes {
+                        generation,
+                        listeners,
+                        error: None,
+                    },
+                    Err(e) => ServedRoutes {
+                        generation,
+                        listeners: Vec::new(),
+                        error: Some(e.to_string()),
+                    },
+                },
+            );
+        crate::memory::release_free_memory();
+        routes
+    });
+    match job.await {
+        Ok(Some(routes)) => {
+            if let Some(e) = &routes.error {
+                tracing::warn!(error = %e, "cannot explain the served routes");
+            }
+            if let Ok(mut s) = shared.load.lock() {
+                s.routes = Arc::new(routes);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "explaining the served routes panicked"),
     }
 }

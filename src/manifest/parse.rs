@@ -197,7 +197,7 @@ fn api_of(kind: &str) -> Option<&'static str> {
 }
 
 /// Kinds Gloo has that edgeplane does not serve (yet).
-const UNIMPLEMENTED_KINDS: &[&str] = &[
+pub(crate) const UNIMPLEMENTED_KINDS: &[&str] = &[
     "MatchableHttpGateway",
     "MatchableTcpGateway",
     "HttpGateway",
@@ -341,7 +341,7 @@ impl Strict<'_> {
 /// Gloo features edgeplane deliberately does not implement. A manifest
 /// using one is rejected with a message saying so: serving a route without
 /// the auth or limit it asked for would expose the backend.
-const UNIMPLEMENTED_FIELDS: &[&str] = &[
+pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "extauth",
     "extAuth",
     "jwt",

@@ -40,6 +40,38 @@ pub struct ProxyResources {
 pub type Output = BTreeMap<String, ProxyResources>;
 
 /// The xDS key of a proxy.
+/// A `--proxy` argument that names no proxy of an `Output`, or several.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxySelectError {
+    #[error("unknown proxy `{given}`; known proxies: {}", .known.join(", "))]
+    Unknown { given: String, known: Vec<String> },
+    #[error("proxy name `{given}` is ambiguous, use one of: {}", .matches.join(", "))]
+    Ambiguous { given: String, matches: Vec<String> },
+}
+
+/// The output key `given` names: itself when it is a key, else the one key
+/// whose proxy name (after `~`) it is.
+pub fn select_proxy<'a>(output: &'a Output, given: &str) -> Result<&'a String, ProxySelectError> {
+    if let Some((key, _)) = output.get_key_value(given) {
+        return Ok(key);
+    }
+    let matches: Vec<&String> = output
+        .keys()
+        .filter(|k| k.split_once('~').is_some_and(|(_, name)| name == given))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(ProxySelectError::Unknown {
+            given: given.to_string(),
+            known: output.keys().cloned().collect(),
+        }),
+        _ => Err(ProxySelectError::Ambiguous {
+            given: given.to_string(),
+            matches: matches.into_iter().cloned().collect(),
+        }),
+    }
+}
+
 pub fn proxy_key(namespace: &str, proxy_name: &str) -> String {
     format!("{namespace}~{proxy_name}")
 }

@@ -54,6 +54,16 @@ pub struct TypeState {
     /// Resource (and `rc/vhost`) names the current NACK concerns; empty
     /// when the last answer was an ACK.
     pub nacked_names: BTreeSet<String>,
+    /// When Envoy last ACKed / NACKed this type (Unix milliseconds; 0:
+    /// never on this stream).
+    pub last_ack_unix_ms: u64,
+    pub last_nack_unix_ms: u64,
+}
+
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl TypeState {
@@ -76,6 +86,7 @@ impl TypeState {
     pub fn record_nack(&mut self, message: String) {
         self.nacked_version = self.sent_version.clone();
         self.nack_message = message;
+        self.last_nack_unix_ms = now_unix_ms();
         let changed = self.changed_names();
         self.nacked_names = if changed.is_empty() {
             self.sent_names()
@@ -87,6 +98,7 @@ impl TypeState {
     /// Records an ACK of the last sent set.
     pub fn record_ack(&mut self, version: String) {
         self.acked_version = version;
+        self.last_ack_unix_ms = now_unix_ms();
         self.acked = self.sent.clone();
         self.nacked_names.clear();
         self.nack_message.clear();
