@@ -11,6 +11,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,8 +42,24 @@ fn chromium_bin() -> PathBuf {
 }
 
 /// A headless Chromium with one page, driven over the DevTools protocol.
+/// A child leading its own process group; dropping it kills the group.
+struct ProcessGroup(Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // `kill -KILL -PGID`: the browser and all its helpers.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Browser {
-    child: Child,
+    _process: ProcessGroup,
     ws: support::Ws,
     next_id: u64,
     /// Errors the page reported: exceptions, console errors, blocked
@@ -57,6 +74,8 @@ impl Browser {
         let log = logdir.join("chromium.log");
         eprintln!("chromium log: {}", log.display());
         let logf = std::fs::File::create(&log).expect("create chromium log");
+        // Its own process group, so Drop can end the browser and every
+        // helper process it forked (renderers, GPU, network service).
         let child = Command::new(chromium_bin())
             .args([
                 "--headless",
@@ -79,8 +98,11 @@ impl Browser {
             .arg("about:blank")
             .stdout(Stdio::null())
             .stderr(logf)
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium_bin().display()));
+        // Owned from here on: a failure below still ends the browser.
+        let guard = ProcessGroup(child);
         // Chromium writes its DevTools port into the profile once listening.
         let port_file = profile.path().join("DevToolsActivePort");
         let port: u16 = eventually("Chromium's DevTools port", || async {
@@ -104,7 +126,7 @@ impl Browser {
         .expect("DevTools connect timed out")
         .expect("DevTools connect");
         Browser {
-            child,
+            _process: guard,
             ws,
             next_id: 0,
             errors: Vec::new(),
@@ -215,13 +237,6 @@ impl Browser {
         std::fs::write(&path, png).expect("write screenshot");
         eprintln!("screenshot: {}", path.display());
         path
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
