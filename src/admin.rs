@@ -122,9 +122,7 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
                 .borrow()
                 .as_ref()
                 .map(|s| s.generation().to_string());
-            let now_unix_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
+            let now_unix_ms = crate::xds::registry::now_unix_ms();
             let body = json!({
                 "generation": generation,
                 "nowUnixMs": now_unix_ms,
@@ -139,21 +137,11 @@ fn respond(path: &str, shared: &Shared) -> (u16, String) {
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "diagnostics": s.diagnostics.iter().map(|d| json!({
-                    "severity": if d.severity == crate::api::diagnostic::Severity::Error as i32 { "error" } else { "warning" },
+                    "severity": crate::api::severity_name(d.severity),
                     "file": d.file, "line": d.line, "column": d.column,
                     "kind": d.kind, "namespace": d.namespace, "name": d.name, "message": d.message,
                 })).collect::<Vec<_>>(),
-                "resources": s.resources.iter().map(|r| json!({
-                    "kind": r.kind, "namespace": r.namespace, "name": r.name,
-                    "state": r.state, "serving": r.serving, "file": r.file, "line": r.line,
-                    "reasons": r.reasons.iter().map(|d| json!({
-                        "severity": if d.severity == crate::api::diagnostic::Severity::Error as i32 { "error" } else { "warning" },
-                        "file": d.file, "line": d.line, "column": d.column, "message": d.message,
-                    })).collect::<Vec<_>>(),
-                    "proxies": r.proxies.iter().map(|p| json!({
-                        "proxy": p.proxy, "state": p.state, "reason": p.reason,
-                    })).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
+                "resources": crate::api::resources_json(&s.resources),
                 "drains": s.drains.iter().map(|d| json!({
                     "listener": d.listener, "proxy": d.proxy, "nodeId": d.node_id,
                     "change": d.change, "filterChains": d.filter_chains,

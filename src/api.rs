@@ -22,11 +22,49 @@ impl StatusApi {
     }
 }
 
+/// `"error"` or `"warning"`, for a `Diagnostic.severity`.
+pub fn severity_name(severity: i32) -> &'static str {
+    if severity == diagnostic::Severity::Error as i32 {
+        "error"
+    } else {
+        "warning"
+    }
+}
+
+/// The resource statuses as JSON, as the admin `/status` and `edgeplane
+/// status --output json` print them.
+pub fn resources_json(resources: &[ResourceStatus]) -> serde_json::Value {
+    use serde_json::json;
+    resources
+        .iter()
+        .map(|r| {
+            json!({
+                "kind": r.kind, "namespace": r.namespace, "name": r.name,
+                "state": r.state, "serving": r.serving, "file": r.file, "line": r.line,
+                "reasons": r.reasons.iter().map(|d| json!({
+                    "severity": severity_name(d.severity),
+                    "file": d.file, "line": d.line, "column": d.column, "message": d.message,
+                })).collect::<Vec<_>>(),
+                "proxies": r.proxies.iter().map(|p| json!({
+                    "proxy": p.proxy, "state": p.state, "reason": p.reason,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// Builds the status message from the shared state; also used by the admin
 /// endpoint.
 pub fn current_status(shared: &Shared) -> GetStatusResponse {
     let snap = shared.snapshots.borrow().clone();
-    let load = shared.load.lock().map(|l| l.clone()).unwrap_or_default();
+    // One copy of the registry serves both the nodes and the NACK
+    // attribution, so they agree; the load state is read in place (a
+    // clone would copy every diagnostic, status and the owners index).
+    let registered = shared.registry.list();
+    let load = shared
+        .load
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let proxies = snap
         .as_ref()
         .map(|s| {
@@ -49,9 +87,8 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
     let diagnostics = load.diagnostics.iter().map(diag_msg).collect();
     // Each proxy's listeners with their Envoy stats scope, decoded once.
     let mut prefixes = ListenerPrefixes::new();
-    let nodes = shared
-        .registry
-        .list()
+    let resources = resource_statuses(&load, &registered);
+    let nodes = registered
         .into_iter()
         .map(|n| ConnectedNode {
             stats_reported: shared.envoy_stats.get(&n.node_id).is_some(),
@@ -80,7 +117,6 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
                 .collect(),
         })
         .collect();
-    let resources = resource_statuses(&load, &shared.registry.list());
     GetStatusResponse {
         serving: snap.is_some(),
         last_load_failed: load.last_load_failed,

@@ -427,21 +427,6 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn status_json(s: &edgeplane::api::GetStatusResponse) -> String {
-    let resources: Vec<serde_json::Value> = s
-        .resources
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "kind": r.kind, "namespace": r.namespace, "name": r.name,
-                "state": r.state, "serving": r.serving, "file": r.file, "line": r.line,
-                "reasons": r.reasons.iter().map(|d| serde_json::json!({
-                    "file": d.file, "line": d.line, "column": d.column, "message": d.message,
-                })).collect::<Vec<_>>(),
-                "proxies": r.proxies.iter().map(|p| serde_json::json!({
-                    "proxy": p.proxy, "state": p.state, "reason": p.reason,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let resources = edgeplane::api::resources_json(&s.resources);
     serde_json::json!({ "loads": s.loads, "resources": resources }).to_string()
 }

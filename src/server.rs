@@ -286,7 +286,7 @@ async fn reload(
         let built = load.output.take().zip(load.model.take());
         (l, read.stats, read_time, load, built)
     });
-    let (l, read_stats, read_time, load, built) = match job.await {
+    let (l, read_stats, read_time, mut load, built) = match job.await {
         Ok(r) => r,
         Err(e) => {
             // The caches and last accepted versions went with the panic;
@@ -341,10 +341,12 @@ async fn reload(
     let errors = load.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = load.diagnostics.len() - errors;
     if let Ok(mut s) = state.lock() {
-        s.diagnostics = load.diagnostics.clone();
-        s.statuses = load.statuses.clone();
+        // Moved, not copied: nothing below needs them, and the owners
+        // index of a large config is big.
+        s.diagnostics = std::mem::take(&mut load.diagnostics);
+        s.statuses = std::mem::take(&mut load.statuses);
         if load.snapshot.is_some() {
-            s.owners = load.owners.clone();
+            s.owners = std::mem::take(&mut load.owners);
         }
         s.last_load_failed = failed;
         s.loads += 1;
@@ -359,7 +361,7 @@ async fn reload(
         );
         let serving = snap_tx.borrow().is_some();
         tracing::error!(
-            errors = load.diagnostics.iter().filter(|d| d.is_error()).count(),
+            errors,
             "manifests rejected; {}",
             if serving {
                 "the last good config stays served"
