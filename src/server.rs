@@ -76,9 +76,9 @@ pub struct LoadState {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServedRoutes {
-    /// The snapshot generation the tables describe (empty before the first
-    /// valid load).
-    pub generation: String,
+    /// The snapshot generation the tables describe (`None` before the
+    /// first valid load, as `/status` says).
+    pub generation: Option<String>,
     pub listeners: Vec<crate::explain::ListenerRoutes>,
     /// Set when the tables could not be read back from the translation.
     pub error: Option<String>,
@@ -438,21 +438,17 @@ async fn explain_served(
     shared: &Shared,
 ) {
     let job = tokio::task::spawn_blocking(move || {
-        let routes =
-            built.map(
-                |(output, model)| match crate::explain::routes(&output, &model, None) {
-                    Ok(listeners) => ServedRoutes {
-                        generation,
-                        listeners,
-                        error: None,
-                    },
-                    Err(e) => ServedRoutes {
-                        generation,
-                        listeners: Vec::new(),
-                        error: Some(e.to_string()),
-                    },
-                },
-            );
+        let routes = built.map(|(output, model)| {
+            let (listeners, error) = match crate::explain::routes(&output, &model, None) {
+                Ok(listeners) => (listeners, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+            ServedRoutes {
+                generation: Some(generation),
+                listeners,
+                error,
+            }
+        });
         crate::memory::release_free_memory();
         routes
     });

@@ -152,7 +152,9 @@ function renderDrains(drains) {
       el("td", {}, d.activeConnections))));
 }
 
-let routesGeneration = null;
+// The generation the routes section shows; `undefined` until first fetched
+// (`/status` and `/routes` say `null` while nothing is served).
+let routesGeneration;
 let lastOk = 0;
 
 async function getJson(path) {
@@ -164,7 +166,7 @@ async function getJson(path) {
 async function poll() {
   try {
     const s = await getJson("/status");
-    if (s.generation !== routesGeneration || routesGeneration === null) {
+    if (s.generation !== routesGeneration) {
       const routes = await getJson("/routes");
       routesGeneration = routes.generation;
       update("routes", routes, renderRoutes);
