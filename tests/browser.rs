@@ -111,7 +111,11 @@ impl Browser {
         })
         .await;
         let page_url = eventually("Chromium's page target", || async {
-            let body = devtools_get(port, "/json/list").await?;
+            // The port in `host`: DevTools builds the page's WebSocket URL
+            // from it.
+            let req = format!("GET /json/list HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n");
+            let (status, body) = parse_response(try_raw_request(port, &req).await?.as_bytes())?;
+            (status == 200).then_some(())?;
             let targets: Value = serde_json::from_str(&body).ok()?;
             targets.as_array()?.iter().find(|t| t["type"] == "page")?["webSocketDebuggerUrl"]
                 .as_str()
@@ -238,45 +242,6 @@ impl Browser {
         eprintln!("screenshot: {}", path.display());
         path
     }
-}
-
-/// GET on the DevTools HTTP endpoint, which keeps connections open (it
-/// ignores `connection: close`): reads the head, then `content-length`
-/// bytes. `None` unless 200.
-async fn devtools_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = s.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf);
-            let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                continue;
-            };
-            let status_ok = head.split_whitespace().nth(1) == Some("200");
-            let len: usize = head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })?;
-            if body.len() >= len {
-                return status_ok.then(|| body[..len].to_string());
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), io)
-        .await
-        .ok()?
 }
 
 /// Standard base64 (with padding), as DevTools sends screenshots.

@@ -18,9 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 const UP: &str = "backend";
 const NODE: &str = "test-node";
 
-fn files(port: u16, backend: u16, hcm: &str) -> Vec<(&'static str, String)> {
+fn files(port: u16, backend: u16) -> Vec<(&'static str, String)> {
     vec![
-        ("gateway.yaml", gateway(port, hcm)),
+        ("gateway.yaml", gateway(port, "")),
         ("upstream.yaml", upstream(UP, &[backend])),
         ("vs.yaml", virtual_service(&route("/", UP, ""))),
     ]
@@ -28,14 +28,8 @@ fn files(port: u16, backend: u16, hcm: &str) -> Vec<(&'static str, String)> {
 
 /// The node's active connections on `listener`, per edgeplane's `/status`.
 fn active_connections(status: &Value, listener: &str) -> Option<u64> {
-    status["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["nodeId"] == NODE)?["listeners"]
-        .as_array()?
-        .iter()
-        .find(|l| l["listener"] == listener)?["activeConnections"]
-        .as_u64()
+    let node = status_node(status, NODE)?;
+    status_entry(node, "listeners", "listener", listener)?["activeConnections"].as_u64()
 }
 
 enum Echo {
@@ -66,11 +60,8 @@ async fn try_echo(ws: &mut Ws, text: &str) -> Result<Echo> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turning_listener_upgrades_off_drains_the_open_websocket_and_says_so() -> Result<()> {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let s = Stack::start(port, be, &files(port, bport, "")).await;
-    s.envoy.wait_serving(port, "/plain").await;
+    let s = Stack::serving(files).await;
+    let port = s.port;
     let listener = format!("listener-127.0.0.1-{port}");
 
     let mut ws = ws_connect(port, "/chat")
@@ -100,12 +91,7 @@ async fn turning_listener_upgrades_off_drains_the_open_websocket_and_says_so() -
 
     // edgeplane names the listener, the node and the one connection.
     let drain = eventually("a drain in /status", || async {
-        let st = cp.status().await;
-        st["drains"]
-            .as_array()?
-            .iter()
-            .find(|d| d["listener"] == l)
-            .cloned()
+        status_entry(&cp.status().await, "drains", "listener", l).cloned()
     })
     .await;
     assert_eq!(drain["nodeId"], NODE, "{drain}");
@@ -148,6 +134,8 @@ async fn turning_listener_upgrades_off_drains_the_open_websocket_and_says_so() -
             Echo::Ok => echoes_during_drain += 1,
             Echo::Closed => break applied.elapsed(),
         }
+        // The probing interval of a bounded loop: an echo every 200 ms
+        // until Envoy closes the socket.
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
@@ -171,9 +159,7 @@ async fn turning_listener_upgrades_off_drains_the_open_websocket_and_says_so() -
     );
 
     // And the drain is counted.
-    let (_, metrics) = http_get(s.cp.admin_port, "/metrics")
-        .await
-        .context("GET /metrics")?;
+    let (_, metrics) = s.cp.admin_get("/metrics").await?;
     assert!(
         metrics.contains("edgeplane_listener_drains_total 1\n"),
         "{metrics}"
@@ -187,12 +173,8 @@ async fn turning_listener_upgrades_off_drains_the_open_websocket_and_says_so() -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_edits_drain_nothing() -> Result<()> {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let s = Stack::start(port, be, &files(port, bport, "")).await;
-    s.envoy.wait_serving(port, "/plain").await;
-    let mut ws = ws_connect(port, "/chat")
+    let s = Stack::serving(files).await;
+    let mut ws = ws_connect(s.port, "/chat")
         .await
         .map_err(|code| anyhow::anyhow!("expected 101, got {code}"))?;
     echo(&mut ws, "hi").await;

@@ -330,14 +330,6 @@ async fn wait_for(port: u16, path: &str, status: u16, envoy: &GlooEnvoy) -> Stri
     .await
 }
 
-fn both_logs(cp: &ControlPlane, envoy: &GlooEnvoy) -> String {
-    format!(
-        "--- edgeplane log ---\n{}\n--- envoy log ---\n{}",
-        cp.log_text(),
-        envoy.log_text()
-    )
-}
-
 fn assert_tree_unchanged(dir: &Path, written: &Tree, when: &str) {
     let now = walk(dir);
     let added: Vec<_> = now.keys().filter(|p| !written.contains_key(*p)).collect();
@@ -388,7 +380,7 @@ async fn gloo_compose_file_mode_carries_over_unchanged() {
     std::fs::write(&bootstrap, gloo_style_bootstrap(cp.xds_port, admin_port))
         .expect("write bootstrap");
     let envoy = GlooEnvoy::start(&bootstrap, admin_port, tmp.path());
-    let logs = || both_logs(&cp, &envoy);
+    let logs = || cp.logs_with(&envoy.log_text());
 
     // 3. Gloo's names in Envoy.
     let end = std::time::Instant::now() + DEADLINE;
@@ -451,12 +443,7 @@ async fn gloo_compose_file_mode_carries_over_unchanged() {
     // edgeplane's /status: Gloo's node id, under Gloo's proxy key, over
     // state-of-the-world ADS (Gloo's `api_type: GRPC`) in every run.
     let node = eventually("edgeplane lists docker-compose-node", || async {
-        let s = cp.status().await;
-        s["nodes"]
-            .as_array()?
-            .iter()
-            .find(|n| n["nodeId"] == NODE_ID)
-            .cloned()
+        status_node(&cp.status().await, NODE_ID).cloned()
     })
     .await;
     assert_eq!(node["proxy"], PROXY_KEY, "{node}");
@@ -487,7 +474,7 @@ async fn gloo_compose_file_mode_carries_over_unchanged() {
     assert!(
         exit.is_some(),
         "edgeplane did not exit on SIGTERM\n{}",
-        both_logs(&cp, &envoy)
+        cp.logs_with(&envoy.log_text())
     );
     assert_tree_unchanged(&config, &written, "after edgeplane exited");
     drop(envoy);

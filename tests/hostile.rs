@@ -1147,7 +1147,8 @@ async fn truncated_mid_write(h: &mut Hostile) {
         f.write_all(&vs[..cut]).expect("write the first half");
         f.sync_data().expect("sync");
         // Longer than the debounce (500 ms at most): edgeplane would have
-        // read the half by now if it did not wait for the writer.
+        // read the half by now if it did not wait for the writer. A bounded
+        // wait for a non-event, checked every 100 ms.
         let end = Instant::now() + Duration::from_millis(900);
         while Instant::now() < end {
             h.assert_unchanged(case, Serves::Nothing).await;
@@ -1191,6 +1192,8 @@ async fn deleted_while_read(h: &mut Hostile) {
             n
         })
     };
+    // A fixed 2.5 s of flapping (the experiment's length, not a wait for
+    // readiness), sampling the diagnostics every 20 ms.
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_millis(2500);
     while Instant::now() < end {

@@ -52,24 +52,8 @@ fn big_virtual_service(k: usize) -> String {
     s
 }
 
-/// Polls `f` until it returns `Some`, for at most `limit`.
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return Ok(v);
-        }
-        anyhow::ensure!(
-            Instant::now() < end,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How often the waits below poll.
+const EVERY: Duration = Duration::from_millis(50);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_configuration_above_4_mib_reaches_envoy() -> anyhow::Result<()> {
@@ -124,17 +108,13 @@ async fn a_route_configuration_above_4_mib_reaches_envoy() -> anyhow::Result<()>
     assert!(size > GRPC_DEFAULT_LIMIT, "{size} bytes is not above 4 MiB");
     drop(load);
 
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir(&dir)?;
-    for (name, text) in &files {
-        write_atomic(&dir, name, text);
-    }
+    let (tmp, dir) = manifests_dir(&files);
     let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
     let t = Instant::now();
-    let status = wait_for(
+    let status = poll(
         "edgeplane serves the config",
         Duration::from_secs(60),
+        EVERY,
         || async {
             let s = cp.status().await;
             (s["serving"] == true).then_some(s)
@@ -143,21 +123,16 @@ async fn a_route_configuration_above_4_mib_reaches_envoy() -> anyhow::Result<()>
     .await?;
     eprintln!("edgeplane's first load: {}", status["lastLoad"]);
     let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
-    let logs = || {
-        format!(
-            "--- edgeplane log ---\n{}\n--- envoy log ---\n{}",
-            cp.log_text(),
-            envoy.log_text()
-        )
-    };
+    let logs = || cp.logs_with(&envoy.log_text());
     cp.wait_connected_in_mode("test-node").await;
 
     // Envoy accepted the RouteConfiguration: an RDS update succeeded, none
     // was rejected, and its version is the one served.
     let rds = |stat: &str| format!("http.http.rds.{route_name}.{stat}");
-    let ok = wait_for(
+    let ok = poll(
         "Envoy's RDS update_success",
         Duration::from_secs(60),
+        EVERY,
         || async { envoy.stat(&rds("update_success")).await.filter(|n| *n >= 1) },
     )
     .await
@@ -182,9 +157,10 @@ async fn a_route_configuration_above_4_mib_reaches_envoy() -> anyhow::Result<()>
     // A request only the last routes match reaches the demo backend.
     for i in [ROUTES - 1, ROUTES - 2] {
         let path = format!("{}/tail", prefix(i));
-        let body = wait_for(
+        let body = poll(
             &format!("Envoy routes {path}"),
             Duration::from_secs(20),
+            EVERY,
             || {
                 let path = path.clone();
                 async move { http_get(port, &path).await.filter(|(s, _)| *s == 200) }

@@ -21,10 +21,6 @@ fn files(port: u16, backend: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn mode() -> &'static str {
-    if delta_mode() { "delta" } else { "sotw" }
-}
-
 /// Every sample of a Prometheus text exposition: series (name with its
 /// labels, as written) → value.
 fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
@@ -38,9 +34,7 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 async fn scrape(cp: &ControlPlane) -> Result<BTreeMap<String, f64>> {
-    let (code, body) = http_get(cp.admin_port, "/metrics")
-        .await
-        .context("GET /metrics")?;
+    let (code, body) = cp.admin_get("/metrics").await?;
     anyhow::ensure!(code == 200, "/metrics answered {code}: {body}");
     Ok(parse_metrics(&body))
 }
@@ -51,12 +45,8 @@ fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_streams_pushes_acks_and_reloads() -> Result<()> {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let s = Stack::start(port, be, &files(port, bport)).await;
-    s.envoy.wait_serving(port, "/plain").await;
-    let m = mode();
+    let s = Stack::serving(files).await;
+    let m = xds_mode();
 
     // Envoy's stream shows up with its mode, each type pushed and ACKed.
     let cp = &s.cp;
@@ -170,26 +160,19 @@ async fn metrics_count_streams_pushes_acks_and_reloads() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_the_first_valid_config() -> Result<()> {
-    let tmp = tempfile::tempdir().context("tempdir")?;
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir(&dir).context("mkdir manifests")?;
     let port = free_port();
     // A Gateway that never was valid: nothing to serve.
-    write_atomic(&dir, "gateway.yaml", &gateway(port, "upgradez: []\n"));
+    let (tmp, dir) = manifests_dir(&[("gateway.yaml", gateway(port, "upgradez: []\n"))]);
     let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
 
-    let (code, body) = http_get(cp.admin_port, "/readyz")
-        .await
-        .context("GET /readyz")?;
+    let (code, body) = cp.admin_get("/readyz").await?;
     assert_eq!(code, 503, "{body}");
     let v: Value = serde_json::from_str(&body).context("/readyz is JSON")?;
     assert_eq!(v["ready"], false);
     let reason = v["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("error"), "{body}");
     // Nothing is served: the dump is empty.
-    let (code, body) = http_get(cp.admin_port, "/config_dump")
-        .await
-        .context("GET /config_dump")?;
+    let (code, body) = cp.admin_get("/config_dump").await?;
     assert_eq!(code, 200, "{body}");
     let dump: Value = serde_json::from_str(&body).context("/config_dump is JSON")?;
     assert_eq!(dump["proxies"], serde_json::json!({}), "{body}");
@@ -202,18 +185,14 @@ async fn readyz_waits_for_the_first_valid_config() -> Result<()> {
     let loads = cp.loads().await;
     write_atomic(&dir, "gateway.yaml", &gateway(port, ""));
     cp.wait_load_after(loads).await;
-    let (code, body) = http_get(cp.admin_port, "/readyz")
-        .await
-        .context("GET /readyz")?;
+    let (code, body) = cp.admin_get("/readyz").await?;
     assert_eq!(code, 200, "{body}\n{}", cp.log_text());
 
     // An empty directory is valid, but there is nothing to serve.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).context("mkdir empty")?;
     let cp = ControlPlane::start(&empty, 0, tmp.path()).await;
-    let (code, body) = http_get(cp.admin_port, "/readyz")
-        .await
-        .context("GET /readyz")?;
+    let (code, body) = cp.admin_get("/readyz").await?;
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("no Gateway"), "{body}");
     Ok(())
@@ -242,15 +221,10 @@ fn envoy_names(dump: &Value, section: &str, dynamic: &str, inner: &str) -> Vec<S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_dump_holds_what_envoy_holds() -> Result<()> {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let s = Stack::start(port, be, &files(port, bport)).await;
-    s.envoy.wait_serving(port, "/plain").await;
+    let s = Stack::serving(files).await;
+    let port = s.port;
 
-    let (code, body) = http_get(s.cp.admin_port, "/config_dump")
-        .await
-        .context("GET /config_dump")?;
+    let (code, body) = s.cp.admin_get("/config_dump").await?;
     assert_eq!(code, 200, "{body}");
     let ours: Value = serde_json::from_str(&body).context("/config_dump is JSON")?;
     let proxy = &ours["proxies"]["gloo-system~gateway-proxy"];
@@ -309,13 +283,9 @@ async fn config_dump_holds_what_envoy_holds() -> Result<()> {
     );
 
     // One proxy by name; an unknown one is a 404 that lists the known.
-    let (code, body) = http_get(s.cp.admin_port, "/config_dump?proxy=gateway-proxy")
-        .await
-        .context("GET /config_dump?proxy=")?;
+    let (code, body) = s.cp.admin_get("/config_dump?proxy=gateway-proxy").await?;
     assert_eq!(code, 200, "{body}");
-    let (code, body) = http_get(s.cp.admin_port, "/config_dump?proxy=nope")
-        .await
-        .context("GET /config_dump?proxy=nope")?;
+    let (code, body) = s.cp.admin_get("/config_dump?proxy=nope").await?;
     assert_eq!(code, 404);
     assert!(body.contains("gloo-system~gateway-proxy"), "{body}");
     Ok(())
@@ -323,13 +293,8 @@ async fn config_dump_holds_what_envoy_holds() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_json_lines_carry_file_line_column_and_resource() -> Result<()> {
-    let tmp = tempfile::tempdir().context("tempdir")?;
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir(&dir).context("mkdir manifests")?;
-    let port = free_port();
-    write_atomic(&dir, "gateway.yaml", &gateway(port, ""));
-    write_atomic(&dir, "upstream.yaml", &upstream(UP, &[1]));
-    write_atomic(&dir, "vs.yaml", &virtual_service(&route("/", UP, "")));
+    // The upstream's port 1: nothing is routed, only the log is read.
+    let (tmp, dir) = manifests_dir(&files(free_port(), 1));
     let cp = ControlPlane::start_with_args(&dir, 0, tmp.path(), &["--log-json".to_string()]).await;
 
     let loads = cp.loads().await;

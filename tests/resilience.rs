@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use support::load::{Load, LoadReport, LoadSpec};
 use support::*;
@@ -39,69 +39,19 @@ fn light_load(port: u16) -> LoadSpec {
     }
 }
 
-/// Polls `f` every `every` until it gives `Some`, failing after `within`.
-async fn poll<T, F, Fut>(what: &str, within: Duration, every: Duration, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let end = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return Ok(v);
-        }
-        if Instant::now() >= end {
-            bail!("timed out after {within:?} waiting for: {what}");
-        }
-        tokio::time::sleep(every).await;
-    }
-}
-
-async fn status(admin_port: u16) -> Option<Value> {
-    let (code, body) = http_get(admin_port, "/status").await?;
-    (code == 200).then(|| serde_json::from_str(&body).ok())?
-}
-
 /// The node's entry in edgeplane's `/status`, if it is connected.
 async fn node_entry(admin_port: u16, node_id: &str) -> Option<Value> {
-    let s = status(admin_port).await?;
-    s["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["nodeId"] == node_id)
-        .cloned()
+    let s = admin_status(admin_port).await.ok()?;
+    status_node(&s, node_id).cloned()
 }
 
 /// Whether `node_id` is connected (over this run's ADS variant) and has
 /// ACKed, for every type, the version edgeplane serves its proxy.
-async fn node_synced(admin_port: u16, node_id: &str) -> bool {
-    let Some(s) = status(admin_port).await else {
-        return false;
-    };
-    let mode = if delta_mode() { "delta" } else { "sotw" };
-    let Some(node) = s["nodes"]
-        .as_array()
-        .and_then(|ns| ns.iter().find(|n| n["nodeId"] == node_id))
-    else {
-        return false;
-    };
-    if node["xdsMode"] != mode {
-        return false;
-    }
-    let Some(proxy) = s["proxies"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["key"] == node["proxy"]))
-    else {
-        return false;
-    };
-    let served = proxy["types"].as_array().cloned().unwrap_or_default();
-    let acked = node["types"].as_array().cloned().unwrap_or_default();
-    !served.is_empty()
-        && served.iter().all(|t| {
-            acked
-                .iter()
-                .any(|a| a["typeUrl"] == t["typeUrl"] && a["ackedVersion"] == t["version"])
-        })
+async fn node_synced_in_mode(admin_port: u16, node_id: &str) -> bool {
+    admin_status(admin_port).await.is_ok_and(|s| {
+        status_node(&s, node_id).is_some_and(|n| n["xdsMode"] == xds_mode())
+            && node_synced(&s, node_id)
+    })
 }
 
 /// What must not move in Envoy across a control-plane event: every
@@ -183,6 +133,48 @@ fn check_clean(what: &str, report: &LoadReport) -> Result<()> {
     Ok(())
 }
 
+/// The light load through Envoy, warmed up, and what Envoy held when it
+/// began.
+struct UnderLoad {
+    load: Load,
+    before: EnvoyState,
+}
+
+impl UnderLoad {
+    async fn start(port: u16, envoy: &Envoy) -> Result<UnderLoad> {
+        let load = Load::start(light_load(port)).await?;
+        load.warm_up(50, WITHIN).await?;
+        let before = EnvoyState::read(envoy).await?;
+        Ok(UnderLoad { load, before })
+    }
+
+    /// Stops the load; checks that no traffic was lost and that Envoy's
+    /// config did not move.
+    async fn stop_unchanged(self, what: &str, envoy: &Envoy) -> Result<()> {
+        let report = self.load.stop().await?;
+        check_clean(what, &report)?;
+        let before = self.before;
+        let after = EnvoyState::read(envoy).await?;
+        ensure!(
+            after == before,
+            "Envoy's config moved:\nbefore {before:#?}\nafter {after:#?}"
+        );
+        Ok(())
+    }
+
+    /// As `stop_unchanged`, and every WebSocket of the load was still
+    /// upgraded in Envoy at the end.
+    async fn stop_unchanged_all_upgraded(self, what: &str, envoy: &Envoy) -> Result<()> {
+        let upgrades = envoy.stat("http.http.downstream_cx_upgrades_active").await;
+        self.stop_unchanged(what, envoy).await?;
+        ensure!(
+            upgrades == Some(WS_CLIENTS as u64),
+            "upgrades active {upgrades:?}"
+        );
+        Ok(())
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -191,57 +183,62 @@ async fn connected_state(envoy: &Envoy) -> Option<u64> {
     envoy.stat("control_plane.connected_state").await
 }
 
+/// Waits until Envoy's `control_plane.connected_state` is `want` (0: no
+/// control plane, 1: connected).
+async fn wait_connected_state(envoy: &Envoy, want: u64, what: &str) -> Result<()> {
+    poll(what, WITHIN, Duration::from_millis(2), || async {
+        (connected_state(envoy).await == Some(want)).then_some(())
+    })
+    .await
+}
+
+/// Waits until `node` is synced (`node_synced_in_mode`) on the edgeplane
+/// at `admin_port`.
+async fn wait_synced(what: &str, admin_port: u16, node: &str) -> Result<()> {
+    poll(what, WITHIN, Duration::from_millis(2), || async {
+        node_synced_in_mode(admin_port, node).await.then_some(())
+    })
+    .await
+}
+
+/// The stack with the one route, serving.
+async fn serving_stack() -> Stack {
+    Stack::serving(manifests).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_and_changes_nothing() -> Result<()> {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let mut s = Stack::start(port, be, &manifests(port, bport)).await;
-    s.envoy.wait_serving(port, "/plain").await;
-    let load = Load::start(light_load(port)).await?;
-    load.warm_up(50, WITHIN).await?;
-    let before = EnvoyState::read(&s.envoy).await?;
+    let mut s = serving_stack().await;
+    let under = UnderLoad::start(s.port, &s.envoy).await?;
     let proxies_before = s.cp.status().await["proxies"].clone();
 
     let killed = Instant::now();
     s.cp.kill();
-    poll(
-        "Envoy sees edgeplane gone",
-        WITHIN,
-        Duration::from_millis(5),
-        || async { (connected_state(&s.envoy).await == Some(0)).then_some(()) },
-    )
-    .await?;
+    wait_connected_state(&s.envoy, 0, "Envoy sees edgeplane gone").await?;
     // About two seconds of traffic with no control plane at all.
-    load.wait_echoes(WS_CLIENTS as u64 * 20, WITHIN).await?;
+    under
+        .load
+        .wait_echoes(WS_CLIENTS as u64 * 20, WITHIN)
+        .await?;
     let down_for = killed.elapsed();
 
     // The same binary, xDS port and manifests.
     let restarted = Instant::now();
     let cp2 = ControlPlane::start(&s.dir, s.cp.xds_port, s.tmp.path()).await;
-    poll(
-        "Envoy reconnects",
-        WITHIN,
-        Duration::from_millis(2),
-        || async { (connected_state(&s.envoy).await == Some(1)).then_some(()) },
-    )
-    .await?;
+    wait_connected_state(&s.envoy, 1, "Envoy reconnects").await?;
     let reconnected = Instant::now();
-    poll(
+    wait_synced(
         "Envoy ACKs the restarted edgeplane's versions",
-        WITHIN,
-        Duration::from_millis(5),
-        || async { node_synced(cp2.admin_port, "test-node").await.then_some(()) },
+        cp2.admin_port,
+        "test-node",
     )
     .await?;
     let synced = Instant::now();
     // Traffic after the reconnect too.
-    load.wait_echoes(WS_CLIENTS as u64 * 5, WITHIN).await?;
-    let upgrades = s
-        .envoy
-        .stat("http.http.downstream_cx_upgrades_active")
-        .await;
-    let report = load.stop().await?;
+    under
+        .load
+        .wait_echoes(WS_CLIENTS as u64 * 5, WITHIN)
+        .await?;
 
     println!(
         "kill -9: down {:.0} ms; restart → Envoy connected {:.0} ms (kill → connected {:.0} ms), \
@@ -251,16 +248,9 @@ async fn kill_9_under_load_loses_nothing_and_changes_nothing() -> Result<()> {
         ms(reconnected - killed),
         ms(synced - restarted),
     );
-    check_clean("kill -9", &report)?;
-    ensure!(
-        upgrades == Some(WS_CLIENTS as u64),
-        "upgrades active {upgrades:?}"
-    );
-    let after = EnvoyState::read(&s.envoy).await?;
-    ensure!(
-        after == before,
-        "Envoy's config moved:\nbefore {before:#?}\nafter {after:#?}"
-    );
+    under
+        .stop_unchanged_all_upgraded("kill -9", &s.envoy)
+        .await?;
     ensure!(
         cp2.status().await["proxies"] == proxies_before,
         "the restarted edgeplane serves other versions"
@@ -272,12 +262,7 @@ async fn kill_9_under_load_loses_nothing_and_changes_nothing() -> Result<()> {
 async fn a_fresh_envoy_serves_within_one_second_of_connecting() -> Result<()> {
     let port = free_port();
     let be = Backend::start("b1").await;
-    let tmp = tempfile::tempdir().context("tempdir")?;
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir(&dir).context("mkdir manifests")?;
-    for (name, content) in manifests(port, be.port) {
-        write_atomic(&dir, name, &content);
-    }
+    let (tmp, dir) = manifests_dir(&manifests(port, be.port));
     let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
     let first = Envoy::start(cp.xds_port, "first-envoy", tmp.path()).await;
     first.wait_serving(port, "/plain").await;
@@ -330,7 +315,7 @@ async fn a_fresh_envoy_serves_within_one_second_of_connecting() -> Result<()> {
             "the fresh Envoy holds other config:\n{got:#?}\nwant {want:#?}"
         );
         ensure!(
-            node_synced(cp.admin_port, &node).await,
+            node_synced_in_mode(cp.admin_port, &node).await,
             "the fresh Envoy has not ACKed every type"
         );
         drop(envoy);
@@ -362,21 +347,14 @@ async fn a_fresh_envoy_serves_within_one_second_of_connecting() -> Result<()> {
 async fn two_replicas_fail_over_without_a_config_change() -> Result<()> {
     let port = free_port();
     let be = Backend::start("b1").await;
-    let tmp = tempfile::tempdir().context("tempdir")?;
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir(&dir).context("mkdir manifests")?;
-    for (name, content) in manifests(port, be.port) {
-        write_atomic(&dir, name, &content);
-    }
+    let (tmp, dir) = manifests_dir(&manifests(port, be.port));
     let mut cp1 = ControlPlane::start(&dir, 0, tmp.path()).await;
     let mut cp2 = ControlPlane::start(&dir, 0, tmp.path()).await;
     let node = "replicated-envoy";
     // `edgeplane bootstrap --xds-address <1> --xds-address <2>`.
-    let envoy = Envoy::start_with_bootstrap_args(
+    let envoy = Envoy::start_with_args(
         cp1.xds_port,
         node,
-        "gloo-system",
-        "gateway-proxy",
         tmp.path(),
         &[
             "--xds-address".into(),
@@ -393,34 +371,23 @@ async fn two_replicas_fail_over_without_a_config_change() -> Result<()> {
         "replicas serve different versions:\n{p1}\n{p2}"
     );
     // Envoy prefers the first replica while it is up.
-    poll(
-        "Envoy on replica 1",
-        WITHIN,
-        Duration::from_millis(5),
-        || async { node_synced(cp1.admin_port, node).await.then_some(()) },
-    )
-    .await?;
+    wait_synced("Envoy on replica 1", cp1.admin_port, node).await?;
     ensure!(
         node_entry(cp2.admin_port, node).await.is_none(),
         "Envoy also talks to replica 2"
     );
 
-    let load = Load::start(light_load(port)).await?;
-    load.warm_up(50, WITHIN).await?;
-    let before = EnvoyState::read(&envoy).await?;
+    let under = UnderLoad::start(port, &envoy).await?;
 
     // Replica 1, the one Envoy uses, dies.
     let killed = Instant::now();
     cp1.kill();
-    poll(
-        "Envoy fails over to replica 2",
-        WITHIN,
-        Duration::from_millis(2),
-        || async { node_synced(cp2.admin_port, node).await.then_some(()) },
-    )
-    .await?;
+    wait_synced("Envoy fails over to replica 2", cp2.admin_port, node).await?;
     let failover = killed.elapsed();
-    load.wait_echoes(WS_CLIENTS as u64 * 5, WITHIN).await?;
+    under
+        .load
+        .wait_echoes(WS_CLIENTS as u64 * 5, WITHIN)
+        .await?;
 
     // A rolling restart: replica 1 comes back, then replica 2 dies.
     let cp1b = ControlPlane::start(&dir, cp1.xds_port, tmp.path()).await;
@@ -430,60 +397,34 @@ async fn two_replicas_fail_over_without_a_config_change() -> Result<()> {
     );
     let killed2 = Instant::now();
     cp2.kill();
-    poll(
-        "Envoy fails back to replica 1",
-        WITHIN,
-        Duration::from_millis(2),
-        || async { node_synced(cp1b.admin_port, node).await.then_some(()) },
-    )
-    .await?;
+    wait_synced("Envoy fails back to replica 1", cp1b.admin_port, node).await?;
     let failback = killed2.elapsed();
-    load.wait_echoes(WS_CLIENTS as u64 * 5, WITHIN).await?;
-    let upgrades = envoy.stat("http.http.downstream_cx_upgrades_active").await;
-    let report = load.stop().await?;
+    under
+        .load
+        .wait_echoes(WS_CLIENTS as u64 * 5, WITHIN)
+        .await?;
 
     println!(
         "replicas: kill replica 1 → Envoy synced on replica 2 in {:.0} ms; restart 1, kill 2 → synced on replica 1 in {:.0} ms",
         ms(failover),
         ms(failback)
     );
-    check_clean("replicas", &report)?;
-    ensure!(
-        upgrades == Some(WS_CLIENTS as u64),
-        "upgrades active {upgrades:?}"
-    );
-    let after = EnvoyState::read(&envoy).await?;
-    ensure!(
-        after == before,
-        "Envoy's config moved:\nbefore {before:#?}\nafter {after:#?}"
-    );
-    Ok(())
+    under.stop_unchanged_all_upgraded("replicas", &envoy).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_closes_streams_exits_zero_and_envoy_keeps_serving() -> Result<()> {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let mut s = Stack::start(port, be, &manifests(port, bport)).await;
-    s.envoy.wait_serving(port, "/plain").await;
-    let load = Load::start(light_load(port)).await?;
-    load.warm_up(50, WITHIN).await?;
-    let before = EnvoyState::read(&s.envoy).await?;
-
-    let pid = s.cp.pid().context("edgeplane is not running")?;
+/// Sends SIGTERM and waits for the exit, which must be status 0 within
+/// 1 s; prints `what` with the figure and returns edgeplane's log.
+async fn terminate_timed(cp: &mut ControlPlane, what: &str) -> Result<String> {
+    let pid = cp.pid().context("edgeplane is not running")?;
     let sent = Instant::now();
-    ensure!(s.cp.terminate(), "kill -TERM {pid} failed");
-    let exit =
-        s.cp.wait_exit(Duration::from_secs(10))
-            .await
-            .context("edgeplane still runs 10 s after SIGTERM")?;
+    ensure!(cp.terminate(), "kill -TERM {pid} failed");
+    let exit = cp
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .context("edgeplane still runs 10 s after SIGTERM")?;
     let took = sent.elapsed();
-    println!(
-        "SIGTERM: edgeplane exited with {exit} after {:.0} ms",
-        ms(took)
-    );
-    let log = s.cp.log_text();
+    println!("{what}: exited with {exit} after {:.0} ms", ms(took));
+    let log = cp.log_text();
     ensure!(exit.code() == Some(0), "exit {exit}\n{log}");
     // The watch stream ends on shutdown itself; the 2 s grace period
     // `serve` allows for stragglers is not what ends it.
@@ -491,37 +432,44 @@ async fn sigterm_closes_streams_exits_zero_and_envoy_keeps_serving() -> Result<(
         took < Duration::from_secs(1),
         "SIGTERM took {took:?} to exit"
     );
+    Ok(log)
+}
+
+/// Envoy still answers a new `GET /plain` once edgeplane is gone.
+async fn serves_after_sigterm(port: u16) -> Result<()> {
+    let (code, _) = http_get(port, "/plain")
+        .await
+        .context("GET after SIGTERM")?;
+    ensure!(code == 200, "GET after SIGTERM: {code}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_streams_exits_zero_and_envoy_keeps_serving() -> Result<()> {
+    let mut s = serving_stack().await;
+    let port = s.port;
+    let under = UnderLoad::start(port, &s.envoy).await?;
+
+    let log = terminate_timed(&mut s.cp, "SIGTERM: edgeplane").await?;
     ensure!(
         log.contains("shutting down") && log.contains("ADS stream closed"),
         "no clean stream close in the log:\n{log}"
     );
     ensure!(!log.contains("panicked"), "{log}");
-    poll(
-        "Envoy sees edgeplane gone",
-        WITHIN,
-        Duration::from_millis(5),
-        || async { (connected_state(&s.envoy).await == Some(0)).then_some(()) },
-    )
-    .await?;
+    wait_connected_state(&s.envoy, 0, "Envoy sees edgeplane gone").await?;
 
     // Envoy keeps serving: the load runs on, new requests and sockets work.
-    load.wait_echoes(WS_CLIENTS as u64 * 10, WITHIN).await?;
-    let (code, _) = http_get(port, "/plain")
-        .await
-        .context("GET after SIGTERM")?;
-    ensure!(code == 200, "GET after SIGTERM: {code}");
+    under
+        .load
+        .wait_echoes(WS_CLIENTS as u64 * 10, WITHIN)
+        .await?;
+    serves_after_sigterm(port).await?;
     let mut ws = ws_connect(port, "/ws/new")
         .await
         .map_err(|code| anyhow::anyhow!("WebSocket upgrade after SIGTERM: {code}"))?;
     echo(&mut ws, "after SIGTERM").await;
-    let report = load.stop().await?;
-    check_clean("SIGTERM", &report)?;
-    let after = EnvoyState::read(&s.envoy).await?;
-    ensure!(
-        after == before,
-        "Envoy's config moved:\nbefore {before:#?}\nafter {after:#?}"
-    );
-    Ok(())
+    // That extra WebSocket is open: the upgrade count is not the load's.
+    under.stop_unchanged("SIGTERM", &s.envoy).await
 }
 
 /// A child process killed (and reaped) on every exit path.
@@ -536,11 +484,7 @@ impl Drop for ChildGuard {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_status_watcher_still_exits_in_bounded_time() -> Result<()> {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let mut s = Stack::start(port, be, &manifests(port, bport)).await;
-    s.envoy.wait_serving(port, "/plain").await;
+    let mut s = serving_stack().await;
     // `edgeplane status --watch` holds a WatchStatus stream open, which
     // never ends on its own.
     let out = s.tmp.path().join("watch.out");
@@ -566,28 +510,6 @@ async fn sigterm_with_a_status_watcher_still_exits_in_bounded_time() -> Result<(
     )
     .await?;
 
-    let sent = Instant::now();
-    ensure!(s.cp.terminate(), "kill -TERM failed");
-    let exit =
-        s.cp.wait_exit(Duration::from_secs(10))
-            .await
-            .context("edgeplane still runs 10 s after SIGTERM")?;
-    let took = sent.elapsed();
-    println!(
-        "SIGTERM with a status watcher open: exited with {exit} after {:.0} ms",
-        ms(took)
-    );
-    let log = s.cp.log_text();
-    ensure!(exit.code() == Some(0), "exit {exit}\n{log}");
-    // The watch stream ends on shutdown itself; the 2 s grace period
-    // `serve` allows for stragglers is not what ends it.
-    ensure!(
-        took < Duration::from_secs(1),
-        "SIGTERM took {took:?} to exit"
-    );
-    let (code, _) = http_get(port, "/plain")
-        .await
-        .context("GET after SIGTERM")?;
-    ensure!(code == 200, "GET after SIGTERM: {code}");
-    Ok(())
+    terminate_timed(&mut s.cp, "SIGTERM with a status watcher open").await?;
+    serves_after_sigterm(s.port).await
 }

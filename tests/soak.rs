@@ -19,7 +19,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use serde_json::Value;
 use support::load::{Load, LoadReport, LoadSpec};
 use support::*;
 
@@ -251,42 +250,10 @@ fn route_table(name: &str, routes: &str) -> String {
 
 // === edgeplane and Envoy observables ===
 
-async fn status(admin_port: u16) -> Result<Value> {
-    let (code, body) = http_get(admin_port, "/status")
-        .await
-        .context("edgeplane /status")?;
-    ensure!(code == 200, "edgeplane /status answered {code}");
-    serde_json::from_str(&body).context("edgeplane /status is JSON")
-}
-
 /// The per-proxy versions edgeplane serves, and its load count.
 async fn served(admin_port: u16) -> Result<(String, u64)> {
-    let s = status(admin_port).await?;
+    let s = admin_status(admin_port).await?;
     Ok((s["proxies"].to_string(), s["loads"].as_u64().unwrap_or(0)))
-}
-
-/// Whether `node` has ACKed every type's served version.
-fn node_synced(s: &Value, node: &str) -> bool {
-    let Some(n) = s["nodes"]
-        .as_array()
-        .and_then(|ns| ns.iter().find(|n| n["nodeId"] == node))
-    else {
-        return false;
-    };
-    let Some(p) = s["proxies"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["key"] == n["proxy"]))
-    else {
-        return false;
-    };
-    let acked = n["types"].as_array().cloned().unwrap_or_default();
-    p["types"].as_array().is_some_and(|ts| {
-        ts.iter().all(|t| {
-            acked
-                .iter()
-                .any(|a| a["typeUrl"] == t["typeUrl"] && a["ackedVersion"] == t["version"])
-        })
-    })
 }
 
 async fn stat(envoy: &Envoy, name: &str) -> u64 {
@@ -336,7 +303,7 @@ struct Outcome {
 }
 
 async fn run_soak(plan: Plan) -> Result<()> {
-    let mode = if delta_mode() { "delta" } else { "sotw" };
+    let mode = xds_mode();
     let port = free_port();
     let b1 = Backend::start("echo-1").await;
     let b2 = Backend::start("echo-2").await;
@@ -403,16 +370,17 @@ async fn run_soak(plan: Plan) -> Result<()> {
     let edits_took = started.elapsed();
 
     // Envoy catches up with the last edit, the load runs its minimum.
-    let synced_by = Instant::now() + WITHIN;
-    loop {
-        if node_synced(&status(s.cp.admin_port).await?, "test-node") {
-            break;
-        }
-        if Instant::now() > synced_by {
-            bail!("Envoy did not ACK the last edit within {WITHIN:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let admin = s.cp.admin_port;
+    poll(
+        "Envoy to ACK the last edit",
+        WITHIN,
+        Duration::from_millis(10),
+        || async {
+            let st = admin_status(admin).await.ok()?;
+            node_synced(&st, "test-node").then_some(())
+        },
+    )
+    .await?;
     load.run_until(started + plan.min_duration).await;
     let after = EnvoyCounts::read(&s.envoy, &route_name).await;
     let upgrades = s
@@ -569,12 +537,7 @@ impl Outcome {
         );
         row(
             "echo round trip p50 / p99 / max",
-            format!(
-                "{:.2} / {:.2} / {:.2} ms",
-                support::load::ms(r.echo_p50_us),
-                support::load::ms(r.echo_p99_us),
-                support::load::ms(r.echo_max_us)
-            ),
+            p50_p99_max(r.echo_p50_us, r.echo_p99_us, r.echo_max_us),
         );
         row(
             "HTTP load",
@@ -598,13 +561,14 @@ impl Outcome {
         );
         row(
             "HTTP latency p50 / p99 / max",
-            format!(
-                "{:.2} / {:.2} / {:.2} ms",
-                support::load::ms(r.http_p50_us),
-                support::load::ms(r.http_p99_us),
-                support::load::ms(r.http_max_us)
-            ),
+            p50_p99_max(r.http_p50_us, r.http_p99_us, r.http_max_us),
         );
         t
     }
+}
+
+/// Latencies in µs as `p50 / p99 / max ms`.
+fn p50_p99_max(p50: u32, p99: u32, max: u32) -> String {
+    use support::load::ms;
+    format!("{:.2} / {:.2} / {:.2} ms", ms(p50), ms(p99), ms(max))
 }

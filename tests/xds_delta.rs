@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -23,7 +22,7 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use prost::Message;
 use sha2::{Digest, Sha256};
-use support::{ControlPlane, eventually, write_atomic};
+use support::{ControlPlane, eventually, manifests_dir, write_atomic};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
@@ -50,11 +49,13 @@ fn vs(prefixes: &[&str]) -> String {
     support::virtual_service(&routes)
 }
 
-/// A manifests dir with a Gateway, Upstream `echo` and a VirtualService.
-fn manifests(dir: &Path) {
-    write_atomic(dir, "gateway.yaml", &gateway());
-    write_atomic(dir, "upstream.yaml", &support::upstream("echo", &[9]));
-    write_atomic(dir, "vs.yaml", &vs(&["/a", "/b"]));
+/// The manifests: a Gateway, Upstream `echo` and a VirtualService.
+fn manifests() -> Vec<(&'static str, String)> {
+    vec![
+        ("gateway.yaml", gateway()),
+        ("upstream.yaml", support::upstream("echo", &[9])),
+        ("vs.yaml", vs(&["/a", "/b"])),
+    ]
 }
 
 struct Delta {
@@ -202,16 +203,21 @@ async fn start() -> (tempfile::TempDir, ControlPlane) {
     start_with(&[]).await
 }
 
-async fn start_with(extra: &[(&str, String)]) -> (tempfile::TempDir, ControlPlane) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("m");
-    std::fs::create_dir(&dir).expect("mkdir");
-    manifests(&dir);
-    for (name, text) in extra {
-        write_atomic(&dir, name, text);
-    }
+async fn start_with(extra: &[(&'static str, String)]) -> (tempfile::TempDir, ControlPlane) {
+    let mut files = manifests();
+    files.extend_from_slice(extra);
+    let (tmp, dir) = manifests_dir(&files);
     let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
     (tmp, cp)
+}
+
+/// Waits until `pred` holds for the first node's `types` in `/status`.
+async fn wait_types(cp: &ControlPlane, what: &str, pred: impl Fn(&[serde_json::Value]) -> bool) {
+    eventually(what, || async {
+        let s = cp.status().await;
+        pred(s["nodes"][0]["types"].as_array()?).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,14 +244,11 @@ async fn initial_fetch_gives_each_resource_with_its_content_hash_as_version() {
     assert_eq!(nonces.len(), 3, "each response has its own nonce");
     assert_eq!(prefixes(&decode_rc(&rds)), ["/a", "/b"]);
     // The ACKs reach the status API.
-    eventually("status shows the delta ACKs", || async {
-        let s = cp.status().await;
-        let types = s["nodes"][0]["types"].as_array()?.clone();
-        (types.len() == 3
+    wait_types(&cp, "status shows the delta ACKs", |types| {
+        types.len() == 3
             && types
                 .iter()
-                .all(|t| t["ackedVersion"].as_str().is_some_and(|v| !v.is_empty())))
-        .then_some(())
+                .all(|t| t["ackedVersion"].as_str().is_some_and(|v| !v.is_empty()))
     })
     .await;
 }
@@ -366,13 +369,10 @@ async fn nacked_version_is_not_resent_and_is_reported() {
         ..Default::default()
     })
     .await;
-    eventually("status shows the delta NACK", || async {
-        let s = cp.status().await;
-        let types = s["nodes"][0]["types"].as_array()?.clone();
+    wait_types(&cp, "status shows the delta NACK", |types| {
         types
             .iter()
             .any(|t| t["typeUrl"] == RDS && t["nackMessage"] == "test says no")
-            .then_some(())
     })
     .await;
     // A re-subscription of the same name (as after a NACK, Envoy may ask
@@ -383,13 +383,10 @@ async fn nacked_version_is_not_resent_and_is_reported() {
     assert_eq!(r2.type_url, RDS);
     assert_eq!(prefixes(&decode_rc(&r2)), ["/a", "/fixed"]);
     ads.ack(&r2).await;
-    eventually("the ACK clears the NACK", || async {
-        let s = cp.status().await;
-        let types = s["nodes"][0]["types"].as_array()?.clone();
+    wait_types(&cp, "the ACK clears the NACK", |types| {
         types
             .iter()
             .any(|t| t["typeUrl"] == RDS && t["nackMessage"] == "")
-            .then_some(())
     })
     .await;
 }

@@ -12,8 +12,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use anyhow::Context;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -77,15 +75,30 @@ impl Pki {
     /// `rogue-client`) when given.
     fn bootstrap_args(&self, client: Option<&str>) -> Vec<String> {
         let mut a = vec!["--xds-tls-ca".to_string(), self.path("ca.crt")];
-        if let Some(c) = client {
-            a.extend([
-                "--xds-tls-cert".into(),
-                self.path(&format!("{c}.crt")),
-                "--xds-tls-key".into(),
-                self.path(&format!("{c}.key")),
-            ]);
-        }
+        a.extend(self.client_args("--xds-tls", client));
         a
+    }
+
+    /// `bootstrap` flags: trust the CA, no client certificate, and expect
+    /// the server to be `name`.
+    fn bootstrap_sni_args(&self, name: &str) -> Vec<String> {
+        let mut a = self.bootstrap_args(None);
+        a.extend(["--xds-tls-sni".into(), name.into()]);
+        a
+    }
+
+    /// `<flag>-cert` and `<flag>-key` for `client` (none without one).
+    fn client_args(&self, flag: &str, client: Option<&str>) -> Vec<String> {
+        client
+            .map(|c| {
+                vec![
+                    format!("{flag}-cert"),
+                    self.path(&format!("{c}.crt")),
+                    format!("{flag}-key"),
+                    self.path(&format!("{c}.key")),
+                ]
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -116,15 +129,51 @@ fn leaf(
     Ok((cert, key))
 }
 
-/// Manifests: a Gateway on `port`, routing everything to the backend.
-fn write_manifests(dir: &Path, port: u16, backend: u16) {
-    write_atomic(dir, "gateway.yaml", &gateway(port, ""));
-    write_atomic(dir, "upstream.yaml", &upstream(UP, &[backend]));
-    write_atomic(dir, "vs.yaml", &virtual_service(&route("/", UP, "")));
+/// A control plane whose xDS port speaks TLS (`mtls`: and requires a
+/// client certificate), serving a Gateway on `port` that routes
+/// everything to the backend.
+struct TlsServer {
+    pki: Pki,
+    tmp: tempfile::TempDir,
+    _backend: Backend,
+    port: u16,
+    cp: ControlPlane,
 }
 
-fn mode() -> &'static str {
-    if delta_mode() { "delta" } else { "sotw" }
+impl TlsServer {
+    async fn start(mtls: bool) -> anyhow::Result<TlsServer> {
+        let pki = Pki::new()?;
+        let backend = Backend::start("tls-backend").await;
+        let port = free_port();
+        let (tmp, dir) = manifests_dir(&[
+            ("gateway.yaml", gateway(port, "")),
+            ("upstream.yaml", upstream(UP, &[backend.port])),
+            ("vs.yaml", virtual_service(&route("/", UP, ""))),
+        ]);
+        let cp = ControlPlane::start_with_args(&dir, 0, tmp.path(), &pki.serve_args(mtls)).await;
+        let (security, name) = if mtls {
+            ("security=mtls", "mTLS")
+        } else {
+            ("security=tls", "TLS")
+        };
+        assert!(
+            cp.log_text().contains(security),
+            "startup log says {name}:\n{}",
+            cp.log_text()
+        );
+        Ok(TlsServer {
+            pki,
+            tmp,
+            _backend: backend,
+            port,
+            cp,
+        })
+    }
+
+    /// An Envoy as `node` with `extra` bootstrap flags.
+    async fn envoy(&self, node: &str, extra: &[String]) -> Envoy {
+        Envoy::start_with_args(self.cp.xds_port, node, self.tmp.path(), extra).await
+    }
 }
 
 /// The node ids in edgeplane's `/status`.
@@ -135,19 +184,6 @@ async fn status_nodes(cp: &ControlPlane) -> Vec<String> {
         .flatten()
         .filter_map(|n| n["nodeId"].as_str().map(str::to_string))
         .collect()
-}
-
-/// Waits until `node` is connected over this run's ADS variant.
-async fn wait_node(cp: &ControlPlane, node: &str) {
-    eventually(&format!("{node} connected over {} ADS", mode()), || async {
-        let s = cp.status().await;
-        s["nodes"]
-            .as_array()?
-            .iter()
-            .any(|n| n["nodeId"] == node && n["xdsMode"] == mode())
-            .then_some(())
-    })
-    .await;
 }
 
 /// Waits until Envoy's xDS connection has failed in the TLS handshake
@@ -200,31 +236,14 @@ async fn status_cli(args: &[String]) -> anyhow::Result<(bool, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_admits_envoy_with_client_cert_and_refuses_the_rest() -> anyhow::Result<()> {
-    let pki = Pki::new()?;
-    let tmp = tempfile::tempdir().context("tempdir")?;
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir(&dir).context("mkdir manifests")?;
-    let backend = Backend::start("tls-backend").await;
-    let port = free_port();
-    write_manifests(&dir, port, backend.port);
-    let cp = ControlPlane::start_with_args(&dir, 0, tmp.path(), &pki.serve_args(true)).await;
-    assert!(
-        cp.log_text().contains("security=mtls"),
-        "startup log says mTLS:\n{}",
-        cp.log_text()
-    );
+    let t = TlsServer::start(true).await?;
+    let (pki, cp, port) = (&t.pki, &t.cp, t.port);
 
     // (a) With the client certificate: config, HTTP and WebSocket.
-    let good = Envoy::start_with_bootstrap_args(
-        cp.xds_port,
-        "mtls-node",
-        "gloo-system",
-        "gateway-proxy",
-        tmp.path(),
-        &pki.bootstrap_args(Some("client")),
-    )
-    .await;
-    wait_node(&cp, "mtls-node").await;
+    let good = t
+        .envoy("mtls-node", &pki.bootstrap_args(Some("client")))
+        .await;
+    cp.wait_connected_in_mode("mtls-node").await;
     let body = good.wait_serving(port, "/hello").await;
     assert!(body.contains("tls-backend"), "{body}");
     let mut ws = ws_connect(port, "/ws")
@@ -236,40 +255,19 @@ async fn mtls_admits_envoy_with_client_cert_and_refuses_the_rest() -> anyhow::Re
     assert!(handshakes.is_some_and(|n| n >= 1), "{handshakes:?}");
 
     // (b) Without a client certificate: refused in the handshake.
-    let nocert = Envoy::start_with_bootstrap_args(
-        cp.xds_port,
-        "nocert-node",
-        "gloo-system",
-        "gateway-proxy",
-        tmp.path(),
-        &pki.bootstrap_args(None),
-    )
-    .await;
+    let nocert = t.envoy("nocert-node", &pki.bootstrap_args(None)).await;
     // (d) Plaintext: refused too.
-    let plain = Envoy::start_with_role(
-        cp.xds_port,
-        "plain-node",
-        "gloo-system",
-        "gateway-proxy",
-        tmp.path(),
-    )
-    .await;
+    let plain = t.envoy("plain-node", &[]).await;
     // A client certificate from another CA: refused.
-    let rogue = Envoy::start_with_bootstrap_args(
-        cp.xds_port,
-        "rogue-node",
-        "gloo-system",
-        "gateway-proxy",
-        tmp.path(),
-        &pki.bootstrap_args(Some("rogue-client")),
-    )
-    .await;
-    assert_refused(&cp, &nocert, "nocert-node", "ssl.connection_error").await;
-    assert_refused(&cp, &rogue, "rogue-node", "ssl.connection_error").await;
+    let rogue = t
+        .envoy("rogue-node", &pki.bootstrap_args(Some("rogue-client")))
+        .await;
+    assert_refused(cp, &nocert, "nocert-node", "ssl.connection_error").await;
+    assert_refused(cp, &rogue, "rogue-node", "ssl.connection_error").await;
     // The server answers a plaintext HTTP/2 request with a TLS alert and
     // closes the connection under Envoy's open ADS request.
     assert_refused(
-        &cp,
+        cp,
         &plain,
         "plain-node",
         "upstream_cx_destroy_remote_with_active_rq",
@@ -285,7 +283,7 @@ async fn mtls_admits_envoy_with_client_cert_and_refuses_the_rest() -> anyhow::Re
     }
     // The admitted Envoy is unaffected by the refused ones.
     assert_eq!(good.stat("control_plane.connected_state").await, Some(1));
-    assert_eq!(status_nodes(&cp).await, vec!["mtls-node".to_string()]);
+    assert_eq!(status_nodes(cp).await, vec!["mtls-node".to_string()]);
 
     // (c) `edgeplane status` over mTLS.
     let server = format!("127.0.0.1:{}", cp.xds_port);
@@ -298,14 +296,7 @@ async fn mtls_admits_envoy_with_client_cert_and_refuses_the_rest() -> anyhow::Re
             "--tls-ca".into(),
             pki.path("ca.crt"),
         ];
-        if let Some(c) = client {
-            a.extend([
-                "--tls-cert".into(),
-                pki.path(&format!("{c}.crt")),
-                "--tls-key".into(),
-                pki.path(&format!("{c}.key")),
-            ]);
-        }
+        a.extend(pki.client_args("--tls", client));
         a
     };
     let (ok, out, err) = status_cli(&tls_args(Some("client"))).await?;
@@ -350,60 +341,28 @@ async fn mtls_admits_envoy_with_client_cert_and_refuses_the_rest() -> anyhow::Re
 /// one that expects another server name refuses the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_checks_the_server_name_and_needs_no_client_cert() -> anyhow::Result<()> {
-    let pki = Pki::new()?;
-    let tmp = tempfile::tempdir().context("tempdir")?;
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir(&dir).context("mkdir manifests")?;
-    let backend = Backend::start("tls-backend").await;
-    let port = free_port();
-    write_manifests(&dir, port, backend.port);
-    let cp = ControlPlane::start_with_args(&dir, 0, tmp.path(), &pki.serve_args(false)).await;
-    assert!(
-        cp.log_text().contains("security=tls"),
-        "startup log says TLS:\n{}",
-        cp.log_text()
-    );
+    let t = TlsServer::start(false).await?;
+    let (pki, cp) = (&t.pki, &t.cp);
 
     // The bootstrap checks the IP SAN 127.0.0.1 of the server certificate.
-    let envoy = Envoy::start_with_bootstrap_args(
-        cp.xds_port,
-        "tls-node",
-        "gloo-system",
-        "gateway-proxy",
-        tmp.path(),
-        &pki.bootstrap_args(None),
-    )
-    .await;
-    wait_node(&cp, "tls-node").await;
-    let body = envoy.wait_serving(port, "/hello").await;
+    let envoy = t.envoy("tls-node", &pki.bootstrap_args(None)).await;
+    cp.wait_connected_in_mode("tls-node").await;
+    let body = envoy.wait_serving(t.port, "/hello").await;
     assert!(body.contains("tls-backend"), "{body}");
 
     // The certificate carries localhost, so `--xds-tls-sni localhost`
     // passes; another name fails Envoy's SAN check.
-    let mut args = pki.bootstrap_args(None);
-    args.extend(["--xds-tls-sni".into(), "localhost".into()]);
-    let _by_name = Envoy::start_with_bootstrap_args(
-        cp.xds_port,
-        "sni-node",
-        "gloo-system",
-        "gateway-proxy",
-        tmp.path(),
-        &args,
-    )
-    .await;
-    wait_node(&cp, "sni-node").await;
-    let mut args = pki.bootstrap_args(None);
-    args.extend(["--xds-tls-sni".into(), "xds.elsewhere.test".into()]);
-    let wrong = Envoy::start_with_bootstrap_args(
-        cp.xds_port,
-        "wrong-name-node",
-        "gloo-system",
-        "gateway-proxy",
-        tmp.path(),
-        &args,
-    )
-    .await;
-    assert_refused(&cp, &wrong, "wrong-name-node", "ssl.fail_verify_san").await;
+    let _by_name = t
+        .envoy("sni-node", &pki.bootstrap_sni_args("localhost"))
+        .await;
+    cp.wait_connected_in_mode("sni-node").await;
+    let wrong = t
+        .envoy(
+            "wrong-name-node",
+            &pki.bootstrap_sni_args("xds.elsewhere.test"),
+        )
+        .await;
+    assert_refused(cp, &wrong, "wrong-name-node", "ssl.fail_verify_san").await;
 
     // `edgeplane status` with only the CA.
     let server = format!("127.0.0.1:{}", cp.xds_port);

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,18 +36,32 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let end = Instant::now() + DEADLINE;
+    poll(what, DEADLINE, Duration::from_millis(25), f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls `f` every `every` until it returns `Some`; an error naming `what`
+/// once `within` has passed.
+pub async fn poll<T, F, Fut>(what: &str, within: Duration, every: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + within;
     loop {
         if let Some(v) = f().await {
-            return v;
+            return Ok(v);
         }
-        assert!(Instant::now() < end, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        if Instant::now() >= end {
+            bail!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -57,34 +72,22 @@ pub fn write_atomic(dir: &Path, name: &str, content: &str) {
     std::fs::rename(&tmp, dir.join(name)).expect("rename manifest into place");
 }
 
+/// A temp dir with a `manifests` dir in it holding `files` (name,
+/// content); logs and bootstraps go into the temp dir beside it.
+pub fn manifests_dir<N: AsRef<str>>(files: &[(N, String)]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).expect("mkdir manifests");
+    for (name, content) in files {
+        write_atomic(&dir, name.as_ref(), content);
+    }
+    (tmp, dir)
+}
+
 /// A plain HTTP/1.1 GET; returns status and body.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::time::timeout(
-        Duration::from_secs(5),
-        TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .ok()?
-    .ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = head
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_string()
-    };
-    Some((status, body))
+    parse_response(try_raw_request(port, &req).await?.as_bytes())
 }
 
 /// Decodes an HTTP/1.1 chunked body (Envoy's admin sends large ones so).
@@ -223,10 +226,16 @@ impl ControlPlane {
     }
 
     pub async fn status(&self) -> Value {
-        let (_, body) = http_get(self.admin_port, "/status")
+        admin_status(self.admin_port)
             .await
-            .expect("edgeplane /status");
-        serde_json::from_str(&body).expect("edgeplane /status is JSON")
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// `GET path` on the admin port.
+    pub async fn admin_get(&self, path: &str) -> Result<(u16, String)> {
+        http_get(self.admin_port, path)
+            .await
+            .with_context(|| format!("GET {path}"))
     }
 
     pub async fn loads(&self) -> u64 {
@@ -246,17 +255,21 @@ impl ControlPlane {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// This edgeplane's log and an Envoy's, as context for a failure.
+    pub fn logs_with(&self, envoy_log: &str) -> String {
+        format!(
+            "--- edgeplane log ---\n{}\n--- envoy log ---\n{envoy_log}",
+            self.log_text()
+        )
+    }
+
     /// Waits until `node_id` is connected over this run's ADS variant
-    /// (`delta_mode()`), as edgeplane's `/status` reports it.
+    /// (`xds_mode()`), as edgeplane's `/status` reports it.
     pub async fn wait_connected_in_mode(&self, node_id: &str) {
-        let mode = if delta_mode() { "delta" } else { "sotw" };
+        let mode = xds_mode();
         eventually(&format!("{node_id} connected over {mode} ADS"), || async {
             let s = self.status().await;
-            s["nodes"]
-                .as_array()?
-                .iter()
-                .any(|n| n["nodeId"] == node_id && n["xdsMode"] == mode)
-                .then_some(())
+            (status_node(&s, node_id)?["xdsMode"] == mode).then_some(())
         })
         .await;
     }
@@ -274,6 +287,50 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+// === edgeplane's /status ===
+
+/// edgeplane's `/status` on `admin_port`, which must answer 200 with JSON.
+pub async fn admin_status(admin_port: u16) -> Result<Value> {
+    let (code, body) = http_get(admin_port, "/status")
+        .await
+        .context("edgeplane /status")?;
+    ensure!(code == 200, "edgeplane /status answered {code}");
+    serde_json::from_str(&body).context("edgeplane /status is JSON")
+}
+
+/// The entry of the `/status` array `list` whose `key` is `want` (e.g.
+/// `nodes` by `nodeId`).
+pub fn status_entry<'a>(status: &'a Value, list: &str, key: &str, want: &str) -> Option<&'a Value> {
+    status[list].as_array()?.iter().find(|e| e[key] == want)
+}
+
+/// `node_id`'s entry in a `/status`, if it is connected.
+pub fn status_node<'a>(status: &'a Value, node_id: &str) -> Option<&'a Value> {
+    status_entry(status, "nodes", "nodeId", node_id)
+}
+
+/// Whether, in a `/status`, `node_id` has ACKed for every type the version
+/// edgeplane serves its proxy (and some type is served).
+pub fn node_synced(status: &Value, node_id: &str) -> bool {
+    let Some(node) = status_node(status, node_id) else {
+        return false;
+    };
+    let Some(proxy) = status["proxies"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["key"] == node["proxy"]))
+    else {
+        return false;
+    };
+    let served = proxy["types"].as_array().cloned().unwrap_or_default();
+    let acked = node["types"].as_array().cloned().unwrap_or_default();
+    !served.is_empty()
+        && served.iter().all(|t| {
+            acked
+                .iter()
+                .any(|a| a["typeUrl"] == t["typeUrl"] && a["ackedVersion"] == t["version"])
+        })
 }
 
 // === edgeplane: signals and exit ===
@@ -343,6 +400,12 @@ pub fn delta_mode() -> bool {
     }
 }
 
+/// This run's ADS variant as edgeplane names it (`xdsMode` in `/status`,
+/// the `mode` label in `/metrics`): `delta` or `sotw`.
+pub fn xds_mode() -> &'static str {
+    if delta_mode() { "delta" } else { "sotw" }
+}
+
 pub struct Envoy {
     child: Option<Child>,
     pub admin_port: u16,
@@ -352,7 +415,26 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy with the bootstrap `edgeplane bootstrap` prints.
     pub async fn start(xds_port: u16, node_id: &str, workdir: &Path) -> Envoy {
-        Self::start_with_role(xds_port, node_id, "gloo-system", "gateway-proxy", workdir).await
+        Self::start_with_args(xds_port, node_id, workdir, &[]).await
+    }
+
+    /// As `start`, with `extra` arguments for `edgeplane bootstrap` (e.g.
+    /// `--xds-tls-ca`).
+    pub async fn start_with_args(
+        xds_port: u16,
+        node_id: &str,
+        workdir: &Path,
+        extra: &[String],
+    ) -> Envoy {
+        Self::start_with_bootstrap_args(
+            xds_port,
+            node_id,
+            "gloo-system",
+            "gateway-proxy",
+            workdir,
+            extra,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -506,12 +588,7 @@ impl Stack {
     /// Starts everything with `files` (name, content) in the manifests dir.
     /// `port` is the Gateway's port, already used in `files`.
     pub async fn start(port: u16, backend: Backend, files: &[(&str, String)]) -> Stack {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("manifests");
-        std::fs::create_dir(&dir).expect("mkdir manifests");
-        for (name, content) in files {
-            write_atomic(&dir, name, content);
-        }
+        let (tmp, dir) = manifests_dir(files);
         let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
         let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
         // Every stack proves which ADS variant this run exercises.
@@ -526,6 +603,17 @@ impl Stack {
         }
     }
 
+    /// A stack on a free port with the demo backend `b1` and the files
+    /// `files(port, backend_port)`; returns once Envoy serves `GET /plain`.
+    pub async fn serving(files: impl FnOnce(u16, u16) -> Vec<(&'static str, String)>) -> Stack {
+        let port = free_port();
+        let backend = Backend::start("b1").await;
+        let backend_port = backend.port;
+        let s = Stack::start(port, backend, &files(port, backend_port)).await;
+        s.envoy.wait_serving(port, "/plain").await;
+        s
+    }
+
     pub fn route_name(&self) -> String {
         format!("listener-127.0.0.1-{}-routes", self.port)
     }
@@ -537,11 +625,7 @@ impl Stack {
 
     /// Context to print when an assertion fails.
     pub fn logs(&self) -> String {
-        format!(
-            "--- edgeplane log ---\n{}\n--- envoy log ---\n{}",
-            self.cp.log_text(),
-            self.envoy.log_text()
-        )
+        self.cp.logs_with(&self.envoy.log_text())
     }
 }
 
@@ -648,7 +732,6 @@ pub fn parse_response(buf: &[u8]) -> Option<(u16, String)> {
 /// Sends a raw HTTP/1.1 request and returns the whole response text;
 /// `None` when the connection or the read fails (bounded by a timeout).
 pub async fn try_raw_request(port: u16, req: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::time::timeout(
         Duration::from_secs(5),
         TcpStream::connect(("127.0.0.1", port)),
@@ -657,12 +740,44 @@ pub async fn try_raw_request(port: u16, req: &str) -> Option<String> {
     .ok()?
     .ok()?;
     s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+    // Until the server closes or the response is complete: some servers
+    // (Chromium's DevTools endpoint) keep the connection open whatever the
+    // request says.
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return Some(buf);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if response_complete(&buf) {
+                return Some(buf);
+            }
+        }
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(10), read)
         .await
-        .ok()?
-        .ok()?;
+        .ok()??;
     Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Whether `buf` holds a whole HTTP/1.1 response: its head, then as many
+/// body bytes as `content-length` says, or a chunked body's last chunk.
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let body = &buf[head_end + 4..];
+    if let Some(len) = head.lines().find_map(|l| {
+        let v = l.strip_prefix("content-length:")?;
+        v.trim().parse::<usize>().ok()
+    }) {
+        return body.len() >= len;
+    }
+    head.lines().any(|l| l == "transfer-encoding: chunked") && body.ends_with(b"0\r\n\r\n")
 }
 
 /// As `try_raw_request`, for when the listener must be up.
