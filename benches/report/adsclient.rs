@@ -31,7 +31,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use envoy_types::pb::google::protobuf::{Any, Struct, Value, value::Kind};
 use futures_util::StreamExt;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::servers::PROXY_KEY;
+use crate::r#gen::PROXY_KEY;
 
 /// Envoy's default HTTP/2 stream and connection windows (256 MiB).
 const WINDOW: u32 = 256 * 1024 * 1024;
@@ -263,9 +263,13 @@ impl Fleet {
             tasks.spawn(async move {
                 // A client ends only by failing (recorded in its log) or by
                 // being aborted with the fleet.
-                match mode {
-                    Mode::Sotw => sotw(i, ch, t).await,
-                    Mode::Delta => delta(i, ch, t).await,
+                let mut t = t;
+                let ended = match mode {
+                    Mode::Sotw => sotw(i, ch, &mut t).await,
+                    Mode::Delta => delta(i, ch, &mut t).await,
+                };
+                if let Err(e) = ended {
+                    t.fail(&e);
                 }
             });
         }
@@ -420,21 +424,47 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn record(&self, r: Received) {
+    /// Records a response of `type_url` arriving now (`resources` and
+    /// `removed` resource counts, `bytes` encoded); its type and arrival.
+    fn record(
+        &self,
+        type_url: &str,
+        resources: usize,
+        removed: usize,
+        bytes: usize,
+    ) -> Result<(ResourceType, Instant)> {
+        let at = Instant::now();
+        let type_ = ResourceType::from_type_url(type_url)
+            .with_context(|| format!("response of unexpected type {type_url}"))?;
         if let Ok(mut l) = self.log.lock() {
-            l.received.push(r);
+            l.received.push(Received {
+                at,
+                type_,
+                resources,
+                removed,
+                bytes,
+            });
         }
+        Ok((type_, at))
     }
 
-    /// One resource received at `at`: the edit, or an initial resource.
+    /// One resource (`any`, of a response of `type_url`) received at
+    /// `at`: the edit, or an initial resource.
     fn resource(
         &mut self,
         t: ResourceType,
+        type_url: &str,
         name: Option<&str>,
-        bytes: &[u8],
+        any: &Any,
         at: Instant,
         held: &mut BTreeSet<String>,
     ) -> Result<()> {
+        anyhow::ensure!(
+            any.type_url == type_url,
+            "resource of type {} in a {type_url} response",
+            any.type_url,
+        );
+        let bytes = any.value.as_slice();
         if self.expect.is_edit(t, bytes) {
             if !self.edited && self.edit_at.is_none() {
                 self.edit_at = Some(at);
@@ -501,24 +531,18 @@ fn client(ch: Channel) -> AggregatedDiscoveryServiceClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE)
 }
 
-// === state of the world ===
-
-async fn sotw(i: usize, ch: Channel, mut t: Tracker) {
-    if let Err(e) = sotw_inner(i, ch, &mut t).await {
-        t.fail(&e);
-    }
+/// Hands `req` to a client's request stream.
+async fn request<T>(tx: &mpsc::Sender<T>, req: T) -> Result<()> {
+    tx.send(req)
+        .await
+        .map_err(|_| anyhow::anyhow!("request stream closed"))
 }
 
-async fn sotw_inner(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
+// === state of the world ===
+
+async fn sotw(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
     let (tx, rx) = mpsc::channel::<DiscoveryRequest>(64);
-    let send = |req| {
-        let tx = tx.clone();
-        async move {
-            tx.send(req)
-                .await
-                .map_err(|_| anyhow::anyhow!("request stream closed"))
-        }
-    };
+    let send = |req| request(&tx, req);
     send(DiscoveryRequest {
         node: Some(node(i)),
         type_url: ResourceType::Cluster.type_url().to_string(),
@@ -539,25 +563,10 @@ async fn sotw_inner(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
     let mut rds: BTreeSet<String> = BTreeSet::new();
     let (mut rds_version, mut rds_nonce) = (String::new(), String::new());
     while let Some(resp) = inbound.message().await.context("SotW ADS stream")? {
-        let at = Instant::now();
-        let ty = ResourceType::from_type_url(&resp.type_url)
-            .with_context(|| format!("response of unexpected type {}", resp.type_url))?;
-        t.record(Received {
-            at,
-            type_: ty,
-            resources: resp.resources.len(),
-            removed: 0,
-            bytes: resp.encoded_len(),
-        });
+        let (ty, at) = t.record(&resp.type_url, resp.resources.len(), 0, resp.encoded_len())?;
         let mut held = BTreeSet::new();
         for any in &resp.resources {
-            anyhow::ensure!(
-                any.type_url == resp.type_url,
-                "resource of type {} in a {} response",
-                any.type_url,
-                resp.type_url
-            );
-            t.resource(ty, None, &any.value, at, &mut held)?;
+            t.resource(ty, &resp.type_url, None, any, at, &mut held)?;
         }
         match ty {
             // Full state: what is not in the response is gone.
@@ -605,22 +614,9 @@ async fn sotw_inner(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
 
 // === delta ===
 
-async fn delta(i: usize, ch: Channel, mut t: Tracker) {
-    if let Err(e) = delta_inner(i, ch, &mut t).await {
-        t.fail(&e);
-    }
-}
-
-async fn delta_inner(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
+async fn delta(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
     let (tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(64);
-    let send = |req| {
-        let tx = tx.clone();
-        async move {
-            tx.send(req)
-                .await
-                .map_err(|_| anyhow::anyhow!("request stream closed"))
-        }
-    };
+    let send = |req| request(&tx, req);
     send(DeltaDiscoveryRequest {
         node: Some(node(i)),
         type_url: ResourceType::Cluster.type_url().to_string(),
@@ -643,17 +639,13 @@ async fn delta_inner(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
     let mut listeners: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut rds: BTreeSet<String> = BTreeSet::new();
     while let Some(resp) = inbound.message().await.context("delta ADS stream")? {
-        let at = Instant::now();
-        let ty = ResourceType::from_type_url(&resp.type_url)
-            .with_context(|| format!("response of unexpected type {}", resp.type_url))?;
+        let (ty, at) = t.record(
+            &resp.type_url,
+            resp.resources.len(),
+            resp.removed_resources.len(),
+            resp.encoded_len(),
+        )?;
         anyhow::ensure!(!resp.nonce.is_empty(), "delta response without a nonce");
-        t.record(Received {
-            at,
-            type_: ty,
-            resources: resp.resources.len(),
-            removed: resp.removed_resources.len(),
-            bytes: resp.encoded_len(),
-        });
         let mut held = std::mem::take(t.matched.entry(ty).or_default());
         let mut versions = BTreeMap::new();
         for r in &resp.resources {
@@ -661,14 +653,8 @@ async fn delta_inner(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
                 .resource
                 .as_ref()
                 .with_context(|| format!("resource {} without a body", r.name))?;
-            anyhow::ensure!(
-                any.type_url == resp.type_url,
-                "resource of type {} in a {} response",
-                any.type_url,
-                resp.type_url
-            );
             held.remove(&r.name);
-            t.resource(ty, Some(&r.name), &any.value, at, &mut held)?;
+            t.resource(ty, &resp.type_url, Some(&r.name), any, at, &mut held)?;
             versions.insert(r.name.clone(), r.version.clone());
             if ty == ResourceType::Listener {
                 listeners.insert(r.name.clone(), rds_names(&any.value)?);

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use crate::adsclient::{ClientLog, Expect, Fleet, Mode};
 use crate::r#gen::{self, Shape};
 use crate::procs::{self, mib, ms, percentile};
-use crate::servers::{self, Edgeplane, Peer};
+use crate::servers::{self, Edgeplane, Peer, Server};
+use crate::stack::write_all;
 use crate::{Ctx, Section};
 
 const ROUTES: usize = 1_000;
@@ -139,31 +140,18 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     let files = r#gen::manifests(shape);
     let (edit_file, edit_text, _probe) = r#gen::probe_edit(shape, 1);
     let initial = servers::write_and_translate(&base.join("expect-initial"), &files)?;
-    let edited_files: Vec<(String, String)> = files
-        .iter()
-        .map(|(name, text)| {
-            if *name == edit_file {
-                (name.clone(), edit_text.clone())
-            } else {
-                (name.clone(), text.clone())
-            }
-        })
-        .collect();
-    let edited = servers::write_and_translate(&base.join("expect-edited"), &edited_files)?;
+    let edited = servers::write_and_translate(
+        &base.join("expect-edited"),
+        &r#gen::manifests_edited(shape, Some(1)),
+    )?;
     let expect = Arc::new(Expect::new(&initial, Some(&edited))?);
     let initial_pb = base.join("initial.pb");
     let edited_pb = base.join("edited.pb");
     servers::write_resources_file(&initial_pb, &initial)?;
     servers::write_resources_file(&edited_pb, &edited)?;
     let (resources, bytes) = servers::resource_totals(&initial);
-    let rc_bytes: usize = initial
-        .resources(edgeplane::snapshot::ResourceType::Route)
-        .map(|e| e.bytes.len())
-        .sum();
-    let edited_rc_bytes: usize = edited
-        .resources(edgeplane::snapshot::ResourceType::Route)
-        .map(|e| e.bytes.len())
-        .sum();
+    let rc_bytes = servers::route_config_bytes(&initial);
+    let edited_rc_bytes = servers::route_config_bytes(&edited);
 
     // One connection per client needs about n descriptors in this process
     // and n in the server (which inherits the limit).
@@ -195,7 +183,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         let peer = match &ctx.peer_bin {
             Some(bin) => {
                 eprintln!("   fanout: peer {} ({n} streams)", mode.label());
-                classify(peer_case(ctx, bin, &setup, &base, mode).await)
+                classify(peer_case(bin, &setup, &base, mode).await)
             }
             None => Outcome::NotRun,
         };
@@ -281,33 +269,83 @@ async fn connect_fleet(
     Ok(Ok((fleet, started.elapsed())))
 }
 
-async fn edgeplane_case(ctx: &Ctx, s: &Setup, base: &Path, mode: Mode) -> Result<Outcome> {
-    let dir = base.join(format!("edgeplane-{}", mode.label()));
-    for (name, text) in &s.files {
-        std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-        servers::write_atomic(&dir, name, text.as_bytes())?;
+/// What a case does to its server besides what `Server` offers: the edit,
+/// and the server's own account of it.
+trait Edits: Server {
+    /// Makes the edit (the clock started at `t0`, just before); returns
+    /// once every client ACKed it or `EDIT_WITHIN` passed: how many did,
+    /// and when (after `t0`) the peer printed its `loaded` line.
+    async fn edit(
+        &mut self,
+        s: &Setup,
+        fleet: &mut Fleet,
+        t0: Instant,
+    ) -> Result<(usize, Option<Duration>)>;
+
+    /// edgeplane's `lastLoad` after the edit, described.
+    async fn reload(&self) -> Option<String>;
+}
+
+impl Edits for Edgeplane {
+    async fn edit(
+        &mut self,
+        s: &Setup,
+        fleet: &mut Fleet,
+        _t0: Instant,
+    ) -> Result<(usize, Option<Duration>)> {
+        servers::write_atomic(&self.dir, &s.edit.0, s.edit.1.as_bytes())?;
+        Ok((fleet.wait_edited(EDIT_WITHIN).await, None))
     }
-    let logf = base.join(format!("edgeplane-{}.log", mode.label()));
-    let mut ep = Edgeplane::start(&ctx.edgeplane_bin, &dir, logf).await?;
-    let (gw_name, gw_text) = &s.files[0];
-    ep.wait_watching(gw_name, gw_text).await?;
-    let rss_idle = procs::rss_kib(ep.pid).context("edgeplane VmRSS")?;
-    let (mut fleet, initial_sync) = match connect_fleet(mode, ep.xds_port, s).await? {
+
+    async fn reload(&self) -> Option<String> {
+        self.last_load().await.map(|l| describe_load(&l))
+    }
+}
+
+impl Edits for Peer {
+    async fn edit(
+        &mut self,
+        s: &Setup,
+        fleet: &mut Fleet,
+        t0: Instant,
+    ) -> Result<(usize, Option<Duration>)> {
+        self.send_load(&s.edited_pb).await?;
+        let (loaded, acked) = tokio::join!(
+            async {
+                let r = self.wait_loaded().await;
+                (r, Instant::now())
+            },
+            fleet.wait_edited(EDIT_WITHIN)
+        );
+        let (loaded, loaded_at) = loaded;
+        loaded.context("the peer's `loaded` line")?;
+        Ok((acked, Some(loaded_at - t0)))
+    }
+
+    async fn reload(&self) -> Option<String> {
+        None
+    }
+}
+
+/// One case on a started server, the same steps for both: its memory idle,
+/// the fleet's initial sync, its memory with the streams, the edit, its
+/// memory after.
+async fn measure(server: &mut impl Edits, s: &Setup, mode: Mode) -> Result<Outcome> {
+    let rss_idle = server.rss_kib()?;
+    let (mut fleet, initial_sync) = match connect_fleet(mode, server.xds_port(), s).await? {
         Ok(f) => f,
         Err(o) => return Ok(o),
     };
-    ep.check_alive()?;
-    let rss_streams = procs::rss_kib(ep.pid).context("edgeplane VmRSS")?;
+    server.check_alive()?;
+    let rss_streams = server.rss_kib()?;
     let t0 = Instant::now();
-    servers::write_atomic(&dir, &s.edit.0, s.edit.1.as_bytes())?;
-    let acked = fleet.wait_edited(EDIT_WITHIN).await;
-    let end = Instant::now();
+    let (acked, loaded) = server.edit(s, &mut fleet, t0).await?;
     wait_quiet(&fleet).await;
-    ep.check_alive()?;
-    let rss_after_edit = procs::rss_kib(ep.pid).context("edgeplane VmRSS")?;
-    let hwm = procs::hwm_kib(ep.pid).unwrap_or(0);
-    let mut edit = edit_of(&fleet.logs(), acked, t0, end, None);
-    edit.reload = ep.last_load().await.map(|l| describe_load(&l));
+    server.check_alive()?;
+    let rss_after_edit = server.rss_kib()?;
+    let hwm = server.hwm_kib().unwrap_or(0);
+    let mut edit = edit_of(&fleet.logs(), acked, t0, loaded);
+    edit.reload = server.reload().await;
     drop(fleet);
     Ok(Outcome::Measured(Box::new(Case {
         n: s.n,
@@ -321,55 +359,30 @@ async fn edgeplane_case(ctx: &Ctx, s: &Setup, base: &Path, mode: Mode) -> Result
     })))
 }
 
-async fn peer_case(_ctx: &Ctx, bin: &Path, s: &Setup, base: &Path, mode: Mode) -> Result<Outcome> {
+async fn edgeplane_case(ctx: &Ctx, s: &Setup, base: &Path, mode: Mode) -> Result<Outcome> {
+    let dir = base.join(format!("edgeplane-{}", mode.label()));
+    write_all(&dir, &s.files)?;
+    let logf = base.join(format!("edgeplane-{}.log", mode.label()));
+    let mut ep = Edgeplane::start(&ctx.edgeplane_bin, &dir, logf).await?;
+    let (gw_name, gw_text) = &s.files[0];
+    ep.wait_watching(gw_name, gw_text).await?;
+    measure(&mut ep, s, mode).await
+}
+
+async fn peer_case(bin: &Path, s: &Setup, base: &Path, mode: Mode) -> Result<Outcome> {
     let logf = base.join(format!("peer-{}.log", mode.label()));
     let mut peer = Peer::start(bin, &s.initial_pb, logf).await?;
-    let rss_idle = procs::rss_kib(peer.pid).context("peer VmRSS")?;
-    let (mut fleet, initial_sync) = match connect_fleet(mode, peer.port, s).await? {
-        Ok(f) => f,
-        Err(o) => return Ok(o),
-    };
-    let rss_streams = procs::rss_kib(peer.pid).context("peer VmRSS")?;
-    let t0 = Instant::now();
-    peer.send_load(&s.edited_pb).await?;
-    let (loaded, acked) = tokio::join!(
-        async {
-            let r = peer.wait_loaded().await;
-            (r, Instant::now())
-        },
-        fleet.wait_edited(EDIT_WITHIN)
-    );
-    let end = Instant::now();
-    let (loaded, loaded_at) = loaded;
-    loaded.context("the peer's `loaded` line")?;
-    wait_quiet(&fleet).await;
-    let rss_after_edit = procs::rss_kib(peer.pid).context("peer VmRSS")?;
-    let hwm = procs::hwm_kib(peer.pid).unwrap_or(0);
-    let edit = edit_of(&fleet.logs(), acked, t0, end, Some(loaded_at - t0));
-    drop(fleet);
-    Ok(Outcome::Measured(Box::new(Case {
-        n: s.n,
-        connections: s.connections,
-        rss_idle,
-        rss_streams,
-        rss_after_edit,
-        hwm,
-        initial_sync,
-        edit,
-    })))
+    measure(&mut peer, s, mode).await
 }
 
 /// edgeplane, SotW, the same clients with `SHARE` streams per connection:
 /// RSS per extra stream (KiB). No edit.
 async fn shared_connections_case(ctx: &Ctx, s: &Setup, base: &Path) -> Result<f64> {
     let dir = base.join("edgeplane-shared");
-    std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-    for (name, text) in &s.files {
-        servers::write_atomic(&dir, name, text.as_bytes())?;
-    }
+    write_all(&dir, &s.files)?;
     let mut ep =
         Edgeplane::start(&ctx.edgeplane_bin, &dir, base.join("edgeplane-shared.log")).await?;
-    let idle = procs::rss_kib(ep.pid).context("edgeplane VmRSS")?;
+    let idle = ep.rss_kib()?;
     let mut fleet = Fleet::start(
         Mode::Sotw,
         ep.xds_port,
@@ -380,8 +393,8 @@ async fn shared_connections_case(ctx: &Ctx, s: &Setup, base: &Path) -> Result<f6
     .await?;
     fleet.wait_ready(READY_WITHIN).await?;
     ep.check_alive()?;
-    let with = procs::rss_kib(ep.pid).context("edgeplane VmRSS")?;
-    Ok((with as f64 - idle as f64) / s.n as f64)
+    let with = ep.rss_kib()?;
+    Ok(procs::kib_per_stream(idle, with, s.n))
 }
 
 /// Lets responses that trail the last ACK arrive: returns once no client
@@ -399,13 +412,7 @@ async fn wait_quiet(fleet: &Fleet) {
     }
 }
 
-fn edit_of(
-    logs: &[ClientLog],
-    acked: usize,
-    t0: Instant,
-    _end: Instant,
-    loaded: Option<Duration>,
-) -> Edit {
+fn edit_of(logs: &[ClientLog], acked: usize, t0: Instant, loaded: Option<Duration>) -> Edit {
     let received: Vec<Duration> = logs
         .iter()
         .filter_map(|l| l.edit_received.map(|t| t - t0))
@@ -486,7 +493,7 @@ pub fn thousands(x: usize) -> String {
 }
 
 fn per_stream_kib(c: &Case) -> f64 {
-    (c.rss_streams as f64 - c.rss_idle as f64) / c.n as f64
+    procs::kib_per_stream(c.rss_idle, c.rss_streams, c.n)
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {

@@ -7,7 +7,16 @@
 //! every Upstream a static host on 127.0.0.1:`backend_port`. One file per
 //! VirtualService, as users keep them.
 
+use std::path::PathBuf;
+
+use edgeplane::source::SourceFile;
+
 pub const ROUTES_PER_VS: usize = 100;
+
+/// The proxy the generated Gateway belongs to (no `proxyNames`: Gloo's
+/// default): the key of its resources in a translation, and the
+/// `node.metadata.role` the ADS clients send.
+pub const PROXY_KEY: &str = "gloo-system~gateway-proxy";
 
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +47,30 @@ pub fn manifests(s: Shape) -> Vec<(String, String)> {
         ));
     }
     files
+}
+
+/// `manifests(s)` with `probe_edit(s, k)` applied (`None`: as generated).
+pub fn manifests_edited(s: Shape, edit: Option<usize>) -> Vec<(String, String)> {
+    let mut files = manifests(s);
+    if let Some(k) = edit {
+        let (name, content, _) = probe_edit(s, k);
+        if let Some(f) = files.iter_mut().find(|(n, _)| *n == name) {
+            f.1 = content;
+        }
+    }
+    files
+}
+
+/// `manifests_edited(s, edit)` as the library reads them, under
+/// `/bench/manifests`.
+pub fn source_files(s: Shape, edit: Option<usize>) -> Vec<SourceFile> {
+    manifests_edited(s, edit)
+        .into_iter()
+        .map(|(name, text)| SourceFile {
+            path: PathBuf::from("/bench/manifests").join(name),
+            text,
+        })
+        .collect()
 }
 
 pub fn vs_file(j: usize) -> String {

@@ -12,7 +12,7 @@
 //! clock from the rename until a probe GET for the edit's new route answers
 //! 200. The two sides alternate edit by edit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -33,13 +33,11 @@ use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
-use crate::r#gen::{self, Shape};
+use crate::r#gen::{self, PROXY_KEY, Shape};
 use crate::procs::{ms, percentile};
 use crate::stack::{Backend, Edgeplane, Envoy, Probe, free_port, write_all, write_atomic};
 use crate::{Ctx, Section};
 
-/// Envoy's xDS key for the generated Gateway's default proxy.
-const PROXY_KEY: &str = "gloo-system~gateway-proxy";
 /// Longest a single sample may take before it counts as lost.
 const SAMPLE_DEADLINE: Duration = Duration::from_secs(20);
 /// Time between probe requests while waiting for a sample.
@@ -98,25 +96,6 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         title: "Save → served latency".into(),
         body: render(&rows),
     })
-}
-
-/// The manifests with edit `k` applied (`None`: unedited), as the library
-/// reads them.
-fn source_files(shape: Shape, edit: Option<usize>) -> Vec<SourceFile> {
-    let mut files = r#gen::manifests(shape);
-    if let Some(k) = edit {
-        let (name, content, _) = r#gen::probe_edit(shape, k);
-        if let Some(f) = files.iter_mut().find(|(n, _)| *n == name) {
-            f.1 = content;
-        }
-    }
-    files
-        .into_iter()
-        .map(|(name, text)| SourceFile {
-            path: PathBuf::from("/bench/manifests").join(name),
-            text,
-        })
-        .collect()
 }
 
 /// Listener, Clusters and RouteConfiguration edgeplane's pipeline makes of
@@ -289,10 +268,10 @@ async fn measure(ctx: &Ctx, backend: &Backend, routes: usize, edits: usize) -> R
 
     // Everything the baseline needs, from the library, before any clock.
     let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
-        let (listeners, clusters, rc0) = pipeline_output(source_files(shape, None))?;
+        let (listeners, clusters, rc0) = pipeline_output(r#gen::source_files(shape, None))?;
         let mut responses = Vec::with_capacity(edits);
         for k in 0..edits {
-            let (_, _, rc) = pipeline_output(source_files(shape, Some(k)))?;
+            let (_, _, rc) = pipeline_output(r#gen::source_files(shape, Some(k)))?;
             responses.push(discovery_response(&format!("edit-{k}"), &rc));
         }
         let initial = discovery_response("initial", &rc0);
@@ -305,10 +284,7 @@ async fn measure(ctx: &Ctx, backend: &Backend, routes: usize, edits: usize) -> R
     // edgeplane + its Envoy.
     write_all(&manifests, &r#gen::manifests(shape))?;
     let ep = Edgeplane::start(ctx, &manifests, &base).await?;
-    let boot = base.join("envoy-edgeplane.yaml");
-    std::fs::write(&boot, ep.bootstrap(ctx, "bench-latency")?)
-        .with_context(|| format!("write {}", boot.display()))?;
-    let mut ep_envoy = Envoy::start(ctx, &boot, &base, "edgeplane").await?;
+    let mut ep_envoy = Envoy::start_for(ctx, &ep, "bench-latency", &base, "edgeplane").await?;
     let startup = Duration::from_secs(180);
     ep_envoy
         .wait_serving(shape.port, &host, "/vs0/r0", startup)

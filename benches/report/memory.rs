@@ -9,14 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::time::Instant;
 
 use crate::adsclient::{Expect, Fleet, Mode};
 use crate::fanout::thousands;
 use crate::r#gen::{self, Shape};
 use crate::procs::{self, mib, ms};
-use crate::servers::{self, Edgeplane, Peer};
+use crate::servers::{self, Edgeplane, Peer, Server};
 use crate::{Ctx, Section};
 
 const TARGET_MIB: f64 = 100.0;
@@ -37,8 +37,29 @@ struct Mem {
 
 impl Mem {
     fn per_stream(&self, n: usize) -> f64 {
-        (self.streams as f64 - self.idle as f64) / n as f64
+        procs::kib_per_stream(self.idle, self.streams, n)
     }
+}
+
+/// `server`'s memory idle, then with `n` SotW clients that have ACKed
+/// everything.
+async fn with_clients(server: &mut impl Server, n: usize, expect: &Arc<Expect>) -> Result<Mem> {
+    let idle = server.rss_kib()?;
+    let idle_hwm = server.hwm_kib()?;
+    let started = Instant::now();
+    let mut fleet = Fleet::start(Mode::Sotw, server.xds_port(), n, n, expect.clone()).await?;
+    fleet.wait_ready(READY_WITHIN).await?;
+    let sync = started.elapsed();
+    server.check_alive()?;
+    let streams = server.rss_kib()?;
+    let hwm = server.hwm_kib()?;
+    Ok(Mem {
+        idle,
+        idle_hwm,
+        streams,
+        hwm,
+        sync,
+    })
 }
 
 async fn measure_edgeplane(
@@ -50,22 +71,7 @@ async fn measure_edgeplane(
     expect: &Arc<Expect>,
 ) -> Result<Mem> {
     let mut ep = Edgeplane::start_with_env(&ctx.edgeplane_bin, dir, log, env).await?;
-    let idle = procs::rss_kib(ep.pid).context("edgeplane VmRSS")?;
-    let idle_hwm = procs::hwm_kib(ep.pid).context("edgeplane VmHWM")?;
-    let started = Instant::now();
-    let mut fleet = Fleet::start(Mode::Sotw, ep.xds_port, n, n, expect.clone()).await?;
-    fleet.wait_ready(READY_WITHIN).await?;
-    let sync = started.elapsed();
-    ep.check_alive()?;
-    let streams = procs::rss_kib(ep.pid).context("edgeplane VmRSS")?;
-    let hwm = procs::hwm_kib(ep.pid).context("edgeplane VmHWM")?;
-    Ok(Mem {
-        idle,
-        idle_hwm,
-        streams,
-        hwm,
-        sync,
-    })
+    with_clients(&mut ep, n, expect).await
 }
 
 async fn measure_peer(
@@ -77,22 +83,8 @@ async fn measure_peer(
 ) -> Result<Mem> {
     let file = base.join("resources.pb");
     servers::write_resources_file(&file, snapshot)?;
-    let peer = Peer::start(bin, &file, base.join("peer.log")).await?;
-    let idle = procs::rss_kib(peer.pid).context("peer VmRSS")?;
-    let idle_hwm = procs::hwm_kib(peer.pid).context("peer VmHWM")?;
-    let started = Instant::now();
-    let mut fleet = Fleet::start(Mode::Sotw, peer.port, n, n, expect.clone()).await?;
-    fleet.wait_ready(READY_WITHIN).await?;
-    let sync = started.elapsed();
-    let streams = procs::rss_kib(peer.pid).context("peer VmRSS")?;
-    let hwm = procs::hwm_kib(peer.pid).context("peer VmHWM")?;
-    Ok(Mem {
-        idle,
-        idle_hwm,
-        streams,
-        hwm,
-        sync,
-    })
+    let mut peer = Peer::start(bin, &file, base.join("peer.log")).await?;
+    with_clients(&mut peer, n, expect).await
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Section> {
@@ -112,10 +104,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     let files = r#gen::manifests(shape);
     let snapshot = servers::write_and_translate(&dir, &files)?;
     let (resources, bytes) = servers::resource_totals(&snapshot);
-    let rc_bytes: usize = snapshot
-        .resources(edgeplane::snapshot::ResourceType::Route)
-        .map(|e| e.bytes.len())
-        .sum();
+    let rc_bytes = servers::route_config_bytes(&snapshot);
     let expect = Arc::new(Expect::new(&snapshot, None)?);
     servers::ensure_nofile(n as u64 + 512);
 
@@ -139,13 +128,6 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         }
     };
 
-    let r = |a: u64, b: u64| {
-        if b > 0 {
-            format!("{:.2}×", a as f64 / b as f64)
-        } else {
-            "–".into()
-        }
-    };
     let rf = |a: f64, b: f64| {
         if b > 0.0 {
             format!("{:.2}×", a / b)
@@ -153,6 +135,9 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
             "–".into()
         }
     };
+    let r = |a: u64, b: u64| rf(a as f64, b as f64);
+    // An error as one table cell.
+    let failed = |e: &anyhow::Error| format!("{e:#}").replace('|', "/").replace('\n', " ");
     let mut body = format!(
         "**Method.** `edgeplane serve` (RUST_LOG=warn) on generated manifests: {} routes in {} VirtualServices, {} upstreams ({} files); its translation is {} resources, {} bytes encoded (one proxy; the RouteConfiguration alone {} bytes). Its VmRSS and VmHWM (peak) are read from `/proc` once the config is served and before any client connects (the baseline: the same process idle), then after {n} in-process SotW ADS clients (the `fanout` section's clients: one TCP connection each, wildcard CDS/LDS, RDS, every response ACKed, every resource checked byte for byte) have all ACKed the whole config. A second, diagnostic run of the same with `MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}` (glibc then serves blocks of 64 KiB and more with mmap and unmaps them when freed) shows how much of the figure is freed memory the allocator keeps.\n\n",
         thousands(routes),
@@ -211,7 +196,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         }
         Err(e) => body.push_str(&format!(
             "| diagnostic, `MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}` | failed: {} | – | – |\n",
-            format!("{e:#}").replace('|', "/").replace('\n', " ")
+            failed(e)
         )),
     }
     match &peer {
@@ -220,7 +205,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         }
         Some(Err(e)) => body.push_str(&format!(
             "| peer VmRSS with the same clients | failed: {} | – | – |\n",
-            format!("{e:#}").replace('|', "/").replace('\n', " ")
+            failed(e)
         )),
         Some(Ok(p)) => {
             body.push_str(&format!(

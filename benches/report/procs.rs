@@ -53,13 +53,29 @@ pub fn machine_description(ctx: &Ctx) -> String {
 
 /// Resident set size of a process in KiB (`VmRSS`), Linux only.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Peak resident set size of a process in KiB (`VmHWM`), Linux only.
+pub fn hwm_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// The KiB figure of the `field` line of `/proc/<pid>/status`.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let t = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     t.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// Resident memory each of `n` streams added (KiB): from `idle` to `with`
+/// (both KiB).
+pub fn kib_per_stream(idle: u64, with: u64, n: usize) -> f64 {
+    (with as f64 - idle as f64) / n as f64
 }
 
 /// The `p`-th percentile (0..=100) of `samples` (sorted here), nearest rank.
@@ -75,17 +91,6 @@ pub fn percentile(samples: &[Duration], p: f64) -> Duration {
 
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Peak resident set size of a process in KiB (`VmHWM`), Linux only.
-pub fn hwm_kib(pid: u32) -> Option<u64> {
-    let t = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    t.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// KiB as MiB with one decimal, e.g. `41.3 MiB`.

@@ -5,7 +5,8 @@
 //!
 //! Also: the resources file the peer reads (built from edgeplane's own
 //! translation, so both servers serve the same bytes), atomic file writes
-//! and the open-files limit the clients need.
+//! and the open-files limit the clients need. Ports, GETs, log tails and
+//! manifest writing are `stack`'s.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,24 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use edgeplane::snapshot::{PUSH_ORDER, ProxySnapshot, Snapshot};
+use edgeplane::snapshot::{PUSH_ORDER, ProxySnapshot, ResourceType, Snapshot};
 use prost::Message;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
-/// The proxy the generated Gateway belongs to (no `proxyNames`: Gloo's
-/// default), and the `node.metadata.role` the clients send.
-pub const PROXY_KEY: &str = "gloo-system~gateway-proxy";
+use crate::r#gen::PROXY_KEY;
+use crate::procs;
+use crate::stack::{admin_loads, admin_status, free_port, http_get, log_tail, write_all};
 
 /// How long a server may take to start and load its config.
 const START: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(20);
-
-pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind a free loopback port")?;
-    Ok(l.local_addr().context("local address")?.port())
-}
 
 /// Replaces `dir/name` atomically: a hidden temporary file (which the
 /// watcher ignores), then a rename over the target.
@@ -43,10 +39,7 @@ pub fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> Result<()> {
 /// Writes `files` into a fresh `dir` and translates them with edgeplane's
 /// library (exactly what `serve` reads and builds); the proxy's resources.
 pub fn write_and_translate(dir: &Path, files: &[(String, String)]) -> Result<Arc<ProxySnapshot>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
-    for (name, text) in files {
-        write_atomic(dir, name, text.as_bytes())?;
-    }
+    write_all(dir, files)?;
     translate_dir(dir)
 }
 
@@ -73,6 +66,13 @@ pub fn resource_totals(ps: &ProxySnapshot) -> (usize, usize) {
         .fold((0, 0), |(n, b), e| (n + 1, b + e.bytes.len()))
 }
 
+/// Encoded size of a proxy's RouteConfigurations (bytes).
+pub fn route_config_bytes(ps: &ProxySnapshot) -> usize {
+    ps.resources(ResourceType::Route)
+        .map(|e| e.bytes.len())
+        .sum()
+}
+
 /// The peer's resources file: every resource of the proxy as a
 /// length-delimited `google.protobuf.Any`, clusters, listeners, routes.
 pub fn write_resources_file(path: &Path, ps: &ProxySnapshot) -> Result<()> {
@@ -92,37 +92,18 @@ pub fn write_resources_file(path: &Path, ps: &ProxySnapshot) -> Result<()> {
     write_atomic(dir, name, &buf)
 }
 
-/// One plain HTTP/1.1 GET on loopback; (status, body).
-pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
-    let fut = async {
-        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        sock.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-        let mut raw = Vec::new();
-        sock.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .context("GET timed out")?
-        .with_context(|| format!("GET {path} on port {port}"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP reply")?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no HTTP status code")?;
-    Ok((code, body.to_string()))
-}
-
 /// A child killed (SIGKILL) on drop; tokio reaps it.
 struct Guard(Child);
+
+impl Guard {
+    /// Fails when the child has exited, with the tail of its `log`.
+    fn check_alive(&mut self, what: &str, log: &Path) -> Result<()> {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            bail!("{what} exited ({status}); log tail:\n{}", log_tail(log));
+        }
+        Ok(())
+    }
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -130,10 +111,25 @@ impl Drop for Guard {
     }
 }
 
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+/// Either server as the `fanout` and `memory` sections measure it: its
+/// process and the port its ADS clients connect to.
+pub trait Server {
+    /// `edgeplane` or `peer`, for messages.
+    const NAME: &'static str;
+    fn pid(&self) -> u32;
+    fn xds_port(&self) -> u16;
+    /// Fails when the process has exited.
+    fn check_alive(&mut self) -> Result<()>;
+
+    /// Its VmRSS (KiB).
+    fn rss_kib(&self) -> Result<u64> {
+        procs::rss_kib(self.pid()).with_context(|| format!("{} VmRSS", Self::NAME))
+    }
+
+    /// Its VmHWM (KiB).
+    fn hwm_kib(&self) -> Result<u64> {
+        procs::hwm_kib(self.pid()).with_context(|| format!("{} VmHWM", Self::NAME))
+    }
 }
 
 // === edgeplane ===
@@ -153,7 +149,7 @@ fn extra_env() -> Vec<(String, String)> {
 /// A running `edgeplane serve` (RUST_LOG=warn).
 pub struct Edgeplane {
     child: Guard,
-    pub pid: u32,
+    pid: u32,
     pub xds_port: u16,
     pub admin_port: u16,
     pub dir: PathBuf,
@@ -204,7 +200,10 @@ impl Edgeplane {
         let end = Instant::now() + START;
         loop {
             ep.check_alive()?;
-            if let Ok((200, _)) = http_get(admin_port, "/readyz").await {
+            if http_get(admin_port, "127.0.0.1", "/readyz")
+                .await
+                .is_some_and(|(s, _)| s == 200)
+            {
                 return Ok(ep);
             }
             if Instant::now() > end {
@@ -217,32 +216,15 @@ impl Edgeplane {
         }
     }
 
-    pub fn check_alive(&mut self) -> Result<()> {
-        if let Ok(Some(status)) = self.child.0.try_wait() {
-            bail!(
-                "edgeplane exited ({status}); log tail:\n{}",
-                log_tail(&self.log)
-            );
-        }
-        Ok(())
-    }
-
     /// Completed loads, from `/status`.
     pub async fn loads(&self) -> Result<u64> {
-        let (code, body) = http_get(self.admin_port, "/status").await?;
-        anyhow::ensure!(code == 200, "/status answered {code}");
-        let v: serde_json::Value = serde_json::from_str(&body).context("/status JSON")?;
-        v["loads"].as_u64().context("/status has no `loads`")
+        admin_loads(self.admin_port).await
     }
 
     /// `lastLoad` of `/status`: the work of the most recent load (files
     /// read, resources encoded, `durationMs`), when the server reports it.
     pub async fn last_load(&self) -> Option<serde_json::Value> {
-        let (code, body) = http_get(self.admin_port, "/status").await.ok()?;
-        if code != 200 {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let v = admin_status(self.admin_port).await.ok()?;
         let l = v.get("lastLoad")?;
         (!l.is_null()).then(|| l.clone())
     }
@@ -301,14 +283,30 @@ impl Edgeplane {
     }
 }
 
+impl Server for Edgeplane {
+    const NAME: &'static str = "edgeplane";
+
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn xds_port(&self) -> u16 {
+        self.xds_port
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        self.child.check_alive(Self::NAME, &self.log)
+    }
+}
+
 // === the peer ===
 
 /// The peer control plane: `peer --listen 127.0.0.1:PORT --resources FILE`,
 /// `listening` on stdout when ready; `load FILE` on stdin → `loaded <v>`.
 pub struct Peer {
     child: Guard,
-    pub pid: u32,
-    pub port: u16,
+    pid: u32,
+    port: u16,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     log: PathBuf,
@@ -380,6 +378,22 @@ impl Peer {
     pub async fn wait_loaded(&mut self) -> Result<String> {
         let line = self.expect_line("loaded", START).await?;
         Ok(line.trim_start_matches("loaded").trim().to_string())
+    }
+}
+
+impl Server for Peer {
+    const NAME: &'static str = "peer";
+
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn xds_port(&self) -> u16 {
+        self.port
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        self.child.check_alive(Self::NAME, &self.log)
     }
 }
 

@@ -2,6 +2,10 @@
 //! echo backend (in this process), `edgeplane serve`, Envoy; a keep-alive
 //! HTTP/1.1 probe; atomic file writes. Every child is killed on drop and
 //! every wait is bounded by a deadline.
+//!
+//! Also the loopback plumbing `servers` shares: free ports, the one-shot
+//! HTTP GET, edgeplane's admin `/status`, log tails, writing a manifests
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,9 +26,7 @@ pub struct Proc {
 impl Proc {
     /// The last lines of its log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        log_tail(&self.log)
     }
 
     /// Fails when the process has exited.
@@ -54,6 +56,13 @@ impl Drop for Proc {
             let _ = std::fs::copy(&self.log, dest);
         }
     }
+}
+
+/// The last lines of the log at `path`, for error messages.
+pub fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 fn spawn(mut cmd: Command, log: PathBuf, what: &str) -> Result<Proc> {
@@ -148,18 +157,12 @@ impl Edgeplane {
 
     /// The admin `/status` JSON.
     pub async fn status(&self) -> Result<serde_json::Value> {
-        let (status, body) = http_get(self.admin_port, "127.0.0.1", "/status")
-            .await
-            .context("edgeplane /status")?;
-        ensure!(status == 200, "edgeplane /status answered {status}");
-        serde_json::from_str(&body).context("/status is not JSON")
+        admin_status(self.admin_port).await
     }
 
     /// Loads completed since start (`/status`).
     pub async fn loads(&self) -> Result<u64> {
-        self.status().await?["loads"]
-            .as_u64()
-            .context("/status has no loads")
+        admin_loads(self.admin_port).await
     }
 
     /// The bootstrap `edgeplane bootstrap` prints for this server.
@@ -178,6 +181,23 @@ impl Edgeplane {
         }
         String::from_utf8(out.stdout).context("bootstrap is not UTF-8")
     }
+}
+
+/// The `/status` JSON of the edgeplane admin on `admin_port`.
+pub async fn admin_status(admin_port: u16) -> Result<serde_json::Value> {
+    let (status, body) = http_get(admin_port, "127.0.0.1", "/status")
+        .await
+        .context("edgeplane /status")?;
+    ensure!(status == 200, "edgeplane /status answered {status}");
+    serde_json::from_str(&body).context("/status is not JSON")
+}
+
+/// Loads completed since start, from the `/status` of the edgeplane admin
+/// on `admin_port`.
+pub async fn admin_loads(admin_port: u16) -> Result<u64> {
+    admin_status(admin_port).await?["loads"]
+        .as_u64()
+        .context("/status has no loads")
 }
 
 /// Envoy (`ctx.envoy_bin`) with `--concurrency 1 --disable-hot-restart -l
@@ -218,6 +238,21 @@ impl Envoy {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         Ok(Envoy { proc, admin_port })
+    }
+
+    /// An Envoy fed by `ep`: bootstrapped by `edgeplane bootstrap` with
+    /// node `node_id`, written to `workdir/envoy-{name}.yaml`.
+    pub async fn start_for(
+        ctx: &Ctx,
+        ep: &Edgeplane,
+        node_id: &str,
+        workdir: &Path,
+        name: &str,
+    ) -> Result<Envoy> {
+        let boot = workdir.join(format!("envoy-{name}.yaml"));
+        std::fs::write(&boot, ep.bootstrap(ctx, node_id)?)
+            .with_context(|| format!("write {}", boot.display()))?;
+        Envoy::start(ctx, &boot, workdir, name).await
     }
 
     /// The RouteConfiguration named `name` from `/config_dump`, with the

@@ -9,10 +9,10 @@
 //! RouteConfiguration and Cluster. Medians over the repetitions.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
+use edgeplane::model::Model;
 use edgeplane::snapshot::Snapshot;
 use edgeplane::source::SourceFile;
 use edgeplane::translate::Output;
@@ -32,6 +32,13 @@ struct Row {
     bytes: usize,
     reps: usize,
     parse_validate: Duration,
+    /// The medians of the repetitions' timings.
+    t: Sample,
+}
+
+/// One repetition's timings (in a `Row`: their medians).
+struct Sample {
+    /// translate + `from_output`.
     figure: Duration,
     baseline: Duration,
     translate: Duration,
@@ -43,20 +50,9 @@ struct Row {
     edit: Duration,
 }
 
-/// One repetition's timings.
-struct Sample {
-    figure: Duration,
-    baseline: Duration,
-    translate: Duration,
-    snapshot: Duration,
-    hash: Duration,
-    clone: Duration,
-    edit: Duration,
-}
-
 impl Row {
     fn ratio(&self) -> f64 {
-        self.figure.as_secs_f64() / self.baseline.as_secs_f64().max(1e-12)
+        self.t.figure.as_secs_f64() / self.t.baseline.as_secs_f64().max(1e-12)
     }
 }
 
@@ -78,8 +74,8 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         let row = tokio::task::spawn_blocking(move || measure(routes, budget)).await??;
         eprintln!(
             "translate: {routes} routes: {} vs {} ({:.2}x)",
-            ms(row.figure),
-            ms(row.baseline),
+            ms(row.t.figure),
+            ms(row.t.baseline),
             row.ratio()
         );
         rows.push(row);
@@ -90,14 +86,16 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     })
 }
 
-fn files_of(shape: Shape) -> Vec<SourceFile> {
-    r#gen::manifests(shape)
-        .into_iter()
-        .map(|(name, text)| SourceFile {
-            path: PathBuf::from("/bench/manifests").join(name),
-            text,
-        })
-        .collect()
+/// Parses and validates `files`, timed (the error check outside the
+/// timing): the model, and whether there were errors.
+fn parse_validate(files: &[SourceFile]) -> (Duration, Model, bool) {
+    let t = Instant::now();
+    let (docs, parse_diags) = edgeplane::manifest::parse_files(files);
+    let v = edgeplane::validate::validate(&docs);
+    let d = t.elapsed();
+    let errors =
+        edgeplane::diag::has_errors(&parse_diags) || edgeplane::diag::has_errors(&v.diagnostics);
+    (d, v.model, errors)
 }
 
 /// Repeats `f` at least `min` times and until `budget` has passed (at most
@@ -129,37 +127,20 @@ fn measure(routes: usize, budget: Duration) -> Result<Row> {
         port: 8080,
         backend_port: 8081,
     };
-    let files = files_of(shape);
+    let files = r#gen::source_files(shape, None);
     // The same manifests after a one-route edit (for the serving-path
     // column: a translation reusing the previous snapshot's encodings).
-    let (edit_name, edit_text, _) = r#gen::probe_edit(shape, 0);
-    let mut edited = files.clone();
-    for f in &mut edited {
-        if f.path.file_name().and_then(|n| n.to_str()) == Some(edit_name.as_str()) {
-            f.text = edit_text.clone();
-        }
-    }
-    let edited_model = {
-        let (docs, parse_diags) = edgeplane::manifest::parse_files(&edited);
-        let v = edgeplane::validate::validate(&docs);
-        ensure!(
-            !edgeplane::diag::has_errors(&parse_diags)
-                && !edgeplane::diag::has_errors(&v.diagnostics),
-            "edited manifests ({routes} routes) do not validate"
-        );
-        v.model
-    };
+    let (_, edited_model, errors) = parse_validate(&r#gen::source_files(shape, Some(0)));
+    ensure!(
+        !errors,
+        "edited manifests ({routes} routes) do not validate"
+    );
 
     // Context: parse + validate (done once per change by edgeplane too).
     let mut model = None;
     let pv = repeat(3, 20, budget / 2, || {
-        let t = Instant::now();
-        let (docs, parse_diags) = edgeplane::manifest::parse_files(&files);
-        let v = edgeplane::validate::validate(&docs);
-        let d = t.elapsed();
-        let errors = edgeplane::diag::has_errors(&parse_diags)
-            || edgeplane::diag::has_errors(&v.diagnostics);
-        model = Some((v.model, errors));
+        let (d, m, errors) = parse_validate(&files);
+        model = Some((m, errors));
         d
     });
     let Some((model, errors)) = model else {
@@ -170,20 +151,20 @@ fn measure(routes: usize, budget: Duration) -> Result<Row> {
         "generated manifests ({routes} routes) do not validate"
     );
 
-    // Warm up (allocator, caches) once.
+    // Warm up (allocator, caches) once; the snapshot is the "previous"
+    // one of the serving-path column.
     let warm = edgeplane::translate::translate(&model);
-    let warm_snap = Snapshot::from_output(&warm);
+    let prev = Snapshot::from_output(&warm);
     let bytes: usize = bare_encode(&warm).iter().map(Vec::len).sum();
     let resources: usize = warm
         .values()
         .map(|p| p.clusters.len() + p.listeners.len() + p.route_configs.len())
         .sum();
     ensure!(
-        warm_snap.proxies.len() == 1 && resources >= 3,
+        prev.proxies.len() == 1 && resources >= 3,
         "unexpected translation of the generated manifests: {} proxies, {resources} resources",
-        warm_snap.proxies.len()
+        prev.proxies.len()
     );
-    let prev = warm_snap;
 
     let samples = repeat(5, 200, budget, || {
         let t0 = Instant::now();
@@ -238,13 +219,15 @@ fn measure(routes: usize, budget: Duration) -> Result<Row> {
         bytes,
         reps: samples.len(),
         parse_validate: percentile(&pv, 50.0),
-        figure: med(|s| s.figure),
-        baseline: med(|s| s.baseline),
-        translate: med(|s| s.translate),
-        snapshot: med(|s| s.snapshot),
-        hash: med(|s| s.hash),
-        clone: med(|s| s.clone),
-        edit: med(|s| s.edit),
+        t: Sample {
+            figure: med(|s| s.figure),
+            baseline: med(|s| s.baseline),
+            translate: med(|s| s.translate),
+            snapshot: med(|s| s.snapshot),
+            hash: med(|s| s.hash),
+            clone: med(|s| s.clone),
+            edit: med(|s| s.edit),
+        },
     })
 }
 
@@ -284,27 +267,28 @@ fn render(rows: &[Row], budget: Duration) -> String {
             kib(r.bytes),
             r.reps,
             ms(r.parse_validate),
-            ms(r.figure),
-            ms(r.baseline),
+            ms(r.t.figure),
+            ms(r.t.baseline),
             r.ratio(),
-            ms(r.edit),
-            r.edit.as_secs_f64() / r.baseline.as_secs_f64().max(1e-12)
+            ms(r.t.edit),
+            r.t.edit.as_secs_f64() / r.t.baseline.as_secs_f64().max(1e-12)
         ));
     }
     s.push_str("\nWhere the edgeplane time goes (medians of the same repetitions). The last three columns are diagnostics timed separately in each repetition on that repetition's output: the bare encoding (the baseline again), SHA-256 over every encoded resource, and a deep clone + drop of the output's RouteConfigurations:\n\n");
     s.push_str("| routes | translate (model → protos) | `Snapshot::from_output` | bare encode | SHA-256 of all bytes | clone + drop of the RouteConfigurations |\n|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
-        let share = |d: Duration| 100.0 * d.as_secs_f64() / r.figure.as_secs_f64().max(1e-12);
+        let t = &r.t;
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / t.figure.as_secs_f64().max(1e-12);
         s.push_str(&format!(
             "| {} | {} ({:.0} %) | {} ({:.0} %) | {} | {} | {} |\n",
             r.routes,
-            ms(r.translate),
-            share(r.translate),
-            ms(r.snapshot),
-            share(r.snapshot),
-            ms(r.baseline),
-            ms(r.hash),
-            ms(r.clone),
+            ms(t.translate),
+            share(t.translate),
+            ms(t.snapshot),
+            share(t.snapshot),
+            ms(t.baseline),
+            ms(t.hash),
+            ms(t.clone),
         ));
     }
     s.push_str(&format!(
@@ -339,14 +323,15 @@ fn render(rows: &[Row], budget: Duration) -> String {
 fn why(missed: &[&Row]) -> String {
     let mut parts = Vec::new();
     for r in missed {
-        let base = r.baseline.as_secs_f64().max(1e-12);
+        let t = &r.t;
+        let base = t.baseline.as_secs_f64().max(1e-12);
         parts.push(format!(
             "{} routes: translate {:.1}× the bare encoding (a deep clone + drop of its RouteConfigurations alone costs {:.1}×), `from_output` {:.1}× (of which encoding 1×, SHA-256 {:.2}×)",
             r.routes,
-            r.translate.as_secs_f64() / base,
-            r.clone.as_secs_f64() / base,
-            r.snapshot.as_secs_f64() / base,
-            r.hash.as_secs_f64() / base,
+            t.translate.as_secs_f64() / base,
+            t.clone.as_secs_f64() / base,
+            t.snapshot.as_secs_f64() / base,
+            t.hash.as_secs_f64() / base,
         ));
     }
     format!(
