@@ -24,6 +24,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
@@ -234,39 +235,45 @@ async fn check_case_in_envoy(case: &str, input: &Path) {
         // Envoy has applied (or rejected) LDS, CDS and every RDS, and its
         // listeners are active; a rejection is reported by the asserts
         // below.
-        eventually(&format!("{what}: Envoy took LDS, CDS and RDS"), || async {
-            let lds = envoy.stat("listener_manager.lds.update_success").await? >= 1
-                || envoy.stat("listener_manager.lds.update_rejected").await? >= 1;
-            let cds = envoy.stat("cluster_manager.cds.update_success").await? >= 1
-                || envoy.stat("cluster_manager.cds.update_rejected").await? >= 1;
-            let dump = envoy.config_dump().await;
-            let routes = dumped_names(
-                &dump,
-                "RoutesConfigDump",
-                &["dynamic_route_configs"],
-                "route_config",
-            );
-            let mut rds = true;
-            for r in exp.routes.iter().filter(|r| !routes.contains(*r)) {
-                let stat = format!("http.http.rds.{r}.update_rejected");
-                rds &= envoy.stat(&stat).await.unwrap_or(0) >= 1;
-            }
-            // Listeners leave warming once their routes are in.
-            let active = dumped_names(
-                &dump,
-                "ListenersConfigDump",
-                &["dynamic_listeners"],
-                "active_state/listener",
-            );
-            let listeners = exp.listeners.is_subset(&active)
-                || envoy
-                    .stat("listener_manager.lds.update_rejected")
-                    .await
-                    .unwrap_or(0)
-                    >= 1;
-            (lds && cds && rds && listeners).then_some(())
-        })
-        .await;
+        poll(
+            &format!("{what}: Envoy took LDS, CDS and RDS"),
+            DEADLINE,
+            Duration::from_millis(25),
+            || async {
+                let lds = envoy.stat("listener_manager.lds.update_success").await? >= 1
+                    || envoy.stat("listener_manager.lds.update_rejected").await? >= 1;
+                let cds = envoy.stat("cluster_manager.cds.update_success").await? >= 1
+                    || envoy.stat("cluster_manager.cds.update_rejected").await? >= 1;
+                let dump = envoy.config_dump().await;
+                let routes = dumped_names(
+                    &dump,
+                    "RoutesConfigDump",
+                    &["dynamic_route_configs"],
+                    "route_config",
+                );
+                let mut rds = true;
+                for r in exp.routes.iter().filter(|r| !routes.contains(*r)) {
+                    let stat = format!("http.http.rds.{r}.update_rejected");
+                    rds &= envoy.stat(&stat).await.unwrap_or(0) >= 1;
+                }
+                // Listeners leave warming once their routes are in.
+                let active = dumped_names(
+                    &dump,
+                    "ListenersConfigDump",
+                    &["dynamic_listeners"],
+                    "active_state/listener",
+                );
+                let listeners = exp.listeners.is_subset(&active)
+                    || envoy
+                        .stat("listener_manager.lds.update_rejected")
+                        .await
+                        .unwrap_or(0)
+                        >= 1;
+                (lds && cds && rds && listeners).then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&envoys)));
 
         let mut rejected = vec![
             "listener_manager.lds.update_rejected".to_string(),

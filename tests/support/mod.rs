@@ -28,11 +28,36 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A loopback port that is free now, for a process to bind soon.
+///
+/// Taken below Linux's ephemeral range (32768 and up), not from the kernel
+/// (`bind :0`): a port handed out by the kernel and released is soon
+/// free game as the local port of any outgoing connection the tests make,
+/// and one was seen taken that way before Envoy could bind its listener.
+/// A counter keeps the ports of one test binary apart.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000; // up to 31999
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Start where the process id says, so consecutive test binaries do not
+    // walk the same ports.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let Ok(port) = u16::try_from(FIRST + n) else {
+            continue;
+        };
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
