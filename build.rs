@@ -54,9 +54,24 @@ fn main() -> Result<(), BoxError> {
         println!("cargo:rerun-if-changed={p}");
     }
     let fds = protox::compile(protos, ["proto"])?;
+    // The messages serialize to JSON as `/status` shows them (camelCase;
+    // severity by name; `resource_names` as `resources`), so one typed
+    // report backs the gRPC API, `/status` and `status --output json`.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .message_attribute(
+            ".edgeplane.v1",
+            "#[derive(serde::Serialize)] #[serde(rename_all = \"camelCase\")]",
+        )
+        .field_attribute(
+            ".edgeplane.v1.Diagnostic.severity",
+            "#[serde(serialize_with = \"crate::status::api::serialize_severity\")]",
+        )
+        .field_attribute(
+            ".edgeplane.v1.TypeVersion.resource_names",
+            "#[serde(rename = \"resources\")]",
+        )
         .compile_fds(fds)?;
 
     envoy_descriptors()?;

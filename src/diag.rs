@@ -64,6 +64,19 @@ impl fmt::Display for ResourceId {
     }
 }
 
+/// What kind of problem a diagnostic is, for the code that must tell
+/// problems apart (never by message text). Most diagnostics need none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Code {
+    /// The file (or directory) could not be read.
+    Unreadable,
+    /// The document is not YAML (a tab in the indentation, an unclosed
+    /// quote): nothing in it could be read, not even which resource it is.
+    Syntax,
+    /// A resource defined a second time; the first definition wins.
+    Duplicate,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
     pub pos: Pos,
@@ -72,6 +85,8 @@ pub struct Diagnostic {
     pub message: String,
     /// A short suggestion, when there is an obvious fix.
     pub hint: Option<String>,
+    /// Last, so the derived order stays file, line, column, severity.
+    pub code: Option<Code>,
 }
 
 impl Diagnostic {
@@ -82,6 +97,7 @@ impl Diagnostic {
             resource,
             message: message.into(),
             hint: None,
+            code: None,
         }
     }
 
@@ -95,6 +111,18 @@ impl Diagnostic {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    pub fn with_code(mut self, code: Code) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// True for a problem of the whole file: it could not be read or is not
+    /// YAML, so what it held is unknown (`pipeline::reconcile` keeps what it
+    /// last provided).
+    pub fn is_file_level(&self) -> bool {
+        self.is_error() && self.resource.is_none()
     }
 
     pub fn is_error(&self) -> bool {

@@ -102,8 +102,9 @@ pub enum UpgradeKind {
 }
 
 impl UpgradeKind {
-    /// The `upgrade_type` string Envoy is given (Gloo's constants).
-    pub fn envoy_name(self) -> &'static str {
+    /// The upgrade type as Gloo names it in its messages (`websocket`,
+    /// `CONNECT`); the two CONNECT kinds are one type.
+    pub fn name(self) -> &'static str {
         match self {
             UpgradeKind::WebSocket => "websocket",
             UpgradeKind::Connect | UpgradeKind::ConnectTerminate => "CONNECT",
@@ -140,16 +141,6 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Envoy listener name, Gloo's form: `listener-<bindAddress>-<bindPort>`.
-    pub fn listener_name(&self) -> String {
-        format!("listener-{}-{}", self.bind_address, self.bind_port)
-    }
-
-    /// RouteConfiguration name: `<listener>-routes`.
-    pub fn route_config_name(&self) -> String {
-        format!("{}-routes", self.listener_name())
-    }
-
     /// True when this gateway serves `vs`. Gloo applies the `ssl` filter
     /// first: an SSL gateway takes only VirtualServices with `sslConfig`, a
     /// plain one only those without; then the selection decides.
@@ -297,12 +288,11 @@ pub struct HcmSettings {
     pub max_stream_duration: Option<Duration>,
     pub max_headers_count: Option<u32>,
     pub max_requests_per_connection: Option<u32>,
-    /// Envoy enum numbers (validated names): see `validate::gateway`.
-    pub headers_with_underscores_action: Option<i32>,
-    pub server_header_transformation: Option<i32>,
-    pub path_with_escaped_slashes_action: Option<i32>,
-    pub codec_type: Option<i32>,
-    pub forward_client_cert_details: Option<i32>,
+    pub headers_with_underscores_action: Option<HeadersWithUnderscores>,
+    pub server_header_transformation: Option<ServerHeaderTransformation>,
+    pub path_with_escaped_slashes_action: Option<EscapedSlashesAction>,
+    pub codec_type: Option<CodecType>,
+    pub forward_client_cert_details: Option<ForwardClientCertDetails>,
     /// subject, cert, chain, dns, uri
     pub set_current_client_cert_details: Option<[bool; 5]>,
     pub accept_http_10: Option<bool>,
@@ -318,6 +308,42 @@ pub struct HcmSettings {
     pub http2: Option<Http2Settings>,
     /// (unix_sockets, [(prefix, len)])
     pub internal_address_config: Option<(bool, Vec<(String, u32)>)>,
+}
+
+/// What the listener does with the `server` response header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerHeaderTransformation {
+    Overwrite,
+    AppendIfAbsent,
+    PassThrough,
+}
+
+/// What the listener does with escaped slashes (`%2F`, `%5C`) in paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EscapedSlashesAction {
+    ImplementationSpecificDefault,
+    KeepUnchanged,
+    RejectRequest,
+    UnescapeAndRedirect,
+    UnescapeAndForward,
+}
+
+/// The HTTP codec the listener speaks downstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodecType {
+    Auto,
+    Http1,
+    Http2,
+}
+
+/// How the listener handles `x-forwarded-client-cert`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardClientCertDetails {
+    Sanitize,
+    ForwardOnly,
+    AppendForward,
+    SanitizeSet,
+    AlwaysForwardOnly,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -337,13 +363,6 @@ pub struct VirtualService {
     pub routes: Vec<Route>,
     /// `sslConfig`: TLS termination on SSL gateways (and only there).
     pub ssl: Option<SslConfig>,
-}
-
-impl VirtualService {
-    /// Envoy virtual host name: `<namespace>_<name>`.
-    pub fn vhost_name(&self) -> String {
-        format!("{}_{}", self.key.namespace, self.key.name)
-    }
 }
 
 /// A VirtualService's downstream TLS. Paths are as the proxy sees them
@@ -396,18 +415,6 @@ pub enum TlsVersion {
     V1_1,
     V1_2,
     V1_3,
-}
-
-impl TlsVersion {
-    /// Gloo's names, indexed by the enum's number.
-    pub const NAMES: [&'static str; 5] = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"];
-    pub const ALL: [TlsVersion; 5] = [
-        TlsVersion::Auto,
-        TlsVersion::V1_0,
-        TlsVersion::V1_1,
-        TlsVersion::V1_2,
-        TlsVersion::V1_3,
-    ];
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -508,11 +515,26 @@ pub struct Redirect {
     pub host: Option<String>,
     pub path: Option<String>,
     pub prefix_rewrite: Option<String>,
-    /// Envoy's `RedirectResponseCode` number (0 = 301 … 4 = 308).
-    pub response_code: i32,
+    pub response_code: RedirectCode,
     pub https: bool,
     pub strip_query: bool,
     pub port: Option<u32>,
+}
+
+/// The status of a redirect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RedirectCode {
+    /// 301, Gloo's default.
+    #[default]
+    MovedPermanently,
+    /// 302.
+    Found,
+    /// 303.
+    SeeOther,
+    /// 307.
+    TemporaryRedirect,
+    /// 308.
+    PermanentRedirect,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -613,11 +635,6 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Envoy cluster name: `<name>_<namespace>`.
-    pub fn cluster_name(&self) -> String {
-        cluster_name(&self.key)
-    }
-
     /// An upstream with only hosts, every setting at its default.
     pub fn with_hosts(key: Key, hosts: Vec<HostPort>) -> Upstream {
         Upstream {
@@ -632,11 +649,6 @@ impl Upstream {
             outlier_detection: None,
         }
     }
-}
-
-/// Envoy cluster name for an upstream key: `<name>_<namespace>`.
-pub fn cluster_name(key: &Key) -> String {
-    format!("{}_{}", key.name, key.namespace)
 }
 
 #[derive(Clone, Debug, PartialEq)]

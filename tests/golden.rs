@@ -78,7 +78,7 @@ fn golden_outputs_match() {
     let mut failed = Vec::new();
     for (case, dir) in cases() {
         let output = load_valid(&case, &dir.join("input"));
-        let actual = edgeplane::json::resources_json(&output, None)
+        let actual = edgeplane::translate::json::resources_json(&output, None)
             .unwrap_or_else(|e| panic!("fixture {case}: JSON rendering failed: {e}"));
         let expected_path = dir.join("expected.json");
         if bless {

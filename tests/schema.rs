@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use edgeplane::schema;
+use edgeplane::manifest::Kind;
+use edgeplane::manifest::schema;
 
 const KNOWN: &[&str] = &[
     "$ref",
@@ -245,12 +246,12 @@ fn documents(path: &Path) -> Result<Vec<Value>> {
 /// its kind: `kind:` when written, else Gloo's flat file layout.
 fn schema_for(path: &Path, doc: &Value) -> Result<(String, Value)> {
     if let Some(kind) = doc.get("kind").and_then(Value::as_str) {
-        let s = schema::document_schema(kind).with_context(|| format!("no schema for {kind}"))?;
-        return Ok((kind.to_string(), s));
+        let kind: Kind = kind.parse()?;
+        return Ok((kind.to_string(), schema::document_schema(kind)));
     }
-    let kind = schema::flat_kind(path).with_context(|| format!("{}: no kind", path.display()))?;
-    let s = schema::flat_schema(kind).with_context(|| format!("no flat schema for {kind}"))?;
-    Ok((format!("{kind} (flat)"), s))
+    let (kind, _) =
+        Kind::of_flat_path(path).with_context(|| format!("{}: no kind", path.display()))?;
+    Ok((format!("{kind} (flat)"), schema::flat_schema(kind)))
 }
 
 #[test]
@@ -308,7 +309,7 @@ spec:
 #[test]
 fn a_misspelled_field_fails() -> Result<()> {
     let doc: Value = serde_saphyr::from_str(MISSPELLED).context("parsing")?;
-    let vs = schema::document_schema("VirtualService").context("no schema")?;
+    let vs = schema::document_schema(Kind::VirtualService);
     let errs = errors(&vs, &doc);
     assert!(
         errs.iter().any(|e| e.contains("unknown field `prefx`")),
@@ -330,7 +331,7 @@ fn wrong_kind_or_api_version_fails() -> Result<()> {
     let doc: Value = serde_saphyr::from_str(&MISSPELLED.replace("prefx", "prefix"))?;
     let mut wrong_api = doc.clone();
     wrong_api["apiVersion"] = Value::from("gloo.solo.io/v1");
-    let vs = schema::document_schema("VirtualService").context("no schema")?;
+    let vs = schema::document_schema(Kind::VirtualService);
     assert!(!errors(&vs, &wrong_api).is_empty());
     let mut unknown_kind = doc;
     unknown_kind["kind"] = Value::from("Settings");

@@ -96,7 +96,7 @@ impl Backend {
             .await
             .context("bind the echo backend")?;
         let port = l.local_addr().context("backend addr")?.port();
-        let task = tokio::spawn(edgeplane::demo::serve_echo(l, "echo".to_string()));
+        let task = tokio::spawn(edgeplane::cli::demo::serve_echo(l, "echo".to_string()));
         Ok(Backend { port, task })
     }
 }

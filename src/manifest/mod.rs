@@ -5,9 +5,14 @@
 //! `deny_unknown_fields`), never silently dropped: a dropped field is a
 //! setting the user believes is in force and is not.
 
-pub mod model;
+pub mod cache;
+pub mod kind;
 pub mod parse;
+pub mod raw;
+pub mod schema;
 
+pub use cache::{ParseCache, ParseStats};
+pub use kind::Kind;
 pub use parse::{Document, DocumentBody, parse_files};
 
 /// The namespace Gloo puts resources in when `metadata.namespace` is unset.

@@ -14,15 +14,13 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 
 use super::DEFAULT_NAMESPACE;
-use super::model::{
+use super::kind::{Kind, UNIMPLEMENTED_KINDS};
+use super::raw::{
     Envelope, FlatFields, GatewaySpec, RouteTableSpec, UpstreamGroupSpec, UpstreamSpec,
     VirtualServiceSpec,
 };
-use crate::diag::{Diagnostic, Pos, ResourceId};
+use crate::diag::{Code, Diagnostic, Pos, ResourceId};
 use crate::source::SourceFile;
-
-pub const GATEWAY_API: &str = "gateway.solo.io/v1";
-pub const GLOO_API: &str = "gloo.solo.io/v1";
 
 /// One parsed resource and where it came from.
 #[derive(Clone, Debug)]
@@ -84,7 +82,7 @@ pub fn parse_files(files: &[SourceFile]) -> (Vec<Document>, Vec<Diagnostic>) {
             }
         }
     }
-    check_duplicates(&docs, &mut diags);
+    diags.extend(duplicates(&docs));
     (docs, diags)
 }
 
@@ -165,52 +163,6 @@ fn strip_location_suffix(s: &str) -> &str {
     }
 }
 
-/// Gloo's file-mode layout: `<dir>/<plural>/<namespace>/<name>.yaml`, with
-/// the spec's fields at the top level beside `metadata` and no `kind`.
-/// Returns the kind and namespace the path implies.
-fn flat_layout(path: &Path) -> Option<(&'static str, String)> {
-    let comps: Vec<String> = path
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    let n = comps.len();
-    if n < 3 {
-        return None;
-    }
-    let kind = match comps[n - 3].as_str() {
-        "gateways" => "Gateway",
-        "virtualservices" => "VirtualService",
-        "routetables" => "RouteTable",
-        "upstreams" => "Upstream",
-        "upstreamgroups" => "UpstreamGroup",
-        _ => return None,
-    };
-    Some((kind, comps[n - 2].clone()))
-}
-
-fn api_of(kind: &str) -> Option<&'static str> {
-    match kind {
-        "Gateway" | "VirtualService" | "RouteTable" => Some(GATEWAY_API),
-        "Upstream" | "UpstreamGroup" => Some(GLOO_API),
-        _ => None,
-    }
-}
-
-/// Kinds Gloo has that edgeplane does not serve (yet).
-pub(crate) const UNIMPLEMENTED_KINDS: &[&str] = &[
-    "MatchableHttpGateway",
-    "MatchableTcpGateway",
-    "HttpGateway",
-    "TcpGateway",
-    "RouteOption",
-    "VirtualHostOption",
-    "Settings",
-    "Proxy",
-    "AuthConfig",
-    "RateLimitConfig",
-    "GraphQLApi",
-];
-
 fn parse_document(
     file: &Path,
     first_line: usize,
@@ -221,7 +173,8 @@ fn parse_document(
         Ok(h) => h,
         Err(e) => {
             let msg = yaml_message(&e);
-            let mut d = Diagnostic::error(yaml_pos(file, &e, first_line), None, msg);
+            let mut d = Diagnostic::error(yaml_pos(file, &e, first_line), None, msg)
+                .with_code(Code::Syntax);
             if let Some(h) = limit_hint(&d.message) {
                 d = d.with_hint(h);
             }
@@ -229,7 +182,7 @@ fn parse_document(
             return None;
         }
     };
-    let flat = flat_layout(file);
+    let flat = Kind::of_flat_path(file);
     let (kind, kind_pos, flat_mode) = match (&header.kind, &flat) {
         (Some(k), _) => (
             k.value.clone(),
@@ -240,7 +193,7 @@ fn parse_document(
             ),
             false,
         ),
-        (None, Some((k, _))) => (k.to_string(), Pos::new(file, first_line, 1), true),
+        (None, Some((k, _))) => (k.as_str().to_string(), Pos::new(file, first_line, 1), true),
         (None, None) => {
             diags.push(
                 Diagnostic::error(Pos::new(file, first_line, 1), None, "document has no `kind`")
@@ -259,7 +212,7 @@ fn parse_document(
         namespace: meta.namespace.clone().unwrap_or(default_ns),
         name: meta.name.clone().unwrap_or_default(),
     };
-    let Some(expected_api) = api_of(&kind) else {
+    let Ok(known) = kind.parse::<Kind>() else {
         let msg = if UNIMPLEMENTED_KINDS.contains(&kind.as_str()) {
             format!("kind {kind} is not implemented by edgeplane yet")
         } else {
@@ -270,6 +223,7 @@ fn parse_document(
         ));
         return None;
     };
+    let expected_api = known.api_version();
     let api = header.api_version.unwrap_or_default();
     if !flat_mode && api != expected_api {
         diags.push(Diagnostic::error(
@@ -295,12 +249,12 @@ fn parse_document(
         first_line,
         flat: flat_mode,
     };
-    let body = match kind.as_str() {
-        "Gateway" => DocumentBody::Gateway(Box::new(cx.spec::<GatewaySpec>(diags)?)),
-        "VirtualService" => DocumentBody::VirtualService(cx.spec::<VirtualServiceSpec>(diags)?),
-        "RouteTable" => DocumentBody::RouteTable(cx.spec::<RouteTableSpec>(diags)?),
-        "UpstreamGroup" => DocumentBody::UpstreamGroup(cx.spec::<UpstreamGroupSpec>(diags)?),
-        _ => DocumentBody::Upstream(Box::new(cx.spec::<UpstreamSpec>(diags)?)),
+    let body = match known {
+        Kind::Gateway => DocumentBody::Gateway(Box::new(cx.spec::<GatewaySpec>(diags)?)),
+        Kind::VirtualService => DocumentBody::VirtualService(cx.spec::<VirtualServiceSpec>(diags)?),
+        Kind::RouteTable => DocumentBody::RouteTable(cx.spec::<RouteTableSpec>(diags)?),
+        Kind::Upstream => DocumentBody::Upstream(Box::new(cx.spec::<UpstreamSpec>(diags)?)),
+        Kind::UpstreamGroup => DocumentBody::UpstreamGroup(cx.spec::<UpstreamGroupSpec>(diags)?),
     };
     Some(Document {
         id,
@@ -399,7 +353,6 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "matchableHttpGateways",
     "connectMatcher",
     "clusterHeader",
-    "kube",
     // Upstream fields (spec, static, hosts, loadBalancerConfig).
     "failover",
     "protocolSelection",
@@ -527,19 +480,27 @@ fn blank_block(text: &str, line: usize, column: usize) -> Option<String> {
     Some(lines.join("\n"))
 }
 
-fn check_duplicates(docs: &[Document], diags: &mut Vec<Diagnostic>) {
+/// A diagnostic for every document whose resource an earlier document
+/// already defined (the first definition is the one used).
+pub(crate) fn duplicates<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Vec<Diagnostic> {
     let mut seen: std::collections::BTreeMap<&ResourceId, &Pos> = Default::default();
+    let mut out = Vec::new();
     for d in docs {
-        if let Some(first) = seen.get(&d.id) {
-            diags.push(Diagnostic::error(
-                d.pos.clone(),
-                Some(d.id.clone()),
-                format!("duplicate resource: already defined at {first}"),
-            ));
-        } else {
-            seen.insert(&d.id, &d.pos);
+        match seen.get(&d.id) {
+            Some(first) => out.push(
+                Diagnostic::error(
+                    d.pos.clone(),
+                    Some(d.id.clone()),
+                    format!("duplicate resource: already defined at {first}"),
+                )
+                .with_code(Code::Duplicate),
+            ),
+            None => {
+                seen.insert(&d.id, &d.pos);
+            }
         }
     }
+    out
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::diag::{Diagnostic, Pos};
+use crate::diag::{Code, Diagnostic, Pos};
 
 /// Files larger than this are refused rather than parsed.
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -198,11 +198,14 @@ fn scan(root: &Path, cache: Option<&mut FileCache>, started: SystemTime) -> DirR
     let canon_root = match std::fs::canonicalize(root) {
         Ok(p) => p,
         Err(e) => {
-            out.diagnostics.push(Diagnostic::error(
-                Pos::new(root, 0, 0),
-                None,
-                format!("cannot read the config directory: {e}"),
-            ));
+            out.diagnostics.push(
+                Diagnostic::error(
+                    Pos::new(root, 0, 0),
+                    None,
+                    format!("cannot read the config directory: {e}"),
+                )
+                .with_code(Code::Unreadable),
+            );
             // Nothing is listed: forget everything.
             if let Some(c) = cache {
                 c.entries.clear();
@@ -283,11 +286,14 @@ impl Scan<'_> {
             Err(e) => {
                 // A directory removed while we walk is an ordinary race.
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    self.out.diagnostics.push(Diagnostic::error(
-                        Pos::new(dir, 0, 0),
-                        None,
-                        format!("cannot list directory: {e}"),
-                    ));
+                    self.out.diagnostics.push(
+                        Diagnostic::error(
+                            Pos::new(dir, 0, 0),
+                            None,
+                            format!("cannot list directory: {e}"),
+                        )
+                        .with_code(Code::Unreadable),
+                    );
                 }
                 return;
             }
@@ -425,6 +431,7 @@ fn too_large(path: &Path, size: &str) -> Diagnostic {
         None,
         format!("file is {size} bytes; manifests larger than {MAX_FILE_BYTES} bytes are not read"),
     )
+    .with_code(Code::Unreadable)
 }
 
 /// Reads one file; also returns its `stat` as taken on the open handle
@@ -440,11 +447,10 @@ fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<(SourceFile, std
         // Deleted between listing and reading: the next event re-reads.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
-            diags.push(Diagnostic::error(
-                Pos::new(path, 0, 0),
-                None,
-                format!("cannot read file: {e}"),
-            ));
+            diags.push(
+                Diagnostic::error(Pos::new(path, 0, 0), None, format!("cannot read file: {e}"))
+                    .with_code(Code::Unreadable),
+            );
             return None;
         }
     };
@@ -460,11 +466,10 @@ fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<(SourceFile, std
     // Never more than the limit, even if the file grows meanwhile.
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     if let Err(e) = file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
-        diags.push(Diagnostic::error(
-            Pos::new(path, 0, 0),
-            None,
-            format!("cannot read file: {e}"),
-        ));
+        diags.push(
+            Diagnostic::error(Pos::new(path, 0, 0), None, format!("cannot read file: {e}"))
+                .with_code(Code::Unreadable),
+        );
         return None;
     }
     if bytes.len() as u64 > MAX_FILE_BYTES {
@@ -481,11 +486,14 @@ fn read_one(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<(SourceFile, std
         )),
         Err(e) => {
             let (line, column) = line_col_of_byte(e.as_bytes(), e.utf8_error().valid_up_to());
-            diags.push(Diagnostic::error(
-                Pos::new(path, line, column),
-                None,
-                "file is not valid UTF-8 text",
-            ));
+            diags.push(
+                Diagnostic::error(
+                    Pos::new(path, line, column),
+                    None,
+                    "file is not valid UTF-8 text",
+                )
+                .with_code(Code::Unreadable),
+            );
             None
         }
     }

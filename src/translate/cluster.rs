@@ -26,27 +26,22 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::{
-    Any, Duration, Struct, UInt32Value, UInt64Value, Value, value,
-};
+use envoy_types::pb::google::protobuf::{Duration, Struct, UInt64Value, Value, value};
 
-use super::duration;
+use super::names;
+use super::proto::{self, HTTP_PROTOCOL_OPTIONS, TLS_TRANSPORT_SOCKET, duration};
 use crate::model::{self, HealthChecker, LbPolicy, Upstream};
 
 /// Gloo's default upstream connect timeout.
 const CONNECT_TIMEOUT_SECS: i64 = 5;
 
-/// The transport socket Envoy knows TLS by.
-const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
-/// The key of `typed_extension_protocol_options` for HTTP settings.
-const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 /// The endpoint metadata namespace `transport_socket_matches` look in.
 const SOCKET_MATCH_NS: &str = "envoy.transport_socket_match";
 /// Our key in that namespace: the host's SNI.
 const SNI_KEY: &str = "sni";
 
 pub fn cluster(up: &Upstream) -> Cluster {
-    let name = up.cluster_name();
+    let name = names::cluster_name(&up.key);
     let all_ips = up.hosts.iter().all(model::HostPort::is_ip);
     // Gloo: all IPs → STATIC; any hostname → STRICT_DNS, IPv4 lookups.
     let (kind, family) = if all_ips {
@@ -82,7 +77,7 @@ pub fn cluster(up: &Upstream) -> Cluster {
                 hostname: h.addr.clone(),
                 ..Default::default()
             })),
-            load_balancing_weight: h.weight.map(u32_value),
+            load_balancing_weight: h.weight.map(proto::u32),
             metadata: own_sni(h).map(|sni| Metadata {
                 filter_metadata: single(SOCKET_MATCH_NS, sni_struct(&sni)),
                 ..Default::default()
@@ -120,26 +115,26 @@ pub fn cluster(up: &Upstream) -> Cluster {
         transport_socket: up.tls.as_ref().map(|t| tls_socket(t.sni.as_deref())),
         transport_socket_matches,
         typed_extension_protocol_options: http_options(up)
-            .map(|o| single(HTTP_PROTOCOL_OPTIONS, to_any(&o)))
+            .map(|o| single(HTTP_PROTOCOL_OPTIONS, proto::any(o)))
             .unwrap_or_default(),
         upstream_connection_options: conn.tcp_keepalive.as_ref().map(|k| {
             UpstreamConnectionOptions {
                 tcp_keepalive: Some(core::TcpKeepalive {
-                    keepalive_probes: k.probes.map(u32_value),
-                    keepalive_time: k.time_secs.map(u32_value),
-                    keepalive_interval: k.interval_secs.map(u32_value),
+                    keepalive_probes: k.probes.map(proto::u32),
+                    keepalive_time: k.time_secs.map(proto::u32),
+                    keepalive_interval: k.interval_secs.map(proto::u32),
                 }),
                 ..Default::default()
             }
         }),
-        per_connection_buffer_limit_bytes: conn.per_connection_buffer_limit_bytes.map(u32_value),
+        per_connection_buffer_limit_bytes: conn.per_connection_buffer_limit_bytes.map(proto::u32),
         circuit_breakers: up.circuit_breakers.as_ref().map(|c| CircuitBreakers {
             thresholds: vec![circuit_breakers::Thresholds {
                 priority: core::RoutingPriority::Default as i32,
-                max_connections: c.max_connections.map(u32_value),
-                max_pending_requests: c.max_pending_requests.map(u32_value),
-                max_requests: c.max_requests.map(u32_value),
-                max_retries: c.max_retries.map(u32_value),
+                max_connections: c.max_connections.map(proto::u32),
+                max_pending_requests: c.max_pending_requests.map(proto::u32),
+                max_requests: c.max_requests.map(proto::u32),
+                max_retries: c.max_retries.map(proto::u32),
                 track_remaining: c.track_remaining,
                 ..Default::default()
             }],
@@ -160,10 +155,10 @@ pub fn cluster(up: &Upstream) -> Cluster {
             })
         }),
         outlier_detection: up.outlier_detection.as_ref().map(|o| OutlierDetection {
-            consecutive_5xx: o.consecutive_5xx.map(u32_value),
+            consecutive_5xx: o.consecutive_5xx.map(proto::u32),
             interval: Some(duration(o.interval)),
             base_ejection_time: o.base_ejection_time.map(duration),
-            max_ejection_percent: o.max_ejection_percent.map(u32_value),
+            max_ejection_percent: o.max_ejection_percent.map(proto::u32),
             ..Default::default()
         }),
         ..Default::default()
@@ -190,13 +185,13 @@ fn http_options(up: &Upstream) -> Option<HttpProtocolOptions> {
         || common.is_some())
     .then(|| core::HttpProtocolOptions {
         idle_timeout: common.and_then(|c| c.idle_timeout).map(duration),
-        max_headers_count: common.and_then(|c| c.max_headers_count).map(u32_value),
+        max_headers_count: common.and_then(|c| c.max_headers_count).map(proto::u32),
         max_stream_duration: common.and_then(|c| c.max_stream_duration).map(duration),
         headers_with_underscores_action: common
             .and_then(|c| c.headers_with_underscores)
-            .map(headers_with_underscores)
+            .map(proto::headers_with_underscores)
             .unwrap_or_default(),
-        max_requests_per_connection: conn.max_requests_per_connection.map(u32_value),
+        max_requests_per_connection: conn.max_requests_per_connection.map(proto::u32),
         ..Default::default()
     });
     Some(HttpProtocolOptions {
@@ -212,15 +207,6 @@ fn http_options(up: &Upstream) -> Option<HttpProtocolOptions> {
     })
 }
 
-fn headers_with_underscores(a: model::HeadersWithUnderscores) -> i32 {
-    use core::http_protocol_options::HeadersWithUnderscoresAction as A;
-    (match a {
-        model::HeadersWithUnderscores::Allow => A::Allow,
-        model::HeadersWithUnderscores::RejectRequest => A::RejectRequest,
-        model::HeadersWithUnderscores::DropHeader => A::DropHeader,
-    }) as i32
-}
-
 fn lb_policy(lb: Option<&model::LoadBalancer>) -> (cluster::LbPolicy, Option<cluster::LbConfig>) {
     match lb.and_then(|lb| lb.policy.as_ref()) {
         None | Some(LbPolicy::RoundRobin) => (cluster::LbPolicy::RoundRobin, None),
@@ -228,7 +214,7 @@ fn lb_policy(lb: Option<&model::LoadBalancer>) -> (cluster::LbPolicy, Option<clu
             cluster::LbPolicy::LeastRequest,
             choice_count.map(|n| {
                 cluster::LbConfig::LeastRequestLbConfig(cluster::LeastRequestLbConfig {
-                    choice_count: Some(u32_value(n)),
+                    choice_count: Some(proto::u32(n)),
                     ..Default::default()
                 })
             }),
@@ -267,8 +253,8 @@ fn health_check(hc: &model::HealthCheck) -> HealthCheck {
     HealthCheck {
         timeout: Some(duration(hc.timeout)),
         interval: Some(duration(hc.interval)),
-        healthy_threshold: Some(u32_value(hc.healthy_threshold)),
-        unhealthy_threshold: Some(u32_value(hc.unhealthy_threshold)),
+        healthy_threshold: Some(proto::u32(hc.healthy_threshold)),
+        unhealthy_threshold: Some(proto::u32(hc.unhealthy_threshold)),
         no_traffic_interval: hc.no_traffic_interval.map(duration),
         health_checker: Some(checker),
         ..Default::default()
@@ -282,8 +268,8 @@ fn tls_socket(sni: Option<&str>) -> TransportSocket {
         ..Default::default()
     };
     TransportSocket {
-        name: TLS_SOCKET.to_string(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(&ctx))),
+        name: TLS_TRANSPORT_SOCKET.to_string(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(proto::any(ctx))),
     }
 }
 
@@ -305,17 +291,5 @@ fn single<V>(key: &str, v: V) -> HashMap<String, V> {
     HashMap::from([(key.to_string(), v)])
 }
 
-fn to_any<M: prost::Name>(m: &M) -> Any {
-    Any {
-        type_url: M::type_url(),
-        value: m.encode_to_vec(),
-    }
-}
-
-fn u32_value(value: u32) -> UInt32Value {
-    UInt32Value { value }
-}
-
 #[cfg(test)]
-#[path = "cluster_tests.rs"]
-mod cluster_tests;
+mod tests;

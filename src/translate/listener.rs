@@ -22,15 +22,15 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::envoy::extensions::http::header_formatters::preserve_case::v3::PreserveCaseFormatterConfig;
 use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig;
-use envoy_types::pb::google::protobuf::UInt32Value;
-use envoy_types::util::pack_any;
 
-use super::{bool_value, duration, tls};
-use crate::model::{Gateway, Model, Upgrade, UpgradeKind, VirtualService};
-
-pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
-pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
-pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+use super::proto::{
+    self, CORS_FILTER, HCM_FILTER, ROUTER_FILTER, any as pack_any, bool_value, duration,
+};
+use super::{names, tls};
+use crate::model::{
+    CodecType, EscapedSlashesAction, ForwardClientCertDetails, Gateway, HeadersWithUnderscores,
+    Model, ServerHeaderTransformation, Upgrade, UpgradeKind, VirtualService,
+};
 
 /// The Gateway's Listener; `None` for an SSL gateway that serves no
 /// VirtualService (Gloo drops listeners without filter chains, and Envoy
@@ -49,7 +49,7 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
             .values()
             .filter(|vs| gw.selects(vs))
             .collect();
-        attached.sort_by_key(|vs| vs.vhost_name());
+        attached.sort_by_key(|vs| names::vhost_name(vs));
         let chains: Vec<FilterChain> = attached
             .into_iter()
             .filter_map(|vs| Some(tls::filter_chain(vs, vs.ssl.as_ref()?, hcm.clone())))
@@ -67,7 +67,7 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
     };
     let ipv4 = gw.bind_address.parse::<std::net::Ipv4Addr>().is_ok();
     Some(Listener {
-        name: gw.listener_name(),
+        name: names::listener_name(gw),
         address: Some(Address {
             address: Some(address::Address::SocketAddress(SocketAddress {
                 address: gw.bind_address.clone(),
@@ -101,7 +101,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
     let upgrade_configs = listener_upgrades(&s.upgrades)
         .into_iter()
         .map(|u| http_connection_manager::UpgradeConfig {
-            upgrade_type: u.kind.envoy_name().to_string(),
+            upgrade_type: names::upgrade_type(u.kind).to_string(),
             enabled: u.enabled.map(bool_value),
             ..Default::default()
         })
@@ -112,16 +112,18 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         || s.max_headers_count.is_some()
         || s.max_requests_per_connection.is_some()
         // Gloo only sets the action when it is not the default (ALLOW).
-        || s.headers_with_underscores_action.is_some_and(|a| a != 0);
+        || s
+            .headers_with_underscores_action
+            .is_some_and(|a| a != HeadersWithUnderscores::Allow);
     let common = has_common.then(|| HttpProtocolOptions {
         idle_timeout: s.idle_timeout.map(duration),
         max_connection_duration: s.max_connection_duration.map(duration),
         max_stream_duration: s.max_stream_duration.map(duration),
-        max_headers_count: s.max_headers_count.map(|v| UInt32Value { value: v }),
-        max_requests_per_connection: s
-            .max_requests_per_connection
-            .map(|v| UInt32Value { value: v }),
-        headers_with_underscores_action: s.headers_with_underscores_action.unwrap_or(0),
+        max_headers_count: s.max_headers_count.map(proto::u32),
+        max_requests_per_connection: s.max_requests_per_connection.map(proto::u32),
+        headers_with_underscores_action: s
+            .headers_with_underscores_action
+            .map_or(0, proto::headers_with_underscores),
         ..Default::default()
     });
     let header_key_format = if s.proper_case_header_key_format == Some(true) {
@@ -160,22 +162,16 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         ..Default::default()
     });
     let http2 = s.http2.as_ref().map(|h| Http2ProtocolOptions {
-        initial_stream_window_size: h
-            .initial_stream_window_size
-            .map(|v| UInt32Value { value: v }),
-        initial_connection_window_size: h
-            .initial_connection_window_size
-            .map(|v| UInt32Value { value: v }),
-        max_concurrent_streams: h.max_concurrent_streams.map(|v| UInt32Value { value: v }),
+        initial_stream_window_size: h.initial_stream_window_size.map(proto::u32),
+        initial_connection_window_size: h.initial_connection_window_size.map(proto::u32),
+        max_concurrent_streams: h.max_concurrent_streams.map(proto::u32),
         override_stream_error_on_invalid_http_message: h
             .override_stream_error_on_invalid_http_message
             .map(bool_value),
         ..Default::default()
     });
     HttpConnectionManager {
-        codec_type: s
-            .codec_type
-            .unwrap_or(http_connection_manager::CodecType::Auto as i32),
+        codec_type: codec_type(s.codec_type.unwrap_or(CodecType::Auto)),
         stat_prefix: "http".to_string(),
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ConfigSource {
@@ -185,7 +181,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
                 )),
                 ..Default::default()
             }),
-            route_config_name: gw.route_config_name(),
+            route_config_name: names::route_config_name(gw),
         })),
         // CORS is always in the chain (it does nothing for routes without a
         // policy): adding it only when some route uses CORS would make the
@@ -219,9 +215,15 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         http2_protocol_options: http2,
         use_remote_address: s.use_remote_address.map(bool_value),
         server_name: s.server_name.clone().unwrap_or_default(),
-        server_header_transformation: s.server_header_transformation.unwrap_or(0),
-        path_with_escaped_slashes_action: s.path_with_escaped_slashes_action.unwrap_or(0),
-        forward_client_cert_details: s.forward_client_cert_details.unwrap_or(0),
+        server_header_transformation: s
+            .server_header_transformation
+            .map_or(0, server_header_transformation),
+        path_with_escaped_slashes_action: s
+            .path_with_escaped_slashes_action
+            .map_or(0, escaped_slashes),
+        forward_client_cert_details: s
+            .forward_client_cert_details
+            .map_or(0, forward_client_cert_details),
         set_current_client_cert_details: s.set_current_client_cert_details.map(
             |[subject, cert, chain, dns, uri]| {
                 http_connection_manager::SetCurrentClientCertDetails {
@@ -254,7 +256,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
                     .iter()
                     .map(|(p, l)| CidrRange {
                         address_prefix: p.clone(),
-                        prefix_len: Some(UInt32Value { value: *l }),
+                        prefix_len: Some(proto::u32(*l)),
                     })
                     .collect(),
             }
@@ -264,12 +266,48 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         xff_num_trusted_hops: s.xff_num_trusted_hops.unwrap_or(0),
         generate_request_id: s.generate_request_id.map(bool_value),
         proxy_100_continue: s.proxy_100_continue.unwrap_or(false),
-        max_request_headers_kb: s.max_request_headers_kb.map(|v| UInt32Value { value: v }),
+        max_request_headers_kb: s.max_request_headers_kb.map(proto::u32),
         preserve_external_request_id: s.preserve_external_request_id.unwrap_or(false),
         ..Default::default()
     }
 }
 
-#[cfg(test)]
-#[path = "tls_tests.rs"]
-mod tls_tests;
+fn codec_type(c: CodecType) -> i32 {
+    use http_connection_manager::CodecType as E;
+    (match c {
+        CodecType::Auto => E::Auto,
+        CodecType::Http1 => E::Http1,
+        CodecType::Http2 => E::Http2,
+    }) as i32
+}
+
+fn server_header_transformation(t: ServerHeaderTransformation) -> i32 {
+    use http_connection_manager::ServerHeaderTransformation as E;
+    (match t {
+        ServerHeaderTransformation::Overwrite => E::Overwrite,
+        ServerHeaderTransformation::AppendIfAbsent => E::AppendIfAbsent,
+        ServerHeaderTransformation::PassThrough => E::PassThrough,
+    }) as i32
+}
+
+fn escaped_slashes(a: EscapedSlashesAction) -> i32 {
+    use http_connection_manager::PathWithEscapedSlashesAction as E;
+    (match a {
+        EscapedSlashesAction::ImplementationSpecificDefault => E::ImplementationSpecificDefault,
+        EscapedSlashesAction::KeepUnchanged => E::KeepUnchanged,
+        EscapedSlashesAction::RejectRequest => E::RejectRequest,
+        EscapedSlashesAction::UnescapeAndRedirect => E::UnescapeAndRedirect,
+        EscapedSlashesAction::UnescapeAndForward => E::UnescapeAndForward,
+    }) as i32
+}
+
+fn forward_client_cert_details(d: ForwardClientCertDetails) -> i32 {
+    use http_connection_manager::ForwardClientCertDetails as E;
+    (match d {
+        ForwardClientCertDetails::Sanitize => E::Sanitize,
+        ForwardClientCertDetails::ForwardOnly => E::ForwardOnly,
+        ForwardClientCertDetails::AppendForward => E::AppendForward,
+        ForwardClientCertDetails::SanitizeSet => E::SanitizeSet,
+        ForwardClientCertDetails::AlwaysForwardOnly => E::AlwaysForwardOnly,
+    }) as i32
+}

@@ -15,7 +15,10 @@
 //! (which would drain the listener's open WebSockets in Envoy).
 
 mod cluster;
+pub mod json;
 mod listener;
+pub mod names;
+pub mod proto;
 mod route;
 mod tls;
 
@@ -39,14 +42,21 @@ pub struct ProxyResources {
 /// which Envoy sends as `node.metadata.role`).
 pub type Output = BTreeMap<String, ProxyResources>;
 
-/// The xDS key of a proxy.
 /// A `--proxy` argument that names no proxy of an `Output`, or several.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxySelectError {
-    #[error("unknown proxy `{given}`; known proxies: {}", .known.join(", "))]
+    #[error("unknown proxy `{given}`; known proxies: {}", list(.known))]
     Unknown { given: String, known: Vec<String> },
-    #[error("proxy name `{given}` is ambiguous, use one of: {}", .matches.join(", "))]
+    #[error("proxy name `{given}` is ambiguous, use one of: {}", list(.matches))]
     Ambiguous { given: String, matches: Vec<String> },
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_string()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// The output key `given` names: itself when it is a key, else the one key
@@ -72,6 +82,8 @@ pub fn select_proxy<'a>(output: &'a Output, given: &str) -> Result<&'a String, P
     }
 }
 
+/// The xDS key of a proxy: `<namespace>~<proxyName>`, what Envoy sends as
+/// `node.metadata.role`.
 pub fn proxy_key(namespace: &str, proxy_name: &str) -> String {
     format!("{namespace}~{proxy_name}")
 }
@@ -131,17 +143,6 @@ pub fn translate(model: &Model) -> Output {
         p.route_configs.sort_by(|a, b| a.name.cmp(&b.name));
     }
     out
-}
-
-pub(crate) fn duration(d: crate::model::Duration) -> envoy_types::pb::google::protobuf::Duration {
-    envoy_types::pb::google::protobuf::Duration {
-        seconds: d.seconds,
-        nanos: d.nanos,
-    }
-}
-
-pub(crate) fn bool_value(b: bool) -> envoy_types::pb::google::protobuf::BoolValue {
-    envoy_types::pb::google::protobuf::BoolValue { value: b }
 }
 
 #[cfg(test)]

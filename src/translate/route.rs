@@ -21,11 +21,9 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 };
 use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 use envoy_types::pb::google::protobuf::UInt32Value;
-use envoy_types::util::pack_any;
 
-use super::listener::CORS_FILTER;
-
-use super::{bool_value, duration};
+use super::names;
+use super::proto::{self, CORS_FILTER, bool_value, duration};
 use crate::model::{self, Action, Gateway, Model, PathMatch, UpgradeKind};
 
 pub fn route_configuration(gw: &Gateway, model: &Model) -> RouteConfiguration {
@@ -37,14 +35,14 @@ pub fn route_configuration(gw: &Gateway, model: &Model) -> RouteConfiguration {
         .collect();
     virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
     RouteConfiguration {
-        name: gw.route_config_name(),
+        name: names::route_config_name(gw),
         virtual_hosts,
         ..Default::default()
     }
 }
 
 fn virtual_host(vs: &model::VirtualService) -> VirtualHost {
-    let name = vs.vhost_name();
+    let name = names::vhost_name(vs);
     let domains = if vs.domains.is_empty() {
         vec!["*".to_string()]
     } else {
@@ -160,7 +158,7 @@ fn header_options(adds: &[(String, String, bool)]) -> Vec<HeaderValueOption> {
 fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
     let action = match &r.action {
         Action::Upstream(key) => route::Action::Route(route_action(
-            route_action::ClusterSpecifier::Cluster(model::cluster_name(key)),
+            route_action::ClusterSpecifier::Cluster(names::cluster_name(key)),
             &r.options,
         )),
         Action::Weighted(dests) => route::Action::Route(route_action(
@@ -168,8 +166,8 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
                 clusters: dests
                     .iter()
                     .map(|(k, w)| weighted_cluster::ClusterWeight {
-                        name: model::cluster_name(k),
-                        weight: Some(UInt32Value { value: *w }),
+                        name: names::cluster_name(k),
+                        weight: Some(proto::u32(*w)),
                         ..Default::default()
                     })
                     .collect(),
@@ -180,7 +178,7 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
         Action::Redirect(rd) => route::Action::Redirect(RedirectAction {
             host_redirect: rd.host.clone().unwrap_or_default(),
             port_redirect: rd.port.unwrap_or(0),
-            response_code: rd.response_code,
+            response_code: redirect_code(rd.response_code),
             strip_query: rd.strip_query,
             scheme_rewrite_specifier: rd
                 .https
@@ -210,7 +208,7 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
     // One entry at most, so the map encodes deterministically.
     let typed_per_filter_config = match (&r.action, &r.options.cors) {
         (Action::Upstream(_) | Action::Weighted(_), Some(c)) => {
-            std::iter::once((CORS_FILTER.to_string(), pack_any(cors_policy(c)))).collect()
+            std::iter::once((CORS_FILTER.to_string(), proto::any(cors_policy(c)))).collect()
         }
         _ => Default::default(),
     };
@@ -272,7 +270,7 @@ fn route_action(cluster: route_action::ClusterSpecifier, o: &model::RouteOptions
             .upgrades
             .iter()
             .map(|u| route_action::UpgradeConfig {
-                upgrade_type: u.kind.envoy_name().to_string(),
+                upgrade_type: names::upgrade_type(u.kind).to_string(),
                 enabled: u.enabled.map(bool_value),
                 connect_config: (u.kind == UpgradeKind::ConnectTerminate)
                     .then(route_action::upgrade_config::ConnectConfig::default),
@@ -305,4 +303,15 @@ fn cors_policy(c: &model::Cors) -> CorsPolicy {
         }),
         ..Default::default()
     }
+}
+
+fn redirect_code(c: model::RedirectCode) -> i32 {
+    use redirect_action::RedirectResponseCode as E;
+    (match c {
+        model::RedirectCode::MovedPermanently => E::MovedPermanently,
+        model::RedirectCode::Found => E::Found,
+        model::RedirectCode::SeeOther => E::SeeOther,
+        model::RedirectCode::TemporaryRedirect => E::TemporaryRedirect,
+        model::RedirectCode::PermanentRedirect => E::PermanentRedirect,
+    }) as i32
 }

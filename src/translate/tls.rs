@@ -16,13 +16,10 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
     TlsParameters, common_tls_context, tls_parameters::TlsProtocol,
 };
-use envoy_types::util::pack_any;
 
-use super::bool_value;
+use super::names;
+use super::proto::{TLS_INSPECTOR, TLS_TRANSPORT_SOCKET, any as pack_any, bool_value};
 use crate::model::{SslConfig, TlsParams, TlsVersion, VirtualService};
-
-pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
-pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 
 /// The listener filter that reads the ClientHello (SNI, ALPN) so filter
 /// chains can match on `server_names`.
@@ -42,7 +39,7 @@ pub fn tls_inspector() -> ListenerFilter {
 pub fn filter_chain(vs: &VirtualService, ssl: &SslConfig, hcm: Filter) -> FilterChain {
     FilterChain {
         // Named after the virtual host, so config dumps say whose it is.
-        name: vs.vhost_name(),
+        name: names::vhost_name(vs),
         filter_chain_match: (!ssl.sni_domains.is_empty()).then(|| FilterChainMatch {
             server_names: ssl.sni_domains.clone(),
             ..Default::default()
@@ -113,3 +110,6 @@ fn protocol(v: TlsVersion) -> TlsProtocol {
         TlsVersion::V1_3 => TlsProtocol::TlSv13,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 use super::{Ctx, Index};
 use crate::diag::{Diagnostic, Pos, ResourceId};
 use crate::manifest::DEFAULT_PROXY_NAME;
-use crate::manifest::model as raw;
+use crate::manifest::raw;
 use crate::model::*;
 
 pub(super) fn gateway(
@@ -81,37 +81,72 @@ pub(super) fn gateway(
             cx,
             "headersWithUnderscoresAction",
             &h.headers_with_underscores_action,
-            &["ALLOW", "REJECT_CLIENT_REQUEST", "DROP_HEADER"],
+            &[
+                (HeadersWithUnderscores::Allow, "ALLOW"),
+                (
+                    HeadersWithUnderscores::RejectRequest,
+                    "REJECT_CLIENT_REQUEST",
+                ),
+                (HeadersWithUnderscores::DropHeader, "DROP_HEADER"),
+            ],
         ),
         server_header_transformation: enum_field(
             cx,
             "serverHeaderTransformation",
             &h.server_header_transformation,
-            &["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"],
+            &[
+                (ServerHeaderTransformation::Overwrite, "OVERWRITE"),
+                (
+                    ServerHeaderTransformation::AppendIfAbsent,
+                    "APPEND_IF_ABSENT",
+                ),
+                (ServerHeaderTransformation::PassThrough, "PASS_THROUGH"),
+            ],
         ),
         path_with_escaped_slashes_action: enum_field(
             cx,
             "pathWithEscapedSlashesAction",
             &h.path_with_escaped_slashes_action,
             &[
-                "IMPLEMENTATION_SPECIFIC_DEFAULT",
-                "KEEP_UNCHANGED",
-                "REJECT_REQUEST",
-                "UNESCAPE_AND_REDIRECT",
-                "UNESCAPE_AND_FORWARD",
+                (
+                    EscapedSlashesAction::ImplementationSpecificDefault,
+                    "IMPLEMENTATION_SPECIFIC_DEFAULT",
+                ),
+                (EscapedSlashesAction::KeepUnchanged, "KEEP_UNCHANGED"),
+                (EscapedSlashesAction::RejectRequest, "REJECT_REQUEST"),
+                (
+                    EscapedSlashesAction::UnescapeAndRedirect,
+                    "UNESCAPE_AND_REDIRECT",
+                ),
+                (
+                    EscapedSlashesAction::UnescapeAndForward,
+                    "UNESCAPE_AND_FORWARD",
+                ),
             ],
         ),
-        codec_type: enum_field(cx, "codecType", &h.codec_type, &["AUTO", "HTTP1", "HTTP2"]),
+        codec_type: enum_field(
+            cx,
+            "codecType",
+            &h.codec_type,
+            &[
+                (CodecType::Auto, "AUTO"),
+                (CodecType::Http1, "HTTP1"),
+                (CodecType::Http2, "HTTP2"),
+            ],
+        ),
         forward_client_cert_details: enum_field(
             cx,
             "forwardClientCertDetails",
             &h.forward_client_cert_details,
             &[
-                "SANITIZE",
-                "FORWARD_ONLY",
-                "APPEND_FORWARD",
-                "SANITIZE_SET",
-                "ALWAYS_FORWARD_ONLY",
+                (ForwardClientCertDetails::Sanitize, "SANITIZE"),
+                (ForwardClientCertDetails::ForwardOnly, "FORWARD_ONLY"),
+                (ForwardClientCertDetails::AppendForward, "APPEND_FORWARD"),
+                (ForwardClientCertDetails::SanitizeSet, "SANITIZE_SET"),
+                (
+                    ForwardClientCertDetails::AlwaysForwardOnly,
+                    "ALWAYS_FORWARD_ONLY",
+                ),
             ],
         ),
         set_current_client_cert_details: h
@@ -224,21 +259,24 @@ fn selection(
 }
 
 /// A Gloo enum field given by name or number; `names[i]` is Envoy's value i.
-fn enum_field(
+/// A Gloo enum field, written as a name or as its number (the index in
+/// `values`, which lists the values in their proto order).
+pub(super) fn enum_field<T: Copy>(
     cx: &mut Ctx<'_>,
     field: &str,
     v: &Option<serde_saphyr::Spanned<raw::EnumValue>>,
-    names: &[&str],
-) -> Option<i32> {
+    values: &[(T, &str)],
+) -> Option<T> {
     let v = v.as_ref()?;
     let found = match &v.value {
-        raw::EnumValue::Number(n) => usize::try_from(*n).ok().filter(|n| *n < names.len()),
-        raw::EnumValue::Name(s) => names.iter().position(|n| n == s),
+        raw::EnumValue::Number(n) => usize::try_from(*n).ok().and_then(|i| values.get(i)),
+        raw::EnumValue::Name(s) => values.iter().find(|(_, name)| name == s),
     };
     match found {
-        Some(i) => i32::try_from(i).ok(),
+        Some((value, _)) => Some(*value),
         None => {
             let pos = cx.at(v);
+            let names: Vec<&str> = values.iter().map(|(_, n)| *n).collect();
             cx.error(
                 pos,
                 format!("{field}: expected one of {}", names.join(", ")),
@@ -404,8 +442,8 @@ pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Opti
                     at.clone(),
                     format!(
                         "sslConfig.parameters: minimumProtocolVersion {} is above maximumProtocolVersion {}",
-                        TlsVersion::NAMES[min as usize],
-                        TlsVersion::NAMES[max as usize]
+                        tls_version_name(min),
+                        tls_version_name(max)
                     ),
                 );
             }
@@ -514,10 +552,24 @@ fn tls_version(
         cx,
         &format!("sslConfig.parameters.{field}"),
         v,
-        &TlsVersion::NAMES,
+        &TLS_VERSIONS,
     )
-    .and_then(|i| usize::try_from(i).ok())
-    .map(|i| TlsVersion::ALL[i])
+}
+
+/// Gloo's protocol version names, in their enum's order.
+const TLS_VERSIONS: [(TlsVersion, &str); 5] = [
+    (TlsVersion::Auto, "TLS_AUTO"),
+    (TlsVersion::V1_0, "TLSv1_0"),
+    (TlsVersion::V1_1, "TLSv1_1"),
+    (TlsVersion::V1_2, "TLSv1_2"),
+    (TlsVersion::V1_3, "TLSv1_3"),
+];
+
+fn tls_version_name(v: TlsVersion) -> &'static str {
+    TLS_VERSIONS
+        .iter()
+        .find(|(t, _)| *t == v)
+        .map_or("?", |(_, name)| name)
 }
 
 /// The VirtualServices of one SSL gateway become one filter chain each,

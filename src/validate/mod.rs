@@ -19,7 +19,7 @@ use std::path::Path;
 use serde_saphyr::Spanned;
 
 use crate::diag::{Diagnostic, Pos, ResourceId};
-use crate::manifest::model as raw;
+use crate::manifest::raw;
 use crate::manifest::{Document, DocumentBody};
 use crate::model::*;
 
@@ -106,10 +106,10 @@ impl<'a> Ctx<'a> {
             .collect();
             match set.as_slice() {
                 [(kind, spec)] => {
-                    if out.iter().any(|u| u.kind.envoy_name() == kind.envoy_name()) {
+                    if out.iter().any(|u| u.kind.name() == kind.name()) {
                         self.error(
                             pos,
-                            format!("upgrade config {} is not unique", kind.envoy_name()),
+                            format!("upgrade config {} is not unique", kind.name()),
                         );
                     } else {
                         out.push(Upgrade {

@@ -16,7 +16,7 @@ use super::upstream::{ref_key, weighted};
 use super::{Ctx, Index};
 use crate::diag::Diagnostic;
 use crate::manifest::Document;
-use crate::manifest::model as raw;
+use crate::manifest::raw;
 use crate::model::*;
 
 /// The delegating route, as seen by its children.
@@ -658,28 +658,36 @@ fn matcher(
 
 fn redirect(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, r: &raw::RedirectAction) -> Option<Action> {
     let response_code = match &r.response_code {
-        None => 0,
-        Some(raw::EnumValue::Number(n)) if *n <= 4 => *n as i32,
-        Some(raw::EnumValue::Name(s)) => match s.as_str() {
-            "MOVED_PERMANENTLY" => 0,
-            "FOUND" => 1,
-            "SEE_OTHER" => 2,
-            "TEMPORARY_REDIRECT" => 3,
-            "PERMANENT_REDIRECT" => 4,
-            other => {
-                cx.error(
-                    pos.clone(),
-                    format!("unknown redirect responseCode `{other}`; use MOVED_PERMANENTLY, FOUND, SEE_OTHER, TEMPORARY_REDIRECT or PERMANENT_REDIRECT"),
-                );
-                return None;
+        None => RedirectCode::default(),
+        Some(code) => {
+            const CODES: [(RedirectCode, &str); 5] = [
+                (RedirectCode::MovedPermanently, "MOVED_PERMANENTLY"),
+                (RedirectCode::Found, "FOUND"),
+                (RedirectCode::SeeOther, "SEE_OTHER"),
+                (RedirectCode::TemporaryRedirect, "TEMPORARY_REDIRECT"),
+                (RedirectCode::PermanentRedirect, "PERMANENT_REDIRECT"),
+            ];
+            let found = match code {
+                raw::EnumValue::Number(n) => usize::try_from(*n).ok().and_then(|i| CODES.get(i)),
+                raw::EnumValue::Name(s) => CODES.iter().find(|(_, name)| name == s),
+            };
+            match (found, code) {
+                (Some((c, _)), _) => *c,
+                (None, raw::EnumValue::Name(other)) => {
+                    cx.error(
+                        pos.clone(),
+                        format!("unknown redirect responseCode `{other}`; use MOVED_PERMANENTLY, FOUND, SEE_OTHER, TEMPORARY_REDIRECT or PERMANENT_REDIRECT"),
+                    );
+                    return None;
+                }
+                (None, raw::EnumValue::Number(n)) => {
+                    cx.error(
+                        pos.clone(),
+                        format!("redirect responseCode {n} is not one of 0-4"),
+                    );
+                    return None;
+                }
             }
-        },
-        Some(raw::EnumValue::Number(n)) => {
-            cx.error(
-                pos.clone(),
-                format!("redirect responseCode {n} is not one of 0-4"),
-            );
-            return None;
         }
     };
     if r.path_redirect.is_some() && r.prefix_rewrite.is_some() {

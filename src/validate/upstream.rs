@@ -4,7 +4,7 @@
 use serde_saphyr::Spanned;
 
 use super::{Ctx, Index};
-use crate::manifest::model as raw;
+use crate::manifest::raw;
 use crate::model::*;
 
 pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> Option<Upstream> {
@@ -202,28 +202,16 @@ fn connection(cx: &mut Ctx<'_>, c: &raw::ConnectionConfig) -> ConnectionSettings
         interval_secs: whole_seconds(cx, "tcpKeepalive.keepaliveInterval", &k.keepalive_interval),
     });
     let common_http = c.common_http_protocol_options.as_ref().map(|o| {
-        let headers_with_underscores = o.headers_with_underscores_action.as_ref().and_then(|v| {
-            let found = match &v.value {
-                raw::EnumValue::Number(0) => Some(HeadersWithUnderscores::Allow),
-                raw::EnumValue::Number(1) => Some(HeadersWithUnderscores::RejectRequest),
-                raw::EnumValue::Number(2) => Some(HeadersWithUnderscores::DropHeader),
-                raw::EnumValue::Name(n) => match n.as_str() {
-                    "ALLOW" => Some(HeadersWithUnderscores::Allow),
-                    "REJECT_REQUEST" => Some(HeadersWithUnderscores::RejectRequest),
-                    "DROP_HEADER" => Some(HeadersWithUnderscores::DropHeader),
-                    _ => None,
-                },
-                raw::EnumValue::Number(_) => None,
-            };
-            if found.is_none() {
-                let pos = cx.at(v);
-                cx.error(
-                    pos,
-                    "headersWithUnderscoresAction: expected one of ALLOW, REJECT_REQUEST, DROP_HEADER",
-                );
-            }
-            found
-        });
+        let headers_with_underscores = super::gateway::enum_field(
+            cx,
+            "headersWithUnderscoresAction",
+            &o.headers_with_underscores_action,
+            &[
+                (HeadersWithUnderscores::Allow, "ALLOW"),
+                (HeadersWithUnderscores::RejectRequest, "REJECT_REQUEST"),
+                (HeadersWithUnderscores::DropHeader, "DROP_HEADER"),
+            ],
+        );
         CommonHttpOptions {
             idle_timeout: cx.duration(&o.idle_timeout),
             // Gloo's plain uint32: 0 means unset (Envoy needs at least 1).

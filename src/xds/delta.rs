@@ -28,6 +28,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
+use super::XdsMode;
 use super::registry::ResourceSet;
 use super::session::{Protocol, Session};
 use super::wire::DeltaResponse;
@@ -90,7 +91,7 @@ pub struct Delta {
 impl Protocol for Delta {
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaResponse;
-    const MODE: &'static str = "delta";
+    const MODE: XdsMode = XdsMode::Delta;
 
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -198,7 +199,7 @@ impl Protocol for Delta {
                 removed = removed.len(),
                 "delta push"
             );
-            s.registry.metrics().push(t, Self::MODE);
+            s.registry.observer().pushed(t, Self::MODE);
             let sent: ResourceSet = super::registry::set_of(wanted.iter().copied());
             let sent_version = system_version.clone();
             s.registry.update(s.id, |n| {
@@ -237,12 +238,12 @@ fn on_ack_or_nack(st: &TypeStream, t: ResourceType, req: &DeltaDiscoveryRequest,
             message = %err.message,
             "Envoy rejected (NACKed) the config; it keeps its previous resources, and these versions will not be sent again"
         );
-        registry.metrics().nack(t, Delta::MODE);
+        registry.observer().nacked(t, Delta::MODE);
         let msg = err.message.clone();
         registry.update(id, |n| n.types.entry(t).or_default().record_nack(msg));
     } else {
         tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "delta ACK");
-        registry.metrics().ack(t, Delta::MODE);
+        registry.observer().acked(t, Delta::MODE);
         registry.update(id, |n| {
             let ts = n.types.entry(t).or_default();
             let v = ts.sent_version.clone();

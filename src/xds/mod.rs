@@ -28,6 +28,39 @@ pub use service::AdsService;
 use crate::snapshot::Snapshot;
 use registry::Registry;
 
+/// The largest xDS message either side accepts: 256 MiB. gRPC's customary
+/// 4 MiB is far below a RouteConfiguration of tens of thousands of routes;
+/// `serve` raises its limits to this and `edgeplane bootstrap` gives Envoy
+/// the same figure.
+pub const MAX_XDS_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The ADS variant a stream speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum XdsMode {
+    /// State of the world: every response carries every resource of a type.
+    #[default]
+    Sotw,
+    /// Incremental: only changed and removed resources travel.
+    Delta,
+}
+
+impl XdsMode {
+    /// `sotw` or `delta`: the status API's `xdsMode`, log fields and metric
+    /// labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XdsMode::Sotw => "sotw",
+            XdsMode::Delta => "delta",
+        }
+    }
+}
+
+impl std::fmt::Display for XdsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The snapshot channel: `None` until the first valid config has loaded, so
 /// no Envoy is ever told "no listeners, no clusters" by accident.
 pub type SnapshotRx = watch::Receiver<Option<Arc<Snapshot>>>;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::metrics::Metrics;
+use super::XdsMode;
 use crate::snapshot::{Encoded, ResourceType};
 
 /// The resources of one type a stream last sent, or Envoy last ACKed,
@@ -111,39 +111,62 @@ impl TypeState {
 pub struct NodeState {
     pub node_id: String,
     pub proxy: String,
-    /// "sotw" or "delta".
-    pub mode: &'static str,
+    pub mode: XdsMode,
     pub types: BTreeMap<ResourceType, TypeState>,
 }
 
-#[derive(Debug)]
+/// What the streams tell whoever counts them (go-control-plane's
+/// `Callbacks`): the daemon's metrics implement it, so the protocol code
+/// knows no metrics library. Every method defaults to doing nothing.
+pub trait StreamObserver: Send + Sync {
+    fn stream_opened(&self, _mode: XdsMode) {}
+    fn stream_closed(&self, _mode: XdsMode) {}
+    /// A response of type `t` was sent.
+    fn pushed(&self, _t: ResourceType, _mode: XdsMode) {}
+    /// Envoy accepted (ACK) or rejected (NACK) a response of type `t`.
+    fn acked(&self, _t: ResourceType, _mode: XdsMode) {}
+    fn nacked(&self, _t: ResourceType, _mode: XdsMode) {}
+}
+
+/// Observes nothing.
+struct Unobserved;
+
+impl StreamObserver for Unobserved {}
+
 pub struct Registry {
     streams: Mutex<BTreeMap<u64, NodeState>>,
     next_id: Mutex<u64>,
     changes: watch::Sender<u64>,
-    /// Stream, push, ACK and NACK counts for `/metrics`.
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn StreamObserver>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("streams", &self.streams)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry::with_metrics(Arc::default())
+        Registry::with_observer(Arc::new(Unobserved))
     }
 }
 
 impl Registry {
-    /// A registry that counts streams, pushes, ACKs and NACKs in `metrics`.
-    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+    /// A registry that tells `observer` of streams, pushes, ACKs and NACKs.
+    pub fn with_observer(observer: Arc<dyn StreamObserver>) -> Self {
         Registry {
             streams: Mutex::default(),
             next_id: Mutex::default(),
             changes: watch::channel(0).0,
-            metrics,
+            observer,
         }
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    pub fn observer(&self) -> &dyn StreamObserver {
+        &*self.observer
     }
 
     /// A receiver that sees a new value whenever any stream's state changes.
@@ -155,7 +178,7 @@ impl Registry {
         self.changes.send_modify(|n| *n += 1);
     }
 
-    pub fn open(&self, mode: &'static str) -> u64 {
+    pub fn open(&self, mode: XdsMode) -> u64 {
         let mut n = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
         *n += 1;
         let id = *n;
@@ -169,7 +192,7 @@ impl Registry {
                     ..NodeState::default()
                 },
             );
-        self.metrics.stream_opened(mode);
+        self.observer.stream_opened(mode);
         self.bump();
         id
     }
@@ -181,7 +204,7 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         if let Some(s) = closed {
-            self.metrics.stream_closed(s.mode);
+            self.observer.stream_closed(s.mode);
         }
         self.bump();
     }

@@ -15,9 +15,9 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
-use super::SnapshotRx;
 use super::node;
 use super::registry::Registry;
+use super::{SnapshotRx, XdsMode};
 use crate::snapshot::{ProxySnapshot, Snapshot};
 
 /// One stream's connection-level state.
@@ -39,7 +39,7 @@ impl Session {
         peer: String,
         snapshots: SnapshotRx,
         registry: Arc<Registry>,
-        mode: &'static str,
+        mode: XdsMode,
     ) -> Self {
         let id = registry.open(mode);
         Session {
@@ -69,12 +69,12 @@ impl Session {
     }
 
     /// Records the node the first time a request carries one.
-    fn note_node(&mut self, node: Option<&Node>, mode: &str) {
+    fn note_node(&mut self, node: Option<&Node>, mode: XdsMode) {
         if self.node.is_some() {
             return;
         }
         if let Some(n) = node {
-            tracing::info!(peer = %self.peer, node = %node::describe(n), mode, "Envoy connected");
+            tracing::info!(peer = %self.peer, node = %node::describe(n), %mode, "Envoy connected");
             let node_id = n.id.clone();
             self.registry.update(self.id, |s| s.node_id = node_id);
             self.node = Some(n.clone());
@@ -96,8 +96,8 @@ impl Session {
 pub trait Protocol: Default + Send + 'static {
     type Request: Send + 'static;
     type Response: Send + 'static;
-    /// "sotw" or "delta", for the registry, logs and metrics.
-    const MODE: &'static str;
+    /// For the registry, logs and metrics.
+    const MODE: XdsMode;
 
     fn node(req: &Self::Request) -> Option<&Node>;
 
@@ -117,7 +117,7 @@ pub async fn run<P: Protocol>(
     tx: mpsc::Sender<Result<P::Response, Status>>,
 ) {
     let mut proto = P::default();
-    tracing::debug!(peer = %s.peer, mode = P::MODE, "ADS stream opened");
+    tracing::debug!(peer = %s.peer, mode = %P::MODE, "ADS stream opened");
     let (req_tx, mut req_rx) = mpsc::channel(4);
     let reader = tokio::spawn(super::read_requests(inbound, req_tx));
     'stream: loop {
@@ -148,5 +148,5 @@ pub async fn run<P: Protocol>(
     }
     reader.abort();
     s.registry.close(s.id);
-    tracing::info!(peer = %s.peer, node = %s.node_desc(), mode = P::MODE, "ADS stream closed");
+    tracing::info!(peer = %s.peer, node = %s.node_desc(), mode = %P::MODE, "ADS stream closed");
 }

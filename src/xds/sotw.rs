@@ -19,6 +19,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
+use super::XdsMode;
 use super::session::{Protocol, Session};
 use super::wire::SotwResponse;
 use crate::snapshot::{Encoded, PUSH_ORDER, ProxySnapshot, ResourceType, version_of};
@@ -44,7 +45,7 @@ pub struct Sotw {
 impl Protocol for Sotw {
     type Request = DiscoveryRequest;
     type Response = SotwResponse;
-    const MODE: &'static str = "sotw";
+    const MODE: XdsMode = XdsMode::Sotw;
 
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -72,13 +73,13 @@ impl Protocol for Sotw {
                     message = %err.message,
                     "Envoy rejected (NACKed) the config; it keeps its previous config, and this version will not be sent again"
                 );
-                s.registry.metrics().nack(t, Self::MODE);
+                s.registry.observer().nacked(t, Self::MODE);
                 let msg = err.message.clone();
                 s.registry
                     .update(s.id, |n| n.types.entry(t).or_default().record_nack(msg));
             } else {
                 tracing::debug!(type_ = t.short(), version = %req.version_info, "ACK");
-                s.registry.metrics().ack(t, Self::MODE);
+                s.registry.observer().acked(t, Self::MODE);
                 let v = req.version_info.clone();
                 s.registry
                     .update(s.id, |n| n.types.entry(t).or_default().record_ack(v));
@@ -132,7 +133,7 @@ impl Protocol for Sotw {
                 resources = resources.len(),
                 "push"
             );
-            s.registry.metrics().push(t, Self::MODE);
+            s.registry.observer().pushed(t, Self::MODE);
             let sent_version = version.clone();
             st.sent = Some((version, nonce));
             let sent = super::registry::set_of(resources.iter().copied());

@@ -180,7 +180,7 @@ impl Backend {
             .await
             .expect("bind backend");
         let port = l.local_addr().expect("backend addr").port();
-        let task = tokio::spawn(edgeplane::demo::serve_echo(l, name.to_string()));
+        let task = tokio::spawn(edgeplane::cli::demo::serve_echo(l, name.to_string()));
         Backend { port, task }
     }
 }

@@ -21,8 +21,8 @@ use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
 
-use crate::drain::EnvoyStats;
-use crate::metrics::Metrics;
+use crate::serve::metrics::Metrics;
+use crate::status::drain::EnvoyStats;
 
 /// The method Envoy's metrics service sink calls.
 pub const STREAM_METRICS_PATH: &str = "/envoy.service.metrics.v3.MetricsService/StreamMetrics";

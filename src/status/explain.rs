@@ -25,7 +25,7 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::model::{Model, VirtualService};
-use crate::translate::Output;
+use crate::translate::{Output, names};
 
 /// Why a routing table cannot be explained.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ pub fn routes(
     let by_vhost: BTreeMap<String, &VirtualService> = model
         .virtual_services
         .values()
-        .map(|vs| (vs.vhost_name(), vs))
+        .map(|vs| (names::vhost_name(vs), vs))
         .collect();
     let mut tables = Vec::new();
     for key in keys {
@@ -152,7 +152,7 @@ pub fn routes(
                 .gateways
                 .values()
                 .find(|g| {
-                    g.listener_name() == l.name
+                    names::listener_name(g) == l.name
                         && g.proxy_names
                             .iter()
                             .any(|p| crate::translate::proxy_key(&g.key.namespace, p) == *key)

@@ -1,18 +1,94 @@
 //! `edgeplane status`: the status API as a table, in the manner of
-//! `glooctl get` (or as JSON with `--output json`).
+//! `glooctl get`, or as JSON with `--output json` (the report `/status`
+//! shows, in the same shape). The client half is shared with `check`.
 
-use crate::api::{GetStatusRequest, GetStatusResponse, status_service_client::StatusServiceClient};
-use crate::xds_tls::ClientTlsFiles;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use super::table::table;
+use crate::serve::tls::ClientTlsFiles;
+use crate::status::api::{
+    GetStatusRequest, GetStatusResponse, ListenerDrain, status_service_client::StatusServiceClient,
+};
+
+/// `status --output`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+/// Where edgeplane's status API is and how to reach it (`status`, `check`).
+#[derive(clap::Args)]
+pub struct Connection {
+    /// edgeplane's xDS/status gRPC address.
+    #[arg(long, default_value = "127.0.0.1:9977", env = "EDGEPLANE_XDS_ADDRESS")]
+    pub server: String,
+    /// Connect over TLS, trusting this CA (PEM) for the server's certificate.
+    #[arg(long, env = "EDGEPLANE_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a server that requires one; needs --tls-key.
+    #[arg(long, env = "EDGEPLANE_TLS_CERT", value_name = "PEM", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, env = "EDGEPLANE_TLS_KEY", value_name = "PEM", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Connection {
+    pub fn tls(&self) -> Option<ClientTlsFiles> {
+        self.tls_ca.clone().map(|ca| ClientTlsFiles {
+            ca,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: None,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    connection: Connection,
+    /// Keep printing as the status changes.
+    #[arg(long)]
+    watch: bool,
+    /// `table` or `json`.
+    #[arg(long, value_enum, default_value = "table")]
+    output: StatusFormat,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let tls = a.connection.tls();
+    let server = &a.connection.server;
+    let print = |s: &GetStatusResponse| -> anyhow::Result<()> {
+        match a.output {
+            StatusFormat::Json => super::outln(&serde_json::to_string(s)?),
+            StatusFormat::Table => super::outln(&render_table(s)),
+        }
+    };
+    super::runtime()?.block_on(async {
+        if a.watch {
+            watch_with(server, tls.as_ref(), print).await
+        } else {
+            let s = get_with(server, tls.as_ref()).await?;
+            print(&s)
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
-    #[error("cannot reach edgeplane's status API at {addr}: {source}")]
+    #[error("cannot reach edgeplane's status API at {addr} (give its xDS address with --server)")]
     Connect {
         addr: String,
         #[source]
         source: tonic::transport::Error,
     },
-    #[error("status API call failed: {0}")]
+    #[error("status API call failed")]
     Call(#[from] tonic::Status),
     #[error("edgeplane at {addr} closed the connection ({reason}); {hint}")]
     Closed {
@@ -21,7 +97,7 @@ pub enum StatusError {
         hint: &'static str,
     },
     #[error(transparent)]
-    Tls(#[from] crate::xds_tls::TlsError),
+    Tls(#[from] crate::serve::tls::TlsError),
 }
 
 /// Renders resources and connected nodes as aligned text tables.
@@ -95,14 +171,15 @@ pub fn render_table(s: &GetStatusResponse) -> String {
     }
     if !s.drains.is_empty() {
         out.push('\n');
-        out.push_str(&drains_table(&s.drains, crate::drain::now_unix_ms()));
+        let now = i64::try_from(crate::xds::registry::now_unix_ms()).unwrap_or(i64::MAX);
+        out.push_str(&drains_table(&s.drains, now));
     }
     out
 }
 
 /// The most recent listener drains (newest last, at most 10), with their
 /// age at `now_ms`.
-fn drains_table(drains: &[crate::api::ListenerDrain], now_ms: i64) -> String {
+fn drains_table(drains: &[ListenerDrain], now_ms: i64) -> String {
     let mut rows = vec![[
         "DRAINED".to_string(),
         "LISTENER".into(),
@@ -130,34 +207,6 @@ fn drains_table(drains: &[crate::api::ListenerDrain], now_ms: i64) -> String {
         ]);
     }
     table(&rows)
-}
-
-/// Rows as left-aligned columns two spaces apart (also `edgeplane routes`).
-pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// Connects to the status API at `addr` (`host:port`), in plaintext.
-pub async fn connect(
-    addr: &str,
-) -> Result<StatusServiceClient<tonic::transport::Channel>, StatusError> {
-    connect_with(addr, None).await
 }
 
 /// Connects to the status API at `addr` (`host:port`); over TLS with `tls`
@@ -222,11 +271,6 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     e.to_string()
 }
 
-/// One status snapshot.
-pub async fn get(addr: &str) -> Result<GetStatusResponse, StatusError> {
-    get_with(addr, None).await
-}
-
 /// One status snapshot, over TLS with `tls`.
 pub async fn get_with(
     addr: &str,
@@ -239,35 +283,31 @@ pub async fn get_with(
     }
 }
 
-/// Calls `f` with every status update until the stream ends.
-pub async fn watch(addr: &str, f: impl FnMut(&GetStatusResponse)) -> Result<(), StatusError> {
-    watch_with(addr, None, f).await
-}
-
-/// As `watch`, over TLS with `tls`.
+/// Calls `f` with every status update until the stream ends or `f` fails
+/// (over TLS with `tls`).
 pub async fn watch_with(
     addr: &str,
     tls: Option<&ClientTlsFiles>,
-    mut f: impl FnMut(&GetStatusResponse),
-) -> Result<(), StatusError> {
+    mut f: impl FnMut(&GetStatusResponse) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut c = connect_with(addr, tls).await?;
     let mut stream = match c.watch_status(GetStatusRequest {}).await {
         Ok(r) => r.into_inner(),
-        Err(status) => return Err(first_call_error(addr, tls, status)),
+        Err(status) => return Err(first_call_error(addr, tls, status).into()),
     };
-    while let Some(s) = stream.message().await? {
-        f(&s);
+    while let Some(s) = stream.message().await.map_err(StatusError::Call)? {
+        f(&s)?;
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod drain_tests {
+mod tests {
     use super::*;
 
     #[test]
     fn drains_show_listener_node_connections_and_age() {
-        let d = |conns: Option<u64>, chains: &[&str]| crate::api::ListenerDrain {
+        let d = |conns: Option<u64>, chains: &[&str]| ListenerDrain {
             listener: "listener-::-8080".into(),
             proxy: "gloo-system~gateway-proxy".into(),
             node_id: "n1".into(),

@@ -4,6 +4,75 @@
 //! `node.metadata.role: <namespace>~<proxyName>`), so a Gloo user's own
 //! bootstrap also works against edgeplane unchanged.
 
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Envoy node id.
+    #[arg(long)]
+    node_id: String,
+    /// Proxy name, as in a Gateway's proxyNames.
+    #[arg(long, default_value = "gateway-proxy")]
+    proxy_name: String,
+    /// Namespace of the Gateway(s) feeding that proxy.
+    #[arg(long, default_value = "gloo-system")]
+    namespace: String,
+    /// edgeplane's xDS address as Envoy reaches it (host:port; host may be a DNS name).
+    /// Repeat it for replicas serving the same manifests, most preferred first:
+    /// Envoy uses the first that accepts connections and fails over to the next.
+    #[arg(long, default_value = "127.0.0.1:9977", num_args = 1, action = clap::ArgAction::Append)]
+    xds_address: Vec<String>,
+    /// Envoy admin port.
+    #[arg(long, default_value_t = 19000)]
+    admin_port: u16,
+    /// Envoy admin bind address.
+    #[arg(long, default_value = "127.0.0.1")]
+    admin_address: String,
+    /// Use incremental (delta) ADS (`api_type: DELTA_GRPC`): only changed
+    /// resources are sent. The default is state of the world (`GRPC`).
+    #[arg(long)]
+    delta: bool,
+    /// Connect to xDS over TLS, trusting this CA (PEM file as Envoy sees
+    /// it) for edgeplane's certificate.
+    #[arg(long, value_name = "PEM")]
+    xds_tls_ca: Option<String>,
+    /// Client certificate Envoy presents (mutual TLS); needs --xds-tls-key.
+    #[arg(long, value_name = "PEM", requires_all = ["xds_tls_ca", "xds_tls_key"])]
+    xds_tls_cert: Option<String>,
+    /// Private key of --xds-tls-cert.
+    #[arg(long, value_name = "PEM", requires_all = ["xds_tls_ca", "xds_tls_cert"])]
+    xds_tls_key: Option<String>,
+    /// SNI, and the DNS name edgeplane's certificate must carry; default:
+    /// the host of --xds-address when it is a DNS name (for an IP address,
+    /// no SNI and the certificate must carry that IP).
+    #[arg(long, value_name = "NAME", requires = "xds_tls_ca")]
+    xds_tls_sni: Option<String>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let xds_tls = a.xds_tls_ca.map(|ca| XdsClientTls {
+        ca,
+        cert: a.xds_tls_cert,
+        key: a.xds_tls_key,
+        sni: a.xds_tls_sni,
+    });
+    let mut xds_addresses = a.xds_address.into_iter();
+    let xds_address = xds_addresses.next().unwrap_or_default();
+    let yaml = render(&BootstrapParams {
+        node_id: a.node_id,
+        proxy_name: a.proxy_name,
+        namespace: a.namespace,
+        xds_address,
+        xds_failover_addresses: xds_addresses.collect(),
+        admin_address: a.admin_address,
+        admin_port: a.admin_port,
+        delta: a.delta,
+        xds_tls,
+    })?;
+    super::out(&yaml)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// What the bootstrap needs to know.
 #[derive(Clone, Debug)]
 pub struct BootstrapParams {
@@ -40,11 +109,6 @@ pub struct XdsClientTls {
     pub sni: Option<String>,
 }
 
-/// The largest xDS message either side accepts: 256 MiB. gRPC's customary
-/// 4 MiB is far below a RouteConfiguration of tens of thousands of routes;
-/// `serve` raises its own limits to the same figure.
-pub const MAX_XDS_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("--xds-address `{0}` is not host:port")]
@@ -79,7 +143,7 @@ pub fn render(p: &BootstrapParams) -> Result<String, BootstrapError> {
     } else {
         "STRICT_DNS"
     };
-    let role = format!("{}~{}", p.namespace, p.proxy_name);
+    let role = crate::translate::proxy_key(&p.namespace, &p.proxy_name);
     let transport_socket = match &p.xds_tls {
         Some(tls) => {
             if tls.sni.is_none() && replicas.iter().any(|(h, _)| *h != host) {
@@ -152,7 +216,7 @@ static_resources:
         admin_address = quote(&p.admin_address),
         admin_port = p.admin_port,
         api_type = if p.delta { "DELTA_GRPC" } else { "GRPC" },
-        max_message = MAX_XDS_MESSAGE_BYTES,
+        max_message = crate::xds::MAX_XDS_MESSAGE_BYTES,
         stats_sink = STATS_SINK,
     ))
 }

@@ -17,7 +17,7 @@ use crate::pipeline::{Load, build};
 use crate::snapshot::ResourceType;
 use crate::source::SourceFile;
 
-use super::tls::{TLS_INSPECTOR, TLS_TRANSPORT_SOCKET};
+use crate::translate::proto::{TLS_INSPECTOR, TLS_TRANSPORT_SOCKET};
 
 const PROXY: &str = "gloo-system~gateway-proxy";
 

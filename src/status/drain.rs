@@ -12,24 +12,20 @@
 //! second (`envoy.stat_sinks.metrics_service`, served by `stats_sink` on the
 //! xDS port), and `EnvoyStats` keeps, per node, each listener's
 //! `listener.<address>_<port>.downstream_cx_active`. When a reload changes
-//! or removes a Listener, `report` compares the previous snapshot with the
-//! new one per proxy and, for every connected Envoy of that proxy, logs the
-//! listener and how many connections will drain (WARN), records a
-//! `ListenerDrain` for the status API and `/status`, and counts it in
-//! `/metrics`.
+//! or removes a Listener, `listener_changes` says which, per proxy; the
+//! daemon (`serve::drains`) then logs, for every connected Envoy of that
+//! proxy, how many connections will drain, records a `DrainRecord` in the
+//! `DrainLog` (the status API's and `/status`'s drains) and counts it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use prost::Message;
 use tokio::sync::watch;
 
-use crate::metrics::Metrics;
-use crate::snapshot::{Encoded, ProxySnapshot, ResourceType, Snapshot};
-use crate::xds::registry::NodeState;
+use crate::snapshot::{Encoded, ProxySnapshot, ResourceType};
 
 /// What the drain log keeps: the most recent drains, newest last.
 pub const DRAIN_LOG_LEN: usize = 100;
@@ -162,7 +158,7 @@ pub struct NodeStats {
     /// Stat prefix (e.g. `127.0.0.1_8080`) → `downstream_cx_active`.
     pub active: BTreeMap<String, u64>,
     /// When the last stats message arrived.
-    pub updated_unix_ms: i64,
+    pub updated_unix_ms: u64,
     /// Open stats streams of this node id.
     streams: u32,
 }
@@ -219,7 +215,7 @@ impl EnvoyStats {
     pub fn update(&self, node_id: &str, active: impl IntoIterator<Item = (String, u64)>) {
         let mut nodes = self.lock();
         let s = nodes.entry(node_id.to_string()).or_default();
-        s.updated_unix_ms = now_unix_ms();
+        s.updated_unix_ms = crate::xds::registry::now_unix_ms();
         let mut changed = false;
         for (prefix, n) in active {
             if s.active.insert(prefix, n) != Some(n) {
@@ -257,7 +253,7 @@ pub struct DrainRecord {
     /// Active connections on the listener as of Envoy's last stats flush;
     /// `None` when that Envoy sends no stats.
     pub active_connections: Option<u64>,
-    pub at_unix_ms: i64,
+    pub at_unix_ms: u64,
     /// The proxy's LDS version that caused it.
     pub version: String,
 }
@@ -288,113 +284,14 @@ impl DrainLog {
     }
 }
 
-pub fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Logs, records and counts the drains `new` causes on the Envoys
-/// connected now (`nodes`), given what was served before (`old`). Returns
-/// the records.
-pub fn report(
-    old: &Snapshot,
-    new: &Snapshot,
-    nodes: &[NodeState],
-    stats: &EnvoyStats,
-    log: &DrainLog,
-    metrics: &Metrics,
-) -> Vec<DrainRecord> {
-    let mut out = Vec::new();
-    let at = now_unix_ms();
-    for (proxy, before) in &old.proxies {
-        let after = new.proxies.get(proxy).map(|p| p.as_ref());
-        let changes = listener_changes(before, after);
-        if changes.is_empty() {
-            continue;
-        }
-        let version = after
-            .map(|p| p.version(ResourceType::Listener))
-            .unwrap_or_default();
-        let envoys: Vec<&NodeState> = nodes
-            .iter()
-            .filter(|n| n.proxy == *proxy && !n.node_id.is_empty())
-            .collect();
-        for c in &changes {
-            if envoys.is_empty() {
-                tracing::info!(
-                    listener = %c.listener, proxy = %proxy, change = c.change.as_str(),
-                    "listener change; no Envoy of this proxy is connected, so none drains"
-                );
-                continue;
-            }
-            for n in &envoys {
-                let active = c
-                    .stat_prefix
-                    .as_deref()
-                    .and_then(|p| stats.active(&n.node_id, p));
-                let record = DrainRecord {
-                    listener: c.listener.clone(),
-                    proxy: proxy.clone(),
-                    node_id: n.node_id.clone(),
-                    change: c.change.clone(),
-                    active_connections: active,
-                    at_unix_ms: at,
-                    version: version.clone(),
-                };
-                log_drain(&record);
-                metrics.drain(active);
-                log.push(record.clone());
-                out.push(record);
-            }
-        }
-    }
-    out
-}
-
-fn log_drain(r: &DrainRecord) {
-    let what = match &r.change {
-        Change::Modified { filter_chains } if !filter_chains.is_empty() => format!(
-            "listener {} changed its filter chains {} (Envoy updates it in place and drains the connections of those chains only)",
-            r.listener,
-            filter_chains.join(", ")
-        ),
-        Change::Modified { .. } => format!(
-            "listener {} changed: Envoy drains all its connections",
-            r.listener
-        ),
-        Change::Removed => format!(
-            "listener {} removed: Envoy drains all its connections",
-            r.listener
-        ),
-    };
-    match r.active_connections {
-        Some(0) => tracing::info!(
-            listener = %r.listener, node = %r.node_id, proxy = %r.proxy, connections = 0,
-            "{what}; node {:?} had no active connection on it", r.node_id
-        ),
-        Some(n) => tracing::warn!(
-            listener = %r.listener, node = %r.node_id, proxy = %r.proxy, connections = n,
-            "{what}; {n} active connection(s) on node {:?} will drain; {DRAIN_TIME_NOTE}",
-            r.node_id
-        ),
-        None => tracing::warn!(
-            listener = %r.listener, node = %r.node_id, proxy = %r.proxy, connections = "unknown",
-            "{what}; how many connections on node {:?} will drain is unknown (it streams no stats to edgeplane: use the stats sink of `edgeplane bootstrap`); {DRAIN_TIME_NOTE}",
-            r.node_id
-        ),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
     use envoy_types::pb::envoy::config::listener::v3::FilterChain;
     use std::sync::Arc;
 
-    fn listener(name: &str, addr: &str, port: u32, chains: &[(&str, &str)]) -> Listener {
+    pub(crate) fn listener(name: &str, addr: &str, port: u32, chains: &[(&str, &str)]) -> Listener {
         Listener {
             name: name.into(),
             address: Some(Address {
@@ -419,7 +316,7 @@ mod tests {
         }
     }
 
-    fn proxy(listeners: &[Listener]) -> ProxySnapshot {
+    pub(crate) fn proxy(listeners: &[Listener]) -> ProxySnapshot {
         use envoy_types::pb::google::protobuf::Any;
         let mut p = ProxySnapshot::default();
         let m = p.types.entry(ResourceType::Listener).or_default();
@@ -520,59 +417,5 @@ mod tests {
         assert_eq!(s.active("n", "127.0.0.1_9"), Some(0));
         s.stream_closed("n");
         assert_eq!(s.active("n", "127.0.0.1_1"), None);
-    }
-
-    #[test]
-    fn report_records_one_drain_per_connected_envoy() {
-        let old = Snapshot {
-            proxies: [(
-                "ns~gw".to_string(),
-                Arc::new(proxy(&[listener("a", "127.0.0.1", 1, &[("", "1")])])),
-            )]
-            .into(),
-        };
-        let new = Snapshot {
-            proxies: [(
-                "ns~gw".to_string(),
-                Arc::new(proxy(&[listener("a", "127.0.0.1", 1, &[("", "2")])])),
-            )]
-            .into(),
-        };
-        let nodes = vec![
-            NodeState {
-                node_id: "with-stats".into(),
-                proxy: "ns~gw".into(),
-                ..Default::default()
-            },
-            NodeState {
-                node_id: "without".into(),
-                proxy: "ns~gw".into(),
-                ..Default::default()
-            },
-            NodeState {
-                node_id: "other".into(),
-                proxy: "ns~other".into(),
-                ..Default::default()
-            },
-        ];
-        let stats = EnvoyStats::default();
-        stats.stream_opened("with-stats");
-        stats.update("with-stats", [("127.0.0.1_1".to_string(), 3)]);
-        let log = DrainLog::default();
-        let metrics = Metrics::new();
-        let r = report(&old, &new, &nodes, &stats, &log, &metrics);
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0].node_id, "with-stats");
-        assert_eq!(r[0].active_connections, Some(3));
-        assert_eq!(r[1].node_id, "without");
-        assert_eq!(r[1].active_connections, None);
-        assert_eq!(log.list(), r);
-        assert!(
-            metrics
-                .render()
-                .contains("edgeplane_listener_drain_connections_total 3")
-        );
-        // Nothing changed: nothing drains.
-        assert!(report(&new, &new, &nodes, &stats, &log, &metrics).is_empty());
     }
 }

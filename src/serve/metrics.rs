@@ -2,7 +2,7 @@
 //! text format 0.0.4).
 //!
 //! One `Metrics` per `serve`, shared (`Arc`) by the reload loop, the xDS
-//! streams (through `xds::registry::Registry::metrics`), the stats sink and
+//! streams (as the registry's `xds::registry::StreamObserver`), the stats sink and
 //! the admin server. Every metric is a lock-free atomic or a small family
 //! map; recording costs nothing next to the work it counts.
 //!
@@ -33,6 +33,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::snapshot::{PUSH_ORDER, ResourceType, Snapshot};
+use crate::xds::XdsMode;
+use crate::xds::registry::StreamObserver;
 
 /// The `Content-Type` of `/metrics`.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -162,8 +164,10 @@ impl Metrics {
         for severity in ["error", "warning"] {
             drop(m.diagnostics.get_or_create(&SeverityLabel { severity }));
         }
-        for mode in ["sotw", "delta"] {
-            drop(m.streams.get_or_create(&ModeLabel { mode }));
+        for mode in [XdsMode::Sotw, XdsMode::Delta] {
+            drop(m.streams.get_or_create(&ModeLabel {
+                mode: mode.as_str(),
+            }));
             for t in PUSH_ORDER {
                 for f in [&m.pushes, &m.acks, &m.nacks] {
                     drop(f.get_or_create(&type_mode(t, mode)));
@@ -298,26 +302,6 @@ impl Metrics {
         }
     }
 
-    pub fn stream_opened(&self, mode: &'static str) {
-        self.streams.get_or_create(&ModeLabel { mode }).inc();
-    }
-
-    pub fn stream_closed(&self, mode: &'static str) {
-        self.streams.get_or_create(&ModeLabel { mode }).dec();
-    }
-
-    pub fn push(&self, t: ResourceType, mode: &'static str) {
-        self.pushes.get_or_create(&type_mode(t, mode)).inc();
-    }
-
-    pub fn ack(&self, t: ResourceType, mode: &'static str) {
-        self.acks.get_or_create(&type_mode(t, mode)).inc();
-    }
-
-    pub fn nack(&self, t: ResourceType, mode: &'static str) {
-        self.nacks.get_or_create(&type_mode(t, mode)).inc();
-    }
-
     pub fn sink_stream_opened(&self) {
         self.sink_streams.inc();
     }
@@ -336,10 +320,41 @@ impl Metrics {
     }
 }
 
-fn type_mode(t: ResourceType, mode: &'static str) -> TypeModeLabel {
+fn type_mode(t: ResourceType, mode: XdsMode) -> TypeModeLabel {
     TypeModeLabel {
         r#type: t.short(),
-        mode,
+        mode: mode.as_str(),
+    }
+}
+
+/// The ADS streams' events, counted (`xds::registry` calls these).
+impl StreamObserver for Metrics {
+    fn stream_opened(&self, mode: XdsMode) {
+        self.streams
+            .get_or_create(&ModeLabel {
+                mode: mode.as_str(),
+            })
+            .inc();
+    }
+
+    fn stream_closed(&self, mode: XdsMode) {
+        self.streams
+            .get_or_create(&ModeLabel {
+                mode: mode.as_str(),
+            })
+            .dec();
+    }
+
+    fn pushed(&self, t: ResourceType, mode: XdsMode) {
+        self.pushes.get_or_create(&type_mode(t, mode)).inc();
+    }
+
+    fn acked(&self, t: ResourceType, mode: XdsMode) {
+        self.acks.get_or_create(&type_mode(t, mode)).inc();
+    }
+
+    fn nacked(&self, t: ResourceType, mode: XdsMode) {
+        self.nacks.get_or_create(&type_mode(t, mode)).inc();
     }
 }
 
@@ -385,12 +400,12 @@ mod tests {
             1,
             std::time::Duration::from_millis(3),
         );
-        m.stream_opened("sotw");
-        m.stream_opened("sotw");
-        m.stream_closed("sotw");
-        m.push(ResourceType::Listener, "sotw");
-        m.ack(ResourceType::Listener, "sotw");
-        m.nack(ResourceType::Route, "delta");
+        m.stream_opened(XdsMode::Sotw);
+        m.stream_opened(XdsMode::Sotw);
+        m.stream_closed(XdsMode::Sotw);
+        m.pushed(ResourceType::Listener, XdsMode::Sotw);
+        m.acked(ResourceType::Listener, XdsMode::Sotw);
+        m.nacked(ResourceType::Route, XdsMode::Delta);
         m.drain(Some(3));
         let text = m.render();
         let v = |s: &str| sample(&text, s);

@@ -15,8 +15,7 @@ use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, SerializeOptions, Value};
 use serde_json::Map;
 
-use crate::translate::ProxySelectError;
-use crate::translate::{Output, ProxyResources};
+use crate::translate::{Output, ProxyResources, ProxySelectError};
 
 /// The encoded `FileDescriptorSet` of the Envoy messages edgeplane emits.
 static ENVOY_DESCRIPTORS: &[u8] =
@@ -28,10 +27,8 @@ const ANY: &str = "google.protobuf.Any";
 pub enum JsonError {
     #[error("the embedded Envoy descriptors are unusable: {0}")]
     Descriptors(String),
-    #[error("unknown proxy `{given}`; known proxies: {}", list(.known))]
-    UnknownProxy { given: String, known: Vec<String> },
-    #[error("proxy name `{given}` is ambiguous, use one of: {}", list(.matches))]
-    AmbiguousProxy { given: String, matches: Vec<String> },
+    #[error(transparent)]
+    Proxy(#[from] ProxySelectError),
     #[error("{kind} `{name}` of proxy {proxy}: {message}")]
     Resource {
         proxy: String,
@@ -39,14 +36,6 @@ pub enum JsonError {
         name: String,
         message: String,
     },
-}
-
-fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "(none)".to_string()
-    } else {
-        items.join(", ")
-    }
 }
 
 /// The descriptor pool, decoded once per process.
@@ -69,16 +58,7 @@ pub fn resources_json(
     let pool = pool()?;
     let keys: Vec<&String> = match proxy {
         None => output.keys().collect(),
-        Some(p) => vec![
-            crate::translate::select_proxy(output, p).map_err(|e| match e {
-                ProxySelectError::Unknown { given, known } => {
-                    JsonError::UnknownProxy { given, known }
-                }
-                ProxySelectError::Ambiguous { given, matches } => {
-                    JsonError::AmbiguousProxy { given, matches }
-                }
-            })?,
-        ],
+        Some(p) => vec![crate::translate::select_proxy(output, p)?],
     };
     let mut out = Map::new();
     for key in keys {
@@ -269,7 +249,10 @@ mod tests {
         let bare = resources_json(&out, Some("other")).expect("bare unique name");
         assert!(bare.get("a~other").is_some());
         let err = resources_json(&out, Some("gw")).expect_err("ambiguous");
-        assert!(matches!(err, JsonError::AmbiguousProxy { .. }), "{err}");
+        assert!(
+            matches!(err, JsonError::Proxy(ProxySelectError::Ambiguous { .. })),
+            "{err}"
+        );
         let err = resources_json(&out, Some("nope")).expect_err("unknown");
         assert_eq!(
             err.to_string(),

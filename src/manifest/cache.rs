@@ -1,98 +1,20 @@
-//! The one direction of data: files → parse → validate → translate → snapshot.
-//!
-//! `build` is the whole pure part (text in, snapshot out); `load_dir` adds
-//! the read from disk. Both are used by `serve`, `validate` and the tests, so
-//! what `validate` accepts is exactly what `serve` would serve.
-//!
-//! `ParseCache` is the incremental form of the parse stage that `serve`
-//! uses (through `reconcile::Reconciler`): a file whose text is unchanged
-//! keeps its documents and diagnostics; validation and translation always
-//! see the whole set.
+//! The incremental form of the parse stage, which `serve` uses (through
+//! `pipeline::reconcile::Reconciler`): a file whose text is unchanged keeps
+//! its documents and diagnostics; duplicates are checked across all files
+//! on every call, so the result always equals `parse_files` on the same
+//! files.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::diag::{self, Diagnostic, Pos, ResourceId};
-use crate::manifest::{self, Document};
-use crate::model::Model;
-use crate::snapshot::Snapshot;
-use crate::source::{self, SourceFile};
-use crate::translate::{self, Output};
-use crate::validate;
-
-/// The result of one load of the manifests.
-pub struct Load {
-    pub files: Vec<SourceFile>,
-    /// Errors and warnings, in file order.
-    pub diagnostics: Vec<Diagnostic>,
-    /// The validated model, when there was no error.
-    pub model: Option<Model>,
-    /// The translation of `model`.
-    pub output: Option<Output>,
-    /// The encoded snapshot, when there was no error.
-    pub snapshot: Option<Snapshot>,
-}
-
-impl Load {
-    pub fn has_errors(&self) -> bool {
-        diag::has_errors(&self.diagnostics)
-    }
-
-    /// Every diagnostic rendered with its source line, one block each.
-    pub fn render_diagnostics(&self) -> String {
-        self.diagnostics
-            .iter()
-            .map(|d| {
-                let src = self
-                    .files
-                    .iter()
-                    .find(|f| f.path == d.pos.file)
-                    .map(|f| f.text.as_str());
-                d.render(src)
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    }
-}
-
-/// Parses, validates and translates the given files. Pure.
-pub fn build(files: Vec<SourceFile>, mut diagnostics: Vec<Diagnostic>) -> Load {
-    let (docs, parse_diags) = manifest::parse_files(&files);
-    diagnostics.extend(parse_diags);
-    let v = validate::validate(&docs);
-    diagnostics.extend(v.diagnostics);
-    diagnostics.sort();
-    diagnostics.dedup();
-    if diag::has_errors(&diagnostics) {
-        return Load {
-            files,
-            diagnostics,
-            model: None,
-            output: None,
-            snapshot: None,
-        };
-    }
-    let output = translate::translate(&v.model);
-    let snapshot = Snapshot::from_output(&output);
-    Load {
-        files,
-        diagnostics,
-        model: Some(v.model),
-        output: Some(output),
-        snapshot: Some(snapshot),
-    }
-}
-
-/// Reads the directory and builds.
-pub fn load_dir(dir: &Path) -> Load {
-    let (files, diags) = source::load_dir(dir);
-    build(files, diags)
-}
+use super::parse::{Document, duplicates, parse_files};
+use crate::diag::{Code, Diagnostic};
+use crate::source::SourceFile;
 
 /// Each file's parse result, kept while its text is unchanged. Parsing is
 /// per file except for duplicate names, which are checked across all files
-/// on every call, so the result equals `manifest::parse_files` on the same
+/// on every call, so the result equals `parse_files` on the same
 /// files: the same documents and the same diagnostics.
 #[derive(Debug, Default)]
 pub struct ParseCache {
@@ -114,16 +36,12 @@ pub struct ParseStats {
     pub reused: usize,
 }
 
-/// The text `manifest::parse_files` gives a duplicate: recomputed across
-/// files here, so dropped from a single file's cached diagnostics.
-const DUPLICATE: &str = "duplicate resource: already defined at ";
-
 impl ParseCache {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// `manifest::parse_files(files)`, parsing only files whose text
+    /// `parse_files(files)`, parsing only files whose text
     /// changed since the last call. Files not given are forgotten.
     /// Documents are shared (`Arc`), not copied, between the cache and
     /// its callers.
@@ -143,13 +61,13 @@ impl ParseCache {
                 }
                 _ => {
                     stats.parsed += 1;
-                    let (docs, diagnostics) = manifest::parse_files(std::slice::from_ref(f));
+                    let (docs, diagnostics) = parse_files(std::slice::from_ref(f));
                     ParsedFile {
                         text: f.text.clone(),
                         docs: docs.into_iter().map(Arc::new).collect(),
                         diagnostics: diagnostics
                             .into_iter()
-                            .filter(|d| !(d.resource.is_some() && d.message.starts_with(DUPLICATE)))
+                            .filter(|d| d.code != Some(Code::Duplicate))
                             .collect(),
                     }
                 }
@@ -160,30 +78,15 @@ impl ParseCache {
             next.entry(f.path.clone()).or_insert(entry);
         }
         self.files = next;
-        duplicates(&docs, &mut diags);
+        diags.extend(duplicates(docs.iter().map(Arc::as_ref)));
         (docs, diags, stats)
-    }
-}
-
-/// Every document whose resource was already defined by an earlier one.
-fn duplicates(docs: &[Arc<Document>], diags: &mut Vec<Diagnostic>) {
-    let mut seen: BTreeMap<&ResourceId, &Pos> = BTreeMap::new();
-    for d in docs {
-        match seen.get(&d.id) {
-            Some(first) => diags.push(Diagnostic::error(
-                d.pos.clone(),
-                Some(d.id.clone()),
-                format!("{DUPLICATE}{first}"),
-            )),
-            None => {
-                seen.insert(&d.id, &d.pos);
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn file(path: &str, text: &str) -> SourceFile {
@@ -197,7 +100,7 @@ mod tests {
     /// and diagnostics, in order.
     fn same_as_uncached(cache: &mut ParseCache, files: &[SourceFile]) -> ParseStats {
         let (docs, diags, stats) = cache.parse(files);
-        let (want_docs, want_diags) = manifest::parse_files(files);
+        let (want_docs, want_diags) = parse_files(files);
         assert_eq!(diags, want_diags);
         assert_eq!(format!("{docs:?}"), format!("{want_docs:?}"));
         stats
@@ -269,7 +172,7 @@ mod tests {
         assert!(dirs.len() > 20, "{dirs:?}");
         let mut c = ParseCache::new();
         for d in &dirs {
-            let (files, _) = source::load_dir(d);
+            let (files, _) = crate::source::load_dir(d);
             let n = files.len();
             assert_eq!(
                 same_as_uncached(&mut c, &files).parsed,

@@ -13,7 +13,7 @@
 //! then translates. Statuses come out of the same pass; no clock is read.
 //!
 //! It is also where work is carried over between loads: a file whose text
-//! is unchanged keeps its parse (`pipeline::ParseCache`), and a translated
+//! is unchanged keeps its parse (`manifest::ParseCache`), and a translated
 //! resource equal to the one built last time keeps its encoding
 //! (`Snapshot::from_output_reusing`). Validation and translation always see
 //! the whole set; the result is the same as a build from scratch.
@@ -23,11 +23,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, ResourceId, Severity};
-use crate::manifest::Document;
+use crate::manifest::{Document, Kind};
+use crate::manifest::{ParseCache, ParseStats};
 use crate::model::Model;
-use crate::pipeline::{ParseCache, ParseStats};
 use crate::snapshot::{EncodeStats, Snapshot};
 use crate::source::SourceFile;
+use crate::translate::names;
 use crate::translate::{self, Output};
 use crate::validate;
 
@@ -157,7 +158,7 @@ impl Reconciler {
         // provided is kept, since we cannot tell edits from breakage.
         let broken: Vec<PathBuf> = diagnostics
             .iter()
-            .filter(|d| d.severity == Severity::Error && d.resource.is_none())
+            .filter(|d| d.is_file_level())
             .map(|d| d.pos.file.clone())
             .collect();
         let current_ids: BTreeSet<ResourceId> = docs.iter().map(|d| d.id.clone()).collect();
@@ -175,9 +176,18 @@ impl Reconciler {
         if !crate::diag::has_errors(&diagnostics) && kept_from_broken.is_empty() {
             let model = first.model;
             let (output, snapshot) = self.build(&model, &mut work);
-            let rejected = BTreeSet::new();
-            let statuses =
-                self.statuses(&docs, &diagnostics, &[], &rejected, &rejected, Some(&model));
+            let none = BTreeSet::new();
+            let statuses = self.statuses(
+                &docs,
+                &diagnostics,
+                &[],
+                Judged {
+                    rejected: &none,
+                    dropped: &none,
+                    kept: &none,
+                },
+                Some(&model),
+            );
             self.last_good = docs.into_iter().map(|d| (d.id.clone(), d)).collect();
             return Reconciled {
                 owners: owners(&model),
@@ -226,8 +236,17 @@ impl Reconciler {
         }
 
         let Some((set, model)) = result else {
-            let statuses =
-                self.statuses(&docs, &diagnostics, &later_diags, &rejected, &dropped, None);
+            let statuses = self.statuses(
+                &docs,
+                &diagnostics,
+                &later_diags,
+                Judged {
+                    rejected: &rejected,
+                    dropped: &dropped,
+                    kept: &kept_from_broken,
+                },
+                None,
+            );
             return Reconciled {
                 owners: Owners::new(),
                 files,
@@ -244,8 +263,11 @@ impl Reconciler {
             &docs,
             &diagnostics,
             &later_diags,
-            &rejected,
-            &dropped,
+            Judged {
+                rejected: &rejected,
+                dropped: &dropped,
+                kept: &kept_from_broken,
+            },
             Some(&model),
         );
         // Remember what is now accepted; forget what was deleted or no
@@ -304,21 +326,33 @@ impl Reconciler {
         out
     }
 
+    /// Every resource's status. Known resources are those in the files
+    /// and those still served although their file is gone from view: kept
+    /// from a file that could not be read or parsed, or rejected with a
+    /// last accepted version. A resource whose file was deleted is simply
+    /// gone, as it is from what Envoy is served.
     fn statuses(
         &self,
         docs: &[Arc<Document>],
         diags: &[Diagnostic],
         later: &[Diagnostic],
-        rejected: &BTreeSet<ResourceId>,
-        dropped: &BTreeSet<ResourceId>,
+        judged: Judged<'_>,
         model: Option<&Model>,
     ) -> Vec<ResourceStatus> {
+        let Judged {
+            rejected,
+            dropped,
+            kept,
+        } = judged;
         let mut by_id: BTreeMap<ResourceId, ResourceStatus> = BTreeMap::new();
-        let known = docs.iter().map(|d| (d.id.clone(), d.pos.clone())).chain(
-            self.last_good
-                .iter()
-                .map(|(id, d)| (id.clone(), d.pos.clone())),
-        );
+        let still_known = self
+            .last_good
+            .iter()
+            .filter(|(id, _)| kept.contains(*id) || rejected.contains(*id));
+        let known = docs
+            .iter()
+            .map(|d| (d.id.clone(), d.pos.clone()))
+            .chain(still_known.map(|(id, d)| (id.clone(), d.pos.clone())));
         for (id, pos) in known {
             by_id.entry(id.clone()).or_insert(ResourceStatus {
                 id,
@@ -336,6 +370,18 @@ impl Reconciler {
                 && !s.reasons.contains(d)
             {
                 s.reasons.push(d.clone());
+            }
+        }
+        // A resource kept from a file that could not be read or parsed:
+        // the reason is that file's error (it names no resource itself).
+        for s in by_id.values_mut().filter(|s| kept.contains(&s.id)) {
+            for d in diags
+                .iter()
+                .filter(|d| d.is_file_level() && s.file.starts_with(&d.pos.file))
+            {
+                if !s.reasons.contains(d) {
+                    s.reasons.push(d.clone());
+                }
             }
         }
         // Resources whose document did not even parse are known only from
@@ -386,13 +432,23 @@ impl Reconciler {
     }
 }
 
+/// What one reconcile decided: resources whose version in the files is
+/// rejected, last accepted versions dropped because they no longer fit,
+/// and resources kept from files that could not be read or parsed.
+#[derive(Clone, Copy)]
+struct Judged<'a> {
+    rejected: &'a BTreeSet<ResourceId>,
+    dropped: &'a BTreeSet<ResourceId>,
+    kept: &'a BTreeSet<ResourceId>,
+}
+
 /// Envoy resource (by type and name; `rc/vhost` for virtual hosts) → the
 /// manifests' resources it is built from.
 pub type Owners = BTreeMap<(crate::snapshot::ResourceType, String), Vec<ResourceId>>;
 
-fn rid(kind: &str, k: &crate::model::Key) -> ResourceId {
+fn rid(kind: Kind, k: &crate::model::Key) -> ResourceId {
     ResourceId {
-        kind: kind.to_string(),
+        kind: kind.as_str().to_string(),
         namespace: k.namespace.clone(),
         name: k.name.clone(),
     }
@@ -403,26 +459,26 @@ pub fn owners(m: &Model) -> Owners {
     use crate::snapshot::ResourceType as T;
     let mut o = Owners::new();
     for gw in m.gateways.values() {
-        let g = rid("Gateway", &gw.key);
-        o.entry((T::Listener, gw.listener_name()))
+        let g = rid(Kind::Gateway, &gw.key);
+        o.entry((T::Listener, names::listener_name(gw)))
             .or_default()
             .push(g.clone());
-        o.entry((T::Route, gw.route_config_name()))
+        o.entry((T::Route, names::route_config_name(gw)))
             .or_default()
             .push(g);
         for vs in m.virtual_services.values().filter(|v| gw.selects(v)) {
             o.entry((
                 T::Route,
-                format!("{}/{}", gw.route_config_name(), vs.vhost_name()),
+                format!("{}/{}", names::route_config_name(gw), names::vhost_name(vs)),
             ))
             .or_default()
-            .push(rid("VirtualService", &vs.key));
+            .push(rid(Kind::VirtualService, &vs.key));
         }
     }
     for up in m.upstreams.values() {
-        o.entry((T::Cluster, up.cluster_name()))
+        o.entry((T::Cluster, names::cluster_name(&up.key)))
             .or_default()
-            .push(rid("Upstream", &up.key));
+            .push(rid(Kind::Upstream, &up.key));
     }
     for v in o.values_mut() {
         v.sort();
@@ -441,25 +497,28 @@ fn proxies_of(id: &ResourceId, m: &Model) -> Vec<String> {
             .map(|p| translate::proxy_key(&gw.key.namespace, p))
             .collect::<Vec<_>>()
     };
-    match id.kind.as_str() {
-        "Gateway" => {
+    let Ok(kind) = id.kind.parse::<Kind>() else {
+        return Vec::new();
+    };
+    match kind {
+        Kind::Gateway => {
             if let Some(gw) = m.gateways.get(&key) {
                 out.extend(gw_proxies(gw));
             }
         }
-        "VirtualService" => {
+        Kind::VirtualService => {
             if let Some(vs) = m.virtual_services.get(&key) {
                 for gw in m.gateways.values().filter(|g| g.selects(vs)) {
                     out.extend(gw_proxies(gw));
                 }
             }
         }
-        "Upstream" | "UpstreamGroup" => {
+        Kind::Upstream | Kind::UpstreamGroup => {
             for gw in m.gateways.values() {
                 out.extend(gw_proxies(gw));
             }
         }
-        _ => {}
+        Kind::RouteTable => {}
     }
     out.into_iter().collect()
 }

@@ -1,70 +1,102 @@
-//! edgeplane's own gRPC API (`proto/edgeplane/v1/status.proto`): what is
-//! served, what the last load found, which Envoys are connected.
+//! The status report: the translation's resource statuses merged with what
+//! the connected Envoys said (a NACK makes the resources it concerns
+//! Rejected on that proxy), the served versions, the connected nodes with
+//! their connection counts, and the recent drains.
+//!
+//! `current_status` builds the one typed report (`api::GetStatusResponse`);
+//! `StatusDocument` is `/status`: that report plus the served generation,
+//! the server's clock and the work of the last load.
 
-use tonic::{Request, Response, Status};
+use std::collections::BTreeMap;
 
-use crate::diag::Severity;
-use crate::server::Shared;
-use crate::snapshot::PUSH_ORDER;
+use serde::Serialize;
 
-tonic::include_proto!("edgeplane.v1");
+use super::State;
+use super::api::{
+    ConnectedNode, GetStatusResponse, ListenerConnections, ListenerDrain, NodeTypeState,
+    ProxySnapshot, ProxyStatus, ResourceStatus, TypeVersion,
+};
+use crate::pipeline::reconcile::{self, Serving};
+use crate::snapshot::{PUSH_ORDER, ResourceType};
+use crate::status::drain;
 
-pub struct StatusApi {
-    shared: Shared,
-    /// Ends `WatchStatus` streams on shutdown, so they never hold the
-    /// server open.
-    shutdown: tokio::sync::watch::Receiver<bool>,
+/// `/status`: the report, with what only the admin page needs beside it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDocument {
+    /// The served snapshot's generation (`None` before the first valid
+    /// load).
+    pub generation: Option<String>,
+    /// The server's clock, so a page can show how old a time is.
+    pub now_unix_ms: u64,
+    pub last_load: LastLoad,
+    #[serde(flatten)]
+    pub report: GetStatusResponse,
 }
 
-impl StatusApi {
-    pub fn new(shared: Shared, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
-        StatusApi { shared, shutdown }
+/// The work of the most recent load, with the number of that load.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastLoad {
+    pub load: u64,
+    pub files_read: usize,
+    pub files_reused: usize,
+    pub files_parsed: usize,
+    pub parses_reused: usize,
+    /// Per type (`lds`, `rds`, `cds`).
+    pub resources_encoded: BTreeMap<&'static str, usize>,
+    pub resources_reused: BTreeMap<&'static str, usize>,
+    pub read_ms: f64,
+    pub build_ms: f64,
+    pub duration_ms: f64,
+}
+
+/// The whole `/status` document.
+pub fn status_document(state: &State) -> StatusDocument {
+    let report = current_status(state);
+    let generation = state
+        .snapshots
+        .borrow()
+        .as_ref()
+        .map(|s| s.generation().to_string());
+    let load = state.load();
+    let w = &load.work;
+    let by_type = |m: &BTreeMap<ResourceType, usize>| {
+        PUSH_ORDER
+            .iter()
+            .map(|t| (t.short(), m.get(t).copied().unwrap_or(0)))
+            .collect()
+    };
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let last_load = LastLoad {
+        load: load.loads,
+        files_read: w.files_read,
+        files_reused: w.files_reused,
+        files_parsed: w.files_parsed,
+        parses_reused: w.parses_reused,
+        resources_encoded: by_type(&w.encode.encoded),
+        resources_reused: by_type(&w.encode.reused),
+        read_ms: ms(w.read),
+        build_ms: ms(w.build),
+        duration_ms: ms(w.total),
+    };
+    drop(load);
+    StatusDocument {
+        generation,
+        now_unix_ms: crate::xds::registry::now_unix_ms(),
+        last_load,
+        report,
     }
 }
 
-/// `"error"` or `"warning"`, for a `Diagnostic.severity`.
-pub fn severity_name(severity: i32) -> &'static str {
-    if severity == diagnostic::Severity::Error as i32 {
-        "error"
-    } else {
-        "warning"
-    }
-}
-
-/// The resource statuses as JSON, as the admin `/status` and `edgeplane
-/// status --output json` print them.
-pub fn resources_json(resources: &[ResourceStatus]) -> serde_json::Value {
-    use serde_json::json;
-    resources
-        .iter()
-        .map(|r| {
-            json!({
-                "kind": r.kind, "namespace": r.namespace, "name": r.name,
-                "state": r.state, "serving": r.serving, "file": r.file, "line": r.line,
-                "reasons": r.reasons.iter().map(|d| json!({
-                    "severity": severity_name(d.severity),
-                    "file": d.file, "line": d.line, "column": d.column, "message": d.message,
-                })).collect::<Vec<_>>(),
-                "proxies": r.proxies.iter().map(|p| json!({
-                    "proxy": p.proxy, "state": p.state, "reason": p.reason,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect()
-}
-
-/// Builds the status message from the shared state; also used by the admin
-/// endpoint.
-pub fn current_status(shared: &Shared) -> GetStatusResponse {
-    let snap = shared.snapshots.borrow().clone();
+/// The status report, as the gRPC API sends it.
+pub fn current_status(state: &State) -> GetStatusResponse {
+    let snap = state.snapshots.borrow().clone();
     // One copy of the registry serves both the nodes and the NACK
     // attribution, so they agree; the load state is read in place (a
     // clone would copy every diagnostic, status and the owners index).
-    let registered = shared.registry.list();
-    let load = shared
-        .load
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let registered = state.registry.list();
+    let load = state.load();
     let proxies = snap
         .as_ref()
         .map(|s| {
@@ -84,16 +116,16 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
                 .collect()
         })
         .unwrap_or_default();
-    let diagnostics = load.diagnostics.iter().map(diag_msg).collect();
+    let diagnostics = load.diagnostics.iter().map(Into::into).collect();
     // Each proxy's listeners with their Envoy stats scope, decoded once.
     let mut prefixes = ListenerPrefixes::new();
     let resources = resource_statuses(&load, &registered);
     let nodes = registered
         .into_iter()
         .map(|n| ConnectedNode {
-            stats_reported: shared.envoy_stats.get(&n.node_id).is_some(),
+            stats_reported: state.envoy_stats.get(&n.node_id).is_some(),
             listeners: listener_connections(
-                shared,
+                state,
                 snap.as_deref(),
                 &n.node_id,
                 &n.proxy,
@@ -125,7 +157,7 @@ pub fn current_status(shared: &Shared) -> GetStatusResponse {
         nodes,
         loads: load.loads,
         resources,
-        drains: shared.drains.list().iter().map(drain_msg).collect(),
+        drains: state.drains.list().iter().map(drain_msg).collect(),
     }
 }
 
@@ -135,21 +167,21 @@ type ListenerPrefixes = std::collections::BTreeMap<String, Vec<(String, Option<S
 /// Active connections per listener of `proxy` on `node_id`, from the stats
 /// that Envoy streams; empty when it streams none.
 fn listener_connections(
-    shared: &Shared,
+    state: &State,
     snap: Option<&crate::snapshot::Snapshot>,
     node_id: &str,
     proxy: &str,
     prefixes: &mut ListenerPrefixes,
 ) -> Vec<ListenerConnections> {
     let (Some(stats), Some(ps)) = (
-        shared.envoy_stats.get(node_id),
+        state.envoy_stats.get(node_id),
         snap.and_then(|s| s.proxies.get(proxy)),
     ) else {
         return Vec::new();
     };
     let listeners = prefixes.entry(proxy.to_string()).or_insert_with(|| {
-        ps.resources(crate::snapshot::ResourceType::Listener)
-            .map(|e| (e.name.clone(), crate::drain::encoded_stat_prefix(e)))
+        ps.resources(ResourceType::Listener)
+            .map(|e| (e.name.clone(), drain::encoded_stat_prefix(e)))
             .collect()
     });
     listeners
@@ -164,47 +196,19 @@ fn listener_connections(
         .collect()
 }
 
-fn drain_msg(d: &crate::drain::DrainRecord) -> ListenerDrain {
+fn drain_msg(d: &drain::DrainRecord) -> ListenerDrain {
     ListenerDrain {
         listener: d.listener.clone(),
         proxy: d.proxy.clone(),
         node_id: d.node_id.clone(),
         change: d.change.as_str().to_string(),
         filter_chains: match &d.change {
-            crate::drain::Change::Modified { filter_chains } => filter_chains.clone(),
-            crate::drain::Change::Removed => Vec::new(),
+            drain::Change::Modified { filter_chains } => filter_chains.clone(),
+            drain::Change::Removed => Vec::new(),
         },
         active_connections: d.active_connections,
-        at_unix_ms: d.at_unix_ms,
+        at_unix_ms: i64::try_from(d.at_unix_ms).unwrap_or(i64::MAX),
         version: d.version.clone(),
-    }
-}
-
-fn diag_msg(d: &crate::diag::Diagnostic) -> Diagnostic {
-    Diagnostic {
-        severity: match d.severity {
-            Severity::Error => diagnostic::Severity::Error as i32,
-            Severity::Warning => diagnostic::Severity::Warning as i32,
-        },
-        file: d.pos.file.display().to_string(),
-        line: d.pos.line,
-        column: d.pos.column,
-        kind: d
-            .resource
-            .as_ref()
-            .map(|r| r.kind.clone())
-            .unwrap_or_default(),
-        namespace: d
-            .resource
-            .as_ref()
-            .map(|r| r.namespace.clone())
-            .unwrap_or_default(),
-        name: d
-            .resource
-            .as_ref()
-            .map(|r| r.name.clone())
-            .unwrap_or_default(),
-        message: d.message.clone(),
     }
 }
 
@@ -212,10 +216,9 @@ fn diag_msg(d: &crate::diag::Diagnostic) -> Diagnostic {
 /// makes every resource it concerns Rejected on that proxy (and overall)
 /// until the next ACK of that type.
 fn resource_statuses(
-    load: &crate::server::LoadState,
+    load: &super::LoadState,
     nodes: &[crate::xds::registry::NodeState],
 ) -> Vec<ResourceStatus> {
-    use std::collections::BTreeMap;
     // (resource, proxy) -> rejection reason
     let mut nacks: BTreeMap<(crate::diag::ResourceId, String), String> = BTreeMap::new();
     for n in nodes {
@@ -246,7 +249,7 @@ fn resource_statuses(
                 .iter()
                 .map(|p| match nacks.get(&(st.id.clone(), p.clone())) {
                     Some(reason) => {
-                        state = crate::reconcile::State::Rejected;
+                        state = reconcile::State::Rejected;
                         ProxyStatus {
                             proxy: p.clone(),
                             state: "Rejected".into(),
@@ -266,65 +269,16 @@ fn resource_statuses(
                 name: st.id.name.clone(),
                 state: state.as_str().to_string(),
                 serving: match st.serving {
-                    crate::reconcile::Serving::Current => "current",
-                    crate::reconcile::Serving::LastAccepted => "last-accepted",
-                    crate::reconcile::Serving::Nothing => "none",
+                    Serving::Current => "current",
+                    Serving::LastAccepted => "last-accepted",
+                    Serving::Nothing => "none",
                 }
                 .to_string(),
                 file: st.file.display().to_string(),
                 line: st.line,
-                reasons: st.reasons.iter().map(diag_msg).collect(),
+                reasons: st.reasons.iter().map(Into::into).collect(),
                 proxies,
             }
         })
         .collect()
-}
-
-type StatusStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<GetStatusResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl status_service_server::StatusService for StatusApi {
-    async fn get_status(
-        &self,
-        _request: Request<GetStatusRequest>,
-    ) -> Result<Response<GetStatusResponse>, Status> {
-        Ok(Response::new(current_status(&self.shared)))
-    }
-
-    type WatchStatusStream = StatusStream;
-
-    async fn watch_status(
-        &self,
-        _request: Request<GetStatusRequest>,
-    ) -> Result<Response<Self::WatchStatusStream>, Status> {
-        let shared = self.shared.clone();
-        let mut shutdown = self.shutdown.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut loads = shared.loads.clone();
-            let mut reg = shared.registry.subscribe();
-            let mut stats = shared.envoy_stats.subscribe();
-            let mut last: Option<GetStatusResponse> = None;
-            loop {
-                let now = current_status(&shared);
-                if last.as_ref() != Some(&now) {
-                    if tx.send(Ok(now.clone())).await.is_err() {
-                        return;
-                    }
-                    last = Some(now);
-                }
-                tokio::select! {
-                    r = loads.changed() => if r.is_err() { return },
-                    r = reg.changed() => if r.is_err() { return },
-                    r = stats.changed() => if r.is_err() { return },
-                    _ = tx.closed() => return,
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
-    }
 }

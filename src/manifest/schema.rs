@@ -1,7 +1,7 @@
 //! JSON Schemas for the manifests edgeplane reads (`edgeplane schema`).
 //!
 //! Generated with `schemars` from the same serde types the parser uses
-//! (`crate::manifest::model`), so a field the parser knows is a field the
+//! (`crate::manifest::raw`), so a field the parser knows is a field the
 //! schema knows: `deny_unknown_fields` becomes `additionalProperties: false`.
 //! Only `apiVersion` and `kind` are pinned here, to the constants the parser
 //! checks. What the parser checks beyond the types (references, durations,
@@ -13,25 +13,14 @@
 //! (`docs/FIELDS.md`, kept in step by `tests/fields_doc.rs`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
 
-use crate::manifest::model::{
+use super::kind::Kind;
+use super::raw::{
     Envelope, GatewaySpec, RouteTableSpec, UpstreamGroupSpec, UpstreamSpec, VirtualServiceSpec,
 };
-use crate::manifest::parse::{GATEWAY_API, GLOO_API};
-
-/// The kinds edgeplane parses: `(kind, apiVersion, plural used by Gloo's
-/// flat file layout)`.
-pub const KINDS: &[(&str, &str, &str)] = &[
-    ("Gateway", GATEWAY_API, "gateways"),
-    ("VirtualService", GATEWAY_API, "virtualservices"),
-    ("RouteTable", GATEWAY_API, "routetables"),
-    ("Upstream", GLOO_API, "upstreams"),
-    ("UpstreamGroup", GLOO_API, "upstreamgroups"),
-];
 
 const DIALECT: &str = "http://json-schema.org/draft-07/schema#";
 
@@ -45,60 +34,41 @@ fn generate<T: JsonSchema>() -> Value {
     schema.to_value()
 }
 
-fn api_of(kind: &str) -> Option<&'static str> {
-    KINDS
-        .iter()
-        .find(|(k, _, _)| *k == kind)
-        .map(|(_, a, _)| *a)
-}
-
 /// The schema of a whole document (`apiVersion`, `kind`, `metadata`,
-/// `spec`) of `kind`, or `None` for a kind edgeplane does not parse.
-pub fn document_schema(kind: &str) -> Option<Value> {
-    let api = api_of(kind)?;
+/// `spec`) of `kind`.
+pub fn document_schema(kind: Kind) -> Value {
+    let api = kind.api_version();
     let mut schema = match kind {
-        "Gateway" => generate::<Envelope<GatewaySpec>>(),
-        "VirtualService" => generate::<Envelope<VirtualServiceSpec>>(),
-        "RouteTable" => generate::<Envelope<RouteTableSpec>>(),
-        "Upstream" => generate::<Envelope<UpstreamSpec>>(),
-        "UpstreamGroup" => generate::<Envelope<UpstreamGroupSpec>>(),
-        _ => return None,
+        Kind::Gateway => generate::<Envelope<GatewaySpec>>(),
+        Kind::VirtualService => generate::<Envelope<VirtualServiceSpec>>(),
+        Kind::RouteTable => generate::<Envelope<RouteTableSpec>>(),
+        Kind::Upstream => generate::<Envelope<UpstreamSpec>>(),
+        Kind::UpstreamGroup => generate::<Envelope<UpstreamGroupSpec>>(),
     };
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         props.insert("apiVersion".into(), json!({ "const": api }));
-        props.insert("kind".into(), json!({ "const": kind }));
+        props.insert("kind".into(), json!({ "const": kind.as_str() }));
     }
     set_title(&mut schema, &format!("edgeplane {api} {kind}"));
-    Some(schema)
+    schema
 }
 
 /// The schema of a document of `kind` in Gloo's flat file layout
 /// (`<plural>/<namespace>/<name>.yaml`: the spec's fields at the top level
-/// beside `metadata`, no `kind`).
-pub fn flat_schema(kind: &str) -> Option<Value> {
-    let api = api_of(kind)?;
+/// beside `metadata`, no `kind`; `Kind::of_flat_path` says which).
+pub fn flat_schema(kind: Kind) -> Value {
     let mut schema = match kind {
-        "Gateway" => generate::<GatewaySpec>(),
-        "VirtualService" => generate::<VirtualServiceSpec>(),
-        "RouteTable" => generate::<RouteTableSpec>(),
-        "Upstream" => generate::<UpstreamSpec>(),
-        "UpstreamGroup" => generate::<UpstreamGroupSpec>(),
-        _ => return None,
+        Kind::Gateway => generate::<GatewaySpec>(),
+        Kind::VirtualService => generate::<VirtualServiceSpec>(),
+        Kind::RouteTable => generate::<RouteTableSpec>(),
+        Kind::Upstream => generate::<UpstreamSpec>(),
+        Kind::UpstreamGroup => generate::<UpstreamGroupSpec>(),
     };
     set_title(
         &mut schema,
-        &format!("edgeplane {api} {kind} (Gloo file layout)"),
+        &format!("edgeplane {} {kind} (Gloo file layout)", kind.api_version()),
     );
-    Some(schema)
-}
-
-/// The kind Gloo's flat file layout implies for `path`, as the parser reads it.
-pub fn flat_kind(path: &Path) -> Option<&'static str> {
-    let plural = path.parent()?.parent()?.file_name()?.to_str()?;
-    KINDS
-        .iter()
-        .find(|(_, _, p)| *p == plural)
-        .map(|(k, _, _)| *k)
+    schema
 }
 
 fn set_title(schema: &mut Value, title: &str) {
@@ -108,15 +78,13 @@ fn set_title(schema: &mut Value, title: &str) {
 }
 
 /// The file name of `kind`'s schema: `gateway.solo.io.v1.VirtualService.json`.
-pub fn file_name(kind: &str) -> Option<String> {
-    let api = api_of(kind)?;
-    Some(format!("{}.{kind}.json", api.replace('/', ".")))
+pub fn file_name(kind: Kind) -> String {
+    format!("{}.{kind}.json", kind.api_version().replace('/', "."))
 }
 
 /// The file name of `kind`'s flat-layout schema.
-pub fn flat_file_name(kind: &str) -> Option<String> {
-    let api = api_of(kind)?;
-    Some(format!("{}.{kind}.flat.json", api.replace('/', ".")))
+pub fn flat_file_name(kind: Kind) -> String {
+    format!("{}.{kind}.flat.json", kind.api_version().replace('/', "."))
 }
 
 /// One schema for any document edgeplane parses: each kind's schema under
@@ -126,10 +94,8 @@ pub fn flat_file_name(kind: &str) -> Option<String> {
 pub fn all_schema() -> Value {
     let mut defs = Map::new();
     let mut branches = Vec::new();
-    for (kind, _, _) in KINDS {
-        let Some(mut schema) = document_schema(kind) else {
-            continue;
-        };
+    for kind in Kind::ALL {
+        let mut schema = document_schema(kind);
         // Each kind's own definitions move up into the shared ones, named
         // per kind: `#/definitions/X` becomes `#/definitions/Kind.X`.
         let prefix = format!("{kind}.");
@@ -145,13 +111,13 @@ pub fn all_schema() -> Value {
         if let Some(obj) = schema.as_object_mut() {
             obj.remove("$schema");
         }
-        defs.insert((*kind).to_string(), schema);
+        defs.insert(kind.to_string(), schema);
         branches.push(json!({
-            "if": { "properties": { "kind": { "const": kind } }, "required": ["kind"] },
+            "if": { "properties": { "kind": { "const": kind.as_str() } }, "required": ["kind"] },
             "then": { "$ref": format!("#/definitions/{kind}") },
         }));
     }
-    let kinds: Vec<&str> = KINDS.iter().map(|(k, _, _)| *k).collect();
+    let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     json!({
         "$schema": DIALECT,
         "title": "edgeplane manifest",
@@ -186,40 +152,12 @@ fn prefix_refs(v: &mut Value, prefix: &str) {
 /// layout) and `all.json`.
 pub fn all_files() -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for (kind, _, _) in KINDS {
-        if let (Some(name), Some(schema)) = (file_name(kind), document_schema(kind)) {
-            out.push((name, schema));
-        }
-        if let (Some(name), Some(schema)) = (flat_file_name(kind), flat_schema(kind)) {
-            out.push((name, schema));
-        }
+    for kind in Kind::ALL {
+        out.push((file_name(kind), document_schema(kind)));
+        out.push((flat_file_name(kind), flat_schema(kind)));
     }
     out.push(("all.json".to_string(), all_schema()));
     out
-}
-
-/// `edgeplane schema`: writes every schema file into `out`, or prints
-/// `all.json` to stdout when `out` is `None`.
-pub fn run(out: Option<&Path>) -> anyhow::Result<()> {
-    use anyhow::Context;
-    match out {
-        None => {
-            let text = serde_json::to_string_pretty(&all_schema())?;
-            println!("{text}");
-        }
-        Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            for (name, schema) in all_files() {
-                let path = dir.join(&name);
-                let mut text = serde_json::to_string_pretty(&schema)?;
-                text.push('\n');
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                println!("{}", path.display());
-            }
-        }
-    }
-    Ok(())
 }
 
 // === The field list (`edgeplane schema --fields`) ===
@@ -577,7 +515,8 @@ fn code_list(names: &[String]) -> String {
 /// walked from the same schemas (so from the parser's types), and the Gloo
 /// features it refuses by name, as Markdown (`docs/FIELDS.md`).
 pub fn fields_markdown() -> String {
-    use crate::manifest::parse::{UNIMPLEMENTED_FIELDS, UNIMPLEMENTED_KINDS};
+    use super::kind::UNIMPLEMENTED_KINDS;
+    use super::parse::UNIMPLEMENTED_FIELDS;
 
     let mut out = String::new();
     out.push_str(
@@ -595,7 +534,8 @@ pub fn fields_markdown() -> String {
     );
 
     // The metadata every kind shares.
-    if let Some(doc) = document_schema("Gateway") {
+    {
+        let doc = document_schema(Kind::Gateway);
         let rows = rows_of(&doc, "", None);
         let (ignored, read): (Vec<Row>, Vec<Row>) = rows
             .into_iter()
@@ -619,12 +559,11 @@ pub fn fields_markdown() -> String {
     // Every listed path per kind, with shared types expanded, for the
     // "also listed at" column below.
     let mut everywhere: Vec<(&str, Vec<Row>)> = Vec::new();
-    for (kind, api, plural) in KINDS {
-        let Some(spec) = flat_schema(kind) else {
-            continue;
-        };
-        let rows = rows_of(&spec, kind, Some(&mut shared));
-        everywhere.push((kind, rows_of(&spec, kind, None)));
+    for kind in Kind::ALL {
+        let (api, plural) = (kind.api_version(), kind.plural());
+        let spec = flat_schema(kind);
+        let rows = rows_of(&spec, kind.as_str(), Some(&mut shared));
+        everywhere.push((kind.as_str(), rows_of(&spec, kind.as_str(), None)));
         let (top_any, rows): (Vec<Row>, Vec<Row>) = rows
             .into_iter()
             .partition(|r| r.any && !r.path.contains('.') && !r.path.contains('['));
@@ -808,7 +747,7 @@ mod tests {
         let a = fields_markdown();
         assert_eq!(a, fields_markdown());
         // Every kind has its section, and a route's fields are listed once.
-        for (kind, _, _) in KINDS {
+        for kind in Kind::ALL {
             assert!(a.contains(&format!("\n## {kind}\n")), "{kind}");
         }
         assert_eq!(
@@ -818,9 +757,7 @@ mod tests {
         );
         assert!(a.contains("| `routes` | array of object | Its fields: as under VirtualService `virtualHost.routes[]`. |"));
         // A field the walk lists for a kind is one the kind's schema has.
-        let Some(spec) = flat_schema("Upstream") else {
-            panic!("no Upstream schema");
-        };
+        let spec = flat_schema(Kind::Upstream);
         let rows = rows_of(&spec, "Upstream", None);
         assert!(paths(&rows).contains(&"static.hosts[].addr"));
         assert!(!paths(&rows).iter().any(|p| p.contains("sslConfig")));

@@ -1,0 +1,217 @@
+//! `edgeplane serve`, the daemon and composition root: checks the
+//! directory and binds its ports before anything else, then wires the
+//! watcher and the reload loop (`reload`) to the ADS server (`xds`), the
+//! gRPC status API (`grpc`), Envoy's stats stream (`stats_sink`), the admin
+//! HTTP server (`admin`) and the metrics (`metrics`). Every edge reads one
+//! `status::State`; nothing outside `cli` imports this module.
+
+pub mod admin;
+pub mod drains;
+pub mod grpc;
+pub mod memory;
+pub mod metrics;
+pub mod reload;
+pub mod stats_sink;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use self::metrics::Metrics;
+use crate::snapshot::Snapshot;
+use crate::source::watch::{Debounce, watch_dir};
+use crate::status::State;
+use crate::status::api::status_service_server::StatusServiceServer;
+use crate::xds::registry::Registry;
+use crate::xds::{AdsServer, AdsService, MAX_XDS_MESSAGE_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "--config-dir {}: no such directory (edgeplane reads the manifests from a directory; nothing was started)",
+        .dir.display()
+    )]
+    ConfigDir { dir: PathBuf },
+    #[error("cannot bind the xDS server on {addr} (choose another address with --xds-address)")]
+    BindXds {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bind the admin server on {addr} (choose another address with --admin-address)")]
+    BindAdmin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("xDS server failed")]
+    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Watch(#[from] crate::source::watch::WatchError),
+}
+
+pub struct ServeConfig {
+    pub config_dir: PathBuf,
+    pub xds_address: SocketAddr,
+    pub admin_address: Option<SocketAddr>,
+    pub debounce: Debounce,
+    /// TLS (or mutual TLS) on the xDS port, checked by
+    /// `tls::XdsTlsFiles::load`; `None`: plaintext.
+    pub xds_tls: Option<tls::ServerTls>,
+}
+
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    // Everything that can fail at start fails before a port is bound or a
+    // file read: a wrong directory or a taken port leaves nothing behind.
+    if !cfg.config_dir.is_dir() {
+        return Err(ServeError::ConfigDir {
+            dir: cfg.config_dir.clone(),
+        });
+    }
+    let admin_listener = match cfg.admin_address {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::BindAdmin { addr, source })?,
+        ),
+        None => None,
+    };
+    let xds_listener = tokio::net::TcpListener::bind(cfg.xds_address)
+        .await
+        .map_err(|source| ServeError::BindXds {
+            addr: cfg.xds_address,
+            source,
+        })?;
+
+    let (snap_tx, snap_rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut stopping = shutdown_rx.clone();
+    let (loads_tx, loads_rx) = watch::channel(0u64);
+    let metrics = Arc::new(Metrics::new());
+    let state = State {
+        snapshots: snap_rx.clone(),
+        load: Arc::default(),
+        registry: Arc::new(Registry::with_observer(metrics.clone())),
+        loads: loads_rx,
+        envoy_stats: Arc::default(),
+        drains: Arc::default(),
+    };
+    let publisher = reload::Publisher {
+        snapshots: snap_tx,
+        state: state.clone(),
+        metrics: metrics.clone(),
+    };
+
+    let mut loader = reload::Loader::default();
+    reload::reload(&cfg.config_dir, &mut loader, &publisher).await;
+    loads_tx.send_modify(|n| *n += 1);
+
+    let (reload_tx, mut reload_rx) = mpsc::channel(1);
+    let dir = cfg.config_dir.clone();
+    let debounce = cfg.debounce;
+    let watcher = tokio::spawn(async move { watch_dir(&dir, debounce, reload_tx).await });
+    let dir = cfg.config_dir.clone();
+    tokio::spawn(async move {
+        while reload_rx.recv().await.is_some() {
+            reload::reload(&dir, &mut loader, &publisher).await;
+            loads_tx.send_modify(|n| *n += 1);
+        }
+    });
+
+    if let Some(listener) = admin_listener {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "admin HTTP listening (/, /healthz, /readyz, /status, /routes, /metrics, /config_dump)");
+        }
+        tokio::spawn(admin::run(
+            listener,
+            admin::Admin::new(state.clone(), metrics.clone()),
+        ));
+    }
+
+    let security = cfg
+        .xds_tls
+        .as_ref()
+        .map_or(tls::XdsSecurity::Plaintext, |t| t.security);
+    tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), %security, "xDS (ADS) listening");
+    let status = grpc::StatusApi::new(state.clone(), shutdown_rx.clone());
+    let ads = AdsServer::new(snap_rx, state.registry.clone(), shutdown_rx);
+    // TCP_NODELAY: without it, Nagle holds the tail of a response just past
+    // a segment boundary until Envoy's delayed ACK (40 ms on Linux), which
+    // measurably delayed pushes of mid-sized RouteConfigurations.
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(xds_listener).with_nodelay(Some(true));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &cfg.xds_tls {
+        // Applied by tonic to every accepted connection, before HTTP/2.
+        builder = builder.tls_config(tls.config.clone())?;
+    }
+    let server = builder
+        .add_service(AdsService::new(ads, MAX_XDS_MESSAGE_BYTES))
+        .add_service(StatusServiceServer::new(status))
+        // Envoy's stats (the bootstrap's metrics service sink), for drains.
+        .add_service(stats_sink::StatsSinkService::new(
+            state.envoy_stats.clone(),
+            metrics.clone(),
+            MAX_XDS_MESSAGE_BYTES,
+            shutdown_tx.subscribe(),
+        ))
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing xDS streams (Envoy keeps its config)");
+            let _ = shutdown_tx.send(true);
+        });
+    tokio::select! {
+        r = server => r?,
+        r = watcher => {
+            if let Ok(Err(e)) = r {
+                return Err(e.into());
+            }
+        }
+        // A graceful shutdown waits for every open stream to end, and some
+        // never do on their own (`status --watch`, Envoy's stats stream):
+        // give them SHUTDOWN_GRACE, then exit anyway.
+        () = async {
+            if stopping.wait_for(|s| *s).await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(
+                grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                "streams still open after the shutdown grace period; exiting"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How long SIGTERM waits for open gRPC streams (status watchers, stats
+/// streams) to end after the ADS streams were closed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

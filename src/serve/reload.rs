@@ -1,0 +1,230 @@
+//! The reload loop's one step: read the directory (only changed files),
+//! reconcile (parse, validate, keep each rejected resource's last accepted
+//! version, translate, encode only what changed), log every diagnostic
+//! with file, line, column and resource, record the result in the status
+//! state, and publish the snapshot when it differs from the one served
+//! (a load that changes nothing served sends Envoy nothing at all). After
+//! a publish: the drains it causes, and the routing tables of `/routes`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::metrics::{Metrics, ReloadResult};
+use crate::diag::Severity;
+use crate::pipeline::reconcile::{self, Reconciler, Serving};
+use crate::snapshot::{PUSH_ORDER, Snapshot};
+use crate::source::FileCache;
+use crate::status::{LoadWork, ServedRoutes, State};
+
+/// What the reload loop keeps between loads: the files' texts, the last
+/// accepted resources and the last build.
+#[derive(Default)]
+pub struct Loader {
+    pub files: FileCache,
+    pub reconciler: Reconciler,
+}
+
+/// Where a load's results go.
+pub(super) struct Publisher {
+    pub snapshots: watch::Sender<Option<Arc<Snapshot>>>,
+    pub state: State,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Loads the directory once and publishes the snapshot if it is valid and
+/// different from the one served.
+pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher) {
+    let Publisher {
+        snapshots: snap_tx,
+        state,
+        metrics,
+    } = publish;
+    let started = Instant::now();
+    let d = dir.to_path_buf();
+    // Reading is blocking I/O and a large config takes a while to build:
+    // both run off the async workers. The loader moves in and back out.
+    let mut l = std::mem::take(loader);
+    let job = tokio::task::spawn_blocking(move || {
+        let read = crate::source::load_dir_cached(&d, &mut l.files);
+        let read_time = started.elapsed();
+        let mut load = l.reconciler.reconcile(read.files, read.diagnostics);
+        // Kept only to explain the routes once the snapshot is published.
+        let built = load.output.take().zip(load.model.take());
+        (l, read.stats, read_time, load, built)
+    });
+    let (l, read_stats, read_time, mut load, built) = match job.await {
+        Ok(r) => r,
+        Err(e) => {
+            // The caches and last accepted versions went with the panic;
+            // the next load starts afresh.
+            tracing::error!(error = %e, "manifest load panicked; keeping the served config");
+            return;
+        }
+    };
+    *loader = l;
+    let total = started.elapsed();
+    let work = LoadWork {
+        files_read: read_stats.read,
+        files_reused: read_stats.reused,
+        files_parsed: load.work.parse.parsed,
+        parses_reused: load.work.parse.reused,
+        encode: load.work.encode.clone(),
+        read: read_time,
+        build: total.saturating_sub(read_time),
+        total,
+    };
+    for d in &load.diagnostics {
+        let resource = d
+            .resource
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let file = d.pos.file.display().to_string();
+        match d.severity {
+            Severity::Error => tracing::error!(
+                file = %file, line = d.pos.line, column = d.pos.column, resource = %resource,
+                "{}", d.message
+            ),
+            Severity::Warning => tracing::warn!(
+                file = %file, line = d.pos.line, column = d.pos.column, resource = %resource,
+                "{}", d.message
+            ),
+        }
+    }
+    for st in load
+        .statuses
+        .iter()
+        .filter(|s| s.state == reconcile::State::Rejected)
+    {
+        let serving = match st.serving {
+            Serving::LastAccepted => "its last accepted version stays served",
+            Serving::Nothing => "it is not served",
+            Serving::Current => "served",
+        };
+        tracing::warn!(resource = %st.id, file = %st.file.display(), "rejected; {serving}");
+    }
+    let failed = load.has_errors();
+    let errors = load.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = load.diagnostics.len() - errors;
+    {
+        let mut s = state.load();
+        // Moved, not copied: nothing below needs them, and the owners
+        // index of a large config is big.
+        s.diagnostics = std::mem::take(&mut load.diagnostics);
+        s.statuses = std::mem::take(&mut load.statuses);
+        if load.snapshot.is_some() {
+            s.owners = std::mem::take(&mut load.owners);
+        }
+        s.last_load_failed = failed;
+        s.loads += 1;
+        s.work = work.clone();
+    }
+    let Some(snapshot) = load.snapshot else {
+        metrics.record_load(ReloadResult::Rejected, errors, warnings, work.build);
+        let serving = snap_tx.borrow().is_some();
+        tracing::error!(
+            errors,
+            "manifests rejected; {}",
+            if serving {
+                "the last good config stays served"
+            } else {
+                "nothing is served until the manifests are valid"
+            }
+        );
+        return;
+    };
+    let generation = snapshot.generation();
+    let mut previous = None;
+    let changed = snap_tx.send_if_modified(|cur| {
+        if cur.as_deref() == Some(&snapshot) {
+            return false;
+        }
+        previous = cur.replace(Arc::new(snapshot.clone()));
+        true
+    });
+    metrics.record_load(
+        if failed {
+            ReloadResult::Rejected
+        } else if changed {
+            ReloadResult::Published
+        } else {
+            ReloadResult::Unchanged
+        },
+        errors,
+        warnings,
+        work.build,
+    );
+    if changed {
+        metrics.record_publish(&snapshot);
+        // Gateway-level edits drain: say which listeners, on which Envoys,
+        // with how many connections.
+        if let Some(previous) = previous {
+            super::drains::report(
+                &previous,
+                &snapshot,
+                &state.registry.list(),
+                &state.envoy_stats,
+                &state.drains,
+                metrics,
+            );
+        }
+        for (key, p) in &snapshot.proxies {
+            let versions: Vec<String> = PUSH_ORDER
+                .iter()
+                .map(|t| format!("{}={}", t.short(), p.version(*t)))
+                .collect();
+            tracing::info!(proxy = %key, versions = %versions.join(" "), "proxy config");
+        }
+        tracing::info!(
+            %generation,
+            files = load.files.len(),
+            files_read = work.files_read,
+            resources_encoded = work.encode.encoded_total(),
+            resources_reused = work.encode.reused_total(),
+            build_ms = work.build.as_millis() as u64,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "config loaded and published"
+        );
+    } else {
+        tracing::debug!(%generation, "manifests changed nothing that is served; no push");
+    }
+    explain_served(built, generation.to_string(), state).await;
+}
+
+/// Reads the routing tables back from what was just published (off the
+/// async workers: a large config takes a while), then gives what the build
+/// allocated back to the OS now rather than at the next peak.
+async fn explain_served(
+    built: Option<(Arc<crate::translate::Output>, crate::model::Model)>,
+    generation: String,
+    state: &State,
+) {
+    let job = tokio::task::spawn_blocking(move || {
+        let routes = built.map(|(output, model)| {
+            let (listeners, error) = match crate::status::explain::routes(&output, &model, None) {
+                Ok(listeners) => (listeners, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+            ServedRoutes {
+                generation: Some(generation),
+                listeners,
+                error,
+            }
+        });
+        super::memory::release_free_memory();
+        routes
+    });
+    match job.await {
+        Ok(Some(routes)) => {
+            if let Some(e) = &routes.error {
+                tracing::warn!(error = %e, "cannot explain the served routes");
+            }
+            state.load().routes = Arc::new(routes);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "explaining the served routes panicked"),
+    }
+}

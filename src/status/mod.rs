@@ -1,0 +1,113 @@
+//! The read model every edge renders: what the most recent load found,
+//! what is served, which Envoys hold it, and what they said about it.
+//!
+//! `State` is the one handle the reload loop writes and the edges (the gRPC
+//! status API, the admin HTTP server) read. `view` turns it into the status
+//! report (`api::GetStatusResponse`): the translation's statuses merged with
+//! the connected Envoys' ACKs and NACKs. That one typed report is what the
+//! gRPC API sends, what `/status` serializes and what `edgeplane status
+//! --output json` prints, so the three cannot disagree. `explain` reads the
+//! routing tables back from a translation; `drain` diffs listeners and keeps
+//! what the Envoys report about their connections.
+//!
+//! This module imports the pipeline and `xds`, never `serve` or `cli`.
+
+pub mod api;
+pub mod drain;
+pub mod explain;
+pub mod view;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::diag::Diagnostic;
+use crate::pipeline::reconcile::{Owners, ResourceStatus};
+use crate::snapshot::{EncodeStats, Snapshot};
+use crate::xds::registry::Registry;
+
+/// What the most recent load found.
+#[derive(Clone, Debug, Default)]
+pub struct LoadState {
+    pub diagnostics: Vec<Diagnostic>,
+    pub last_load_failed: bool,
+    /// Loads completed since start, valid or not.
+    pub loads: u64,
+    /// Every resource's status from the most recent load.
+    pub statuses: Vec<ResourceStatus>,
+    /// Envoy resource → owning manifests, for NACK attribution.
+    pub owners: Owners,
+    /// What the most recent load read, parsed and encoded, what it carried
+    /// over from the one before, and how long it took.
+    pub work: LoadWork,
+    /// The routing tables of the served config (`crate::status::explain`), for the
+    /// status page; computed after each build is published.
+    pub routes: Arc<ServedRoutes>,
+}
+
+/// The effective routing tables of what is served.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServedRoutes {
+    /// The snapshot generation the tables describe (`None` before the
+    /// first valid load, as `/status` says).
+    pub generation: Option<String>,
+    pub listeners: Vec<explain::ListenerRoutes>,
+    /// Set when the tables could not be read back from the translation.
+    pub error: Option<String>,
+}
+
+/// The work of one load. A one-file edit reads and parses that file only
+/// and encodes only the resources whose content changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadWork {
+    /// Manifests read from disk (new, changed, or changed too recently to
+    /// trust their timestamps).
+    pub files_read: usize,
+    /// Manifests whose file was unchanged: their text was not read again.
+    pub files_reused: usize,
+    /// Manifests parsed, and those whose text was unchanged so their
+    /// documents were kept.
+    pub files_parsed: usize,
+    pub parses_reused: usize,
+    /// Envoy resources encoded, and those equal to the last build's that
+    /// kept its bytes and version, by type (empty when nothing was built).
+    pub encode: EncodeStats,
+    /// Listing and reading the directory.
+    pub read: Duration,
+    /// Parse, validate, translate, encode (the reconcile).
+    pub build: Duration,
+    /// From the start of the load until its snapshot was ready.
+    pub total: Duration,
+}
+
+/// The state every edge reads; cheap to clone (handles only).
+#[derive(Clone)]
+pub struct State {
+    /// The served snapshot (`None` before the first valid load).
+    pub snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    pub load: Arc<Mutex<LoadState>>,
+    /// The connected Envoys and what they ACKed and NACKed.
+    pub registry: Arc<Registry>,
+    /// Counts completed loads; status watchers wait on it.
+    pub loads: watch::Receiver<u64>,
+    /// Listener connection counts the Envoys stream to edgeplane.
+    pub envoy_stats: Arc<drain::EnvoyStats>,
+    /// The most recent listener drains.
+    pub drains: Arc<drain::DrainLog>,
+}
+
+impl State {
+    /// The load state. A writer that panicked mid-update leaves a state
+    /// that is still whole (every write replaces fields), so a poisoned
+    /// lock is recovered, never skipped: the one policy for this lock.
+    pub fn load(&self) -> MutexGuard<'_, LoadState> {
+        lock(&self.load)
+    }
+}
+
+/// Locks `m`, recovering from poisoning (see `State::load`).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

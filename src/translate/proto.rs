@@ -1,0 +1,48 @@
+//! Small builders every Envoy resource builder shares, and Envoy's
+//! well-known extension names, so no builder spells a wrapper type or a
+//! filter name of its own (Contour's `protobuf/helpers.go` and `wellknown`).
+
+use envoy_types::pb::envoy::config::core::v3::http_protocol_options::HeadersWithUnderscoresAction;
+use envoy_types::pb::google::protobuf::{BoolValue, Duration, UInt32Value};
+
+pub use envoy_types::util::pack_any as any;
+
+use crate::model;
+
+/// The HTTP connection manager network filter.
+pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
+/// The router, always the last HTTP filter.
+pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
+/// The CORS HTTP filter (and its per-route config key).
+pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+/// The listener filter that reads SNI, for SSL gateways.
+pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
+/// The TLS transport socket, downstream and upstream.
+pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
+/// The cluster's `typed_extension_protocol_options` key for HTTP options.
+pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+pub fn u32(value: u32) -> UInt32Value {
+    UInt32Value { value }
+}
+
+pub fn bool_value(value: bool) -> BoolValue {
+    BoolValue { value }
+}
+
+pub fn duration(d: model::Duration) -> Duration {
+    Duration {
+        seconds: d.seconds,
+        nanos: d.nanos,
+    }
+}
+
+/// Envoy's number for a headers-with-underscores action (the HCM's and a
+/// cluster's common HTTP options share the enum).
+pub fn headers_with_underscores(a: model::HeadersWithUnderscores) -> i32 {
+    (match a {
+        model::HeadersWithUnderscores::Allow => HeadersWithUnderscoresAction::Allow,
+        model::HeadersWithUnderscores::RejectRequest => HeadersWithUnderscoresAction::RejectRequest,
+        model::HeadersWithUnderscores::DropHeader => HeadersWithUnderscoresAction::DropHeader,
+    }) as i32
+}
