@@ -10,7 +10,7 @@
 //!
 //! `edgeplane schema --fields` walks the same schemas into a Markdown list of
 //! the fields edgeplane reads and the Gloo features it refuses by name
-//! (`docs/FIELDS.md`, kept in step by `tests/fields_doc.rs`).
+//! (`docs/FIELDS.md`, kept in step by `tests/it/fields_doc.rs`).
 
 use std::collections::BTreeMap;
 

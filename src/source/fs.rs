@@ -361,41 +361,14 @@ impl Scan<'_> {
     }
 }
 
-/// `O_NONBLOCK`: opening a FIFO for reading then returns at once instead of
-/// waiting for a writer (the file type is checked on the open handle). For
-/// regular files it changes nothing. Spelled out here to need no `libc`.
-#[cfg(unix)]
-const O_NONBLOCK: i32 = if cfg!(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)) {
-    0x4
-} else if cfg!(all(
-    target_os = "linux",
-    any(target_arch = "mips", target_arch = "mips64")
-)) {
-    0x80
-} else if cfg!(all(
-    target_os = "linux",
-    any(target_arch = "sparc", target_arch = "sparc64")
-)) {
-    0x4000
-} else if cfg!(target_os = "linux") {
-    0o4000
-} else {
-    // Unknown: the file type checked just before opening has to do.
-    0
-};
-
+/// Opens for reading with `O_NONBLOCK`: a FIFO then opens at once instead
+/// of waiting for a writer (the file type is checked on the open handle).
+/// For regular files it changes nothing.
 fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, O_NONBLOCK);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
     opts.open(path)
 }
 

@@ -595,22 +595,18 @@ pub(super) fn check_sni_conflicts(
         }
         for (sni, keys) in by_sni.iter().filter(|(_, k)| k.len() > 1) {
             for k in keys {
-                let others: Vec<String> = keys
-                    .iter()
-                    .filter(|o| *o != k)
-                    .map(|o| o.to_string())
-                    .collect();
+                // At most ten names each: n VirtualServices on one SNI
+                // must not cost n² text.
+                let others = super::others_list(keys, k);
                 let msg = if sni.is_empty() {
                     format!(
-                        "ssl conflict: other virtual services on the same SSL Gateway {} as this one don't specify sniDomains either: [{}]; at most one may leave sniDomains empty",
+                        "ssl conflict: other virtual services on the same SSL Gateway {} as this one don't specify sniDomains either: [{others}]; at most one may leave sniDomains empty",
                         gw.key,
-                        others.join(" ")
                     )
                 } else {
                     format!(
-                        "ssl conflict: the [{sni}] SNI domain is in the sniDomains of other virtual services on the same SSL Gateway {} as this one: [{}]",
+                        "ssl conflict: the [{sni}] SNI domain is in the sniDomains of other virtual services on the same SSL Gateway {} as this one: [{others}]",
                         gw.key,
-                        others.join(" ")
                     )
                 };
                 if let Some((p, id)) = vs_pos.get(*k) {

@@ -409,6 +409,7 @@ fn name_list(names: impl Iterator<Item = String>, sep: &str) -> String {
 
 /// `name_list` of `keys` without `me`, in O(10) per call after the first
 /// eleven keys.
+/// The keys other than `me`, at most ten named (then "and N more").
 fn others_list(keys: &[&Key], me: &Key) -> String {
     let shown: Vec<String> = keys
         .iter()

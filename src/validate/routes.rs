@@ -441,41 +441,92 @@ impl Walker<'_> {
         pos: &crate::diag::Pos,
         da: &raw::DelegateAction,
     ) -> Vec<Key> {
-        // The deprecated name/namespace form wins when set, as in Gloo.
-        let by_ref = match (&da.name, &da.reference) {
-            (Some(name), _) => Some(Key::new(
-                da.namespace
-                    .clone()
-                    .unwrap_or_else(|| owner.namespace.clone()),
-                name,
-            )),
-            (None, Some(r)) => Some(ref_key(r, &owner.namespace)),
-            (None, None) => None,
-        };
-        if let Some(k) = by_ref {
-            if !self.index.route_tables.contains_key(&k) {
-                cx.warn(pos.clone(), format!("route table {k} missing"));
-                return Vec::new();
+        // Expressions are parsed (and bad operators reported) only where
+        // they decide: a selector without a reference or labels.
+        let exprs = match &da.selector {
+            Some(sel) if by_ref(owner, da).is_none() && sel.labels.is_empty() => {
+                cx.expressions(pos, &sel.expressions)
             }
-            return vec![k];
-        }
-        let Some(sel) = &da.selector else {
-            cx.error(
-                pos.clone(),
-                "invalid route: delegateAction must set ref or selector",
-            );
-            return Vec::new();
+            _ => Vec::new(),
         };
-        if !sel.labels.is_empty() && !sel.expressions.is_empty() {
-            cx.warn(
-                pos.clone(),
-                "cannot use both labels and expressions within the same selector",
-            );
-            return Vec::new();
+        match delegation(self.index, owner, da, &exprs) {
+            Delegation::Tables(found) => {
+                if found.is_empty() {
+                    cx.warn(pos.clone(), "no route table matches the given selector");
+                }
+                found.into_iter().cloned().collect()
+            }
+            Delegation::Missing(k) => {
+                cx.warn(pos.clone(), format!("route table {k} missing"));
+                Vec::new()
+            }
+            Delegation::NoTarget => {
+                cx.error(
+                    pos.clone(),
+                    "invalid route: delegateAction must set ref or selector",
+                );
+                Vec::new()
+            }
+            Delegation::LabelsAndExpressions => {
+                cx.warn(
+                    pos.clone(),
+                    "cannot use both labels and expressions within the same selector",
+                );
+                Vec::new()
+            }
         }
-        let exprs = cx.expressions(pos, &sel.expressions);
-        let found: Vec<Key> = self
-            .index
+    }
+}
+
+/// The table a delegateAction names by reference, if it names one. The
+/// deprecated name/namespace form wins when set, as in Gloo.
+fn by_ref(owner: &Key, da: &raw::DelegateAction) -> Option<Key> {
+    match (&da.name, &da.reference) {
+        (Some(name), _) => Some(Key::new(
+            da.namespace
+                .clone()
+                .unwrap_or_else(|| owner.namespace.clone()),
+            name,
+        )),
+        (None, Some(r)) => Some(ref_key(r, &owner.namespace)),
+        (None, None) => None,
+    }
+}
+
+/// What a delegateAction of `owner` delegates to.
+enum Delegation<'i> {
+    /// The tables it selects (by reference: the one named).
+    Tables(Vec<&'i Key>),
+    /// It names a table that does not exist.
+    Missing(Key),
+    /// Neither a reference nor a selector.
+    NoTarget,
+    /// A selector with both labels and expressions, which Gloo refuses.
+    LabelsAndExpressions,
+}
+
+/// Resolves a delegateAction, the one way both the route walk and the
+/// cycle check do. `exprs` are the selector's expressions, parsed.
+fn delegation<'i>(
+    index: &'i Index<'_>,
+    owner: &Key,
+    da: &raw::DelegateAction,
+    exprs: &[LabelExpression],
+) -> Delegation<'i> {
+    if let Some(k) = by_ref(owner, da) {
+        return match index.route_tables.get_key_value(&k) {
+            Some((k, _)) => Delegation::Tables(vec![k]),
+            None => Delegation::Missing(k),
+        };
+    }
+    let Some(sel) = &da.selector else {
+        return Delegation::NoTarget;
+    };
+    if !sel.labels.is_empty() && !sel.expressions.is_empty() {
+        return Delegation::LabelsAndExpressions;
+    }
+    Delegation::Tables(
+        index
             .route_tables
             .iter()
             .filter(|(k, (doc, _))| {
@@ -483,13 +534,9 @@ impl Walker<'_> {
                     && sel.labels.iter().all(|(l, v)| doc.labels.get(l) == Some(v))
                     && exprs.iter().all(|e| e.matches(&doc.labels))
             })
-            .map(|(k, _)| k.clone())
-            .collect();
-        if found.is_empty() {
-            cx.warn(pos.clone(), "no route table matches the given selector");
-        }
-        found
-    }
+            .map(|(k, _)| k)
+            .collect(),
+    )
 }
 
 /// Gloo's child-matcher rules for delegated routes.
@@ -829,34 +876,19 @@ pub(super) fn check_cycles(index: &Index<'_>) -> Vec<Diagnostic> {
     use std::collections::{BTreeSet, VecDeque};
     let keys: Vec<&Key> = index.route_tables.keys().collect();
     let mut edges: BTreeMap<&Key, BTreeSet<&Key>> = BTreeMap::new();
-    for (k, (doc, spec)) in &index.route_tables {
+    for (k, (_, spec)) in &index.route_tables {
         let set = edges.entry(k).or_default();
         for r in &spec.routes {
             let Some(da) = &r.value.delegate_action else {
                 continue;
             };
-            let da = &da.value;
-            let by_ref = match (&da.name, &da.reference) {
-                (Some(name), _) => Some(Key::new(
-                    da.namespace.clone().unwrap_or_else(|| k.namespace.clone()),
-                    name,
-                )),
-                (None, Some(r)) => Some(ref_key(r, &k.namespace)),
-                (None, None) => None,
-            };
-            if let Some(t) = by_ref {
-                if let Some((tk, _)) = index.route_tables.get_key_value(&t) {
-                    set.insert(tk);
-                }
-                continue;
-            }
-            let Some(sel) = &da.selector else { continue };
-            if !sel.labels.is_empty() && !sel.expressions.is_empty() {
-                continue;
-            }
-            let exprs: Vec<LabelExpression> = sel
-                .expressions
+            // Invalid operators are reported by the route walk; here they
+            // just select nothing more.
+            let exprs: Vec<LabelExpression> = da
+                .value
+                .selector
                 .iter()
+                .flat_map(|sel| &sel.expressions)
                 .filter_map(|e| {
                     Some(LabelExpression {
                         key: e.key.clone(),
@@ -865,19 +897,10 @@ pub(super) fn check_cycles(index: &Index<'_>) -> Vec<Diagnostic> {
                     })
                 })
                 .collect();
-            for (tk, (tdoc, _)) in &index.route_tables {
-                if namespace_selected(&sel.namespaces, &k.namespace, &tk.namespace, false)
-                    && sel
-                        .labels
-                        .iter()
-                        .all(|(l, v)| tdoc.labels.get(l) == Some(v))
-                    && exprs.iter().all(|e| e.matches(&tdoc.labels))
-                {
-                    set.insert(tk);
-                }
+            if let Delegation::Tables(found) = delegation(index, k, &da.value, &exprs) {
+                set.extend(found);
             }
         }
-        let _ = doc;
     }
     let mut out = Vec::new();
     let mut visits = 0usize;

@@ -1,16 +1,14 @@
-//! Issue 7: never lose a connection. Through real Envoy 1.40 under live
+//! Never lose a connection. Through real Envoy 1.40 under live
 //! WebSocket and HTTP load: edgeplane killed with SIGKILL and restarted, a
 //! fresh Envoy, two edgeplane replicas with a fail-over, and SIGTERM.
 //! Every figure measured here is printed (`--nocapture` shows them).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::load::{Load, LoadReport, LoadSpec};
+use crate::support::*;
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
-use support::load::{Load, LoadReport, LoadSpec};
-use support::*;
 
 const UP: &str = "echo";
 /// Generous bounds for waits; the figures reported are what matters.

@@ -10,15 +10,13 @@
 //! for `127.0.0.1` and `localhost`, a client certificate, and a client
 //! certificate from another CA.
 
-mod support;
-
 use anyhow::Context;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 
-use support::*;
+use crate::support::*;
 
 const UP: &str = "backend";
 

@@ -37,16 +37,14 @@
 //! selects delta for the rest of the suite: the point is that the file is
 //! used unchanged. It runs (and passes) the same under both settings.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const NODE_ID: &str = "docker-compose-node";
 const PROXY_KEY: &str = "gloo-system~gateway-proxy";

@@ -6,8 +6,6 @@
 //! WebSocket). Every wait polls an observable (Envoy's admin, edgeplane's
 //! `/status`) with a deadline.
 
-#![allow(dead_code)]
-
 pub mod load;
 
 use std::future::Future;

@@ -31,6 +31,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::support::{free_port, write_atomic};
+
 const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const LDS: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 const RDS: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
@@ -170,15 +172,6 @@ impl Drop for Edgeplane {
     }
 }
 
-/// Two distinct free loopback ports (both held while picking, then freed).
-fn free_ports() -> (u16, u16) {
-    let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    let b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    let pa = a.local_addr().expect("local addr").port();
-    let pb = b.local_addr().expect("local addr").port();
-    (pa, pb)
-}
-
 impl Edgeplane {
     /// Starts on three manifests (Gateway, Upstream on port 1, VirtualService
     /// routing `/`), one file each.
@@ -197,9 +190,9 @@ impl Edgeplane {
         let config = tempfile::tempdir().expect("create the manifests tempdir");
         let logs = tempfile::tempdir().expect("create the log tempdir");
         for (name, text) in &files {
-            write_atomically(&config.path().join(name), text);
+            write_atomic(config.path(), name, text);
         }
-        let (xds_port, admin_port) = free_ports();
+        let (xds_port, admin_port) = (free_port(), free_port());
         let log = File::create(logs.path().join("edgeplane.log")).expect("create the log file");
         let log2 = log.try_clone().expect("clone the log file handle");
         let child = Command::new(env!("CARGO_BIN_EXE_edgeplane"))
@@ -276,7 +269,7 @@ impl Edgeplane {
 
     /// Replaces a manifest atomically (hidden temp file, then rename).
     fn write(&self, name: &str, text: &str) {
-        write_atomically(&self.config.path().join(name), text);
+        write_atomic(self.config.path(), name, text);
     }
 
     async fn try_status(&self) -> Result<Json, String> {
@@ -350,16 +343,6 @@ impl Edgeplane {
     async fn ads(&self) -> Ads {
         Ads::connect(self.xds_port).await
     }
-}
-
-fn write_atomically(path: &std::path::Path, text: &str) {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("manifest file name");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write the temporary manifest");
-    std::fs::rename(&tmp, path).expect("rename the manifest into place");
 }
 
 // ---------------------------------------------------------------------------

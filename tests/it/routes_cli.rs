@@ -1,16 +1,14 @@
-//! Issue 8: `edgeplane routes` on the sample manifests
+//! `edgeplane routes` on the sample manifests
 //! (examples/websocket-reasons) reports every WebSocket reason, and each
 //! route's reported state is what real Envoy does on it: 101 and an echo
 //! when on, 403 when off.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::*;
 use anyhow::Context;
 use serde_json::Value;
-use support::*;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/websocket-reasons");
 

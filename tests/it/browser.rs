@@ -9,16 +9,14 @@
 //!
 //! A missing Chromium fails the test (never skips it): run `scripts/setup`.
 
-mod support;
-
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Chromium from `CHROMIUM_BIN`, else the first of Debian's names on PATH.
@@ -60,7 +58,7 @@ impl Drop for ProcessGroup {
 
 struct Browser {
     _process: ProcessGroup,
-    ws: support::Ws,
+    ws: crate::support::Ws,
     next_id: u64,
     /// Errors the page reported: exceptions, console errors, blocked
     /// resources and policy violations (DevTools events seen so far).

@@ -3,13 +3,11 @@
 //! resources whose content changed, and everything else keeps its bytes and
 //! versions, so Envoy sees no Cluster or Listener change at all.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const VIRTUAL_SERVICES: usize = 4;
 const ROUTES_PER_VS: usize = 5;

@@ -45,7 +45,8 @@ fn routes_example_is_the_real_output() {
         shown, real,
         "README's `edgeplane routes examples/websocket-reasons` block is stale; paste the command's output"
     );
-    // The four reasons the issue asks for are all there.
+    // Every kind of reason is shown: the listener default, the gateway's
+    // upgrades, a route override either way, and a delegate's inheritance.
     for reason in [
         "on: listener default",
         "off: gateway upgrades",

@@ -5,14 +5,12 @@
 //! Envoy keeps the open WebSocket working until its drain time, then closes
 //! it.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const UP: &str = "backend";

@@ -2,9 +2,7 @@
 //! ignored editor files, and a config directory that disappears and comes
 //! back. Every step waits on what Envoy (or edgeplane's `/status`) shows.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const UP: &str = "backend";
 

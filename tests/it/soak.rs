@@ -1,4 +1,4 @@
-//! Issue 7, edits under load: 100 live WebSockets through Envoy, each
+//! Edits under load: 100 live WebSockets through Envoy, each
 //! echoing every 100 ms, and at least 500 HTTP requests/s over keep-alive
 //! connections, while edits mixed across VirtualServices, RouteTables and
 //! Upstreams (endpoints included) are applied one after another, each
@@ -12,15 +12,13 @@
 //! `EDGEPLANE_SOAK_*` variables below change its size, and
 //! `EDGEPLANE_SOAK_OUT=FILE` writes its figures as Markdown.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::load::{Load, LoadReport, LoadSpec};
+use crate::support::*;
 use anyhow::{Context, Result, bail, ensure};
-use support::load::{Load, LoadReport, LoadSpec};
-use support::*;
 
 /// How long one edit may take to be served before the run fails.
 const EDIT_DEADLINE: Duration = Duration::from_secs(10);
@@ -569,6 +567,6 @@ impl Outcome {
 
 /// Latencies in µs as `p50 / p99 / max ms`.
 fn p50_p99_max(p50: u32, p99: u32, max: u32) -> String {
-    use support::load::ms;
+    use crate::support::load::ms;
     format!("{:.2} / {:.2} / {:.2} ms", ms(p50), ms(p99), ms(max))
 }

@@ -1,4 +1,4 @@
-//! Issue 5, "bad input costs nothing": hostile and broken manifests, each
+//! Bad input costs nothing: hostile and broken manifests, each
 //! through real edgeplane, real Envoy 1.40 and a real backend.
 //!
 //! For every input (the corpus is `tests/hostile/`, documented in its
@@ -20,13 +20,11 @@
 //! this file (exponential delegation walks, quadratic conflict messages and
 //! per-document padding); their deadlines guard against hangs, not speed.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile");
 const UP: &str = "backend";

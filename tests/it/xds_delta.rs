@@ -6,11 +6,10 @@
 //! mode too (`EDGEPLANE_TEST_XDS=delta`, see `scripts/test`); these tests
 //! pin down what travels on the wire, which Envoy's stats cannot show.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{self, ControlPlane, eventually, manifests_dir, write_atomic};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -22,7 +21,6 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use prost::Message;
 use sha2::{Digest, Sha256};
-use support::{ControlPlane, eventually, manifests_dir, write_atomic};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;

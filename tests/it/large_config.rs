@@ -4,14 +4,12 @@
 //! takes the whole table (no rejection) and routes a request that only the
 //! end of the table matches.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use anyhow::Context;
 use edgeplane::snapshot::ResourceType;
 use edgeplane::source::SourceFile;
-use support::*;
 
 /// gRPC's default maximum message size (tonic's and Envoy's).
 const GRPC_DEFAULT_LIMIT: usize = 4 * 1024 * 1024;

@@ -1,9 +1,7 @@
 //! Gloo's routing surface through real Envoy: delegation carrying parent
 //! upgrades, weighted splits, redirects and direct responses.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 fn rt(name: &str, routes: &str) -> String {
     format!(

@@ -7,8 +7,6 @@
 //! for `localhost`, `mtls.localhost` and `127.0.0.1`, and a client
 //! certificate; the clients are rustls with the CA as their only root.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +24,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::*;
+use crate::support::*;
 
 const UP: &str = "backend";
 

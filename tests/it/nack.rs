@@ -3,9 +3,7 @@
 //! RouteConfiguration; edgeplane reports it (log and `/status`) and never
 //! sends that version again, and Envoy keeps serving the previous routes.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const UP: &str = "backend";
 

@@ -269,10 +269,6 @@ impl Load {
         })
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
     /// Waits (bounded by `within`) until as many echoes as there are
     /// WebSockets have been answered (the clients are spread over one
     /// period) and `min_http` HTTP requests succeeded.

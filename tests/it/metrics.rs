@@ -3,13 +3,11 @@
 //! valid config; `/config_dump` holds what Envoy holds; `--log-json` logs
 //! JSON lines with file, line, column and resource.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::*;
 use anyhow::{Context, Result};
 use serde_json::Value;
-use support::*;
 
 const UP: &str = "backend";
 

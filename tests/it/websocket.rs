@@ -1,10 +1,8 @@
-//! Issue 3 acceptance, through real Envoy 1.40 with a real WebSocket client
+//! Through real Envoy 1.40 with a real WebSocket client
 //! and backend: Gloo's upgrade semantics, live edits that keep sockets open,
 //! invalid edits that cost nothing, and stable versions across restarts.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const UP: &str = "backend";
 

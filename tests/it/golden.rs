@@ -10,7 +10,7 @@
 //! - `translate_cli_*`: the `edgeplane translate` command and its exit codes.
 //!
 //! To add a case or accept a deliberate change, run
-//! `EDGEPLANE_BLESS=1 cargo test --test golden golden_outputs_match`, which
+//! `EDGEPLANE_BLESS=1 cargo test --test it golden::golden_outputs_match`, which
 //! (re)writes `expected.json` instead of comparing. Blessed output is NOT
 //! correct by construction: read the diff (`git diff tests/fixtures`)
 //! against what Envoy should get before committing it.
@@ -19,15 +19,13 @@
 //! every `bindAddress` to 127.0.0.1 and every `bindPort` to a free loopback
 //! port, and inserts nothing (an absent bindAddress means `::`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 fn fixtures_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

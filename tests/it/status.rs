@@ -1,11 +1,9 @@
-//! Issue 5 acceptance through real Envoy: per-resource last-known-good and
+//! Through real Envoy: per-resource last-known-good and
 //! statuses, `edgeplane status`, and Envoy NACKs attributed to the resource.
-
-mod support;
 
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 fn vs_named(name: &str, domain: &str, routes: &str) -> String {
     virtual_service(routes)

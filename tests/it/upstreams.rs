@@ -4,10 +4,8 @@
 //! other load-balancing policies sit on upstreams no route needs to reach.
 //! Envoy accepts every cluster: no CDS rejection, no NACK in edgeplane.
 
-mod support;
-
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const RICH: &str = "rich";
 

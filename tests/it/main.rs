@@ -1,0 +1,61 @@
+//! Every integration test, in one binary (ripgrep's layout): the crate and
+//! `support` are compiled and linked once instead of once per topic. Each
+//! module is one topic; real processes on loopback (edgeplane, Envoy 1.40,
+//! the demo backend, Chromium), every wait bounded.
+//!
+//! Run one topic with `cargo test --test it <module>::`, e.g.
+//! `cargo test --test it websocket::`.
+
+// Shared harness: edgeplane, Envoy and backend processes, waits, clients.
+mod support;
+
+// The admin status page, driven in headless Chromium.
+mod browser;
+// The command line: bootstraps, exit codes, error messages, closed pipes.
+mod cli;
+// Listener drains announced with the Envoys' connection counts.
+mod drain;
+// docs/FIELDS.md equals `edgeplane schema --fields`.
+mod fields_doc;
+// Gloo's docker-compose file mode, carried over as is.
+mod gloo_migration;
+// Golden translations, served to real Envoy without a NACK.
+mod golden;
+// Hostile and broken manifests cost nothing.
+mod hostile;
+// A save re-reads, re-parses and re-encodes only what changed.
+mod incremental;
+// RouteConfigurations beyond gRPC's 4 MiB default.
+mod large_config;
+// /metrics, /readyz, /config_dump.
+mod metrics;
+// A config Envoy NACKs, attributed to its manifest.
+mod nack;
+// The README is true to the binary.
+mod readme;
+// Kill, restart, replicas, SIGTERM: no connection lost.
+mod resilience;
+// `edgeplane routes` against what Envoy does.
+mod routes_cli;
+// Delegation, weighted splits, redirects, direct responses.
+mod routing;
+// JSON Schemas accept every sample and refuse typos.
+mod schema;
+// Edits under WebSocket and HTTP load.
+mod soak;
+// SSL gateways: wss:// and HTTPS terminated by Envoy.
+mod ssl_gateways;
+// Per-resource last-known-good and statuses, `status` and `check`.
+mod status;
+// Upstream features through Envoy.
+mod upstreams;
+// The directory watcher.
+mod watch;
+// Gloo's WebSocket semantics and live edits that keep sockets open.
+mod websocket;
+// Delta ADS as an Envoy sees it.
+mod xds_delta;
+// State-of-the-world ADS as an Envoy sees it.
+mod xds_protocol;
+// The xDS port over TLS and mutual TLS.
+mod xds_tls;
