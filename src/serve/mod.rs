@@ -72,6 +72,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             dir: cfg.config_dir.clone(),
         });
     }
+    // Armed before the first read: an edit made while it runs is seen.
+    let dir_watch = watch_dir(&cfg.config_dir, cfg.debounce)?;
     let admin_listener = match cfg.admin_address {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -111,9 +113,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     loads_tx.send_modify(|n| *n += 1);
 
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
-    let dir = cfg.config_dir.clone();
-    let debounce = cfg.debounce;
-    let watcher = tokio::spawn(async move { watch_dir(&dir, debounce, reload_tx).await });
+    let watcher = tokio::spawn(dir_watch.run(reload_tx));
     let dir = cfg.config_dir.clone();
     tokio::spawn(async move {
         while reload_rx.recv().await.is_some() {

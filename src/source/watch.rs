@@ -153,14 +153,19 @@ impl Writers {
     }
 }
 
-/// Watches `dir`; sends `()` on `out` whenever it should be re-read.
-/// Returns when `out` is closed.
-pub async fn watch_dir(
-    dir: &Path,
+/// A directory watch, armed: every change from the moment `watch_dir`
+/// returns is seen, so a caller that arms it before its first read of the
+/// directory misses no edit made after that read began.
+pub struct DirWatch {
+    dir: PathBuf,
     debounce: Debounce,
-    out: mpsc::Sender<()>,
-) -> Result<(), WatchError> {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Seen>();
+    watcher: RecommendedWatcher,
+    events: mpsc::UnboundedReceiver<Seen>,
+}
+
+/// Arms a watch on `dir` (`DirWatch::run` then reports its changes).
+pub fn watch_dir(dir: &Path, debounce: Debounce) -> Result<DirWatch, WatchError> {
+    let (ev_tx, events) = mpsc::unbounded_channel::<Seen>();
     let handler = move |res: notify::Result<notify::Event>| {
         if let Some(seen) = classify(&res) {
             let _ = ev_tx.send(seen);
@@ -173,6 +178,30 @@ pub async fn watch_dir(
             source,
         })?;
     arm(&mut watcher, dir)?;
+    Ok(DirWatch {
+        dir: dir.to_path_buf(),
+        debounce,
+        watcher,
+        events,
+    })
+}
+
+impl DirWatch {
+    /// Sends `()` on `out` whenever the directory should be re-read.
+    /// Returns when `out` is closed.
+    pub async fn run(self, out: mpsc::Sender<()>) -> Result<(), WatchError> {
+        run(self, out).await
+    }
+}
+
+async fn run(w: DirWatch, out: mpsc::Sender<()>) -> Result<(), WatchError> {
+    let DirWatch {
+        dir,
+        debounce,
+        mut watcher,
+        events: mut ev_rx,
+    } = w;
+    let dir = dir.as_path();
     let mut armed = true;
     let mut poll = debounce.poll.map(tokio::time::interval);
     // While the directory is missing (deleted, or moved away and not yet

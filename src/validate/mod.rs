@@ -11,6 +11,7 @@
 
 mod gateway;
 mod routes;
+mod suggest;
 mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -160,6 +161,24 @@ pub(crate) struct Index<'a> {
     pub upstreams: BTreeSet<Key>,
     pub upstream_groups: BTreeMap<Key, (&'a Document, &'a raw::UpstreamGroupSpec)>,
     pub route_tables: BTreeMap<Key, (&'a Document, &'a raw::RouteTableSpec)>,
+    /// "Did you mean" for missing references.
+    pub suggest: suggest::Suggester,
+}
+
+impl Index<'_> {
+    /// Gloo's warning for a reference to an Upstream that does not exist,
+    /// with the closest existing one as a hint.
+    pub(crate) fn missing_upstream(&self, cx: &mut Ctx<'_>, pos: Pos, k: &Key) {
+        let mut d = Diagnostic::warning(
+            pos,
+            Some(cx.id.clone()),
+            format!("*v1.Upstream {{ {k} }} not found"),
+        );
+        if let Some(near) = self.suggest.closest(k, &self.upstreams) {
+            d = d.with_hint(format!("did you mean `{near}`?"));
+        }
+        cx.diags.push(d);
+    }
 }
 
 pub(crate) fn key_of(id: &ResourceId) -> Key {
@@ -181,6 +200,7 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
         upstreams: BTreeSet::new(),
         upstream_groups: BTreeMap::new(),
         route_tables: BTreeMap::new(),
+        suggest: suggest::Suggester::default(),
     };
     for &d in docs {
         let k = key_of(&d.id);

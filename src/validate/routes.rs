@@ -335,7 +335,7 @@ impl Walker<'_> {
             let k = ref_key(&up.value, &owner.namespace);
             if !self.index.upstreams.contains(&k) {
                 let p = cx.at(up);
-                cx.warn(p, format!("*v1.Upstream {{ {k} }} not found"));
+                self.index.missing_upstream(cx, p, &k);
             }
             return Some(Action::Upstream(k));
         }

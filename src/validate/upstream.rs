@@ -460,7 +460,7 @@ pub(super) fn weighted(
         let k = ref_key(&up.value, &owner.namespace);
         if !index.upstreams.contains(&k) {
             let p = cx.at(up);
-            cx.warn(p, format!("*v1.Upstream {{ {k} }} not found"));
+            index.missing_upstream(cx, p, &k);
         }
         out.push((k, d.value.weight.unwrap_or(0)));
     }

@@ -76,3 +76,235 @@ fn validate_exit_codes() {
         .expect("run validate");
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// Runs `edgeplane args` with its stdout read by someone who stops after
+/// `keep` lines (`| head -1`; 0: a reader gone before the first byte) and
+/// returns the exit status and stderr.
+fn with_stdout_closed_after(args: &[&str], keep: usize) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run edgeplane");
+    if let Some(stdout) = child.stdout.take() {
+        let mut lines = BufReader::new(stdout).lines();
+        for _ in 0..keep {
+            let _ = lines.next();
+        }
+        // Dropped here: the read end closes, as when `head` exits.
+    }
+    let out = wait_bounded(child);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Waits for `child` for at most 30 s (then kills it and fails).
+fn wait_bounded(mut child: std::process::Child) -> std::process::Output {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().expect("collect output"),
+            Ok(None) if std::time::Instant::now() < end => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                panic!("edgeplane did not exit within 30 s");
+            }
+        }
+    }
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let examples = root().join("examples/websocket-reasons");
+    let examples = examples.to_str().expect("utf-8 path");
+    for (args, keep) in [
+        (&["schema"][..], 1),
+        (&["schema", "--fields"][..], 1),
+        (&["translate", examples][..], 1),
+        (&["translate", examples][..], 0),
+        (&["routes", examples, "--output", "json"][..], 0),
+        (&["routes", examples][..], 0),
+        (&["bootstrap", "--node-id", "n"][..], 0),
+    ] {
+        let (code, stderr) = with_stdout_closed_after(args, keep);
+        assert_eq!(code, Some(0), "edgeplane {args:?} | head: {stderr}");
+        assert!(!stderr.contains("panicked"), "edgeplane {args:?}: {stderr}");
+    }
+}
+
+/// The `error: …` line a failed command printed.
+fn error_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in: {stderr}"))
+        .to_string()
+}
+
+/// Each cause in an error line at most once.
+fn assert_each_cause_once(line: &str) {
+    let causes: Vec<&str> = line.trim_start_matches("error: ").split(": ").collect();
+    for (i, c) in causes.iter().enumerate() {
+        assert!(
+            !causes[i + 1..]
+                .iter()
+                .any(|later| later.contains(c) || c.contains(later)),
+            "`{c}` is said twice: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_taken_port_is_named_once_with_the_flag_that_moves_it() {
+    let dir = root().join("examples/manifests");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("local address").port();
+    let free = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        l.local_addr().expect("local address").port()
+    };
+    for (flag, args) in [
+        (
+            "--xds-address",
+            vec![
+                format!("--xds-address=127.0.0.1:{port}"),
+                format!("--admin-address=127.0.0.1:{free}"),
+            ],
+        ),
+        (
+            "--admin-address",
+            vec![
+                format!("--xds-address=127.0.0.1:{free}"),
+                format!("--admin-address=127.0.0.1:{port}"),
+            ],
+        ),
+    ] {
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config-dir")
+            .arg(&dir)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run edgeplane serve");
+        let out = wait_bounded(child);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = error_line(&stderr);
+        assert!(line.contains(flag), "{line}");
+        assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+        assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
+        assert_each_cause_once(&line);
+    }
+    drop(taken);
+}
+
+#[test]
+fn an_unreachable_status_server_is_named_once() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        l.local_addr().expect("local address").port()
+    };
+    for sub in ["status", "check"] {
+        let out = Command::new(BIN)
+            .args([sub, "--server", &format!("127.0.0.1:{port}")])
+            .output()
+            .expect("run edgeplane");
+        assert_eq!(out.status.code(), Some(2), "{sub}");
+        let line = error_line(&String::from_utf8_lossy(&out.stderr));
+        assert!(line.contains("--server"), "{line}");
+        assert_each_cause_once(&line);
+    }
+}
+
+#[test]
+fn serve_on_a_missing_directory_fails_before_binding_anything() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        l.local_addr().expect("local address").port()
+    };
+    let child = Command::new(BIN)
+        .args(["serve", "--config-dir", "/nonexistent/edgeplane-manifests"])
+        .args(["--xds-address", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run edgeplane serve");
+    let out = wait_bounded(child);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = error_line(&stderr);
+    assert!(line.contains("/nonexistent/edgeplane-manifests"), "{line}");
+    assert!(line.contains("--config-dir"), "{line}");
+    // Nothing was loaded, bound or listened on first.
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+fn validate(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(dir)
+        .args(extra)
+        .output()
+        .expect("run edgeplane validate");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_fails_on_a_directory_without_manifests_unless_allowed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (code, err) = validate(tmp.path(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no manifests"), "{err}");
+    assert!(err.contains("--allow-empty"), "{err}");
+    // Files that hold no resource are no better.
+    std::fs::write(tmp.path().join("notes.yaml"), "# nothing here\n").expect("write");
+    assert_eq!(validate(tmp.path(), &[]).0, Some(1));
+    let (code, err) = validate(tmp.path(), &["--allow-empty"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn validate_strict_fails_on_warnings_and_names_the_close_upstream() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let manifests = [
+        (
+            "gateway.yaml",
+            "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: gloo-system}\nspec: {bindPort: 8080, httpGateway: {}}\n",
+        ),
+        (
+            "upstream.yaml",
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: backend, namespace: gloo-system}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 8081}]}}\n",
+        ),
+        // `backnd`: a typo of an Upstream that exists.
+        (
+            "vs.yaml",
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: vs, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: backnd, namespace: gloo-system}}}\n",
+        ),
+    ];
+    for (name, text) in manifests {
+        std::fs::write(tmp.path().join(name), text).expect("write manifest");
+    }
+    let (code, err) = validate(tmp.path(), &[]);
+    assert_eq!(code, Some(0), "a warning alone passes: {err}");
+    assert!(err.contains("warning"), "{err}");
+    assert!(err.contains("did you mean `gloo-system.backend`?"), "{err}");
+    let (code, err) = validate(tmp.path(), &["--strict"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--strict"), "{err}");
+}

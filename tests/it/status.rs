@@ -194,6 +194,14 @@ async fn envoy_rejection_shows_as_rejected_and_is_sent_once() {
     );
     // Sent exactly once.
     assert_eq!(rds_responses(&st), before + 1, "{st}");
+    // `check` fails on it, naming the resource and the NACK.
+    let (code, report) = check_cli(s.cp.xds_port);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("VirtualService gloo-system.re is Rejected"),
+        "{report}"
+    );
+    assert!(report.contains("NACKed RouteConfiguration"), "{report}");
 
     // The next good version clears it.
     write_atomic(
@@ -215,4 +223,192 @@ async fn envoy_rejection_shows_as_rejected_and_is_sent_once() {
         get_host(port, "re.test", "/x").await.map(|r| r.0),
         Some(200)
     );
+}
+
+/// `edgeplane check`: its exit code and what it printed.
+fn check_cli(xds_port: u16) -> (Option<i32>, String) {
+    let out = std::process::Command::new(edgeplane_bin())
+        .args(["check", "--server", &format!("127.0.0.1:{xds_port}")])
+        .output()
+        .expect("run edgeplane check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The `/status` resource entry named `name`, if any.
+fn resource<'a>(status: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    status["resources"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == name)
+}
+
+/// Deleting a manifest file removes its resources from what Envoy is
+/// served, and from every view of the status with them: none shows them as
+/// Rejected (or at all), and `check` passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_file_is_gone_from_status_as_from_envoy() {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let files = vec![
+        ("gateway.yaml", gateway(port, "")),
+        ("upstream.yaml", upstream("backend", &[bport])),
+        (
+            "keep.yaml",
+            vs_named("keep", "keep.test", &route("/", "backend", "")),
+        ),
+        (
+            "gone.yaml",
+            vs_named("gone", "gone.test", &route("/", "backend", "")),
+        ),
+    ];
+    let s = Stack::start(port, be, &files).await;
+    eventually("both virtual services serve", || async {
+        let a = get_host(port, "keep.test", "/").await?;
+        let b = get_host(port, "gone.test", "/").await?;
+        (a.0 == 200 && b.0 == 200).then_some(())
+    })
+    .await;
+
+    let loads = s.cp.loads().await;
+    std::fs::remove_file(s.dir.join("gone.yaml")).expect("delete gone.yaml");
+    s.cp.wait_load_after(loads).await;
+    eventually("Envoy no longer routes gone.test", || async {
+        get_host(port, "gone.test", "/")
+            .await
+            .filter(|r| r.0 == 404)
+    })
+    .await;
+
+    let st = s.cp.status().await;
+    assert!(resource(&st, "gone").is_none(), "{st}");
+    assert_eq!(
+        resource(&st, "keep").map(|r| r["state"].clone()),
+        Some(serde_json::json!("Accepted")),
+        "{st}"
+    );
+    let (code, table) = status_cli(s.cp.xds_port, false);
+    assert_eq!(code, Some(0), "{table}");
+    assert!(!table.contains("gone"), "{table}");
+    assert!(!table.contains("Rejected"), "{table}");
+    let (_, json) = status_cli(s.cp.xds_port, true);
+    let json: serde_json::Value = serde_json::from_str(&json).expect("status --output json");
+    assert!(resource(&json, "gone").is_none(), "{json}");
+    let (code, report) = check_cli(s.cp.xds_port);
+    assert_eq!(code, Some(0), "{report}\n{}", s.logs());
+    assert!(report.starts_with("ok: "), "{report}");
+}
+
+/// A file that is not YAML (a tab in the indentation) keeps serving what it
+/// last provided, and each of its resources is Rejected with the parser's
+/// reason at file:line:column, in `/status`, `edgeplane status` (table and
+/// JSON, the same diagnostic shape as `validate --output json`) and
+/// `edgeplane check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_syntax_error_rejects_with_its_reason_everywhere() {
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let tabbed = vs_named("tabbed", "tab.test", &route("/", "backend", ""));
+    let files = vec![
+        ("gateway.yaml", gateway(port, "")),
+        ("upstream.yaml", upstream("backend", &[bport])),
+        ("tabbed.yaml", tabbed.clone()),
+    ];
+    let s = Stack::start(port, be, &files).await;
+    eventually("tab.test serves", || async {
+        get_host(port, "tab.test", "/").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    let (code, report) = check_cli(s.cp.xds_port);
+    assert_eq!(code, Some(0), "{report}\n{}", s.logs());
+
+    // A tab indents `namespace:` (YAML forbids tabs there).
+    let broken = tabbed.replacen("  namespace:", "\tnamespace:", 1);
+    assert_ne!(broken, tabbed, "the manifest has an indented namespace");
+    let tab_line = broken
+        .lines()
+        .position(|l| l.starts_with('\t'))
+        .map(|i| i as u64 + 1)
+        .unwrap_or(0);
+    let loads = s.cp.loads().await;
+    write_atomic(&s.dir, "tabbed.yaml", &broken);
+    let st = s.cp.wait_load_after(loads).await;
+
+    let r = resource(&st, "tabbed").unwrap_or_else(|| panic!("no status for tabbed: {st}"));
+    assert_eq!(r["state"], "Rejected", "{r}");
+    assert_eq!(r["serving"], "last-accepted", "{r}");
+    let reason = &r["reasons"][0];
+    assert!(
+        reason["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("tabbed.yaml"),
+        "{r}"
+    );
+    assert!(
+        reason["message"].as_str().unwrap_or("").contains("tab"),
+        "{r}"
+    );
+    // The parser reports the tab where it meets it: on its line, or at the
+    // end of the scalar on the line above.
+    let line = reason["line"].as_u64().unwrap_or(0);
+    assert!(
+        line == tab_line || line + 1 == tab_line,
+        "tab on line {tab_line}: {r}"
+    );
+    assert!(reason["column"].as_u64().unwrap_or(0) > 0, "{r}");
+    // What it serves is still the last accepted version.
+    assert_eq!(
+        get_host(port, "tab.test", "/").await.map(|r| r.0),
+        Some(200),
+        "{}",
+        s.logs()
+    );
+
+    // The same reason, in the same shape, from the CLI and from validate.
+    let (_, json) = status_cli(s.cp.xds_port, true);
+    let json: serde_json::Value = serde_json::from_str(&json).expect("status --output json");
+    let cli_reason = &resource(&json, "tabbed").expect("tabbed in status JSON")["reasons"][0];
+    assert_eq!(cli_reason, reason);
+    let validate = std::process::Command::new(edgeplane_bin())
+        .args(["validate", "--output", "json"])
+        .arg(&s.dir)
+        .output()
+        .expect("run edgeplane validate");
+    assert_eq!(validate.status.code(), Some(1));
+    let v: serde_json::Value =
+        serde_json::from_slice(&validate.stdout).expect("validate --output json");
+    let from_validate = v["diagnostics"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["message"] == reason["message"]))
+        .unwrap_or_else(|| panic!("validate does not report {reason}: {v}"));
+    let keys = |o: &serde_json::Value| {
+        o.as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(from_validate), keys(reason), "one diagnostic shape");
+    assert!(keys(reason).contains(&"hint".to_string()), "{reason}");
+    for k in ["file", "line", "column", "severity"] {
+        assert_eq!(from_validate[k], reason[k], "{k}");
+    }
+
+    let (_, table) = status_cli(s.cp.xds_port, false);
+    let row = table
+        .lines()
+        .find(|l| l.contains("tabbed"))
+        .unwrap_or_else(|| panic!("no row for tabbed:\n{table}"));
+    assert!(row.contains("Rejected"), "{table}");
+    assert!(row.contains(&format!("tabbed.yaml:{line}:")), "{table}");
+    let (code, report) = check_cli(s.cp.xds_port);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("VirtualService gloo-system.tabbed is Rejected"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("tabbed.yaml:{line}:")), "{report}");
 }

@@ -293,3 +293,96 @@ async fn restart_yields_the_same_versions_and_no_listener_change() {
     );
     echo(&mut ws, "after restart").await;
 }
+
+/// `edgeplane ws-client --interactive`, the README's live-edit walkthrough:
+/// one socket through Envoy held open across a route edit, each line typed
+/// echoed back, a clean exit when input ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_client_interactive_holds_one_socket_across_an_edit() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let port = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let s = Stack::start(port, be, &files(port, bport, "", &route("/", UP, ""))).await;
+    s.envoy.wait_serving(port, "/plain").await;
+
+    let mut client = tokio::process::Command::new(edgeplane_bin())
+        .args(["ws-client", "--interactive"])
+        .arg(format!("ws://127.0.0.1:{port}/ws"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start ws-client");
+    let mut stdin = client.stdin.take().expect("ws-client stdin");
+    let mut replies = BufReader::new(client.stdout.take().expect("ws-client stdout")).lines();
+    let mut say = async |text: &str| {
+        stdin
+            .write_all(format!("{text}\n").as_bytes())
+            .await
+            .expect("write to ws-client");
+    };
+    say("before the edit").await;
+    let reply = tokio::time::timeout(DEADLINE, replies.next_line()).await;
+    assert!(
+        matches!(&reply, Ok(Ok(Some(l))) if l == "before the edit"),
+        "{reply:?}\n{}",
+        s.logs()
+    );
+    eventually("the socket is open in Envoy", || async {
+        (s.envoy
+            .stat("http.http.downstream_cx_upgrades_active")
+            .await
+            == Some(1))
+        .then_some(())
+    })
+    .await;
+
+    // A route edit, applied by Envoy, while the socket stays open.
+    let be2 = Backend::start("b2").await;
+    write_atomic(&s.dir, "upstream2.yaml", &upstream("backend2", &[be2.port]));
+    write_atomic(
+        &s.dir,
+        "vs.yaml",
+        &virtual_service(&format!(
+            "{}{}",
+            route("/new", "backend2", ""),
+            route("/", UP, "")
+        )),
+    );
+    eventually("the new route serves from backend2", || async {
+        http_get(port, "/new/x")
+            .await
+            .filter(|r| *r == (200, "b2 GET /new/x\n".to_string()))
+    })
+    .await;
+    say("after the edit").await;
+    let reply = tokio::time::timeout(DEADLINE, replies.next_line()).await;
+    assert!(
+        matches!(&reply, Ok(Ok(Some(l))) if l == "after the edit"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        s.envoy
+            .stat("http.http.downstream_cx_upgrades_active")
+            .await,
+        Some(1),
+        "the same socket, never reopened"
+    );
+    assert_eq!(
+        s.envoy.stat("http.http.downstream_cx_upgrades_total").await,
+        Some(1),
+        "{}",
+        s.logs()
+    );
+
+    // End of input: a clean close and exit 0.
+    drop(stdin);
+    let status = tokio::time::timeout(DEADLINE, client.wait())
+        .await
+        .expect("ws-client exits when its input ends")
+        .expect("wait for ws-client");
+    assert!(status.success(), "{status:?}");
+}
