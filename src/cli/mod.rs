@@ -178,17 +178,19 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub struct NotADirectory(pub PathBuf);
 
 /// The one way the commands load manifests: read, parse, validate and
-/// translate `dir` exactly as `serve` would, then print every diagnostic
-/// with its source line on stderr.
+/// translate `dir` exactly as `serve` would.
 pub(crate) fn load(dir: &Path) -> Result<Load, NotADirectory> {
     if !dir.is_dir() {
         return Err(NotADirectory(dir.to_path_buf()));
     }
-    let load = crate::pipeline::load_dir(dir);
+    Ok(crate::pipeline::load_dir(dir))
+}
+
+/// Every diagnostic of `load`, with its source line, on stderr.
+pub(crate) fn report(load: &Load) {
     if !load.diagnostics.is_empty() {
         eprintln!("{}\n", load.render_diagnostics());
     }
-    Ok(load)
 }
 
 /// `Err(exit 1)` with the summary line on stderr when `load` has errors.

@@ -24,6 +24,7 @@ pub struct Args {
 /// Prints the tables; exit 1 when the manifests are invalid.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let load = super::load(&a.dir)?;
+    super::report(&load);
     if let Err(code) = super::require_valid(&load) {
         return Ok(code);
     }

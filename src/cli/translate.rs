@@ -15,6 +15,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let load = super::load(&a.dir)?;
+    super::report(&load);
     if let Err(code) = super::require_valid(&load) {
         return Ok(code);
     }

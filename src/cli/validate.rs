@@ -40,10 +40,7 @@ struct Report {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    if !a.dir.is_dir() {
-        return Err(super::NotADirectory(a.dir).into());
-    }
-    let mut load = crate::pipeline::load_dir(&a.dir);
+    let mut load = super::load(&a.dir)?;
     if load.documents == 0 && !load.has_errors() && !a.allow_empty {
         load.diagnostics.push(
             Diagnostic::error(
@@ -70,9 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             super::outln(&serde_json::to_string(&report)?)?;
         }
         Format::Text => {
-            if !load.diagnostics.is_empty() {
-                eprintln!("{}\n", load.render_diagnostics());
-            }
+            super::report(&load);
             let verdict = match (valid, a.strict && warnings > 0) {
                 (true, _) => "valid",
                 (false, true) if errors == 0 => "invalid (--strict: warnings fail)",

@@ -170,3 +170,18 @@ fn quick_start_ports_are_the_stacks() {
         );
     }
 }
+
+/// What a first run costs is said before it is paid: the first build's
+/// time on the 2 cores CI has, and that Envoy's startup log is long.
+#[test]
+fn quick_start_says_what_the_first_run_costs() {
+    let text = readme();
+    let quick = text
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a quick start section");
+    assert!(quick.contains("on 2 cores"), "{quick}");
+    assert!(quick.contains("min"), "the build time, in minutes: {quick}");
+    assert!(quick.contains("Envoy's startup log is"), "{quick}");
+}

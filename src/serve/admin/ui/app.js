@@ -68,7 +68,8 @@ function renderProblems(diags) {
       el("span", { class: "where" }, where(d.file, d.line, d.column)),
       el("span", { class: "severity" }, d.severity + ": "),
       resource ? el("span", { class: "resource" }, resource + ": ") : null,
-      el("span", { class: "message" }, d.message));
+      el("span", { class: "message" }, d.message),
+      d.hint ? el("span", { class: "hint muted" }, " (hint: " + d.hint + ")") : null);
   }));
 }
 
