@@ -18,32 +18,45 @@
 //! Nothing imports an edge but `cli` (and `main`), so the dependencies run
 //! one way: `cli → serve → status → {pipeline, xds} → … → source`. See
 //! `ARCHITECTURE.md`.
+//!
+//! The directories carry the order too: `ls src/` lists the stages
+//! numbered in the order data flows through them (`0-diag.rs` is the
+//! vocabulary of problems the first stages share), then the crate root and
+//! the two edges. The module names stay plain (`crate::source`, …); only
+//! the paths below say where each lives.
 
-// The pipeline, in the order data flows (blank lines keep rustfmt from
-// sorting it).
-pub mod source;
-
-pub mod manifest;
-
+// One per stage, in the order data flows (blank lines keep rustfmt from
+// sorting them by name).
+#[path = "0-diag.rs"]
 pub mod diag;
 
+#[path = "1-source/mod.rs"]
+pub mod source;
+
+#[path = "2-manifest/mod.rs"]
+pub mod manifest;
+
+#[path = "3-validate/mod.rs"]
 pub mod validate;
 
+#[path = "4-model.rs"]
 pub mod model;
 
+#[path = "5-translate/mod.rs"]
 pub mod translate;
 
+#[path = "6-snapshot.rs"]
 pub mod snapshot;
 
+#[path = "7-pipeline/mod.rs"]
 pub mod pipeline;
 
-// To Envoy.
+#[path = "8-xds/mod.rs"]
 pub mod xds;
 
-// What is shown about it.
+#[path = "9-status/mod.rs"]
 pub mod status;
 
 // The edges.
-pub mod serve;
-
 pub mod cli;
+pub mod serve;

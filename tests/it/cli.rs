@@ -169,10 +169,7 @@ fn a_taken_port_is_named_once_with_the_flag_that_moves_it() {
     let dir = root().join("examples/manifests");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
     let port = taken.local_addr().expect("local address").port();
-    let free = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-        l.local_addr().expect("local address").port()
-    };
+    let free = crate::support::free_port();
     for (flag, args) in [
         (
             "--xds-address",
@@ -212,10 +209,7 @@ fn a_taken_port_is_named_once_with_the_flag_that_moves_it() {
 
 #[test]
 fn an_unreachable_status_server_is_named_once() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-        l.local_addr().expect("local address").port()
-    };
+    let port = crate::support::free_port();
     for sub in ["status", "check"] {
         let out = Command::new(BIN)
             .args([sub, "--server", &format!("127.0.0.1:{port}")])
@@ -230,10 +224,7 @@ fn an_unreachable_status_server_is_named_once() {
 
 #[test]
 fn serve_on_a_missing_directory_fails_before_binding_anything() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-        l.local_addr().expect("local address").port()
-    };
+    let port = crate::support::free_port();
     let child = Command::new(BIN)
         .args(["serve", "--config-dir", "/nonexistent/edgeplane-manifests"])
         .args(["--xds-address", &format!("127.0.0.1:{port}")])

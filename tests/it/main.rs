@@ -27,6 +27,8 @@ mod hostile;
 mod incremental;
 // RouteConfigurations beyond gRPC's 4 MiB default.
 mod large_config;
+// The module graph is the DAG ARCHITECTURE.md draws.
+mod layers;
 // /metrics, /readyz, /config_dump.
 mod metrics;
 // A config Envoy NACKs, attributed to its manifest.

@@ -29,30 +29,39 @@ async fn get_host(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
     parse_response(try_raw_request(port, &req).await?.as_bytes())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_save_valid_edit_serves_invalid_one_keeps_its_routes() {
+/// A stack with one VirtualService per `(name, prefix)`, written to
+/// `<name>.yaml`, serving `prefix` on the domain `<name>.test` from the
+/// upstream `backend`; returns once Envoy routes every one of them.
+async fn stack_of(vss: &[(&str, &str)]) -> Stack {
     let port = free_port();
     let be = Backend::start("b1").await;
-    let bport = be.port;
-    let files = vec![
-        ("gateway.yaml", gateway(port, "")),
-        ("upstream.yaml", upstream("backend", &[bport])),
-        (
-            "good.yaml",
-            vs_named("good", "good.test", &route("/g1", "backend", "")),
-        ),
-        (
-            "bad.yaml",
-            vs_named("bad", "bad.test", &route("/b1", "backend", "")),
-        ),
+    let mut files = vec![
+        ("gateway.yaml".to_string(), gateway(port, "")),
+        ("upstream.yaml".to_string(), upstream("backend", &[be.port])),
     ];
+    for (name, prefix) in vss {
+        files.push((
+            format!("{name}.yaml"),
+            vs_named(name, &format!("{name}.test"), &route(prefix, "backend", "")),
+        ));
+    }
+    let files: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
     let s = Stack::start(port, be, &files).await;
-    eventually("both virtual services serve", || async {
-        let g = get_host(port, "good.test", "/g1").await?;
-        let b = get_host(port, "bad.test", "/b1").await?;
-        (g.0 == 200 && b.0 == 200).then_some(())
-    })
-    .await;
+    for (name, prefix) in vss {
+        eventually(&format!("{name}.test serves {prefix}"), || async {
+            get_host(port, &format!("{name}.test"), prefix)
+                .await
+                .filter(|r| r.0 == 200)
+        })
+        .await;
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_save_valid_edit_serves_invalid_one_keeps_its_routes() {
+    let s = stack_of(&[("good", "/g1"), ("bad", "/b1")]).await;
+    let port = s.port;
 
     // One save edits both: good gets a new route, bad gets a typo.
     let loads = s.cp.loads().await;
@@ -123,26 +132,8 @@ async fn one_save_valid_edit_serves_invalid_one_keeps_its_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_rejection_shows_as_rejected_and_is_sent_once() {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let files = vec![
-        ("gateway.yaml", gateway(port, "")),
-        ("upstream.yaml", upstream("backend", &[bport])),
-        (
-            "ok.yaml",
-            vs_named("ok", "ok.test", &route("/", "backend", "")),
-        ),
-        (
-            "re.yaml",
-            vs_named("re", "re.test", &route("/", "backend", "")),
-        ),
-    ];
-    let s = Stack::start(port, be, &files).await;
-    eventually("serving", || async {
-        get_host(port, "re.test", "/x").await.filter(|r| r.0 == 200)
-    })
-    .await;
+    let s = stack_of(&[("ok", "/"), ("re", "/")]).await;
+    let port = s.port;
     let rds_responses = |st: &serde_json::Value| {
         st["nodes"][0]["types"]
             .as_array()
@@ -250,28 +241,8 @@ fn resource<'a>(status: &'a serde_json::Value, name: &str) -> Option<&'a serde_j
 /// Rejected (or at all), and `check` passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_file_is_gone_from_status_as_from_envoy() {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let files = vec![
-        ("gateway.yaml", gateway(port, "")),
-        ("upstream.yaml", upstream("backend", &[bport])),
-        (
-            "keep.yaml",
-            vs_named("keep", "keep.test", &route("/", "backend", "")),
-        ),
-        (
-            "gone.yaml",
-            vs_named("gone", "gone.test", &route("/", "backend", "")),
-        ),
-    ];
-    let s = Stack::start(port, be, &files).await;
-    eventually("both virtual services serve", || async {
-        let a = get_host(port, "keep.test", "/").await?;
-        let b = get_host(port, "gone.test", "/").await?;
-        (a.0 == 200 && b.0 == 200).then_some(())
-    })
-    .await;
+    let s = stack_of(&[("keep", "/"), ("gone", "/")]).await;
+    let port = s.port;
 
     let loads = s.cp.loads().await;
     std::fs::remove_file(s.dir.join("gone.yaml")).expect("delete gone.yaml");
@@ -309,20 +280,9 @@ async fn a_deleted_file_is_gone_from_status_as_from_envoy() {
 /// `edgeplane check`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_yaml_syntax_error_rejects_with_its_reason_everywhere() {
-    let port = free_port();
-    let be = Backend::start("b1").await;
-    let bport = be.port;
-    let tabbed = vs_named("tabbed", "tab.test", &route("/", "backend", ""));
-    let files = vec![
-        ("gateway.yaml", gateway(port, "")),
-        ("upstream.yaml", upstream("backend", &[bport])),
-        ("tabbed.yaml", tabbed.clone()),
-    ];
-    let s = Stack::start(port, be, &files).await;
-    eventually("tab.test serves", || async {
-        get_host(port, "tab.test", "/").await.filter(|r| r.0 == 200)
-    })
-    .await;
+    let s = stack_of(&[("tabbed", "/")]).await;
+    let port = s.port;
+    let tabbed = std::fs::read_to_string(s.dir.join("tabbed.yaml")).expect("read tabbed.yaml");
     let (code, report) = check_cli(s.cp.xds_port);
     assert_eq!(code, Some(0), "{report}\n{}", s.logs());
 
@@ -363,7 +323,7 @@ async fn a_yaml_syntax_error_rejects_with_its_reason_everywhere() {
     assert!(reason["column"].as_u64().unwrap_or(0) > 0, "{r}");
     // What it serves is still the last accepted version.
     assert_eq!(
-        get_host(port, "tab.test", "/").await.map(|r| r.0),
+        get_host(port, "tabbed.test", "/").await.map(|r| r.0),
         Some(200),
         "{}",
         s.logs()
