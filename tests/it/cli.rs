@@ -142,6 +142,23 @@ fn a_closed_stdout_ends_the_command_quietly() {
     }
 }
 
+/// Runs `edgeplane serve args` (logging at debug), which must fail to
+/// start: exit 2. Returns its stderr.
+fn serve_failing(args: &[&str]) -> String {
+    let child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run edgeplane serve");
+    let out = wait_bounded(child);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 /// The `error: …` line a failed command printed.
 fn error_line(stderr: &str) -> String {
     stderr
@@ -186,19 +203,10 @@ fn a_taken_port_is_named_once_with_the_flag_that_moves_it() {
             ],
         ),
     ] {
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config-dir")
-            .arg(&dir)
-            .args(&args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run edgeplane serve");
-        let out = wait_bounded(child);
-        assert_eq!(out.status.code(), Some(2));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let line = error_line(&stderr);
+        let dir = dir.to_str().expect("utf-8 path");
+        let mut all = vec!["--config-dir", dir];
+        all.extend(args.iter().map(String::as_str));
+        let line = error_line(&serve_failing(&all));
         assert!(line.contains(flag), "{line}");
         assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
         assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
@@ -225,17 +233,12 @@ fn an_unreachable_status_server_is_named_once() {
 #[test]
 fn serve_on_a_missing_directory_fails_before_binding_anything() {
     let port = crate::support::free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--config-dir", "/nonexistent/edgeplane-manifests"])
-        .args(["--xds-address", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "debug")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run edgeplane serve");
-    let out = wait_bounded(child);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_failing(&[
+        "--config-dir",
+        "/nonexistent/edgeplane-manifests",
+        "--xds-address",
+        &format!("127.0.0.1:{port}"),
+    ]);
     let line = error_line(&stderr);
     assert!(line.contains("/nonexistent/edgeplane-manifests"), "{line}");
     assert!(line.contains("--config-dir"), "{line}");
