@@ -5,7 +5,8 @@
 //! table's routes (each child path must start with it; violations are
 //! warnings that drop the child route), parent options fill only the fields
 //! a child leaves empty, tables are taken in ascending `weight` (routes of
-//! tables sharing a weight are re-sorted by path specificity), and a table
+//! tables sharing a weight are re-sorted as Gloo's `SortRoutesByPath`
+//! does), and a table
 //! met again on the same branch is a cycle, reported with its path.
 
 use std::collections::BTreeMap;
@@ -428,7 +429,7 @@ impl Walker<'_> {
                 self.other.extend(rcx.diags);
             }
             if group.len() > 1 {
-                group_routes.sort_by_key(specificity);
+                group_routes.sort_by(gloo_route_order);
             }
             out.extend(group_routes);
         }
@@ -567,15 +568,41 @@ fn check_child(parent: &Matcher, child: &Matcher) -> Result<(), String> {
     Ok(())
 }
 
-/// Sort key for routes of tables sharing a weight: exact paths first, then
-/// regexes, then prefixes; longer paths first within each kind.
-fn specificity(r: &Route) -> (u8, std::cmp::Reverse<usize>) {
-    match r.matchers.first().map(|m| &m.path) {
-        Some(PathMatch::Exact(p)) => (0, std::cmp::Reverse(p.len())),
-        Some(PathMatch::Regex(p)) => (1, std::cmp::Reverse(p.len())),
-        Some(PathMatch::Prefix(p)) => (2, std::cmp::Reverse(p.len())),
-        None => (3, std::cmp::Reverse(0)),
+/// Gloo's order for the routes of route tables sharing a weight
+/// (`SortRoutesByPath` in Gloo's `projects/gloo/pkg/utils/sort_routes.go`,
+/// a stable sort): each route is keyed by its most specific matcher, the
+/// first one no other of its matchers sorts before; then more `methods`
+/// first, exact before regex before prefix, and the lexicographically
+/// greater path first.
+fn gloo_route_order(a: &Route, b: &Route) -> std::cmp::Ordering {
+    fn key(r: &Route) -> Option<&Matcher> {
+        r.matchers.iter().fold(None, |best, m| match best {
+            Some(b) if matcher_order(m, b).is_lt() => Some(m),
+            None => Some(m),
+            keep => keep,
+        })
     }
+    match (key(a), key(b)) {
+        (Some(x), Some(y)) => matcher_order(x, y),
+        // A route always has a matcher (`/` by default); keep the order.
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+/// Gloo's `lessMatcher`, as an ordering: `Less` sorts first.
+fn matcher_order(a: &Matcher, b: &Matcher) -> std::cmp::Ordering {
+    fn kind(p: &PathMatch) -> u8 {
+        match p {
+            PathMatch::Exact(_) => 1,
+            PathMatch::Regex(_) => 2,
+            PathMatch::Prefix(_) => 3,
+        }
+    }
+    b.methods
+        .len()
+        .cmp(&a.methods.len())
+        .then_with(|| kind(&a.path).cmp(&kind(&b.path)))
+        .then_with(|| b.path.text().cmp(a.path.text()))
 }
 
 /// RE2 (Envoy's engine) refuses counted repetitions above 1000, which

@@ -182,6 +182,40 @@ fn selectors_weights_and_specificity() {
     assert_eq!(paths(&model(&l)), ["/a/exact", "/a/longer", "/a", "/z"]);
 }
 
+/// Gloo's `SortRoutesByPath` (`projects/gloo/pkg/utils/sort_routes.go`,
+/// `lessMatcher`) for route tables sharing a weight: more `methods` first,
+/// then exact < regex < prefix, then the lexicographically greater path
+/// first (not the longer one), each route keyed by its most specific
+/// matcher.
+#[test]
+fn equal_weight_tables_sort_as_gloos_sort_routes_by_path() {
+    let l = load(&[
+        GW,
+        UP,
+        &vs("[{matchers: [{prefix: /}], delegateAction: {selector: {labels: {team: x}}}}]"),
+        &rt(
+            "a",
+            "team: x",
+            0,
+            &format!(
+                "[{}, {{matchers: [{{exact: /ab/x}}], directResponseAction: {{status: 200}}}}]",
+                to_up("/ab", "")
+            ),
+        ),
+        &rt(
+            "b",
+            "team: x",
+            0,
+            "[{matchers: [{prefix: /b}], directResponseAction: {status: 200}}, {matchers: [{prefix: /ac, methods: [GET]}], directResponseAction: {status: 200}}, {matchers: [{prefix: /z}, {exact: /aa}], directResponseAction: {status: 200}}]",
+        ),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    // `/ac` has a method: first. Then the exact paths, greater first (the
+    // last route is keyed by its exact `/aa`, not its first matcher
+    // `/z`). Then the prefixes, `/b` > `/ab` byte-wise although shorter.
+    assert_eq!(paths(&model(&l)), ["/ac", "/ab/x", "/z", "/b", "/ab"]);
+}
+
 #[test]
 fn delegation_errors_and_warnings_use_gloos_texts() {
     let l = load(&[

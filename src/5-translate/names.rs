@@ -1,7 +1,8 @@
 //! The names of Envoy resources, exactly as Gloo gives them, so a Gloo
 //! user's dashboards, access logs and `/config_dump` reading carry over:
 //! listener `listener-<bindAddress>-<bindPort>`, route configuration
-//! `<listener>-routes`, virtual host `<namespace>_<name>`, cluster
+//! `<listener>-routes`, virtual host `<namespace>_<name>` (dots made
+//! underscores), cluster
 //! `<name>_<namespace>`. They belong to the builders (as Contour's
 //! `Clustername` does), not to the Envoy-free model.
 
@@ -17,9 +18,12 @@ pub fn route_config_name(gw: &Gateway) -> String {
     format!("{}-routes", listener_name(gw))
 }
 
-/// A VirtualService's virtual host: `<namespace>_<name>`.
+/// A VirtualService's virtual host: Gloo's `<namespace>.<name>` with every
+/// `.` made `_` (Gloo's `SanitizeForEnvoy`, `projects/gloo/pkg/utils/
+/// sanitize.go`: a dot would split Envoy's stats tree), so `gloo-system_web`,
+/// and `gloo-system_shop_v2` for a VirtualService named `shop.v2`.
 pub fn vhost_name(vs: &VirtualService) -> String {
-    format!("{}_{}", vs.key.namespace, vs.key.name)
+    format!("{}.{}", vs.key.namespace, vs.key.name).replace('.', "_")
 }
 
 /// An Upstream's Cluster: `<name>_<namespace>`.

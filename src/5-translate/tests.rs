@@ -268,3 +268,16 @@ fn bad_regex_duration_and_refs_are_errors() {
         "{msgs:?}"
     );
 }
+
+/// Gloo names a virtual host `<namespace>.<name>` and makes every `.` an
+/// `_` for Envoy (`SanitizeForEnvoy`, `projects/gloo/pkg/utils/sanitize.go`),
+/// dots inside the VirtualService's own name included.
+#[test]
+fn virtual_host_names_have_no_dots() {
+    let dotted = vs(PLAIN_ROUTE).replace("name: web,", "name: shop.v2,");
+    let l = load(&[&gateway(""), UPSTREAM, &dotted]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid config");
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    assert_eq!(vh.name, "apps_shop_v2");
+}
