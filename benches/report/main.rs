@@ -139,7 +139,7 @@ fn render(ctx: &Ctx, args: &[String], sections: &[Section], secs: f64) -> String
         "- command: `cargo bench --bench report -- {}`\n- quick mode: {}\n- total time: {secs:.0} s\n\n",
         args.iter()
             .filter(|a| *a != "--bench")
-            .cloned()
+            .map(|a| procs::repo_relative(a))
             .collect::<Vec<_>>()
             .join(" "),
         ctx.quick

@@ -33,7 +33,7 @@ pub fn machine_description(ctx: &Ctx) -> String {
         .arg("--version")
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .map(|o| repo_relative(String::from_utf8_lossy(&o.stdout).trim()))
         .unwrap_or_default();
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -49,6 +49,12 @@ pub fn machine_description(ctx: &Ctx) -> String {
     format!(
         "- CPU: {cpu}, {cores} cores available\n- memory: {mem}\n- kernel: Linux {kernel}\n- Envoy: {envoy}\n- edgeplane commit: {commit}\n"
     )
+}
+
+/// `text` with this repository's absolute path made relative, so a report
+/// names no machine path (`/…/edgeplane/.venv/bin/envoy` → `.venv/bin/envoy`).
+pub fn repo_relative(text: &str) -> String {
+    text.replace(concat!(env!("CARGO_MANIFEST_DIR"), "/"), "")
 }
 
 /// Resident set size of a process in KiB (`VmRSS`), Linux only.

@@ -190,80 +190,76 @@ impl DirWatch {
     /// Sends `()` on `out` whenever the directory should be re-read.
     /// Returns when `out` is closed.
     pub async fn run(self, out: mpsc::Sender<()>) -> Result<(), WatchError> {
-        run(self, out).await
-    }
-}
-
-async fn run(w: DirWatch, out: mpsc::Sender<()>) -> Result<(), WatchError> {
-    let DirWatch {
-        dir,
-        debounce,
-        mut watcher,
-        events: mut ev_rx,
-    } = w;
-    let dir = dir.as_path();
-    let mut armed = true;
-    let mut poll = debounce.poll.map(tokio::time::interval);
-    // While the directory is missing (deleted, or moved away and not yet
-    // back) there is nothing to watch: retry arming once a second.
-    let mut rearm = tokio::time::interval(Duration::from_secs(1));
-    let mut writers = Writers::default();
-    loop {
-        let tick = async {
-            match poll.as_mut() {
-                Some(p) => {
-                    p.tick().await;
+        let DirWatch {
+            dir,
+            debounce,
+            mut watcher,
+            events: mut ev_rx,
+        } = self;
+        let dir = dir.as_path();
+        let mut armed = true;
+        let mut poll = debounce.poll.map(tokio::time::interval);
+        // While the directory is missing (deleted, or moved away and not yet
+        // back) there is nothing to watch: retry arming once a second.
+        let mut rearm = tokio::time::interval(Duration::from_secs(1));
+        let mut writers = Writers::default();
+        loop {
+            let tick = async {
+                match poll.as_mut() {
+                    Some(p) => {
+                        p.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let retry = async {
-            if armed {
-                std::future::pending::<()>().await
-            } else {
-                rearm.tick().await;
-            }
-        };
-        tokio::select! {
-            ev = ev_rx.recv() => {
-                let Some(seen) = ev else {
-                    return Ok(());
-                };
-                writers.apply(&seen);
-                if !seen.change {
-                    // A close after a reload already read the writes.
-                    continue;
-                }
-                if !settle(&mut ev_rx, &debounce, &mut writers, seen.complete).await {
-                    return Ok(());
-                }
-            }
-            _ = tick => {}
-            _ = retry => {
-                if !dir.is_dir() {
-                    continue;
-                }
-            }
-        }
-        // The directory itself may have been replaced (moved away and back):
-        // re-arming is cheap and makes sure the new one is watched.
-        let _ = watcher.unwatch(dir);
-        match arm(&mut watcher, dir) {
-            Ok(()) => {
-                if !armed {
-                    tracing::info!(dir = %dir.display(), "config directory is back; watching it again");
-                }
-                armed = true;
-            }
-            Err(e) => {
+            };
+            let retry = async {
                 if armed {
-                    tracing::warn!(error = %e, "config directory not watchable; retrying every second");
+                    std::future::pending::<()>().await
+                } else {
+                    rearm.tick().await;
                 }
-                armed = false;
+            };
+            tokio::select! {
+                ev = ev_rx.recv() => {
+                    let Some(seen) = ev else {
+                        return Ok(());
+                    };
+                    writers.apply(&seen);
+                    if !seen.change {
+                        // A close after a reload already read the writes.
+                        continue;
+                    }
+                    if !settle(&mut ev_rx, &debounce, &mut writers, seen.complete).await {
+                        return Ok(());
+                    }
+                }
+                _ = tick => {}
+                _ = retry => {
+                    if !dir.is_dir() {
+                        continue;
+                    }
+                }
             }
-        }
-        if out.send(()).await.is_err() {
-            return Ok(());
+            // The directory itself may have been replaced (moved away and back):
+            // re-arming is cheap and makes sure the new one is watched.
+            let _ = watcher.unwatch(dir);
+            match arm(&mut watcher, dir) {
+                Ok(()) => {
+                    if !armed {
+                        tracing::info!(dir = %dir.display(), "config directory is back; watching it again");
+                    }
+                    armed = true;
+                }
+                Err(e) => {
+                    if armed {
+                        tracing::warn!(error = %e, "config directory not watchable; retrying every second");
+                    }
+                    armed = false;
+                }
+            }
+            if out.send(()).await.is_err() {
+                return Ok(());
+            }
         }
     }
 }

@@ -23,9 +23,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::http::header_formatters::preserve_case::v3::PreserveCaseFormatterConfig;
 use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig;
 
-use super::proto::{
-    self, CORS_FILTER, HCM_FILTER, ROUTER_FILTER, any as pack_any, bool_value, duration,
-};
+use super::proto::{self, CORS_FILTER, HCM_FILTER, ROUTER_FILTER, bool_value, duration};
 use super::{names, tls};
 use crate::model::{
     CodecType, EscapedSlashesAction, ForwardClientCertDetails, Gateway, HeadersWithUnderscores,
@@ -38,7 +36,7 @@ use crate::model::{
 pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
     let hcm = Filter {
         name: HCM_FILTER.to_string(),
-        config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm(gw)))),
+        config_type: Some(filter::ConfigType::TypedConfig(proto::any(hcm(gw)))),
     };
     let (filter_chains, listener_filters) = if gw.ssl {
         // Only sslConfig and the set of attached VirtualServices shape these
@@ -140,7 +138,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
                 http1_protocol_options::header_key_format::HeaderFormat::StatefulFormatter(
                     TypedExtensionConfig {
                         name: "envoy.http.stateful_header_formatters.preserve_case".to_string(),
-                        typed_config: Some(pack_any(PreserveCaseFormatterConfig::default())),
+                        typed_config: Some(proto::any(PreserveCaseFormatterConfig::default())),
                     },
                 ),
             ),
@@ -190,12 +188,12 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         http_filters: vec![
             HttpFilter {
                 name: CORS_FILTER.to_string(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Cors {}))),
+                config_type: Some(http_filter::ConfigType::TypedConfig(proto::any(Cors {}))),
                 ..Default::default()
             },
             HttpFilter {
                 name: ROUTER_FILTER.to_string(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                config_type: Some(http_filter::ConfigType::TypedConfig(proto::any(
                     Router::default(),
                 ))),
                 ..Default::default()
@@ -244,7 +242,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         request_id_extension: s
             .uuid_request_id_config
             .map(|(pack, sampling)| RequestIdExtension {
-                typed_config: Some(pack_any(UuidRequestIdConfig {
+                typed_config: Some(proto::any(UuidRequestIdConfig {
                     pack_trace_reason: pack.map(bool_value),
                     use_request_id_for_trace_sampling: sampling.map(bool_value),
                 })),

@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 
 use super::names;
-use super::proto::{TLS_INSPECTOR, TLS_TRANSPORT_SOCKET, any as pack_any, bool_value};
+use super::proto::{self, TLS_INSPECTOR, TLS_TRANSPORT_SOCKET, bool_value};
 use crate::model::{SslConfig, TlsParams, TlsVersion, VirtualService};
 
 /// The listener filter that reads the ClientHello (SNI, ALPN) so filter
@@ -26,7 +26,7 @@ use crate::model::{SslConfig, TlsParams, TlsVersion, VirtualService};
 pub fn tls_inspector() -> ListenerFilter {
     ListenerFilter {
         name: TLS_INSPECTOR.to_string(),
-        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+        config_type: Some(listener_filter::ConfigType::TypedConfig(proto::any(
             TlsInspector::default(),
         ))),
         ..Default::default()
@@ -47,7 +47,7 @@ pub fn filter_chain(vs: &VirtualService, ssl: &SslConfig, hcm: Filter) -> Filter
         filters: vec![hcm],
         transport_socket: Some(TransportSocket {
             name: TLS_TRANSPORT_SOCKET.to_string(),
-            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(
+            config_type: Some(transport_socket::ConfigType::TypedConfig(proto::any(
                 downstream_tls_context(ssl),
             ))),
         }),

@@ -63,6 +63,17 @@ pub enum Serving {
     Nothing,
 }
 
+impl Serving {
+    /// As the status API shows it: `current`, `last-accepted`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Serving::Current => "current",
+            Serving::LastAccepted => "last-accepted",
+            Serving::Nothing => "none",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceStatus {
     pub id: ResourceId,

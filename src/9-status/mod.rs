@@ -41,8 +41,8 @@ pub struct LoadState {
     /// What the most recent load read, parsed and encoded, what it carried
     /// over from the one before, and how long it took.
     pub work: LoadWork,
-    /// The routing tables of the served config (`crate::status::explain`), for the
-    /// status page; computed after each build is published.
+    /// The routing tables of the served config (`explain`), for the status
+    /// page; computed after each build is published.
     pub routes: Arc<ServedRoutes>,
 }
 
@@ -103,11 +103,8 @@ impl State {
     /// that is still whole (every write replaces fields), so a poisoned
     /// lock is recovered, never skipped: the one policy for this lock.
     pub fn load(&self) -> MutexGuard<'_, LoadState> {
-        lock(&self.load)
+        self.load
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// Locks `m`, recovering from poisoning (see `State::load`).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

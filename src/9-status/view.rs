@@ -16,7 +16,7 @@ use super::api::{
     ConnectedNode, GetStatusResponse, ListenerConnections, ListenerDrain, NodeTypeState,
     ProxySnapshot, ProxyStatus, ResourceStatus, TypeVersion,
 };
-use crate::pipeline::reconcile::{self, Serving};
+use crate::pipeline::reconcile;
 use crate::snapshot::{PUSH_ORDER, ResourceType};
 use crate::status::drain;
 
@@ -51,15 +51,13 @@ pub struct LastLoad {
     pub duration_ms: f64,
 }
 
-/// The whole `/status` document.
+/// The whole `/status` document, from one read of the served snapshot and
+/// the load state.
 pub fn status_document(state: &State) -> StatusDocument {
-    let report = current_status(state);
-    let generation = state
-        .snapshots
-        .borrow()
-        .as_ref()
-        .map(|s| s.generation().to_string());
+    let snap = state.snapshots.borrow().clone();
     let load = state.load();
+    let report = report(state, snap.as_deref(), &load);
+    let generation = snap.as_ref().map(|s| s.generation().to_string());
     let w = &load.work;
     let by_type = |m: &BTreeMap<ResourceType, usize>| {
         PUSH_ORDER
@@ -92,13 +90,21 @@ pub fn status_document(state: &State) -> StatusDocument {
 /// The status report, as the gRPC API sends it.
 pub fn current_status(state: &State) -> GetStatusResponse {
     let snap = state.snapshots.borrow().clone();
+    report(state, snap.as_deref(), &state.load())
+}
+
+/// The report for the served snapshot `snap` and the load state `load`,
+/// read in place (a clone would copy every diagnostic, status and the
+/// owners index).
+fn report(
+    state: &State,
+    snap: Option<&crate::snapshot::Snapshot>,
+    load: &super::LoadState,
+) -> GetStatusResponse {
     // One copy of the registry serves both the nodes and the NACK
-    // attribution, so they agree; the load state is read in place (a
-    // clone would copy every diagnostic, status and the owners index).
+    // attribution, so they agree.
     let registered = state.registry.list();
-    let load = state.load();
     let proxies = snap
-        .as_ref()
         .map(|s| {
             s.proxies
                 .iter()
@@ -119,18 +125,12 @@ pub fn current_status(state: &State) -> GetStatusResponse {
     let diagnostics = load.diagnostics.iter().map(Into::into).collect();
     // Each proxy's listeners with their Envoy stats scope, decoded once.
     let mut prefixes = ListenerPrefixes::new();
-    let resources = resource_statuses(&load, &registered);
+    let resources = resource_statuses(load, &registered);
     let nodes = registered
         .into_iter()
         .map(|n| ConnectedNode {
             stats_reported: state.envoy_stats.get(&n.node_id).is_some(),
-            listeners: listener_connections(
-                state,
-                snap.as_deref(),
-                &n.node_id,
-                &n.proxy,
-                &mut prefixes,
-            ),
+            listeners: listener_connections(state, snap, &n.node_id, &n.proxy, &mut prefixes),
             node_id: n.node_id,
             proxy: n.proxy,
             xds_mode: n.mode.to_string(),
@@ -268,12 +268,7 @@ fn resource_statuses(
                 namespace: st.id.namespace.clone(),
                 name: st.id.name.clone(),
                 state: state.as_str().to_string(),
-                serving: match st.serving {
-                    Serving::Current => "current",
-                    Serving::LastAccepted => "last-accepted",
-                    Serving::Nothing => "none",
-                }
-                .to_string(),
+                serving: st.serving.as_str().to_string(),
                 file: st.file.display().to_string(),
                 line: st.line,
                 reasons: st.reasons.iter().map(Into::into).collect(),

@@ -147,19 +147,19 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 /// Writes `text` to stdout. A closed stdout is an error `main` turns into a
 /// quiet exit, never a panic.
 pub(crate) fn out(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .context("cannot write to stdout")
+    write_stdout(&[text])
 }
 
 /// `text` and a newline, to stdout (see `out`).
 pub(crate) fn outln(text: &str) -> anyhow::Result<()> {
+    write_stdout(&[text, "\n"])
+}
+
+fn write_stdout(parts: &[&str]) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.write_all(b"\n"))
+    parts
+        .iter()
+        .try_for_each(|p| stdout.write_all(p.as_bytes()))
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")
 }
