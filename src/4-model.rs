@@ -419,7 +419,11 @@ pub enum TlsVersion {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Route {
-    /// The user's route name, when given (on the route or a delegating parent).
+    /// Gloo's converter name of the route without its `vs:<gateway>_<proxy>_`
+    /// head, which translation adds per proxy: `<ns>_<vs>_route:<name>`, then
+    /// `_rt:<ns>_<table>_route:<name>` per delegation (`<unnamed-<i>>` for an
+    /// unnamed route). `None` when no route on the branch is named: Gloo then
+    /// drops the name.
     pub name: Option<String>,
     pub matchers: Vec<Matcher>,
     pub action: Action,
@@ -657,8 +661,8 @@ pub struct HostPort {
     pub port: u32,
     /// Relative weight (≥ 1) among the upstream's hosts.
     pub weight: Option<u32>,
-    /// The SNI for this host when TLS is on and it has its own (`sniAddr`,
-    /// or its hostname under `autoSniRewrite`).
+    /// Gloo's per-host SNI: `sniAddr`, else the addr (an IP too) unless
+    /// `autoSniRewrite: false`. It names the host's transport socket match.
     pub sni: Option<String>,
 }
 

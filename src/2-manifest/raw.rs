@@ -689,13 +689,17 @@ pub struct RetryBackOff {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderManipulation {
     #[serde(default)]
-    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[schemars(with = "Vec<HeaderValueOption>")]
+    pub request_headers_to_add: Vec<Spanned<HeaderValueOption>>,
     #[serde(default)]
-    pub request_headers_to_remove: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub request_headers_to_remove: Vec<Spanned<String>>,
     #[serde(default)]
-    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[schemars(with = "Vec<HeaderValueOption>")]
+    pub response_headers_to_add: Vec<Spanned<HeaderValueOption>>,
     #[serde(default)]
-    pub response_headers_to_remove: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub response_headers_to_remove: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

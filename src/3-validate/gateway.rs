@@ -214,6 +214,10 @@ pub(super) fn gateway(
 }
 
 /// Gloo's precedence: expressions, then the label selector, then refs.
+/// `virtualServiceExpressions` given at all wins, even with no expressions:
+/// it then selects every VirtualService of the namespaces
+/// (`HttpGatewayContainsVirtualService`,
+/// `projects/gateway/pkg/translator/virtual_service_translator.go`).
 fn selection(
     cx: &mut Ctx<'_>,
     key: &Key,
@@ -221,9 +225,7 @@ fn selection(
     index: &Index<'_>,
 ) -> VsSelection {
     let namespaces = http.virtual_service_namespaces.clone();
-    if let Some(e) = &http.virtual_service_expressions
-        && !e.expressions.is_empty()
-    {
+    if let Some(e) = &http.virtual_service_expressions {
         let pos = cx.doc_pos.clone();
         let expressions = cx.expressions(&pos, &e.expressions);
         return VsSelection::Expressions {
@@ -258,7 +260,6 @@ fn selection(
     VsSelection::Refs(set)
 }
 
-/// A Gloo enum field given by name or number; `names[i]` is Envoy's value i.
 /// A Gloo enum field, written as a name or as its number (the index in
 /// `values`, which lists the values in their proto order).
 pub(super) fn enum_field<T: Copy>(

@@ -26,7 +26,12 @@ struct Parent {
     options: RouteOptions,
     inherit_matchers: bool,
     inherit_path: bool,
-    name: Option<String>,
+    /// Gloo's converter name of this delegating route, without the
+    /// `vs:<gateway>_<proxy>_` head (see `model::Route::name`).
+    name: String,
+    /// Whether this route or one above it is named (Gloo keeps the
+    /// converter name only then).
+    named: bool,
     /// Where `options.upgrades` was set: `<owner>/<index>` of this route or
     /// of the delegating route it inherited them from; `None` when empty.
     upgrades_from: Option<String>,
@@ -203,6 +208,13 @@ impl Walker<'_> {
         }
         let empty = raw::RouteOptions::default();
         let mut options = route_options(cx, owner, r.options.as_ref().unwrap_or(&empty));
+        // Gloo's validatePrefixRewrite, on the rewrite of a forwarding route.
+        if let Some(p) = r.options.as_ref().and_then(|o| o.prefix_rewrite.as_ref())
+            && (r.route_action.is_some() || r.delegate_action.is_some())
+            && !check_prefix_rewrite(cx, &pos, p)
+        {
+            return;
+        }
         let own_upgrades = !options.upgrades.is_empty();
         let upgrades_from = if own_upgrades {
             Some(format!("{owner}/{index}"))
@@ -212,10 +224,23 @@ impl Walker<'_> {
         if let Some(p) = parent {
             options.inherit(&p.options);
         }
-        let name = r
-            .name
-            .clone()
-            .or_else(|| parent.and_then(|p| p.name.clone()));
+        // Gloo's converter name (`projects/gateway/pkg/translator/
+        // converter.go`, routeName): `<ns>_<vs>_route:<name>` for a
+        // VirtualService's route, then `_rt:<ns>_<table>_route:<name>` per
+        // delegation; an unnamed route is `<unnamed-<index>>`. The name is
+        // kept only when a route on the branch is named.
+        let display = match &r.name {
+            Some(n) => n.clone(),
+            None => format!("<unnamed-{index}>"),
+        };
+        let name = match parent {
+            Some(p) => format!(
+                "{}_rt:{}_{}_route:{display}",
+                p.name, owner.namespace, owner.name
+            ),
+            None => format!("{}_{}_route:{display}", owner.namespace, owner.name),
+        };
+        let named = r.name.is_some() || parent.is_some_and(|p| p.named);
 
         let set = [
             r.route_action.is_some(),
@@ -258,6 +283,7 @@ impl Walker<'_> {
                 inherit_matchers,
                 inherit_path,
                 name,
+                named,
                 upgrades_from,
             };
             self.delegate(cx, owner, da, &me, out);
@@ -291,8 +317,30 @@ impl Walker<'_> {
         } else {
             return;
         };
+        // Gloo's cors plugin (`projects/gloo/pkg/plugins/cors/plugin.go`):
+        // a forwarding route needs an origin; a direct response gets the
+        // CORS headers instead, unless disabled there; other actions cannot
+        // carry CORS.
+        if let Some(c) = &options.cors {
+            let forwards = matches!(action, Action::Upstream(_) | Action::Weighted(_));
+            let direct = matches!(action, Action::DirectResponse { .. });
+            if forwards && c.allow_origin.is_empty() && c.allow_origin_regex.is_empty() {
+                cx.error(
+                    pos,
+                    "cors: must provide at least one of AllowOrigin or AllowOriginRegex",
+                );
+                return;
+            }
+            if !forwards && (!direct || c.disable_for_route) {
+                cx.error(
+                    pos,
+                    "cors: cannot use cors plugin on non-Route_Route route actions",
+                );
+                return;
+            }
+        }
         out.push(Route {
-            name,
+            name: named.then_some(name),
             matchers,
             action,
             options,
@@ -688,6 +736,11 @@ fn matcher(
             return None;
         }
     };
+    if let PathMatch::Prefix(p) | PathMatch::Exact(p) = &path
+        && !check_route_path(cx, &pos, p)
+    {
+        return None;
+    }
     if let (PathMatch::Regex(re), Some(sp)) = (&path, &v.regex) {
         let p = cx.at(sp);
         if !check_regex(cx, owner, p, re) {
@@ -771,6 +824,18 @@ fn redirect(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, r: &raw::RedirectAction) -
         );
         return None;
     }
+    // Gloo's validateEnvoyRoute checks the redirect's path and host as paths.
+    let paths_ok = [&r.path_redirect, &r.host_redirect]
+        .into_iter()
+        .flatten()
+        .all(|p| check_route_path(cx, pos, p));
+    let rewrite_ok = r
+        .prefix_rewrite
+        .as_ref()
+        .is_none_or(|p| check_prefix_rewrite(cx, pos, p));
+    if !(paths_ok && rewrite_ok) {
+        return None;
+    }
     Some(Action::Redirect(Redirect {
         host: r.host_redirect.clone(),
         path: r.path_redirect.clone(),
@@ -835,25 +900,10 @@ fn route_options(cx: &mut Ctx<'_>, owner: &Key, o: &raw::RouteOptions) -> RouteO
             retriable_status_codes: r.retriable_status_codes.clone(),
         }
     });
-    let header_manipulation = o.header_manipulation.as_ref().map(|h| {
-        let adds = |v: &[raw::HeaderValueOption]| {
-            v.iter()
-                .map(|x| {
-                    (
-                        x.header.key.clone(),
-                        x.header.value.clone(),
-                        x.append.unwrap_or(true),
-                    )
-                })
-                .collect()
-        };
-        HeaderManipulation {
-            request_headers_to_add: adds(&h.request_headers_to_add),
-            request_headers_to_remove: h.request_headers_to_remove.clone(),
-            response_headers_to_add: adds(&h.response_headers_to_add),
-            response_headers_to_remove: h.response_headers_to_remove.clone(),
-        }
-    });
+    let header_manipulation = o
+        .header_manipulation
+        .as_ref()
+        .map(|h| header_manipulation(cx, h));
     if o.host_rewrite.is_some() && o.auto_host_rewrite.is_some() {
         cx.error(
             cx.doc_pos.clone(),
@@ -889,6 +939,227 @@ fn route_options(cx: &mut Ctx<'_>, owner: &Key, o: &raw::RouteOptions) -> RouteO
         max_stream_duration,
         retries,
         header_manipulation,
+    }
+}
+
+/// Gloo's `ValidateRoutePath` (`projects/gloo/pkg/translator/
+/// route_config.go`): RFC 3986 path characters (`pchar` and `/`) or `%XX`
+/// escapes only, none of `//`, `/./`, `/../`, `%2f`, `%2F`, `#`, and no
+/// trailing `/..` or `/.`. Gloo applies it to matcher paths, redirect paths
+/// and hosts; the error texts are Gloo's.
+pub(super) fn route_path_problem(s: &str) -> Option<String> {
+    const PATTERN: &str = "^(?:([A-Za-z0-9/:@._~!$&'()*+,:=;-]*|[%][0-9a-fA-F]{2}))*$";
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            if b.len() < i + 3 || !b[i + 1].is_ascii_hexdigit() || !b[i + 2].is_ascii_hexdigit() {
+                return Some(format!(
+                    "must only contain valid characters matching pattern {PATTERN}"
+                ));
+            }
+            i += 3;
+            continue;
+        }
+        if !(c.is_ascii_alphanumeric() || b"/:@._~!$&'()*+,=;-".contains(&c)) {
+            return Some(format!(
+                "must only contain valid characters matching pattern {PATTERN}"
+            ));
+        }
+        i += 1;
+    }
+    for bad in ["//", "/./", "/../", "%2f", "%2F", "#"] {
+        if s.contains(bad) {
+            return Some(format!("path [{s}] cannot contain [{bad}]"));
+        }
+    }
+    for bad in ["/..", "/."] {
+        if s.ends_with(bad) {
+            return Some(format!("path [{s}] cannot end with [{bad}]"));
+        }
+    }
+    None
+}
+
+/// Gloo's `validatePath`: the error Gloo reports for a bad matcher path,
+/// redirect path or redirect host.
+fn check_route_path(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, path: &str) -> bool {
+    match route_path_problem(path) {
+        Some(why) => {
+            cx.error(pos.clone(), format!("the path is invalid: {path}: {why}"));
+            false
+        }
+        None => true,
+    }
+}
+
+/// The path Go's `url.Parse` finds in a prefix rewrite, unescaped, or Go's
+/// error text. Gloo's `ValidatePrefixRewrite` parses the rewrite as a URL
+/// and checks only its path: a query or fragment is not part of it.
+pub(super) fn go_url_path(s: &str) -> Result<String, String> {
+    let fail = |why: String| Err(format!("parse {s:?}: {why}"));
+    if s.bytes().any(|c| c < 0x20 || c == 0x7f) {
+        return fail("net/url: invalid control character in URL".into());
+    }
+    let rest = s.split('#').next().unwrap_or_default();
+    let rest = rest.split('?').next().unwrap_or_default();
+    // A scheme: letters first, then letters, digits, `+`, `-`, `.`, then `:`.
+    let scheme_end = rest.bytes().enumerate().find_map(|(i, c)| match c {
+        b'a'..=b'z' | b'A'..=b'Z' => None,
+        b'0'..=b'9' | b'+' | b'-' | b'.' if i > 0 => None,
+        b':' if i > 0 => Some(Some(i)),
+        b':' => Some(None),
+        _ => Some(None),
+    });
+    if rest.starts_with(':') {
+        return fail("missing protocol scheme".into());
+    }
+    let (has_scheme, rest) = match scheme_end.flatten() {
+        Some(i) => (true, &rest[i + 1..]),
+        None => (false, rest),
+    };
+    let path = if has_scheme && !rest.starts_with('/') {
+        // `scheme:opaque`: no path at all.
+        ""
+    } else if rest.starts_with("//") && (has_scheme || !rest.starts_with("///")) {
+        let after = &rest[2..];
+        match after.find('/') {
+            Some(i) => &after[i..],
+            None => "",
+        }
+    } else {
+        if !has_scheme
+            && let Some(first) = rest.split('/').next()
+            && first.contains(':')
+        {
+            return fail("first path segment in URL cannot contain colon".into());
+        }
+        rest
+    };
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (
+                b.get(i + 1).and_then(|c| hex(*c)),
+                b.get(i + 2).and_then(|c| hex(*c)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => {
+                    let esc: String = path[i..].chars().take(3).collect();
+                    return fail(format!("invalid URL escape {esc:?}"));
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Gloo's `validatePrefixRewrite` for route and redirect prefix rewrites.
+fn check_prefix_rewrite(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, rewrite: &str) -> bool {
+    let why = match go_url_path(rewrite) {
+        Ok(path) => route_path_problem(&path),
+        Err(e) => Some(e),
+    };
+    match why {
+        Some(why) => {
+            cx.error(
+                pos.clone(),
+                format!("the rewrite is invalid: {rewrite}: {why}"),
+            );
+            false
+        }
+        None => true,
+    }
+}
+
+/// Which list of `headerManipulation` a header is in: Gloo and Envoy judge
+/// request and response headers differently.
+#[derive(Clone, Copy)]
+enum HeaderList {
+    RequestAdd,
+    ResponseAdd,
+    Remove,
+}
+
+/// Why Envoy (or Gloo before it) refuses a header manipulation entry, in
+/// Gloo's words where Gloo has them: request headers in
+/// `pkg/utils/api_conversion/type.go`, response headers in
+/// `projects/gloo/pkg/plugins/headers/plugin.go`. Removing a `:`-prefixed
+/// or `Host` header is refused by Envoy alone (Gloo passes it on and Envoy
+/// rejects the whole RouteConfiguration), so Envoy's words are used there.
+fn header_problem(list: HeaderList, key: &str, value: &str) -> Option<String> {
+    let bad_char = |s: &str| s.chars().any(|c| matches!(c, '\0' | '\r' | '\n'));
+    if key.is_empty() {
+        return Some("header key must not be empty".into());
+    }
+    if bad_char(key) {
+        return Some(format!(
+            "header key {key:?} contains a NUL, CR or LF character, which Envoy rejects"
+        ));
+    }
+    if bad_char(value) {
+        return Some(format!(
+            "the value of header `{key}` contains a NUL, CR or LF character, which Envoy rejects"
+        ));
+    }
+    let pseudo = key.starts_with(':');
+    let host = key.eq_ignore_ascii_case("host");
+    match list {
+        HeaderList::RequestAdd if pseudo || host => Some(format!(
+            ": -prefixed or host headers may not be modified. Received '{key}' header"
+        )),
+        HeaderList::ResponseAdd if pseudo => {
+            Some(format!(":-prefixed headers cannot be set: '{key}'"))
+        }
+        HeaderList::ResponseAdd if host => {
+            Some("cannot set Host header in response headers".into())
+        }
+        HeaderList::Remove if pseudo || host => Some(format!(
+            ":-prefixed or host headers may not be removed: '{key}'"
+        )),
+        _ => None,
+    }
+}
+
+fn header_manipulation(cx: &mut Ctx<'_>, h: &raw::HeaderManipulation) -> HeaderManipulation {
+    let adds = |cx: &mut Ctx<'_>, list: HeaderList, v: &[Spanned<raw::HeaderValueOption>]| {
+        let mut out = Vec::new();
+        for x in v {
+            let (key, value) = (&x.value.header.key, &x.value.header.value);
+            match header_problem(list, key, value) {
+                Some(msg) => cx.error(cx.at(x), msg),
+                None => out.push((key.clone(), value.clone(), x.value.append.unwrap_or(true))),
+            }
+        }
+        out
+    };
+    let request_headers_to_add = adds(cx, HeaderList::RequestAdd, &h.request_headers_to_add);
+    let response_headers_to_add = adds(cx, HeaderList::ResponseAdd, &h.response_headers_to_add);
+    let mut removes = |v: &[Spanned<String>]| {
+        let mut out = Vec::new();
+        for k in v {
+            match header_problem(HeaderList::Remove, &k.value, "") {
+                Some(msg) => cx.error(cx.at(k), msg),
+                None => out.push(k.value.clone()),
+            }
+        }
+        out
+    };
+    HeaderManipulation {
+        request_headers_to_add,
+        request_headers_to_remove: removes(&h.request_headers_to_remove),
+        response_headers_to_add,
+        response_headers_to_remove: removes(&h.response_headers_to_remove),
     }
 }
 

@@ -603,3 +603,226 @@ fn route_table_errors_are_copied_onto_the_virtual_service() {
         "on sub route table gloo-system.a: invalid route: route must specify an action"
     );
 }
+
+/// Gloo's header manipulation rules: request headers in
+/// `pkg/utils/api_conversion/type.go` (`: -prefixed or host headers may not
+/// be modified`), response headers in
+/// `projects/gloo/pkg/plugins/headers/plugin.go` (CantSetPseudoHeaderError,
+/// CantSetHostHeaderError). Removing `:`-prefixed or `Host` headers Gloo
+/// passes on, and Envoy 1.40 then rejects the whole RouteConfiguration
+/// ("may not be removed"), so edgeplane refuses it first.
+#[test]
+fn header_manipulation_refuses_pseudo_and_host_headers() {
+    let with = |hm: &str| {
+        let l = load(&[
+            GW,
+            UP,
+            &vs(&format!(
+                "[{}]",
+                to_up("/", &format!(", options: {{headerManipulation: {hm}}}"))
+            )),
+        ]);
+        messages(&l)
+    };
+    let cases = [
+        (
+            "{requestHeadersToAdd: [{header: {key: ':authority', value: a}}]}",
+            ": -prefixed or host headers may not be modified. Received ':authority' header",
+        ),
+        (
+            "{requestHeadersToAdd: [{header: {key: Host, value: a}}]}",
+            ": -prefixed or host headers may not be modified. Received 'Host' header",
+        ),
+        (
+            "{responseHeadersToAdd: [{header: {key: ':status', value: '200'}}]}",
+            ":-prefixed headers cannot be set: ':status'",
+        ),
+        (
+            "{responseHeadersToAdd: [{header: {key: Host, value: a}}]}",
+            "cannot set Host header in response headers",
+        ),
+        (
+            "{requestHeadersToRemove: [host]}",
+            ":-prefixed or host headers may not be removed: 'host'",
+        ),
+        (
+            "{responseHeadersToRemove: [':path']}",
+            ":-prefixed or host headers may not be removed: ':path'",
+        ),
+        (
+            "{responseHeadersToAdd: [{header: {key: '', value: a}}]}",
+            "header key must not be empty",
+        ),
+    ];
+    for (hm, want) in cases {
+        let got = with(hm);
+        assert!(got.iter().any(|m| m == want), "{hm}: {got:?}");
+    }
+    assert!(
+        with("{requestHeadersToAdd: [{header: {key: x-a, value: a}}], responseHeadersToRemove: [x-b]}")
+            .is_empty()
+    );
+}
+
+/// Gloo's `ValidateRoutePath` and `ValidatePrefixRewrite`
+/// (`projects/gloo/pkg/translator/route_config.go`), with Gloo's texts
+/// (`the path is invalid: …`, `the rewrite is invalid: …`). Cases from
+/// Gloo's own `route_config_test.go` table: `//`, `/./`, `/../`, `%2f`,
+/// `#`, a trailing `/..`, characters outside RFC 3986.
+#[test]
+fn route_paths_are_validated_as_gloo_does() {
+    let msgs = |route: &str| messages(&load(&[GW, UP, &vs(&format!("[{route}]"))]));
+    let pattern = "^(?:([A-Za-z0-9/:@._~!$&'()*+,:=;-]*|[%][0-9a-fA-F]{2}))*$";
+    let cases = [
+        (
+            to_up("/a//b", ""),
+            "the path is invalid: /a//b: path [/a//b] cannot contain [//]".to_string(),
+        ),
+        (
+            to_up("/a/./b", ""),
+            "the path is invalid: /a/./b: path [/a/./b] cannot contain [/./]".into(),
+        ),
+        (
+            to_up("/a/../b", ""),
+            "the path is invalid: /a/../b: path [/a/../b] cannot contain [/../]".into(),
+        ),
+        (
+            to_up("/a%2fb", ""),
+            "the path is invalid: /a%2fb: path [/a%2fb] cannot contain [%2f]".into(),
+        ),
+        (
+            to_up("/a/..", ""),
+            "the path is invalid: /a/..: path [/a/..] cannot end with [/..]".into(),
+        ),
+        (
+            to_up("'/a b'", ""),
+            format!(
+                "the path is invalid: /a b: must only contain valid characters matching pattern {pattern}"
+            ),
+        ),
+        (
+            to_up("/", ", options: {prefixRewrite: '/x//y'}"),
+            "the rewrite is invalid: /x//y: path [/x//y] cannot contain [//]".into(),
+        ),
+        (
+            to_up("/", ", options: {prefixRewrite: '/%zz'}"),
+            "the rewrite is invalid: /%zz: parse \"/%zz\": invalid URL escape \"%zz\"".into(),
+        ),
+        (
+            "{matchers: [{prefix: /}], redirectAction: {pathRedirect: '/a?b'}}".into(),
+            format!(
+                "the path is invalid: /a?b: must only contain valid characters matching pattern {pattern}"
+            ),
+        ),
+    ];
+    for (route, want) in cases {
+        let got = msgs(&route);
+        assert!(got.contains(&want), "{route}: {got:?}");
+    }
+    // A rewrite's query is not part of its path (Go's url.Parse), and escapes
+    // that decode to valid characters are fine.
+    assert!(
+        msgs(&to_up(
+            "/a%20b/c~d",
+            ", options: {prefixRewrite: '/x?y=//'}"
+        ))
+        .is_empty()
+    );
+}
+
+/// `cors` on a forwarding route needs an origin (Gloo's cors plugin,
+/// `translateCommonUserCorsConfig`); a redirect cannot carry CORS at all
+/// (InvalidRouteActionError). `projects/gloo/pkg/plugins/cors/plugin.go`.
+#[test]
+fn cors_needs_an_origin_and_a_forwarding_route() {
+    let msgs = |route: &str| messages(&load(&[GW, UP, &vs(&format!("[{route}]"))]));
+    assert_eq!(
+        msgs(&to_up("/", ", options: {cors: {}}")),
+        ["cors: must provide at least one of AllowOrigin or AllowOriginRegex"]
+    );
+    assert_eq!(
+        msgs(
+            "{matchers: [{prefix: /}], redirectAction: {hostRedirect: a.example}, options: {cors: {allowOrigin: [x]}}}"
+        ),
+        ["cors: cannot use cors plugin on non-Route_Route route actions"]
+    );
+    assert!(msgs("{matchers: [{prefix: /}], directResponseAction: {status: 200}, options: {cors: {allowOrigin: [x]}}}").is_empty());
+}
+
+/// `virtualServiceExpressions` present with no expressions selects every
+/// VirtualService and wins over refs and labels
+/// (`HttpGatewayContainsVirtualService`,
+/// `projects/gateway/pkg/translator/virtual_service_translator.go`).
+#[test]
+fn empty_expressions_select_every_virtual_service() {
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {virtualServiceExpressions: {expressions: []}, virtualServices: [{name: a}]}}\n";
+    let mk = |name: &str, domain: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec: {{virtualHost: {{domains: [{domain}], routes: [{{matchers: [{{prefix: /}}], directResponseAction: {{status: 200}}}}]}}}}\n"
+        )
+    };
+    let l = load(&[gw, &mk("a", "a.com"), &mk("b", "b.com")]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid");
+    let vhosts: Vec<&str> = out["gloo-system~gateway-proxy"].route_configs[0]
+        .virtual_hosts
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(vhosts, ["gloo-system_a", "gloo-system_b"]);
+}
+
+/// Gloo's own table for `ValidateRoutePath` and `ValidatePrefixRewrite`
+/// (`projects/gloo/pkg/translator/route_config_test.go`), case for case.
+#[test]
+fn gloos_route_path_table() {
+    use super::routes::{go_url_path, route_path_problem};
+    let paths = [
+        ("%af", true),
+        ("%Af", true),
+        ("%00", true),
+        ("%11", true),
+        ("%af801&*", true),
+        ("801&*%af", true),
+        ("801&*%af719$@!", true),
+        ("%0", false),
+        ("ƒ©", false),
+        ("¥¨˚∫", false),
+        ("hello/something//", false),
+        ("hello/something/./", false),
+        ("hello/something/../", false),
+        ("hello/something%2F", false),
+        ("hello/something%2f", false),
+        ("hello/something#", false),
+        ("hello/../something", false),
+        ("hello/./something", false),
+    ];
+    for (p, ok) in paths {
+        assert_eq!(route_path_problem(p).is_none(), ok, "{p}");
+    }
+    let singles = ('a'..='z')
+        .chain('A'..='Z')
+        .chain('0'..='9')
+        .chain("-._~!$&'()*+,;=:@".chars());
+    for c in singles {
+        assert!(route_path_problem(&c.to_string()).is_none(), "{c}");
+    }
+    for c in "<>?\\|[]{}\"^%#".chars() {
+        assert!(route_path_problem(&c.to_string()).is_some(), "{c}");
+    }
+    let rewrites = [
+        ("some/site?a=data&b=location&c=searchterm", true),
+        ("some/site#framgentedinfo", true),
+        ("some/site<hello", false),
+        ("some/site{hello", false),
+        ("some/site}hello", false),
+        ("some/site[hello", false),
+    ];
+    for (r, ok) in rewrites {
+        let problem = match go_url_path(r) {
+            Ok(p) => route_path_problem(&p),
+            Err(e) => Some(e),
+        };
+        assert_eq!(problem.is_none(), ok, "{r}: {problem:?}");
+    }
+}

@@ -54,14 +54,15 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
             sni: None,
         };
         let sni_addr = h.value.sni_addr.as_ref().filter(|s| !s.value.is_empty());
+        // Gloo's sniAddr (`projects/gloo/pkg/plugins/static/plugin.go`):
+        // the host's own `sniAddr`, else its addr (IP or name) unless
+        // `autoSniRewrite: false`; with or without TLS.
+        host.sni = match sni_addr {
+            Some(s) => Some(s.value.clone()),
+            None if auto_sni && !host.addr.is_empty() => Some(host.addr.clone()),
+            None => None,
+        };
         if use_tls {
-            host.sni = match sni_addr {
-                Some(s) => Some(s.value.clone()),
-                None if auto_sni && !host.is_ip() && !host.addr.is_empty() => {
-                    Some(host.addr.clone())
-                }
-                None => None,
-            };
             if let Some(s) = sni_addr.filter(|s| s.value.len() > MAX_SNI_BYTES) {
                 let p = cx.at(s);
                 cx.error(

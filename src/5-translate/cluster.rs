@@ -2,13 +2,15 @@
 //! update never waits on a second resource to warm).
 //!
 //! Gloo's static-upstream rules: all IP hosts → STATIC, any hostname →
-//! STRICT_DNS (IPv4 lookups); TLS with the first hostname as SNI, and hosts
-//! with their own SNI (`sniAddr`, or their hostname under `autoSniRewrite`)
-//! picked out by `transport_socket_matches` on endpoint metadata. HTTP
+//! STRICT_DNS (IPv4 lookups); TLS with the first hostname as SNI, and each
+//! host with its own SNI (`sniAddr`, or its addr under `autoSniRewrite`)
+//! picked out by a `transport_socket_matches` entry on endpoint metadata;
+//! each endpoint's health-check hostname is its addr or the health check's
+//! Host. HTTP
 //! protocol settings go in the typed `HttpProtocolOptions` extension only
 //! (never the deprecated cluster fields), as its map's single entry.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, OutlierDetection, UpstreamConnectionOptions, circuit_breakers,
@@ -19,7 +21,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     health_check, socket_address, transport_socket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
-    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, endpoint, lb_endpoint,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
@@ -37,8 +39,6 @@ const CONNECT_TIMEOUT_SECS: i64 = 5;
 
 /// The endpoint metadata namespace `transport_socket_matches` look in.
 const SOCKET_MATCH_NS: &str = "envoy.transport_socket_match";
-/// Our key in that namespace: the host's SNI.
-const SNI_KEY: &str = "sni";
 
 pub fn cluster(up: &Upstream) -> Cluster {
     let name = names::cluster_name(&up.key);
@@ -55,13 +55,20 @@ pub fn cluster(up: &Upstream) -> Cluster {
             cluster::DnsLookupFamily::V4Only,
         )
     };
-    let default_sni = up.tls.as_ref().and_then(|t| t.sni.as_deref());
-    // Hosts whose SNI differs from the cluster's get a transport socket
-    // match of their own, one per distinct SNI, sorted.
-    let own_sni = |h: &model::HostPort| -> Option<String> {
-        up.tls.as_ref()?;
-        h.sni.clone().filter(|s| Some(s.as_str()) != default_sni)
+    // Gloo's static plugin (`projects/gloo/pkg/plugins/static/plugin.go`):
+    // every host with an SNI carries the match key `<sni>;<addr>:<port>` in
+    // its metadata, and with TLS gets a transport socket match of that name
+    // with its own SNI, in host order.
+    let match_name = |h: &model::HostPort| -> Option<String> {
+        h.sni
+            .as_ref()
+            .map(|sni| format!("{sni};{}:{}", h.addr, h.port))
     };
+    // Gloo: a health check's Host wins over the host's own addr.
+    let hc_host = up.health_checks.first().and_then(|hc| match &hc.checker {
+        HealthChecker::Http { host, .. } => host.clone().filter(|h| !h.is_empty()),
+        HealthChecker::Tcp => None,
+    });
     let lb_endpoints = up
         .hosts
         .iter()
@@ -75,25 +82,33 @@ pub fn cluster(up: &Upstream) -> Cluster {
                     })),
                 }),
                 hostname: h.addr.clone(),
+                health_check_config: Some(endpoint::HealthCheckConfig {
+                    hostname: hc_host.clone().unwrap_or_else(|| h.addr.clone()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })),
             load_balancing_weight: h.weight.map(proto::u32),
-            metadata: own_sni(h).map(|sni| Metadata {
-                filter_metadata: single(SOCKET_MATCH_NS, sni_struct(&sni)),
+            metadata: match_name(h).map(|m| Metadata {
+                filter_metadata: single(SOCKET_MATCH_NS, match_struct(&m)),
                 ..Default::default()
             }),
             ..Default::default()
         })
         .collect();
-    let socket_snis: BTreeSet<String> = up.hosts.iter().filter_map(own_sni).collect();
-    let transport_socket_matches = socket_snis
-        .iter()
-        .map(|sni| cluster::TransportSocketMatch {
-            name: format!("sni-{sni}"),
-            r#match: Some(sni_struct(sni)),
-            transport_socket: Some(tls_socket(Some(sni))),
-        })
-        .collect();
+    let transport_socket_matches = match &up.tls {
+        None => Vec::new(),
+        Some(_) => up
+            .hosts
+            .iter()
+            .filter_map(|h| Some((h.sni.as_deref()?, match_name(h)?)))
+            .map(|(sni, name)| cluster::TransportSocketMatch {
+                r#match: Some(match_struct(&name)),
+                name,
+                transport_socket: Some(tls_socket(Some(sni))),
+            })
+            .collect(),
+    };
     let conn = &up.connection;
     let (lb_policy, lb_config) = lb_policy(up.load_balancer.as_ref());
     Cluster {
@@ -273,13 +288,13 @@ fn tls_socket(sni: Option<&str>) -> TransportSocket {
     }
 }
 
-/// `{sni: <sni>}`: a host's socket-match metadata and its match criterion.
-fn sni_struct(sni: &str) -> Struct {
+/// `{<name>: true}`: a host's socket-match metadata and its match criterion.
+fn match_struct(name: &str) -> Struct {
     Struct {
         fields: single(
-            SNI_KEY,
+            name,
             Value {
-                kind: Some(value::Kind::StringValue(sni.to_string())),
+                kind: Some(value::Kind::BoolValue(true)),
             },
         ),
     }

@@ -109,29 +109,29 @@ pub fn translate(model: &Model) -> Output {
         let Some(listener) = listener::listener(gw, model) else {
             continue;
         };
-        let routes = route::route_configuration(gw, model);
-        // Each proxy of the gateway gets the same resources: copies for all
-        // but the last, which takes the originals (a RouteConfiguration of
-        // 10,000 routes costs as much to copy as to encode).
-        let targets: Vec<String> = gw
+        // Each proxy of the gateway gets the same listener (copies for all
+        // but the last) and its own RouteConfiguration: named routes carry
+        // the proxy's name.
+        let targets: Vec<(&String, String)> = gw
             .proxy_names
             .iter()
-            .map(|proxy| proxy_key(&gw.key.namespace, proxy))
-            .filter(|k| out.contains_key(k))
+            .map(|proxy| (proxy, proxy_key(&gw.key.namespace, proxy)))
+            .filter(|(_, k)| out.contains_key(k))
             .collect();
-        let mut resources = Some((listener, routes));
-        for (i, key) in targets.iter().enumerate() {
-            let (l, r) = if i + 1 == targets.len() {
-                match resources.take() {
-                    Some(lr) => lr,
+        let mut listener = Some(listener);
+        for (i, (proxy, key)) in targets.iter().enumerate() {
+            let l = if i + 1 == targets.len() {
+                match listener.take() {
+                    Some(l) => l,
                     None => break,
                 }
             } else {
-                match &resources {
-                    Some((l, r)) => (l.clone(), r.clone()),
+                match &listener {
+                    Some(l) => l.clone(),
                     None => break,
                 }
             };
+            let r = route::route_configuration(gw, proxy, model);
             if let Some(p) = out.get_mut(key) {
                 p.listeners.push(l);
                 p.route_configs.push(r);

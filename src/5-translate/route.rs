@@ -26,12 +26,15 @@ use super::names;
 use super::proto::{self, CORS_FILTER, bool_value, duration};
 use crate::model::{self, Action, Gateway, Model, PathMatch, UpgradeKind};
 
-pub fn route_configuration(gw: &Gateway, model: &Model) -> RouteConfiguration {
+/// The RouteConfiguration `proxy` gets from `gw`. The proxy matters only to
+/// route names: Gloo names a named route after its gateway and proxy.
+pub fn route_configuration(gw: &Gateway, proxy: &str, model: &Model) -> RouteConfiguration {
+    let head = format!("vs:{}_{proxy}_", gw.key.name);
     let mut virtual_hosts: Vec<VirtualHost> = model
         .virtual_services
         .values()
         .filter(|vs| gw.selects(vs))
-        .map(virtual_host)
+        .map(|vs| virtual_host(vs, &head))
         .collect();
     virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
     RouteConfiguration {
@@ -41,7 +44,9 @@ pub fn route_configuration(gw: &Gateway, model: &Model) -> RouteConfiguration {
     }
 }
 
-fn virtual_host(vs: &model::VirtualService) -> VirtualHost {
+/// `head` is `vs:<gateway>_<proxy>_`, the start of Gloo's converter name of
+/// a named route (`model::Route::name` holds the rest).
+fn virtual_host(vs: &model::VirtualService, head: &str) -> VirtualHost {
     let name = names::vhost_name(vs);
     let domains = if vs.domains.is_empty() {
         vec!["*".to_string()]
@@ -51,8 +56,9 @@ fn virtual_host(vs: &model::VirtualService) -> VirtualHost {
     let mut routes = Vec::new();
     for (i, r) in vs.routes.iter().enumerate() {
         for (j, m) in r.matchers.iter().enumerate() {
+            // Gloo's route_config.go: `<vhost>-route-<i>[-<name>]-matcher-<j>`.
             let rname = match &r.name {
-                Some(n) => format!("{name}-route-{i}-{n}-matcher-{j}"),
+                Some(n) => format!("{name}-route-{i}-{head}{n}-matcher-{j}"),
                 None => format!("{name}-route-{i}-matcher-{j}"),
             };
             routes.push(envoy_route(rname, m, r));
@@ -219,7 +225,13 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
         action: Some(action),
         request_headers_to_add: header_options(&hm.request_headers_to_add),
         request_headers_to_remove: hm.request_headers_to_remove,
-        response_headers_to_add: header_options(&hm.response_headers_to_add),
+        response_headers_to_add: {
+            let mut h = header_options(&hm.response_headers_to_add);
+            if let (Action::DirectResponse { .. }, Some(c)) = (&r.action, &r.options.cors) {
+                h.extend(cors_response_headers(c));
+            }
+            h
+        },
         response_headers_to_remove: hm.response_headers_to_remove,
         ..Default::default()
     }
@@ -294,15 +306,56 @@ fn cors_policy(c: &model::Cors) -> CorsPolicy {
         expose_headers: c.expose_headers.join(","),
         max_age: c.max_age.clone().unwrap_or_default(),
         allow_credentials: c.allow_credentials.map(bool_value),
+        // Gloo's translateRouteSpecificCorsConfig: 0 of HUNDRED under the
+        // runtime key `gloo.routeplugin.cors`.
         filter_enabled: c.disable_for_route.then(|| RuntimeFractionalPercent {
             default_value: Some(FractionalPercent {
                 numerator: 0,
                 denominator: 0,
             }),
-            ..Default::default()
+            runtime_key: "gloo.routeplugin.cors".to_string(),
         }),
         ..Default::default()
     }
+}
+
+/// The CORS filter does not answer for a direct response, so Gloo writes a
+/// direct-response route's CORS policy as response headers
+/// (`getCorsResponseHeadersFromPolicy`, `projects/gloo/pkg/plugins/cors/
+/// plugin.go`). Origins are deduplicated; Gloo's order comes from a Go map
+/// and so varies, edgeplane's is sorted so it stays deterministic.
+fn cors_response_headers(c: &model::Cors) -> Vec<HeaderValueOption> {
+    let origins: std::collections::BTreeSet<&str> = c
+        .allow_origin
+        .iter()
+        .chain(&c.allow_origin_regex)
+        .map(String::as_str)
+        .collect();
+    let origins: Vec<&str> = origins.into_iter().collect();
+    [
+        ("Access-Control-Allow-Origin", origins.join(",")),
+        ("Access-Control-Allow-Methods", c.allow_methods.join(",")),
+        ("Access-Control-Allow-Headers", c.allow_headers.join(",")),
+        ("Access-Control-Expose-Headers", c.expose_headers.join(",")),
+        (
+            "Access-Control-Max-Age",
+            c.max_age.clone().unwrap_or_default(),
+        ),
+        (
+            "Access-Control-Allow-Credentials",
+            c.allow_credentials.unwrap_or(false).to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| HeaderValueOption {
+        header: Some(HeaderValue {
+            key: k.to_string(),
+            value: v,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .collect()
 }
 
 fn redirect_code(c: model::RedirectCode) -> i32 {

@@ -281,3 +281,78 @@ fn virtual_host_names_have_no_dots() {
     let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
     assert_eq!(vh.name, "apps_shop_v2");
 }
+
+/// Route names of delegated routes are Gloo's converter names inside Gloo's
+/// Envoy route names. Expected values are those of Gloo's own tests
+/// (`projects/gateway/pkg/translator/converter_test.go`, "builds correct
+/// route name when the parent route is named / unnamed") wrapped as
+/// `projects/gloo/pkg/translator/route_config.go` wraps them:
+/// `<vhost>-route-<i>-<name>-matcher-<j>`, or without the name when no
+/// route on the branch is named.
+#[test]
+fn route_names_are_gloo_converter_names() {
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw1, namespace: gloo-system}\nspec: {bindPort: 8080, proxyNames: [proxy1, proxy2], httpGateway: {}}\n";
+    let vs = |parent_name: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs1, namespace: vs-ns}}\nspec:\n  virtualHost:\n    routes: [{{{parent_name}matchers: [{{}}], delegateAction: {{ref: {{name: any, namespace: ns}}}}}}]\n"
+        )
+    };
+    let rt = |names: [&str; 3]| {
+        let [a, b, c] = names.map(|n| {
+            if n.is_empty() {
+                String::new()
+            } else {
+                format!("name: {n}, ")
+            }
+        });
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {{name: any, namespace: ns}}\nspec:\n  routes:\n  - {{{a}directResponseAction: {{status: 200}}}}\n  - {{{b}redirectAction: {{hostRedirect: example.com}}}}\n  - {{{c}routeAction: {{single: {{upstream: {{name: echo, namespace: gloo-system}}}}}}}}\n"
+        )
+    };
+    let names = |l: &Load, proxy: &str| -> Vec<String> {
+        assert!(!l.has_errors(), "{}", l.render_diagnostics());
+        let out = l.output.as_ref().expect("valid config");
+        out[&format!("gloo-system~{proxy}")].route_configs[0].virtual_hosts[0]
+            .routes
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+
+    let named_parent = load(&[
+        gw,
+        UPSTREAM,
+        &vs("name: route1, "),
+        &rt(["", "redirectAction", "routeAction1"]),
+    ]);
+    let head = "vs:gw1_proxy1_vs-ns_vs1_route:route1_rt:ns_any_route:";
+    assert_eq!(
+        names(&named_parent, "proxy1"),
+        [
+            format!("vs-ns_vs1-route-0-{head}<unnamed-0>-matcher-0"),
+            format!("vs-ns_vs1-route-1-{head}redirectAction-matcher-0"),
+            format!("vs-ns_vs1-route-2-{head}routeAction1-matcher-0"),
+        ]
+    );
+    // Each proxy of the gateway has its own name in the route names.
+    assert_eq!(
+        names(&named_parent, "proxy2")[2],
+        "vs-ns_vs1-route-2-vs:gw1_proxy2_vs-ns_vs1_route:route1_rt:ns_any_route:routeAction1-matcher-0"
+    );
+
+    let unnamed_parent = load(&[
+        gw,
+        UPSTREAM,
+        &vs(""),
+        &rt(["directResponseAction", "", "routeAction"]),
+    ]);
+    let head = "vs:gw1_proxy1_vs-ns_vs1_route:<unnamed-0>_rt:ns_any_route:";
+    assert_eq!(
+        names(&unnamed_parent, "proxy1"),
+        [
+            format!("vs-ns_vs1-route-0-{head}directResponseAction-matcher-0"),
+            "vs-ns_vs1-route-1-matcher-0".to_string(),
+            format!("vs-ns_vs1-route-2-{head}routeAction-matcher-0"),
+        ]
+    );
+}

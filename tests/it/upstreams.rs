@@ -273,9 +273,14 @@ async fn every_upstream_feature_is_accepted_by_envoy_and_serves() {
         .flatten()
         .filter_map(|m| m["name"].as_str())
         .collect();
+    // Gloo's static plugin: one match per host, `<sni>;<addr>:<port>`.
     assert_eq!(
         matches,
-        ["sni-other.example.com", "sni-third.example.com"],
+        [
+            "localhost;localhost:443",
+            "other.example.com;127.0.0.2:443",
+            "third.example.com;127.0.0.3:443"
+        ],
         "{tls}"
     );
     assert_eq!(tls["lb_policy"], "RING_HASH", "{tls}");

@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     RoutingPriority, health_check, http_protocol_options::HeadersWithUnderscoresAction,
     transport_socket,
 };
-use envoy_types::pb::envoy::config::endpoint::v3::LbEndpoint;
+use envoy_types::pb::envoy::config::endpoint::v3::{LbEndpoint, lb_endpoint};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
@@ -97,18 +97,17 @@ fn endpoints(c: &Cluster) -> &[LbEndpoint] {
         .lb_endpoints
 }
 
-/// The SNI a host's endpoint metadata selects, if any.
-fn endpoint_sni(e: &LbEndpoint) -> Option<String> {
+/// The transport socket match key a host's endpoint metadata carries.
+fn endpoint_match(e: &LbEndpoint) -> Option<String> {
     let s = e
         .metadata
         .as_ref()?
         .filter_metadata
         .get("envoy.transport_socket_match")?;
     assert_eq!(s.fields.len(), 1);
-    match &s.fields.get("sni")?.kind {
-        Some(value::Kind::StringValue(v)) => Some(v.clone()),
-        _ => None,
-    }
+    let (k, v) = s.fields.iter().next()?;
+    assert_eq!(v.kind, Some(value::Kind::BoolValue(true)));
+    Some(k.clone())
 }
 
 fn explicit_protocol(
@@ -146,7 +145,11 @@ fn plain_static_upstream_keeps_defaults() {
     assert_eq!(c.lb_policy, cluster::LbPolicy::RoundRobin as i32);
     let e = &endpoints(&c)[0];
     assert!(e.load_balancing_weight.is_none());
-    assert!(e.metadata.is_none());
+    // Gloo marks every host with its socket-match key, TLS or not.
+    assert_eq!(
+        endpoint_match(e).as_deref(),
+        Some("127.0.0.1;127.0.0.1:8081")
+    );
 }
 
 #[test]
@@ -161,8 +164,8 @@ fn port_443_turns_tls_on_unless_use_tls_is_false() {
         ))
     );
     assert_eq!(c.dns_lookup_family, cluster::DnsLookupFamily::V4Only as i32);
-    // The host's SNI is the cluster's: no extra match.
-    assert!(c.transport_socket_matches.is_empty());
+    // Gloo gives the host its own match even when its SNI is the cluster's.
+    assert_eq!(c.transport_socket_matches.len(), 1);
 
     // useTls: false wins over port 443.
     let c = cluster_of("{static: {useTls: false, hosts: [{addr: api.example.com, port: 443}]}}");
@@ -185,9 +188,14 @@ fn port_443_turns_tls_on_unless_use_tls_is_false() {
     assert_eq!(tls_of(&c.transport_socket).sni, "b.example.com");
 }
 
+/// Gloo's static plugin (`projects/gloo/pkg/plugins/static/plugin.go`,
+/// and its `plugin_test.go` "should have sni per host (by default)"): every
+/// host gets a transport socket match named `<sni>;<addr>:<port>`, in host
+/// order, whose SNI is its `sniAddr` or else its addr, IPs included; its
+/// endpoint metadata carries `{<that name>: true}`.
 #[test]
-fn per_host_sni_becomes_sorted_transport_socket_matches() {
-    let spec = "{static: {hosts: [{addr: a.example.com, port: 443}, {addr: 10.0.0.2, port: 443, sniAddr: z.example.com}, {addr: b.example.com, port: 443}, {addr: c.example.com, port: 443, sniAddr: b.example.com}, {addr: 10.0.0.3, port: 443}]}}";
+fn per_host_sni_is_gloos_transport_socket_match() {
+    let spec = "{static: {hosts: [{addr: a.example.com, port: 443}, {addr: 1.2.3.5, port: 443}, {addr: c.example.com, port: 443, sniAddr: test}]}}";
     let c = cluster_of(spec);
     assert_eq!(tls_of(&c.transport_socket).sni, "a.example.com");
     let names: Vec<&str> = c
@@ -195,30 +203,33 @@ fn per_host_sni_becomes_sorted_transport_socket_matches() {
         .iter()
         .map(|m| m.name.as_str())
         .collect();
-    assert_eq!(names, ["sni-b.example.com", "sni-z.example.com"]);
+    assert_eq!(
+        names,
+        [
+            "a.example.com;a.example.com:443",
+            "1.2.3.5;1.2.3.5:443",
+            "test;c.example.com:443"
+        ]
+    );
+    let snis: Vec<String> = c
+        .transport_socket_matches
+        .iter()
+        .map(|m| tls_of(&m.transport_socket).sni.clone())
+        .collect();
+    assert_eq!(snis, ["a.example.com", "1.2.3.5", "test"]);
     for m in &c.transport_socket_matches {
-        let sni = m.name.strip_prefix("sni-").expect("named by SNI");
-        assert_eq!(tls_of(&m.transport_socket).sni, sni);
         let crit = m.r#match.as_ref().expect("match criteria");
         assert_eq!(crit.fields.len(), 1);
         assert_eq!(
-            crit.fields["sni"].kind,
-            Some(value::Kind::StringValue(sni.to_string()))
+            crit.fields[&m.name].kind,
+            Some(value::Kind::BoolValue(true))
         );
     }
-    let snis: Vec<Option<String>> = endpoints(&c).iter().map(endpoint_sni).collect();
-    assert_eq!(
-        snis,
-        [
-            None, // the cluster's SNI already
-            Some("z.example.com".to_string()),
-            Some("b.example.com".to_string()),
-            Some("b.example.com".to_string()),
-            None, // an IP without sniAddr
-        ]
-    );
+    let keys: Vec<Option<String>> = endpoints(&c).iter().map(endpoint_match).collect();
+    let want: Vec<Option<String>> = names.iter().map(|n| Some(n.to_string())).collect();
+    assert_eq!(keys, want);
 
-    // autoSniRewrite: false: only explicit sniAddr hosts get their own.
+    // autoSniRewrite: false: only explicit sniAddr hosts get one.
     let c = cluster_of(
         "{static: {autoSniRewrite: false, hosts: [{addr: a.example.com, port: 443}, {addr: b.example.com, port: 443}, {addr: c.example.com, port: 443, sniAddr: s.example.com}]}}",
     );
@@ -227,9 +238,45 @@ fn per_host_sni_becomes_sorted_transport_socket_matches() {
         .iter()
         .map(|m| m.name.as_str())
         .collect();
-    assert_eq!(names, ["sni-s.example.com"]);
-    let snis: Vec<Option<String>> = endpoints(&c).iter().map(endpoint_sni).collect();
-    assert_eq!(snis, [None, None, Some("s.example.com".to_string())]);
+    assert_eq!(names, ["s.example.com;c.example.com:443"]);
+    let keys: Vec<Option<String>> = endpoints(&c).iter().map(endpoint_match).collect();
+    assert_eq!(
+        keys,
+        [
+            None,
+            None,
+            Some("s.example.com;c.example.com:443".to_string())
+        ]
+    );
+}
+
+/// Gloo's static plugin sets each endpoint's health-check hostname to its
+/// addr, or to the first HTTP health check's `host` when it has one
+/// (`plugin_test.go`: "health check config gets propagated", "Should prefer
+/// top-level health-check hostnames, when available").
+#[test]
+fn endpoints_carry_gloos_health_check_hostname() {
+    let hostname = |c: &Cluster| -> Vec<String> {
+        endpoints(c)
+            .iter()
+            .map(|e| match &e.host_identifier {
+                Some(lb_endpoint::HostIdentifier::Endpoint(ep)) => ep
+                    .health_check_config
+                    .as_ref()
+                    .map(|h| h.hostname.clone())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            })
+            .collect()
+    };
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 1.2.3.4, port: 1234}, {addr: '2603:3005:b0b:1d00::b7aa', port: 1234}]}}",
+    );
+    assert_eq!(hostname(&c), ["1.2.3.4", "2603:3005:b0b:1d00::b7aa"]);
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 1.2.3.4, port: 1234}]}, healthChecks: [{timeout: 1s, interval: 1s, unhealthyThreshold: 1, healthyThreshold: 1, httpHealthCheck: {path: /h, host: test.host.path}}]}",
+    );
+    assert_eq!(hostname(&c), ["test.host.path"]);
 }
 
 #[test]
@@ -246,7 +293,10 @@ fn sni_addr_without_tls_warns() {
     );
     let c = &l.output.expect("valid")["gloo-system~gateway-proxy"].clusters[0];
     assert!(c.transport_socket.is_none() && c.transport_socket_matches.is_empty());
-    assert!(endpoints(c)[0].metadata.is_none());
+    assert_eq!(
+        endpoint_match(&endpoints(c)[0]).as_deref(),
+        Some("x.example.com;127.0.0.1:80")
+    );
 }
 
 #[test]
