@@ -163,18 +163,91 @@ fn strip_location_suffix(s: &str) -> &str {
     }
 }
 
+/// A no-break space (U+00A0, common in text pasted from web pages and
+/// chat) where YAML needs a plain space: in a line's indentation, or right
+/// after a `:` or `-` indicator. YAML reads it as part of a key or value,
+/// and the parser's own complaint then points somewhere else entirely.
+/// Block scalar content (`|`, `>`) may hold one legitimately and is skipped.
+/// Returns the 1-based line and column within `text`.
+fn misplaced_nbsp(text: &str) -> Option<(usize, usize)> {
+    const NBSP: char = '\u{a0}';
+    // Indentation of the line that opened a block scalar, while inside it.
+    let mut block: Option<usize> = None;
+    for (i, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let rest = line.trim_start_matches(' ');
+        if let Some(open) = block {
+            if rest.is_empty() || indent > open {
+                continue;
+            }
+            block = None;
+        }
+        if rest.starts_with('#') {
+            continue;
+        }
+        let mut prev: Option<char> = None;
+        let mut leading = true;
+        for (col, c) in line.chars().enumerate() {
+            if c == NBSP && (leading || matches!(prev, Some(':' | '-'))) {
+                return Some((i + 1, col + 1));
+            }
+            if !matches!(c, ' ' | '\t' | NBSP) {
+                leading = false;
+            }
+            prev = Some(c);
+        }
+        let body = rest.split(" #").next().unwrap_or(rest).trim_end();
+        let opens_block = body
+            .trim_end_matches(|c: char| c == '+' || c == '-' || c.is_ascii_digit())
+            .ends_with(['|', '>']);
+        if opens_block {
+            block = Some(indent);
+        }
+    }
+    None
+}
+
+/// The column of the first tab on 1-based `line` of `text`: the parser
+/// reports a tab in indentation one column past it.
+fn tab_column(text: &str, line: usize) -> Option<usize> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    l.chars().position(|c| c == '\t').map(|c| c + 1)
+}
+
 fn parse_document(
     file: &Path,
     first_line: usize,
     doc_text: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Document> {
+    if let Some((line, column)) = misplaced_nbsp(doc_text) {
+        diags.push(
+            Diagnostic::error(
+                Pos::new(file, line + first_line - 1, column),
+                None,
+                "a no-break space (U+00A0) where YAML needs a plain space",
+            )
+            .with_code(Code::Syntax)
+            .with_hint("text pasted from a web page or chat often carries these; retype the spaces of this line"),
+        );
+        return None;
+    }
     let header: Header = match serde_saphyr::from_str(doc_text) {
         Ok(h) => h,
         Err(e) => {
             let msg = yaml_message(&e);
-            let mut d = Diagnostic::error(yaml_pos(file, &e, first_line), None, msg)
-                .with_code(Code::Syntax);
+            let mut pos = yaml_pos(file, &e, first_line);
+            let tab = msg.contains("tabs disallowed");
+            if tab
+                && let Some(c) =
+                    tab_column(doc_text, (pos.line as usize + 1).saturating_sub(first_line))
+            {
+                pos.column = u32::try_from(c).unwrap_or(pos.column);
+            }
+            let mut d = Diagnostic::error(pos, None, msg).with_code(Code::Syntax);
+            if tab {
+                d = d.with_hint("YAML indents with spaces only; replace the tab with spaces");
+            }
             if let Some(h) = limit_hint(&d.message) {
                 d = d.with_hint(h);
             }
@@ -562,6 +635,54 @@ mod tests {
         assert_eq!(got[0], (6, "unknown field `domainz`"));
         assert_eq!(got[1], (9, "unknown field `prefx`"));
         assert_eq!(got[2], (13, "unknown field `timeoutt`"));
+    }
+
+    /// A no-break space where YAML needs a space is named as such at its
+    /// own line and column; one inside a block scalar or a value is text.
+    #[test]
+    fn no_break_spaces_and_tabs_are_named_where_they_are() {
+        let up = "---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: a\nspec:\n  static:\n";
+        let nb = '\u{a0}';
+        let cases = [
+            (format!("{up}{nb}{nb}{nb}{nb}hosts: []\n"), (8, 1)),
+            (format!("{up}    hosts:{nb}[]\n"), (8, 11)),
+            (
+                format!("{up}    hosts:\n    -{nb}{{addr: a, port: 1}}\n"),
+                (9, 6),
+            ),
+        ];
+        for (text, (line, column)) in cases {
+            let (_, diags) = parse_files(&file(&text));
+            assert_eq!(diags.len(), 1, "{diags:?}");
+            let d = &diags[0];
+            assert_eq!(
+                d.message,
+                "a no-break space (U+00A0) where YAML needs a plain space"
+            );
+            assert_eq!((d.pos.line, d.pos.column), (line, column), "{text:?}");
+        }
+        let fine = format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: a\n  annotations:\n    note: |\n      {nb}{nb}indented text\n    other: a{nb}b\nspec: {{static: {{hosts: [{{addr: a, port: 1}}]}}}}\n"
+        );
+        let (docs, diags) = parse_files(&file(&fine));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(docs.len(), 1);
+
+        let tab = format!("{up}\thosts: []\n");
+        let (_, diags) = parse_files(&file(&tab));
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].message.contains("tab"), "{}", diags[0].message);
+        assert_eq!((diags[0].pos.line, diags[0].pos.column), (8, 1));
+    }
+
+    /// What `kubectl get -o yaml` adds to metadata, and Gloo's discovery
+    /// data on Upstreams, are accepted and ignored.
+    #[test]
+    fn kubernetes_dump_metadata_is_ignored() {
+        let text = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: a\n  namespace: gloo-system\n  selfLink: /apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams/a\n  ownerReferences: [{apiVersion: v1, kind: Service, name: a, uid: x}]\n  managedFields: [{manager: kubectl, operation: Update}]\n  finalizers: [x]\n  generateName: a-\n  deletionGracePeriodSeconds: 30\n  resourceVersion: '1'\n  uid: x\n  generation: 2\n  creationTimestamp: '2024-01-01T00:00:00Z'\nspec:\n  discoveryMetadata: {labels: {app: a}}\n  static: {hosts: [{addr: a, port: 1}]}\n";
+        let (docs, diags) = parse_files(&file(text));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(docs.len(), 1);
     }
 
     #[test]

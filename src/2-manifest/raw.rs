@@ -36,7 +36,8 @@ pub struct Metadata {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    // Written by Kubernetes/Gloo; carried in exported manifests, meaningless here.
+    // Written by Kubernetes/Gloo; carried in exported manifests (`kubectl get
+    // -o yaml`), meaningless here: accepted and ignored.
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub resource_version: Option<IgnoredAny>,
@@ -49,6 +50,30 @@ pub struct Metadata {
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub creation_timestamp: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub self_link: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub owner_references: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub managed_fields: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub finalizers: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub deletion_timestamp: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub deletion_grace_period_seconds: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub generate_name: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub cluster_name: Option<IgnoredAny>,
 }
 
 /// A reference to another resource; namespace defaults to the referrer's.
@@ -779,6 +804,11 @@ pub struct UpstreamSpec {
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
+    /// Written by Gloo's discovery (function names, labels): accepted and
+    /// ignored, as edgeplane discovers nothing.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub discovery_metadata: Option<IgnoredAny>,
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
