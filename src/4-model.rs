@@ -138,6 +138,9 @@ pub struct Gateway {
     /// `ssl: true`: serves only VirtualServices with `sslConfig`, over TLS;
     /// otherwise only those without.
     pub ssl: bool,
+    /// `options.buffer.maxRequestBytes`: Gloo's listener buffer filter,
+    /// which routes' `bufferPerRoute` tunes; `None`: no buffer filter.
+    pub buffer_max_request_bytes: Option<u32>,
 }
 
 impl Gateway {
@@ -555,6 +558,87 @@ pub struct RouteOptions {
     pub retries: Option<Retries>,
     pub header_manipulation: Option<HeaderManipulation>,
     pub cors: Option<Cors>,
+    pub shadowing: Option<Shadowing>,
+    pub faults: Option<Faults>,
+    /// Hash keys for ring hash / maglev upstreams, in order; empty: none.
+    pub hash_policies: Vec<HashPolicy>,
+    pub buffer_per_route: Option<BufferPerRoute>,
+    pub csrf: Option<Csrf>,
+    /// Route metadata per filter namespace (each value a JSON object),
+    /// sorted by namespace; empty: none.
+    pub envoy_metadata: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Mirror a share of the route's requests to another upstream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shadowing {
+    pub upstream: Key,
+    /// 0-100, as Gloo's float `percentage`.
+    pub percentage: f32,
+}
+
+/// Injected faults; at least one of `abort` and `delay` is set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faults {
+    /// (percentage 0-100, HTTP status 200-599)
+    pub abort: Option<(f32, u32)>,
+    /// (percentage 0-100, a delay of at least a second)
+    pub delay: Option<(f32, Duration)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HashPolicy {
+    pub key: HashKey,
+    pub terminal: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum HashKey {
+    Header(String),
+    Cookie {
+        name: String,
+        ttl: Option<Duration>,
+        path: Option<String>,
+    },
+    SourceIp(bool),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum BufferPerRoute {
+    Disabled,
+    MaxRequestBytes(u32),
+}
+
+/// A CSRF policy as Gloo passes it to Envoy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Csrf {
+    /// `None`: Gloo's default, enforced for 0% of requests.
+    pub filter_enabled: Option<RuntimePercent>,
+    pub shadow_enabled: Option<RuntimePercent>,
+    pub additional_origins: Vec<OriginMatch>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimePercent {
+    pub numerator: u32,
+    pub denominator: Denominator,
+    pub runtime_key: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Denominator {
+    #[default]
+    Hundred,
+    TenThousand,
+    Million,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum OriginMatch {
+    Exact { value: String, ignore_case: bool },
+    Prefix { value: String, ignore_case: bool },
+    Suffix { value: String, ignore_case: bool },
+    Regex(String),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -591,6 +675,16 @@ impl RouteOptions {
         fill(&mut self.retries, &parent.retries);
         fill(&mut self.header_manipulation, &parent.header_manipulation);
         fill(&mut self.cors, &parent.cors);
+        fill(&mut self.shadowing, &parent.shadowing);
+        fill(&mut self.faults, &parent.faults);
+        if self.hash_policies.is_empty() {
+            self.hash_policies = parent.hash_policies.clone();
+        }
+        fill(&mut self.buffer_per_route, &parent.buffer_per_route);
+        fill(&mut self.csrf, &parent.csrf);
+        if self.envoy_metadata.is_empty() {
+            self.envoy_metadata = parent.envoy_metadata.clone();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A `Snapshot` is immutable and shared (`Arc`) by every xDS stream. Each
 //! resource is encoded to protobuf bytes once, here, and its version is the
-//! SHA-256 of those bytes (translation emits no multi-entry maps, so the
+//! SHA-256 of those bytes (`translate::canonical` sorts map entries, so the
 //! bytes are canonical). A type's version is the hash of its resources'
 //! names and hashes; the same manifests therefore give the same versions in
 //! every process and on every replica, and a restart changes nothing in
@@ -310,7 +310,8 @@ impl Batch<'_, '_> {
         let mut map = BTreeMap::new();
         for m in msgs {
             let name = name_of(m);
-            let value = m.encode_to_vec();
+            // Map entries sorted: prost writes them in hash order.
+            let value = crate::translate::canonical::encode(m);
             let key = (t, name.to_string());
             let same_build = self
                 .shared

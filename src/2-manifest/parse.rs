@@ -389,11 +389,8 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "stagedTransformations",
     "wasm",
     "extProc",
-    "faults",
-    "shadowing",
-    "lbHash",
-    "envoyMetadata",
-    "bufferPerRoute",
+    // Route options implements `csrf`; Gloo's listener-level CSRF
+    // (`httpGateway.options.csrf`) is not.
     "csrf",
     "earlyHeaderManipulation",
     "tracing",

@@ -142,6 +142,11 @@ pub struct Expressions {
 pub struct HttpListenerOptions {
     #[serde(default)]
     pub http_connection_manager_settings: Option<HcmSettings>,
+    /// Gloo's listener buffer filter; `bufferPerRoute` tunes or disables
+    /// it per route.
+    #[serde(default)]
+    #[schemars(with = "Option<BufferConfig>")]
+    pub buffer: Option<Spanned<BufferConfig>>,
 }
 
 /// `httpConnectionManagerSettings`: the subset edgeplane implements.
@@ -632,6 +637,180 @@ pub struct RouteOptions {
     #[serde(default)]
     #[schemars(with = "Option<CorsPolicy>")]
     pub cors: Option<Spanned<CorsPolicy>>,
+    #[serde(default)]
+    #[schemars(with = "Option<RouteShadowing>")]
+    pub shadowing: Option<Spanned<RouteShadowing>>,
+    #[serde(default)]
+    #[schemars(with = "Option<RouteFaults>")]
+    pub faults: Option<Spanned<RouteFaults>>,
+    #[serde(default)]
+    #[schemars(with = "Option<RouteActionHashConfig>")]
+    pub lb_hash: Option<Spanned<RouteActionHashConfig>>,
+    #[serde(default)]
+    #[schemars(with = "Option<BufferPerRoute>")]
+    pub buffer_per_route: Option<Spanned<BufferPerRoute>>,
+    #[serde(default)]
+    #[schemars(with = "Option<CsrfPolicy>")]
+    pub csrf: Option<Spanned<CsrfPolicy>>,
+    /// Gloo's `map<string, google.protobuf.Struct>`: any YAML mapping per
+    /// filter namespace.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, serde_json::Value>>")]
+    pub envoy_metadata: Option<Spanned<BTreeMap<String, serde_json::Value>>>,
+}
+
+/// `options.shadowing` (Gloo's `shadowing.RouteShadowing`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteShadowing {
+    #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
+    pub upstream: Option<Spanned<ResourceRef>>,
+    #[serde(default)]
+    pub percentage: f32,
+}
+
+/// `options.faults` (Gloo's `faultinjection.RouteFaults`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteFaults {
+    #[serde(default)]
+    #[schemars(with = "Option<RouteAbort>")]
+    pub abort: Option<Spanned<RouteAbort>>,
+    #[serde(default)]
+    #[schemars(with = "Option<RouteDelay>")]
+    pub delay: Option<Spanned<RouteDelay>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteAbort {
+    #[serde(default)]
+    pub percentage: f32,
+    #[serde(default)]
+    pub http_status: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteDelay {
+    #[serde(default)]
+    pub percentage: f32,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fixed_delay: Option<Spanned<String>>,
+}
+
+/// `options.lbHash` (Gloo's `lbhash.RouteActionHashConfig`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteActionHashConfig {
+    #[serde(default)]
+    #[schemars(with = "Vec<HashPolicy>")]
+    pub hash_policies: Vec<Spanned<HashPolicy>>,
+}
+
+/// One hash key: exactly one of `header`, `cookie`, `sourceIp`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HashPolicy {
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub cookie: Option<HashCookie>,
+    #[serde(default)]
+    pub source_ip: Option<bool>,
+    #[serde(default)]
+    pub terminal: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HashCookie {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// `options.bufferPerRoute`: `disabled` or `buffer`, not both.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BufferPerRoute {
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default)]
+    pub buffer: Option<BufferConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BufferConfig {
+    #[serde(default)]
+    pub max_request_bytes: Option<u32>,
+}
+
+/// `options.csrf` (Envoy's CSRF policy as Gloo re-exports it).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CsrfPolicy {
+    #[serde(default)]
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    #[serde(default)]
+    pub shadow_enabled: Option<RuntimeFractionalPercent>,
+    #[serde(default)]
+    pub additional_origins: Vec<OriginMatcher>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeFractionalPercent {
+    #[serde(default)]
+    pub default_value: Option<FractionalPercent>,
+    #[serde(default)]
+    pub runtime_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FractionalPercent {
+    #[serde(default)]
+    pub numerator: u32,
+    /// `HUNDRED` (default), `TEN_THOUSAND` or `MILLION`, or 0-2.
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub denominator: Option<Spanned<EnumValue>>,
+}
+
+/// A string matcher: exactly one of `exact`, `prefix`, `suffix`,
+/// `safeRegex`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OriginMatcher {
+    #[serde(default)]
+    pub exact: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub safe_regex: Option<SafeRegex>,
+    #[serde(default)]
+    pub ignore_case: Option<bool>,
+}
+
+/// Envoy's `RegexMatcher` as Gloo users write it; `googleRe2` (RE2 is the
+/// only engine) is accepted and changes nothing.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SafeRegex {
+    pub regex: String,
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub google_re2: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

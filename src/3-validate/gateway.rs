@@ -48,6 +48,18 @@ pub(super) fn gateway(
         return None;
     };
     let selection = selection(cx, &key, http, index);
+    let buffer_max_request_bytes = http
+        .options
+        .as_ref()
+        .and_then(|o| o.buffer.as_ref())
+        .and_then(|b| match b.value.max_request_bytes {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                let pos = cx.at(b);
+                cx.error(pos, "options.buffer.maxRequestBytes must be greater than 0");
+                None
+            }
+        });
     let empty = raw::HcmSettings::default();
     let h = http
         .options
@@ -210,6 +222,7 @@ pub(super) fn gateway(
         selection,
         hcm,
         ssl,
+        buffer_max_request_bytes,
     })
 }
 

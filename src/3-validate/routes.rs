@@ -207,7 +207,8 @@ impl Walker<'_> {
             }
         }
         let empty = raw::RouteOptions::default();
-        let mut options = route_options(cx, owner, r.options.as_ref().unwrap_or(&empty));
+        let mut options =
+            route_options(cx, owner, r.options.as_ref().unwrap_or(&empty), self.index);
         // Gloo's validatePrefixRewrite, on the rewrite of a forwarding route.
         if let Some(p) = r.options.as_ref().and_then(|o| o.prefix_rewrite.as_ref())
             && (r.route_action.is_some() || r.delegate_action.is_some())
@@ -327,15 +328,33 @@ impl Walker<'_> {
             if forwards && c.allow_origin.is_empty() && c.allow_origin_regex.is_empty() {
                 cx.error(
                     pos,
-                    "cors: must provide at least one of AllowOrigin or AllowOriginRegex",
+                    "invalid cors config: must provide at least one of AllowOrigin or AllowOriginRegex",
                 );
                 return;
             }
             if !forwards && (!direct || c.disable_for_route) {
                 cx.error(
                     pos,
-                    "cors: cannot use cors plugin on non-Route_Route route actions",
+                    "cannot use cors plugin on non-Route_Route route actions",
                 );
+                return;
+            }
+        }
+        if !matches!(action, Action::Upstream(_) | Action::Weighted(_)) {
+            // Gloo's shadowing and lbhash plugins fail on redirects and
+            // direct responses (there is no RouteAction to put them on).
+            for (set, plugin) in [
+                (options.shadowing.is_some(), "shadowing"),
+                (!options.hash_policies.is_empty(), "lbhash"),
+            ] {
+                if set {
+                    cx.error(
+                        pos.clone(),
+                        format!("cannot use {plugin} plugin on non-Route_Route route actions"),
+                    );
+                }
+            }
+            if options.shadowing.is_some() || !options.hash_policies.is_empty() {
                 return;
             }
         }
@@ -847,7 +866,12 @@ fn redirect(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, r: &raw::RedirectAction) -
     }))
 }
 
-fn route_options(cx: &mut Ctx<'_>, owner: &Key, o: &raw::RouteOptions) -> RouteOptions {
+fn route_options(
+    cx: &mut Ctx<'_>,
+    owner: &Key,
+    o: &raw::RouteOptions,
+    index: &Index<'_>,
+) -> RouteOptions {
     let regex_rewrite = o.regex_rewrite.as_ref().and_then(|rr| {
         let p = cx.at(rr);
         check_regex(cx, owner, p, &rr.value.pattern.regex).then(|| {
@@ -929,6 +953,26 @@ fn route_options(cx: &mut Ctx<'_>, owner: &Key, o: &raw::RouteOptions) -> RouteO
     });
     RouteOptions {
         cors,
+        shadowing: o
+            .shadowing
+            .as_ref()
+            .and_then(|sh| shadowing(cx, owner, sh, index)),
+        faults: o.faults.as_ref().and_then(|f| faults(cx, f)),
+        hash_policies: o
+            .lb_hash
+            .as_ref()
+            .map(|h| hash_policies(cx, h))
+            .unwrap_or_default(),
+        buffer_per_route: o
+            .buffer_per_route
+            .as_ref()
+            .and_then(|b| buffer_per_route(cx, b)),
+        csrf: o.csrf.as_ref().and_then(|c| csrf(cx, owner, c)),
+        envoy_metadata: o
+            .envoy_metadata
+            .as_ref()
+            .map(|m| envoy_metadata(cx, m))
+            .unwrap_or_default(),
         upgrades: cx.upgrades(&o.upgrades),
         timeout: cx.duration(&o.timeout),
         idle_timeout: cx.duration(&o.idle_timeout),
@@ -1161,6 +1205,323 @@ fn header_manipulation(cx: &mut Ctx<'_>, h: &raw::HeaderManipulation) -> HeaderM
         response_headers_to_add,
         response_headers_to_remove: removes(&h.response_headers_to_remove),
     }
+}
+
+/// A percentage as Gloo's float fields take it: 0 to 100.
+fn check_percentage(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, field: &str, p: f32) -> bool {
+    if (0.0..=100.0).contains(&p) {
+        return true;
+    }
+    cx.error(
+        pos.clone(),
+        format!("{field} must be between 0 and 100, received {p}"),
+    );
+    false
+}
+
+/// `options.shadowing` (Gloo's `plugins/shadowing/plugin.go`): an upstream
+/// is required and must exist, the percentage is 0-100.
+fn shadowing(
+    cx: &mut Ctx<'_>,
+    owner: &Key,
+    sh: &Spanned<raw::RouteShadowing>,
+    index: &Index<'_>,
+) -> Option<Shadowing> {
+    let pos = cx.at(sh);
+    let Some(up) = &sh.value.upstream else {
+        cx.error(pos, "invalid shadowing spec: must specify an upstream ref");
+        return None;
+    };
+    let ok = check_percentage(cx, &pos, "shadow percentage", sh.value.percentage);
+    let k = ref_key(&up.value, &owner.namespace);
+    if !index.upstreams.contains(&k) {
+        // Unlike a route's destination (a warning, the route answers 500),
+        // a mirror to nothing would silently drop the copies.
+        let mut d = Diagnostic::error(
+            cx.at(up),
+            Some(cx.id.clone()),
+            format!("shadowing upstream *v1.Upstream {{ {k} }} not found"),
+        );
+        if let Some(near) = index.suggest.closest(&k, &index.upstreams) {
+            d = d.with_hint(format!("did you mean `{near}`?"));
+        }
+        cx.diags.push(d);
+        return None;
+    }
+    ok.then_some(Shadowing {
+        upstream: k,
+        percentage: sh.value.percentage,
+    })
+}
+
+/// `options.faults` (Gloo's `plugins/faultinjection/plugin.go`): an abort
+/// status in [200, 600), a fixed delay of whole seconds > 0 (Gloo checks
+/// the seconds), percentages 0-100. Neither set: no fault.
+fn faults(cx: &mut Ctx<'_>, f: &Spanned<raw::RouteFaults>) -> Option<Faults> {
+    let mut ok = true;
+    let abort = f.value.abort.as_ref().map(|a| {
+        let pos = cx.at(a);
+        ok &= check_percentage(cx, &pos, "faults.abort.percentage", a.value.percentage);
+        let status = a.value.http_status;
+        if !(200..600).contains(&status) {
+            cx.error(
+                pos,
+                format!("invalid abort status code '{status}', must be in range of [200,600)"),
+            );
+            ok = false;
+        }
+        (a.value.percentage, status)
+    });
+    let delay = match &f.value.delay {
+        None => None,
+        Some(d) => {
+            let pos = cx.at(d);
+            ok &= check_percentage(cx, &pos, "faults.delay.percentage", d.value.percentage);
+            match cx.duration(&d.value.fixed_delay) {
+                Some(fixed) if fixed.seconds > 0 => Some((d.value.percentage, fixed)),
+                Some(_) => {
+                    let at = d.value.fixed_delay.as_ref().map_or(pos, |s| cx.at(s));
+                    cx.error(
+                        at,
+                        "invalid delay duration: fixedDelay must be at least 1s (Gloo requires whole seconds greater than 0)",
+                    );
+                    ok = false;
+                    None
+                }
+                None => {
+                    if d.value.fixed_delay.is_none() {
+                        cx.error(pos, "invalid delay duration: faults.delay needs fixedDelay");
+                    }
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
+    if !ok || (abort.is_none() && delay.is_none()) {
+        return None;
+    }
+    Some(Faults { abort, delay })
+}
+
+/// A header name Envoy takes for hashing: non-empty, without NUL, CR or LF
+/// (Envoy's non-strict `HTTP_HEADER_NAME` rule).
+fn header_name_ok(h: &str) -> bool {
+    !h.is_empty() && !h.contains(['\0', '\r', '\n'])
+}
+
+/// `options.lbHash` (Gloo's `plugins/loadbalancer/plugin.go`): each policy
+/// hashes exactly one of a header, a cookie or the source IP.
+fn hash_policies(cx: &mut Ctx<'_>, h: &Spanned<raw::RouteActionHashConfig>) -> Vec<HashPolicy> {
+    let mut out = Vec::new();
+    for p in &h.value.hash_policies {
+        let pos = cx.at(p);
+        let v = &p.value;
+        let set = [
+            v.header.is_some(),
+            v.cookie.is_some(),
+            v.source_ip.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set != 1 {
+            cx.error(
+                pos,
+                "lbHash hash policy must set exactly one of header, cookie and sourceIp",
+            );
+            continue;
+        }
+        let key = if let Some(name) = &v.header {
+            if !header_name_ok(name) {
+                cx.error(
+                    pos,
+                    format!("lbHash header {name:?} is not a valid header name"),
+                );
+                continue;
+            }
+            HashKey::Header(name.clone())
+        } else if let Some(c) = &v.cookie {
+            if c.name.is_empty() {
+                cx.error(pos, "lbHash cookie needs a name");
+                continue;
+            }
+            let ttl = cx.duration(&c.ttl);
+            if c.ttl.is_some() && ttl.is_none() {
+                continue;
+            }
+            HashKey::Cookie {
+                name: c.name.clone(),
+                ttl,
+                path: c.path.clone().filter(|p| !p.is_empty()),
+            }
+        } else {
+            HashKey::SourceIp(v.source_ip.unwrap_or(false))
+        };
+        out.push(HashPolicy {
+            key,
+            terminal: v.terminal.unwrap_or(false),
+        });
+    }
+    out
+}
+
+/// `options.bufferPerRoute` (Gloo's `plugins/buffer/plugin.go`): disable
+/// the listener's buffer filter here, or buffer at most `maxRequestBytes`
+/// (> 0, Envoy's rule, which Gloo checks).
+fn buffer_per_route(cx: &mut Ctx<'_>, b: &Spanned<raw::BufferPerRoute>) -> Option<BufferPerRoute> {
+    let pos = cx.at(b);
+    let v = &b.value;
+    if v.disabled.is_some() && v.buffer.is_some() {
+        cx.error(pos, "bufferPerRoute: set only one of disabled and buffer");
+        return None;
+    }
+    if v.disabled == Some(true) {
+        return Some(BufferPerRoute::Disabled);
+    }
+    let buf = v.buffer.as_ref()?;
+    match buf.max_request_bytes {
+        Some(n) if n > 0 => Some(BufferPerRoute::MaxRequestBytes(n)),
+        _ => {
+            cx.error(
+                pos,
+                "bufferPerRoute.buffer.maxRequestBytes must be greater than 0",
+            );
+            None
+        }
+    }
+}
+
+fn runtime_percent(
+    cx: &mut Ctx<'_>,
+    pos: &crate::diag::Pos,
+    field: &str,
+    r: &raw::RuntimeFractionalPercent,
+) -> Option<RuntimePercent> {
+    let dv = r.default_value.clone().unwrap_or_default();
+    let denominator = match dv.denominator.as_ref().map(|d| &d.value) {
+        None => Denominator::Hundred,
+        Some(raw::EnumValue::Number(0)) => Denominator::Hundred,
+        Some(raw::EnumValue::Number(1)) => Denominator::TenThousand,
+        Some(raw::EnumValue::Number(2)) => Denominator::Million,
+        Some(raw::EnumValue::Name(n)) if n == "HUNDRED" => Denominator::Hundred,
+        Some(raw::EnumValue::Name(n)) if n == "TEN_THOUSAND" => Denominator::TenThousand,
+        Some(raw::EnumValue::Name(n)) if n == "MILLION" => Denominator::Million,
+        Some(other) => {
+            let at = dv.denominator.as_ref().map_or(pos.clone(), |d| cx.at(d));
+            let shown = match other {
+                raw::EnumValue::Number(n) => n.to_string(),
+                raw::EnumValue::Name(n) => n.clone(),
+            };
+            cx.error(
+                at,
+                format!("{field}.defaultValue.denominator `{shown}` is not one of HUNDRED, TEN_THOUSAND, MILLION"),
+            );
+            return None;
+        }
+    };
+    Some(RuntimePercent {
+        numerator: dv.numerator,
+        denominator,
+        runtime_key: r.runtime_key.clone().unwrap_or_default(),
+    })
+}
+
+/// `options.csrf` (Gloo's `plugins/csrf/plugin.go`): Envoy's CSRF policy,
+/// with extra origins as exact, prefix, suffix or regex matches.
+fn csrf(cx: &mut Ctx<'_>, owner: &Key, c: &Spanned<raw::CsrfPolicy>) -> Option<Csrf> {
+    let pos = cx.at(c);
+    let v = &c.value;
+    let mut ok = true;
+    let mut percent = |cx: &mut Ctx<'_>, field: &str, r: &Option<raw::RuntimeFractionalPercent>| {
+        let r = r.as_ref()?;
+        let out = runtime_percent(cx, &pos, field, r);
+        ok &= out.is_some();
+        out
+    };
+    let filter_enabled = percent(cx, "csrf.filterEnabled", &v.filter_enabled);
+    let shadow_enabled = percent(cx, "csrf.shadowEnabled", &v.shadow_enabled);
+    let mut additional_origins = Vec::new();
+    for o in &v.additional_origins {
+        let ignore_case = o.ignore_case.unwrap_or(false);
+        let set = [
+            o.exact.is_some(),
+            o.prefix.is_some(),
+            o.suffix.is_some(),
+            o.safe_regex.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set != 1 {
+            cx.error(
+                pos.clone(),
+                "csrf.additionalOrigins: each entry must set exactly one of exact, prefix, suffix and safeRegex",
+            );
+            ok = false;
+            continue;
+        }
+        let m = if let Some(e) = &o.exact {
+            OriginMatch::Exact {
+                value: e.clone(),
+                ignore_case,
+            }
+        } else if let Some(p) = o.prefix.as_ref().filter(|p| !p.is_empty()) {
+            OriginMatch::Prefix {
+                value: p.clone(),
+                ignore_case,
+            }
+        } else if let Some(sfx) = o.suffix.as_ref().filter(|p| !p.is_empty()) {
+            OriginMatch::Suffix {
+                value: sfx.clone(),
+                ignore_case,
+            }
+        } else if let Some(re) = &o.safe_regex {
+            if !check_regex(cx, owner, pos.clone(), &re.regex) {
+                ok = false;
+                continue;
+            }
+            OriginMatch::Regex(re.regex.clone())
+        } else {
+            // Envoy requires a non-empty prefix or suffix.
+            cx.error(
+                pos.clone(),
+                "csrf.additionalOrigins: prefix and suffix must not be empty",
+            );
+            ok = false;
+            continue;
+        };
+        additional_origins.push(m);
+    }
+    ok.then_some(Csrf {
+        filter_enabled,
+        shadow_enabled,
+        additional_origins,
+    })
+}
+
+/// `options.envoyMetadata`: each namespace's value must be a mapping (a
+/// `google.protobuf.Struct`).
+fn envoy_metadata(
+    cx: &mut Ctx<'_>,
+    m: &Spanned<BTreeMap<String, serde_json::Value>>,
+) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    let mut out = BTreeMap::new();
+    for (ns, v) in &m.value {
+        match v {
+            serde_json::Value::Object(fields) => {
+                out.insert(ns.clone(), fields.clone());
+            }
+            _ => {
+                let pos = cx.at(m);
+                cx.error(
+                    pos,
+                    format!("envoyMetadata.{ns} must be a mapping (a google.protobuf.Struct)"),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// Delegation cycles among route tables, found once per load on the graph

@@ -738,13 +738,13 @@ fn cors_needs_an_origin_and_a_forwarding_route() {
     let msgs = |route: &str| messages(&load(&[GW, UP, &vs(&format!("[{route}]"))]));
     assert_eq!(
         msgs(&to_up("/", ", options: {cors: {}}")),
-        ["cors: must provide at least one of AllowOrigin or AllowOriginRegex"]
+        ["invalid cors config: must provide at least one of AllowOrigin or AllowOriginRegex"]
     );
     assert_eq!(
         msgs(
             "{matchers: [{prefix: /}], redirectAction: {hostRedirect: a.example}, options: {cors: {allowOrigin: [x]}}}"
         ),
-        ["cors: cannot use cors plugin on non-Route_Route route actions"]
+        ["cannot use cors plugin on non-Route_Route route actions"]
     );
     assert!(msgs("{matchers: [{prefix: /}], directResponseAction: {status: 200}, options: {cors: {allowOrigin: [x]}}}").is_empty());
 }
@@ -824,5 +824,122 @@ fn gloos_route_path_table() {
             Err(e) => Some(e),
         };
         assert_eq!(problem.is_none(), ok, "{r}: {problem:?}");
+    }
+}
+
+/// The errors (message, line) of one route with `options`.
+fn option_errors(options: &str) -> Vec<(String, u32)> {
+    let l = load(&[
+        GW,
+        UP,
+        &vs(&format!(
+            "\n      - matchers: [{{prefix: /}}]\n        routeAction: {{single: {{upstream: {{name: up}}}}}}\n        options: {options}"
+        )),
+    ]);
+    l.diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (d.message.clone(), d.pos.line))
+        .collect()
+}
+
+/// Gloo's checks for the route options it translates (`plugins/shadowing`,
+/// `plugins/faultinjection`, `plugins/loadbalancer`, `plugins/buffer`),
+/// plus what Envoy would NACK; every error points at the route's options.
+#[test]
+fn gloo_route_option_errors() {
+    let cases: [(&str, &str); 12] = [
+        (
+            "{shadowing: {upstream: {name: nope}, percentage: 10}}",
+            "shadowing upstream *v1.Upstream { gloo-system.nope } not found",
+        ),
+        (
+            "{shadowing: {percentage: 10}}",
+            "invalid shadowing spec: must specify an upstream ref",
+        ),
+        (
+            "{shadowing: {upstream: {name: up}, percentage: 101}}",
+            "shadow percentage must be between 0 and 100, received 101",
+        ),
+        (
+            "{faults: {abort: {percentage: 10, httpStatus: 600}}}",
+            "invalid abort status code '600', must be in range of [200,600)",
+        ),
+        (
+            "{faults: {abort: {percentage: 10}}}",
+            "invalid abort status code '0', must be in range of [200,600)",
+        ),
+        (
+            "{faults: {delay: {percentage: 10, fixedDelay: 500ms}}}",
+            "invalid delay duration: fixedDelay must be at least 1s (Gloo requires whole seconds greater than 0)",
+        ),
+        (
+            "{faults: {delay: {percentage: -1, fixedDelay: 1s}}}",
+            "faults.delay.percentage must be between 0 and 100, received -1",
+        ),
+        (
+            "{lbHash: {hashPolicies: [{terminal: true}]}}",
+            "lbHash hash policy must set exactly one of header, cookie and sourceIp",
+        ),
+        (
+            "{lbHash: {hashPolicies: [{header: x, sourceIp: true}]}}",
+            "lbHash hash policy must set exactly one of header, cookie and sourceIp",
+        ),
+        (
+            "{bufferPerRoute: {buffer: {maxRequestBytes: 0}}}",
+            "bufferPerRoute.buffer.maxRequestBytes must be greater than 0",
+        ),
+        (
+            "{csrf: {filterEnabled: {defaultValue: {numerator: 1, denominator: THOUSAND}}}}",
+            "csrf.filterEnabled.defaultValue.denominator `THOUSAND` is not one of HUNDRED, TEN_THOUSAND, MILLION",
+        ),
+        (
+            "{envoyMetadata: {io.solo: 3}}",
+            "envoyMetadata.io.solo must be a mapping (a google.protobuf.Struct)",
+        ),
+    ];
+    for (options, want) in cases {
+        let errs = option_errors(options);
+        assert!(
+            errs.iter().any(|(m, line)| m == want && *line >= 6),
+            "{options}: want {want:?} at the options line, got {errs:?}"
+        );
+    }
+    // Valid ones are accepted.
+    for ok in [
+        "{shadowing: {upstream: {name: up}, percentage: 100}}",
+        "{faults: {abort: {percentage: 100, httpStatus: 503}, delay: {percentage: 0, fixedDelay: 1.5s}}}",
+        "{lbHash: {hashPolicies: [{cookie: {name: c, ttl: 10s}}]}}",
+        "{bufferPerRoute: {disabled: true}, csrf: {additionalOrigins: [{prefix: https://}]}, envoyMetadata: {a: {b: [1, {c: null}]}}}",
+    ] {
+        assert_eq!(option_errors(ok), Vec::<(String, u32)>::new(), "{ok}");
+    }
+}
+
+/// Gloo's shadowing and lbhash plugins refuse redirects and direct
+/// responses ("cannot use … plugin on non-Route_Route route actions").
+#[test]
+fn shadowing_and_lb_hash_need_a_route_action() {
+    for (opt, plugin) in [
+        (
+            "shadowing: {upstream: {name: up}, percentage: 1}",
+            "shadowing",
+        ),
+        ("lbHash: {hashPolicies: [{sourceIp: true}]}", "lbhash"),
+    ] {
+        let l = load(&[
+            GW,
+            UP,
+            &vs(&format!(
+                "[{{matchers: [{{prefix: /}}], directResponseAction: {{status: 200}}, options: {{{opt}}}}}]"
+            )),
+        ]);
+        assert!(
+            messages(&l).contains(&format!(
+                "cannot use {plugin} plugin on non-Route_Route route actions"
+            )),
+            "{:?}",
+            messages(&l)
+        );
     }
 }

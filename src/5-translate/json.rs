@@ -39,7 +39,7 @@ pub enum JsonError {
 }
 
 /// The descriptor pool, decoded once per process.
-fn pool() -> Result<&'static DescriptorPool, JsonError> {
+pub(super) fn pool() -> Result<&'static DescriptorPool, JsonError> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     POOL.get_or_init(|| DescriptorPool::decode(ENVOY_DESCRIPTORS).map_err(|e| e.to_string()))
         .as_ref()
@@ -219,6 +219,9 @@ mod tests {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
             "envoy.extensions.filters.http.cors.v3.Cors",
+            "envoy.extensions.filters.http.fault.v3.HTTPFault",
+            "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
             "envoy.config.core.v3.HealthCheck",
         ] {
             assert!(pool.get_message_by_name(name).is_some(), "{name}");

@@ -8,13 +8,17 @@
 //! domains: route edits travel by RDS only and leave open sockets alone.
 
 use envoy_types::pb::envoy::config::core::v3::Address;
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, CidrRange, ConfigSource, Http1ProtocolOptions,
     Http2ProtocolOptions, HttpProtocolOptions, SocketAddress, TypedExtensionConfig, address,
     config_source, http1_protocol_options, socket_address,
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::Buffer;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
+use envoy_types::pb::envoy::extensions::filters::http::csrf::v3::CsrfPolicy;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, RequestIdExtension, http_connection_manager,
@@ -22,8 +26,12 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::envoy::extensions::http::header_formatters::preserve_case::v3::PreserveCaseFormatterConfig;
 use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig;
+use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 
-use super::proto::{self, CORS_FILTER, HCM_FILTER, ROUTER_FILTER, bool_value, duration};
+use super::proto::{
+    self, BUFFER_FILTER, CORS_FILTER, CSRF_FILTER, FAULT_FILTER, HCM_FILTER, ROUTER_FILTER,
+    bool_value, duration,
+};
 use super::{names, tls};
 use crate::model::{
     CodecType, EscapedSlashesAction, ForwardClientCertDetails, Gateway, HeadersWithUnderscores,
@@ -181,24 +189,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
             }),
             route_config_name: names::route_config_name(gw),
         })),
-        // CORS is always in the chain (it does nothing for routes without a
-        // policy): adding it only when some route uses CORS would make the
-        // Listener depend on routes, and a Listener change drains sockets.
-        // The router is always last.
-        http_filters: vec![
-            HttpFilter {
-                name: CORS_FILTER.to_string(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(proto::any(Cors {}))),
-                ..Default::default()
-            },
-            HttpFilter {
-                name: ROUTER_FILTER.to_string(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(proto::any(
-                    Router::default(),
-                ))),
-                ..Default::default()
-            },
-        ],
+        http_filters: http_filters(gw),
         upgrade_configs,
         // Gloo forces path normalisation on unless the user says otherwise.
         normalize_path: Some(bool_value(s.normalize_path.unwrap_or(true))),
@@ -268,6 +259,53 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         preserve_external_request_id: s.preserve_external_request_id.unwrap_or(false),
         ..Default::default()
     }
+}
+
+fn http_filter<M: prost::Name>(name: &str, config: M) -> HttpFilter {
+    HttpFilter {
+        name: name.to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(proto::any(config))),
+        ..Default::default()
+    }
+}
+
+/// Gloo's HTTP filters in Gloo's stage order (`FaultStage`, `CorsStage`,
+/// then `RouteStage` by name, the router last; Gloo's filter-order doc).
+/// Fault, CORS and CSRF are always in the chain, as Gloo installs them
+/// (`plugins/faultinjection`, `plugins/cors`, `plugins/csrf`, unless its
+/// `removeUnusedFilters`), configured to do nothing until a route's
+/// per-filter config says otherwise: adding them only when some route
+/// uses them would make the Listener depend on routes, and a Listener
+/// change drains sockets. The buffer filter is there only when the Gateway
+/// asks for it (`plugins/buffer`: `options.buffer`).
+fn http_filters(gw: &Gateway) -> Vec<HttpFilter> {
+    let mut filters = vec![
+        http_filter(FAULT_FILTER, HttpFault::default()),
+        http_filter(CORS_FILTER, Cors {}),
+    ];
+    if let Some(n) = gw.buffer_max_request_bytes {
+        filters.push(http_filter(
+            BUFFER_FILTER,
+            Buffer {
+                max_request_bytes: Some(proto::u32(n)),
+            },
+        ));
+    }
+    // Gloo's listener-level policy when the Gateway sets none: enforced
+    // for 0% of requests (an explicit zero; Envoy reads a missing default
+    // as 100%).
+    filters.push(http_filter(
+        CSRF_FILTER,
+        CsrfPolicy {
+            filter_enabled: Some(RuntimeFractionalPercent {
+                default_value: Some(FractionalPercent::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ));
+    filters.push(http_filter(ROUTER_FILTER, Router::default()));
+    filters
 }
 
 fn codec_type(c: CodecType) -> i32 {

@@ -1,9 +1,10 @@
 //! Validated model → Envoy resources, per proxy. Pure and deterministic.
 //!
 //! No I/O, clock, randomness or logging here: the same model always gives
-//! the same resources in the same order (every collection is sorted by name,
-//! no multi-entry protobuf maps), so content hashes of the output are stable
-//! across runs and processes. The submodules are small builders, one per
+//! the same resources in the same order (every collection is sorted by name;
+//! protobuf maps, a route's per-filter configs, are encoded canonically by
+//! `canonical`), so content hashes of the output are stable across runs and
+//! processes. The submodules are small builders, one per
 //! Envoy resource type.
 //!
 //! Gloo's shape is kept: per proxy, one Listener per Gateway whose HCM takes
@@ -14,6 +15,7 @@
 //! so editing routes, domains or upstreams never changes Listener bytes
 //! (which would drain the listener's open WebSockets in Envoy).
 
+pub mod canonical;
 mod cluster;
 pub mod json;
 mod listener;

@@ -3,6 +3,7 @@
 //! filter name of its own (Contour's `protobuf/helpers.go` and `wellknown`).
 
 use envoy_types::pb::envoy::config::core::v3::http_protocol_options::HeadersWithUnderscoresAction;
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 use envoy_types::pb::google::protobuf::{BoolValue, Duration, UInt32Value};
 
 pub use envoy_types::util::pack_any as any;
@@ -15,12 +16,28 @@ pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
 /// The CORS HTTP filter (and its per-route config key).
 pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+/// The fault injection HTTP filter (and its per-route config key).
+pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
+/// The buffer HTTP filter (and its per-route config key).
+pub const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
+/// The CSRF HTTP filter (and its per-route config key).
+pub const CSRF_FILTER: &str = "envoy.filters.http.csrf";
 /// The listener filter that reads SNI, for SSL gateways.
 pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 /// The TLS transport socket, downstream and upstream.
 pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 /// The cluster's `typed_extension_protocol_options` key for HTTP options.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// Gloo's `ToEnvoyPercentage` (`plugins/internal/common`): a float
+/// percentage as parts per million, multiplied in single precision and
+/// truncated as Go's `uint32(percentage * 10000)` does.
+pub fn percent_per_million(percentage: f32) -> FractionalPercent {
+    FractionalPercent {
+        numerator: (percentage * 10000.0_f32) as u32,
+        denominator: fractional_percent::DenominatorType::Million as i32,
+    }
+}
 
 pub fn u32(value: u32) -> UInt32Value {
     UInt32Value { value }

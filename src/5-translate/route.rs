@@ -2,9 +2,15 @@
 //!
 //! Route options (timeouts, rewrites, retries, upgrades…) apply only to
 //! routes that forward to upstreams, as in Gloo's basic-route plugin;
-//! redirects and direct responses ignore them. Header manipulation applies
-//! to every route.
+//! redirects and direct responses ignore them. Header manipulation, CSRF,
+//! `bufferPerRoute` and `envoyMetadata` apply to every route, as Gloo's
+//! plugins set them on the route whatever its action.
+//!
+//! A route may carry several per-filter configs (and metadata namespaces):
+//! protobuf maps, which prost encodes in hash order; the snapshot encodes
+//! them canonically (`canonical`), so bytes stay deterministic.
 
+use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, HeaderValue, HeaderValueOption, data_source, header_value_option,
@@ -15,15 +21,28 @@ use envoy_types::pb::envoy::config::route::v3::{
     query_parameter_matcher, redirect_action, retry_policy, route, route_action, route_match,
     weighted_cluster,
 };
+use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{FaultDelay, fault_delay};
+use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::{
+    Buffer, BufferPerRoute, buffer_per_route,
+};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::extensions::filters::http::csrf::v3::CsrfPolicy;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
+    FaultAbort, HttpFault, fault_abort,
+};
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
 };
 use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
-use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+use envoy_types::pb::google::protobuf::{
+    Any, ListValue, NullValue, Struct, UInt32Value, Value as ProtoValue, value,
+};
 
 use super::names;
-use super::proto::{self, CORS_FILTER, bool_value, duration};
+use super::proto::{
+    self, BUFFER_FILTER, CORS_FILTER, CSRF_FILTER, FAULT_FILTER, bool_value, duration,
+};
 use crate::model::{self, Action, Gateway, Model, PathMatch, UpgradeKind};
 
 /// The RouteConfiguration `proxy` gets from `gw`. The proxy matters only to
@@ -162,10 +181,11 @@ fn header_options(adds: &[(String, String, bool)]) -> Vec<HeaderValueOption> {
 }
 
 fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
+    let o = &r.options;
     let action = match &r.action {
         Action::Upstream(key) => route::Action::Route(route_action(
             route_action::ClusterSpecifier::Cluster(names::cluster_name(key)),
-            &r.options,
+            o,
         )),
         Action::Weighted(dests) => route::Action::Route(route_action(
             route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
@@ -174,12 +194,21 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
                     .map(|(k, w)| weighted_cluster::ClusterWeight {
                         name: names::cluster_name(k),
                         weight: Some(proto::u32(*w)),
+                        // Gloo (`pluginutils.MarkPerFilterConfig`) puts a
+                        // multi-destination route's faults on each
+                        // destination, not on the route.
+                        typed_per_filter_config: o
+                            .faults
+                            .as_ref()
+                            .map(|f| (FAULT_FILTER.to_string(), proto::any(http_fault(f))))
+                            .into_iter()
+                            .collect(),
                         ..Default::default()
                     })
                     .collect(),
                 ..Default::default()
             }),
-            &r.options,
+            o,
         )),
         Action::Redirect(rd) => route::Action::Redirect(RedirectAction {
             host_redirect: rd.host.clone().unwrap_or_default(),
@@ -210,16 +239,38 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
             })
         }
     };
-    let hm = r.options.header_manipulation.clone().unwrap_or_default();
-    // One entry at most, so the map encodes deterministically.
-    let typed_per_filter_config = match (&r.action, &r.options.cors) {
-        (Action::Upstream(_) | Action::Weighted(_), Some(c)) => {
-            std::iter::once((CORS_FILTER.to_string(), proto::any(cors_policy(c)))).collect()
-        }
-        _ => Default::default(),
-    };
+    let hm = o.header_manipulation.clone().unwrap_or_default();
+    let mut per_filter: Vec<(&str, Any)> = Vec::new();
+    let forwards = matches!(r.action, Action::Upstream(_) | Action::Weighted(_));
+    if let (true, Some(c)) = (forwards, &o.cors) {
+        per_filter.push((CORS_FILTER, proto::any(cors_policy(c))));
+    }
+    // Gloo's fault plugin configures single-destination routes here (and
+    // nothing for redirects and direct responses).
+    if let (Action::Upstream(_), Some(f)) = (&r.action, &o.faults) {
+        per_filter.push((FAULT_FILTER, proto::any(http_fault(f))));
+    }
+    if let Some(b) = &o.buffer_per_route {
+        per_filter.push((BUFFER_FILTER, proto::any(buffer_per_route(b))));
+    }
+    if let Some(c) = &o.csrf {
+        per_filter.push((CSRF_FILTER, proto::any(csrf_policy(c))));
+    }
+    // Gloo's metadata plugin: set only when some namespace is given.
+    let metadata = (!o.envoy_metadata.is_empty()).then(|| Metadata {
+        filter_metadata: o
+            .envoy_metadata
+            .iter()
+            .map(|(ns, fields)| (ns.clone(), proto_struct(fields)))
+            .collect(),
+        ..Default::default()
+    });
     Route {
-        typed_per_filter_config,
+        typed_per_filter_config: per_filter
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        metadata,
         name,
         r#match: Some(route_match(m)),
         action: Some(action),
@@ -288,8 +339,161 @@ fn route_action(cluster: route_action::ClusterSpecifier, o: &model::RouteOptions
                     .then(route_action::upgrade_config::ConnectConfig::default),
             })
             .collect(),
+        // Gloo's shadowing plugin: one mirror, its share as Gloo's
+        // `ToEnvoyPercentage` gives it.
+        request_mirror_policies: o
+            .shadowing
+            .iter()
+            .map(|sh| route_action::RequestMirrorPolicy {
+                cluster: names::cluster_name(&sh.upstream),
+                runtime_fraction: Some(RuntimeFractionalPercent {
+                    default_value: Some(proto::percent_per_million(sh.percentage)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        hash_policy: o.hash_policies.iter().map(hash_policy).collect(),
         ..Default::default()
     }
+}
+
+/// Gloo's lbhash plugin: header, cookie (name, ttl, path) or source IP.
+fn hash_policy(p: &model::HashPolicy) -> route_action::HashPolicy {
+    use route_action::hash_policy::{self, PolicySpecifier};
+    let spec = match &p.key {
+        model::HashKey::Header(h) => PolicySpecifier::Header(hash_policy::Header {
+            header_name: h.clone(),
+            ..Default::default()
+        }),
+        model::HashKey::Cookie { name, ttl, path } => {
+            PolicySpecifier::Cookie(hash_policy::Cookie {
+                name: name.clone(),
+                ttl: ttl.map(duration),
+                path: path.clone().unwrap_or_default(),
+                ..Default::default()
+            })
+        }
+        model::HashKey::SourceIp(on) => {
+            PolicySpecifier::ConnectionProperties(hash_policy::ConnectionProperties {
+                source_ip: *on,
+            })
+        }
+    };
+    route_action::HashPolicy {
+        policy_specifier: Some(spec),
+        terminal: p.terminal,
+    }
+}
+
+/// Gloo's fault plugin: abort with an HTTP status and/or a fixed delay,
+/// each for a share of requests (`ToEnvoyPercentage`).
+fn http_fault(f: &model::Faults) -> HttpFault {
+    HttpFault {
+        abort: f.abort.map(|(pct, status)| FaultAbort {
+            percentage: Some(proto::percent_per_million(pct)),
+            error_type: Some(fault_abort::ErrorType::HttpStatus(status)),
+            ..Default::default()
+        }),
+        delay: f.delay.map(|(pct, d)| FaultDelay {
+            percentage: Some(proto::percent_per_million(pct)),
+            fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(duration(d))),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Gloo's buffer plugin, per route: off, or a request size limit.
+fn buffer_per_route(b: &model::BufferPerRoute) -> BufferPerRoute {
+    BufferPerRoute {
+        r#override: Some(match b {
+            model::BufferPerRoute::Disabled => buffer_per_route::Override::Disabled(true),
+            model::BufferPerRoute::MaxRequestBytes(n) => {
+                buffer_per_route::Override::Buffer(Buffer {
+                    max_request_bytes: Some(proto::u32(*n)),
+                })
+            }
+        }),
+    }
+}
+
+/// Gloo's CSRF plugin (`translateCsrfConfig`): an unset `filterEnabled`
+/// becomes an explicit 0% (Envoy would read a missing default as 100%).
+pub(super) fn csrf_policy(c: &model::Csrf) -> CsrfPolicy {
+    let rfp = |r: &model::RuntimePercent| RuntimeFractionalPercent {
+        default_value: Some(FractionalPercent {
+            numerator: r.numerator,
+            denominator: match r.denominator {
+                model::Denominator::Hundred => DenominatorType::Hundred,
+                model::Denominator::TenThousand => DenominatorType::TenThousand,
+                model::Denominator::Million => DenominatorType::Million,
+            } as i32,
+        }),
+        runtime_key: r.runtime_key.clone(),
+    };
+    CsrfPolicy {
+        filter_enabled: Some(c.filter_enabled.as_ref().map_or_else(
+            || RuntimeFractionalPercent {
+                default_value: Some(FractionalPercent::default()),
+                ..Default::default()
+            },
+            rfp,
+        )),
+        shadow_enabled: c.shadow_enabled.as_ref().map(rfp),
+        additional_origins: c
+            .additional_origins
+            .iter()
+            .map(|o| {
+                let (pattern, ignore_case) = match o {
+                    model::OriginMatch::Exact { value, ignore_case } => (
+                        string_matcher::MatchPattern::Exact(value.clone()),
+                        *ignore_case,
+                    ),
+                    model::OriginMatch::Prefix { value, ignore_case } => (
+                        string_matcher::MatchPattern::Prefix(value.clone()),
+                        *ignore_case,
+                    ),
+                    model::OriginMatch::Suffix { value, ignore_case } => (
+                        string_matcher::MatchPattern::Suffix(value.clone()),
+                        *ignore_case,
+                    ),
+                    // Gloo drops ignoreCase for regexes.
+                    model::OriginMatch::Regex(re) => {
+                        (string_matcher::MatchPattern::SafeRegex(regex(re)), false)
+                    }
+                };
+                StringMatcher {
+                    match_pattern: Some(pattern),
+                    ignore_case,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// A JSON object as a `google.protobuf.Struct`.
+fn proto_struct(fields: &serde_json::Map<String, serde_json::Value>) -> Struct {
+    Struct {
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.clone(), proto_value(v)))
+            .collect(),
+    }
+}
+
+fn proto_value(v: &serde_json::Value) -> ProtoValue {
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => value::Kind::NullValue(NullValue::NullValue as i32),
+        J::Bool(b) => value::Kind::BoolValue(*b),
+        J::Number(n) => value::Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => value::Kind::StringValue(s.clone()),
+        J::Array(items) => value::Kind::ListValue(ListValue {
+            values: items.iter().map(proto_value).collect(),
+        }),
+        J::Object(fields) => value::Kind::StructValue(proto_struct(fields)),
+    };
+    ProtoValue { kind: Some(kind) }
 }
 
 fn cors_policy(c: &model::Cors) -> CorsPolicy {

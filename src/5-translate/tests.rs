@@ -356,3 +356,274 @@ fn route_names_are_gloo_converter_names() {
         ]
     );
 }
+
+// === Gloo route options: shadowing, faults, lbHash, bufferPerRoute, csrf,
+// envoyMetadata ===
+
+const SHADOW_UPSTREAM: &str = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: shadow, namespace: gloo-system}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 8082}]}}\n";
+
+/// The first virtual host's routes of `routes` served with both upstreams.
+fn routes_of(gw: &str, routes: &str) -> Vec<envoy_types::pb::envoy::config::route::v3::Route> {
+    let l = load(&[gw, UPSTREAM, SHADOW_UPSTREAM, &vs(routes)]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.expect("valid config");
+    out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0]
+        .routes
+        .clone()
+}
+
+fn route_with(options: &str) -> envoy_types::pb::envoy::config::route::v3::Route {
+    let r = format!(
+        "[{{matchers: [{{prefix: /}}], routeAction: {{single: {{upstream: {{name: echo, namespace: gloo-system}}}}}}, options: {options}}}]"
+    );
+    routes_of(&gateway(""), &r).remove(0)
+}
+
+fn action(
+    r: &envoy_types::pb::envoy::config::route::v3::Route,
+) -> &envoy_types::pb::envoy::config::route::v3::RouteAction {
+    match &r.action {
+        Some(route::Action::Route(ra)) => ra,
+        other => panic!("not a route action: {other:?}"),
+    }
+}
+
+fn per_filter<M: Message + Default>(
+    r: &envoy_types::pb::envoy::config::route::v3::Route,
+    filter: &str,
+) -> M {
+    let any = r
+        .typed_per_filter_config
+        .get(filter)
+        .unwrap_or_else(|| panic!("no {filter} config on {}", r.name));
+    M::decode(any.value.as_slice()).expect("per-filter config decodes")
+}
+
+/// Gloo `projects/gloo/pkg/plugins/shadowing/plugin.go`: one mirror policy,
+/// cluster `<name>_<namespace>`, runtime fraction from
+/// `common.ToEnvoyPercentage` (percentage × 10000 per million).
+#[test]
+fn shadowing_is_a_request_mirror_policy() {
+    let r = route_with(
+        "{shadowing: {upstream: {name: shadow, namespace: gloo-system}, percentage: 12.5}}",
+    );
+    let m = &action(&r).request_mirror_policies;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].cluster, "shadow_gloo-system");
+    let f = m[0]
+        .runtime_fraction
+        .as_ref()
+        .and_then(|f| f.default_value)
+        .expect("default value");
+    assert_eq!((f.numerator, f.denominator), (125_000, 2));
+    assert_eq!(
+        m[0].runtime_fraction
+            .as_ref()
+            .map(|f| f.runtime_key.as_str()),
+        Some("")
+    );
+}
+
+/// Gloo `projects/gloo/pkg/plugins/faultinjection/plugin.go`: an HTTPFault
+/// per route (single destination) and, on a multi-destination route, per
+/// weighted cluster; percentages per million.
+#[test]
+fn faults_are_per_route_fault_filter_configs() {
+    use envoy_types::pb::envoy::extensions::filters::common::fault::v3::fault_delay;
+    use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{HttpFault, fault_abort};
+    let r = route_with(
+        "{faults: {abort: {percentage: 50, httpStatus: 503}, delay: {percentage: 100, fixedDelay: 2s}}}",
+    );
+    let f: HttpFault = per_filter(&r, "envoy.filters.http.fault");
+    let abort = f.abort.expect("abort");
+    assert_eq!(
+        abort.percentage.map(|p| (p.numerator, p.denominator)),
+        Some((500_000, 2))
+    );
+    assert_eq!(
+        abort.error_type,
+        Some(fault_abort::ErrorType::HttpStatus(503))
+    );
+    let delay = f.delay.expect("delay");
+    assert_eq!(delay.percentage.map(|p| p.numerator), Some(1_000_000));
+    assert!(matches!(
+        delay.fault_delay_secifier,
+        Some(fault_delay::FaultDelaySecifier::FixedDelay(d)) if d.seconds == 2
+    ));
+    // Multi destination: on each weighted cluster, not on the route.
+    let multi = "[{matchers: [{prefix: /}], routeAction: {multi: {destinations: [{weight: 1, destination: {upstream: {name: echo, namespace: gloo-system}}}, {weight: 1, destination: {upstream: {name: shadow, namespace: gloo-system}}}]}}, options: {faults: {abort: {percentage: 100, httpStatus: 418}}}}]";
+    let r = routes_of(&gateway(""), multi).remove(0);
+    assert!(
+        !r.typed_per_filter_config
+            .contains_key("envoy.filters.http.fault")
+    );
+    let Some(
+        envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier::WeightedClusters(
+            w,
+        ),
+    ) = &action(&r).cluster_specifier
+    else {
+        panic!("weighted clusters");
+    };
+    for c in &w.clusters {
+        let any = &c.typed_per_filter_config["envoy.filters.http.fault"];
+        let f = HttpFault::decode(any.value.as_slice()).expect("decodes");
+        assert_eq!(
+            f.abort.and_then(|a| a.error_type),
+            Some(fault_abort::ErrorType::HttpStatus(418))
+        );
+    }
+}
+
+/// Gloo adds the fault filter first and CSRF (0% enforced) in its
+/// RouteStage, before the router, on every listener
+/// (`plugins/faultinjection`, `plugins/csrf`); the buffer filter only with
+/// the Gateway's `options.buffer` (`plugins/buffer`).
+#[test]
+fn hcm_filters_follow_gloos_stages() {
+    use envoy_types::pb::envoy::extensions::filters::http::csrf::v3::CsrfPolicy;
+    let names = |h: &HttpConnectionManager| -> Vec<String> {
+        h.http_filters.iter().map(|f| f.name.clone()).collect()
+    };
+    let l = load(&[&gateway(""), UPSTREAM, &vs(PLAIN_ROUTE)]);
+    let h = hcm_of(&l);
+    assert_eq!(
+        names(&h),
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
+            "envoy.filters.http.csrf",
+            "envoy.filters.http.router"
+        ]
+    );
+    let Some(envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType::TypedConfig(any)) =
+        &h.http_filters[2].config_type
+    else {
+        panic!("typed csrf config");
+    };
+    let c = CsrfPolicy::decode(any.value.as_slice()).expect("csrf decodes");
+    let fe = c
+        .filter_enabled
+        .and_then(|f| f.default_value)
+        .expect("explicit 0%");
+    assert_eq!((fe.numerator, fe.denominator), (0, 0));
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: gloo-system}\nspec:\n  bindAddress: '::'\n  bindPort: 8080\n  httpGateway: {options: {buffer: {maxRequestBytes: 1024}}}\n";
+    let l = load(&[gw, UPSTREAM, &vs(PLAIN_ROUTE)]);
+    assert_eq!(
+        names(&hcm_of(&l)),
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
+            "envoy.filters.http.buffer",
+            "envoy.filters.http.csrf",
+            "envoy.filters.http.router"
+        ]
+    );
+}
+
+/// Gloo `projects/gloo/pkg/plugins/loadbalancer/plugin.go`
+/// (`getHashPoliciesFromSpec`): header, cookie (name, ttl, path) and
+/// source IP as `connection_properties`, each with `terminal`.
+#[test]
+fn lb_hash_policies_become_hash_policy() {
+    use envoy_types::pb::envoy::config::route::v3::route_action::hash_policy::PolicySpecifier;
+    let r = route_with(
+        "{lbHash: {hashPolicies: [{header: x-user, terminal: true}, {cookie: {name: session, ttl: 1h, path: /app}}, {sourceIp: true}]}}",
+    );
+    let hp = &action(&r).hash_policy;
+    assert_eq!(hp.len(), 3);
+    assert!(hp[0].terminal && !hp[1].terminal && !hp[2].terminal);
+    assert!(
+        matches!(&hp[0].policy_specifier, Some(PolicySpecifier::Header(h)) if h.header_name == "x-user")
+    );
+    assert!(
+        matches!(&hp[1].policy_specifier, Some(PolicySpecifier::Cookie(c))
+        if c.name == "session" && c.path == "/app" && c.ttl.map(|d| d.seconds) == Some(3600))
+    );
+    assert!(
+        matches!(&hp[2].policy_specifier, Some(PolicySpecifier::ConnectionProperties(c)) if c.source_ip)
+    );
+}
+
+/// Gloo `projects/gloo/pkg/plugins/buffer/plugin.go`, `plugins/csrf/
+/// plugin.go` and `plugins/metadata/plugin.go`: per-route buffer override,
+/// CSRF policy (unset `filterEnabled` → explicit 0%), route metadata.
+#[test]
+fn buffer_csrf_and_metadata_per_route() {
+    use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::{
+        BufferPerRoute, buffer_per_route,
+    };
+    use envoy_types::pb::envoy::extensions::filters::http::csrf::v3::CsrfPolicy;
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+    let r = route_with(
+        "{bufferPerRoute: {buffer: {maxRequestBytes: 64}}, csrf: {filterEnabled: {defaultValue: {numerator: 100}}, shadowEnabled: {defaultValue: {numerator: 5, denominator: TEN_THOUSAND}, runtimeKey: csrf.shadow}, additionalOrigins: [{exact: a.example, ignoreCase: true}, {suffix: .example.org}, {safeRegex: {regex: 'https://.*\\.test', googleRe2: {}}, ignoreCase: true}]}, envoyMetadata: {io.solo.team: {owner: web, tier: 2, tags: [a, b], on: true}, z.other: {}}}",
+    );
+    let b: BufferPerRoute = per_filter(&r, "envoy.filters.http.buffer");
+    assert!(
+        matches!(b.r#override, Some(buffer_per_route::Override::Buffer(x)) if x.max_request_bytes.map(|v| v.value) == Some(64))
+    );
+    let c: CsrfPolicy = per_filter(&r, "envoy.filters.http.csrf");
+    let fe = c
+        .filter_enabled
+        .and_then(|f| f.default_value)
+        .expect("enabled");
+    assert_eq!((fe.numerator, fe.denominator), (100, 0));
+    let se = c.shadow_enabled.expect("shadow");
+    assert_eq!(se.runtime_key, "csrf.shadow");
+    assert_eq!(
+        se.default_value.map(|d| (d.numerator, d.denominator)),
+        Some((5, 1))
+    );
+    assert_eq!(c.additional_origins.len(), 3);
+    assert!(c.additional_origins[0].ignore_case);
+    assert!(
+        matches!(&c.additional_origins[1].match_pattern, Some(MatchPattern::Suffix(s)) if s == ".example.org")
+    );
+    // Gloo drops ignoreCase on regexes.
+    assert!(!c.additional_origins[2].ignore_case);
+    assert!(
+        matches!(&c.additional_origins[2].match_pattern, Some(MatchPattern::SafeRegex(re)) if re.regex == "https://.*\\.test")
+    );
+    let md = r.metadata.expect("metadata").filter_metadata;
+    assert_eq!(md.len(), 2);
+    let team = &md["io.solo.team"].fields;
+    use envoy_types::pb::google::protobuf::value::Kind;
+    assert_eq!(team["owner"].kind, Some(Kind::StringValue("web".into())));
+    assert_eq!(team["tier"].kind, Some(Kind::NumberValue(2.0)));
+    assert_eq!(team["on"].kind, Some(Kind::BoolValue(true)));
+    assert!(matches!(&team["tags"].kind, Some(Kind::ListValue(l)) if l.values.len() == 2));
+    // CSRF and the buffer override apply to redirects too (Gloo sets them
+    // on the route whatever its action); disabled buffering.
+    let rd = "[{matchers: [{prefix: /}], redirectAction: {hostRedirect: x.example}, options: {bufferPerRoute: {disabled: true}, csrf: {}}}]";
+    let r = routes_of(&gateway(""), rd).remove(0);
+    let b: BufferPerRoute = per_filter(&r, "envoy.filters.http.buffer");
+    assert_eq!(
+        b.r#override,
+        Some(buffer_per_route::Override::Disabled(true))
+    );
+    let c: CsrfPolicy = per_filter(&r, "envoy.filters.http.csrf");
+    assert_eq!(
+        c.filter_enabled
+            .and_then(|f| f.default_value)
+            .map(|d| d.numerator),
+        Some(0)
+    );
+}
+
+/// Several per-filter configs and metadata namespaces: the snapshot's bytes
+/// do not depend on HashMap order (`canonical`).
+#[test]
+fn routes_with_several_per_filter_configs_hash_the_same_every_build() {
+    let r = "[{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: echo, namespace: gloo-system}}}, options: {cors: {allowOrigin: [x]}, faults: {abort: {percentage: 1, httpStatus: 503}}, bufferPerRoute: {disabled: true}, csrf: {}, envoyMetadata: {a: {x: 1, y: 2, z: 3}, b: {k: v}, c: {}}}}]";
+    let g = gateway("");
+    let v = vs(r);
+    let docs = [g.as_str(), UPSTREAM, SHADOW_UPSTREAM, v.as_str()];
+    let first = load(&docs).snapshot.expect("valid");
+    for _ in 0..10 {
+        let again = load(&docs).snapshot.expect("valid");
+        assert_eq!(
+            first.proxies["gloo-system~gateway-proxy"].version(ResourceType::Route),
+            again.proxies["gloo-system~gateway-proxy"].version(ResourceType::Route)
+        );
+    }
+}

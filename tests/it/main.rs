@@ -37,6 +37,8 @@ mod nack;
 mod readme;
 // Kill, restart, replicas, SIGTERM: no connection lost.
 mod resilience;
+// Gloo route options: shadowing, faults, lbHash, buffer, CSRF, metadata.
+mod route_options_more;
 // `edgeplane routes` against what Envoy does.
 mod routes_cli;
 // Delegation, weighted splits, redirects, direct responses.
