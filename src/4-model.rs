@@ -370,7 +370,7 @@ pub struct VirtualService {
 
 /// A VirtualService's downstream TLS. Paths are as the proxy sees them
 /// (possibly another container): never read here.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SslConfig {
     /// PEM certificate chain file (`sslFiles.tlsCert`).
     pub cert_chain: String,
@@ -395,8 +395,56 @@ impl SslConfig {
     }
 }
 
+/// One TLS filter chain of an SSL gateway: an `sslConfig` and the
+/// VirtualServices it serves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SslGroup<'a> {
+    pub ssl: SslConfig,
+    pub members: Vec<&'a Key>,
+}
+
+/// Gloo's `ConsolidateSslConfigurations`
+/// (`projects/gloo/pkg/translator/ssl_configuration.go`): VirtualServices
+/// whose `sslConfig`s differ only in `sniDomains` share one filter chain,
+/// whose SNI domains are the union (in first-seen order), or none at all
+/// (match any) when one of them has none. Groups keep the order of their
+/// first VirtualService. This is how several VirtualServices on one
+/// certificate, without `sniDomains`, are served side by side.
+pub fn consolidate_ssl<'a>(vss: impl IntoIterator<Item = &'a VirtualService>) -> Vec<SslGroup<'a>> {
+    let mut groups: Vec<SslGroup<'a>> = Vec::new();
+    let mut index: std::collections::HashMap<SslConfig, usize> = std::collections::HashMap::new();
+    for vs in vss {
+        let Some(ssl) = &vs.ssl else { continue };
+        let mut bare = ssl.clone();
+        bare.sni_domains.clear();
+        match index.get(&bare) {
+            Some(&i) => {
+                let g = &mut groups[i];
+                if g.ssl.sni_domains.is_empty() || ssl.sni_domains.is_empty() {
+                    g.ssl.sni_domains.clear();
+                } else {
+                    for d in &ssl.sni_domains {
+                        if !g.ssl.sni_domains.contains(d) {
+                            g.ssl.sni_domains.push(d.clone());
+                        }
+                    }
+                }
+                g.members.push(&vs.key);
+            }
+            None => {
+                index.insert(bare, groups.len());
+                groups.push(SslGroup {
+                    ssl: ssl.clone(),
+                    members: vec![&vs.key],
+                });
+            }
+        }
+    }
+    groups
+}
+
 /// `sslConfig.parameters`; empty means the proxy's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TlsParams {
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
@@ -411,7 +459,7 @@ impl TlsParams {
 }
 
 /// Gloo's `SslParameters.ProtocolVersion`, in its (and Envoy's) order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TlsVersion {
     Auto,
     V1_0,

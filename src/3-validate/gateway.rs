@@ -586,40 +586,56 @@ fn tls_version_name(v: TlsVersion) -> &'static str {
         .map_or("?", |(_, name)| name)
 }
 
-/// The VirtualServices of one SSL gateway become one filter chain each,
-/// matched by SNI; Envoy refuses two chains with the same match (it would
-/// NACK the whole listener). So: at most one VirtualService without
-/// `sniDomains` (the catch-all), and no SNI domain in two of them. Each
-/// VirtualService involved gets an error, as in Gloo's domain conflicts.
+/// The VirtualServices of one SSL gateway become filter chains matched by
+/// SNI, one per distinct `sslConfig` (Gloo's ConsolidateSslConfigurations:
+/// configs differing only in `sniDomains` share a chain). Envoy refuses two
+/// chains with the same match (it would NACK the whole listener), so two
+/// *different* configs may not both leave `sniDomains` empty, nor name the
+/// same domain. Each VirtualService involved gets an error.
 pub(super) fn check_sni_conflicts(
     model: &Model,
     vs_pos: &BTreeMap<Key, (Pos, ResourceId)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     for gw in model.gateways.values().filter(|g| g.ssl) {
+        // Grouping does not depend on order, only the SNI lists' order does.
+        let attached = model.virtual_services.values().filter(|v| gw.selects(v));
         let mut by_sni: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();
-        for vs in model.virtual_services.values().filter(|v| gw.selects(v)) {
-            let Some(ssl) = &vs.ssl else { continue };
-            if ssl.sni_domains.is_empty() {
-                by_sni.entry("").or_default().push(&vs.key);
+        let groups = crate::model::consolidate_ssl(attached);
+        for g in &groups {
+            let mut members = g.members.clone();
+            if g.ssl.sni_domains.is_empty() {
+                by_sni.entry("").or_default().append(&mut members);
+                continue;
             }
-            for d in &ssl.sni_domains {
-                by_sni.entry(d.as_str()).or_default().push(&vs.key);
+            for d in &g.ssl.sni_domains {
+                by_sni.entry(d.as_str()).or_default().extend(&g.members);
             }
         }
-        for (sni, keys) in by_sni.iter().filter(|(_, k)| k.len() > 1) {
+        // Keys of one group share their chain: only keys from two or more
+        // groups on one match conflict.
+        let group: std::collections::HashMap<&Key, usize> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| g.members.iter().map(move |k| (*k, i)))
+            .collect();
+        let group_of = |k: &Key| group.get(k).copied();
+        for (sni, keys) in by_sni.iter().filter(|(_, ks)| {
+            let first = ks.first().and_then(|k| group_of(k));
+            ks.iter().any(|k| group_of(k) != first)
+        }) {
             for k in keys {
                 // At most ten names each: n VirtualServices on one SNI
                 // must not cost n² text.
                 let others = super::others_list(keys, k);
                 let msg = if sni.is_empty() {
                     format!(
-                        "ssl conflict: other virtual services on the same SSL Gateway {} as this one don't specify sniDomains either: [{others}]; at most one may leave sniDomains empty",
+                        "ssl conflict: other virtual services on the same SSL Gateway {} as this one don't specify sniDomains either, with a different sslConfig: [{others}]; only VirtualServices whose sslConfigs are the same may all leave sniDomains empty",
                         gw.key,
                     )
                 } else {
                     format!(
-                        "ssl conflict: the [{sni}] SNI domain is in the sniDomains of other virtual services on the same SSL Gateway {} as this one: [{others}]",
+                        "ssl conflict: the [{sni}] SNI domain is in the sniDomains of other virtual services with a different sslConfig on the same SSL Gateway {} as this one: [{others}]",
                         gw.key,
                     )
                 };

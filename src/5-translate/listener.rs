@@ -56,9 +56,9 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
             .filter(|vs| gw.selects(vs))
             .collect();
         attached.sort_by_key(|vs| names::vhost_name(vs));
-        let chains: Vec<FilterChain> = attached
-            .into_iter()
-            .filter_map(|vs| Some(tls::filter_chain(vs, vs.ssl.as_ref()?, hcm.clone())))
+        let chains: Vec<FilterChain> = crate::model::consolidate_ssl(attached)
+            .iter()
+            .map(|g| tls::filter_chain(&g.ssl, hcm.clone()))
             .collect();
         if chains.is_empty() {
             return None;

@@ -1,6 +1,7 @@
-//! Downstream TLS for SSL gateways: one filter chain per VirtualService,
-//! matched by SNI, terminating TLS with that VirtualService's `sslConfig`,
-//! and the TLS inspector listener filter that reads the SNI.
+//! Downstream TLS for SSL gateways: one filter chain per distinct
+//! `sslConfig` (VirtualServices differing only in SNI share one, as in
+//! Gloo), matched by SNI, and the TLS inspector listener filter that reads
+//! the SNI.
 //!
 //! Certificate files are referenced by path (`DataSource.filename`), as
 //! Envoy sees them; nothing here reads them. Envoy watches those files
@@ -17,9 +18,8 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     TlsParameters, common_tls_context, tls_parameters::TlsProtocol,
 };
 
-use super::names;
 use super::proto::{self, TLS_INSPECTOR, TLS_TRANSPORT_SOCKET, bool_value};
-use crate::model::{SslConfig, TlsParams, TlsVersion, VirtualService};
+use crate::model::{SslConfig, TlsParams, TlsVersion};
 
 /// The listener filter that reads the ClientHello (SNI, ALPN) so filter
 /// chains can match on `server_names`.
@@ -33,14 +33,16 @@ pub fn tls_inspector() -> ListenerFilter {
     }
 }
 
-/// The filter chain of one VirtualService on an SSL gateway: its SNI
-/// domains (none: the catch-all chain), its TLS context, and `hcm` (the
-/// gateway's connection manager, the same in every chain).
-pub fn filter_chain(vs: &VirtualService, ssl: &SslConfig, hcm: Filter) -> FilterChain {
+/// One TLS filter chain of an SSL gateway, as Gloo's `newSslFilterChain`
+/// builds it (`projects/gloo/pkg/translator/filter_chain.go`): unnamed,
+/// matched by its SNI domains (none: any), terminating TLS with `ssl` (the
+/// consolidated `sslConfig` of its VirtualServices), then `hcm` (the
+/// gateway's connection manager, the same in every chain). A VirtualService
+/// joining or leaving a chain whose SNI set stays the same leaves the chain,
+/// and so its connections, untouched.
+pub fn filter_chain(ssl: &SslConfig, hcm: Filter) -> FilterChain {
     FilterChain {
-        // Named after the virtual host, so config dumps say whose it is.
-        name: names::vhost_name(vs),
-        filter_chain_match: (!ssl.sni_domains.is_empty()).then(|| FilterChainMatch {
+        filter_chain_match: Some(FilterChainMatch {
             server_names: ssl.sni_domains.clone(),
             ..Default::default()
         }),

@@ -156,7 +156,8 @@ fn ssl_gateways_take_only_ssl_virtual_services_and_plain_ones_only_plain() {
     assert_eq!(secure.listener_filters[0].name, TLS_INSPECTOR);
     assert_eq!(secure.filter_chains.len(), 1);
     let chain = &secure.filter_chains[0];
-    assert_eq!(chain.name, "apps_shop");
+    // Gloo's newSslFilterChain leaves chains unnamed.
+    assert_eq!(chain.name, "");
     assert_eq!(
         chain
             .filter_chain_match
@@ -182,7 +183,7 @@ fn ssl_gateways_take_only_ssl_virtual_services_and_plain_ones_only_plain() {
 }
 
 #[test]
-fn one_chain_per_virtual_service_sorted_with_the_same_hcm() {
+fn one_chain_per_ssl_config_sorted_with_the_same_hcm() {
     let p = valid(&[
         gateway("plain", 8080, false),
         gateway("secure", 8443, true),
@@ -192,28 +193,29 @@ fn one_chain_per_virtual_service_sorted_with_the_same_hcm() {
             "zeta",
             "z.example.com",
             "/",
-            &ssl("sniDomains: [z.example.com, '*.z.example.com']"),
+            "{sslFiles: {tlsCert: /certs/z.crt, tlsKey: /certs/z.key}, sniDomains: [z.example.com, '*.z.example.com']}",
         ),
         vs("alpha", "*", "/", &ssl("")),
     ]);
     let secure = listener(&p, 8443);
-    let names: Vec<&str> = secure
+    // In VirtualService order (apps_alpha, apps_zeta); the one without
+    // sniDomains matches any SNI.
+    let snis: Vec<Vec<String>> = secure
         .filter_chains
         .iter()
-        .map(|c| c.name.as_str())
+        .map(|c| {
+            c.filter_chain_match
+                .as_ref()
+                .map(|m| m.server_names.clone())
+                .unwrap_or_default()
+        })
         .collect();
-    assert_eq!(names, ["apps_alpha", "apps_zeta"]);
-    // The VirtualService without sniDomains is the catch-all chain.
-    assert!(secure.filter_chains[0].filter_chain_match.is_none());
     assert_eq!(
-        secure.filter_chains[1]
-            .filter_chain_match
-            .as_ref()
-            .map(|m| m.server_names.clone()),
-        Some(vec![
-            "z.example.com".to_string(),
-            "*.z.example.com".to_string()
-        ])
+        snis,
+        [
+            vec![],
+            vec!["z.example.com".to_string(), "*.z.example.com".to_string()]
+        ]
     );
     // Every chain carries the same HCM, taking routes from the gateway's
     // one RouteConfiguration.
@@ -368,13 +370,90 @@ fn ssl_config_mistakes_are_errors_naming_the_field() {
     );
 }
 
+/// Gloo's ConsolidateSslConfigurations
+/// (`projects/gloo/pkg/translator/ssl_configuration.go`): sslConfigs that
+/// differ only in `sniDomains` become one filter chain, whose SNI domains
+/// are the union, or none when one of them has none. So several
+/// VirtualServices on one certificate without `sniDomains` (Gloo's common
+/// wildcard-certificate layout) are served by one catch-all chain.
 #[test]
-fn sni_conflicts_on_one_ssl_gateway_are_errors_on_each_virtual_service() {
-    let errs = errors(&[
+fn ssl_configs_differing_only_in_sni_share_one_chain() {
+    let p = valid(&[
         gateway("secure", 8443, true),
         UPSTREAM.to_string(),
         vs("one", "a.example.com", "/", &ssl("")),
         vs("two", "b.example.com", "/", &ssl("")),
+        vs(
+            "three",
+            "c.example.com",
+            "/",
+            &ssl("sniDomains: [c.example.com]"),
+        ),
+    ]);
+    let secure = listener(&p, 8443);
+    assert_eq!(secure.filter_chains.len(), 1, "{secure:?}");
+    let m = secure.filter_chains[0].filter_chain_match.as_ref();
+    assert!(m.is_none_or(|m| m.server_names.is_empty()));
+
+    let p = valid(&[
+        gateway("secure", 8443, true),
+        UPSTREAM.to_string(),
+        vs(
+            "one",
+            "a.example.com",
+            "/",
+            &ssl("sniDomains: [a.example.com, x.example.com]"),
+        ),
+        vs(
+            "two",
+            "b.example.com",
+            "/",
+            &ssl("sniDomains: [b.example.com, a.example.com]"),
+        ),
+        vs(
+            "other",
+            "o.example.com",
+            "/",
+            "{sslFiles: {tlsCert: /certs/o.crt, tlsKey: /certs/o.key}, sniDomains: [o.example.com]}",
+        ),
+    ]);
+    let secure = listener(&p, 8443);
+    let snis: Vec<Vec<String>> = secure
+        .filter_chains
+        .iter()
+        .map(|c| {
+            c.filter_chain_match
+                .as_ref()
+                .map(|m| m.server_names.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    // VirtualService order: apps_one, apps_other, apps_two.
+    assert_eq!(
+        snis,
+        [
+            vec![
+                "a.example.com".to_string(),
+                "x.example.com".to_string(),
+                "b.example.com".to_string()
+            ],
+            vec!["o.example.com".to_string()],
+        ]
+    );
+}
+
+/// Two *different* sslConfigs on one match would make Envoy refuse the
+/// listener; each VirtualService involved gets the error.
+#[test]
+fn sni_conflicts_on_one_ssl_gateway_are_errors_on_each_virtual_service() {
+    let other = |extra: &str| {
+        format!("{{sslFiles: {{tlsCert: /certs/o.crt, tlsKey: /certs/o.key}}{extra}}}")
+    };
+    let errs = errors(&[
+        gateway("secure", 8443, true),
+        UPSTREAM.to_string(),
+        vs("one", "a.example.com", "/", &ssl("")),
+        vs("two", "b.example.com", "/", &other("")),
     ]);
     for who in ["one", "two"] {
         assert!(
@@ -392,15 +471,15 @@ fn sni_conflicts_on_one_ssl_gateway_are_errors_on_each_virtual_service() {
             "/",
             &ssl("sniDomains: [x.com, y.com]"),
         ),
-        vs("two", "b.example.com", "/", &ssl("sniDomains: [y.com]")),
+        vs("two", "b.example.com", "/", &other(", sniDomains: [y.com]")),
     ]);
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(
         errs.iter()
             .all(|(_, m)| m.starts_with("ssl conflict: the [y.com] SNI domain"))
     );
-    // The same two on different SSL gateways are fine, and so is one
-    // catch-all beside SNI-matched ones.
+    // Different configs on different SNI, and one catch-all beside
+    // SNI-matched ones, are fine.
     valid(&[
         gateway("secure", 8443, true),
         UPSTREAM.to_string(),
@@ -409,7 +488,7 @@ fn sni_conflicts_on_one_ssl_gateway_are_errors_on_each_virtual_service() {
             "two",
             "b.example.com",
             "/",
-            &ssl("sniDomains: [b.example.com]"),
+            &other(", sniDomains: [b.example.com]"),
         ),
     ]);
 }
