@@ -345,7 +345,6 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "caching",
     "headerValidationSettings",
     "dynamicForwardProxy",
-    "connectionLimit",
     "httpLocalRatelimit",
     "networkLocalRatelimit",
     "grpcJsonTranscoder",

@@ -14,6 +14,7 @@
 //! so editing routes, domains or upstreams never changes Listener bytes
 //! (which would drain the listener's open WebSockets in Envoy).
 
+mod access_log;
 mod cluster;
 pub mod json;
 mod listener;
@@ -145,5 +146,7 @@ pub fn translate(model: &Model) -> Output {
     out
 }
 
+#[cfg(test)]
+mod options_tests;
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,7 @@ pub fn tls_inspector() -> ListenerFilter {
 /// The filter chain of one VirtualService on an SSL gateway: its SNI
 /// domains (none: the catch-all chain), its TLS context, and `hcm` (the
 /// gateway's connection manager, the same in every chain).
-pub fn filter_chain(vs: &VirtualService, ssl: &SslConfig, hcm: Filter) -> FilterChain {
+pub fn filter_chain(vs: &VirtualService, ssl: &SslConfig, filters: Vec<Filter>) -> FilterChain {
     FilterChain {
         // Named after the virtual host, so config dumps say whose it is.
         name: names::vhost_name(vs),
@@ -44,7 +44,7 @@ pub fn filter_chain(vs: &VirtualService, ssl: &SslConfig, hcm: Filter) -> Filter
             server_names: ssl.sni_domains.clone(),
             ..Default::default()
         }),
-        filters: vec![hcm],
+        filters,
         transport_socket: Some(TransportSocket {
             name: TLS_TRANSPORT_SOCKET.to_string(),
             config_type: Some(transport_socket::ConfigType::TypedConfig(proto::any(
