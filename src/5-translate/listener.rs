@@ -418,3 +418,6 @@ fn forward_client_cert_details(d: ForwardClientCertDetails) -> i32 {
         ForwardClientCertDetails::AlwaysForwardOnly => E::AlwaysForwardOnly,
     }) as i32
 }
+
+#[cfg(test)]
+mod tests;

@@ -147,6 +147,4 @@ pub fn translate(model: &Model) -> Output {
 }
 
 #[cfg(test)]
-mod options_tests;
-#[cfg(test)]
 mod tests;
