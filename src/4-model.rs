@@ -141,6 +141,11 @@ pub struct Gateway {
     /// `options.buffer.maxRequestBytes`: Gloo's listener buffer filter,
     /// which routes' `bufferPerRoute` tunes; `None`: no buffer filter.
     pub buffer_max_request_bytes: Option<u32>,
+    /// The Gateway's `options` (Gloo's `ListenerOptions`), with
+    /// `useProxyProto: true` folded into `proxy_protocol`.
+    pub options: ListenerOptions,
+    /// `httpGateway.options.connectionLimit` with a limit set.
+    pub connection_limit: Option<ConnectionLimit>,
 }
 
 impl Gateway {
@@ -347,6 +352,140 @@ pub enum ForwardClientCertDetails {
     AppendForward,
     SanitizeSet,
     AlwaysForwardOnly,
+}
+
+/// Listener-level options, validated. Empty means Envoy's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListenerOptions {
+    /// `accessLoggingService`: logs written by each HTTP connection manager.
+    pub access_logs: Vec<AccessLog>,
+    /// `listenerAccessLoggingService`: logs written by the listener itself
+    /// (connections no HTTP connection manager took, e.g. no filter chain).
+    pub listener_access_logs: Vec<AccessLog>,
+    /// Non-zero only: Gloo leaves 0 to Envoy's default (1 MiB).
+    pub per_connection_buffer_limit_bytes: Option<u32>,
+    pub socket_options: Vec<SocketOption>,
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// `connectionBalanceConfig.exactBalance`.
+    pub exact_balance: bool,
+}
+
+/// A file access log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessLog {
+    pub path: String,
+    /// `None`: Envoy's default line format.
+    pub format: Option<LogFormat>,
+    pub filter: Option<AccessLogFilter>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogFormat {
+    /// `stringFormat`: one line per request, command operators substituted.
+    Text(String),
+    /// `jsonFormat`: a JSON object per request; string values hold
+    /// command operators. Keys sorted, so the encoding is deterministic.
+    Json(BTreeMap<String, serde_json::Value>),
+}
+
+/// Envoy's access-log filters, as Gloo passes them through.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AccessLogFilter {
+    StatusCode(Comparison),
+    Duration(Comparison),
+    NotHealthCheck,
+    Traceable,
+    Runtime {
+        runtime_key: String,
+        percent: Option<(u32, PercentDenominator)>,
+        use_independent_randomness: bool,
+    },
+    And(Vec<AccessLogFilter>),
+    Or(Vec<AccessLogFilter>),
+    Header(LogHeaderMatch),
+    ResponseFlag(Vec<String>),
+    GrpcStatus {
+        /// Envoy's (and Gloo's) gRPC status numbers.
+        statuses: Vec<u32>,
+        exclude: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComparisonOp {
+    Eq,
+    Ge,
+    Le,
+}
+
+/// `op` against a runtime value (`runtime_key`, falling back to `default`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub op: ComparisonOp,
+    pub default: u32,
+    pub runtime_key: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PercentDenominator {
+    Hundred,
+    TenThousand,
+    Million,
+}
+
+/// A header matcher of an access-log `headerFilter`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogHeaderMatch {
+    pub name: String,
+    pub kind: LogHeaderMatchKind,
+    pub invert: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogHeaderMatchKind {
+    Exact(String),
+    Regex(String),
+    Range { start: i64, end: i64 },
+    Present(bool),
+    Prefix(String),
+    Suffix(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketState {
+    Prebind,
+    Bound,
+    Listening,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SocketOption {
+    pub description: String,
+    pub level: i64,
+    pub name: i64,
+    pub value: SocketValue,
+    pub state: SocketState,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SocketValue {
+    Int(i64),
+    Buf(Vec<u8>),
+}
+
+/// The PROXY protocol listener filter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProxyProtocol {
+    /// (TLV type, metadata namespace, key): copy that TLV into metadata.
+    pub rules: Vec<(u32, String, String)>,
+    pub allow_requests_without_proxy_protocol: bool,
+}
+
+/// `connectionLimit`: at most `max` open connections per listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionLimit {
+    pub max: u64,
+    pub delay: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

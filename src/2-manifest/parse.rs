@@ -415,7 +415,6 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "caching",
     "headerValidationSettings",
     "dynamicForwardProxy",
-    "connectionLimit",
     "httpLocalRatelimit",
     "networkLocalRatelimit",
     "grpcJsonTranscoder",

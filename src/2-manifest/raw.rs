@@ -101,11 +101,14 @@ pub struct GatewaySpec {
     pub ssl: Option<Spanned<bool>>,
     #[serde(default)]
     pub http_gateway: Option<HttpGateway>,
-    /// Gloo writes `useProxyProto: false` into its file-mode gateways; only
-    /// `true` (PROXY protocol, not implemented) is refused.
+    /// `true`: the listener expects the PROXY protocol (Gloo's proxyprotocol
+    /// plugin; `options.proxyProtocol` configures the same filter).
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub use_proxy_proto: Option<Spanned<bool>>,
+    /// Listener-level options (Gloo's `ListenerOptions`).
+    #[serde(default)]
+    pub options: Option<ListenerOptions>,
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
@@ -147,6 +150,285 @@ pub struct HttpListenerOptions {
     #[serde(default)]
     #[schemars(with = "Option<BufferConfig>")]
     pub buffer: Option<Spanned<BufferConfig>>,
+    /// Gloo keeps the connection limit on the HTTP listener's options (its
+    /// `connection_limit` plugin reads `HttpListenerOptions`), not on the
+    /// Gateway's `options`.
+    #[serde(default)]
+    #[schemars(with = "Option<ConnectionLimit>")]
+    pub connection_limit: Option<Spanned<ConnectionLimit>>,
+}
+
+/// `connectionLimit` (Gloo's `connection_limit.options.gloo.solo.io`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionLimit {
+    #[serde(default)]
+    #[schemars(with = "Option<u64>")]
+    pub max_active_connections: Option<Spanned<u64>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub delay_before_close: Option<Spanned<String>>,
+}
+
+/// A Gateway's `options`: Gloo's `ListenerOptions`. `extensions` and
+/// `tcpStats` are read only so validation can refuse them by name.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerOptions {
+    #[serde(default)]
+    pub access_logging_service: Option<AccessLoggingService>,
+    #[serde(default)]
+    pub listener_access_logging_service: Option<AccessLoggingService>,
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub per_connection_buffer_limit_bytes: Option<Spanned<u32>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<SocketOption>")]
+    pub socket_options: Vec<Spanned<SocketOption>>,
+    #[serde(default)]
+    #[schemars(with = "Option<ProxyProtocol>")]
+    pub proxy_protocol: Option<Spanned<ProxyProtocol>>,
+    #[serde(default)]
+    #[schemars(with = "Option<ConnectionBalanceConfig>")]
+    pub connection_balance_config: Option<Spanned<ConnectionBalanceConfig>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub extensions: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub tcp_stats: Option<Spanned<IgnoredAny>>,
+}
+
+/// `accessLoggingService` (Gloo's `als.options.gloo.solo.io`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLoggingService {
+    #[serde(default)]
+    #[schemars(with = "Vec<AccessLog>")]
+    pub access_log: Vec<Spanned<AccessLog>>,
+}
+
+/// One access log: an output (`fileSink`, or `grpcService`, which is
+/// refused) and an optional filter.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLog {
+    #[serde(default)]
+    #[schemars(with = "Option<FileSink>")]
+    pub file_sink: Option<Spanned<FileSink>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub grpc_service: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub open_telemetry_service: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<AccessLogFilter>")]
+    pub filter: Option<Spanned<AccessLogFilter>>,
+}
+
+/// `fileSink`: a path as Envoy sees it, and at most one format.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileSink {
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub string_format: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub json_format: Option<Spanned<serde_json::Value>>,
+}
+
+/// Gloo's `AccessLogFilter`: exactly one of these is set (Envoy's own
+/// filter messages, field for field).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLogFilter {
+    #[serde(default)]
+    pub status_code_filter: Option<ComparisonFilterHolder>,
+    #[serde(default)]
+    pub duration_filter: Option<ComparisonFilterHolder>,
+    #[serde(default)]
+    pub not_health_check_filter: Option<Empty>,
+    #[serde(default)]
+    pub traceable_filter: Option<Empty>,
+    #[serde(default)]
+    pub runtime_filter: Option<RuntimeFilter>,
+    #[serde(default)]
+    pub and_filter: Option<FilterList>,
+    #[serde(default)]
+    pub or_filter: Option<FilterList>,
+    #[serde(default)]
+    pub header_filter: Option<HeaderFilter>,
+    #[serde(default)]
+    pub response_flag_filter: Option<ResponseFlagFilter>,
+    #[serde(default)]
+    pub grpc_status_filter: Option<GrpcStatusFilter>,
+}
+
+/// `statusCodeFilter` / `durationFilter`: `{comparison: {op, value}}`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComparisonFilterHolder {
+    #[serde(default)]
+    pub comparison: Option<ComparisonFilter>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComparisonFilter {
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub op: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub value: Option<RuntimeUInt32>,
+}
+
+/// Envoy's `RuntimeUInt32`: a default and the runtime key that may
+/// override it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeUInt32 {
+    #[serde(default)]
+    pub default_value: Option<u32>,
+    #[serde(default)]
+    pub runtime_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeFilter {
+    #[serde(default)]
+    pub runtime_key: Option<String>,
+    #[serde(default)]
+    pub percent_sampled: Option<FractionalPercent>,
+    #[serde(default)]
+    pub use_independent_randomness: Option<bool>,
+}
+
+/// `andFilter` / `orFilter`: two or more filters.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FilterList {
+    #[serde(default)]
+    #[schemars(with = "Vec<AccessLogFilter>")]
+    pub filters: Vec<Spanned<AccessLogFilter>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderFilter {
+    #[serde(default)]
+    pub header: Option<EnvoyHeaderMatcher>,
+}
+
+/// Envoy's `HeaderMatcher` as Gloo's access-log filter carries it (not the
+/// route matcher's `{name, value, regex}` shape).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvoyHeaderMatcher {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub exact_match: Option<String>,
+    #[serde(default)]
+    pub safe_regex_match: Option<SafeRegex>,
+    #[serde(default)]
+    pub range_match: Option<Int64Range>,
+    #[serde(default)]
+    pub present_match: Option<bool>,
+    #[serde(default)]
+    pub prefix_match: Option<String>,
+    #[serde(default)]
+    pub suffix_match: Option<String>,
+    #[serde(default)]
+    pub invert_match: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Int64Range {
+    #[serde(default)]
+    pub start: Option<i64>,
+    #[serde(default)]
+    pub end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponseFlagFilter {
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcStatusFilter {
+    #[serde(default)]
+    #[schemars(with = "Vec<EnumValue>")]
+    pub statuses: Vec<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub exclude: Option<bool>,
+}
+
+/// One of `socketOptions` (Envoy's `SocketOption`, as Gloo's API has it).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SocketOption {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub level: Option<i64>,
+    #[serde(default)]
+    pub name: Option<i64>,
+    #[serde(default)]
+    pub int_value: Option<i64>,
+    /// Bytes, base64 as in proto JSON.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub buf_value: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub state: Option<Spanned<EnumValue>>,
+}
+
+/// `proxyProtocol` (Gloo's `proxy_protocol.options.gloo.solo.io`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyProtocol {
+    #[serde(default)]
+    #[schemars(with = "Vec<ProxyProtocolRule>")]
+    pub rules: Vec<Spanned<ProxyProtocolRule>>,
+    #[serde(default)]
+    pub allow_requests_without_proxy_protocol: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyProtocolRule {
+    #[serde(default)]
+    pub tlv_type: Option<u32>,
+    #[serde(default)]
+    pub on_tlv_present: Option<TlvKeyValuePair>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlvKeyValuePair {
+    #[serde(default)]
+    pub metadata_namespace: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionBalanceConfig {
+    #[serde(default)]
+    pub exact_balance: Option<Empty>,
 }
 
 /// `httpConnectionManagerSettings`: the subset edgeplane implements.

@@ -1,5 +1,6 @@
 //! Gateway → `model::Gateway`: bind address and port, proxies, which
-//! VirtualServices it serves, and its HTTP connection manager settings.
+//! VirtualServices it serves, and its HTTP connection manager settings;
+//! its listener `options` are read by `listener_options`.
 //!
 //! SSL gateways live here too: a VirtualService's `sslConfig` (parsed into
 //! the model by `ssl_config`, called from `routes::virtual_service`) and the
@@ -31,15 +32,11 @@ pub(super) fn gateway(
         );
     }
     let ssl = spec.ssl.as_ref().is_some_and(|s| s.value);
-    if let Some(p) = &spec.use_proxy_proto
-        && p.value
-    {
-        let pos = cx.at(p);
-        cx.error(
-            pos,
-            "`useProxyProto: true` (PROXY protocol) is a Gloo feature edgeplane does not implement here; the Gateway is rejected rather than served without it",
-        );
-    }
+    // Gloo's proxyprotocol plugin: `useProxyProto: true` asks for the same
+    // PROXY protocol listener filter as `options.proxyProtocol`.
+    let use_proxy_proto = spec.use_proxy_proto.as_ref().is_some_and(|p| p.value);
+    let options =
+        super::listener_options::listener_options(cx, spec.options.as_ref(), use_proxy_proto);
     let Some(http) = &spec.http_gateway else {
         cx.error(
             cx.doc_pos.clone(),
@@ -60,6 +57,11 @@ pub(super) fn gateway(
                 None
             }
         });
+    let connection_limit = http
+        .options
+        .as_ref()
+        .and_then(|o| o.connection_limit.as_ref())
+        .and_then(|c| super::listener_options::connection_limit(cx, c));
     let empty = raw::HcmSettings::default();
     let h = http
         .options
@@ -223,6 +225,8 @@ pub(super) fn gateway(
         hcm,
         ssl,
         buffer_max_request_bytes,
+        options,
+        connection_limit,
     })
 }
 

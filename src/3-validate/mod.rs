@@ -9,7 +9,9 @@
 //! Delegation is resolved here: RouteTables are flattened into their
 //! VirtualService's routes, so the model (and translation) never sees them.
 
+mod format;
 mod gateway;
+mod listener_options;
 mod routes;
 mod suggest;
 mod upstream;

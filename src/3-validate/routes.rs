@@ -674,7 +674,7 @@ fn matcher_order(a: &Matcher, b: &Matcher) -> std::cmp::Ordering {
 
 /// RE2 (Envoy's engine) refuses counted repetitions above 1000, which
 /// Rust's engine allows; returns the first such count.
-fn re2_repetition_over_limit(re: &str) -> Option<u32> {
+pub(super) fn re2_repetition_over_limit(re: &str) -> Option<u32> {
     use regex_syntax::ast::{Ast, RepetitionKind, RepetitionRange};
     let ast = regex_syntax::ast::parse::Parser::new().parse(re).ok()?;
     let mut stack = vec![&ast];

@@ -14,12 +14,17 @@ use envoy_types::pb::envoy::config::core::v3::{
     Http2ProtocolOptions, HttpProtocolOptions, SocketAddress, TypedExtensionConfig, address,
     config_source, http1_protocol_options, socket_address,
 };
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::core::v3::{SocketOption, socket_option};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, Listener, ListenerFilter, filter, listener, listener_filter,
+};
 use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::Buffer;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::csrf::v3::CsrfPolicy;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3 as pp;
+use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, RequestIdExtension, http_connection_manager,
     http_filter,
@@ -29,13 +34,14 @@ use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfi
 use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 
 use super::proto::{
-    self, BUFFER_FILTER, CORS_FILTER, CSRF_FILTER, FAULT_FILTER, HCM_FILTER, ROUTER_FILTER,
-    bool_value, duration,
+    self, BUFFER_FILTER, CONNECTION_LIMIT_FILTER, CONNECTION_LIMIT_STAT_PREFIX, CORS_FILTER,
+    CSRF_FILTER, FAULT_FILTER, HCM_FILTER, PROXY_PROTOCOL, ROUTER_FILTER, bool_value, duration,
 };
-use super::{names, tls};
+use super::{access_log, names, tls};
 use crate::model::{
     CodecType, EscapedSlashesAction, ForwardClientCertDetails, Gateway, HeadersWithUnderscores,
-    Model, ServerHeaderTransformation, Upgrade, UpgradeKind, VirtualService,
+    Model, ProxyProtocol, ServerHeaderTransformation, SocketState, SocketValue, Upgrade,
+    UpgradeKind, VirtualService,
 };
 
 /// The Gateway's Listener; `None` for an SSL gateway that serves no
@@ -46,6 +52,10 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
         name: HCM_FILTER.to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(proto::any(hcm(gw)))),
     };
+    // Gloo's connection_limit plugin stages its filter before every other
+    // network filter, so a connection over the limit is closed before any
+    // HTTP work: [connection_limit, http_connection_manager].
+    let network_filters: Vec<Filter> = connection_limit(gw).into_iter().chain([hcm]).collect();
     let (filter_chains, listener_filters) = if gw.ssl {
         // Only sslConfig and the set of attached VirtualServices shape these
         // chains (never routes or domains), so only editing those, or the
@@ -58,7 +68,7 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
         attached.sort_by_key(|vs| names::vhost_name(vs));
         let chains: Vec<FilterChain> = crate::model::consolidate_ssl(attached)
             .iter()
-            .map(|g| tls::filter_chain(&g.ssl, hcm.clone()))
+            .map(|g| tls::filter_chain(&g.ssl, network_filters.clone()))
             .collect();
         if chains.is_empty() {
             return None;
@@ -66,11 +76,22 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
         (chains, vec![tls::tls_inspector()])
     } else {
         let chain = FilterChain {
-            filters: vec![hcm],
+            filters: network_filters,
             ..Default::default()
         };
         (vec![chain], Vec::new())
     };
+    // The PROXY protocol header comes first on the wire, before any TLS
+    // ClientHello, so its filter runs before the TLS inspector.
+    let listener_filters: Vec<ListenerFilter> = gw
+        .options
+        .proxy_protocol
+        .as_ref()
+        .map(proxy_protocol)
+        .into_iter()
+        .chain(listener_filters)
+        .collect();
+    let o = &gw.options;
     let ipv4 = gw.bind_address.parse::<std::net::Ipv4Addr>().is_ok();
     Some(Listener {
         name: names::listener_name(gw),
@@ -85,8 +106,84 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
         }),
         filter_chains,
         listener_filters,
+        // Gloo's listener plugin: these three sit on the Listener itself.
+        per_connection_buffer_limit_bytes: o.per_connection_buffer_limit_bytes.map(proto::u32),
+        socket_options: o.socket_options.iter().map(socket_option).collect(),
+        connection_balance_config: o
+            .exact_balance
+            .then_some(listener::ConnectionBalanceConfig {
+                balance_type: Some(
+                    listener::connection_balance_config::BalanceType::ExactBalance(
+                        listener::connection_balance_config::ExactBalance {},
+                    ),
+                ),
+            }),
+        // `listenerAccessLoggingService` (Gloo's als plugin, ProcessListener).
+        access_log: access_log::access_logs(&o.listener_access_logs),
         ..Default::default()
     })
+}
+
+/// Gloo's proxyprotocol plugin: Envoy's filter with the user's rules; an
+/// empty config for `useProxyProto: true` alone.
+fn proxy_protocol(p: &ProxyProtocol) -> ListenerFilter {
+    let config = pp::ProxyProtocol {
+        rules: p
+            .rules
+            .iter()
+            .map(|(tlv_type, namespace, key)| pp::proxy_protocol::Rule {
+                tlv_type: *tlv_type,
+                on_tlv_present: Some(pp::proxy_protocol::KeyValuePair {
+                    metadata_namespace: namespace.clone(),
+                    key: key.clone(),
+                    ..Default::default()
+                }),
+            })
+            .collect(),
+        allow_requests_without_proxy_protocol: p.allow_requests_without_proxy_protocol,
+        ..Default::default()
+    };
+    ListenerFilter {
+        name: PROXY_PROTOCOL.to_string(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(proto::any(config))),
+        ..Default::default()
+    }
+}
+
+/// Gloo's connection_limit plugin: `max_connections`, the delay, and its
+/// stat prefix.
+fn connection_limit(gw: &Gateway) -> Option<Filter> {
+    let c = gw.connection_limit.as_ref()?;
+    let config = ConnectionLimit {
+        stat_prefix: CONNECTION_LIMIT_STAT_PREFIX.to_string(),
+        max_connections: Some(envoy_types::pb::google::protobuf::UInt64Value { value: c.max }),
+        delay: c.delay.map(duration),
+        ..Default::default()
+    };
+    Some(Filter {
+        name: CONNECTION_LIMIT_FILTER.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(proto::any(config))),
+    })
+}
+
+/// Gloo's `translateSocketOption`: every field copied, state by name.
+fn socket_option(s: &crate::model::SocketOption) -> SocketOption {
+    use socket_option::SocketState as S;
+    SocketOption {
+        description: s.description.clone(),
+        level: s.level,
+        name: s.name,
+        state: (match s.state {
+            SocketState::Prebind => S::StatePrebind,
+            SocketState::Bound => S::StateBound,
+            SocketState::Listening => S::StateListening,
+        }) as i32,
+        value: Some(match &s.value {
+            SocketValue::Int(n) => socket_option::Value::IntValue(*n),
+            SocketValue::Buf(b) => socket_option::Value::BufValue(b.clone()),
+        }),
+        ..Default::default()
+    }
 }
 
 /// Gloo's listener upgrade rule: the user's entries in order, then a plain
@@ -257,6 +354,9 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         proxy_100_continue: s.proxy_100_continue.unwrap_or(false),
         max_request_headers_kb: s.max_request_headers_kb.map(proto::u32),
         preserve_external_request_id: s.preserve_external_request_id.unwrap_or(false),
+        // `accessLoggingService`: Gloo's als plugin puts these on every HTTP
+        // connection manager of the listener.
+        access_log: access_log::access_logs(&gw.options.access_logs),
         ..Default::default()
     }
 }
@@ -347,3 +447,6 @@ fn forward_client_cert_details(d: ForwardClientCertDetails) -> i32 {
         ForwardClientCertDetails::AlwaysForwardOnly => E::AlwaysForwardOnly,
     }) as i32
 }
+
+#[cfg(test)]
+mod tests;

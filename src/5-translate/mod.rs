@@ -15,6 +15,7 @@
 //! so editing routes, domains or upstreams never changes Listener bytes
 //! (which would drain the listener's open WebSockets in Envoy).
 
+mod access_log;
 pub mod canonical;
 mod cluster;
 pub mod json;

@@ -26,6 +26,17 @@ pub const CSRF_FILTER: &str = "envoy.filters.http.csrf";
 pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 /// The TLS transport socket, downstream and upstream.
 pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
+/// The file access logger.
+pub const FILE_ACCESS_LOG: &str = "envoy.access_loggers.file";
+/// The listener filter that reads a PROXY protocol header.
+pub const PROXY_PROTOCOL: &str = "envoy.filters.listener.proxy_protocol";
+/// The connection limit network filter, under the name Gloo gives it (its
+/// `connection_limit` plugin's `ExtensionName`; Envoy goes by the type).
+pub const CONNECTION_LIMIT_FILTER: &str =
+    "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
+/// Gloo's stat prefix for it: Envoy's stats are
+/// `connection_limit.connection_limit.*`.
+pub const CONNECTION_LIMIT_STAT_PREFIX: &str = "connection_limit";
 /// The cluster's `typed_extension_protocol_options` key for HTTP options.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 

@@ -36,17 +36,17 @@ pub fn tls_inspector() -> ListenerFilter {
 /// One TLS filter chain of an SSL gateway, as Gloo's `newSslFilterChain`
 /// builds it (`projects/gloo/pkg/translator/filter_chain.go`): unnamed,
 /// matched by its SNI domains (none: any), terminating TLS with `ssl` (the
-/// consolidated `sslConfig` of its VirtualServices), then `hcm` (the
-/// gateway's connection manager, the same in every chain). A VirtualService
-/// joining or leaving a chain whose SNI set stays the same leaves the chain,
-/// and so its connections, untouched.
-pub fn filter_chain(ssl: &SslConfig, hcm: Filter) -> FilterChain {
+/// consolidated `sslConfig` of its VirtualServices), then `filters` (the
+/// gateway's network filters ending in its connection manager, the same in
+/// every chain). A VirtualService joining or leaving a chain whose SNI set
+/// stays the same leaves the chain, and so its connections, untouched.
+pub fn filter_chain(ssl: &SslConfig, filters: Vec<Filter>) -> FilterChain {
     FilterChain {
         filter_chain_match: Some(FilterChainMatch {
             server_names: ssl.sni_domains.clone(),
             ..Default::default()
         }),
-        filters: vec![hcm],
+        filters,
         transport_socket: Some(TransportSocket {
             name: TLS_TRANSPORT_SOCKET.to_string(),
             config_type: Some(transport_socket::ConfigType::TypedConfig(proto::any(

@@ -17,6 +17,8 @@ mod cli;
 mod drain;
 // docs/FIELDS.md equals `edgeplane schema --fields`.
 mod fields_doc;
+// Gateway options: access logs Envoy writes, the connection limit.
+mod gateway_options;
 // Gloo's docker-compose file mode, carried over as is.
 mod gloo_migration;
 // Golden translations, served to real Envoy without a NACK.

@@ -154,11 +154,15 @@ impl TlsServer {
         } else {
             ("security=tls", "TLS")
         };
-        assert!(
-            cp.log_text().contains(security),
-            "startup log says {name}:\n{}",
-            cp.log_text()
-        );
+        // The log line may reach the file a moment after the port is up.
+        let said = poll(
+            "the startup log names the xDS security",
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(20),
+            || async { cp.log_text().contains(security).then_some(()) },
+        )
+        .await;
+        assert!(said.is_ok(), "startup log says {name}:\n{}", cp.log_text());
         Ok(TlsServer {
             pki,
             tmp,

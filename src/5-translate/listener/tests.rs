@@ -1,0 +1,394 @@
+//! Gateway `options` (Gloo's `ListenerOptions`) and
+//! `httpGateway.options.connectionLimit`: the Envoy protos Gloo's plugins
+//! build, checked on whole manifests through the pure pipeline. The
+//! expected shapes are those of Gloo's `projects/gloo/pkg/plugins/als/`
+//! (`plugin.go`, `converter.go`), `listener/plugin.go`,
+//! `proxyprotocol/plugin.go` and `connection_limit/plugin.go`.
+
+use std::path::PathBuf;
+
+use envoy_types::pb::envoy::config::accesslog::v3::{access_log, access_log_filter};
+use envoy_types::pb::envoy::config::core::v3::{
+    data_source, socket_option, substitution_format_string,
+};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Listener, filter, listener::connection_balance_config, listener_filter,
+};
+use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
+    FileAccessLog, file_access_log,
+};
+use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
+use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+use prost::Message;
+
+use crate::pipeline::{Load, build};
+use crate::source::SourceFile;
+
+fn load(docs: &[&str]) -> Load {
+    let files = docs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| SourceFile {
+            path: PathBuf::from(format!("m{i}.yaml")),
+            text: text.to_string(),
+        })
+        .collect();
+    build(files, Vec::new())
+}
+
+/// A Gateway with `options` and `httpGateway` given as YAML flow text.
+fn gateway(options: &str, http: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: gloo-system}}\nspec:\n  bindAddress: '::'\n  bindPort: 8080\n  options: {options}\n  httpGateway: {http}\n"
+    )
+}
+
+const REST: [&str; 2] = [
+    "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: echo, namespace: gloo-system}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 8081}]}}\n",
+    "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: apps}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes: [{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: echo, namespace: gloo-system}}}}]\n",
+];
+
+fn listener(options: &str, http: &str) -> Listener {
+    let gw = gateway(options, http);
+    let l = load(&[&gw, REST[0], REST[1]]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid config");
+    out["gloo-system~gateway-proxy"].listeners[0].clone()
+}
+
+fn typed<M: Message + Default>(f: &filter::ConfigType) -> M {
+    let filter::ConfigType::TypedConfig(any) = f else {
+        panic!("not a typed config");
+    };
+    M::decode(any.value.as_slice()).expect("decodes")
+}
+
+fn hcm(l: &Listener) -> HttpConnectionManager {
+    let chain = &l.filter_chains[0];
+    let f = chain.filters.last().expect("a filter");
+    assert_eq!(f.name, "envoy.filters.network.http_connection_manager");
+    typed(f.config_type.as_ref().expect("config"))
+}
+
+fn errors(docs: &[&str]) -> Vec<String> {
+    let l = load(docs);
+    l.diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.clone())
+        .collect()
+}
+
+/// `accessLoggingService` goes on the HTTP connection manager (Gloo's als
+/// plugin, `ProcessHcmNetworkFilter`): one `envoy.access_loggers.file` per
+/// entry, Gloo's two formatter extensions on each format, the filter as
+/// given.
+#[test]
+fn access_logs_on_the_connection_manager() {
+    let l = listener(
+        "{accessLoggingService: {accessLog: [
+            {fileSink: {path: /dev/stdout, stringFormat: \"%REQ(:METHOD)% %RESPONSE_CODE%\\n\"},
+             filter: {statusCodeFilter: {comparison: {op: GE, value: {defaultValue: 400, runtimeKey: al.min}}}}},
+            {fileSink: {path: /tmp/a.json, jsonFormat: {code: '%RESPONSE_CODE%', path: '%REQ(:PATH)%'}}},
+            {fileSink: {path: /tmp/default.log}}]}}",
+        "{}",
+    );
+    assert!(l.access_log.is_empty(), "nothing on the listener itself");
+    let logs = hcm(&l).access_log;
+    assert_eq!(logs.len(), 3);
+    let files: Vec<FileAccessLog> = logs
+        .iter()
+        .map(|a| {
+            assert_eq!(a.name, "envoy.access_loggers.file");
+            let Some(access_log::ConfigType::TypedConfig(any)) = &a.config_type else {
+                panic!("no typed config");
+            };
+            FileAccessLog::decode(any.value.as_slice()).expect("FileAccessLog")
+        })
+        .collect();
+    assert_eq!(files[0].path, "/dev/stdout");
+    let Some(file_access_log::AccessLogFormat::LogFormat(text)) = &files[0].access_log_format
+    else {
+        panic!("no log_format");
+    };
+    let Some(substitution_format_string::Format::TextFormatSource(src)) = &text.format else {
+        panic!("not a text format");
+    };
+    assert_eq!(
+        src.specifier,
+        Some(data_source::Specifier::InlineString(
+            "%REQ(:METHOD)% %RESPONSE_CODE%\n".into()
+        ))
+    );
+    let names: Vec<&str> = text.formatters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.formatter.req_without_query",
+            "envoy.formatter.metadata"
+        ]
+    );
+    let Some(access_log_filter::FilterSpecifier::StatusCodeFilter(sc)) = logs[0]
+        .filter
+        .as_ref()
+        .and_then(|f| f.filter_specifier.clone())
+    else {
+        panic!("no status code filter");
+    };
+    let cmp = sc.comparison.expect("comparison");
+    assert_eq!(cmp.op, 1, "GE");
+    let v = cmp.value.expect("value");
+    assert_eq!((v.default_value, v.runtime_key.as_str()), (400, "al.min"));
+
+    let Some(file_access_log::AccessLogFormat::LogFormat(json)) = &files[1].access_log_format
+    else {
+        panic!("no log_format");
+    };
+    let Some(substitution_format_string::Format::JsonFormat(s)) = &json.format else {
+        panic!("not a JSON format");
+    };
+    let mut keys: Vec<&String> = s.fields.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["code", "path"]);
+    assert_eq!(json.formatters.len(), 2);
+    // No format: Envoy's default line, as Gloo leaves it.
+    assert_eq!(files[2].access_log_format, None);
+}
+
+/// `listenerAccessLoggingService` goes on the Listener (Gloo's als plugin,
+/// `ProcessListener`); and/or/header/response-flag filters pass through.
+#[test]
+fn listener_access_logs_and_composite_filters() {
+    let l = listener(
+        "{listenerAccessLoggingService: {accessLog: [{fileSink: {path: /dev/stdout, stringFormat: 'x'},
+           filter: {orFilter: {filters: [
+             {andFilter: {filters: [{notHealthCheckFilter: {}}, {durationFilter: {comparison: {op: LE, value: {defaultValue: 5, runtimeKey: k}}}}]}},
+             {headerFilter: {header: {name: x-debug, exactMatch: '1', invertMatch: true}}},
+             {responseFlagFilter: {flags: [UH, NR]}},
+             {grpcStatusFilter: {statuses: [UNAVAILABLE, 4], exclude: true}},
+             {runtimeFilter: {runtimeKey: r, percentSampled: {numerator: 5, denominator: TEN_THOUSAND}}},
+             {traceableFilter: {}}]}}}]}}",
+        "{}",
+    );
+    assert!(hcm(&l).access_log.is_empty());
+    assert_eq!(l.access_log.len(), 1);
+    let f = l.access_log[0].filter.clone().expect("filter");
+    let Some(access_log_filter::FilterSpecifier::OrFilter(or)) = f.filter_specifier else {
+        panic!("not an or filter");
+    };
+    let kinds: Vec<&'static str> = or
+        .filters
+        .iter()
+        .map(|f| match f.filter_specifier.as_ref().expect("specifier") {
+            access_log_filter::FilterSpecifier::AndFilter(a) => {
+                assert_eq!(a.filters.len(), 2);
+                "and"
+            }
+            access_log_filter::FilterSpecifier::HeaderFilter(h) => {
+                let m = h.header.as_ref().expect("matcher");
+                assert_eq!(m.name, "x-debug");
+                assert!(m.invert_match);
+                "header"
+            }
+            access_log_filter::FilterSpecifier::ResponseFlagFilter(r) => {
+                assert_eq!(r.flags, ["UH", "NR"]);
+                "flags"
+            }
+            access_log_filter::FilterSpecifier::GrpcStatusFilter(g) => {
+                assert_eq!(g.statuses, [14, 4]);
+                assert!(g.exclude);
+                "grpc"
+            }
+            access_log_filter::FilterSpecifier::RuntimeFilter(r) => {
+                let p = r.percent_sampled.expect("percent");
+                assert_eq!((p.numerator, p.denominator), (5, 1));
+                "runtime"
+            }
+            access_log_filter::FilterSpecifier::TraceableFilter(_) => "traceable",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["and", "header", "flags", "grpc", "runtime", "traceable"]
+    );
+}
+
+/// Gloo's listener plugin sets these on the Listener; 0 buffer bytes means
+/// Envoy's default (unset).
+#[test]
+fn listener_fields() {
+    let l = listener(
+        "{perConnectionBufferLimitBytes: 4096, connectionBalanceConfig: {exactBalance: {}},
+          socketOptions: [{description: keepalive, level: 1, name: 9, intValue: 1, state: STATE_LISTENING},
+                          {level: 6, name: 13, bufValue: AQAAAA==}]}",
+        "{}",
+    );
+    assert_eq!(
+        l.per_connection_buffer_limit_bytes.map(|v| v.value),
+        Some(4096)
+    );
+    assert!(matches!(
+        l.connection_balance_config.and_then(|c| c.balance_type),
+        Some(connection_balance_config::BalanceType::ExactBalance(_))
+    ));
+    assert_eq!(l.socket_options.len(), 2);
+    let s = &l.socket_options[0];
+    assert_eq!(
+        (s.description.as_str(), s.level, s.name, s.state),
+        ("keepalive", 1, 9, 2)
+    );
+    assert_eq!(s.value, Some(socket_option::Value::IntValue(1)));
+    assert_eq!(l.socket_options[1].state, 0, "STATE_PREBIND by default");
+    assert_eq!(
+        l.socket_options[1].value,
+        Some(socket_option::Value::BufValue(vec![1, 0, 0, 0]))
+    );
+    let zero = listener("{perConnectionBufferLimitBytes: 0}", "{}");
+    assert_eq!(zero.per_connection_buffer_limit_bytes, None);
+}
+
+/// Gloo's proxyprotocol plugin: `useProxyProto: true` alone adds the
+/// filter with an empty config; `options.proxyProtocol` configures it.
+#[test]
+fn proxy_protocol_listener_filter() {
+    let gw = gateway("{}", "{}").replace("  options: {}\n", "  useProxyProto: true\n");
+    let l = load(&[&gw, REST[0], REST[1]]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let lis = &l.output.as_ref().expect("valid")["gloo-system~gateway-proxy"].listeners[0];
+    assert_eq!(lis.listener_filters.len(), 1);
+    assert_eq!(
+        lis.listener_filters[0].name,
+        "envoy.filters.listener.proxy_protocol"
+    );
+    let Some(listener_filter::ConfigType::TypedConfig(any)) = &lis.listener_filters[0].config_type
+    else {
+        panic!("no config");
+    };
+    assert_eq!(
+        ProxyProtocol::decode(any.value.as_slice()).expect("decodes"),
+        ProxyProtocol::default()
+    );
+
+    let l = listener(
+        "{proxyProtocol: {allowRequestsWithoutProxyProtocol: true, rules: [{tlvType: 2, onTlvPresent: {metadataNamespace: ns, key: authority}}]}}",
+        "{}",
+    );
+    let Some(listener_filter::ConfigType::TypedConfig(any)) = &l.listener_filters[0].config_type
+    else {
+        panic!("no config");
+    };
+    let pp = ProxyProtocol::decode(any.value.as_slice()).expect("decodes");
+    assert!(pp.allow_requests_without_proxy_protocol);
+    assert_eq!(pp.rules.len(), 1);
+    assert_eq!(pp.rules[0].tlv_type, 2);
+    let kv = pp.rules[0].on_tlv_present.as_ref().expect("kv");
+    assert_eq!(
+        (kv.metadata_namespace.as_str(), kv.key.as_str()),
+        ("ns", "authority")
+    );
+}
+
+/// Gloo's connection_limit plugin: its filter first in the chain, named
+/// by Gloo's `ExtensionName`, stat prefix `connection_limit`.
+#[test]
+fn connection_limit_filter_first() {
+    let l = listener(
+        "{}",
+        "{options: {connectionLimit: {maxActiveConnections: 9, delayBeforeClose: 10s}}}",
+    );
+    let filters = &l.filter_chains[0].filters;
+    assert_eq!(filters.len(), 2);
+    assert_eq!(
+        filters[0].name,
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
+    );
+    let c: ConnectionLimit = typed(filters[0].config_type.as_ref().expect("config"));
+    assert_eq!(c.stat_prefix, "connection_limit");
+    assert_eq!(c.max_connections.map(|v| v.value), Some(9));
+    assert_eq!(c.delay.map(|d| d.seconds), Some(10));
+    // No limit given: no filter (Gloo's "does nothing when fields are not
+    // specified").
+    let l = listener("{}", "{options: {connectionLimit: {}}}");
+    assert_eq!(l.filter_chains[0].filters.len(), 1);
+}
+
+#[test]
+fn what_envoy_or_gloo_would_refuse_is_an_error() {
+    let cases: [(&str, &str, &str); 13] = [
+        (
+            "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: c}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].grpcService (gRPC access log service) is a Gloo feature edgeplane does not implement",
+        ),
+        (
+            "{extensions: {configs: {}}}",
+            "{}",
+            "options.extensions is a Gloo feature edgeplane does not implement",
+        ),
+        (
+            "{tcpStats: true}",
+            "{}",
+            "options.tcpStats is a Gloo feature edgeplane does not implement",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x, stringFormat: '%FOO%'}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].fileSink.stringFormat: %FOO% is not a command operator Envoy knows",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x, jsonFormat: {a: {b: '100%'}}}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].fileSink.jsonFormat.a.b: no valid command operator at position 3",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: '', stringFormat: x}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].fileSink.path is empty",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {statusCodeFilter: {comparison: {op: GE, value: {defaultValue: 400}}}}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].filter: No value found for field ComparisonFilter.Value.RuntimeKey of StatusCodeFilter",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {notHealthCheckFilter: {}, traceableFilter: {}}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].filter sets notHealthCheckFilter and traceableFilter",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {andFilter: {filters: [{traceableFilter: {}}]}}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].filter.andFilter.filters needs at least 2 filters",
+        ),
+        (
+            "{connectionBalanceConfig: {}}",
+            "{}",
+            "options.connectionBalanceConfig: connection balancer does not specify balancer type",
+        ),
+        (
+            "{socketOptions: [{level: 1, name: 9}]}",
+            "{}",
+            "options.socketOptions[0] has no value: set intValue or bufValue",
+        ),
+        (
+            "{proxyProtocol: {rules: [{tlvType: 256, onTlvPresent: {key: k}}]}}",
+            "{}",
+            "options.proxyProtocol.rules[0].tlvType 256 is not a TLV type (0-255)",
+        ),
+        (
+            "{}",
+            "{options: {connectionLimit: {maxActiveConnections: 0}}}",
+            "connectionLimit: MaxActiveConnections must be greater than or equal to 1. Current value : 0",
+        ),
+    ];
+    for (options, http, want) in cases {
+        let gw = gateway(options, http);
+        let errs = errors(&[&gw, REST[0], REST[1]]);
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{options} {http}: want {want:?}, got {errs:?}"
+        );
+    }
+}
