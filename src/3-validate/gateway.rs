@@ -68,6 +68,17 @@ pub(super) fn gateway(
         .as_ref()
         .and_then(|o| o.http_connection_manager_settings.as_ref())
         .unwrap_or(&empty);
+    if let Some(kb) = h
+        .max_request_headers_kb
+        .filter(|kb| !(1..=8192).contains(kb))
+    {
+        // Envoy's range for max_request_headers_kb: (0, 8192].
+        let pos = cx.doc_pos.clone();
+        cx.error(
+            pos,
+            format!("httpConnectionManagerSettings.maxRequestHeadersKb {kb} is outside Envoy's range 1-8192"),
+        );
+    }
     let hcm = HcmSettings {
         upgrades: cx.upgrades(&h.upgrades),
         stream_idle_timeout: cx.duration(&h.stream_idle_timeout),

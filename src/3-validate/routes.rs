@@ -225,6 +225,15 @@ impl Walker<'_> {
         if let Some(p) = parent {
             options.inherit(&p.options);
         }
+        if options.prefix_rewrite.is_some() && options.regex_rewrite.is_some() {
+            // Envoy: "Specify only one of prefix_rewrite, regex_rewrite or
+            // path_rewrite_policy" (Gloo passes both on).
+            cx.error(
+                pos,
+                "route options: set only one of prefixRewrite and regexRewrite (on the route or inherited through delegation)",
+            );
+            return;
+        }
         // Gloo's converter name (`projects/gateway/pkg/translator/
         // converter.go`, routeName): `<ns>_<vs>_route:<name>` for a
         // VirtualService's route, then `_rt:<ns>_<table>_route:<name>` per
@@ -701,7 +710,48 @@ pub(super) fn re2_repetition_over_limit(re: &str) -> Option<u32> {
     None
 }
 
+/// RE2 refuses a repetition operator applied straight to another (`a**`,
+/// `a+*`, `a{2}{3}`), which Rust's parser accepts; returns the operators as
+/// RE2 names them. `(a*)*` and lazy `a*?` are fine.
+pub(super) fn re2_double_repetition(re: &str) -> Option<String> {
+    use regex_syntax::ast::Ast;
+    let ast = regex_syntax::ast::parse::Parser::new().parse(re).ok()?;
+    let mut stack = vec![&ast];
+    while let Some(node) = stack.pop() {
+        match node {
+            Ast::Repetition(r) => {
+                if let Ast::Repetition(inner) = r.ast.as_ref() {
+                    return re
+                        .get(inner.op.span.start.offset..r.op.span.end.offset)
+                        .map(str::to_string);
+                }
+                stack.push(&r.ast);
+            }
+            Ast::Group(g) => stack.push(&g.ast),
+            Ast::Alternation(a) => stack.extend(a.asts.iter()),
+            Ast::Concat(c) => stack.extend(c.asts.iter()),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn check_regex(cx: &mut Ctx<'_>, owner: &Key, pos: crate::diag::Pos, re: &str) -> bool {
+    if re.is_empty() {
+        // Envoy's RegexMatcher requires a non-empty regex.
+        cx.error(
+            pos,
+            format!("virtual service [{owner}] has a regex matcher with an empty regex"),
+        );
+        return false;
+    }
+    if let Some(ops) = re2_double_repetition(re) {
+        cx.error(
+            pos,
+            format!("virtual service [{owner}] has a regex matcher with invalid regex, bad repetition operator: {ops}"),
+        );
+        return false;
+    }
     if let Some(n) = re2_repetition_over_limit(re) {
         cx.error(
             pos,
@@ -769,6 +819,15 @@ fn matcher(
     let mut headers = Vec::new();
     for h in &v.headers {
         let hp = cx.at(h);
+        // Envoy's HeaderMatcher: a name without NUL, CR or LF.
+        let name = &h.value.name;
+        if name.is_empty() || name.contains(['\0', '\r', '\n']) {
+            cx.error(
+                hp,
+                format!("invalid matcher: header name {name:?} is empty or holds a NUL, CR or LF"),
+            );
+            return None;
+        }
         let regex = h.value.regex.unwrap_or(false);
         if regex && !check_regex(cx, owner, hp, h.value.value.as_deref().unwrap_or("")) {
             return None;
@@ -783,6 +842,14 @@ fn matcher(
     let mut query_parameters = Vec::new();
     for q in &v.query_parameters {
         let qp = cx.at(q);
+        if q.value.name.is_empty() {
+            // Envoy's QueryParameterMatcher requires a name.
+            cx.error(
+                qp,
+                "invalid matcher: a queryParameters matcher needs a name",
+            );
+            return None;
+        }
         let regex = q.value.regex.unwrap_or(false);
         if regex && !check_regex(cx, owner, qp, q.value.value.as_deref().unwrap_or("")) {
             return None;
@@ -792,6 +859,21 @@ fn matcher(
             value: q.value.value.clone().filter(|s| !s.is_empty()),
             regex,
         });
+    }
+    if let Some(m) = v.methods.iter().find(|m| {
+        m.is_empty()
+            || !m
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }) {
+        // Gloo matches methods with a `:method` regex alternation, written
+        // as given: an empty method or one with regex syntax in it would
+        // make a regex Envoy refuses or one that matches other methods.
+        cx.error(
+            pos,
+            format!("invalid matcher: method {m:?} is not an HTTP method name (letters, digits, `-`, `_`)"),
+        );
+        return None;
     }
     Some(Matcher {
         path,
@@ -1156,6 +1238,16 @@ fn header_problem(list: HeaderList, key: &str, value: &str) -> Option<String> {
             "the value of header `{key}` contains a NUL, CR or LF character, which Envoy rejects"
         ));
     }
+    if !matches!(list, HeaderList::Remove)
+        && let Err(why) = super::format::check(value)
+    {
+        // Envoy reads added header values as substitution formats
+        // (`%REQ(x)%`, `%%` for a literal %) and refuses the whole
+        // RouteConfiguration over a bad one.
+        return Some(format!(
+            "the value of header `{key}` is not a valid Envoy header format: {why}"
+        ));
+    }
     let pseudo = key.starts_with(':');
     let host = key.eq_ignore_ascii_case("host");
     match list {
@@ -1508,6 +1600,12 @@ fn envoy_metadata(
 ) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
     let mut out = BTreeMap::new();
     for (ns, v) in &m.value {
+        if ns.is_empty() {
+            // Envoy's Metadata keys its namespaces by non-empty names.
+            let pos = cx.at(m);
+            cx.error(pos, "envoyMetadata: a namespace name must not be empty");
+            continue;
+        }
         match v {
             serde_json::Value::Object(fields) => {
                 out.insert(ns.clone(), fields.clone());

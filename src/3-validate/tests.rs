@@ -943,3 +943,90 @@ fn shadowing_and_lb_hash_need_a_route_action() {
         );
     }
 }
+
+/// Each configuration here was accepted by edgeplane and refused by Envoy
+/// 1.40 (found by the never-NACK oracle, `tests/it/never_nack.rs`); each is
+/// now refused first, with Envoy's reason in edgeplane's words.
+#[test]
+fn what_envoy_refuses_is_refused_first() {
+    let route = |m: &str, extra: &str| {
+        format!("{{matchers: [{m}], routeAction: {{single: {{upstream: {{name: up}}}}}}{extra}}}")
+    };
+    let cases: Vec<(String, &str)> = vec![
+        // QueryParameterMatcherValidationError.Name: length >= 1
+        (
+            route("{prefix: /, queryParameters: [{name: '', value: a}]}", ""),
+            "a queryParameters matcher needs a name",
+        ),
+        // RegexMatcherValidationError.Regex: length >= 1
+        (
+            route(
+                "{prefix: /, headers: [{name: x, value: '', regex: true}]}",
+                "",
+            ),
+            "empty regex",
+        ),
+        // an empty method becomes an empty `:method` regex
+        (
+            route("{prefix: /, methods: ['']}", ""),
+            "is not an HTTP method name",
+        ),
+        // RE2: "bad repetition operator: **"
+        (route("{regex: 'a**'}", ""), "bad repetition operator: **"),
+        // "Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy"
+        (
+            route(
+                "{prefix: /}",
+                ", options: {prefixRewrite: /x, regexRewrite: {pattern: {regex: a}, substitution: b}}",
+            ),
+            "set only one of prefixRewrite and regexRewrite",
+        ),
+        // MetadataValidationError.FilterMetadata: key length >= 1
+        (
+            route("{prefix: /}", ", options: {envoyMetadata: {'': {k: v}}}"),
+            "namespace name must not be empty",
+        ),
+        // "Incorrect configuration: 100%. Couldn't find valid command at position 3"
+        (
+            route(
+                "{prefix: /}",
+                ", options: {headerManipulation: {responseHeadersToAdd: [{header: {key: x, value: '100%'}}]}}",
+            ),
+            "is not a valid Envoy header format",
+        ),
+        // "Not supported field in StreamInfo: BOGUS"
+        (
+            route(
+                "{prefix: /}",
+                ", options: {headerManipulation: {requestHeadersToAdd: [{header: {key: x, value: '%BOGUS%'}}]}}",
+            ),
+            "is not a valid Envoy header format",
+        ),
+    ];
+    for (r, want) in cases {
+        let got = messages(&load(&[GW, UP, &vs(&format!("[{r}]"))]));
+        assert!(got.iter().any(|m| m.contains(want)), "{r}: {got:?}");
+    }
+    // HttpConnectionManagerValidationError.MaxRequestHeadersKb: (0, 8192]
+    for kb in [0, 8193] {
+        let gw = format!(
+            "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec: {{bindPort: 8080, httpGateway: {{options: {{httpConnectionManagerSettings: {{maxRequestHeadersKb: {kb}}}}}}}}}\n"
+        );
+        let got = messages(&load(&[
+            &gw,
+            UP,
+            &vs(&format!("[{}]", route("{prefix: /}", ""))),
+        ]));
+        assert!(
+            got.iter()
+                .any(|m| m.contains("outside Envoy's range 1-8192")),
+            "{kb}: {got:?}"
+        );
+    }
+    // What Envoy takes stays accepted.
+    let fine = route(
+        "{prefix: /, methods: [GET, PATCH], queryParameters: [{name: q}]}",
+        ", options: {headerManipulation: {responseHeadersToAdd: [{header: {key: x, value: '100%% %REQ(x-a)%'}}]}}",
+    );
+    assert!(messages(&load(&[GW, UP, &vs(&format!("[{fine}]"))])).is_empty());
+}

@@ -35,6 +35,9 @@ mod layers;
 mod metrics;
 // A config Envoy NACKs, attributed to its manifest.
 mod nack;
+
+// Whatever edgeplane accepts, Envoy accepts: generated configs, Envoy as oracle.
+mod never_nack;
 // The README is true to the binary.
 mod readme;
 // Kill, restart, replicas, SIGTERM: no connection lost.
