@@ -411,6 +411,14 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "options",
     "optionsConfigRefs",
     "delegateOptions",
+    // Gloo's stats plugin (virtual clusters) on virtual hosts.
+    "stats",
+    "extensions",
+    "extProcEarly",
+    "extProcLate",
+    // RouteOption / VirtualHostOption attachment in Kubernetes Gateway API
+    // mode, which edgeplane does not serve.
+    "targetRefs",
     "graphql",
     "caching",
     "headerValidationSettings",

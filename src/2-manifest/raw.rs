@@ -428,6 +428,49 @@ pub struct VirtualHost {
     #[serde(default)]
     #[schemars(with = "Vec<Route>")]
     pub routes: Vec<Spanned<Route>>,
+    /// Boxed: it is large, and `DocumentBody` holds the spec unboxed.
+    #[serde(default)]
+    #[schemars(with = "Option<VirtualHostOptions>")]
+    pub options: Option<Box<VirtualHostOptions>>,
+}
+
+/// `virtualHost.options` (Gloo's `VirtualHostOptions`): the subset open
+/// source Envoy expresses. Enterprise options (extauth, jwt, rbac, rate
+/// limits, waf, dlp, transformations, extProc) are refused by name.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualHostOptions {
+    #[serde(default)]
+    pub header_manipulation: Option<HeaderManipulation>,
+    #[serde(default)]
+    #[schemars(with = "Option<CorsPolicy>")]
+    pub cors: Option<Spanned<CorsPolicy>>,
+    #[serde(default)]
+    #[schemars(with = "Option<CorsPolicyMergeSettings>")]
+    pub cors_policy_merge_settings: Option<Spanned<CorsPolicyMergeSettings>>,
+    #[serde(default)]
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<Retries>>,
+    #[serde(default)]
+    #[schemars(with = "Option<CsrfPolicy>")]
+    pub csrf: Option<Spanned<CsrfPolicy>>,
+    #[serde(default)]
+    #[schemars(with = "Option<BufferPerRoute>")]
+    pub buffer_per_route: Option<Spanned<BufferPerRoute>>,
+    #[serde(default)]
+    pub include_request_attempt_count: Option<bool>,
+    #[serde(default)]
+    pub include_attempt_count_in_response: Option<bool>,
+}
+
+/// `corsPolicyMergeSettings`: how a route's CORS policy takes the virtual
+/// host's. `exposeHeaders`: `DEFAULT` (the route's list) or `UNION`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsPolicyMergeSettings {
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub expose_headers: Option<Spanned<EnumValue>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
