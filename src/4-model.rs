@@ -369,6 +369,12 @@ pub struct VirtualService {
     /// `virtualHost.options`, with what referenced VirtualHostOption
     /// resources add already merged in.
     pub options: VirtualHostOptions,
+    /// The VirtualHostOption and RouteOption resources merged into this
+    /// virtual host and its routes (those found), sorted: their statuses
+    /// name this VirtualService's proxies, and Envoy's NACKs of the virtual
+    /// host name them too. Never translated.
+    pub vhost_option_refs: Vec<Key>,
+    pub route_option_refs: Vec<Key>,
 }
 
 /// Gloo's `VirtualHostOptions`, the part open source Envoy expresses. The

@@ -51,6 +51,55 @@ struct Walker<'a> {
     /// Route tables expanded so far below one VirtualService; bounded, since
     /// tables that select each other make the number of paths explode.
     expansions: usize,
+    /// RouteOption resources merged into routes so far.
+    route_option_refs: std::collections::BTreeSet<Key>,
+}
+
+/// Resolves one `optionsConfigRefs.delegateOptions` entry the way Gloo's
+/// `mergeDelegatedVirtualHostOptions` and converter do: the namespace is
+/// taken as written (none: the empty namespace, which finds nothing), a
+/// missing resource is only a warning with Gloo's text (so resources can
+/// be applied in any order), and the caller merges what is found. One that
+/// is rejected rejects the referrer too, so both keep their last accepted
+/// versions rather than serve without the options asked for.
+fn option_ref<'i, T>(
+    cx: &mut Ctx<'_>,
+    index: &Index<'_>,
+    r: &Spanned<raw::OptionsRef>,
+    what: &str,
+    found: &'i BTreeMap<Key, Result<T, String>>,
+) -> Option<(Key, &'i T)> {
+    let pos = cx.at(r);
+    let k = Key::new(r.value.namespace.clone().unwrap_or_default(), &r.value.name);
+    match found.get(&k) {
+        Some(Ok(o)) => Some((k, o)),
+        Some(Err(msg)) => {
+            let kind = if what == "routeOption" {
+                "RouteOption"
+            } else {
+                "VirtualHostOption"
+            };
+            cx.error(pos, format!("on {kind} {k}: {msg}"));
+            None
+        }
+        None => {
+            let mut d = Diagnostic::warning(
+                pos,
+                Some(cx.id.clone()),
+                format!("list did not find {what} {k}"),
+            );
+            if r.value.namespace.is_none() {
+                d = d.with_hint(format!(
+                    "Gloo does not default the namespace of a delegateOptions ref; add `namespace: {}`",
+                    cx.id.namespace
+                ));
+            } else if let Some(near) = index.suggest.closest(&k, &found.keys().cloned().collect()) {
+                d = d.with_hint(format!("did you mean `{near}`?"));
+            }
+            cx.diags.push(d);
+            None
+        }
+    }
 }
 
 /// At most this many route table expansions below one VirtualService.
@@ -96,14 +145,31 @@ pub(super) fn virtual_service(
         chain: Vec::new(),
         standalone: false,
         expansions: 0,
+        route_option_refs: Default::default(),
     };
     let mut routes = Vec::new();
     w.routes(cx, &key, &vh.routes, None, &mut routes);
-    let options = vh
+    let mut options = vh
         .options
-        .as_ref()
+        .as_deref()
         .map(|o| virtual_host_options(cx, &key, o))
         .unwrap_or_default();
+    let mut vhost_option_refs = Vec::new();
+    for r in vh
+        .options_config_refs
+        .iter()
+        .flat_map(|c| &c.delegate_options)
+    {
+        match option_ref(cx, index, r, "virtualHostOption", &index.vhost_options) {
+            Some((k, o)) => {
+                options.inherit(o);
+                vhost_option_refs.push(k);
+            }
+            None => continue,
+        }
+    }
+    vhost_option_refs.sort();
+    vhost_option_refs.dedup();
     let vs = VirtualService {
         key,
         labels: labels.clone(),
@@ -111,6 +177,8 @@ pub(super) fn virtual_service(
         routes,
         ssl,
         options,
+        vhost_option_refs,
+        route_option_refs: w.route_option_refs.into_iter().collect(),
     };
     (Some(vs), w.other)
 }
@@ -130,6 +198,7 @@ pub(super) fn route_table_alone(
         chain: vec![key.clone()],
         standalone: true,
         expansions: 0,
+        route_option_refs: Default::default(),
     };
     let mut sink = Vec::new();
     w.routes(&mut cx, &key, &spec.routes, None, &mut sink);
@@ -215,10 +284,23 @@ impl Walker<'_> {
         let empty = raw::RouteOptions::default();
         let mut options =
             route_options(cx, owner, r.options.as_ref().unwrap_or(&empty), self.index);
+        // Gloo's converter: RouteOption resources fill what the route's own
+        // options leave unset, earlier refs first, before any parent's.
+        for o in r
+            .options_config_refs
+            .iter()
+            .flat_map(|c| &c.delegate_options)
+        {
+            let index = self.index;
+            if let Some((k, ro)) = option_ref(cx, index, o, "routeOption", &index.route_options) {
+                options.inherit(ro);
+                self.route_option_refs.insert(k);
+            }
+        }
         // Gloo's validatePrefixRewrite, on the rewrite of a forwarding route.
-        if let Some(p) = r.options.as_ref().and_then(|o| o.prefix_rewrite.as_ref())
+        if let Some(p) = options.prefix_rewrite.clone()
             && (r.route_action.is_some() || r.delegate_action.is_some())
-            && !check_prefix_rewrite(cx, &pos, p)
+            && !check_prefix_rewrite(cx, &pos, &p)
         {
             return;
         }
@@ -872,7 +954,7 @@ fn redirect(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, r: &raw::RedirectAction) -
     }))
 }
 
-fn route_options(
+pub(super) fn route_options(
     cx: &mut Ctx<'_>,
     owner: &Key,
     o: &raw::RouteOptions,

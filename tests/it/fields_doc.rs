@@ -122,6 +122,8 @@ const KINDS: &[&str] = &[
     "Gateway",
     "VirtualService",
     "RouteTable",
+    "VirtualHostOption",
+    "RouteOption",
     "Upstream",
     "UpstreamGroup",
 ];
