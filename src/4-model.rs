@@ -505,6 +505,66 @@ pub struct VirtualService {
     pub routes: Vec<Route>,
     /// `sslConfig`: TLS termination on SSL gateways (and only there).
     pub ssl: Option<SslConfig>,
+    /// `virtualHost.options`, with what referenced VirtualHostOption
+    /// resources add already merged in.
+    pub options: VirtualHostOptions,
+    /// The VirtualHostOption and RouteOption resources merged into this
+    /// virtual host and its routes (those found), sorted: their statuses
+    /// name this VirtualService's proxies, and Envoy's NACKs of the virtual
+    /// host name them too. Never translated.
+    pub vhost_option_refs: Vec<Key>,
+    pub route_option_refs: Vec<Key>,
+}
+
+/// Gloo's `VirtualHostOptions`, the part open source Envoy expresses. The
+/// message types are the route options' own, validated by the same code.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VirtualHostOptions {
+    pub header_manipulation: Option<HeaderManipulation>,
+    pub cors: Option<Cors>,
+    pub cors_merge: Option<CorsMergeSettings>,
+    pub retries: Option<Retries>,
+    pub csrf: Option<Csrf>,
+    pub buffer_per_route: Option<BufferPerRoute>,
+    pub include_request_attempt_count: Option<bool>,
+    pub include_attempt_count_in_response: Option<bool>,
+}
+
+/// `corsPolicyMergeSettings`: how a route's CORS policy takes the virtual
+/// host's (Gloo's `mergeCors`, `projects/gloo/pkg/plugins/cors/plugin.go`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CorsMergeSettings {
+    /// `exposeHeaders: UNION`: the virtual host's list, then the route's,
+    /// without repeats (when both are non-empty); otherwise the route's.
+    pub union_expose_headers: bool,
+}
+
+impl VirtualHostOptions {
+    /// Gloo's `ShallowMergeVirtualHostOptions` (`projects/gloo/pkg/utils/
+    /// merge.go`): every top-level field left unset here is taken from
+    /// `other`; a set field (even an empty message or `false` wrapper)
+    /// wins.
+    pub fn inherit(&mut self, other: &VirtualHostOptions) {
+        fn fill<T: Clone>(c: &mut Option<T>, p: &Option<T>) {
+            if c.is_none() {
+                c.clone_from(p);
+            }
+        }
+        fill(&mut self.header_manipulation, &other.header_manipulation);
+        fill(&mut self.cors, &other.cors);
+        fill(&mut self.cors_merge, &other.cors_merge);
+        fill(&mut self.retries, &other.retries);
+        fill(&mut self.csrf, &other.csrf);
+        fill(&mut self.buffer_per_route, &other.buffer_per_route);
+        fill(
+            &mut self.include_request_attempt_count,
+            &other.include_request_attempt_count,
+        );
+        fill(
+            &mut self.include_attempt_count_in_response,
+            &other.include_attempt_count_in_response,
+        );
+    }
 }
 
 /// A VirtualService's downstream TLS. Paths are as the proxy sees them

@@ -18,14 +18,18 @@ pub enum Kind {
     RouteTable,
     Upstream,
     UpstreamGroup,
+    VirtualHostOption,
+    RouteOption,
 }
 
 impl Kind {
     /// Every kind, in the order documentation lists them.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::RouteTable,
+        Kind::VirtualHostOption,
+        Kind::RouteOption,
         Kind::Upstream,
         Kind::UpstreamGroup,
     ];
@@ -38,13 +42,19 @@ impl Kind {
             Kind::RouteTable => "RouteTable",
             Kind::Upstream => "Upstream",
             Kind::UpstreamGroup => "UpstreamGroup",
+            Kind::VirtualHostOption => "VirtualHostOption",
+            Kind::RouteOption => "RouteOption",
         }
     }
 
     /// The `apiVersion` that serves the kind.
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Gateway | Kind::VirtualService | Kind::RouteTable => GATEWAY_API,
+            Kind::Gateway
+            | Kind::VirtualService
+            | Kind::RouteTable
+            | Kind::VirtualHostOption
+            | Kind::RouteOption => GATEWAY_API,
             Kind::Upstream | Kind::UpstreamGroup => GLOO_API,
         }
     }
@@ -58,6 +68,8 @@ impl Kind {
             Kind::RouteTable => "routetables",
             Kind::Upstream => "upstreams",
             Kind::UpstreamGroup => "upstreamgroups",
+            Kind::VirtualHostOption => "virtualhostoptions",
+            Kind::RouteOption => "routeoptions",
         }
     }
 
@@ -101,8 +113,6 @@ pub const UNIMPLEMENTED_KINDS: &[&str] = &[
     "MatchableTcpGateway",
     "HttpGateway",
     "TcpGateway",
-    "RouteOption",
-    "VirtualHostOption",
     "Settings",
     "Proxy",
     "AuthConfig",
@@ -127,6 +137,14 @@ mod tests {
         assert_eq!(
             Kind::of_flat_path(Path::new("upstreams/gloo-system/u.yaml")),
             Some((Kind::Upstream, "gloo-system".to_string()))
+        );
+        assert_eq!(
+            Kind::of_flat_path(Path::new("cfg/virtualhostoptions/web/o.yaml")),
+            Some((Kind::VirtualHostOption, "web".to_string()))
+        );
+        assert_eq!(
+            Kind::of_flat_path(Path::new("routeoptions/gloo-system/o.yaml")),
+            Some((Kind::RouteOption, "gloo-system".to_string()))
         );
         assert_eq!(Kind::of_flat_path(Path::new("web/default.yaml")), None);
         assert_eq!(Kind::of_flat_path(Path::new("x/web/default.yaml")), None);

@@ -16,8 +16,8 @@ use serde_saphyr::Spanned;
 use super::DEFAULT_NAMESPACE;
 use super::kind::{Kind, UNIMPLEMENTED_KINDS};
 use super::raw::{
-    Envelope, FlatFields, GatewaySpec, RouteTableSpec, UpstreamGroupSpec, UpstreamSpec,
-    VirtualServiceSpec,
+    Envelope, FlatFields, GatewaySpec, RouteOptionSpec, RouteTableSpec, UpstreamGroupSpec,
+    UpstreamSpec, VirtualHostOptionSpec, VirtualServiceSpec,
 };
 use crate::diag::{Code, Diagnostic, Pos, ResourceId};
 use crate::source::SourceFile;
@@ -42,6 +42,8 @@ pub enum DocumentBody {
     RouteTable(RouteTableSpec),
     Upstream(Box<UpstreamSpec>),
     UpstreamGroup(UpstreamGroupSpec),
+    VirtualHostOption(Box<VirtualHostOptionSpec>),
+    RouteOption(Box<RouteOptionSpec>),
 }
 
 /// Loose first pass: enough to know what the document is.
@@ -292,7 +294,7 @@ fn parse_document(
             format!("unknown kind `{kind}`")
         };
         diags.push(Diagnostic::error(kind_pos, Some(id), msg).with_hint(
-            "edgeplane reads Gateway, VirtualService, RouteTable (gateway.solo.io/v1), Upstream and UpstreamGroup (gloo.solo.io/v1)",
+            "edgeplane reads Gateway, VirtualService, RouteTable, VirtualHostOption, RouteOption (gateway.solo.io/v1), Upstream and UpstreamGroup (gloo.solo.io/v1)",
         ));
         return None;
     };
@@ -328,6 +330,12 @@ fn parse_document(
         Kind::RouteTable => DocumentBody::RouteTable(cx.spec::<RouteTableSpec>(diags)?),
         Kind::Upstream => DocumentBody::Upstream(Box::new(cx.spec::<UpstreamSpec>(diags)?)),
         Kind::UpstreamGroup => DocumentBody::UpstreamGroup(cx.spec::<UpstreamGroupSpec>(diags)?),
+        Kind::VirtualHostOption => {
+            DocumentBody::VirtualHostOption(Box::new(cx.spec::<VirtualHostOptionSpec>(diags)?))
+        }
+        Kind::RouteOption => {
+            DocumentBody::RouteOption(Box::new(cx.spec::<RouteOptionSpec>(diags)?))
+        }
     };
     Some(Document {
         id,
@@ -409,8 +417,14 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "tcpGateway",
     "hybridGateway",
     "options",
-    "optionsConfigRefs",
-    "delegateOptions",
+    // Gloo's stats plugin (virtual clusters) on virtual hosts.
+    "stats",
+    "extensions",
+    "extProcEarly",
+    "extProcLate",
+    // RouteOption / VirtualHostOption attachment in Kubernetes Gateway API
+    // mode, which edgeplane does not serve.
+    "targetRefs",
     "graphql",
     "caching",
     "headerValidationSettings",

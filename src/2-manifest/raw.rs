@@ -710,6 +710,75 @@ pub struct VirtualHost {
     #[serde(default)]
     #[schemars(with = "Vec<Route>")]
     pub routes: Vec<Spanned<Route>>,
+    /// Boxed: it is large, and `DocumentBody` holds the spec unboxed.
+    #[serde(default)]
+    #[schemars(with = "Option<VirtualHostOptions>")]
+    pub options: Option<Box<VirtualHostOptions>>,
+    /// VirtualHostOption resources whose options fill what `options`
+    /// leaves unset, earlier refs first (Gloo's
+    /// `mergeDelegatedVirtualHostOptions`).
+    #[serde(default)]
+    pub options_config_refs: Option<DelegateOptionsRefs>,
+}
+
+/// `optionsConfigRefs`: Gloo's `DelegateOptionsRefs`. As in Gloo, a ref's
+/// namespace is not defaulted: one without it finds nothing.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DelegateOptionsRefs {
+    #[serde(default)]
+    #[schemars(with = "Vec<OptionsRef>")]
+    pub delegate_options: Vec<Spanned<OptionsRef>>,
+}
+
+/// A reference to a VirtualHostOption or RouteOption. Unlike other
+/// references, its namespace is not defaulted (as in Gloo): without one it
+/// finds nothing.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OptionsRef {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// `virtualHost.options` (Gloo's `VirtualHostOptions`): the subset open
+/// source Envoy expresses. Enterprise options (extauth, jwt, rbac, rate
+/// limits, waf, dlp, transformations, extProc) are refused by name.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualHostOptions {
+    #[serde(default)]
+    pub header_manipulation: Option<HeaderManipulation>,
+    #[serde(default)]
+    #[schemars(with = "Option<CorsPolicy>")]
+    pub cors: Option<Spanned<CorsPolicy>>,
+    #[serde(default)]
+    #[schemars(with = "Option<CorsPolicyMergeSettings>")]
+    pub cors_policy_merge_settings: Option<Spanned<CorsPolicyMergeSettings>>,
+    #[serde(default)]
+    #[schemars(with = "Option<Retries>")]
+    pub retries: Option<Spanned<Retries>>,
+    #[serde(default)]
+    #[schemars(with = "Option<CsrfPolicy>")]
+    pub csrf: Option<Spanned<CsrfPolicy>>,
+    #[serde(default)]
+    #[schemars(with = "Option<BufferPerRoute>")]
+    pub buffer_per_route: Option<Spanned<BufferPerRoute>>,
+    #[serde(default)]
+    pub include_request_attempt_count: Option<bool>,
+    #[serde(default)]
+    pub include_attempt_count_in_response: Option<bool>,
+}
+
+/// `corsPolicyMergeSettings`: how a route's CORS policy takes the virtual
+/// host's. `exposeHeaders`: `DEFAULT` (the route's list) or `UNION`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsPolicyMergeSettings {
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub expose_headers: Option<Spanned<EnumValue>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -735,6 +804,10 @@ pub struct Route {
     pub delegate_action: Option<Spanned<DelegateAction>>,
     #[serde(default)]
     pub options: Option<RouteOptions>,
+    /// RouteOption resources whose options fill what `options` leaves
+    /// unset, earlier refs first (Gloo's converter).
+    #[serde(default)]
+    pub options_config_refs: Option<DelegateOptionsRefs>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -1224,6 +1297,40 @@ pub struct RouteTableSpec {
     pub status: Option<IgnoredAny>,
 }
 
+// === VirtualHostOption, RouteOption (gateway.solo.io/v1) ===
+
+/// A VirtualHostOption: virtual host options kept apart, for
+/// VirtualServices to reference (`virtualHost.optionsConfigRefs`).
+/// `targetRefs` (Kubernetes Gateway API only) is refused by name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualHostOptionSpec {
+    #[serde(default)]
+    #[schemars(with = "Option<VirtualHostOptions>")]
+    pub options: Option<Box<VirtualHostOptions>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub status: Option<IgnoredAny>,
+}
+
+/// A RouteOption: route options kept apart, for routes to reference
+/// (`optionsConfigRefs`). `targetRefs` is refused by name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteOptionSpec {
+    #[serde(default)]
+    pub options: Option<RouteOptions>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub status: Option<IgnoredAny>,
+}
+
 // === UpstreamGroup (gloo.solo.io/v1) ===
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -1489,5 +1596,7 @@ flat_fields!(
     VirtualServiceSpec,
     RouteTableSpec,
     UpstreamSpec,
-    UpstreamGroupSpec
+    UpstreamGroupSpec,
+    VirtualHostOptionSpec,
+    RouteOptionSpec
 );

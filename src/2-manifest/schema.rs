@@ -19,7 +19,8 @@ use serde_json::{Map, Value, json};
 
 use super::kind::Kind;
 use super::raw::{
-    Envelope, GatewaySpec, RouteTableSpec, UpstreamGroupSpec, UpstreamSpec, VirtualServiceSpec,
+    Envelope, GatewaySpec, RouteOptionSpec, RouteTableSpec, UpstreamGroupSpec, UpstreamSpec,
+    VirtualHostOptionSpec, VirtualServiceSpec,
 };
 
 const DIALECT: &str = "http://json-schema.org/draft-07/schema#";
@@ -44,6 +45,8 @@ pub fn document_schema(kind: Kind) -> Value {
         Kind::RouteTable => generate::<Envelope<RouteTableSpec>>(),
         Kind::Upstream => generate::<Envelope<UpstreamSpec>>(),
         Kind::UpstreamGroup => generate::<Envelope<UpstreamGroupSpec>>(),
+        Kind::VirtualHostOption => generate::<Envelope<VirtualHostOptionSpec>>(),
+        Kind::RouteOption => generate::<Envelope<RouteOptionSpec>>(),
     };
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         props.insert("apiVersion".into(), json!({ "const": api }));
@@ -63,6 +66,8 @@ pub fn flat_schema(kind: Kind) -> Value {
         Kind::RouteTable => generate::<RouteTableSpec>(),
         Kind::Upstream => generate::<UpstreamSpec>(),
         Kind::UpstreamGroup => generate::<UpstreamGroupSpec>(),
+        Kind::VirtualHostOption => generate::<VirtualHostOptionSpec>(),
+        Kind::RouteOption => generate::<RouteOptionSpec>(),
     };
     set_title(
         &mut schema,

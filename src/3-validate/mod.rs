@@ -163,6 +163,10 @@ pub(crate) struct Index<'a> {
     pub upstreams: BTreeSet<Key>,
     pub upstream_groups: BTreeMap<Key, (&'a Document, &'a raw::UpstreamGroupSpec)>,
     pub route_tables: BTreeMap<Key, (&'a Document, &'a raw::RouteTableSpec)>,
+    /// VirtualHostOption and RouteOption resources, each validated once on
+    /// its own: its options, or the first error that rejects it.
+    pub vhost_options: BTreeMap<Key, Result<VirtualHostOptions, String>>,
+    pub route_options: BTreeMap<Key, Result<RouteOptions, String>>,
     /// "Did you mean" for missing references.
     pub suggest: suggest::Suggester,
 }
@@ -181,6 +185,14 @@ impl Index<'_> {
         }
         cx.diags.push(d);
     }
+}
+
+/// The message of the first error collected so far.
+fn first_error(cx: &Ctx<'_>) -> Option<String> {
+    cx.diags
+        .iter()
+        .find(|d| d.is_error())
+        .map(|d| d.message.clone())
 }
 
 pub(crate) fn key_of(id: &ResourceId) -> Key {
@@ -202,6 +214,8 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
         upstreams: BTreeSet::new(),
         upstream_groups: BTreeMap::new(),
         route_tables: BTreeMap::new(),
+        vhost_options: BTreeMap::new(),
+        route_options: BTreeMap::new(),
         suggest: suggest::Suggester::default(),
     };
     for &d in docs {
@@ -219,9 +233,41 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
             DocumentBody::RouteTable(spec) => {
                 index.route_tables.insert(k, (d, spec));
             }
-            DocumentBody::Gateway(_) => {}
+            DocumentBody::Gateway(_)
+            | DocumentBody::VirtualHostOption(_)
+            | DocumentBody::RouteOption(_) => {}
         }
     }
+    // Option resources are validated on their own, once, with diagnostics
+    // of their own; who references them only merges the result.
+    let mut vhost_options = BTreeMap::new();
+    let mut route_options = BTreeMap::new();
+    for &doc in docs {
+        let mut cx = Ctx::new(doc);
+        let key = key_of(&doc.id);
+        match &doc.body {
+            DocumentBody::VirtualHostOption(spec) => {
+                let o = spec
+                    .options
+                    .as_deref()
+                    .map(|o| routes::virtual_host_options(&mut cx, &key, o))
+                    .unwrap_or_default();
+                vhost_options.insert(key, first_error(&cx).map_or(Ok(o), Err));
+            }
+            DocumentBody::RouteOption(spec) => {
+                let o = spec
+                    .options
+                    .as_ref()
+                    .map(|o| routes::route_options(&mut cx, &key, o, &index))
+                    .unwrap_or_default();
+                route_options.insert(key, first_error(&cx).map_or(Ok(o), Err));
+            }
+            _ => continue,
+        }
+        diags.extend(cx.diags);
+    }
+    index.vhost_options = vhost_options;
+    index.route_options = route_options;
 
     let mut gw_pos: BTreeMap<Key, (Pos, ResourceId)> = BTreeMap::new();
     let mut vs_pos: BTreeMap<Key, (Pos, ResourceId)> = BTreeMap::new();
@@ -271,6 +317,8 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
             DocumentBody::UpstreamGroup(spec) => {
                 upstream::upstream_group(&mut cx, &key, spec, &index);
             }
+            // Validated above.
+            DocumentBody::VirtualHostOption(_) | DocumentBody::RouteOption(_) => {}
         }
         diags.extend(cx.diags);
     }

@@ -51,6 +51,55 @@ struct Walker<'a> {
     /// Route tables expanded so far below one VirtualService; bounded, since
     /// tables that select each other make the number of paths explode.
     expansions: usize,
+    /// RouteOption resources merged into routes so far.
+    route_option_refs: std::collections::BTreeSet<Key>,
+}
+
+/// Resolves one `optionsConfigRefs.delegateOptions` entry the way Gloo's
+/// `mergeDelegatedVirtualHostOptions` and converter do: the namespace is
+/// taken as written (none: the empty namespace, which finds nothing), a
+/// missing resource is only a warning with Gloo's text (so resources can
+/// be applied in any order), and the caller merges what is found. One that
+/// is rejected rejects the referrer too, so both keep their last accepted
+/// versions rather than serve without the options asked for.
+fn option_ref<'i, T>(
+    cx: &mut Ctx<'_>,
+    index: &Index<'_>,
+    r: &Spanned<raw::OptionsRef>,
+    what: &str,
+    found: &'i BTreeMap<Key, Result<T, String>>,
+) -> Option<(Key, &'i T)> {
+    let pos = cx.at(r);
+    let k = Key::new(r.value.namespace.clone().unwrap_or_default(), &r.value.name);
+    match found.get(&k) {
+        Some(Ok(o)) => Some((k, o)),
+        Some(Err(msg)) => {
+            let kind = if what == "routeOption" {
+                "RouteOption"
+            } else {
+                "VirtualHostOption"
+            };
+            cx.error(pos, format!("on {kind} {k}: {msg}"));
+            None
+        }
+        None => {
+            let mut d = Diagnostic::warning(
+                pos,
+                Some(cx.id.clone()),
+                format!("list did not find {what} {k}"),
+            );
+            if r.value.namespace.is_none() {
+                d = d.with_hint(format!(
+                    "Gloo does not default the namespace of a delegateOptions ref; add `namespace: {}`",
+                    cx.id.namespace
+                ));
+            } else if let Some(near) = index.suggest.closest(&k, &found.keys().cloned().collect()) {
+                d = d.with_hint(format!("did you mean `{near}`?"));
+            }
+            cx.diags.push(d);
+            None
+        }
+    }
 }
 
 /// At most this many route table expansions below one VirtualService.
@@ -96,15 +145,40 @@ pub(super) fn virtual_service(
         chain: Vec::new(),
         standalone: false,
         expansions: 0,
+        route_option_refs: Default::default(),
     };
     let mut routes = Vec::new();
     w.routes(cx, &key, &vh.routes, None, &mut routes);
+    let mut options = vh
+        .options
+        .as_deref()
+        .map(|o| virtual_host_options(cx, &key, o))
+        .unwrap_or_default();
+    let mut vhost_option_refs = Vec::new();
+    for r in vh
+        .options_config_refs
+        .iter()
+        .flat_map(|c| &c.delegate_options)
+    {
+        match option_ref(cx, index, r, "virtualHostOption", &index.vhost_options) {
+            Some((k, o)) => {
+                options.inherit(o);
+                vhost_option_refs.push(k);
+            }
+            None => continue,
+        }
+    }
+    vhost_option_refs.sort();
+    vhost_option_refs.dedup();
     let vs = VirtualService {
         key,
         labels: labels.clone(),
         domains,
         routes,
         ssl,
+        options,
+        vhost_option_refs,
+        route_option_refs: w.route_option_refs.into_iter().collect(),
     };
     (Some(vs), w.other)
 }
@@ -124,6 +198,7 @@ pub(super) fn route_table_alone(
         chain: vec![key.clone()],
         standalone: true,
         expansions: 0,
+        route_option_refs: Default::default(),
     };
     let mut sink = Vec::new();
     w.routes(&mut cx, &key, &spec.routes, None, &mut sink);
@@ -209,10 +284,23 @@ impl Walker<'_> {
         let empty = raw::RouteOptions::default();
         let mut options =
             route_options(cx, owner, r.options.as_ref().unwrap_or(&empty), self.index);
+        // Gloo's converter: RouteOption resources fill what the route's own
+        // options leave unset, earlier refs first, before any parent's.
+        for o in r
+            .options_config_refs
+            .iter()
+            .flat_map(|c| &c.delegate_options)
+        {
+            let index = self.index;
+            if let Some((k, ro)) = option_ref(cx, index, o, "routeOption", &index.route_options) {
+                options.inherit(ro);
+                self.route_option_refs.insert(k);
+            }
+        }
         // Gloo's validatePrefixRewrite, on the rewrite of a forwarding route.
-        if let Some(p) = r.options.as_ref().and_then(|o| o.prefix_rewrite.as_ref())
+        if let Some(p) = options.prefix_rewrite.clone()
             && (r.route_action.is_some() || r.delegate_action.is_some())
-            && !check_prefix_rewrite(cx, &pos, p)
+            && !check_prefix_rewrite(cx, &pos, &p)
         {
             return;
         }
@@ -948,7 +1036,7 @@ fn redirect(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, r: &raw::RedirectAction) -
     }))
 }
 
-fn route_options(
+pub(super) fn route_options(
     cx: &mut Ctx<'_>,
     owner: &Key,
     o: &raw::RouteOptions,
@@ -968,44 +1056,7 @@ fn route_options(
         grpc_timeout_header_max: cx.duration(&m.grpc_timeout_header_max),
         grpc_timeout_header_offset: cx.duration(&m.grpc_timeout_header_offset),
     });
-    let retries = o.retries.as_ref().map(|r| {
-        let pos = cx.at(r);
-        let r = &r.value;
-        let (base, max) = match &r.retry_back_off {
-            Some(b) => (cx.duration(&b.base_interval), cx.duration(&b.max_interval)),
-            None => (None, None),
-        };
-        let zero = Duration {
-            seconds: 0,
-            nanos: 0,
-        };
-        if base == Some(zero) || max == Some(zero) {
-            cx.error(pos.clone(), "retry backoff intervals must be positive");
-        }
-        if max.is_some() && base.is_none() {
-            cx.error(
-                pos.clone(),
-                "retry backoff: maxInterval requires baseInterval",
-            );
-        }
-        if let (Some(b), Some(m)) = (base, max)
-            && b > m
-        {
-            cx.error(
-                pos,
-                "retry backoff: baseInterval must not be greater than maxInterval",
-            );
-        }
-        Retries {
-            retry_on: r.retry_on.clone().unwrap_or_default(),
-            // Gloo: an unset or zero count means one retry.
-            num_retries: r.num_retries.filter(|n| *n > 0).unwrap_or(1),
-            per_try_timeout: cx.duration(&r.per_try_timeout),
-            base_interval: base,
-            max_interval: max,
-            retriable_status_codes: r.retriable_status_codes.clone(),
-        }
-    });
+    let retries = o.retries.as_ref().map(|r| retries(cx, r));
     let header_manipulation = o
         .header_manipulation
         .as_ref()
@@ -1016,23 +1067,7 @@ fn route_options(
             "route options: set only one of hostRewrite and autoHostRewrite",
         );
     }
-    let cors = o.cors.as_ref().map(|c| {
-        let pos = cx.at(c);
-        for re in &c.value.allow_origin_regex {
-            check_regex(cx, owner, pos.clone(), re);
-        }
-        let c = &c.value;
-        Cors {
-            allow_origin: c.allow_origin.clone(),
-            allow_origin_regex: c.allow_origin_regex.clone(),
-            allow_methods: c.allow_methods.clone(),
-            allow_headers: c.allow_headers.clone(),
-            expose_headers: c.expose_headers.clone(),
-            max_age: c.max_age.clone(),
-            allow_credentials: c.allow_credentials,
-            disable_for_route: c.disable_for_route.unwrap_or(false),
-        }
-    });
+    let cors = o.cors.as_ref().map(|c| cors(cx, owner, c));
     RouteOptions {
         cors,
         shadowing: o
@@ -1065,6 +1100,137 @@ fn route_options(
         max_stream_duration,
         retries,
         header_manipulation,
+    }
+}
+
+/// `virtualHost.options` (Gloo's `VirtualHostOptions`), through the same
+/// checks as the route options of the same message types. Gloo's plugins:
+/// `headers` (vhost headers), `cors` (a vhost policy needs an origin;
+/// `disableForRoute` only means something on routes, so Gloo logs and
+/// ignores it), `basicroute` (`applyRetriesVhost`), `csrf`, `buffer`,
+/// `virtualhost` (the attempt-count flags).
+pub(super) fn virtual_host_options(
+    cx: &mut Ctx<'_>,
+    owner: &Key,
+    o: &raw::VirtualHostOptions,
+) -> VirtualHostOptions {
+    let cors = o.cors.as_ref().map(|c| {
+        let pos = cx.at(c);
+        if c.value.allow_origin.is_empty() && c.value.allow_origin_regex.is_empty() {
+            cx.error(
+                pos.clone(),
+                "invalid cors config: must provide at least one of AllowOrigin or AllowOriginRegex",
+            );
+        }
+        if c.value.disable_for_route == Some(true) {
+            cx.warn(
+                pos,
+                "invalid virtual host cors policy: DisableForRoute only pertains to cors policies on routes",
+            );
+        }
+        let mut out = cors(cx, owner, c);
+        out.disable_for_route = false;
+        out
+    });
+    let cors_merge = o.cors_policy_merge_settings.as_ref().map(|m| {
+        let union = match m.value.expose_headers.as_ref().map(|e| &e.value) {
+            None | Some(raw::EnumValue::Number(0)) => false,
+            Some(raw::EnumValue::Name(n)) if n == "DEFAULT" => false,
+            Some(raw::EnumValue::Number(1)) => true,
+            Some(raw::EnumValue::Name(n)) if n == "UNION" => true,
+            Some(other) => {
+                let at = m.value.expose_headers.as_ref().map_or(cx.at(m), |e| cx.at(e));
+                let shown = match other {
+                    raw::EnumValue::Number(n) => n.to_string(),
+                    raw::EnumValue::Name(n) => n.clone(),
+                };
+                cx.error(
+                    at,
+                    format!("corsPolicyMergeSettings.exposeHeaders `{shown}` is not one of DEFAULT, UNION"),
+                );
+                false
+            }
+        };
+        CorsMergeSettings {
+            union_expose_headers: union,
+        }
+    });
+    VirtualHostOptions {
+        header_manipulation: o
+            .header_manipulation
+            .as_ref()
+            .map(|h| header_manipulation(cx, h)),
+        cors,
+        cors_merge,
+        retries: o.retries.as_ref().map(|r| retries(cx, r)),
+        csrf: o.csrf.as_ref().and_then(|c| csrf(cx, owner, c)),
+        buffer_per_route: o
+            .buffer_per_route
+            .as_ref()
+            .and_then(|b| buffer_per_route(cx, b)),
+        include_request_attempt_count: o.include_request_attempt_count,
+        include_attempt_count_in_response: o.include_attempt_count_in_response,
+    }
+}
+
+/// `cors` as written: origin regexes checked (whether an origin is needed
+/// depends on where the policy is used).
+fn cors(cx: &mut Ctx<'_>, owner: &Key, c: &Spanned<raw::CorsPolicy>) -> Cors {
+    let pos = cx.at(c);
+    for re in &c.value.allow_origin_regex {
+        check_regex(cx, owner, pos.clone(), re);
+    }
+    let c = &c.value;
+    Cors {
+        allow_origin: c.allow_origin.clone(),
+        allow_origin_regex: c.allow_origin_regex.clone(),
+        allow_methods: c.allow_methods.clone(),
+        allow_headers: c.allow_headers.clone(),
+        expose_headers: c.expose_headers.clone(),
+        max_age: c.max_age.clone(),
+        allow_credentials: c.allow_credentials,
+        disable_for_route: c.disable_for_route.unwrap_or(false),
+    }
+}
+
+/// `retries` (Gloo's `RetryPolicy`, `convertPolicy` in the basicroute
+/// plugin), on routes and virtual hosts alike.
+fn retries(cx: &mut Ctx<'_>, r: &Spanned<raw::Retries>) -> Retries {
+    let pos = cx.at(r);
+    let r = &r.value;
+    let (base, max) = match &r.retry_back_off {
+        Some(b) => (cx.duration(&b.base_interval), cx.duration(&b.max_interval)),
+        None => (None, None),
+    };
+    let zero = Duration {
+        seconds: 0,
+        nanos: 0,
+    };
+    if base == Some(zero) || max == Some(zero) {
+        cx.error(pos.clone(), "retry backoff intervals must be positive");
+    }
+    if max.is_some() && base.is_none() {
+        cx.error(
+            pos.clone(),
+            "retry backoff: maxInterval requires baseInterval",
+        );
+    }
+    if let (Some(b), Some(m)) = (base, max)
+        && b > m
+    {
+        cx.error(
+            pos,
+            "retry backoff: baseInterval must not be greater than maxInterval",
+        );
+    }
+    Retries {
+        retry_on: r.retry_on.clone().unwrap_or_default(),
+        // Gloo: an unset or zero count means one retry.
+        num_retries: r.num_retries.filter(|n| *n > 0).unwrap_or(1),
+        per_try_timeout: cx.duration(&r.per_try_timeout),
+        base_interval: base,
+        max_interval: max,
+        retriable_status_codes: r.retriable_status_codes.clone(),
     }
 }
 

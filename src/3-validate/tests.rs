@@ -1030,3 +1030,258 @@ fn what_envoy_refuses_is_refused_first() {
     );
     assert!(messages(&load(&[GW, UP, &vs(&format!("[{fine}]"))])).is_empty());
 }
+
+fn vho(name: &str, options: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualHostOption\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  options: {options}\n"
+    )
+}
+
+fn route_option(name: &str, options: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: RouteOption\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  options: {options}\n"
+    )
+}
+
+fn vs_vhost(options: &str, refs: &str, routes: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: vs}}\nspec:\n  virtualHost:\n    options: {options}\n    optionsConfigRefs: {{delegateOptions: {refs}}}\n    routes: {routes}\n"
+    )
+}
+
+/// Gloo's `mergeDelegatedVirtualHostOptions`
+/// (`projects/gateway/pkg/translator/virtual_service_translator.go`) with
+/// `ShallowMergeVirtualHostOptions` (`projects/gloo/pkg/utils/merge.go`):
+/// the VirtualService's own options win, then refs in order (an earlier
+/// ref wins over a later one), field by top-level field.
+#[test]
+fn virtual_host_option_refs_merge_as_gloo_does() {
+    let l = load(&[
+        GW,
+        UP,
+        &vho(
+            "first",
+            "{retries: {numRetries: 7}, includeRequestAttemptCount: false}",
+        ),
+        &vho(
+            "second",
+            "{retries: {numRetries: 9}, headerManipulation: {requestHeadersToRemove: [x-second]}, includeRequestAttemptCount: true, includeAttemptCountInResponse: true}",
+        ),
+        &vs_vhost(
+            "{headerManipulation: {requestHeadersToRemove: [x-own]}}",
+            "[{name: first, namespace: gloo-system}, {name: second, namespace: gloo-system}]",
+            &format!("[{}]", to_up("/", "")),
+        ),
+    ]);
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    let m = model(&l);
+    let vs = m.virtual_services.values().next().expect("vs");
+    let o = &vs.options;
+    // Own options win.
+    assert_eq!(
+        o.header_manipulation
+            .as_ref()
+            .map(|h| h.request_headers_to_remove.clone()),
+        Some(vec!["x-own".to_string()])
+    );
+    // The first ref wins over the second.
+    assert_eq!(o.retries.as_ref().map(|r| r.num_retries), Some(7));
+    // A wrapper set to false is set (Go's isEmptyValue on a pointer).
+    assert_eq!(o.include_request_attempt_count, Some(false));
+    // What neither the VirtualService nor the first ref sets comes from the
+    // second.
+    assert_eq!(o.include_attempt_count_in_response, Some(true));
+    assert_eq!(
+        vs.vhost_option_refs
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>(),
+        ["gloo-system.first", "gloo-system.second"]
+    );
+}
+
+/// Gloo's converter (`projects/gateway/pkg/translator/converter.go`):
+/// RouteOption refs fill what a route's own options leave unset, earlier
+/// refs first, and only then does a delegating parent's options fill the
+/// rest (`ShallowMergeRouteOptions(child, parent)`).
+#[test]
+fn route_option_refs_merge_before_parent_options() {
+    let parent = "{matchers: [{prefix: /a}], delegateAction: {ref: {name: child}}, options: {timeout: 9s, idleTimeout: 9s, prefixRewrite: /parent}}";
+    let child_route = to_up(
+        "/a",
+        ", options: {timeout: 1s}, optionsConfigRefs: {delegateOptions: [{name: one, namespace: gloo-system}, {name: two, namespace: gloo-system}]}",
+    );
+    let l = load(&[
+        GW,
+        UP,
+        &route_option("one", "{timeout: 2s, idleTimeout: 2s}"),
+        &route_option(
+            "two",
+            "{idleTimeout: 3s, retries: {numRetries: 3}, prefixRewrite: /two}",
+        ),
+        &vs(&format!("[{parent}]")),
+        &rt("child", "", 0, &format!("[{child_route}]")),
+    ]);
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    let m = model(&l);
+    let vs = m.virtual_services.values().next().expect("vs");
+    let o = &vs.routes[0].options;
+    let secs = |d: Option<crate::model::Duration>| d.map(|d| d.seconds);
+    assert_eq!(secs(o.timeout), Some(1), "inline wins");
+    assert_eq!(secs(o.idle_timeout), Some(2), "earlier ref wins");
+    assert_eq!(o.retries.as_ref().map(|r| r.num_retries), Some(3));
+    assert_eq!(
+        o.prefix_rewrite.as_deref(),
+        Some("/two"),
+        "refs win over the parent"
+    );
+    assert_eq!(
+        vs.route_option_refs
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>(),
+        ["gloo-system.one", "gloo-system.two"]
+    );
+}
+
+/// A missing ref is only a warning with Gloo's text (the generated
+/// `Find` of `projects/gateway/pkg/api/v1/*.sk.go`); the namespace is not
+/// defaulted, as in Gloo. An invalid option resource is rejected with its
+/// own error and rejects its referrers; `targetRefs` is refused by name.
+#[test]
+fn option_refs_missing_invalid_and_refused() {
+    let l = load(&[
+        GW,
+        UP,
+        &vho("present", "{includeRequestAttemptCount: true}"),
+        &vs_vhost(
+            "{}",
+            "[{name: nope, namespace: gloo-system}, {name: present}]",
+            &format!(
+                "[{}]",
+                to_up(
+                    "/",
+                    ", optionsConfigRefs: {delegateOptions: [{name: gone, namespace: gloo-system}]}"
+                )
+            ),
+        ),
+    ]);
+    assert!(l.output.is_some(), "warnings only: {:?}", l.diagnostics);
+    let warnings: Vec<(bool, String)> = l
+        .diagnostics
+        .iter()
+        .map(|d| (d.is_error(), d.message.clone()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (
+                false,
+                "list did not find virtualHostOption gloo-system.nope".to_string()
+            ),
+            (
+                false,
+                "list did not find virtualHostOption .present".to_string()
+            ),
+            (
+                false,
+                "list did not find routeOption gloo-system.gone".to_string()
+            ),
+        ]
+    );
+    assert!(
+        l.diagnostics.iter().any(|d| d
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("namespace: gloo-system"))),
+        "{:?}",
+        l.diagnostics
+    );
+
+    let l = load(&[
+        GW,
+        UP,
+        &vho("bad", "{cors: {allowMethods: [GET]}}"),
+        &vs_vhost(
+            "{}",
+            "[{name: bad, namespace: gloo-system}]",
+            &format!("[{}]", to_up("/", "")),
+        ),
+    ]);
+    let errors: Vec<(String, String)> = l
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| {
+            (
+                d.resource
+                    .as_ref()
+                    .map(|r| r.kind.clone())
+                    .unwrap_or_default(),
+                d.message.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (
+                "VirtualHostOption".to_string(),
+                "invalid cors config: must provide at least one of AllowOrigin or AllowOriginRegex".to_string()
+            ),
+            (
+                "VirtualService".to_string(),
+                "on VirtualHostOption gloo-system.bad: invalid cors config: must provide at least one of AllowOrigin or AllowOriginRegex".to_string()
+            ),
+        ]
+    );
+
+    for doc in [
+        vho("t", "{}")
+            + "  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n",
+        route_option("t", "{}")
+            + "  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n",
+    ] {
+        let l = load(&[GW, UP, &doc]);
+        assert!(
+            messages(&l)
+                .iter()
+                .any(|m| m
+                    .starts_with("`targetRefs` is a Gloo feature edgeplane does not implement")),
+            "{:?}",
+            l.diagnostics
+        );
+    }
+}
+
+/// Gloo's file layout keeps the option kinds under their plurals.
+#[test]
+fn option_kinds_in_gloos_file_layout() {
+    let l = load_files(&[
+        (
+            "gateways/gloo-system/gw.yaml",
+            "metadata: {name: gw}\nbindPort: 8080\nhttpGateway: {}\n",
+        ),
+        (
+            "upstreams/gloo-system/up.yaml",
+            "metadata: {name: up}\nstatic: {hosts: [{addr: 127.0.0.1, port: 1}]}\n",
+        ),
+        (
+            "virtualhostoptions/gloo-system/vho.yaml",
+            "metadata: {name: vho}\noptions: {includeAttemptCountInResponse: true}\n",
+        ),
+        (
+            "routeoptions/gloo-system/ro.yaml",
+            "metadata: {name: ro}\noptions: {timeout: 4s}\n",
+        ),
+        (
+            "virtualservices/gloo-system/vs.yaml",
+            "metadata: {name: vs}\nvirtualHost:\n  optionsConfigRefs: {delegateOptions: [{name: vho, namespace: gloo-system}]}\n  routes:\n  - matchers: [{prefix: /}]\n    routeAction: {single: {upstream: {name: up}}}\n    optionsConfigRefs: {delegateOptions: [{name: ro, namespace: gloo-system}]}\n",
+        ),
+    ]);
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    let m = model(&l);
+    let vs = m.virtual_services.values().next().expect("vs");
+    assert_eq!(vs.options.include_attempt_count_in_response, Some(true));
+    assert_eq!(vs.routes[0].options.timeout.map(|d| d.seconds), Some(4));
+}

@@ -80,15 +80,64 @@ fn virtual_host(vs: &model::VirtualService, head: &str) -> VirtualHost {
                 Some(n) => format!("{name}-route-{i}-{head}{n}-matcher-{j}"),
                 None => format!("{name}-route-{i}-matcher-{j}"),
             };
-            routes.push(envoy_route(rname, m, r));
+            routes.push(envoy_route(rname, m, r, &vs.options));
         }
+    }
+    let o = &vs.options;
+    let hm = o.header_manipulation.clone().unwrap_or_default();
+    // Gloo's vhost plugins: cors (no `filter_enabled`, that is
+    // route-specific), csrf and buffer as per-filter configs.
+    let mut per_filter: Vec<(&str, Any)> = Vec::new();
+    if let Some(c) = &o.cors {
+        per_filter.push((CORS_FILTER, proto::any(cors_policy(c))));
+    }
+    if let Some(c) = &o.csrf {
+        per_filter.push((CSRF_FILTER, proto::any(csrf_policy(c))));
+    }
+    if let Some(b) = &o.buffer_per_route {
+        per_filter.push((BUFFER_FILTER, proto::any(buffer_per_route(b))));
     }
     VirtualHost {
         name,
         domains,
         routes,
+        request_headers_to_add: header_options(&hm.request_headers_to_add),
+        request_headers_to_remove: hm.request_headers_to_remove,
+        response_headers_to_add: header_options(&hm.response_headers_to_add),
+        response_headers_to_remove: hm.response_headers_to_remove,
+        typed_per_filter_config: per_filter
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        retry_policy: o.retries.as_ref().map(retry_policy),
+        include_request_attempt_count: o.include_request_attempt_count.unwrap_or(false),
+        include_attempt_count_in_response: o.include_attempt_count_in_response.unwrap_or(false),
         ..Default::default()
     }
+}
+
+/// A route's CORS policy as Gloo's cors plugin makes it before translating
+/// (`mergeCors`): with the virtual host's `corsPolicyMergeSettings` and a
+/// virtual host policy, `exposeHeaders: UNION` joins both lists (the
+/// virtual host's first, repeats dropped) when both are non-empty; every
+/// other field stays the route's.
+fn merged_cors(route: &model::Cors, vh: &model::VirtualHostOptions) -> model::Cors {
+    let mut out = route.clone();
+    if let (Some(merge), Some(vc)) = (vh.cors_merge, &vh.cors)
+        && merge.union_expose_headers
+        && !vc.expose_headers.is_empty()
+        && !route.expose_headers.is_empty()
+    {
+        let mut seen = std::collections::BTreeSet::new();
+        out.expose_headers = vc
+            .expose_headers
+            .iter()
+            .chain(&route.expose_headers)
+            .filter(|h| seen.insert(h.as_str()))
+            .cloned()
+            .collect();
+    }
+    out
 }
 
 fn regex(re: &str) -> RegexMatcher {
@@ -180,8 +229,14 @@ fn header_options(adds: &[(String, String, bool)]) -> Vec<HeaderValueOption> {
         .collect()
 }
 
-fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
+fn envoy_route(
+    name: String,
+    m: &model::Matcher,
+    r: &model::Route,
+    vh: &model::VirtualHostOptions,
+) -> Route {
     let o = &r.options;
+    let cors = o.cors.as_ref().map(|c| merged_cors(c, vh));
     let action = match &r.action {
         Action::Upstream(key) => route::Action::Route(route_action(
             route_action::ClusterSpecifier::Cluster(names::cluster_name(key)),
@@ -242,7 +297,7 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
     let hm = o.header_manipulation.clone().unwrap_or_default();
     let mut per_filter: Vec<(&str, Any)> = Vec::new();
     let forwards = matches!(r.action, Action::Upstream(_) | Action::Weighted(_));
-    if let (true, Some(c)) = (forwards, &o.cors) {
+    if let (true, Some(c)) = (forwards, &cors) {
         per_filter.push((CORS_FILTER, proto::any(cors_policy(c))));
     }
     // Gloo's fault plugin configures single-destination routes here (and
@@ -278,7 +333,7 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
         request_headers_to_remove: hm.request_headers_to_remove,
         response_headers_to_add: {
             let mut h = header_options(&hm.response_headers_to_add);
-            if let (Action::DirectResponse { .. }, Some(c)) = (&r.action, &r.options.cors) {
+            if let (Action::DirectResponse { .. }, Some(c)) = (&r.action, &cors) {
                 h.extend(cors_response_headers(c));
             }
             h
@@ -316,19 +371,7 @@ fn route_action(cluster: route_action::ClusterSpecifier, o: &model::RouteOptions
                 grpc_timeout_header_offset: m.grpc_timeout_header_offset.map(duration),
             }
         }),
-        retry_policy: o.retries.as_ref().map(|r| RetryPolicy {
-            retry_on: r.retry_on.clone(),
-            num_retries: Some(UInt32Value {
-                value: r.num_retries,
-            }),
-            per_try_timeout: r.per_try_timeout.map(duration),
-            retriable_status_codes: r.retriable_status_codes.clone(),
-            retry_back_off: r.base_interval.map(|b| retry_policy::RetryBackOff {
-                base_interval: Some(duration(b)),
-                max_interval: r.max_interval.map(duration),
-            }),
-            ..Default::default()
-        }),
+        retry_policy: o.retries.as_ref().map(retry_policy),
         upgrade_configs: o
             .upgrades
             .iter()
@@ -354,6 +397,24 @@ fn route_action(cluster: route_action::ClusterSpecifier, o: &model::RouteOptions
             })
             .collect(),
         hash_policy: o.hash_policies.iter().map(hash_policy).collect(),
+        ..Default::default()
+    }
+}
+
+/// Gloo's `convertPolicy` (basicroute plugin), for routes and virtual
+/// hosts alike.
+fn retry_policy(r: &model::Retries) -> RetryPolicy {
+    RetryPolicy {
+        retry_on: r.retry_on.clone(),
+        num_retries: Some(UInt32Value {
+            value: r.num_retries,
+        }),
+        per_try_timeout: r.per_try_timeout.map(duration),
+        retriable_status_codes: r.retriable_status_codes.clone(),
+        retry_back_off: r.base_interval.map(|b| retry_policy::RetryBackOff {
+            base_interval: Some(duration(b)),
+            max_interval: r.max_interval.map(duration),
+        }),
         ..Default::default()
     }
 }

@@ -627,3 +627,153 @@ fn routes_with_several_per_filter_configs_hash_the_same_every_build() {
         );
     }
 }
+
+fn vs_with_vhost_options(options: &str, routes: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: apps}}\nspec:\n  virtualHost:\n    domains: ['*']\n    options: {options}\n    routes: {routes}\n"
+    )
+}
+
+/// `virtualHost.options` land where Gloo's vhost plugins put them
+/// (`projects/gloo/pkg/plugins/{headers,cors,csrf,buffer,basicroute,
+/// virtualhost}/plugin.go`): headers and retries on the VirtualHost, CORS,
+/// CSRF and buffer as its per-filter configs; with
+/// `corsPolicyMergeSettings.exposeHeaders: UNION` a route's CORS policy
+/// takes the virtual host's expose headers first (`mergeCors`).
+#[test]
+fn virtual_host_options_follow_gloos_vhost_plugins() {
+    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+    let opts = "{headerManipulation: {requestHeadersToAdd: [{header: {key: x-vh, value: a}, append: false}], requestHeadersToRemove: [x-drop], responseHeadersToAdd: [{header: {key: x-vh-resp, value: b}}], responseHeadersToRemove: [server]}, cors: {allowOrigin: ['https://a.example'], exposeHeaders: [x-one, x-two]}, corsPolicyMergeSettings: {exposeHeaders: UNION}, retries: {retryOn: 5xx, numRetries: 3, perTryTimeout: 2s}, csrf: {filterEnabled: {defaultValue: {numerator: 100}}}, bufferPerRoute: {disabled: true}, includeRequestAttemptCount: true, includeAttemptCountInResponse: false}";
+    let routes = "[{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: echo, namespace: gloo-system}}}, options: {cors: {allowOrigin: ['https://b.example'], exposeHeaders: [x-two, x-three]}}}]";
+    let l = load(&[&gateway(""), UPSTREAM, &vs_with_vhost_options(opts, routes)]);
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    let out = l.output.as_ref().expect("valid config");
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let adds: Vec<(&str, &str, i32)> = vh
+        .request_headers_to_add
+        .iter()
+        .filter_map(|h| {
+            let hv = h.header.as_ref()?;
+            Some((hv.key.as_str(), hv.value.as_str(), h.append_action))
+        })
+        .collect();
+    assert_eq!(
+        adds,
+        [("x-vh", "a", 2)],
+        "append: false: OverwriteIfExistsOrAdd"
+    );
+    assert_eq!(vh.request_headers_to_remove, ["x-drop"]);
+    assert_eq!(vh.response_headers_to_add.len(), 1);
+    assert_eq!(vh.response_headers_to_remove, ["server"]);
+    let rp = vh.retry_policy.as_ref().expect("vhost retry policy");
+    assert_eq!(rp.retry_on, "5xx");
+    assert_eq!(rp.num_retries.map(|n| n.value), Some(3));
+    assert!(vh.include_request_attempt_count);
+    assert!(!vh.include_attempt_count_in_response);
+    let mut keys: Vec<&str> = vh
+        .typed_per_filter_config
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "envoy.filters.http.buffer",
+            "envoy.filters.http.cors",
+            "envoy.filters.http.csrf"
+        ]
+    );
+    let vh_cors = CorsPolicy::decode(
+        vh.typed_per_filter_config["envoy.filters.http.cors"]
+            .value
+            .as_slice(),
+    )
+    .expect("cors decodes");
+    assert_eq!(vh_cors.expose_headers, "x-one,x-two");
+    assert!(vh_cors.filter_enabled.is_none(), "route-only setting");
+    let route_cors = CorsPolicy::decode(
+        vh.routes[0].typed_per_filter_config["envoy.filters.http.cors"]
+            .value
+            .as_slice(),
+    )
+    .expect("cors decodes");
+    assert_eq!(route_cors.expose_headers, "x-one,x-two,x-three");
+
+    // DEFAULT (or no merge settings): the route's list alone.
+    let l = load(&[
+        &gateway(""),
+        UPSTREAM,
+        &vs_with_vhost_options(&opts.replace("UNION", "DEFAULT"), routes),
+    ]);
+    let out = l.output.as_ref().expect("valid config");
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let route_cors = CorsPolicy::decode(
+        vh.routes[0].typed_per_filter_config["envoy.filters.http.cors"]
+            .value
+            .as_slice(),
+    )
+    .expect("cors decodes");
+    assert_eq!(route_cors.expose_headers, "x-two,x-three");
+}
+
+/// A virtual host CORS policy needs an origin (Gloo's cors plugin);
+/// `disableForRoute` there is only a warning; header rules are the route
+/// options' own; enterprise options stay refused by name.
+#[test]
+fn virtual_host_options_are_checked_like_route_options() {
+    let cases = [
+        (
+            "{cors: {allowMethods: [GET]}}",
+            "invalid cors config: must provide at least one of AllowOrigin or AllowOriginRegex",
+        ),
+        (
+            "{headerManipulation: {requestHeadersToAdd: [{header: {key: ':path', value: x}}]}}",
+            ": -prefixed or host headers may not be modified. Received ':path' header",
+        ),
+        (
+            "{retries: {retryBackOff: {baseInterval: 2s, maxInterval: 1s}}}",
+            "retry backoff: baseInterval must not be greater than maxInterval",
+        ),
+        (
+            "{corsPolicyMergeSettings: {exposeHeaders: MERGE}}",
+            "corsPolicyMergeSettings.exposeHeaders `MERGE` is not one of DEFAULT, UNION",
+        ),
+        ("{extauth: {disable: true}}", "`extauth` is a Gloo feature"),
+        ("{ratelimitBasic: {}}", "`ratelimitBasic` is a Gloo feature"),
+        ("{stats: {}}", "`stats` is a Gloo feature"),
+    ];
+    for (opts, want) in cases {
+        let l = load(&[
+            &gateway(""),
+            UPSTREAM,
+            &vs_with_vhost_options(opts, PLAIN_ROUTE),
+        ]);
+        assert!(
+            l.diagnostics
+                .iter()
+                .any(|d| d.is_error() && d.message.starts_with(want)),
+            "{opts}: {:?}",
+            l.diagnostics
+        );
+    }
+    let l = load(&[
+        &gateway(""),
+        UPSTREAM,
+        &vs_with_vhost_options(
+            "{cors: {allowOrigin: [x], disableForRoute: true}}",
+            PLAIN_ROUTE,
+        ),
+    ]);
+    assert!(l.output.is_some());
+    assert_eq!(
+        l.diagnostics
+            .iter()
+            .map(|d| (d.is_error(), d.message.as_str()))
+            .collect::<Vec<_>>(),
+        [(
+            false,
+            "invalid virtual host cors policy: DisableForRoute only pertains to cors policies on routes"
+        )]
+    );
+}

@@ -1,8 +1,8 @@
 //! Last-known-good per resource, and each resource's status.
 //!
 //! Gloo's rule: a rejected Gateway, VirtualService or RouteTable (and here
-//! also Upstream and UpstreamGroup) keeps its last accepted version in the
-//! served config, while every valid edit elsewhere still goes out; a resource
+//! also Upstream, UpstreamGroup, VirtualHostOption and RouteOption) keeps
+//! its last accepted version in the served config, while every valid edit elsewhere still goes out; a resource
 //! that never was valid is simply absent. A file that cannot be read or
 //! parsed at all keeps every resource it last provided.
 //!
@@ -484,6 +484,19 @@ pub fn owners(m: &Model) -> Owners {
             ))
             .or_default()
             .push(rid(Kind::VirtualService, &vs.key));
+            // The option resources merged into it share its NACKs.
+            let vhost = format!("{}/{}", names::route_config_name(gw), names::vhost_name(vs));
+            let entry = o.entry((T::Route, vhost)).or_default();
+            entry.extend(
+                vs.vhost_option_refs
+                    .iter()
+                    .map(|k| rid(Kind::VirtualHostOption, k)),
+            );
+            entry.extend(
+                vs.route_option_refs
+                    .iter()
+                    .map(|k| rid(Kind::RouteOption, k)),
+            );
         }
     }
     for up in m.upstreams.values() {
@@ -527,6 +540,20 @@ fn proxies_of(id: &ResourceId, m: &Model) -> Vec<String> {
         Kind::Upstream | Kind::UpstreamGroup => {
             for gw in m.gateways.values() {
                 out.extend(gw_proxies(gw));
+            }
+        }
+        Kind::VirtualHostOption | Kind::RouteOption => {
+            let refs = |vs: &crate::model::VirtualService| {
+                if kind == Kind::VirtualHostOption {
+                    vs.vhost_option_refs.contains(&key)
+                } else {
+                    vs.route_option_refs.contains(&key)
+                }
+            };
+            for vs in m.virtual_services.values().filter(|v| refs(v)) {
+                for gw in m.gateways.values().filter(|g| g.selects(vs)) {
+                    out.extend(gw_proxies(gw));
+                }
             }
         }
         Kind::RouteTable => {}
@@ -806,6 +833,82 @@ mod tests {
         assert_eq!(prefixes(&r), ["/a"]);
         assert_eq!(status(&r, "b").state, State::Rejected);
         assert_eq!(status(&r, "b").serving, Serving::Nothing);
+    }
+
+    /// A VirtualHostOption is handled as a RouteTable is: when an edit
+    /// breaks it, it and the VirtualServices referencing it keep their last
+    /// accepted versions (so what is served keeps its options), each with
+    /// a status of its own; a fix serves the new version.
+    #[test]
+    fn a_broken_virtual_host_option_keeps_the_last_good_config() {
+        let vho = |opts: &str| {
+            format!(
+                "apiVersion: gateway.solo.io/v1\nkind: VirtualHostOption\nmetadata: {{name: opts}}\nspec: {{options: {opts}}}\n"
+            )
+        };
+        let vs_ref = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec: {virtualHost: {optionsConfigRefs: {delegateOptions: [{name: opts, namespace: gloo-system}]}, routes: [{matchers: [{prefix: /a}], routeAction: {single: {upstream: {name: up}}}}]}}\n";
+        let attempts = |r: &Reconciled| {
+            r.output.as_ref().expect("served")["gloo-system~gateway-proxy"].route_configs[0]
+                .virtual_hosts[0]
+                .include_attempt_count_in_response
+        };
+        let mut rc = Reconciler::new();
+        let good = vho("{includeAttemptCountInResponse: true}");
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                ("up.yaml", UP),
+                ("o.yaml", &good),
+                ("a.yaml", vs_ref),
+            ]),
+            vec![],
+        );
+        assert!(!r.has_errors(), "{:?}", r.diagnostics);
+        assert!(attempts(&r));
+        assert_eq!(status(&r, "opts").proxies, ["gloo-system~gateway-proxy"]);
+        assert!(
+            r.owners
+                .values()
+                .any(|ids| ids.iter().any(|i| i.kind == "VirtualHostOption")),
+            "{:?}",
+            r.owners
+        );
+
+        for broken in [
+            vho("{includeAttemptCountInResponse: false, cors: {allowMethods: [GET]}}"),
+            vho("{includeAttemptCountInResponse: false, cors: {alowOrigin: [x]}}"),
+        ] {
+            let r = rc.reconcile(
+                files(&[
+                    ("gw.yaml", GW),
+                    ("up.yaml", UP),
+                    ("o.yaml", &broken),
+                    ("a.yaml", vs_ref),
+                ]),
+                vec![],
+            );
+            assert!(r.has_errors());
+            assert!(attempts(&r), "the last good options are still served");
+            let o = status(&r, "opts");
+            assert_eq!(
+                (o.state, o.serving),
+                (State::Rejected, Serving::LastAccepted)
+            );
+            assert!(o.reasons.iter().any(Diagnostic::is_error), "{o:?}");
+        }
+
+        let fixed = vho("{includeAttemptCountInResponse: false}");
+        let r = rc.reconcile(
+            files(&[
+                ("gw.yaml", GW),
+                ("up.yaml", UP),
+                ("o.yaml", &fixed),
+                ("a.yaml", vs_ref),
+            ]),
+            vec![],
+        );
+        assert!(!r.has_errors(), "{:?}", r.diagnostics);
+        assert!(!attempts(&r));
     }
 
     /// On every hostile input of the repository, written over the base

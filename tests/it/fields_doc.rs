@@ -122,6 +122,8 @@ const KINDS: &[&str] = &[
     "Gateway",
     "VirtualService",
     "RouteTable",
+    "VirtualHostOption",
+    "RouteOption",
     "Upstream",
     "UpstreamGroup",
 ];
@@ -146,9 +148,11 @@ fn fields_md_says_what_is_known() {
         "{vs:?}"
     );
     assert!(vs.contains(&"virtualHost.routes[].options.upgrades[].websocket.enabled"));
-    // `options` is accepted on a route, not on the virtual host.
+    // `options` is accepted on a route and on the virtual host, there
+    // without the enterprise options.
     assert!(vs.contains(&"virtualHost.routes[].options"));
-    assert!(!vs.iter().any(|p| p.starts_with("virtualHost.options")));
+    assert!(vs.contains(&"virtualHost.options.corsPolicyMergeSettings.exposeHeaders"));
+    assert!(!vs.contains(&"virtualHost.options.extauth"));
     // Read, but only so that validation can refuse it.
     assert!(!vs.contains(&"sslConfig.secretRef"));
     assert!(refused_paths(section(&doc, "VirtualService")).contains(&"sslConfig.secretRef"));
@@ -292,7 +296,8 @@ fn what_fields_md_refuses_is_refused() {
         "VirtualService",
         "virtualHost.routes[].options.extauth".into(),
     ));
-    cases.push(("VirtualService", "virtualHost.options".into()));
+    cases.push(("VirtualService", "virtualHost.options.extauth".into()));
+    cases.push(("VirtualService", "virtualHost.options.stats".into()));
     for (kind, path) in cases {
         let (ok, stderr) = validate(Some((kind, &path)));
         let name = path.rsplit('.').next().unwrap_or(&path);

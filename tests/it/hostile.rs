@@ -286,8 +286,8 @@ fn content_cases(port: u16, backend: u16) -> Vec<Case> {
                 error(
                     "kinds.yaml",
                     (9, 7),
-                    ("RouteOption", "opts"),
-                    "kind RouteOption is not implemented by edgeplane yet",
+                    ("AuthConfig", "opts"),
+                    "kind AuthConfig is not implemented by edgeplane yet",
                 ),
             ],
             exit: 1,

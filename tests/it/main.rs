@@ -58,6 +58,8 @@ mod ssl_gateways;
 mod status;
 // Upstream features through Envoy.
 mod upstreams;
+// virtualHost.options, VirtualHostOption and RouteOption refs, merged as Gloo does.
+mod vhost_options;
 // The directory watcher.
 mod watch;
 // Gloo's WebSocket semantics and live edits that keep sockets open.

@@ -346,6 +346,8 @@ fn schema_files_are_named_per_kind() {
         "gateway.solo.io.v1.Gateway.json",
         "gateway.solo.io.v1.VirtualService.json",
         "gateway.solo.io.v1.RouteTable.json",
+        "gateway.solo.io.v1.VirtualHostOption.json",
+        "gateway.solo.io.v1.RouteOption.json",
         "gloo.solo.io.v1.Upstream.json",
         "gloo.solo.io.v1.UpstreamGroup.json",
         "all.json",
