@@ -18,16 +18,21 @@ pub enum Kind {
     RouteTable,
     Upstream,
     UpstreamGroup,
+    /// Gloo's `Secret` (`gloo.solo.io/v1`): only its `tls` kind is served,
+    /// to Envoy over SDS. It has no `spec`: like Gloo's proto, its fields
+    /// sit beside `metadata` in both forms.
+    Secret,
 }
 
 impl Kind {
     /// Every kind, in the order documentation lists them.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::RouteTable,
         Kind::Upstream,
         Kind::UpstreamGroup,
+        Kind::Secret,
     ];
 
     /// The name written in `kind:` (and shown in diagnostics and status).
@@ -38,6 +43,7 @@ impl Kind {
             Kind::RouteTable => "RouteTable",
             Kind::Upstream => "Upstream",
             Kind::UpstreamGroup => "UpstreamGroup",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -45,7 +51,7 @@ impl Kind {
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::Gateway | Kind::VirtualService | Kind::RouteTable => GATEWAY_API,
-            Kind::Upstream | Kind::UpstreamGroup => GLOO_API,
+            Kind::Upstream | Kind::UpstreamGroup | Kind::Secret => GLOO_API,
         }
     }
 
@@ -58,6 +64,10 @@ impl Kind {
             Kind::RouteTable => "routetables",
             Kind::Upstream => "upstreams",
             Kind::UpstreamGroup => "upstreamgroups",
+            // Gloo's compose layout keeps them apart from the config, in
+            // `secret/secrets/<namespace>/`; below the config directory
+            // `secrets/<namespace>/` is found the same way.
+            Kind::Secret => "secrets",
         }
     }
 
@@ -127,6 +137,10 @@ mod tests {
         assert_eq!(
             Kind::of_flat_path(Path::new("upstreams/gloo-system/u.yaml")),
             Some((Kind::Upstream, "gloo-system".to_string()))
+        );
+        assert_eq!(
+            Kind::of_flat_path(Path::new("cfg/secret/secrets/gloo-system/tls.yaml")),
+            Some((Kind::Secret, "gloo-system".to_string()))
         );
         assert_eq!(Kind::of_flat_path(Path::new("web/default.yaml")), None);
         assert_eq!(Kind::of_flat_path(Path::new("x/web/default.yaml")), None);

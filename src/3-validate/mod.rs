@@ -11,6 +11,7 @@
 
 mod gateway;
 mod routes;
+mod secret;
 mod suggest;
 mod upstream;
 
@@ -161,6 +162,9 @@ pub(crate) struct Index<'a> {
     pub upstreams: BTreeSet<Key>,
     pub upstream_groups: BTreeMap<Key, (&'a Document, &'a raw::UpstreamGroupSpec)>,
     pub route_tables: BTreeMap<Key, (&'a Document, &'a raw::RouteTableSpec)>,
+    /// Every Secret document, valid or not: `secretRef` checks existence
+    /// and kind here (a broken Secret rejects itself, not its users).
+    pub secrets: BTreeMap<Key, secret::SecretInfo>,
     /// "Did you mean" for missing references.
     pub suggest: suggest::Suggester,
 }
@@ -200,6 +204,7 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
         upstreams: BTreeSet::new(),
         upstream_groups: BTreeMap::new(),
         route_tables: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         suggest: suggest::Suggester::default(),
     };
     for &d in docs {
@@ -216,6 +221,9 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
             }
             DocumentBody::RouteTable(spec) => {
                 index.route_tables.insert(k, (d, spec));
+            }
+            DocumentBody::Secret(spec) => {
+                index.secrets.insert(k, secret::SecretInfo::of(spec));
             }
             DocumentBody::Gateway(_) => {}
         }
@@ -268,6 +276,11 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
             }
             DocumentBody::UpstreamGroup(spec) => {
                 upstream::upstream_group(&mut cx, &key, spec, &index);
+            }
+            DocumentBody::Secret(spec) => {
+                if let (Some(s), true) = (secret::secret(&mut cx, &key, spec), cx.ok()) {
+                    model.secrets.insert(key, s);
+                }
             }
         }
         diags.extend(cx.diags);

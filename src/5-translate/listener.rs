@@ -58,7 +58,10 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
         attached.sort_by_key(|vs| names::vhost_name(vs));
         let chains: Vec<FilterChain> = attached
             .into_iter()
-            .filter_map(|vs| Some(tls::filter_chain(vs, vs.ssl.as_ref()?, hcm.clone())))
+            .filter_map(|vs| {
+                let ssl = vs.ssl.as_ref()?;
+                Some(tls::filter_chain(vs, ssl, &model.secrets, hcm.clone()))
+            })
             .collect();
         if chains.is_empty() {
             return None;

@@ -124,6 +124,7 @@ const KINDS: &[&str] = &[
     "RouteTable",
     "Upstream",
     "UpstreamGroup",
+    "Secret",
 ];
 
 #[test]
@@ -150,8 +151,14 @@ fn fields_md_says_what_is_known() {
     assert!(vs.contains(&"virtualHost.routes[].options"));
     assert!(!vs.iter().any(|p| p.starts_with("virtualHost.options")));
     // Read, but only so that validation can refuse it.
-    assert!(!vs.contains(&"sslConfig.secretRef"));
-    assert!(refused_paths(section(&doc, "VirtualService")).contains(&"sslConfig.secretRef"));
+    assert!(!vs.contains(&"sslConfig.sds"));
+    assert!(refused_paths(section(&doc, "VirtualService")).contains(&"sslConfig.sds"));
+    // A Secret by reference, served over SDS.
+    assert!(vs.contains(&"sslConfig.secretRef.name"), "{vs:?}");
+    let secret = table_paths(section(&doc, "Secret"));
+    for field in ["tls.certChain", "tls.privateKey", "tls.rootCa"] {
+        assert!(secret.contains(&field), "{secret:?}");
+    }
 
     // Route fields are listed once, under VirtualService.
     let rt = section(&doc, "RouteTable");
@@ -223,7 +230,20 @@ fn base() -> Vec<Value> {
             "apiVersion": "gloo.solo.io/v1", "kind": "UpstreamGroup", "metadata": meta("group"),
             "spec": { "destinations": [{ "destination": { "upstream": { "name": "app" } }, "weight": 1 }] },
         }),
+        // No `spec`: Gloo's Secret keeps its fields beside `metadata`.
+        json!({
+            "apiVersion": "gloo.solo.io/v1", "kind": "Secret", "metadata": meta("tls"),
+            "tls": {
+                "certChain": read_fixture("tests/fixtures/ssl-gateway/certs/tls.crt"),
+                "privateKey": read_fixture("tests/fixtures/ssl-gateway/certs/tls.key"),
+            },
+        }),
     ]
+}
+
+fn read_fixture(path: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
 /// Sets `path` (as the document writes it, `[]` meaning the first item)
@@ -257,7 +277,11 @@ fn validate(change: Option<(&str, &str)>) -> (bool, String) {
             .iter_mut()
             .find(|d| d["kind"] == kind)
             .expect("a base document of the kind");
-        set(&mut doc["spec"], path);
+        if kind == "Secret" {
+            set(doc, path);
+        } else {
+            set(&mut doc["spec"], path);
+        }
     }
     let text = docs
         .iter()
