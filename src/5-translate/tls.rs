@@ -206,7 +206,10 @@ fn protocol(v: TlsVersion) -> TlsProtocol {
     }
 }
 
+// Named `tests.rs` like every unit-test file (tests/it/layers.rs lets
+// those build whole pipelines); shared with `validate::secret`'s tests.
 #[cfg(test)]
+#[path = "tls/sds/tests.rs"]
 pub(crate) mod sds_tests;
 #[cfg(test)]
 mod tests;
