@@ -133,9 +133,14 @@ impl Diagnostic {
     /// way compilers do. `source` is the file's text, when available.
     /// Control characters (a manifest may hold terminal escape sequences)
     /// are shown escaped, never sent to the terminal.
+    ///
+    /// A line of a Secret, or of any file holding a private key, is never
+    /// shown: it may be key material.
     pub fn render(&self, source: Option<&str>) -> String {
         let mut out = printable(&self.to_string());
-        let line = source.and_then(|s| {
+        let sensitive = self.resource.as_ref().is_some_and(|r| r.kind == "Secret")
+            || source.is_some_and(|s| s.contains("PRIVATE KEY"));
+        let line = source.filter(|_| !sensitive).and_then(|s| {
             let idx = usize::try_from(self.pos.line).ok()?.checked_sub(1)?;
             s.lines().nth(idx)
         });

@@ -124,6 +124,9 @@ pub struct Model {
     pub gateways: BTreeMap<Key, Gateway>,
     pub virtual_services: BTreeMap<Key, VirtualService>,
     pub upstreams: BTreeMap<Key, Upstream>,
+    /// Valid TLS `Secret`s, whether or not any `sslConfig.secretRef` uses
+    /// them (translation sends each proxy only those its listeners name).
+    pub secrets: BTreeMap<Key, TlsSecret>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -567,30 +570,70 @@ impl VirtualHostOptions {
     }
 }
 
-/// A VirtualService's downstream TLS. Paths are as the proxy sees them
-/// (possibly another container): never read here.
+/// A VirtualService's downstream TLS.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SslConfig {
-    /// PEM certificate chain file (`sslFiles.tlsCert`).
-    pub cert_chain: String,
-    /// PEM private key file (`sslFiles.tlsKey`).
-    pub private_key: String,
-    /// PEM CA bundle to verify client certificates against (`rootCa`).
-    pub root_ca: Option<String>,
+    /// Where the certificate comes from.
+    pub certs: CertSource,
     /// SNI names this config answers; empty: any (the catch-all chain).
     pub sni_domains: Vec<String>,
     /// ALPN to offer, Gloo's default already applied (`h2`, `http/1.1`
     /// when none given; none for `[allow_empty]`).
     pub alpn_protocols: Vec<String>,
-    /// Client certificates are required when `root_ca` is set, unless this.
+    /// Client certificates are required when a root CA is set, unless this.
     pub one_way_tls: bool,
     pub params: TlsParams,
 }
 
+/// `sslFiles` or `secretRef`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CertSource {
+    /// Paths as the proxy sees them (possibly another container): never
+    /// read here. Envoy watches the files itself.
+    Files {
+        /// PEM certificate chain file (`sslFiles.tlsCert`).
+        cert_chain: String,
+        /// PEM private key file (`sslFiles.tlsKey`).
+        private_key: String,
+        /// PEM CA bundle to verify client certificates against (`rootCa`).
+        root_ca: Option<String>,
+    },
+    /// A TLS `Secret` (`secretRef`), served to Envoy over SDS so that a
+    /// new certificate changes the Secret resource and not the listener.
+    /// The secret is in `Model::secrets` (validation makes sure).
+    Secret(Key),
+}
+
 impl SslConfig {
-    /// mTLS: a root CA is given and one-way TLS is not asked for (Gloo).
-    pub fn requires_client_cert(&self) -> bool {
-        self.root_ca.is_some() && !self.one_way_tls
+    /// mTLS: a root CA is given (`has_root_ca`: in the files, or in the
+    /// secret) and one-way TLS is not asked for (Gloo).
+    pub fn requires_client_cert(&self, has_root_ca: bool) -> bool {
+        has_root_ca && !self.one_way_tls
+    }
+}
+
+/// A Gloo TLS `Secret`, checked: the chain and key parse as PEM and the
+/// key is the leaf certificate's. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsSecret {
+    /// PEM certificate chain, leaf first.
+    pub cert_chain: String,
+    /// PEM private key.
+    pub private_key: String,
+    /// PEM CA bundle for client certificates.
+    pub root_ca: Option<String>,
+}
+
+impl std::fmt::Debug for TlsSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSecret")
+            .field(
+                "cert_chain",
+                &format_args!("{} bytes", self.cert_chain.len()),
+            )
+            .field("private_key", &format_args!("[redacted]"))
+            .field("root_ca", &self.root_ca.as_ref().map(String::len))
+            .finish()
     }
 }
 

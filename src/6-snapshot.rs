@@ -23,13 +23,18 @@ use crate::translate::Output;
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+pub const SECRET_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 /// The resource types edgeplane serves, in make-before-break push order:
-/// clusters before the listeners that use them, listeners before routes.
-pub const PUSH_ORDER: [ResourceType; 3] = [
+/// clusters before the listeners that use them, listeners before routes
+/// and secrets (Envoy asks for those by name once a listener names them;
+/// when both change, the new secret is there before a listener wants it).
+pub const PUSH_ORDER: [ResourceType; 4] = [
     ResourceType::Cluster,
     ResourceType::Listener,
     ResourceType::Route,
+    ResourceType::Secret,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,6 +42,8 @@ pub enum ResourceType {
     Cluster,
     Listener,
     Route,
+    /// SDS: `secretRef` certificates (and their CAs).
+    Secret,
 }
 
 impl ResourceType {
@@ -45,6 +52,7 @@ impl ResourceType {
             ResourceType::Cluster => CLUSTER_TYPE,
             ResourceType::Listener => LISTENER_TYPE,
             ResourceType::Route => ROUTE_TYPE,
+            ResourceType::Secret => SECRET_TYPE,
         }
     }
 
@@ -52,9 +60,10 @@ impl ResourceType {
         PUSH_ORDER.into_iter().find(|t| t.type_url() == url)
     }
 
-    /// LDS and CDS responses carry the full set; RDS carries what is asked.
+    /// LDS and CDS responses carry the full set; RDS and SDS carry what is
+    /// asked (Envoy subscribes to them by name).
     pub fn is_full_state(self) -> bool {
-        !matches!(self, ResourceType::Route)
+        !matches!(self, ResourceType::Route | ResourceType::Secret)
     }
 
     pub fn short(self) -> &'static str {
@@ -62,6 +71,7 @@ impl ResourceType {
             ResourceType::Cluster => "CDS",
             ResourceType::Listener => "LDS",
             ResourceType::Route => "RDS",
+            ResourceType::Secret => "SDS",
         }
     }
 }
@@ -251,6 +261,10 @@ impl Snapshot {
                 ResourceType::Route,
                 b.encode_all(ResourceType::Route, &res.route_configs, |r| &r.name),
             );
+            types.insert(
+                ResourceType::Secret,
+                b.encode_all(ResourceType::Secret, &res.secrets, |s| &s.name),
+            );
             proxies.insert(key.clone(), Arc::new(ProxySnapshot { types }));
         }
         (Snapshot { proxies }, stats)
@@ -384,7 +398,7 @@ mod tests {
         load.output.unwrap_or_default()
     }
 
-    fn counts(m: &BTreeMap<ResourceType, usize>) -> [usize; 3] {
+    fn counts(m: &BTreeMap<ResourceType, usize>) -> [usize; 4] {
         PUSH_ORDER.map(|t| m.get(&t).copied().unwrap_or(0))
     }
 
@@ -400,7 +414,7 @@ mod tests {
         ]);
         let (s1, st1) = Snapshot::from_output_reusing(&first, None);
         assert_eq!(s1, Snapshot::from_output(&first));
-        assert_eq!(counts(&st1.encoded), [2, 1, 1]);
+        assert_eq!(counts(&st1.encoded), [2, 1, 1, 0]);
         assert_eq!(st1.reused_total(), 0);
 
         // One VirtualService edited: only the RouteConfiguration changes.
@@ -413,8 +427,8 @@ mod tests {
         let (s2, st2) = Snapshot::from_output_reusing(&second, Some(&s1));
         let fresh = Snapshot::from_output(&second);
         assert_eq!(s2, fresh, "byte-identical to a fresh build, parts included");
-        assert_eq!(counts(&st2.encoded), [0, 0, 1]);
-        assert_eq!(counts(&st2.reused), [2, 1, 0]);
+        assert_eq!(counts(&st2.encoded), [0, 0, 1, 0]);
+        assert_eq!(counts(&st2.reused), [2, 1, 0, 0]);
         for t in PUSH_ORDER {
             assert_eq!(
                 s2.proxies[PROXY].version(t),
@@ -451,8 +465,8 @@ mod tests {
         ]);
         let (s3, st3) = Snapshot::from_output_reusing(&third, Some(&s2));
         assert_eq!(s3, Snapshot::from_output(&third));
-        assert_eq!(counts(&st3.encoded), [1, 0, 0]);
-        assert_eq!(counts(&st3.reused), [1, 1, 1]);
+        assert_eq!(counts(&st3.encoded), [1, 0, 0, 0]);
+        assert_eq!(counts(&st3.reused), [1, 1, 1, 0]);
     }
 
     #[test]

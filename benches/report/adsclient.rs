@@ -573,7 +573,9 @@ async fn sotw(i: usize, ch: Channel, t: &mut Tracker) -> Result<()> {
             ResourceType::Cluster | ResourceType::Listener => {
                 t.matched.insert(ty, held);
             }
-            ResourceType::Route => t.matched.entry(ty).or_default().extend(held),
+            ResourceType::Route | ResourceType::Secret => {
+                t.matched.entry(ty).or_default().extend(held)
+            }
         }
         let names = if ty == ResourceType::Route {
             rds_version = resp.version_info.clone();

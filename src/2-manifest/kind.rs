@@ -20,11 +20,15 @@ pub enum Kind {
     UpstreamGroup,
     VirtualHostOption,
     RouteOption,
+    /// Gloo's `Secret` (`gloo.solo.io/v1`): only its `tls` kind is served,
+    /// to Envoy over SDS. It has no `spec`: like Gloo's proto, its fields
+    /// sit beside `metadata` in both forms.
+    Secret,
 }
 
 impl Kind {
     /// Every kind, in the order documentation lists them.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::RouteTable,
@@ -32,6 +36,7 @@ impl Kind {
         Kind::RouteOption,
         Kind::Upstream,
         Kind::UpstreamGroup,
+        Kind::Secret,
     ];
 
     /// The name written in `kind:` (and shown in diagnostics and status).
@@ -44,6 +49,7 @@ impl Kind {
             Kind::UpstreamGroup => "UpstreamGroup",
             Kind::VirtualHostOption => "VirtualHostOption",
             Kind::RouteOption => "RouteOption",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -55,7 +61,7 @@ impl Kind {
             | Kind::RouteTable
             | Kind::VirtualHostOption
             | Kind::RouteOption => GATEWAY_API,
-            Kind::Upstream | Kind::UpstreamGroup => GLOO_API,
+            Kind::Upstream | Kind::UpstreamGroup | Kind::Secret => GLOO_API,
         }
     }
 
@@ -70,6 +76,10 @@ impl Kind {
             Kind::UpstreamGroup => "upstreamgroups",
             Kind::VirtualHostOption => "virtualhostoptions",
             Kind::RouteOption => "routeoptions",
+            // Gloo's compose layout keeps them apart from the config, in
+            // `secret/secrets/<namespace>/`; below the config directory
+            // `secrets/<namespace>/` is found the same way.
+            Kind::Secret => "secrets",
         }
     }
 
@@ -145,6 +155,10 @@ mod tests {
         assert_eq!(
             Kind::of_flat_path(Path::new("routeoptions/gloo-system/o.yaml")),
             Some((Kind::RouteOption, "gloo-system".to_string()))
+        );
+        assert_eq!(
+            Kind::of_flat_path(Path::new("cfg/secret/secrets/gloo-system/tls.yaml")),
+            Some((Kind::Secret, "gloo-system".to_string()))
         );
         assert_eq!(Kind::of_flat_path(Path::new("web/default.yaml")), None);
         assert_eq!(Kind::of_flat_path(Path::new("x/web/default.yaml")), None);

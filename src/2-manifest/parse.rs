@@ -16,8 +16,8 @@ use serde_saphyr::Spanned;
 use super::DEFAULT_NAMESPACE;
 use super::kind::{Kind, UNIMPLEMENTED_KINDS};
 use super::raw::{
-    Envelope, FlatFields, GatewaySpec, RouteOptionSpec, RouteTableSpec, UpstreamGroupSpec,
-    UpstreamSpec, VirtualHostOptionSpec, VirtualServiceSpec,
+    Envelope, FlatFields, GatewaySpec, RouteOptionSpec, RouteTableSpec, SecretSpec,
+    UpstreamGroupSpec, UpstreamSpec, VirtualHostOptionSpec, VirtualServiceSpec,
 };
 use crate::diag::{Code, Diagnostic, Pos, ResourceId};
 use crate::source::SourceFile;
@@ -44,6 +44,9 @@ pub enum DocumentBody {
     UpstreamGroup(UpstreamGroupSpec),
     VirtualHostOption(Box<VirtualHostOptionSpec>),
     RouteOption(Box<RouteOptionSpec>),
+    /// Holds key material: never print it whole (`TlsSecret`'s `Debug`
+    /// redacts the key).
+    Secret(Box<SecretSpec>),
 }
 
 /// Loose first pass: enough to know what the document is.
@@ -294,18 +297,22 @@ fn parse_document(
             format!("unknown kind `{kind}`")
         };
         diags.push(Diagnostic::error(kind_pos, Some(id), msg).with_hint(
-            "edgeplane reads Gateway, VirtualService, RouteTable, VirtualHostOption, RouteOption (gateway.solo.io/v1), Upstream and UpstreamGroup (gloo.solo.io/v1)",
+            "edgeplane reads Gateway, VirtualService, RouteTable, VirtualHostOption, RouteOption (gateway.solo.io/v1), Upstream, UpstreamGroup and Secret (gloo.solo.io/v1)",
         ));
         return None;
     };
     let expected_api = known.api_version();
     let api = header.api_version.unwrap_or_default();
     if !flat_mode && api != expected_api {
-        diags.push(Diagnostic::error(
+        let mut d = Diagnostic::error(
             kind_pos,
             Some(id),
             format!("apiVersion `{api}` does not serve kind {kind}; expected `{expected_api}`"),
-        ));
+        );
+        if known == Kind::Secret {
+            d = d.with_hint("edgeplane reads Gloo's Secret (as Gloo's file mode stores it), not a Kubernetes one: `apiVersion: gloo.solo.io/v1`, `kind: Secret`, `metadata`, and `tls: {certChain, privateKey, rootCa}` beside it");
+        }
+        diags.push(d);
         return None;
     }
     if meta.name.as_deref().unwrap_or("").is_empty() {
@@ -336,6 +343,11 @@ fn parse_document(
         Kind::RouteOption => {
             DocumentBody::RouteOption(Box::new(cx.spec::<RouteOptionSpec>(diags)?))
         }
+        // No `spec`: Gloo's Secret keeps its fields beside `metadata` in
+        // both forms, so one strict parse serves both.
+        Kind::Secret => DocumentBody::Secret(Box::new(strict::<SecretSpec>(
+            file, doc_text, &id, first_line, diags,
+        )?)),
     };
     Some(Document {
         id,
@@ -458,6 +470,19 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "http1ProtocolOptions",
 ];
 
+/// A parser message without the string value it may quote (serde's
+/// `invalid type: string "…"`): in a Secret that value can be a key.
+fn hide_values(msg: &str) -> String {
+    match (msg.find("string \""), msg.rfind("\", expected")) {
+        (Some(start), Some(end)) if end > start => format!(
+            "{}string (value not shown){}",
+            &msg[..start],
+            &msg[end + 1..]
+        ),
+        _ => msg.to_string(),
+    }
+}
+
 fn unknown_field_name(msg: &str) -> Option<&str> {
     let rest = msg.strip_prefix("unknown field `")?;
     rest.split('`').next()
@@ -504,12 +529,17 @@ fn strict<T: DeserializeOwned>(
                     id
                 ),
             ),
+            _ if id.kind == Kind::Secret.as_str() => {
+                Diagnostic::error(pos.clone(), Some(id.clone()), hide_values(&msg))
+            }
             _ => Diagnostic::error(pos.clone(), Some(id.clone()), msg),
         };
         if let Some(h) = limit_hint(&d.message) {
             d = d.with_hint(h);
         }
-        if d.message.contains("unknown field") {
+        if id.kind == Kind::Secret.as_str() && unknown_field_name(&d.message) == Some("spec") {
+            d = d.with_hint("a Gloo Secret has no `spec`: write `tls: {certChain, privateKey, rootCa}` beside `metadata`");
+        } else if d.message.contains("unknown field") {
             d = d.with_hint("edgeplane rejects fields it does not implement rather than ignore them; check the spelling against Gloo's API");
         }
         diags.push(d);
@@ -693,6 +723,17 @@ mod tests {
         let (docs, diags) = parse_files(&file(text));
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn secret_messages_hide_quoted_values() {
+        assert_eq!(
+            hide_values(
+                "invalid type: string \"-----BEGIN PRIVATE KEY-----\\nMII\", expected a map"
+            ),
+            "invalid type: string (value not shown), expected a map"
+        );
+        assert_eq!(hide_values("unknown field `x`"), "unknown field `x`");
     }
 
     #[test]

@@ -637,9 +637,10 @@ pub struct SslConfig {
     #[serde(default)]
     #[schemars(with = "Option<SslFiles>")]
     pub ssl_files: Option<Spanned<SslFiles>>,
+    /// A Gloo `Secret` with a `tls` certificate; served to Envoy over SDS.
     #[serde(default)]
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub secret_ref: Option<Spanned<IgnoredAny>>,
+    #[schemars(with = "Option<ResourceRef>")]
+    pub secret_ref: Option<Spanned<ResourceRef>>,
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub sds: Option<Spanned<IgnoredAny>>,
@@ -1573,6 +1574,95 @@ pub struct OutlierDetection {
     pub base_ejection_time: Option<Spanned<String>>,
     #[serde(default)]
     pub max_ejection_percent: Option<u32>,
+}
+
+// === Secret (gloo.solo.io/v1) ===
+
+/// Gloo's `Secret` as its file mode stores it: `metadata` and one kind of
+/// secret (`tls`, `aws`, …) at the top level, no `spec` (Gloo's proto has
+/// none). The same struct reads the form with `apiVersion`/`kind` (which
+/// the parser checks from its first pass) and the flat form of
+/// `secrets/<namespace>/<name>.yaml`. Only `tls` is used (served over SDS);
+/// the other kinds are read so they can be named, and are not served.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretSpec {
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Read by the parser's first pass, as for every kind.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub metadata: Option<IgnoredAny>,
+    /// A TLS certificate, its key and an optional CA (Gloo's `TlsSecret`).
+    #[serde(default)]
+    #[schemars(with = "Option<TlsSecret>")]
+    pub tls: Option<Spanned<TlsSecret>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub aws: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub azure: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub oauth: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub api_key: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub header: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub credentials: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub encryption: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub extensions: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub status: Option<IgnoredAny>,
+}
+
+/// Gloo's `TlsSecret`: PEM text, not paths. `Debug` never shows the key.
+#[derive(Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsSecret {
+    /// PEM certificate chain, leaf first.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub cert_chain: Option<Spanned<String>>,
+    /// PEM private key of the leaf certificate.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub private_key: Option<Spanned<String>>,
+    /// PEM CA bundle: client certificates must chain to it (mTLS).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub root_ca: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub ocsp_staple: Option<Spanned<IgnoredAny>>,
+}
+
+impl std::fmt::Debug for TlsSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSecret")
+            .field(
+                "cert_chain",
+                &self.cert_chain.as_ref().map(|s| s.value.len()),
+            )
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("root_ca", &self.root_ca.as_ref().map(|s| s.value.len()))
+            .finish()
+    }
 }
 
 /// Specs that, in Gloo's flat file layout, carry `metadata`/`status` beside

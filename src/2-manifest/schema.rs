@@ -19,8 +19,8 @@ use serde_json::{Map, Value, json};
 
 use super::kind::Kind;
 use super::raw::{
-    Envelope, GatewaySpec, RouteOptionSpec, RouteTableSpec, UpstreamGroupSpec, UpstreamSpec,
-    VirtualHostOptionSpec, VirtualServiceSpec,
+    Envelope, GatewaySpec, RouteOptionSpec, RouteTableSpec, SecretSpec, UpstreamGroupSpec,
+    UpstreamSpec, VirtualHostOptionSpec, VirtualServiceSpec,
 };
 
 const DIALECT: &str = "http://json-schema.org/draft-07/schema#";
@@ -47,10 +47,17 @@ pub fn document_schema(kind: Kind) -> Value {
         Kind::UpstreamGroup => generate::<Envelope<UpstreamGroupSpec>>(),
         Kind::VirtualHostOption => generate::<Envelope<VirtualHostOptionSpec>>(),
         Kind::RouteOption => generate::<Envelope<RouteOptionSpec>>(),
+        // Gloo's Secret has no `spec`: its fields sit beside `metadata`.
+        Kind::Secret => generate::<SecretSpec>(),
     };
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         props.insert("apiVersion".into(), json!({ "const": api }));
         props.insert("kind".into(), json!({ "const": kind.as_str() }));
+    }
+    if kind == Kind::Secret
+        && let Some(obj) = schema.as_object_mut()
+    {
+        obj.insert("required".into(), json!(["apiVersion", "kind", "metadata"]));
     }
     set_title(&mut schema, &format!("edgeplane {api} {kind}"));
     schema
@@ -68,6 +75,7 @@ pub fn flat_schema(kind: Kind) -> Value {
         Kind::UpstreamGroup => generate::<UpstreamGroupSpec>(),
         Kind::VirtualHostOption => generate::<VirtualHostOptionSpec>(),
         Kind::RouteOption => generate::<RouteOptionSpec>(),
+        Kind::Secret => generate::<SecretSpec>(),
     };
     set_title(
         &mut schema,
@@ -127,7 +135,9 @@ pub fn all_schema() -> Value {
         "$schema": DIALECT,
         "title": "edgeplane manifest",
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
+        // Each kind's own schema requires `spec` where it has one (a
+        // Secret has none).
+        "required": ["apiVersion", "kind", "metadata"],
         "properties": { "kind": { "enum": kinds } },
         "allOf": branches,
         "definitions": defs,
@@ -577,7 +587,16 @@ pub fn fields_markdown() -> String {
             "## {kind}\n\n`apiVersion: {api}`, `kind: {kind}`; in Gloo's file layout, \
              `{plural}/<namespace>/<name>.yaml`.\n\n"
         ));
-        table(&mut out, "Field under `spec`", &rows);
+        if kind == Kind::Secret {
+            out.push_str(
+                "A Secret has no `spec`: as in Gloo, its fields sit beside `metadata` \
+                 (`apiVersion` and `kind` only outside the file layout). Only `tls` is \
+                 served (to Envoy over SDS, for `sslConfig.secretRef`).\n\n",
+            );
+            table(&mut out, "Field", &rows);
+        } else {
+            table(&mut out, "Field under `spec`", &rows);
+        }
         if !refused.is_empty() {
             let paths: Vec<String> = refused.into_iter().map(|r| r.path).collect();
             out.push_str(&format!(
@@ -586,7 +605,19 @@ pub fn fields_markdown() -> String {
                 code_list(&paths)
             ));
         }
-        if !top_any.is_empty() {
+        if kind == Kind::Secret {
+            let names: Vec<String> = top_any
+                .into_iter()
+                .map(|r| r.path)
+                .filter(|p| p != "status" && p != "metadata")
+                .collect();
+            out.push_str(&format!(
+                "\nOther kinds of Gloo secret, {}: accepted with a warning and not served \
+                 (edgeplane has no feature that uses them); a Secret sets exactly one kind. \
+                 `metadata` is as for every kind; `status` is ignored.\n",
+                code_list(&names)
+            ));
+        } else if !top_any.is_empty() {
             let names: Vec<String> = top_any.into_iter().map(|r| r.path).collect();
             out.push_str(&format!(
                 "\n{}: only in Gloo's file layout, where they sit beside the fields above \

@@ -363,11 +363,14 @@ const ALPN_ALLOW_EMPTY: &str = "allow_empty";
 /// A VirtualService's `sslConfig` → `model::SslConfig`. Paths are checked
 /// for presence only: they name files as Envoy sees them (maybe in another
 /// container), so they are never read here.
-pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Option<SslConfig> {
+pub(super) fn ssl_config(
+    cx: &mut Ctx<'_>,
+    sc: &Spanned<raw::SslConfig>,
+    index: &Index<'_>,
+) -> Option<SslConfig> {
     let at = cx.at(sc);
     let c = &sc.value;
-    let unimplemented: [(&str, Option<Pos>); 6] = [
-        ("secretRef", c.secret_ref.as_ref().map(|v| cx.at(v))),
+    let unimplemented: [(&str, Option<Pos>); 5] = [
         ("sds", c.sds.as_ref().map(|v| cx.at(v))),
         (
             "verifySubjectAltName",
@@ -388,12 +391,10 @@ pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Opti
             c.ocsp_staple_policy.as_ref().map(|v| cx.at(v)),
         ),
     ];
-    // The certificate comes from Kubernetes or SDS there, not from files.
-    let secret_elsewhere = c.secret_ref.is_some() || c.sds.is_some();
     for (field, pos) in unimplemented {
         if let Some(pos) = pos {
-            let hint = if field == "secretRef" || field == "sds" {
-                "; give the certificate and key as files with sslFiles"
+            let hint = if field == "sds" {
+                "; give the certificate and key as a Secret (secretRef) or as files (sslFiles)"
             } else {
                 ""
             };
@@ -404,13 +405,28 @@ pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Opti
         }
     }
 
-    let files = match &c.ssl_files {
-        Some(f) => Some(ssl_files(cx, f)),
-        None => {
-            if !secret_elsewhere {
+    let certs = match (&c.ssl_files, &c.secret_ref) {
+        (Some(_), Some(r)) => {
+            let pos = cx.at(r);
+            cx.error(
+                pos,
+                "sslConfig sets both secretRef and sslFiles; Gloo takes one source of certificates: keep one",
+            );
+            None
+        }
+        (Some(f), None) => {
+            ssl_files(cx, f).map(|(cert_chain, private_key, root_ca)| CertSource::Files {
+                cert_chain,
+                private_key,
+                root_ca,
+            })
+        }
+        (None, Some(r)) => secret_ref(cx, r, index).map(CertSource::Secret),
+        (None, None) => {
+            if c.sds.is_none() {
                 cx.error(
                     at.clone(),
-                    "sslConfig has no sslFiles: set sslFiles.tlsCert and sslFiles.tlsKey",
+                    "sslConfig has no sslFiles or secretRef: set sslFiles.tlsCert and sslFiles.tlsKey, or name a TLS Secret with secretRef",
                 );
             }
             None
@@ -496,16 +512,54 @@ pub(super) fn ssl_config(cx: &mut Ctx<'_>, sc: &Spanned<raw::SslConfig>) -> Opti
         }
     };
 
-    let (cert_chain, private_key, root_ca) = files.flatten()?;
     Some(SslConfig {
-        cert_chain,
-        private_key,
-        root_ca,
+        certs: certs?,
         sni_domains,
         alpn_protocols,
         one_way_tls: c.one_way_tls.unwrap_or(false),
         params,
     })
+}
+
+/// `secretRef` → the Secret's key, with Gloo's errors when it does not
+/// exist, is not a TLS secret or has no certificate. A Secret document
+/// that exists but is invalid passes here (its own errors reject it; the
+/// reconciler then serves its last accepted version, or drops it and this
+/// check fails on the next pass).
+fn secret_ref(cx: &mut Ctx<'_>, r: &Spanned<raw::ResourceRef>, index: &Index<'_>) -> Option<Key> {
+    let pos = cx.at(r);
+    if r.value.name.is_empty() {
+        cx.error(pos, "sslConfig.secretRef.name is empty");
+        return None;
+    }
+    let key = super::upstream::ref_key(&r.value, &cx.id.namespace);
+    let Some(info) = index.secrets.get(&key) else {
+        // Gloo: utils.SslSecretNotFoundError wrapping SecretList.Find's error.
+        let mut d = Diagnostic::error(
+            pos,
+            Some(cx.id.clone()),
+            format!("SSL secret not found: list did not find secret {key}"),
+        );
+        let known: BTreeSet<Key> = index.secrets.keys().cloned().collect();
+        if let Some(near) = index.suggest.closest(&key, &known) {
+            d = d.with_hint(format!("did you mean `{near}`?"));
+        }
+        cx.diags.push(d);
+        return None;
+    };
+    if info.kind != Some("tls") {
+        cx.error(pos, format!("{key} is not a TLS secret"));
+        return None;
+    }
+    if !info.has_cert {
+        // Gloo: NoCertificateFoundError (a CA alone cannot serve TLS).
+        cx.error(
+            pos,
+            format!("no certificate information found: secret {key} has no tls.certChain and tls.privateKey"),
+        );
+        return None;
+    }
+    Some(key)
 }
 
 /// `sslFiles` → (tlsCert, tlsKey, rootCa); `None` after reporting a

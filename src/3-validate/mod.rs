@@ -13,6 +13,7 @@ mod format;
 mod gateway;
 mod listener_options;
 mod routes;
+mod secret;
 mod suggest;
 mod upstream;
 
@@ -167,6 +168,9 @@ pub(crate) struct Index<'a> {
     /// its own: its options, or the first error that rejects it.
     pub vhost_options: BTreeMap<Key, Result<VirtualHostOptions, String>>,
     pub route_options: BTreeMap<Key, Result<RouteOptions, String>>,
+    /// Every Secret document, valid or not: `secretRef` checks existence
+    /// and kind here (a broken Secret rejects itself, not its users).
+    pub secrets: BTreeMap<Key, secret::SecretInfo>,
     /// "Did you mean" for missing references.
     pub suggest: suggest::Suggester,
 }
@@ -216,6 +220,7 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
         route_tables: BTreeMap::new(),
         vhost_options: BTreeMap::new(),
         route_options: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         suggest: suggest::Suggester::default(),
     };
     for &d in docs {
@@ -232,6 +237,9 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
             }
             DocumentBody::RouteTable(spec) => {
                 index.route_tables.insert(k, (d, spec));
+            }
+            DocumentBody::Secret(spec) => {
+                index.secrets.insert(k, secret::SecretInfo::of(spec));
             }
             DocumentBody::Gateway(_)
             | DocumentBody::VirtualHostOption(_)
@@ -319,6 +327,11 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
             }
             // Validated above.
             DocumentBody::VirtualHostOption(_) | DocumentBody::RouteOption(_) => {}
+            DocumentBody::Secret(spec) => {
+                if let (Some(s), true) = (secret::secret(&mut cx, &key, spec), cx.ok()) {
+                    model.secrets.insert(key, s);
+                }
+            }
         }
         diags.extend(cx.diags);
     }

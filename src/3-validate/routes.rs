@@ -116,7 +116,7 @@ pub(super) fn virtual_service(
     let ssl = spec
         .ssl_config
         .as_ref()
-        .and_then(|c| super::gateway::ssl_config(cx, c));
+        .and_then(|c| super::gateway::ssl_config(cx, c, index));
     let Some(vh) = &spec.virtual_host else {
         cx.warn(
             cx.doc_pos.clone(),

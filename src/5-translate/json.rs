@@ -89,7 +89,36 @@ fn proxy_json(
             &r.name
         })?,
     );
+    // Only when there are some: the output of configs without
+    // `secretRef` keeps its shape.
+    if !res.secrets.is_empty() {
+        let mut secrets = render_all(pool, key, "Secret", &res.secrets, |s| &s.name)?;
+        redact_private_keys(&mut secrets);
+        m.insert("secrets".into(), secrets);
+    }
     Ok(serde_json::Value::Object(m))
+}
+
+/// What Envoy's own `/config_dump` shows for a private key.
+pub const REDACTED: &str = "[redacted]";
+
+/// Replaces every `private_key` data source below `v` with Envoy's
+/// `[redacted]`: `translate` output, edgeplane's `/config_dump` and the
+/// golden files show which secret is served, never its key.
+pub fn redact_private_keys(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if k == "private_key" {
+                    *child = serde_json::json!({ "inline_string": REDACTED });
+                } else {
+                    redact_private_keys(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_private_keys),
+        _ => {}
+    }
 }
 
 fn render_all<M: Message + Name>(
@@ -223,6 +252,7 @@ mod tests {
             "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
             "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
             "envoy.config.core.v3.HealthCheck",
+            "envoy.extensions.transport_sockets.tls.v3.Secret",
         ] {
             assert!(pool.get_message_by_name(name).is_some(), "{name}");
         }

@@ -68,7 +68,7 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
         attached.sort_by_key(|vs| names::vhost_name(vs));
         let chains: Vec<FilterChain> = crate::model::consolidate_ssl(attached)
             .iter()
-            .map(|g| tls::filter_chain(&g.ssl, network_filters.clone()))
+            .map(|g| tls::filter_chain(&g.ssl, &model.secrets, network_filters.clone()))
             .collect();
         if chains.is_empty() {
             return None;

@@ -13,7 +13,10 @@
 //! A Listener depends only on its Gateway (for an SSL gateway, also on the
 //! `sslConfig` of the VirtualServices it serves, one TLS filter chain each),
 //! so editing routes, domains or upstreams never changes Listener bytes
-//! (which would drain the listener's open WebSockets in Envoy).
+//! (which would drain the listener's open WebSockets in Envoy). A
+//! `secretRef` certificate is a separate SDS `Secret` resource, sent only
+//! to the proxies whose listeners name it: rotating it changes that
+//! resource, never the Listener.
 
 mod access_log;
 pub mod canonical;
@@ -23,15 +26,16 @@ mod listener;
 pub mod names;
 pub mod proto;
 mod route;
-mod tls;
+pub(crate) mod tls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
-use crate::model::Model;
+use crate::model::{CertSource, Key, Model};
 
 /// The resources for one proxy, each list sorted by resource name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39,6 +43,8 @@ pub struct ProxyResources {
     pub listeners: Vec<Listener>,
     pub route_configs: Vec<RouteConfiguration>,
     pub clusters: Vec<Cluster>,
+    /// SDS secrets the listeners name (`secretRef` certificates).
+    pub secrets: Vec<Secret>,
 }
 
 /// Every proxy's resources, keyed `<namespace>~<proxyName>` (Gloo's xDS key,
@@ -141,9 +147,49 @@ pub fn translate(model: &Model) -> Output {
             }
         }
     }
+    for (proxy, keys) in secrets_by_proxy(model) {
+        if let Some(p) = out.get_mut(&proxy) {
+            for key in keys {
+                if let Some(s) = model.secrets.get(&key) {
+                    p.secrets.extend(tls::secrets(&key, s));
+                }
+            }
+        }
+    }
     for p in out.values_mut() {
         p.listeners.sort_by(|a, b| a.name.cmp(&b.name));
         p.route_configs.sort_by(|a, b| a.name.cmp(&b.name));
+        p.secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    out
+}
+
+/// The Secrets each proxy's listeners name: those of the VirtualServices
+/// its SSL gateways serve (a proxy gets no other Secret, so a key never
+/// reaches an Envoy that does not terminate TLS with it).
+pub fn secrets_by_proxy(model: &Model) -> BTreeMap<String, BTreeSet<Key>> {
+    let mut out: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
+    if model.virtual_services.is_empty() {
+        return out;
+    }
+    for gw in model.gateways.values().filter(|g| g.ssl) {
+        let keys: BTreeSet<&Key> = model
+            .virtual_services
+            .values()
+            .filter(|vs| gw.selects(vs))
+            .filter_map(|vs| match &vs.ssl.as_ref()?.certs {
+                CertSource::Secret(k) => Some(k),
+                CertSource::Files { .. } => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        for proxy in &gw.proxy_names {
+            out.entry(proxy_key(&gw.key.namespace, proxy))
+                .or_default()
+                .extend(keys.iter().map(|k| (*k).clone()));
+        }
     }
     out
 }

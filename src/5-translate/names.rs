@@ -6,7 +6,7 @@
 //! `<name>_<namespace>`. They belong to the builders (as Contour's
 //! `Clustername` does), not to the Envoy-free model.
 
-use crate::model::{Gateway, Key, UpgradeKind, VirtualService};
+use crate::model::{Gateway, Key, TlsSecret, UpgradeKind, VirtualService};
 
 /// A Gateway's Listener: `listener-<bindAddress>-<bindPort>`.
 pub fn listener_name(gw: &Gateway) -> String {
@@ -24,6 +24,31 @@ pub fn route_config_name(gw: &Gateway) -> String {
 /// and `gloo-system_shop_v2` for a VirtualService named `shop.v2`.
 pub fn vhost_name(vs: &VirtualService) -> String {
     format!("{}.{}", vs.key.namespace, vs.key.name).replace('.', "_")
+}
+
+/// A TLS Secret's certificate and key, served over SDS:
+/// `<name>_<namespace>`, after Gloo's cluster names (Gloo itself inlines
+/// `secretRef` certificates into the listener and so names no SDS secret;
+/// edgeplane serves them over SDS so a rotation leaves the listener be).
+pub fn secret_cert_name(key: &Key) -> String {
+    format!("{}_{}", key.name, key.namespace)
+}
+
+/// A TLS Secret's `rootCa`, as its own SDS validation context:
+/// `<name>_<namespace>_root-ca` (`_` cannot occur in Kubernetes names, so
+/// no other Secret's certificate can take it).
+pub fn secret_ca_name(key: &Key) -> String {
+    format!("{}_root-ca", secret_cert_name(key))
+}
+
+/// The SDS resources one Secret becomes: its certificate, and its CA when
+/// it has one.
+pub fn secret_names(key: &Key, secret: Option<&TlsSecret>) -> Vec<String> {
+    let mut out = vec![secret_cert_name(key)];
+    if secret.is_some_and(|s| s.root_ca.is_some()) {
+        out.push(secret_ca_name(key));
+    }
+    out
 }
 
 /// An Upstream's Cluster: `<name>_<namespace>`.

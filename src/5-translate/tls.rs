@@ -1,25 +1,39 @@
 //! Downstream TLS for SSL gateways: one filter chain per distinct
 //! `sslConfig` (VirtualServices differing only in SNI share one, as in
 //! Gloo), matched by SNI, and the TLS inspector listener filter that reads
-//! the SNI.
+//! the SNI; and the SDS `Secret` resources of `secretRef` certificates.
 //!
-//! Certificate files are referenced by path (`DataSource.filename`), as
-//! Envoy sees them; nothing here reads them. Envoy watches those files
+//! `sslFiles` certificates are referenced by path (`DataSource.filename`),
+//! as Envoy sees them; nothing here reads them. Envoy watches those files
 //! itself, so rotating a certificate on disk needs no xDS update.
+//!
+//! `secretRef` certificates are referenced by name over SDS on the ADS
+//! stream (`sds_config: {ads: {}}`), never inlined as Gloo does: the
+//! listener then holds only the secret's name, so a new certificate
+//! changes the Secret resource alone and Envoy swaps it under the running
+//! listener, without draining its connections. The `rootCa` becomes a
+//! second SDS secret (a validation context), as Gloo makes it the
+//! listener's `trusted_ca`.
+
+use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
-use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket, data_source};
+use envoy_types::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, TransportSocket, config_source,
+    data_source,
+};
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, ListenerFilter, listener_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
-    TlsParameters, common_tls_context, tls_parameters::TlsProtocol,
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret,
+    TlsCertificate, TlsParameters, common_tls_context, secret, tls_parameters::TlsProtocol,
 };
 
+use super::names;
 use super::proto::{self, TLS_INSPECTOR, TLS_TRANSPORT_SOCKET, bool_value};
-use crate::model::{SslConfig, TlsParams, TlsVersion};
+use crate::model::{CertSource, Key, SslConfig, TlsParams, TlsSecret, TlsVersion};
 
 /// The listener filter that reads the ClientHello (SNI, ALPN) so filter
 /// chains can match on `server_names`.
@@ -40,7 +54,11 @@ pub fn tls_inspector() -> ListenerFilter {
 /// gateway's network filters ending in its connection manager, the same in
 /// every chain). A VirtualService joining or leaving a chain whose SNI set
 /// stays the same leaves the chain, and so its connections, untouched.
-pub fn filter_chain(ssl: &SslConfig, filters: Vec<Filter>) -> FilterChain {
+pub fn filter_chain(
+    ssl: &SslConfig,
+    secrets: &BTreeMap<Key, TlsSecret>,
+    filters: Vec<Filter>,
+) -> FilterChain {
     FilterChain {
         filter_chain_match: Some(FilterChainMatch {
             server_names: ssl.sni_domains.clone(),
@@ -50,7 +68,7 @@ pub fn filter_chain(ssl: &SslConfig, filters: Vec<Filter>) -> FilterChain {
         transport_socket: Some(TransportSocket {
             name: TLS_TRANSPORT_SOCKET.to_string(),
             config_type: Some(transport_socket::ConfigType::TypedConfig(proto::any(
-                downstream_tls_context(ssl),
+                downstream_tls_context(ssl, secrets),
             ))),
         }),
         ..Default::default()
@@ -64,29 +82,105 @@ fn file(path: &str) -> DataSource {
     }
 }
 
-fn downstream_tls_context(ssl: &SslConfig) -> DownstreamTlsContext {
-    let validation = ssl.root_ca.as_deref().map(|ca| {
-        common_tls_context::ValidationContextType::ValidationContext(CertificateValidationContext {
-            trusted_ca: Some(file(ca)),
-            ..Default::default()
-        })
-    });
-    DownstreamTlsContext {
-        common_tls_context: Some(CommonTlsContext {
-            tls_params: tls_params(&ssl.params),
-            tls_certificates: vec![TlsCertificate {
-                certificate_chain: Some(file(&ssl.cert_chain)),
-                private_key: Some(file(&ssl.private_key)),
-                ..Default::default()
-            }],
-            alpn_protocols: ssl.alpn_protocols.clone(),
-            validation_context_type: validation,
-            ..Default::default()
-        }),
-        // Gloo: a root CA means mTLS unless `oneWayTls`.
-        require_client_certificate: ssl.requires_client_cert().then(|| bool_value(true)),
+fn inline(text: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::InlineString(text.to_string())),
         ..Default::default()
     }
+}
+
+/// A secret by name over SDS on the ADS stream itself.
+fn sds(name: String) -> SdsSecretConfig {
+    SdsSecretConfig {
+        name,
+        sds_config: Some(ConfigSource {
+            resource_api_version: ApiVersion::V3 as i32,
+            config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                AggregatedConfigSource::default(),
+            )),
+            ..Default::default()
+        }),
+    }
+}
+
+fn downstream_tls_context(
+    ssl: &SslConfig,
+    secrets: &BTreeMap<Key, TlsSecret>,
+) -> DownstreamTlsContext {
+    let mut common = CommonTlsContext {
+        tls_params: tls_params(&ssl.params),
+        alpn_protocols: ssl.alpn_protocols.clone(),
+        ..Default::default()
+    };
+    let has_root_ca = match &ssl.certs {
+        CertSource::Files {
+            cert_chain,
+            private_key,
+            root_ca,
+        } => {
+            common.tls_certificates = vec![TlsCertificate {
+                certificate_chain: Some(file(cert_chain)),
+                private_key: Some(file(private_key)),
+                ..Default::default()
+            }];
+            common.validation_context_type = root_ca.as_deref().map(|ca| {
+                common_tls_context::ValidationContextType::ValidationContext(
+                    CertificateValidationContext {
+                        trusted_ca: Some(file(ca)),
+                        ..Default::default()
+                    },
+                )
+            });
+            root_ca.is_some()
+        }
+        CertSource::Secret(key) => {
+            // Only the names: the listener's bytes never depend on the
+            // certificate, so rotating it does not touch the listener.
+            common.tls_certificate_sds_secret_configs = vec![sds(names::secret_cert_name(key))];
+            let has_ca = secrets.get(key).is_some_and(|s| s.root_ca.is_some());
+            if has_ca {
+                common.validation_context_type = Some(
+                    common_tls_context::ValidationContextType::ValidationContextSdsSecretConfig(
+                        sds(names::secret_ca_name(key)),
+                    ),
+                );
+            }
+            has_ca
+        }
+    };
+    DownstreamTlsContext {
+        common_tls_context: Some(common),
+        // Gloo: a root CA means mTLS unless `oneWayTls`.
+        require_client_certificate: ssl
+            .requires_client_cert(has_root_ca)
+            .then(|| bool_value(true)),
+        ..Default::default()
+    }
+}
+
+/// The SDS resources of one Secret: its certificate and key, and its CA
+/// bundle (when it has one) as a validation context; names from `names`.
+pub fn secrets(key: &Key, s: &TlsSecret) -> Vec<Secret> {
+    let mut out = vec![Secret {
+        name: names::secret_cert_name(key),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: Some(inline(&s.cert_chain)),
+            private_key: Some(inline(&s.private_key)),
+            ..Default::default()
+        })),
+    }];
+    if let Some(ca) = &s.root_ca {
+        out.push(Secret {
+            name: names::secret_ca_name(key),
+            r#type: Some(secret::Type::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: Some(inline(ca)),
+                    ..Default::default()
+                },
+            )),
+        });
+    }
+    out
 }
 
 fn tls_params(p: &TlsParams) -> Option<TlsParameters> {
@@ -113,5 +207,10 @@ fn protocol(v: TlsVersion) -> TlsProtocol {
     }
 }
 
+// Named `tests.rs` like every unit-test file (tests/it/layers.rs lets
+// those build whole pipelines); shared with `validate::secret`'s tests.
+#[cfg(test)]
+#[path = "tls/sds/tests.rs"]
+pub(crate) mod sds_tests;
 #[cfg(test)]
 mod tests;

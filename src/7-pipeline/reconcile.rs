@@ -499,6 +499,15 @@ pub fn owners(m: &Model) -> Owners {
             );
         }
     }
+    for secrets in translate::secrets_by_proxy(m).into_values() {
+        for key in secrets {
+            for name in names::secret_names(&key, m.secrets.get(&key)) {
+                o.entry((T::Secret, name))
+                    .or_default()
+                    .push(rid(Kind::Secret, &key));
+            }
+        }
+    }
     for up in m.upstreams.values() {
         o.entry((T::Cluster, names::cluster_name(&up.key)))
             .or_default()
@@ -553,6 +562,13 @@ fn proxies_of(id: &ResourceId, m: &Model) -> Vec<String> {
             for vs in m.virtual_services.values().filter(|v| refs(v)) {
                 for gw in m.gateways.values().filter(|g| g.selects(vs)) {
                     out.extend(gw_proxies(gw));
+                }
+            }
+        }
+        Kind::Secret => {
+            for (proxy, secrets) in translate::secrets_by_proxy(m) {
+                if secrets.contains(&key) {
+                    out.insert(proxy);
                 }
             }
         }
@@ -801,8 +817,12 @@ mod tests {
             assert_eq!(r.owners, f.owners, "step {i}");
             if let Some((parse, encoded)) = want {
                 assert_eq!(r.work.parse, parse, "step {i}");
-                let got = crate::snapshot::PUSH_ORDER
-                    .map(|t| r.work.encode.encoded.get(&t).copied().unwrap_or(0));
+                let got = [
+                    ResourceType::Cluster,
+                    ResourceType::Listener,
+                    ResourceType::Route,
+                ]
+                .map(|t| r.work.encode.encoded.get(&t).copied().unwrap_or(0));
                 assert_eq!(got, encoded, "step {i}: {:?}", r.work.encode);
             }
         }

@@ -4,14 +4,14 @@
 //! for (RDS names) and what Envoy ACKed or NACKed. The rules (see the xDS
 //! protocol notes in `ARCHITECTURE.md`):
 //! - answer each type's first request on a stream, then only on change;
-//! - LDS/CDS carry the full set, RDS the requested names;
+//! - LDS/CDS carry the full set, RDS and SDS the requested names;
 //! - a request whose nonce is not the latest we sent for its type is stale
 //!   and ignored;
 //! - a NACK (`error_detail` set) is logged with node, type and Envoy's
 //!   message, and the rejected version is never sent again: we only send
 //!   when the version differs from the last one sent;
 //! - when several types are due, clusters go first, then listeners, then
-//!   routes (make before break).
+//!   routes and secrets (make before break).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use crate::snapshot::{Encoded, PUSH_ORDER, ProxySnapshot, ResourceType, version_
 struct TypeStream {
     /// Envoy has asked for this type on this stream.
     subscribed: bool,
-    /// RDS: the names Envoy asked for.
+    /// RDS, SDS: the names Envoy asked for.
     names: BTreeSet<String>,
     /// Last response sent: (version, nonce).
     sent: Option<(String, String)>,
@@ -88,7 +88,7 @@ impl Protocol for Sotw {
             st.force = true;
         }
         st.subscribed = true;
-        if t == ResourceType::Route {
+        if !t.is_full_state() {
             st.names = req.resource_names.iter().cloned().collect();
         }
     }

@@ -110,8 +110,14 @@ fn report(
                 .iter()
                 .map(|(key, p)| ProxySnapshot {
                     key: key.clone(),
+                    // SDS only where there are secrets: Envoy subscribes
+                    // to secrets by name, so a proxy without any never
+                    // ACKs the type, and "synced" means every type listed.
                     types: PUSH_ORDER
                         .iter()
+                        .filter(|t| {
+                            **t != ResourceType::Secret || p.resources(**t).next().is_some()
+                        })
                         .map(|t| TypeVersion {
                             type_url: t.type_url().to_string(),
                             version: p.version(*t),

@@ -126,6 +126,7 @@ const KINDS: &[&str] = &[
     "RouteOption",
     "Upstream",
     "UpstreamGroup",
+    "Secret",
 ];
 
 #[test]
@@ -154,8 +155,14 @@ fn fields_md_says_what_is_known() {
     assert!(vs.contains(&"virtualHost.options.corsPolicyMergeSettings.exposeHeaders"));
     assert!(!vs.contains(&"virtualHost.options.extauth"));
     // Read, but only so that validation can refuse it.
-    assert!(!vs.contains(&"sslConfig.secretRef"));
-    assert!(refused_paths(section(&doc, "VirtualService")).contains(&"sslConfig.secretRef"));
+    assert!(!vs.contains(&"sslConfig.sds"));
+    assert!(refused_paths(section(&doc, "VirtualService")).contains(&"sslConfig.sds"));
+    // A Secret by reference, served over SDS.
+    assert!(vs.contains(&"sslConfig.secretRef.name"), "{vs:?}");
+    let secret = table_paths(section(&doc, "Secret"));
+    for field in ["tls.certChain", "tls.privateKey", "tls.rootCa"] {
+        assert!(secret.contains(&field), "{secret:?}");
+    }
 
     // Route fields are listed once, under VirtualService.
     let rt = section(&doc, "RouteTable");
@@ -227,7 +234,20 @@ fn base() -> Vec<Value> {
             "apiVersion": "gloo.solo.io/v1", "kind": "UpstreamGroup", "metadata": meta("group"),
             "spec": { "destinations": [{ "destination": { "upstream": { "name": "app" } }, "weight": 1 }] },
         }),
+        // No `spec`: Gloo's Secret keeps its fields beside `metadata`.
+        json!({
+            "apiVersion": "gloo.solo.io/v1", "kind": "Secret", "metadata": meta("tls"),
+            "tls": {
+                "certChain": read_fixture("tests/fixtures/ssl-gateway/certs/tls.crt"),
+                "privateKey": read_fixture("tests/fixtures/ssl-gateway/certs/tls.key"),
+            },
+        }),
     ]
+}
+
+fn read_fixture(path: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
 /// Sets `path` (as the document writes it, `[]` meaning the first item)
@@ -261,7 +281,11 @@ fn validate(change: Option<(&str, &str)>) -> (bool, String) {
             .iter_mut()
             .find(|d| d["kind"] == kind)
             .expect("a base document of the kind");
-        set(&mut doc["spec"], path);
+        if kind == "Secret" {
+            set(doc, path);
+        } else {
+            set(&mut doc["spec"], path);
+        }
     }
     let text = docs
         .iter()

@@ -6,7 +6,9 @@
 //!   equals `expected.json` (as parsed JSON). On a mismatch both are printed
 //!   and the actual output is written to `target/golden-actual/<case>.json`.
 //! - `every_fixture_is_accepted_by_envoy`: each case is served by
-//!   `edgeplane serve` to real Envoys (one per proxy) and none is NACKed.
+//!   `edgeplane serve` to real Envoys (one per proxy) and none is NACKed;
+//!   SDS secrets (`secretRef`, e.g. `sds-secrets`, whose Secrets sit in
+//!   the input tree like any manifest) are active in Envoy.
 //! - `translate_cli_*`: the `edgeplane translate` command and its exit codes.
 //!
 //! To add a case or accept a deliberate change, run
@@ -188,6 +190,8 @@ struct ProxyExpectation {
     listeners: BTreeSet<String>,
     clusters: BTreeSet<String>,
     routes: BTreeSet<String>,
+    /// SDS secrets (`secretRef`): must be active in Envoy.
+    secrets: BTreeSet<String>,
 }
 
 async fn check_case_in_envoy(case: &str, input: &Path) {
@@ -204,6 +208,7 @@ async fn check_case_in_envoy(case: &str, input: &Path) {
             listeners: res.listeners.iter().map(|l| l.name.clone()).collect(),
             clusters: res.clusters.iter().map(|c| c.name.clone()).collect(),
             routes: res.route_configs.iter().map(|r| r.name.clone()).collect(),
+            secrets: res.secrets.iter().map(|s| s.name.clone()).collect(),
         })
         .collect();
     assert!(!expectations.is_empty(), "fixture {case}: no proxy");
@@ -308,6 +313,14 @@ async fn check_case_in_envoy(case: &str, input: &Path) {
             "cluster",
         );
         assert_eq!(clusters, exp.clusters, "{what}: clusters");
+        // Secrets come in before their listeners leave warming.
+        let secrets = dumped_names(
+            &dump,
+            "SecretsConfigDump",
+            &["dynamic_active_secrets"],
+            "secret",
+        );
+        assert_eq!(secrets, exp.secrets, "{what}: SDS secrets");
     }
 
     // edgeplane saw ACKs only: every type acked, none nacked.

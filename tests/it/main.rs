@@ -50,6 +50,8 @@ mod routes_cli;
 mod routing;
 // JSON Schemas accept every sample and refuse typos.
 mod schema;
+// Gloo Secrets over SDS: certificate rotation without a listener drain.
+mod sds;
 // Edits under WebSocket and HTTP load.
 mod soak;
 // SSL gateways: wss:// and HTTPS terminated by Envoy.

@@ -319,7 +319,7 @@ fn ssl_config_mistakes_are_errors_naming_the_field() {
         ),
         (
             "{secretRef: {name: tls, namespace: gloo-system}}",
-            "sslConfig.secretRef is not implemented by edgeplane yet",
+            "SSL secret not found: list did not find secret gloo-system.tls",
         ),
         (
             "{sds: {targetUri: unix:/sds}}",

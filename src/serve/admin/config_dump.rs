@@ -31,7 +31,8 @@ pub(super) fn config_dump(
 }
 
 /// The snapshot as JSON: `{"generation", "proxies": {KEY: {"clusters" |
-/// "listeners" | "routeConfigs": {"typeUrl", "version", "resources":
+/// "listeners" | "routeConfigs" | "secrets" (when any; keys redacted):
+/// {"typeUrl", "version", "resources":
 /// [{"name", "hash", "resource": <proto3 JSON>}]}}}}`. The resources are
 /// decoded from the bytes served and rendered as `edgeplane translate`
 /// renders them (`json.rs`).
@@ -43,6 +44,7 @@ pub fn config_dump_json(
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use envoy_types::pb::envoy::config::listener::v3::Listener;
     use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
     use prost::Message;
 
     fn decode_all<M: Message + Default>(
@@ -70,6 +72,7 @@ pub fn config_dump_json(
                 listeners: decode_all::<Listener>(p, key, ResourceType::Listener)?,
                 route_configs: decode_all::<RouteConfiguration>(p, key, ResourceType::Route)?,
                 clusters: decode_all::<Cluster>(p, key, ResourceType::Cluster)?,
+                secrets: decode_all::<Secret>(p, key, ResourceType::Secret)?,
             },
         );
     }
@@ -84,7 +87,13 @@ pub fn config_dump_json(
             ("clusters", ResourceType::Cluster),
             ("listeners", ResourceType::Listener),
             ("routeConfigs", ResourceType::Route),
+            ("secrets", ResourceType::Secret),
         ] {
+            // Private keys already redacted by the rendering; a proxy
+            // without secrets shows none.
+            if t == ResourceType::Secret && p.resources(t).next().is_none() {
+                continue;
+            }
             let json_items = by_kind[kind].as_array().cloned().unwrap_or_default();
             // Both in name order: the snapshot's maps and the vectors
             // built from them.

@@ -9,6 +9,7 @@ const TYPE_NAMES = {
   "type.googleapis.com/envoy.config.cluster.v3.Cluster": "CDS",
   "type.googleapis.com/envoy.config.listener.v3.Listener": "LDS",
   "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "RDS",
+  "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": "SDS",
 };
 
 // el("td", {class: "x"}, "text", child, ...): a new element.
