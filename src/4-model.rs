@@ -149,6 +149,82 @@ pub struct Gateway {
     pub options: ListenerOptions,
     /// `httpGateway.options.connectionLimit` with a limit set.
     pub connection_limit: Option<ConnectionLimit>,
+    /// `httpGateway.options.gzip`: Gloo's gzip plugin (a compressor filter).
+    pub gzip: Option<Gzip>,
+    /// `httpGateway.options.healthCheck.path`: Envoy answers it itself.
+    pub health_check_path: Option<String>,
+    /// `httpGateway.options.csrf`: the listener CSRF filter's policy;
+    /// `None`: Gloo's default (enforced for 0% of requests).
+    pub csrf: Option<Csrf>,
+    /// Gloo installs the gRPC-Web filter on every HTTP listener unless
+    /// `httpGateway.options.grpcWeb.disable` is true.
+    pub grpc_web: bool,
+}
+
+/// `gzip` as Gloo's gzip plugin reads it; `None` and `false` leave Envoy's
+/// defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gzip {
+    pub memory_level: Option<u32>,
+    pub compression_level: GzipLevel,
+    pub compression_strategy: GzipStrategy,
+    pub window_bits: Option<u32>,
+    pub content_length: Option<u32>,
+    pub content_type: Vec<String>,
+    pub disable_on_etag_header: bool,
+    pub remove_accept_encoding_header: bool,
+}
+
+/// Gloo's `Gzip.CompressionLevel.Enum`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GzipLevel {
+    #[default]
+    Default,
+    Best,
+    Speed,
+}
+
+/// Gloo's `Gzip.CompressionStrategy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GzipStrategy {
+    #[default]
+    Default,
+    Filtered,
+    Huffman,
+    Rle,
+}
+
+/// `httpConnectionManagerSettings.tracing` (Gloo's tracing plugin).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tracing {
+    pub request_headers_for_tags: Vec<String>,
+    pub verbose: bool,
+    /// client, random, overall: Gloo's 100 where unset, in single
+    /// precision as Gloo's `FloatValue` carries them.
+    pub percentages: [f32; 3],
+    pub spawn_upstream_span: bool,
+    /// `None`: no provider (Gloo then sets sampling only).
+    pub provider: Option<TracingProvider>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TracingProvider {
+    Zipkin {
+        /// The collector Upstream (its cluster is `<name>_<namespace>`).
+        collector: Key,
+        collector_endpoint: String,
+        trace_id_128bit: bool,
+        shared_span_context: Option<bool>,
+        /// `HTTP_PROTO`; otherwise Gloo sends `HTTP_JSON`.
+        http_proto: bool,
+    },
+    OpenTelemetry {
+        collector: Key,
+        /// Gloo's default: the Gateway's name.
+        service_name: String,
+        authority: String,
+        max_cache_size: Option<u32>,
+    },
 }
 
 impl Gateway {
@@ -319,6 +395,7 @@ pub struct HcmSettings {
     pub http2: Option<Http2Settings>,
     /// (unix_sockets, [(prefix, len)])
     pub internal_address_config: Option<(bool, Vec<(String, u32)>)>,
+    pub tracing: Option<Tracing>,
 }
 
 /// What the listener does with the `server` response header.

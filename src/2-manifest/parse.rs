@@ -409,10 +409,9 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "stagedTransformations",
     "wasm",
     "extProc",
-    // Route options implements `csrf`; Gloo's listener-level CSRF
-    // (`httpGateway.options.csrf`) is not.
-    "csrf",
     "earlyHeaderManipulation",
+    // Read on `httpConnectionManagerSettings`; a route's `tracing` is not
+    // implemented.
     "tracing",
     "kube",
     "aws",
@@ -423,9 +422,6 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     "pipe",
     "ai",
     "sslConfig",
-    "grpcWeb",
-    "gzip",
-    "healthCheck",
     "tcpGateway",
     "hybridGateway",
     "options",

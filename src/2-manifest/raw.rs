@@ -156,6 +156,66 @@ pub struct HttpListenerOptions {
     #[serde(default)]
     #[schemars(with = "Option<ConnectionLimit>")]
     pub connection_limit: Option<Spanned<ConnectionLimit>>,
+    /// Gloo's gzip plugin: Envoy's compressor filter with the gzip library.
+    #[serde(default)]
+    #[schemars(with = "Option<Gzip>")]
+    pub gzip: Option<Spanned<Gzip>>,
+    /// Gloo's healthcheck plugin: Envoy answers this path itself.
+    #[serde(default)]
+    #[schemars(with = "Option<ListenerHealthCheck>")]
+    pub health_check: Option<Spanned<ListenerHealthCheck>>,
+    /// Gloo's csrf plugin at listener level: the policy of the listener's
+    /// CSRF filter (routes and weighted destinations override it).
+    #[serde(default)]
+    #[schemars(with = "Option<CsrfPolicy>")]
+    pub csrf: Option<Spanned<CsrfPolicy>>,
+    /// Gloo's grpcweb plugin: the filter is on unless `disable: true`.
+    #[serde(default)]
+    pub grpc_web: Option<GrpcWeb>,
+}
+
+/// `gzip` (Gloo's `solo.io.envoy.config.filter.http.gzip.v2.Gzip`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Gzip {
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub memory_level: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub content_length: Option<u32>,
+    /// `DEFAULT`, `BEST` or `SPEED` (or 0-2).
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub compression_level: Option<Spanned<EnumValue>>,
+    /// `DEFAULT`, `FILTERED`, `HUFFMAN` or `RLE` (or 0-3).
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub compression_strategy: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub content_type: Vec<String>,
+    #[serde(default)]
+    pub disable_on_etag_header: Option<bool>,
+    #[serde(default)]
+    pub remove_accept_encoding_header: Option<bool>,
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub window_bits: Option<Spanned<u32>>,
+}
+
+/// `healthCheck` (Gloo's `healthcheck.options.gloo.solo.io.HealthCheck`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerHealthCheck {
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// `grpcWeb` (Gloo's `grpc_web.options.gloo.solo.io.GrpcWeb`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcWeb {
+    #[serde(default)]
+    pub disable: Option<bool>,
 }
 
 /// `connectionLimit` (Gloo's `connection_limit.options.gloo.solo.io`).
@@ -528,6 +588,107 @@ pub struct HcmSettings {
     pub http2_protocol_options: Option<Spanned<Http2Options>>,
     #[serde(default)]
     pub internal_address_config: Option<InternalAddressConfig>,
+    /// Gloo's tracing plugin (`ListenerTracingSettings`).
+    #[serde(default)]
+    #[schemars(with = "Option<ListenerTracing>")]
+    pub tracing: Option<Spanned<ListenerTracing>>,
+}
+
+/// `tracing` (Gloo's `tracing.options.gloo.solo.io.ListenerTracingSettings`).
+/// The providers and tag sources edgeplane does not implement are read
+/// only so validation can refuse them by name.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerTracing {
+    #[serde(default)]
+    pub request_headers_for_tags: Vec<String>,
+    #[serde(default)]
+    pub verbose: Option<bool>,
+    #[serde(default)]
+    pub trace_percentages: Option<TracePercentages>,
+    #[serde(default)]
+    #[schemars(with = "Option<ZipkinConfig>")]
+    pub zipkin_config: Option<Spanned<ZipkinConfig>>,
+    #[serde(default)]
+    #[schemars(with = "Option<OpenTelemetryConfig>")]
+    pub open_telemetry_config: Option<Spanned<OpenTelemetryConfig>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub datadog_config: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub open_census_config: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub environment_variables_for_tags: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub literals_for_tags: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub metadata_for_tags: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    pub spawn_upstream_span: Option<bool>,
+}
+
+/// `tracePercentages`: each 0-100, 100 when unset.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracePercentages {
+    #[serde(default)]
+    pub client_sample_percentage: Option<f32>,
+    #[serde(default)]
+    pub random_sample_percentage: Option<f32>,
+    #[serde(default)]
+    pub overall_sample_percentage: Option<f32>,
+}
+
+/// `zipkinConfig` (Gloo's `solo.io.envoy.config.trace.v3.ZipkinConfig`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZipkinConfig {
+    #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
+    pub collector_upstream_ref: Option<Spanned<ResourceRef>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub cluster_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub collector_endpoint: Option<String>,
+    #[serde(default, rename = "traceId128bit")]
+    pub trace_id_128bit: Option<bool>,
+    #[serde(default)]
+    pub shared_span_context: Option<bool>,
+    /// `HTTP_JSON` or `HTTP_PROTO` (or 1-2).
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub collector_endpoint_version: Option<Spanned<EnumValue>>,
+}
+
+/// `openTelemetryConfig` (Gloo's
+/// `solo.io.envoy.config.trace.v3.OpenTelemetryConfig`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpenTelemetryConfig {
+    #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
+    pub collector_upstream_ref: Option<Spanned<ResourceRef>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub cluster_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub service_name: Option<String>,
+    #[serde(default)]
+    pub grpc_service: Option<OtelGrpcService>,
+    #[serde(default)]
+    pub max_cache_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OtelGrpcService {
+    #[serde(default)]
+    pub authority: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -62,6 +62,7 @@ pub(super) fn gateway(
         .as_ref()
         .and_then(|o| o.connection_limit.as_ref())
         .and_then(|c| super::listener_options::connection_limit(cx, c));
+    let filters = super::http_options::http_filters(cx, &key, http.options.as_ref());
     let empty = raw::HcmSettings::default();
     let h = http
         .options
@@ -205,6 +206,10 @@ pub(super) fn gateway(
             }
             Some((c.unix_sockets.unwrap_or(false), ranges))
         }),
+        tracing: h
+            .tracing
+            .as_ref()
+            .and_then(|t| super::http_options::tracing(cx, &key, t, index)),
     };
     if hcm.proper_case_header_key_format == Some(true)
         && hcm.preserve_case_header_key_format == Some(true)
@@ -238,6 +243,10 @@ pub(super) fn gateway(
         buffer_max_request_bytes,
         options,
         connection_limit,
+        gzip: filters.gzip,
+        health_check_path: filters.health_check_path,
+        csrf: filters.csrf,
+        grpc_web: filters.grpc_web,
     })
 }
 

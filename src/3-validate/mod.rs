@@ -11,6 +11,7 @@
 
 mod format;
 mod gateway;
+mod http_options;
 mod listener_options;
 mod routes;
 mod secret;

@@ -1466,7 +1466,12 @@ fn header_manipulation(cx: &mut Ctx<'_>, h: &raw::HeaderManipulation) -> HeaderM
 }
 
 /// A percentage as Gloo's float fields take it: 0 to 100.
-fn check_percentage(cx: &mut Ctx<'_>, pos: &crate::diag::Pos, field: &str, p: f32) -> bool {
+pub(super) fn check_percentage(
+    cx: &mut Ctx<'_>,
+    pos: &crate::diag::Pos,
+    field: &str,
+    p: f32,
+) -> bool {
     if (0.0..=100.0).contains(&p) {
         return true;
     }
@@ -1687,7 +1692,7 @@ fn runtime_percent(
 
 /// `options.csrf` (Gloo's `plugins/csrf/plugin.go`): Envoy's CSRF policy,
 /// with extra origins as exact, prefix, suffix or regex matches.
-fn csrf(cx: &mut Ctx<'_>, owner: &Key, c: &Spanned<raw::CsrfPolicy>) -> Option<Csrf> {
+pub(super) fn csrf(cx: &mut Ctx<'_>, owner: &Key, c: &Spanned<raw::CsrfPolicy>) -> Option<Csrf> {
     let pos = cx.at(c);
     let v = &c.value;
     let mut ok = true;

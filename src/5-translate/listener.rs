@@ -22,6 +22,7 @@ use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::Buffer;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::csrf::v3::CsrfPolicy;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3 as pp;
 use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
@@ -34,10 +35,11 @@ use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfi
 use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 
 use super::proto::{
-    self, BUFFER_FILTER, CONNECTION_LIMIT_FILTER, CONNECTION_LIMIT_STAT_PREFIX, CORS_FILTER,
-    CSRF_FILTER, FAULT_FILTER, HCM_FILTER, PROXY_PROTOCOL, ROUTER_FILTER, bool_value, duration,
+    self, BUFFER_FILTER, COMPRESSOR_FILTER, CONNECTION_LIMIT_FILTER, CONNECTION_LIMIT_STAT_PREFIX,
+    CORS_FILTER, CSRF_FILTER, FAULT_FILTER, GRPC_WEB_FILTER, HCM_FILTER, HEALTH_CHECK_FILTER,
+    PROXY_PROTOCOL, ROUTER_FILTER, bool_value, duration,
 };
-use super::{access_log, names, tls};
+use super::{access_log, http_filters as hf, names, tls};
 use crate::model::{
     CodecType, EscapedSlashesAction, ForwardClientCertDetails, Gateway, HeadersWithUnderscores,
     Model, ProxyProtocol, ServerHeaderTransformation, SocketState, SocketValue, Upgrade,
@@ -357,6 +359,7 @@ fn hcm(gw: &Gateway) -> HttpConnectionManager {
         // `accessLoggingService`: Gloo's als plugin puts these on every HTTP
         // connection manager of the listener.
         access_log: access_log::access_logs(&gw.options.access_logs),
+        tracing: s.tracing.as_ref().map(hf::tracing),
         ..Default::default()
     }
 }
@@ -369,20 +372,32 @@ fn http_filter<M: prost::Name>(name: &str, config: M) -> HttpFilter {
     }
 }
 
-/// Gloo's HTTP filters in Gloo's stage order (`FaultStage`, `CorsStage`,
-/// then `RouteStage` by name, the router last; Gloo's filter-order doc).
+/// Gloo's HTTP filters in Gloo's stage order (`plugins/staged_filters.go`:
+/// by stage, then weight, then filter name): `FaultStage` (the gzip
+/// compressor, then fault: "compressor" sorts first, so it is also the
+/// last to touch a response), `CorsStage`, after `AuthZStage` (gRPC-Web,
+/// then health check), `RouteStage` (buffer, then CSRF), the router last.
 /// Fault, CORS and CSRF are always in the chain, as Gloo installs them
 /// (`plugins/faultinjection`, `plugins/cors`, `plugins/csrf`, unless its
 /// `removeUnusedFilters`), configured to do nothing until a route's
 /// per-filter config says otherwise: adding them only when some route
 /// uses them would make the Listener depend on routes, and a Listener
-/// change drains sockets. The buffer filter is there only when the Gateway
-/// asks for it (`plugins/buffer`: `options.buffer`).
+/// change drains sockets. gRPC-Web is there unless the Gateway disables it
+/// (`plugins/grpcweb`); buffer, gzip and health check only when the
+/// Gateway asks (`plugins/buffer`, `plugins/gzip`, `plugins/healthcheck`).
 fn http_filters(gw: &Gateway) -> Vec<HttpFilter> {
-    let mut filters = vec![
-        http_filter(FAULT_FILTER, HttpFault::default()),
-        http_filter(CORS_FILTER, Cors {}),
-    ];
+    let mut filters = Vec::new();
+    if let Some(g) = &gw.gzip {
+        filters.push(http_filter(COMPRESSOR_FILTER, hf::compressor(g)));
+    }
+    filters.push(http_filter(FAULT_FILTER, HttpFault::default()));
+    filters.push(http_filter(CORS_FILTER, Cors {}));
+    if gw.grpc_web {
+        filters.push(http_filter(GRPC_WEB_FILTER, GrpcWeb {}));
+    }
+    if let Some(path) = &gw.health_check_path {
+        filters.push(http_filter(HEALTH_CHECK_FILTER, hf::health_check(path)));
+    }
     if let Some(n) = gw.buffer_max_request_bytes {
         filters.push(http_filter(
             BUFFER_FILTER,
@@ -391,19 +406,20 @@ fn http_filters(gw: &Gateway) -> Vec<HttpFilter> {
             },
         ));
     }
-    // Gloo's listener-level policy when the Gateway sets none: enforced
+    // The Gateway's listener-level policy, else Gloo's default: enforced
     // for 0% of requests (an explicit zero; Envoy reads a missing default
     // as 100%).
-    filters.push(http_filter(
-        CSRF_FILTER,
-        CsrfPolicy {
+    let csrf = match &gw.csrf {
+        Some(c) => super::route::csrf_policy(c),
+        None => CsrfPolicy {
             filter_enabled: Some(RuntimeFractionalPercent {
                 default_value: Some(FractionalPercent::default()),
                 ..Default::default()
             }),
             ..Default::default()
         },
-    ));
+    };
+    filters.push(http_filter(CSRF_FILTER, csrf));
     filters.push(http_filter(ROUTER_FILTER, Router::default()));
     filters
 }

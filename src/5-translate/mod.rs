@@ -21,6 +21,7 @@
 mod access_log;
 pub mod canonical;
 mod cluster;
+mod http_filters;
 pub mod json;
 mod listener;
 pub mod names;

@@ -22,6 +22,16 @@ pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
 pub const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
 /// The CSRF HTTP filter (and its per-route config key).
 pub const CSRF_FILTER: &str = "envoy.filters.http.csrf";
+/// The compressor HTTP filter (Gloo's gzip plugin), and its gzip library.
+pub const COMPRESSOR_FILTER: &str = "envoy.filters.http.compressor";
+pub const GZIP_COMPRESSOR_LIBRARY: &str = "envoy.compression.gzip.compressor";
+/// The health check HTTP filter (Gloo's healthcheck plugin).
+pub const HEALTH_CHECK_FILTER: &str = "envoy.filters.http.health_check";
+/// The gRPC-Web HTTP filter (Gloo's grpcweb plugin, on by default).
+pub const GRPC_WEB_FILTER: &str = "envoy.filters.http.grpc_web";
+/// The HTTP connection manager's tracers (Gloo's tracing plugin).
+pub const ZIPKIN_TRACER: &str = "envoy.tracers.zipkin";
+pub const OPENTELEMETRY_TRACER: &str = "envoy.tracers.opentelemetry";
 /// The listener filter that reads SNI, for SSL gateways.
 pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 /// The TLS transport socket, downstream and upstream.

@@ -492,12 +492,13 @@ fn hcm_filters_follow_gloos_stages() {
         [
             "envoy.filters.http.fault",
             "envoy.filters.http.cors",
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.csrf",
             "envoy.filters.http.router"
         ]
     );
     let Some(envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType::TypedConfig(any)) =
-        &h.http_filters[2].config_type
+        &h.http_filters[3].config_type
     else {
         panic!("typed csrf config");
     };
@@ -514,6 +515,7 @@ fn hcm_filters_follow_gloos_stages() {
         [
             "envoy.filters.http.fault",
             "envoy.filters.http.cors",
+            "envoy.filters.http.grpc_web",
             "envoy.filters.http.buffer",
             "envoy.filters.http.csrf",
             "envoy.filters.http.router"

@@ -23,6 +23,8 @@ mod gateway_options;
 mod gloo_migration;
 // Golden translations, served to real Envoy without a NACK.
 mod golden;
+// HTTP gateway options: gzip, health check, listener CSRF, gRPC-Web, tracing.
+mod http_gateway_options;
 // Hostile and broken manifests cost nothing.
 mod hostile;
 // A save re-reads, re-parses and re-encodes only what changed.

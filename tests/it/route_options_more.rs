@@ -154,6 +154,7 @@ async fn fixture_loads_into_envoy_without_nack_and_shows_every_option() {
             [
                 "envoy.filters.http.fault",
                 "envoy.filters.http.cors",
+                "envoy.filters.http.grpc_web",
                 "envoy.filters.http.buffer",
                 "envoy.filters.http.csrf",
                 "envoy.filters.http.router"
