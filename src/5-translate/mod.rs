@@ -8,7 +8,9 @@
 //! Envoy resource type.
 //!
 //! Gloo's shape is kept: per proxy, one Listener per Gateway whose HCM takes
-//! its routes over RDS from `<listener>-routes`; one virtual host per
+//! its routes over RDS from `<listener>-routes` (a `tcpGateway` has no
+//! routes; a `hybridGateway` has one HCM and RouteConfiguration
+//! `<listener>-routes-<matcher hash>` per matched HTTP gateway); one virtual host per
 //! VirtualService; one Cluster per Upstream (every proxy gets all clusters).
 //! A Listener depends only on its Gateway (for an SSL gateway, also on the
 //! `sslConfig` of the VirtualServices it serves, one TLS filter chain each),
@@ -23,6 +25,7 @@ mod listener;
 pub mod names;
 pub mod proto;
 mod route;
+mod tcp;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -31,7 +34,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 
-use crate::model::Model;
+use crate::model::{GatewayKind, Model};
 
 /// The resources for one proxy, each list sorted by resource name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -105,10 +108,16 @@ pub fn translate(model: &Model) -> Output {
                     ..Default::default()
                 });
         }
-        // Gloo: with no VirtualService at all, HTTP listeners are not built.
-        if model.virtual_services.is_empty() {
+        // Gloo: with no VirtualService at all, HTTP listeners are not built
+        // (nor a hybrid gateway's HTTP parts); TCP ones are.
+        if model.virtual_services.is_empty() && gw.kind == GatewayKind::Http {
             continue;
         }
+        let http_parts = if model.virtual_services.is_empty() {
+            Vec::new()
+        } else {
+            gw.http_parts()
+        };
         let Some(listener) = listener::listener(gw, model) else {
             continue;
         };
@@ -134,10 +143,14 @@ pub fn translate(model: &Model) -> Output {
                     None => break,
                 }
             };
-            let r = route::route_configuration(gw, proxy, model);
+            // One RouteConfiguration per HTTP gateway (none for TCP, one
+            // per matched HTTP gateway of a hybrid one).
             if let Some(p) = out.get_mut(key) {
                 p.listeners.push(l);
-                p.route_configs.push(r);
+                for part in &http_parts {
+                    p.route_configs
+                        .push(route::route_configuration(part, proxy, model));
+                }
             }
         }
     }
