@@ -159,6 +159,13 @@ pub struct Gateway {
     /// Gloo installs the gRPC-Web filter on every HTTP listener unless
     /// `httpGateway.options.grpcWeb.disable` is true.
     pub grpc_web: bool,
+    /// Which gateway type this is; the HTTP fields above are the
+    /// `httpGateway`'s and mean nothing for the other kinds.
+    pub kind: GatewayKind,
+    /// Set on the HTTP gateways inside a hybrid gateway only: their
+    /// matcher, which adds to their filter chains' match and names their
+    /// route configuration (Gloo's `MatchedRouteConfigName`).
+    pub matcher: Option<GatewayMatcher>,
 }
 
 /// `gzip` as Gloo's gzip plugin reads it; `None` and `false` leave Envoy's
@@ -227,12 +234,136 @@ pub enum TracingProvider {
     },
 }
 
+/// A Gateway's type (`httpGateway`, `tcpGateway`, `hybridGateway`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum GatewayKind {
+    /// `httpGateway`: the HTTP fields of `Gateway`.
+    Http,
+    Tcp(TcpGateway),
+    /// `hybridGateway.matchedGateways`, in order.
+    Hybrid(Vec<MatchedGateway>),
+}
+
+/// One `matchedGateways` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MatchedGateway {
+    /// An HTTP gateway of its own (same key, bind address and listener
+    /// options as its hybrid gateway; `matcher` set; `ssl` true when the
+    /// matcher has an `sslConfig`).
+    Http(Box<Gateway>),
+    Tcp {
+        matcher: GatewayMatcher,
+        tcp: TcpGateway,
+    },
+}
+
+/// A matched gateway's `matcher`, kept as written: Gloo hashes it (wrapper
+/// fields set or not) into the route configuration's name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayMatcher {
+    pub source_prefix_ranges: Vec<CidrRange>,
+    /// `sslConfig` given: its `sniDomains` (the only field edgeplane
+    /// takes there), possibly empty.
+    pub ssl_sni_domains: Option<Vec<String>>,
+}
+
+/// An address range; `prefix_len` as written (`None`: not given).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CidrRange {
+    pub address_prefix: String,
+    pub prefix_len: Option<u32>,
+}
+
+/// `tcpGateway` (or a hybrid gateway's matched one).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TcpGateway {
+    pub hosts: Vec<TcpHost>,
+    pub proxy: TcpProxySettings,
+}
+
+/// `options.tcpProxySettings`, copied onto every host's TCP proxy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TcpProxySettings {
+    pub max_connect_attempts: Option<u32>,
+    pub idle_timeout: Option<Duration>,
+    pub access_log_flush_interval: Option<Duration>,
+    pub tunneling: Option<Tunneling>,
+}
+
+/// `tunnelingConfig`: hostname and headers (key, value, append).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tunneling {
+    pub hostname: String,
+    pub headers_to_add: Vec<(String, String, Option<bool>)>,
+}
+
+/// One TCP host: one filter chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TcpHost {
+    pub name: String,
+    pub destination: TcpDestination,
+    pub tls: TcpHostTls,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TcpDestination {
+    Upstream(Key),
+    /// `multi` or an UpstreamGroup: upstreams and weights.
+    Weighted(Vec<(Key, u32)>),
+    /// `forwardSniClusterName`: the cluster named by the client's SNI.
+    ForwardSni,
+}
+
+/// What a TCP host does with TLS.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TcpHostTls {
+    /// No `sslConfig`: plain bytes, any client.
+    None,
+    /// `sslConfig` with `sniDomains` and no certificate: matched by SNI,
+    /// the TLS bytes proxied untouched.
+    Passthrough(Vec<String>),
+    /// `sslConfig` with a certificate: TLS terminated here.
+    Terminate(SslConfig),
+}
+
+impl TcpHostTls {
+    /// The SNI names the host's chain matches (empty: any).
+    pub fn sni_domains(&self) -> &[String] {
+        match self {
+            TcpHostTls::None => &[],
+            TcpHostTls::Passthrough(d) => d,
+            TcpHostTls::Terminate(s) => &s.sni_domains,
+        }
+    }
+}
+
 impl Gateway {
     /// True when this gateway serves `vs`. Gloo applies the `ssl` filter
     /// first: an SSL gateway takes only VirtualServices with `sslConfig`, a
     /// plain one only those without; then the selection decides.
+    /// A TCP or hybrid gateway selects nothing itself (a hybrid one's HTTP
+    /// gateways do, see `http_parts`).
     pub fn selects(&self, vs: &VirtualService) -> bool {
-        vs.ssl.is_some() == self.ssl && self.selection.selects(&self.key.namespace, vs)
+        self.kind == GatewayKind::Http
+            && vs.ssl.is_some() == self.ssl
+            && self.selection.selects(&self.key.namespace, vs)
+    }
+
+    /// The HTTP gateways this Gateway is made of: itself for an
+    /// `httpGateway`, the HTTP matched gateways of a hybrid one, none for
+    /// a `tcpGateway`. Each has its own VirtualServices and routes.
+    pub fn http_parts(&self) -> Vec<&Gateway> {
+        match &self.kind {
+            GatewayKind::Http => vec![self],
+            GatewayKind::Tcp(_) => Vec::new(),
+            GatewayKind::Hybrid(m) => m
+                .iter()
+                .filter_map(|g| match g {
+                    MatchedGateway::Http(h) => Some(h.as_ref()),
+                    MatchedGateway::Tcp { .. } => None,
+                })
+                .collect(),
+        }
     }
 }
 

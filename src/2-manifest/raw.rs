@@ -101,6 +101,15 @@ pub struct GatewaySpec {
     pub ssl: Option<Spanned<bool>>,
     #[serde(default)]
     pub http_gateway: Option<HttpGateway>,
+    /// `tcpGateway`: one filter chain per TCP host proxying raw bytes.
+    #[serde(default)]
+    #[schemars(with = "Option<TcpGateway>")]
+    pub tcp_gateway: Option<Spanned<TcpGateway>>,
+    /// `hybridGateway`: HTTP and TCP gateways on one listener, told apart
+    /// by their matchers (source address, SNI).
+    #[serde(default)]
+    #[schemars(with = "Option<HybridGateway>")]
+    pub hybrid_gateway: Option<Spanned<HybridGateway>>,
     /// `true`: the listener expects the PROXY protocol (Gloo's proxyprotocol
     /// plugin; `options.proxyProtocol` configures the same filter).
     #[serde(default)]
@@ -131,6 +140,259 @@ pub struct HttpGateway {
     pub virtual_service_namespaces: Vec<String>,
     #[serde(default)]
     pub options: Option<HttpListenerOptions>,
+}
+
+/// `tcpGateway` (Gloo's `TcpGateway`): hosts in order, each a filter chain.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpGateway {
+    #[serde(default)]
+    #[schemars(with = "Vec<TcpHost>")]
+    pub tcp_hosts: Vec<Spanned<TcpHost>>,
+    #[serde(default)]
+    pub options: Option<TcpListenerOptions>,
+}
+
+/// One `tcpHosts` entry (Gloo's `TcpHost`): where its connections go and,
+/// with `sslConfig`, which SNI names it answers (TLS passthrough when the
+/// config has `sniDomains` and no certificate, else TLS termination).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpHost {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    #[schemars(with = "Option<TcpSslConfig>")]
+    pub ssl_config: Option<Spanned<TcpSslConfig>>,
+    #[serde(default)]
+    #[schemars(with = "Option<TcpAction>")]
+    pub destination: Option<Spanned<TcpAction>>,
+}
+
+/// A TCP host's `destination` (Gloo's `TcpHost.TcpAction`): exactly one.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpAction {
+    #[serde(default)]
+    pub single: Option<Destination>,
+    #[serde(default)]
+    pub multi: Option<MultiDestination>,
+    #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
+    pub upstream_group: Option<Spanned<ResourceRef>>,
+    /// `{}`: the cluster is the SNI name the client sent (Envoy's
+    /// `sni_cluster` filter).
+    #[serde(default)]
+    #[schemars(with = "Option<EmptyMessage>")]
+    pub forward_sni_cluster_name: Option<Spanned<EmptyMessage>>,
+}
+
+/// `google.protobuf.Empty`: `{}`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyMessage {}
+
+/// A TCP host's `sslConfig` (Gloo's `SslConfig`): with only `sniDomains`,
+/// TLS passthrough matched by SNI; with `sslFiles`, TLS terminated by
+/// Envoy. The same fields as a VirtualService's `sslConfig`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpSslConfig {
+    #[serde(default)]
+    #[schemars(with = "Option<SslFiles>")]
+    pub ssl_files: Option<Spanned<SslFiles>>,
+    #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
+    pub secret_ref: Option<Spanned<ResourceRef>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub sds: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub sni_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub alpn_protocols: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub one_way_tls: Option<bool>,
+    #[serde(default)]
+    pub parameters: Option<SslParameters>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub verify_subject_alt_name: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub disable_tls_session_resumption: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub transport_socket_connect_timeout: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub ocsp_staple_policy: Option<Spanned<IgnoredAny>>,
+}
+
+impl TcpSslConfig {
+    /// The same config as a VirtualService's, so one validation reads both.
+    pub fn to_ssl_config(&self) -> SslConfig {
+        SslConfig {
+            ssl_files: self.ssl_files.clone(),
+            secret_ref: self.secret_ref.clone(),
+            sds: self.sds.clone(),
+            sni_domains: self.sni_domains.clone(),
+            alpn_protocols: self.alpn_protocols.clone(),
+            one_way_tls: self.one_way_tls,
+            parameters: self.parameters.clone(),
+            verify_subject_alt_name: self.verify_subject_alt_name.clone(),
+            disable_tls_session_resumption: self.disable_tls_session_resumption.clone(),
+            transport_socket_connect_timeout: self.transport_socket_connect_timeout.clone(),
+            ocsp_staple_policy: self.ocsp_staple_policy.clone(),
+        }
+    }
+}
+
+/// A hybrid matcher's `sslConfig`: only its `sniDomains` mean something
+/// here (certificates go on the VirtualServices or TCP hosts).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatcherSslConfig {
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub sni_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub ssl_files: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub secret_ref: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub sds: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub alpn_protocols: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub one_way_tls: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub parameters: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub verify_subject_alt_name: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub disable_tls_session_resumption: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub transport_socket_connect_timeout: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub ocsp_staple_policy: Option<Spanned<IgnoredAny>>,
+}
+
+/// `tcpGateway.options` (Gloo's `TcpListenerOptions`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpListenerOptions {
+    #[serde(default)]
+    #[schemars(with = "Option<TcpProxySettings>")]
+    pub tcp_proxy_settings: Option<Spanned<TcpProxySettings>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub connection_limit: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub local_ratelimit: Option<Spanned<IgnoredAny>>,
+}
+
+/// Gloo's `TcpProxySettings`, copied onto every host's `tcp_proxy`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpProxySettings {
+    #[serde(default)]
+    pub max_connect_attempts: Option<u32>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Option<TunnelingConfig>")]
+    pub tunneling_config: Option<Spanned<TunnelingConfig>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub access_log_flush_interval: Option<Spanned<String>>,
+}
+
+/// `tunnelingConfig`: the TCP stream goes upstream inside an HTTP CONNECT
+/// (or POST) to `hostname`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TunnelingConfig {
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub headers_to_add: Vec<TcpHeaderValueOption>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpHeaderValueOption {
+    #[serde(default)]
+    pub header: Option<TcpHeaderValue>,
+    #[serde(default)]
+    pub append: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpHeaderValue {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `hybridGateway` (Gloo's `HybridGateway`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HybridGateway {
+    #[serde(default)]
+    #[schemars(with = "Vec<MatchedGateway>")]
+    pub matched_gateways: Vec<Spanned<MatchedGateway>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub delegated_http_gateways: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub delegated_tcp_gateways: Option<Spanned<IgnoredAny>>,
+}
+
+/// One `matchedGateways` entry: a matcher and exactly one gateway.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchedGateway {
+    #[serde(default)]
+    #[schemars(with = "Option<GatewayMatcher>")]
+    pub matcher: Option<Spanned<GatewayMatcher>>,
+    #[serde(default)]
+    pub http_gateway: Option<HttpGateway>,
+    #[serde(default)]
+    #[schemars(with = "Option<TcpGateway>")]
+    pub tcp_gateway: Option<Spanned<TcpGateway>>,
+}
+
+/// A matched gateway's `matcher` (Gloo's gateway `Matcher`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayMatcher {
+    #[serde(default)]
+    #[schemars(with = "Option<MatcherSslConfig>")]
+    pub ssl_config: Option<Spanned<MatcherSslConfig>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<CidrRange>")]
+    pub source_prefix_ranges: Vec<Spanned<CidrRange>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub passthrough_cipher_suites: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -37,13 +37,73 @@ pub(super) fn gateway(
     let use_proxy_proto = spec.use_proxy_proto.as_ref().is_some_and(|p| p.value);
     let options =
         super::listener_options::listener_options(cx, spec.options.as_ref(), use_proxy_proto);
-    let Some(http) = &spec.http_gateway else {
-        cx.error(
-            cx.doc_pos.clone(),
-            "gateway has no httpGateway; tcpGateway and hybridGateway are not implemented by edgeplane yet",
-        );
-        return None;
+    let proxy_names = if spec.proxy_names.is_empty() {
+        vec![DEFAULT_PROXY_NAME.to_string()]
+    } else {
+        let mut names = spec.proxy_names.clone();
+        names.sort();
+        names.dedup();
+        names
     };
+    let bind_address = spec
+        .bind_address
+        .clone()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "::".to_string());
+    let types = [
+        spec.http_gateway.is_some(),
+        spec.tcp_gateway.is_some(),
+        spec.hybrid_gateway.is_some(),
+    ];
+    if types.iter().filter(|t| **t).count() != 1 {
+        // Gloo's MissingGatewayTypeErr (`gatewayType` is a oneof there, so
+        // two of them cannot even be written).
+        let msg = if types.contains(&true) {
+            "invalid gateway: set only one of httpGateway, tcpGateway and hybridGateway"
+        } else {
+            "invalid gateway: gateway must contain gatewayType (httpGateway, tcpGateway or hybridGateway)"
+        };
+        cx.error(cx.doc_pos.clone(), msg);
+        // Still read the others, so their own problems are named too.
+        if let Some(t) = &spec.tcp_gateway {
+            super::tcp::tcp_gateway(cx, &key, t, None, index);
+        }
+        if let Some(h) = &spec.hybrid_gateway {
+            super::tcp::hybrid_gateway(cx, &key, spec, h, &options, index);
+        }
+        return None;
+    }
+    if spec.http_gateway.is_none() {
+        let kind = if let Some(t) = &spec.tcp_gateway {
+            GatewayKind::Tcp(super::tcp::tcp_gateway(cx, &key, t, None, index))
+        } else {
+            let h = spec.hybrid_gateway.as_ref()?;
+            GatewayKind::Hybrid(super::tcp::hybrid_gateway(
+                cx, &key, spec, h, &options, index,
+            ))
+        };
+        return Some(Gateway {
+            key,
+            bind_address,
+            bind_port: port,
+            proxy_names,
+            selection: VsSelection::All {
+                namespaces: Vec::new(),
+            },
+            hcm: HcmSettings::default(),
+            ssl: false,
+            buffer_max_request_bytes: None,
+            options,
+            connection_limit: None,
+            gzip: None,
+            health_check_path: None,
+            csrf: None,
+            grpc_web: false,
+            kind,
+            matcher: None,
+        });
+    }
+    let http = spec.http_gateway.as_ref()?;
     let selection = selection(cx, &key, http, index);
     let buffer_max_request_bytes = http
         .options
@@ -219,19 +279,6 @@ pub(super) fn gateway(
             "set only one of properCaseHeaderKeyFormat and preserveCaseHeaderKeyFormat",
         );
     }
-    let proxy_names = if spec.proxy_names.is_empty() {
-        vec![DEFAULT_PROXY_NAME.to_string()]
-    } else {
-        let mut names = spec.proxy_names.clone();
-        names.sort();
-        names.dedup();
-        names
-    };
-    let bind_address = spec
-        .bind_address
-        .clone()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "::".to_string());
     Some(Gateway {
         key,
         bind_address,
@@ -247,6 +294,8 @@ pub(super) fn gateway(
         health_check_path: filters.health_check_path,
         csrf: filters.csrf,
         grpc_web: filters.grpc_web,
+        kind: GatewayKind::Http,
+        matcher: None,
     })
 }
 
@@ -675,7 +724,9 @@ pub(super) fn check_sni_conflicts(
     vs_pos: &BTreeMap<Key, (Pos, ResourceId)>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    for gw in model.gateways.values().filter(|g| g.ssl) {
+    // A hybrid gateway's HTTP gateways are SSL gateways of their own.
+    let http = model.gateways.values().flat_map(|g| g.http_parts());
+    for gw in http.filter(|g| g.ssl) {
         // Grouping does not depend on order, only the SNI lists' order does.
         let attached = model.virtual_services.values().filter(|v| gw.selects(v));
         let mut by_sni: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();

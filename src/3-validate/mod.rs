@@ -16,6 +16,7 @@ mod listener_options;
 mod routes;
 mod secret;
 mod suggest;
+mod tcp;
 mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -340,6 +341,7 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
     check_bind_addresses(&model, &gw_pos, &mut diags);
     check_domains(&model, &gw_pos, &vs_pos, &mut diags);
     gateway::check_sni_conflicts(&model, &vs_pos, &mut diags);
+    tcp::check_filter_chain_matches(&model, &gw_pos, &mut diags);
     diags.sort();
     diags.dedup();
     Validated {
@@ -395,7 +397,8 @@ fn check_domains(
     vs_pos: &BTreeMap<Key, (Pos, ResourceId)>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    for gw in model.gateways.values() {
+    // Each HTTP gateway of a hybrid gateway has its own route config.
+    for gw in model.gateways.values().flat_map(|g| g.http_parts()) {
         // Gloo's proxy-level check: no domains means `*`, so `[]` and
         // `['*']` collide there (Envoy would reject the duplicate too).
         let mut star: Vec<&Key> = Vec::new();

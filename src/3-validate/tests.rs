@@ -1285,3 +1285,87 @@ fn option_kinds_in_gloos_file_layout() {
     assert_eq!(vs.options.include_attempt_count_in_response, Some(true));
     assert_eq!(vs.routes[0].options.timeout.map(|d| d.seconds), Some(4));
 }
+
+// === tcpGateway / hybridGateway ===
+
+fn tcp_gw(hosts: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: tcp}}\nspec:\n  bindPort: 9000\n  tcpGateway:\n    tcpHosts:\n{hosts}"
+    )
+}
+
+#[test]
+fn tcp_hosts_model_passthrough_termination_and_destinations() {
+    use crate::model::{GatewayKind, Key, TcpDestination, TcpHostTls};
+    let hosts = "    - {name: pass, sslConfig: {sniDomains: [a.test]}, destination: {single: {upstream: {name: up}}}}\n    - {name: sni, sslConfig: {sniDomains: [b.test]}, destination: {forwardSniClusterName: {}}}\n    - {name: plain, destination: {multi: {destinations: [{destination: {upstream: {name: up}}, weight: 2}]}}}\n";
+    let l = load(&[&tcp_gw(hosts), UP]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let m = model(&l);
+    let gw = m.gateways.values().next().expect("gateway");
+    let GatewayKind::Tcp(t) = &gw.kind else {
+        panic!("tcp gateway expected")
+    };
+    assert_eq!(
+        t.hosts[0].tls,
+        TcpHostTls::Passthrough(vec!["a.test".into()])
+    );
+    assert_eq!(t.hosts[1].destination, TcpDestination::ForwardSni);
+    assert_eq!(
+        t.hosts[2].destination,
+        TcpDestination::Weighted(vec![(Key::new("gloo-system", "up"), 2)])
+    );
+    // A TCP gateway selects no VirtualService and has no routes.
+    assert!(gw.http_parts().is_empty());
+}
+
+#[test]
+fn tcp_host_needs_an_existing_upstream_and_distinct_matches() {
+    let hosts = "    - name: a\n      destination: {single: {upstream: {name: nope}}}\n    - name: b\n      destination: {single: {upstream: {name: up}}}\n";
+    let l = load(&[&tcp_gw(hosts), UP]);
+    let text = l.render_diagnostics();
+    assert!(
+        text.contains("*v1.Upstream { gloo-system.nope } not found"),
+        "{text}"
+    );
+    // Reported where the reference is (line 9 of the document).
+    assert!(text.contains(":9:"), "{text}");
+    let hosts = "    - name: a\n      destination: {single: {upstream: {name: up}}}\n    - name: b\n      destination: {single: {upstream: {name: up}}}\n";
+    let l = load(&[&tcp_gw(hosts), UP]);
+    let text = l.render_diagnostics();
+    assert!(
+        text.contains("the filter chains of tcp host a and tcp host b both match any server name from any source"),
+        "{text}"
+    );
+    let l = load(&[&tcp_gw("    - name: a\n"), UP]);
+    assert!(
+        l.render_diagnostics()
+            .contains("no destination type was specified for tcp host a"),
+        "{}",
+        l.render_diagnostics()
+    );
+}
+
+#[test]
+fn hybrid_refusals_are_named() {
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: h}\nspec:\n  bindPort: 9000\n  hybridGateway:\n    delegatedHttpGateways: {ref: {name: x}}\n";
+    let text = load(&[gw]).render_diagnostics();
+    assert!(
+        text.contains("hybridGateway.delegatedHttpGateways is not implemented by edgeplane yet"),
+        "{text}"
+    );
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: h}\nspec:\n  bindPort: 9000\n  hybridGateway:\n    matchedGateways:\n    - matcher: {passthroughCipherSuites: [AES128-SHA]}\n      tcpGateway: {tcpHosts: [{name: a, destination: {single: {upstream: {name: up}}}}]}\n";
+    let text = load(&[gw, UP]).render_diagnostics();
+    assert!(
+        text.contains("matcher.passthroughCipherSuites is not implemented by edgeplane"),
+        "{text}"
+    );
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: h}\nspec:\n  bindPort: 9000\n  hybridGateway:\n    matchedGateways:\n    - matcher: {sslConfig: {sniDomains: [a.test]}}\n      tcpGateway: {tcpHosts: [{name: x, sslConfig: {sniDomains: [b.test]}, destination: {single: {upstream: {name: up}}}}]}\n";
+    let text = load(&[gw, UP]).render_diagnostics();
+    assert!(
+        text.contains("gateway has conflicting sni domains [x:b.test]"),
+        "{text}"
+    );
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: h}\nspec: {bindPort: 9000}\n";
+    let text = load(&[gw]).render_diagnostics();
+    assert!(text.contains("gateway must contain gatewayType"), "{text}");
+}

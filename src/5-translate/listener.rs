@@ -39,50 +39,60 @@ use super::proto::{
     CORS_FILTER, CSRF_FILTER, FAULT_FILTER, GRPC_WEB_FILTER, HCM_FILTER, HEALTH_CHECK_FILTER,
     PROXY_PROTOCOL, ROUTER_FILTER, bool_value, duration,
 };
-use super::{access_log, http_filters as hf, names, tls};
+use super::{access_log, http_filters as hf, names, tcp, tls};
 use crate::model::{
-    CodecType, EscapedSlashesAction, ForwardClientCertDetails, Gateway, HeadersWithUnderscores,
-    Model, ProxyProtocol, ServerHeaderTransformation, SocketState, SocketValue, Upgrade,
-    UpgradeKind, VirtualService,
+    CodecType, EscapedSlashesAction, ForwardClientCertDetails, Gateway, GatewayKind,
+    GatewayMatcher, HeadersWithUnderscores, MatchedGateway, Model, ProxyProtocol,
+    ServerHeaderTransformation, SocketState, SocketValue, Upgrade, UpgradeKind, VirtualService,
 };
 
 /// The Gateway's Listener; `None` for an SSL gateway that serves no
 /// VirtualService (Gloo drops listeners without filter chains, and Envoy
 /// would reject one).
 pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
-    let hcm = Filter {
-        name: HCM_FILTER.to_string(),
-        config_type: Some(filter::ConfigType::TypedConfig(proto::any(hcm(gw)))),
-    };
-    // Gloo's connection_limit plugin stages its filter before every other
-    // network filter, so a connection over the limit is closed before any
-    // HTTP work: [connection_limit, http_connection_manager].
-    let network_filters: Vec<Filter> = connection_limit(gw).into_iter().chain([hcm]).collect();
-    let (filter_chains, listener_filters) = if gw.ssl {
-        // Only sslConfig and the set of attached VirtualServices shape these
-        // chains (never routes or domains), so only editing those, or the
-        // Gateway, changes this Listener and drains its connections.
-        let mut attached: Vec<&VirtualService> = model
-            .virtual_services
-            .values()
-            .filter(|vs| gw.selects(vs))
-            .collect();
-        attached.sort_by_key(|vs| names::vhost_name(vs));
-        let chains: Vec<FilterChain> = crate::model::consolidate_ssl(attached)
-            .iter()
-            .map(|g| tls::filter_chain(&g.ssl, &model.secrets, network_filters.clone()))
-            .collect();
-        if chains.is_empty() {
-            return None;
+    let (filter_chains, listener_filters) = match &gw.kind {
+        GatewayKind::Http => http_chains(gw, model)?,
+        GatewayKind::Tcp(t) => {
+            let inspector = tcp::needs_tls_inspector(t).then(tls::tls_inspector);
+            (
+                tcp::filter_chains(gw, t, None, &model.secrets),
+                inspector.into_iter().collect(),
+            )
         }
-        (chains, vec![tls::tls_inspector()])
-    } else {
-        let chain = FilterChain {
-            filters: network_filters,
-            ..Default::default()
-        };
-        (vec![chain], Vec::new())
+        GatewayKind::Hybrid(list) => {
+            // Gloo's hybrid listener: each matched gateway's chains in
+            // order, its matcher added to their match.
+            let mut chains = Vec::new();
+            let mut inspector = false;
+            for m in list {
+                match m {
+                    MatchedGateway::Http(h) => {
+                        // Gloo skips HTTP matched gateways when there is no
+                        // VirtualService at all.
+                        if model.virtual_services.is_empty() {
+                            continue;
+                        }
+                        let Some(matcher) = &h.matcher else { continue };
+                        inspector |= matcher.ssl_sni_domains.is_some();
+                        chains.extend(matched_http_chains(h, matcher, model));
+                    }
+                    MatchedGateway::Tcp { matcher, tcp: t } => {
+                        inspector |=
+                            matcher.ssl_sni_domains.is_some() || tcp::needs_tls_inspector(t);
+                        chains.extend(tcp::filter_chains(gw, t, Some(matcher), &model.secrets));
+                    }
+                }
+            }
+            (
+                chains,
+                inspector.then(tls::tls_inspector).into_iter().collect(),
+            )
+        }
     };
+    // Envoy rejects a listener without filter chains; Gloo drops it.
+    if filter_chains.is_empty() {
+        return None;
+    }
     // The PROXY protocol header comes first on the wire, before any TLS
     // ClientHello, so its filter runs before the TLS inspector.
     let listener_filters: Vec<ListenerFilter> = gw
@@ -124,6 +134,85 @@ pub fn listener(gw: &Gateway, model: &Model) -> Option<Listener> {
         access_log: access_log::access_logs(&o.listener_access_logs),
         ..Default::default()
     })
+}
+
+/// An HTTP gateway's filter chains and listener filters; `None` for an SSL
+/// gateway that serves no VirtualService.
+fn http_chains(gw: &Gateway, model: &Model) -> Option<(Vec<FilterChain>, Vec<ListenerFilter>)> {
+    let network_filters = http_network_filters(gw);
+    Some(if gw.ssl {
+        // Only sslConfig and the set of attached VirtualServices shape these
+        // chains (never routes or domains), so only editing those, or the
+        // Gateway, changes this Listener and drains its connections.
+        let mut attached: Vec<&VirtualService> = model
+            .virtual_services
+            .values()
+            .filter(|vs| gw.selects(vs))
+            .collect();
+        attached.sort_by_key(|vs| names::vhost_name(vs));
+        let chains: Vec<FilterChain> = crate::model::consolidate_ssl(attached)
+            .iter()
+            .map(|g| tls::filter_chain(&g.ssl, &model.secrets, network_filters.clone()))
+            .collect();
+        if chains.is_empty() {
+            return None;
+        }
+        (chains, vec![tls::tls_inspector()])
+    } else {
+        let chain = FilterChain {
+            filters: network_filters,
+            ..Default::default()
+        };
+        (vec![chain], Vec::new())
+    })
+}
+
+/// An HTTP gateway's network filters: Gloo's connection_limit plugin stages
+/// its filter before every other network filter, so a connection over the
+/// limit is closed before any HTTP work: [connection_limit,
+/// http_connection_manager].
+fn http_network_filters(gw: &Gateway) -> Vec<Filter> {
+    let hcm = Filter {
+        name: HCM_FILTER.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(proto::any(hcm(gw)))),
+    };
+    connection_limit(gw).into_iter().chain([hcm]).collect()
+}
+
+/// The chains of an HTTP gateway inside a hybrid gateway, as Gloo's
+/// `httpFilterChainTranslator` makes them: with a matcher `sslConfig`, one
+/// TLS chain per consolidated `sslConfig` of its VirtualServices, whose
+/// empty `sniDomains` take the matcher's (Gloo's `MergeSslConfig`), or one
+/// plain chain when none has one; without, one plain chain. Every chain
+/// gets the matcher's source ranges.
+fn matched_http_chains(h: &Gateway, m: &GatewayMatcher, model: &Model) -> Vec<FilterChain> {
+    let filters = http_network_filters(h);
+    let mut chains = Vec::new();
+    if h.ssl {
+        let mut attached: Vec<&VirtualService> = model
+            .virtual_services
+            .values()
+            .filter(|vs| h.selects(vs))
+            .collect();
+        attached.sort_by_key(|vs| names::vhost_name(vs));
+        for g in crate::model::consolidate_ssl(attached) {
+            let mut ssl = g.ssl;
+            if ssl.sni_domains.is_empty() {
+                ssl.sni_domains = m.ssl_sni_domains.clone().unwrap_or_default();
+            }
+            chains.push(tls::filter_chain(&ssl, &model.secrets, filters.clone()));
+        }
+    }
+    if chains.is_empty() {
+        chains.push(FilterChain {
+            filters,
+            ..Default::default()
+        });
+    }
+    for c in &mut chains {
+        tcp::apply_matcher(c, m, false);
+    }
+    chains
 }
 
 /// Gloo's proxyprotocol plugin: Envoy's filter with the user's rules; an

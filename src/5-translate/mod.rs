@@ -8,7 +8,9 @@
 //! Envoy resource type.
 //!
 //! Gloo's shape is kept: per proxy, one Listener per Gateway whose HCM takes
-//! its routes over RDS from `<listener>-routes`; one virtual host per
+//! its routes over RDS from `<listener>-routes` (a `tcpGateway` has no
+//! routes; a `hybridGateway` has one HCM and RouteConfiguration
+//! `<listener>-routes-<matcher hash>` per matched HTTP gateway); one virtual host per
 //! VirtualService; one Cluster per Upstream (every proxy gets all clusters).
 //! A Listener depends only on its Gateway (for an SSL gateway, also on the
 //! `sslConfig` of the VirtualServices it serves, one TLS filter chain each),
@@ -27,6 +29,7 @@ mod listener;
 pub mod names;
 pub mod proto;
 mod route;
+mod tcp;
 pub(crate) mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +39,7 @@ use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
-use crate::model::{CertSource, Key, Model};
+use crate::model::{CertSource, GatewayKind, Key, Model};
 
 /// The resources for one proxy, each list sorted by resource name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -112,10 +115,16 @@ pub fn translate(model: &Model) -> Output {
                     ..Default::default()
                 });
         }
-        // Gloo: with no VirtualService at all, HTTP listeners are not built.
-        if model.virtual_services.is_empty() {
+        // Gloo: with no VirtualService at all, HTTP listeners are not built
+        // (nor a hybrid gateway's HTTP parts); TCP ones are.
+        if model.virtual_services.is_empty() && gw.kind == GatewayKind::Http {
             continue;
         }
+        let http_parts = if model.virtual_services.is_empty() {
+            Vec::new()
+        } else {
+            gw.http_parts()
+        };
         let Some(listener) = listener::listener(gw, model) else {
             continue;
         };
@@ -141,10 +150,14 @@ pub fn translate(model: &Model) -> Output {
                     None => break,
                 }
             };
-            let r = route::route_configuration(gw, proxy, model);
+            // One RouteConfiguration per HTTP gateway (none for TCP, one
+            // per matched HTTP gateway of a hybrid one).
             if let Some(p) = out.get_mut(key) {
                 p.listeners.push(l);
-                p.route_configs.push(r);
+                for part in &http_parts {
+                    p.route_configs
+                        .push(route::route_configuration(part, proxy, model));
+                }
             }
         }
     }
@@ -169,27 +182,52 @@ pub fn translate(model: &Model) -> Output {
 /// its SSL gateways serve (a proxy gets no other Secret, so a key never
 /// reaches an Envoy that does not terminate TLS with it).
 pub fn secrets_by_proxy(model: &Model) -> BTreeMap<String, BTreeSet<Key>> {
+    let secret_of = |ssl: &crate::model::SslConfig| match &ssl.certs {
+        CertSource::Secret(k) => Some(k.clone()),
+        CertSource::Files { .. } => None,
+    };
     let mut out: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
-    if model.virtual_services.is_empty() {
-        return out;
-    }
-    for gw in model.gateways.values().filter(|g| g.ssl) {
-        let keys: BTreeSet<&Key> = model
-            .virtual_services
-            .values()
-            .filter(|vs| gw.selects(vs))
-            .filter_map(|vs| match &vs.ssl.as_ref()?.certs {
-                CertSource::Secret(k) => Some(k),
-                CertSource::Files { .. } => None,
-            })
-            .collect();
+    for gw in model.gateways.values() {
+        let mut keys: BTreeSet<Key> = BTreeSet::new();
+        // HTTP (and hybrid HTTP) SSL listeners exist only with some
+        // VirtualService at all, as in Gloo.
+        if !model.virtual_services.is_empty() {
+            for part in gw.http_parts().into_iter().filter(|p| p.ssl) {
+                keys.extend(
+                    model
+                        .virtual_services
+                        .values()
+                        .filter(|vs| part.selects(vs))
+                        .filter_map(|vs| secret_of(vs.ssl.as_ref()?)),
+                );
+            }
+        }
+        // TCP hosts that terminate TLS with a Secret.
+        let tcp: Vec<&crate::model::TcpGateway> = match &gw.kind {
+            GatewayKind::Tcp(t) => vec![t],
+            GatewayKind::Hybrid(list) => list
+                .iter()
+                .filter_map(|m| match m {
+                    crate::model::MatchedGateway::Tcp { tcp, .. } => Some(tcp),
+                    crate::model::MatchedGateway::Http(_) => None,
+                })
+                .collect(),
+            GatewayKind::Http => Vec::new(),
+        };
+        for t in tcp {
+            for h in &t.hosts {
+                if let crate::model::TcpHostTls::Terminate(ssl) = &h.tls {
+                    keys.extend(secret_of(ssl));
+                }
+            }
+        }
         if keys.is_empty() {
             continue;
         }
         for proxy in &gw.proxy_names {
             out.entry(proxy_key(&gw.key.namespace, proxy))
                 .or_default()
-                .extend(keys.iter().map(|k| (*k).clone()));
+                .extend(keys.iter().cloned());
         }
     }
     out

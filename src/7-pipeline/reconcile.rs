@@ -474,29 +474,32 @@ pub fn owners(m: &Model) -> Owners {
         o.entry((T::Listener, names::listener_name(gw)))
             .or_default()
             .push(g.clone());
-        o.entry((T::Route, names::route_config_name(gw)))
-            .or_default()
-            .push(g);
-        for vs in m.virtual_services.values().filter(|v| gw.selects(v)) {
-            o.entry((
-                T::Route,
-                format!("{}/{}", names::route_config_name(gw), names::vhost_name(vs)),
-            ))
-            .or_default()
-            .push(rid(Kind::VirtualService, &vs.key));
-            // The option resources merged into it share its NACKs.
-            let vhost = format!("{}/{}", names::route_config_name(gw), names::vhost_name(vs));
-            let entry = o.entry((T::Route, vhost)).or_default();
-            entry.extend(
-                vs.vhost_option_refs
-                    .iter()
-                    .map(|k| rid(Kind::VirtualHostOption, k)),
-            );
-            entry.extend(
-                vs.route_option_refs
-                    .iter()
-                    .map(|k| rid(Kind::RouteOption, k)),
-            );
+        // A TCP gateway has no route configuration; a hybrid one has one
+        // per matched HTTP gateway.
+        for part in gw.http_parts() {
+            o.entry((T::Route, names::route_config_name(part)))
+                .or_default()
+                .push(g.clone());
+            for vs in m.virtual_services.values().filter(|v| part.selects(v)) {
+                let vhost = format!(
+                    "{}/{}",
+                    names::route_config_name(part),
+                    names::vhost_name(vs)
+                );
+                let entry = o.entry((T::Route, vhost)).or_default();
+                entry.push(rid(Kind::VirtualService, &vs.key));
+                // The option resources merged into it share its NACKs.
+                entry.extend(
+                    vs.vhost_option_refs
+                        .iter()
+                        .map(|k| rid(Kind::VirtualHostOption, k)),
+                );
+                entry.extend(
+                    vs.route_option_refs
+                        .iter()
+                        .map(|k| rid(Kind::RouteOption, k)),
+                );
+            }
         }
     }
     for secrets in translate::secrets_by_proxy(m).into_values() {
@@ -541,7 +544,11 @@ fn proxies_of(id: &ResourceId, m: &Model) -> Vec<String> {
         }
         Kind::VirtualService => {
             if let Some(vs) = m.virtual_services.get(&key) {
-                for gw in m.gateways.values().filter(|g| g.selects(vs)) {
+                for gw in m
+                    .gateways
+                    .values()
+                    .filter(|g| g.http_parts().iter().any(|p| p.selects(vs)))
+                {
                     out.extend(gw_proxies(gw));
                 }
             }

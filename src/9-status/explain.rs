@@ -100,11 +100,17 @@ pub fn routes(
     let mut tables = Vec::new();
     for key in keys {
         let Some(res) = out.get(key) else { continue };
-        for l in &res.listeners {
-            let hcm = hcm_of(l).map_err(|what| ExplainError::Listener {
-                listener: l.name.clone(),
-                what: what.to_string(),
-            })?;
+        // A TCP listener has no connection manager, so no table; a hybrid
+        // one has one per matched HTTP gateway.
+        let hcms = res.listeners.iter().map(|l| {
+            hcms_of(l)
+                .map(|hs| hs.into_iter().map(move |h| (l, h)))
+                .map_err(|what| ExplainError::Listener {
+                    listener: l.name.clone(),
+                    what: what.to_string(),
+                })
+        });
+        for (l, hcm) in hcms.collect::<Result<Vec<_>, _>>()?.into_iter().flatten() {
             let rc_name = match &hcm.route_specifier {
                 Some(http_connection_manager::RouteSpecifier::Rds(rds)) => {
                     rds.route_config_name.clone()
@@ -211,12 +217,13 @@ fn row(
     }
 }
 
-fn hcm_of(l: &Listener) -> Result<HttpConnectionManager, &'static str> {
-    let any = l
+fn hcms_of(l: &Listener) -> Result<Vec<HttpConnectionManager>, &'static str> {
+    let mut out: Vec<HttpConnectionManager> = Vec::new();
+    for any in l
         .filter_chains
         .iter()
         .flat_map(|c| c.filters.iter())
-        .find_map(|f| match &f.config_type {
+        .filter_map(|f| match &f.config_type {
             Some(filter::ConfigType::TypedConfig(a))
                 if a.type_url.ends_with("HttpConnectionManager") =>
             {
@@ -224,9 +231,15 @@ fn hcm_of(l: &Listener) -> Result<HttpConnectionManager, &'static str> {
             }
             _ => None,
         })
-        .ok_or("no HTTP connection manager")?;
-    HttpConnectionManager::decode(any.value.as_slice())
-        .map_err(|_| "the HTTP connection manager does not decode")
+    {
+        let hcm = HttpConnectionManager::decode(any.value.as_slice())
+            .map_err(|_| "the HTTP connection manager does not decode")?;
+        // SSL chains repeat one connection manager.
+        if !out.contains(&hcm) {
+            out.push(hcm);
+        }
+    }
+    Ok(out)
 }
 
 fn string_match(m: Option<&string_matcher::MatchPattern>) -> String {

@@ -60,6 +60,8 @@ mod soak;
 mod ssl_gateways;
 // Per-resource last-known-good and statuses, `status` and `check`.
 mod status;
+// tcpGateway (echo, TLS passthrough by SNI, live edits) and hybridGateway.
+mod tcp_gateways;
 // Upstream features through Envoy.
 mod upstreams;
 // virtualHost.options, VirtualHostOption and RouteOption refs, merged as Gloo does.

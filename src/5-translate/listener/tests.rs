@@ -392,3 +392,25 @@ fn what_envoy_or_gloo_would_refuse_is_an_error() {
         );
     }
 }
+
+#[test]
+fn hybrid_route_config_names_hash_the_matcher() {
+    use crate::model::{CidrRange, GatewayMatcher};
+    // Gloo's MatchedRouteConfigName: a set `prefixLen` and an unset one hash
+    // differently, and an `sslConfig` changes the name too.
+    let a = GatewayMatcher {
+        source_prefix_ranges: vec![CidrRange {
+            address_prefix: "127.0.0.1".into(),
+            prefix_len: Some(32),
+        }],
+        ssl_sni_domains: None,
+    };
+    let mut b = a.clone();
+    b.source_prefix_ranges[0].prefix_len = None;
+    let mut c = a.clone();
+    c.ssl_sni_domains = Some(vec!["x.test".into()]);
+    let hashes = [a, b, c].map(|m| crate::translate::names::matcher_hash(&m));
+    assert_ne!(hashes[0], hashes[1]);
+    assert_ne!(hashes[0], hashes[2]);
+    assert_ne!(hashes[1], hashes[2]);
+}
