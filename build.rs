@@ -38,6 +38,7 @@ const ENVOY_ROOTS: &[&str] = &[
     "envoy/extensions/formatter/metadata/v3/metadata.proto",
     "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
     "envoy/extensions/filters/network/connection_limit/v3/connection_limit.proto",
+    "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto",
 ];
 
 /// Subdirectories of envoy-types' `proto/` that are include roots.

@@ -93,7 +93,22 @@ pub fn proxy_key(namespace: &str, proxy_name: &str) -> String {
 
 /// Translates the model into every proxy's resources.
 pub fn translate(model: &Model) -> Output {
-    let clusters: Vec<Cluster> = model.upstreams.values().map(cluster::cluster).collect();
+    // One cluster per Upstream; a tunnelled one (`httpProxyHostname`)
+    // becomes two clusters and a listener every proxy gets, as Gloo's
+    // tunneling plugin adds them to every proxy.
+    let mut clusters: Vec<Cluster> = Vec::with_capacity(model.upstreams.len());
+    let mut tunnel_listeners: Vec<Listener> = Vec::new();
+    for up in model.upstreams.values() {
+        let c = cluster::cluster(up);
+        match &up.tunnel {
+            None => clusters.push(c),
+            Some(t) => {
+                let (cs, l) = cluster::tunnel(c, t);
+                clusters.extend(cs);
+                tunnel_listeners.push(l);
+            }
+        }
+    }
     let mut out = Output::new();
     for gw in model.gateways.values() {
         for proxy in &gw.proxy_names {
@@ -102,6 +117,7 @@ pub fn translate(model: &Model) -> Output {
             out.entry(proxy_key(&gw.key.namespace, proxy))
                 .or_insert_with(|| ProxyResources {
                     clusters: clusters.clone(),
+                    listeners: tunnel_listeners.clone(),
                     ..Default::default()
                 });
         }

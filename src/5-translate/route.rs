@@ -187,6 +187,10 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
             route_action::ClusterSpecifier::Cluster(names::cluster_name(key)),
             o,
         )),
+        Action::UpstreamGroupNotFound(key) => route::Action::Route(route_action(
+            route_action::ClusterSpecifier::Cluster(names::missing_upstream_group_cluster(key)),
+            o,
+        )),
         Action::Weighted(dests) => route::Action::Route(route_action(
             route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
                 clusters: dests
@@ -241,7 +245,7 @@ fn envoy_route(name: String, m: &model::Matcher, r: &model::Route) -> Route {
     };
     let hm = o.header_manipulation.clone().unwrap_or_default();
     let mut per_filter: Vec<(&str, Any)> = Vec::new();
-    let forwards = matches!(r.action, Action::Upstream(_) | Action::Weighted(_));
+    let forwards = r.action.forwards();
     if let (true, Some(c)) = (forwards, &o.cors) {
         per_filter.push((CORS_FILTER, proto::any(cors_policy(c))));
     }

@@ -101,6 +101,11 @@ pub fn routes(
     for key in keys {
         let Some(res) = out.get(key) else { continue };
         for l in &res.listeners {
+            // Tunnelling listeners (`httpProxyHostname`) carry bytes, not
+            // routes.
+            if l.name.starts_with(names::TUNNEL_LISTENER_PREFIX) {
+                continue;
+            }
             let hcm = hcm_of(l).map_err(|what| ExplainError::Listener {
                 listener: l.name.clone(),
                 what: what.to_string(),
