@@ -53,6 +53,8 @@ mod soak;
 mod ssl_gateways;
 // Per-resource last-known-good and statuses, `status` and `check`.
 mod status;
+// Upstream sslConfig, HTTP CONNECT tunnelling, a missing UpstreamGroup.
+mod upstream_tls;
 // Upstream features through Envoy.
 mod upstreams;
 // The directory watcher.
