@@ -9,7 +9,8 @@
 //!
 //! Gloo's shape is kept: per proxy, one Listener per Gateway whose HCM takes
 //! its routes over RDS from `<listener>-routes`; one virtual host per
-//! VirtualService; one Cluster per Upstream (every proxy gets all clusters).
+//! VirtualService; one Cluster per Upstream (every proxy gets all clusters),
+//! two and a tunnelling Listener for one with `httpProxyHostname`.
 //! A Listener depends only on its Gateway (for an SSL gateway, also on the
 //! `sslConfig` of the VirtualServices it serves, one TLS filter chain each),
 //! so editing routes, domains or upstreams never changes Listener bytes
