@@ -1008,11 +1008,25 @@ pub enum Action {
     Upstream(Key),
     /// Split between upstreams by weight (`multi` or an UpstreamGroup).
     Weighted(Vec<(Key, u32)>),
+    /// A route to an UpstreamGroup that does not exist: kept, as in Gloo,
+    /// pointing at no cluster (Envoy answers 503).
+    UpstreamGroupNotFound(Key),
     Redirect(Redirect),
     DirectResponse {
         status: u32,
         body: Option<String>,
     },
+}
+
+impl Action {
+    /// A route action (towards upstreams), not a redirect or direct
+    /// response: route options about forwarding apply.
+    pub fn forwards(&self) -> bool {
+        matches!(
+            self,
+            Action::Upstream(_) | Action::Weighted(_) | Action::UpstreamGroupNotFound(_)
+        )
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1228,6 +1242,12 @@ pub struct Upstream {
     pub health_checks: Vec<HealthCheck>,
     pub load_balancer: Option<LoadBalancer>,
     pub outlier_detection: Option<OutlierDetection>,
+    /// `sslConfig`: TLS with the given certificates, SNI and verification.
+    /// It takes the place of `tls` (Gloo's static plugin keeps a transport
+    /// socket already set), per-host SNI still applying on top.
+    pub ssl: Option<UpstreamSsl>,
+    /// `httpProxyHostname`: the hosts are an HTTP CONNECT proxy.
+    pub tunnel: Option<HttpTunnel>,
 }
 
 impl Upstream {
@@ -1243,6 +1263,8 @@ impl Upstream {
             health_checks: Vec::new(),
             load_balancer: None,
             outlier_detection: None,
+            ssl: None,
+            tunnel: None,
         }
     }
 }
@@ -1271,6 +1293,37 @@ impl HostPort {
 pub struct UpstreamTls {
     /// The SNI for hosts without their own: the first hostname, if any.
     pub sni: Option<String>,
+}
+
+/// An Upstream's `sslConfig` (or `httpConnectSslConfig`), resolved as
+/// Gloo's `ResolveUpstreamSslConfig` does (`projects/gloo/pkg/utils/
+/// ssl.go`): `oneWayTls` already applied (no client certificate). Paths
+/// are as the proxy sees them: never read here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamSsl {
+    /// Empty: no SNI (unless a host's own SNI applies).
+    pub sni: String,
+    /// Client certificate chain and key files, both or neither.
+    pub client_cert: Option<(String, String)>,
+    /// CA bundle file the server's certificate must chain to.
+    pub root_ca: Option<String>,
+    /// The server certificate must carry one of these SANs (needs `root_ca`).
+    pub verify_subject_alt_names: Vec<String>,
+    pub alpn_protocols: Vec<String>,
+    pub allow_renegotiation: bool,
+    /// `parameters`; `None` when not given (Envoy's defaults), as Gloo.
+    pub params: Option<TlsParams>,
+}
+
+/// HTTP CONNECT tunnelling (`httpProxyHostname`): the upstream's hosts are
+/// a proxy asked to `CONNECT hostname`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpTunnel {
+    pub hostname: String,
+    /// `httpConnectHeaders`: (name, value), sent with the CONNECT request.
+    pub headers: Vec<(String, String)>,
+    /// `httpConnectSslConfig`: TLS toward the proxy itself.
+    pub proxy_ssl: Option<UpstreamSsl>,
 }
 
 /// `connectionConfig`.

@@ -447,7 +447,6 @@ pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
     // Upstream fields (spec, static, hosts, loadBalancerConfig).
     "failover",
     "protocolSelection",
-    "httpProxyHostname",
     "proxyProtocolVersion",
     "preconnectPolicy",
     "dnsRefreshRate",

@@ -1034,8 +1034,8 @@ pub struct UpgradeSpec {
 pub struct VirtualServiceSpec {
     #[serde(default)]
     pub virtual_host: Option<VirtualHost>,
-    /// Only here, not on Upstream: Upstream `sslConfig` stays rejected by
-    /// the parser's list of unimplemented fields.
+    /// A VirtualService's downstream `sslConfig`; an Upstream's has its
+    /// own shape (`UpstreamSslConfig`).
     /// Boxed: it is large, and `DocumentBody` holds this spec unboxed.
     #[serde(default)]
     #[schemars(with = "Option<SslConfig>")]
@@ -1793,6 +1793,22 @@ pub struct UpstreamSpec {
     #[serde(default)]
     #[schemars(with = "Option<OutlierDetection>")]
     pub outlier_detection: Option<Spanned<OutlierDetection>>,
+    /// TLS toward the hosts (Gloo's `UpstreamSslConfig`).
+    #[serde(default)]
+    #[schemars(with = "Option<UpstreamSslConfig>")]
+    pub ssl_config: Option<Spanned<UpstreamSslConfig>>,
+    /// The hosts are an HTTP CONNECT proxy; this is the tunnel's target.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub http_proxy_hostname: Option<Spanned<String>>,
+    /// TLS toward the HTTP CONNECT proxy itself.
+    #[serde(default)]
+    #[schemars(with = "Option<UpstreamSslConfig>")]
+    pub http_connect_ssl_config: Option<Spanned<UpstreamSslConfig>>,
+    /// Headers sent with the CONNECT request.
+    #[serde(default)]
+    #[schemars(with = "Vec<HeaderValue>")]
+    pub http_connect_headers: Vec<Spanned<HeaderValue>>,
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<IgnoredAny>,
@@ -1804,6 +1820,38 @@ pub struct UpstreamSpec {
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub status: Option<IgnoredAny>,
+}
+
+/// An Upstream's `sslConfig` (and `httpConnectSslConfig`): Gloo's
+/// `UpstreamSslConfig`. `secretRef` and `sds` are read so validation can
+/// name them when it refuses them.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamSslConfig {
+    #[serde(default)]
+    #[schemars(with = "Option<SslFiles>")]
+    pub ssl_files: Option<Spanned<SslFiles>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub secret_ref: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub sds: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub sni: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub verify_subject_alt_name: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub parameters: Option<SslParameters>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub alpn_protocols: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow_renegotiation: Option<bool>,
+    #[serde(default)]
+    pub one_way_tls: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

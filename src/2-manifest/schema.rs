@@ -796,6 +796,7 @@ mod tests {
         let spec = flat_schema(Kind::Upstream);
         let rows = rows_of(&spec, "Upstream", None);
         assert!(paths(&rows).contains(&"static.hosts[].addr"));
-        assert!(!paths(&rows).iter().any(|p| p.contains("sslConfig")));
+        assert!(paths(&rows).contains(&"sslConfig.sni"));
+        assert!(!paths(&rows).iter().any(|p| p.contains("failover")));
     }
 }

@@ -684,7 +684,7 @@ fn what(field: &str) -> &'static str {
 }
 
 /// A protocol version by Gloo's name or number.
-fn tls_version(
+pub(super) fn tls_version(
     cx: &mut Ctx<'_>,
     field: &str,
     v: &Option<Spanned<raw::EnumValue>>,
@@ -706,7 +706,7 @@ const TLS_VERSIONS: [(TlsVersion, &str); 5] = [
     (TlsVersion::V1_3, "TLSv1_3"),
 ];
 
-fn tls_version_name(v: TlsVersion) -> &'static str {
+pub(super) fn tls_version_name(v: TlsVersion) -> &'static str {
     TLS_VERSIONS
         .iter()
         .find(|(t, _)| *t == v)

@@ -180,6 +180,22 @@ pub(crate) struct Index<'a> {
 impl Index<'_> {
     /// Gloo's warning for a reference to an Upstream that does not exist,
     /// with the closest existing one as a hint.
+    /// Gloo's warning for a route to an UpstreamGroup that does not exist.
+    pub(crate) fn missing_upstream_group(&self, cx: &mut Ctx<'_>, pos: Pos, k: &Key) {
+        let mut d = Diagnostic::warning(
+            pos,
+            Some(cx.id.clone()),
+            format!("*v1.UpstreamGroup {{ {k} }} not found"),
+        );
+        if let Some(near) = self.suggest.closest_among(k, self.upstream_groups.keys()) {
+            d = d.with_hint(format!("did you mean `{near}`?"));
+        } else {
+            d = d
+                .with_hint("the route stays, and Envoy answers it with 503 until the group exists");
+        }
+        cx.diags.push(d);
+    }
+
     pub(crate) fn missing_upstream(&self, cx: &mut Ctx<'_>, pos: Pos, k: &Key) {
         let mut d = Diagnostic::warning(
             pos,

@@ -420,7 +420,7 @@ impl Walker<'_> {
         // CORS headers instead, unless disabled there; other actions cannot
         // carry CORS.
         if let Some(c) = &options.cors {
-            let forwards = matches!(action, Action::Upstream(_) | Action::Weighted(_));
+            let forwards = action.forwards();
             let direct = matches!(action, Action::DirectResponse { .. });
             if forwards && c.allow_origin.is_empty() && c.allow_origin_regex.is_empty() {
                 cx.error(
@@ -437,7 +437,7 @@ impl Walker<'_> {
                 return;
             }
         }
-        if !matches!(action, Action::Upstream(_) | Action::Weighted(_)) {
+        if !action.forwards() {
             // Gloo's shadowing and lbhash plugins fail on redirects and
             // direct responses (there is no RouteAction to put them on).
             for (set, plugin) in [
@@ -510,9 +510,12 @@ impl Walker<'_> {
         let group = ra.upstream_group.as_ref()?;
         let k = ref_key(&group.value, &owner.namespace);
         let Some((doc, spec)) = self.index.upstream_groups.get(&k) else {
+            // Gloo (`projects/gloo/pkg/translator/route_config.go`,
+            // `pluginutils.NewUpstreamGroupNotFoundErr`): a warning, the
+            // route kept with a cluster that does not exist.
             let p = cx.at(group);
-            cx.error(p, format!("*v1.UpstreamGroup {{ {k} }} not found"));
-            return None;
+            self.index.missing_upstream_group(cx, p, &k);
+            return Some(Action::UpstreamGroupNotFound(k));
         };
         let mut gcx = Ctx::new(doc);
         let dests = weighted(&mut gcx, &k, &spec.destinations, self.index);

@@ -24,12 +24,20 @@ pub(crate) struct Suggester {
 impl Suggester {
     /// The key in `known` that `missing` most likely meant, if any.
     pub(crate) fn closest<'k>(&self, missing: &Key, known: &'k BTreeSet<Key>) -> Option<&'k Key> {
+        self.closest_among(missing, known.iter())
+    }
+
+    /// As `closest`, over any list of keys (an index's map keys).
+    pub(crate) fn closest_among<'k, I>(&self, missing: &Key, known: I) -> Option<&'k Key>
+    where
+        I: Iterator<Item = &'k Key> + Clone,
+    {
         if self.used.get() >= MAX_SUGGESTIONS {
             return None;
         }
         self.used.set(self.used.get() + 1);
         // The right name in another namespace is the likeliest slip.
-        if let Some(k) = known.iter().find(|k| k.name == missing.name) {
+        if let Some(k) = known.clone().find(|k| k.name == missing.name) {
             return Some(k);
         }
         // Short names have too many neighbours for a guess to help.
@@ -37,7 +45,6 @@ impl Suggester {
             return None;
         }
         known
-            .iter()
             .filter(|k| k.namespace == missing.namespace)
             .filter_map(|k| edits_within(&missing.name, &k.name, MAX_EDITS).map(|d| (d, k)))
             .min_by_key(|(d, _)| *d)

@@ -4,6 +4,7 @@
 use serde_saphyr::Spanned;
 
 use super::{Ctx, Index};
+use crate::diag::Pos;
 use crate::manifest::raw;
 use crate::model::*;
 
@@ -23,6 +24,9 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
         .use_tls
         .unwrap_or_else(|| st.hosts.iter().any(|h| h.value.port == 443));
     let auto_sni = st.auto_sni_rewrite.unwrap_or(true);
+    // An `sslConfig` means TLS whatever `useTls` says (Gloo's static plugin
+    // keeps the transport socket it finds and sets per-host SNI on it).
+    let tls_somehow = use_tls || spec.ssl_config.is_some();
     let mut hosts = Vec::new();
     for h in &st.hosts {
         let pos = cx.at(h);
@@ -62,7 +66,7 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
             None if auto_sni && !host.addr.is_empty() => Some(host.addr.clone()),
             None => None,
         };
-        if use_tls {
+        if tls_somehow {
             if let Some(s) = sni_addr.filter(|s| s.value.len() > MAX_SNI_BYTES) {
                 let p = cx.at(s);
                 cx.error(
@@ -131,6 +135,11 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
         .outlier_detection
         .as_ref()
         .and_then(|od| outlier_detection(cx, od));
+    let ssl = spec
+        .ssl_config
+        .as_ref()
+        .and_then(|c| upstream_ssl(cx, "sslConfig", c));
+    let tunnel = tunnel(cx, spec);
     Some(Upstream {
         key,
         hosts,
@@ -141,6 +150,220 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
         health_checks,
         load_balancer,
         outlier_detection,
+        ssl,
+        tunnel,
+    })
+}
+
+/// Gloo's errors from `ResolveCommonSslConfig` (`projects/gloo/pkg/utils/
+/// ssl.go`), in its words.
+const CERT_AND_KEY: &str = "both or none of cert chain and private key must be provided";
+const ROOT_CA_FOR_SAN: &str = "a root_ca must be provided if verify_subject_alt_name is not empty";
+
+/// An `UpstreamSslConfig` (`sslConfig` or `httpConnectSslConfig`, named by
+/// `field`) → `UpstreamSsl`, as Gloo's `ResolveUpstreamSslConfig`: empty
+/// strings count as unset, a client certificate needs both files and is
+/// dropped under `oneWayTls`, SAN verification needs a root CA.
+///
+/// Files are passed to Envoy by path, as for a VirtualService's `sslFiles`.
+/// (Gloo at HEAD runs its key-pair check on the `sslFiles` strings
+/// themselves, which are paths, not PEM; edgeplane leaves reading them to
+/// Envoy.) `secretRef` and `sds` are refused until edgeplane serves Secrets.
+fn upstream_ssl(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    sc: &Spanned<raw::UpstreamSslConfig>,
+) -> Option<UpstreamSsl> {
+    let at = cx.at(sc);
+    let c = &sc.value;
+    let mut ok = true;
+    for (name, v) in [("secretRef", &c.secret_ref), ("sds", &c.sds)] {
+        if let Some(v) = v {
+            let p = cx.at(v);
+            cx.error(
+                p,
+                format!("{field}.{name} is not implemented by edgeplane yet (Secrets are not served); give the certificate files with {field}.sslFiles"),
+            );
+            ok = false;
+        }
+    }
+    let set = |p: &Option<Spanned<String>>| {
+        p.as_ref()
+            .map(|s| s.value.clone())
+            .filter(|s| !s.trim().is_empty())
+    };
+    let (mut client_cert, mut root_ca) = (None, None);
+    if let Some(f) = &c.ssl_files {
+        if let Some(o) = &f.value.ocsp_staple {
+            let p = cx.at(o);
+            cx.error(
+                p,
+                format!("{field}.sslFiles.ocspStaple is not implemented by edgeplane yet"),
+            );
+            ok = false;
+        }
+        match (set(&f.value.tls_cert), set(&f.value.tls_key)) {
+            (Some(cert), Some(key)) => client_cert = Some((cert, key)),
+            (None, None) => {}
+            _ => {
+                let p = cx.at(f);
+                cx.error(p, format!("{field}.sslFiles: {CERT_AND_KEY}"));
+                ok = false;
+            }
+        }
+        root_ca = set(&f.value.root_ca);
+    }
+    let mut sans = Vec::new();
+    for s in &c.verify_subject_alt_name {
+        if s.value.is_empty() {
+            let p = cx.at(s);
+            cx.error(p, format!("{field}.verifySubjectAltName has an empty name"));
+            ok = false;
+        } else {
+            sans.push(s.value.clone());
+        }
+    }
+    if !sans.is_empty() && root_ca.is_none() {
+        cx.error(at.clone(), format!("{field}: {ROOT_CA_FOR_SAN}"));
+        ok = false;
+    }
+    let sni = c.sni.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+    if sni.len() > MAX_SNI_BYTES
+        && let Some(s) = &c.sni
+    {
+        let p = cx.at(s);
+        cx.error(
+            p,
+            format!("{field}.sni is longer than {MAX_SNI_BYTES} bytes, the most TLS SNI allows"),
+        );
+        ok = false;
+    }
+    let mut alpn_protocols = Vec::new();
+    for a in &c.alpn_protocols {
+        if a.value.is_empty() {
+            let p = cx.at(a);
+            cx.error(p, format!("{field}.alpnProtocols has an empty protocol"));
+            ok = false;
+        } else {
+            alpn_protocols.push(a.value.clone());
+        }
+    }
+    let params = match &c.parameters {
+        None => None,
+        Some(p) => Some(ssl_parameters(cx, field, &at, p)?),
+    };
+    if c.one_way_tls.unwrap_or(false) {
+        // Gloo: one-way TLS keeps verifying the server, presents no
+        // client certificate.
+        client_cert = None;
+    }
+    ok.then(|| UpstreamSsl {
+        sni,
+        client_cert,
+        root_ca,
+        verify_subject_alt_names: sans,
+        alpn_protocols,
+        allow_renegotiation: c.allow_renegotiation.unwrap_or(false),
+        params,
+    })
+}
+
+/// `parameters`: protocol versions by Gloo's names, min not above max
+/// (Envoy would refuse the cluster), no empty list entries.
+fn ssl_parameters(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    at: &Pos,
+    p: &raw::SslParameters,
+) -> Option<TlsParams> {
+    use super::gateway::{tls_version, tls_version_name};
+    let before = cx.diags.len();
+    let min_version = tls_version(cx, "minimumProtocolVersion", &p.minimum_protocol_version);
+    let max_version = tls_version(cx, "maximumProtocolVersion", &p.maximum_protocol_version);
+    if let (Some(min), Some(max)) = (min_version, max_version)
+        && min != TlsVersion::Auto
+        && max != TlsVersion::Auto
+        && min > max
+    {
+        cx.error(
+            at.clone(),
+            format!(
+                "{field}.parameters: minimumProtocolVersion {} is above maximumProtocolVersion {}",
+                tls_version_name(min),
+                tls_version_name(max)
+            ),
+        );
+    }
+    for (name, list) in [
+        ("cipherSuites", &p.cipher_suites),
+        ("ecdhCurves", &p.ecdh_curves),
+    ] {
+        if list.iter().any(String::is_empty) {
+            cx.error(
+                at.clone(),
+                format!("{field}.parameters.{name} has an empty entry"),
+            );
+        }
+    }
+    (cx.diags.len() == before).then(|| TlsParams {
+        min_version,
+        max_version,
+        cipher_suites: p.cipher_suites.clone(),
+        ecdh_curves: p.ecdh_curves.clone(),
+    })
+}
+
+/// `httpProxyHostname` with its `httpConnectHeaders` and
+/// `httpConnectSslConfig`. Empty or unset: no tunnel (Gloo's tunneling
+/// plugin skips the upstream), and the other two then do nothing.
+fn tunnel(cx: &mut Ctx<'_>, spec: &raw::UpstreamSpec) -> Option<HttpTunnel> {
+    let hostname = spec
+        .http_proxy_hostname
+        .as_ref()
+        .map(|h| h.value.clone())
+        .filter(|h| !h.is_empty());
+    let Some(hostname) = hostname else {
+        // Still checked: a refused field is refused wherever it is.
+        if let Some(c) = &spec.http_connect_ssl_config {
+            let _ = upstream_ssl(cx, "httpConnectSslConfig", c);
+        }
+        let unused = [
+            (
+                "httpConnectSslConfig",
+                spec.http_connect_ssl_config.as_ref().map(|s| cx.at(s)),
+            ),
+            (
+                "httpConnectHeaders",
+                spec.http_connect_headers.first().map(|h| cx.at(h)),
+            ),
+        ];
+        for (name, pos) in unused {
+            if let Some(pos) = pos {
+                cx.warn(
+                    pos,
+                    format!("{name} has no effect without httpProxyHostname"),
+                );
+            }
+        }
+        return None;
+    };
+    let mut headers = Vec::new();
+    for h in &spec.http_connect_headers {
+        if h.value.key.is_empty() {
+            let p = cx.at(h);
+            cx.error(p, "httpConnectHeaders has a header with an empty key");
+        } else {
+            headers.push((h.value.key.clone(), h.value.value.clone()));
+        }
+    }
+    let proxy_ssl = match &spec.http_connect_ssl_config {
+        None => None,
+        Some(c) => Some(upstream_ssl(cx, "httpConnectSslConfig", c)?),
+    };
+    Some(HttpTunnel {
+        hostname,
+        headers,
+        proxy_ssl,
     })
 }
 

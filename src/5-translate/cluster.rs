@@ -23,6 +23,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, endpoint, lb_endpoint,
 };
+use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
@@ -96,16 +97,23 @@ pub fn cluster(up: &Upstream) -> Cluster {
             ..Default::default()
         })
         .collect();
-    let transport_socket_matches = match &up.tls {
+    // The cluster's TLS: `sslConfig` first (Gloo sets it before the static
+    // plugin runs, which then keeps it), else `useTls`. Either way each
+    // host with an SNI gets a copy with its own SNI.
+    let tls = upstream_tls_context(up);
+    let transport_socket_matches = match &tls {
         None => Vec::new(),
-        Some(_) => up
+        Some(ctx) => up
             .hosts
             .iter()
             .filter_map(|h| Some((h.sni.as_deref()?, match_name(h)?)))
             .map(|(sni, name)| cluster::TransportSocketMatch {
                 r#match: Some(match_struct(&name)),
                 name,
-                transport_socket: Some(tls_socket(Some(sni))),
+                transport_socket: Some(tls_socket(UpstreamTlsContext {
+                    sni: sni.to_string(),
+                    ..ctx.clone()
+                })),
             })
             .collect(),
     };
@@ -127,7 +135,7 @@ pub fn cluster(up: &Upstream) -> Cluster {
             }],
             ..Default::default()
         }),
-        transport_socket: up.tls.as_ref().map(|t| tls_socket(t.sni.as_deref())),
+        transport_socket: tls.map(tls_socket),
         transport_socket_matches,
         typed_extension_protocol_options: http_options(up)
             .map(|o| single(HTTP_PROTOCOL_OPTIONS, proto::any(o)))
@@ -276,16 +284,193 @@ fn health_check(hc: &model::HealthCheck) -> HealthCheck {
     }
 }
 
-/// TLS without certificates (Gloo's `useTls` without `sslConfig`).
-fn tls_socket(sni: Option<&str>) -> TransportSocket {
-    let ctx = UpstreamTlsContext {
-        sni: sni.unwrap_or_default().to_string(),
-        ..Default::default()
+/// The cluster's `UpstreamTlsContext`: from `sslConfig` when given, else
+/// `useTls` (no certificates, the first hostname as SNI), else none.
+fn upstream_tls_context(up: &Upstream) -> Option<UpstreamTlsContext> {
+    match (&up.ssl, &up.tls) {
+        (Some(ssl), _) => Some(ssl_context(ssl)),
+        (None, Some(t)) => Some(UpstreamTlsContext {
+            sni: t.sni.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        (None, None) => None,
+    }
+}
+
+/// An `UpstreamSslConfig` as Gloo's `ResolveUpstreamSslConfig` builds it
+/// (`projects/gloo/pkg/utils/ssl.go`): files by path, the root CA as the
+/// validation context, TLS parameters only when `parameters` was given.
+///
+/// Gloo puts `verifySubjectAltName` in the deprecated
+/// `match_subject_alt_names` (exact matchers, no SAN type), which Envoy
+/// expands to one typed matcher per SAN type, DNS, URI, EMAIL and
+/// IP_ADDRESS, in that order (`getSubjectAltNameMatchers`). Written here
+/// already expanded: the same check, without the deprecated field.
+fn ssl_context(ssl: &model::UpstreamSsl) -> UpstreamTlsContext {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
+        common_tls_context, subject_alt_name_matcher::SanType,
     };
+    use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+    let sans = ssl
+        .verify_subject_alt_names
+        .iter()
+        .flat_map(|san| {
+            [
+                SanType::Dns,
+                SanType::Uri,
+                SanType::Email,
+                SanType::IpAddress,
+            ]
+            .map(|t| SubjectAltNameMatcher {
+                san_type: t as i32,
+                matcher: Some(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(san.clone())),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let validation = ssl.root_ca.as_deref().map(|ca| {
+        common_tls_context::ValidationContextType::ValidationContext(CertificateValidationContext {
+            trusted_ca: Some(super::tls::file(ca)),
+            match_typed_subject_alt_names: sans,
+            ..Default::default()
+        })
+    });
+    UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_params: ssl.params.as_ref().map(super::tls::tls_parameters),
+            tls_certificates: ssl
+                .client_cert
+                .iter()
+                .map(|(cert, key)| TlsCertificate {
+                    certificate_chain: Some(super::tls::file(cert)),
+                    private_key: Some(super::tls::file(key)),
+                    ..Default::default()
+                })
+                .collect(),
+            validation_context_type: validation,
+            alpn_protocols: ssl.alpn_protocols.clone(),
+            ..Default::default()
+        }),
+        sni: ssl.sni.clone(),
+        allow_renegotiation: ssl.allow_renegotiation,
+        ..Default::default()
+    }
+}
+
+fn tls_socket(ctx: UpstreamTlsContext) -> TransportSocket {
     TransportSocket {
         name: TLS_TRANSPORT_SOCKET.to_string(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(proto::any(ctx))),
     }
+}
+
+/// HTTP CONNECT tunnelling, as Gloo's tunneling plugin
+/// (`projects/gloo/pkg/plugins/tunneling/plugin.go`) rewrites an
+/// Upstream's finished cluster `base`:
+///
+/// - `base` is renamed `<cluster>_original` (its load assignment keeps the
+///   old name, which Envoy ignores for inline endpoints); it still reaches
+///   the hosts, which are the proxy, now over `httpConnectSslConfig`'s TLS
+///   or plain TCP, and loses its per-host transport socket matches;
+/// - a STATIC cluster under the Upstream's own name (what routes use)
+///   sends to the abstract unix socket `@/<cluster>`, with `base`'s TLS, so
+///   the TLS of `sslConfig` runs end to end inside the tunnel;
+/// - the listener `solo_io_generated_self_listener_<cluster>` on that
+///   socket is a TCP proxy to `<cluster>_original` that opens the tunnel
+///   with `CONNECT <httpProxyHostname>` and the `httpConnectHeaders`.
+///
+/// Gloo writes the headers with the deprecated `append: false`; here the
+/// same meaning is `append_action: OVERWRITE_IF_EXISTS_OR_ADD`. Being an
+/// abstract socket (Linux), it is one per network namespace: two Envoys
+/// sharing one cannot both serve the same tunnelled Upstream, as in Gloo.
+pub fn tunnel(mut base: Cluster, t: &model::HttpTunnel) -> (Vec<Cluster>, Listener) {
+    use envoy_types::pb::envoy::config::core::v3::{
+        HeaderValue, HeaderValueOption, Pipe, header_value_option,
+    };
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, filter};
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        TcpProxy, tcp_proxy,
+    };
+    let name = base.name.clone();
+    let original = names::tunnel_original_cluster(&name);
+    let pipe = || Address {
+        address: Some(address::Address::Pipe(Pipe {
+            path: names::tunnel_pipe(&name),
+            ..Default::default()
+        })),
+    };
+    let end_to_end = base.transport_socket.take();
+    base.transport_socket = t.proxy_ssl.as_ref().map(|ssl| tls_socket(ssl_context(ssl)));
+    base.transport_socket_matches.clear();
+    base.name = original.clone();
+    let forwarding = Cluster {
+        name: name.clone(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        connect_timeout: Some(Duration {
+            seconds: CONNECT_TIMEOUT_SECS,
+            nanos: 0,
+        }),
+        transport_socket: end_to_end,
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: name.clone(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(pipe()),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tcp = TcpProxy {
+        stat_prefix: names::tunnel_stat_prefix(&name),
+        tunneling_config: Some(tcp_proxy::TunnelingConfig {
+            hostname: t.hostname.clone(),
+            headers_to_add: t
+                .headers
+                .iter()
+                .map(|(k, v)| HeaderValueOption {
+                    header: Some(HeaderValue {
+                        key: k.clone(),
+                        value: v.clone(),
+                        ..Default::default()
+                    }),
+                    append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd
+                        as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(original)),
+        ..Default::default()
+    };
+    let listener = Listener {
+        name: names::tunnel_listener(&name),
+        address: Some(pipe()),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                // Gloo's name for it; Envoy picks the filter by its type.
+                name: "tcp".to_string(),
+                config_type: Some(filter::ConfigType::TypedConfig(proto::any(tcp))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // Gloo appends the generated cluster after the Upstream's own.
+    (vec![base, forwarding], listener)
 }
 
 /// `{<name>: true}`: a host's socket-match metadata and its match criterion.

@@ -253,6 +253,8 @@ mod tests {
             "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
             "envoy.config.core.v3.HealthCheck",
             "envoy.extensions.transport_sockets.tls.v3.Secret",
+            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         ] {
             assert!(pool.get_message_by_name(name).is_some(), "{name}");
         }

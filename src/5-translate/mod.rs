@@ -10,8 +10,9 @@
 //! Gloo's shape is kept: per proxy, one Listener per Gateway whose HCM takes
 //! its routes over RDS from `<listener>-routes` (a `tcpGateway` has no
 //! routes; a `hybridGateway` has one HCM and RouteConfiguration
-//! `<listener>-routes-<matcher hash>` per matched HTTP gateway); one virtual host per
-//! VirtualService; one Cluster per Upstream (every proxy gets all clusters).
+//! `<listener>-routes-<matcher hash>` per matched HTTP gateway); one virtual
+//! host per VirtualService; one Cluster per Upstream (every proxy gets all
+//! clusters), two and a tunnelling Listener for one with `httpProxyHostname`.
 //! A Listener depends only on its Gateway (for an SSL gateway, also on the
 //! `sslConfig` of the VirtualServices it serves, one TLS filter chain each),
 //! so editing routes, domains or upstreams never changes Listener bytes
@@ -103,7 +104,22 @@ pub fn proxy_key(namespace: &str, proxy_name: &str) -> String {
 
 /// Translates the model into every proxy's resources.
 pub fn translate(model: &Model) -> Output {
-    let clusters: Vec<Cluster> = model.upstreams.values().map(cluster::cluster).collect();
+    // One cluster per Upstream; a tunnelled one (`httpProxyHostname`)
+    // becomes two clusters and a listener every proxy gets, as Gloo's
+    // tunneling plugin adds them to every proxy.
+    let mut clusters: Vec<Cluster> = Vec::with_capacity(model.upstreams.len());
+    let mut tunnel_listeners: Vec<Listener> = Vec::new();
+    for up in model.upstreams.values() {
+        let c = cluster::cluster(up);
+        match &up.tunnel {
+            None => clusters.push(c),
+            Some(t) => {
+                let (cs, l) = cluster::tunnel(c, t);
+                clusters.extend(cs);
+                tunnel_listeners.push(l);
+            }
+        }
+    }
     let mut out = Output::new();
     for gw in model.gateways.values() {
         for proxy in &gw.proxy_names {
@@ -112,6 +128,7 @@ pub fn translate(model: &Model) -> Output {
             out.entry(proxy_key(&gw.key.namespace, proxy))
                 .or_insert_with(|| ProxyResources {
                     clusters: clusters.clone(),
+                    listeners: tunnel_listeners.clone(),
                     ..Default::default()
                 });
         }

@@ -242,6 +242,10 @@ fn envoy_route(
             route_action::ClusterSpecifier::Cluster(names::cluster_name(key)),
             o,
         )),
+        Action::UpstreamGroupNotFound(key) => route::Action::Route(route_action(
+            route_action::ClusterSpecifier::Cluster(names::missing_upstream_group_cluster(key)),
+            o,
+        )),
         Action::Weighted(dests) => route::Action::Route(route_action(
             route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
                 clusters: dests
@@ -296,7 +300,7 @@ fn envoy_route(
     };
     let hm = o.header_manipulation.clone().unwrap_or_default();
     let mut per_filter: Vec<(&str, Any)> = Vec::new();
-    let forwards = matches!(r.action, Action::Upstream(_) | Action::Weighted(_));
+    let forwards = r.action.forwards();
     if let (true, Some(c)) = (forwards, &cors) {
         per_filter.push((CORS_FILTER, proto::any(cors_policy(c))));
     }

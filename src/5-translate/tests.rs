@@ -237,6 +237,34 @@ fn no_virtual_service_means_no_listener_and_missing_upstream_warns() {
     );
 }
 
+/// Gloo (`projects/gloo/pkg/translator/route_config.go`, `pluginutils.
+/// NewUpstreamGroupNotFoundErr`): a route to a missing UpstreamGroup is a
+/// warning and the route stays, pointing at no cluster. Gloo's `""` would
+/// be refused by Envoy; a cluster name nothing has gives the same 503.
+#[test]
+fn missing_upstream_group_warns_and_keeps_the_route() {
+    let l = load(&[
+        &gateway(""),
+        &vs("[{matchers: [{prefix: /}], routeAction: {upstreamGroup: {name: gone}}}]"),
+    ]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let msgs: Vec<&str> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(msgs, ["*v1.UpstreamGroup { apps.gone } not found"]);
+    let out = l.output.as_ref().expect("valid");
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let Some(route::Action::Route(ra)) = &vh.routes[0].action else {
+        panic!("route action expected");
+    };
+    assert_eq!(
+        ra.cluster_specifier,
+        Some(
+            envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier::Cluster(
+                "upstream-group-not-found:gone_apps".into()
+            )
+        )
+    );
+}
+
 #[test]
 fn bad_regex_duration_and_refs_are_errors() {
     let l = load(&[

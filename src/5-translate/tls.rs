@@ -75,7 +75,8 @@ pub fn filter_chain(
     }
 }
 
-fn file(path: &str) -> DataSource {
+/// A file Envoy reads (and watches) itself.
+pub(super) fn file(path: &str) -> DataSource {
     DataSource {
         specifier: Some(data_source::Specifier::Filename(path.to_string())),
         ..Default::default()
@@ -187,14 +188,19 @@ fn tls_params(p: &TlsParams) -> Option<TlsParameters> {
     if p.is_empty() {
         return None;
     }
+    Some(tls_parameters(p))
+}
+
+/// Gloo's `ResolveSslParamsConfig`: an unset version is `TLS_AUTO`.
+pub(super) fn tls_parameters(p: &TlsParams) -> TlsParameters {
     let version = |v: Option<TlsVersion>| v.map_or(TlsProtocol::TlsAuto, protocol) as i32;
-    Some(TlsParameters {
+    TlsParameters {
         tls_minimum_protocol_version: version(p.min_version),
         tls_maximum_protocol_version: version(p.max_version),
         cipher_suites: p.cipher_suites.clone(),
         ecdh_curves: p.ecdh_curves.clone(),
         ..Default::default()
-    })
+    }
 }
 
 fn protocol(v: TlsVersion) -> TlsProtocol {

@@ -512,7 +512,16 @@ pub fn owners(m: &Model) -> Owners {
         }
     }
     for up in m.upstreams.values() {
-        o.entry((T::Cluster, names::cluster_name(&up.key)))
+        let cluster = names::cluster_name(&up.key);
+        if up.tunnel.is_some() {
+            o.entry((T::Cluster, names::tunnel_original_cluster(&cluster)))
+                .or_default()
+                .push(rid(Kind::Upstream, &up.key));
+            o.entry((T::Listener, names::tunnel_listener(&cluster)))
+                .or_default()
+                .push(rid(Kind::Upstream, &up.key));
+        }
+        o.entry((T::Cluster, cluster))
             .or_default()
             .push(rid(Kind::Upstream, &up.key));
     }

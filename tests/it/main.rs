@@ -62,6 +62,8 @@ mod ssl_gateways;
 mod status;
 // tcpGateway (echo, TLS passthrough by SNI, live edits) and hybridGateway.
 mod tcp_gateways;
+// Upstream sslConfig, HTTP CONNECT tunnelling, a missing UpstreamGroup.
+mod upstream_tls;
 // Upstream features through Envoy.
 mod upstreams;
 // virtualHost.options, VirtualHostOption and RouteOption refs, merged as Gloo does.

@@ -655,3 +655,287 @@ fn feature_rich_cluster_bytes_are_deterministic() {
         assert_eq!(cluster_of(spec).encode_to_vec(), first);
     }
 }
+
+// === sslConfig (Gloo's `ResolveUpstreamSslConfig`, projects/gloo/pkg/utils/ssl.go) ===
+
+/// Every field of an `UpstreamSslConfig` lands where Gloo puts it: files
+/// by path, the root CA as the validation context with the SANs (Envoy's
+/// expansion of Gloo's untyped matchers: DNS, URI, EMAIL, IP_ADDRESS),
+/// ALPN, renegotiation, parameters; `sni` on the cluster's socket.
+#[test]
+fn ssl_config_is_gloos_upstream_tls_context() {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
+        tls_parameters::TlsProtocol,
+    };
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+    let c = cluster_of(
+        "{static: {autoSniRewrite: false, hosts: [{addr: 127.0.0.1, port: 8443}]}, sslConfig: {sni: backend.example, sslFiles: {tlsCert: /c/tls.crt, tlsKey: /c/tls.key, rootCa: /c/ca.crt}, verifySubjectAltName: [backend.example, spiffe://x], alpnProtocols: [h2, http/1.1], allowRenegotiation: true, parameters: {minimumProtocolVersion: TLSv1_2, cipherSuites: [ECDHE-RSA-AES128-GCM-SHA256], ecdhCurves: [X25519]}}}",
+    );
+    let t = tls_of(&c.transport_socket);
+    assert_eq!(t.sni, "backend.example");
+    assert!(t.allow_renegotiation);
+    let common = t.common_tls_context.expect("common context");
+    assert_eq!(common.alpn_protocols, ["h2", "http/1.1"]);
+    let cert = &common.tls_certificates[0];
+    assert_eq!(common.tls_certificates.len(), 1);
+    let file = |d: &Option<envoy_types::pb::envoy::config::core::v3::DataSource>| {
+        use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+        match d.as_ref().and_then(|d| d.specifier.as_ref()) {
+            Some(Specifier::Filename(f)) => f.clone(),
+            other => panic!("not a file: {other:?}"),
+        }
+    };
+    assert_eq!(file(&cert.certificate_chain), "/c/tls.crt");
+    assert_eq!(file(&cert.private_key), "/c/tls.key");
+    let Some(ValidationContextType::ValidationContext(v)) = &common.validation_context_type else {
+        panic!("no validation context");
+    };
+    assert_eq!(file(&v.trusted_ca), "/c/ca.crt");
+    let sans: Vec<(i32, String)> = v
+        .match_typed_subject_alt_names
+        .iter()
+        .map(|m| {
+            let Some(MatchPattern::Exact(e)) =
+                m.matcher.as_ref().and_then(|m| m.match_pattern.as_ref())
+            else {
+                panic!("not exact: {m:?}");
+            };
+            (m.san_type, e.clone())
+        })
+        .collect();
+    let types = [
+        SanType::Dns,
+        SanType::Uri,
+        SanType::Email,
+        SanType::IpAddress,
+    ];
+    let want: Vec<(i32, String)> = ["backend.example", "spiffe://x"]
+        .iter()
+        .flat_map(|s| types.map(|t| (t as i32, s.to_string())))
+        .collect();
+    assert_eq!(sans, want);
+    let p = common.tls_params.expect("tls params");
+    assert_eq!(p.tls_minimum_protocol_version, TlsProtocol::TlSv12 as i32);
+    assert_eq!(p.tls_maximum_protocol_version, TlsProtocol::TlsAuto as i32);
+    assert_eq!(p.cipher_suites, ["ECDHE-RSA-AES128-GCM-SHA256"]);
+    assert_eq!(p.ecdh_curves, ["X25519"]);
+    // autoSniRewrite: false and no sniAddr: no per-host socket.
+    assert!(c.transport_socket_matches.is_empty());
+}
+
+/// Gloo: no `parameters` → no `tls_params`; `oneWayTls` drops the client
+/// certificate but keeps verifying the server; a root CA alone is fine.
+#[test]
+fn ssl_config_defaults_and_one_way_tls() {
+    let c = cluster_of(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 80}]}, sslConfig: {oneWayTls: true, sslFiles: {tlsCert: /c, tlsKey: /k, rootCa: /ca}}}",
+    );
+    let t = tls_of(&c.transport_socket);
+    assert_eq!(t.sni, "");
+    assert!(!t.allow_renegotiation);
+    let common = t.common_tls_context.expect("common context");
+    assert!(common.tls_certificates.is_empty());
+    assert!(common.validation_context_type.is_some());
+    assert!(common.tls_params.is_none());
+    assert!(common.alpn_protocols.is_empty());
+    // No files at all: TLS with nothing to verify (Gloo allows it).
+    let c = cluster_of("{static: {hosts: [{addr: 127.0.0.1, port: 80}]}, sslConfig: {sni: x}}");
+    let t = tls_of(&c.transport_socket);
+    assert_eq!(t.sni, "x");
+    let common = t.common_tls_context.expect("common context");
+    assert!(common.tls_certificates.is_empty() && common.validation_context_type.is_none());
+}
+
+/// Gloo's static plugin (`projects/gloo/pkg/plugins/static/plugin.go`)
+/// keeps the transport socket `sslConfig` set, even with `useTls: false`,
+/// and adds one match per host with an SNI: the whole context with only
+/// its SNI changed.
+#[test]
+fn ssl_config_with_per_host_sni_copies_the_context() {
+    let c = cluster_of(
+        "{static: {useTls: false, hosts: [{addr: a.example.com, port: 8443}, {addr: 10.0.0.2, port: 8443, sniAddr: two.example}]}, sslConfig: {sni: main.example, sslFiles: {rootCa: /ca}, verifySubjectAltName: [main.example]}}",
+    );
+    let top = tls_of(&c.transport_socket);
+    assert_eq!(top.sni, "main.example");
+    let names: Vec<&str> = c
+        .transport_socket_matches
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "a.example.com;a.example.com:8443",
+            "two.example;10.0.0.2:8443"
+        ]
+    );
+    for (m, sni) in c
+        .transport_socket_matches
+        .iter()
+        .zip(["a.example.com", "two.example"])
+    {
+        let t = tls_of(&m.transport_socket);
+        assert_eq!(t.sni, sni);
+        assert_eq!(t.common_tls_context, top.common_tls_context);
+    }
+}
+
+/// Gloo's errors (`ResolveCommonSslConfig`) and edgeplane's refusals, each
+/// at its field.
+#[test]
+fn ssl_config_errors() {
+    let base = "static: {hosts: [{addr: 127.0.0.1, port: 80}]}";
+    for (ssl, want) in [
+        (
+            "{sslFiles: {tlsCert: /c}}",
+            "sslConfig.sslFiles: both or none of cert chain and private key must be provided",
+        ),
+        (
+            "{verifySubjectAltName: [a]}",
+            "sslConfig: a root_ca must be provided if verify_subject_alt_name is not empty",
+        ),
+        (
+            "{secretRef: {name: s, namespace: n}}",
+            "sslConfig.secretRef is not implemented by edgeplane yet (Secrets are not served); give the certificate files with sslConfig.sslFiles",
+        ),
+        (
+            "{sds: {targetUri: x}}",
+            "sslConfig.sds is not implemented by edgeplane yet (Secrets are not served); give the certificate files with sslConfig.sslFiles",
+        ),
+        (
+            "{sslFiles: {rootCa: /ca, ocspStaple: /o}}",
+            "sslConfig.sslFiles.ocspStaple is not implemented by edgeplane yet",
+        ),
+        (
+            "{parameters: {minimumProtocolVersion: TLSv1_3, maximumProtocolVersion: TLSv1_2}}",
+            "sslConfig.parameters: minimumProtocolVersion TLSv1_3 is above maximumProtocolVersion TLSv1_2",
+        ),
+        (
+            "{alpnProtocols: ['']}",
+            "sslConfig.alpnProtocols has an empty protocol",
+        ),
+    ] {
+        let errs = errors_of(&format!("{{{base}, sslConfig: {ssl}}}"));
+        assert_eq!(errs, [want], "{ssl}");
+    }
+    let errs = errors_of(&format!(
+        "{{{base}, sslConfig: {{sslFiles: {{rootCa: /ca}}, parameters: {{minimumProtocolVersion: TLSv9}}}}}}"
+    ));
+    assert!(
+        errs[0].starts_with("sslConfig.parameters.minimumProtocolVersion"),
+        "{errs:?}"
+    );
+}
+
+// === httpProxyHostname (Gloo's tunneling plugin, projects/gloo/pkg/plugins/tunneling/plugin.go) ===
+
+fn proxy_output(spec: &str) -> crate::translate::ProxyResources {
+    let l = load(spec);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.expect("valid config");
+    out["gloo-system~gateway-proxy"].clone()
+}
+
+/// The Upstream's cluster becomes `<cluster>_original` (to the proxy, with
+/// `httpConnectSslConfig`'s TLS, no socket matches), a STATIC cluster under
+/// the Upstream's name sends to `@/<cluster>` with the `sslConfig` TLS, and
+/// the listener on that socket tunnels with `CONNECT <hostname>`.
+#[test]
+fn http_proxy_hostname_is_gloos_self_listener_and_cluster_pair() {
+    use envoy_types::pb::envoy::config::core::v3::{address, header_value_option};
+    use envoy_types::pb::envoy::config::listener::v3::filter;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        TcpProxy, tcp_proxy,
+    };
+    let res = proxy_output(
+        "{static: {hosts: [{addr: proxy.example, port: 3128}]}, sslConfig: {sni: backend.example, sslFiles: {rootCa: /ca}}, httpProxyHostname: 'backend.example:443', httpConnectHeaders: [{key: proxy-authorization, value: basic x}], httpConnectSslConfig: {sni: proxy.example}}",
+    );
+    let names: Vec<&str> = res.clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["us_gloo-system_original", "us_gloo-system"]);
+    let (original, fwd) = (&res.clusters[0], &res.clusters[1]);
+    assert_eq!(tls_of(&original.transport_socket).sni, "proxy.example");
+    assert!(original.transport_socket_matches.is_empty());
+    assert_eq!(
+        original.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32
+        ))
+    );
+    assert_eq!(tls_of(&fwd.transport_socket).sni, "backend.example");
+    assert_eq!(
+        fwd.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32
+        ))
+    );
+    let pipe_of = |a: &Option<envoy_types::pb::envoy::config::core::v3::Address>| match a
+        .as_ref()
+        .and_then(|a| a.address.as_ref())
+    {
+        Some(address::Address::Pipe(p)) => p.path.clone(),
+        other => panic!("not a pipe: {other:?}"),
+    };
+    let Some(lb_endpoint::HostIdentifier::Endpoint(e)) = &endpoints(fwd)[0].host_identifier else {
+        panic!("no endpoint");
+    };
+    assert_eq!(pipe_of(&e.address), "@/us_gloo-system");
+
+    let l = res
+        .listeners
+        .iter()
+        .find(|l| l.name == "solo_io_generated_self_listener_us_gloo-system")
+        .expect("tunnel listener");
+    assert_eq!(pipe_of(&l.address), "@/us_gloo-system");
+    let f = &l.filter_chains[0].filters[0];
+    assert_eq!(f.name, "tcp");
+    let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+        panic!("no typed config");
+    };
+    let tcp = TcpProxy::decode(any.value.as_slice()).expect("TcpProxy decodes");
+    assert_eq!(tcp.stat_prefix, "soloioTcpStatsus_gloo-system");
+    assert_eq!(
+        tcp.cluster_specifier,
+        Some(tcp_proxy::ClusterSpecifier::Cluster(
+            "us_gloo-system_original".to_string()
+        ))
+    );
+    let t = tcp.tunneling_config.expect("tunneling config");
+    assert_eq!(t.hostname, "backend.example:443");
+    let h = &t.headers_to_add[0];
+    let hv = h.header.as_ref().expect("header");
+    assert_eq!(
+        (hv.key.as_str(), hv.value.as_str()),
+        ("proxy-authorization", "basic x")
+    );
+    assert_eq!(
+        h.append_action,
+        header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+    );
+
+    // Without httpConnectSslConfig the proxy is reached in plain TCP, and
+    // without sslConfig the tunnel carries plain bytes.
+    let res = proxy_output(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 3128}]}, httpProxyHostname: 'b:80'}",
+    );
+    assert!(res.clusters.iter().all(|c| c.transport_socket.is_none()));
+}
+
+/// Gloo skips an empty `httpProxyHostname`; the CONNECT settings then do
+/// nothing, which is said.
+#[test]
+fn tunnel_settings_without_hostname_warn() {
+    let l = load(
+        "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, httpProxyHostname: '', httpConnectHeaders: [{key: a, value: b}]}",
+    );
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let warnings: Vec<&str> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        warnings,
+        ["httpConnectHeaders has no effect without httpProxyHostname"]
+    );
+    let out = l.output.expect("valid");
+    let res = &out["gloo-system~gateway-proxy"];
+    assert_eq!(res.clusters.len(), 1);
+    assert!(res.listeners.is_empty());
+}
