@@ -129,6 +129,16 @@ pub(super) fn gateway(
         .as_ref()
         .and_then(|o| o.http_connection_manager_settings.as_ref())
         .unwrap_or(&empty);
+    for (field, v) in [("serverName", &h.server_name), ("via", &h.via)] {
+        if let Some(v) = v.as_ref().filter(|v| v.contains(['\0', '\r', '\n'])) {
+            // Envoy takes both as header values: no NUL, CR or LF.
+            let pos = cx.doc_pos.clone();
+            cx.error(
+                pos,
+                format!("httpConnectionManagerSettings.{field} {v:?} holds a NUL, CR or LF, which Envoy refuses in a header value"),
+            );
+        }
+    }
     if let Some(kb) = h
         .max_request_headers_kb
         .filter(|kb| !(1..=8192).contains(kb))

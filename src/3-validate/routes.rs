@@ -135,6 +135,16 @@ pub(super) fn virtual_service(
                     key.namespace, key.name
                 ),
             );
+        } else if d.value.contains(['\0', '\r', '\n']) {
+            // Envoy's VirtualHost domains: no NUL, CR or LF.
+            let pos = cx.at(d);
+            cx.error(
+                pos,
+                format!(
+                    "virtual host {}_{} has a domain with a NUL, CR or LF in it: {:?}",
+                    key.namespace, key.name, d.value
+                ),
+            );
         } else if !d.value.is_empty() {
             domains.push(d.value.clone());
         }

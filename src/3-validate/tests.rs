@@ -1007,6 +1007,32 @@ fn what_envoy_refuses_is_refused_first() {
         let got = messages(&load(&[GW, UP, &vs(&format!("[{r}]"))]));
         assert!(got.iter().any(|m| m.contains(want)), "{r}: {got:?}");
     }
+    // VirtualHostValidationError.Domains: no NUL, CR or LF
+    let vs_nl = vs(&format!("[{}]", route("{prefix: /}", ""))).replace(
+        "  virtualHost:\n",
+        "  virtualHost:\n    domains: [\"a.com\", \"x\\ny\"]\n",
+    );
+    let got = messages(&load(&[GW, UP, &vs_nl]));
+    assert!(
+        got.iter()
+            .any(|m| m.contains("has a domain with a NUL, CR or LF")),
+        "{got:?}"
+    );
+    // HttpConnectionManagerValidationError.Via / ServerName: header values
+    for field in ["via", "serverName"] {
+        let gw = format!(
+            "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec: {{bindPort: 8080, httpGateway: {{options: {{httpConnectionManagerSettings: {{{field}: \"a\\nb\"}}}}}}}}\n"
+        );
+        let got = messages(&load(&[
+            &gw,
+            UP,
+            &vs(&format!("[{}]", route("{prefix: /}", ""))),
+        ]));
+        assert!(
+            got.iter().any(|m| m.contains("holds a NUL, CR or LF")),
+            "{field}: {got:?}"
+        );
+    }
     // HttpConnectionManagerValidationError.MaxRequestHeadersKb: (0, 8192]
     for kb in [0, 8193] {
         let gw = format!(

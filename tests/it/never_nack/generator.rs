@@ -235,6 +235,31 @@ fn gateways(r: &mut Rng, certs: &Certs) -> (Vec<String>, bool) {
     if r.chance(0.2) {
         options["connectionLimit"] = json!({"maxActiveConnections": r.mostly(U32S, BAD_U32S, BAD)});
     }
+    if r.chance(0.2) {
+        options["gzip"] = some(
+            vec![
+                (
+                    "compressionLevel",
+                    json!(r.mostly(&["BEST", "SPEED", "DEFAULT"], &["LOUD"], BAD)),
+                ),
+                ("memoryLevel", json!(r.mostly(&[1, 5, 9], &[0, 10], BAD))),
+                ("windowBits", json!(r.mostly(&[9, 12, 15], &[8, 16], BAD))),
+                (
+                    "contentType",
+                    json!([r.mostly(&["text/plain", "application/json"], &[""], BAD)]),
+                ),
+                ("removeAcceptEncodingHeader", json!(r.chance(0.5))),
+            ],
+            r,
+            0.5,
+        );
+    }
+    if r.chance(0.15) {
+        options["healthCheck"] = json!({"path": r.mostly(PATHS, &["", "x"], BAD)});
+    }
+    if r.chance(0.1) {
+        options["grpcWeb"] = json!({"disable": r.chance(0.5)});
+    }
     let mut spec = json!({
         "bindAddress": ({ let choices = ["::", "127.0.0.1", "0.0.0.0"]; r.pick(&choices) }),
         "bindPort": 8080,
@@ -255,6 +280,24 @@ fn gateways(r: &mut Rng, certs: &Certs) -> (Vec<String>, bool) {
         );
     }
     out.push(doc("gateway.solo.io/v1", "Gateway", "gw", spec));
+    if r.chance(0.15) {
+        // A TCP gateway: plain hosts, or TLS passthrough by SNI.
+        let hosts: Vec<Value> = (0..1 + r.below(2))
+            .map(|i| {
+                let mut h = json!({"name": format!("h{i}"), "destination": {"single": {"upstream": {"name": "up0", "namespace": "gloo-system"}}}});
+                if r.chance(0.6) {
+                    h["sslConfig"] = json!({"sniDomains": [r.mostly(&[format!("t{i}.example.com")], &[String::new()], BAD)]});
+                }
+                h
+            })
+            .collect();
+        out.push(doc(
+            "gateway.solo.io/v1",
+            "Gateway",
+            "gw-tcp",
+            json!({"bindAddress": "::", "bindPort": 9000, "tcpGateway": {"tcpHosts": hosts}}),
+        ));
+    }
     let ssl = r.chance(0.2);
     if ssl {
         let _ = certs;
@@ -364,6 +407,20 @@ fn upstream(r: &mut Rng, name: &str) -> String {
         0.25,
     );
     spec["static"] = st;
+    if r.chance(0.15) {
+        spec["sslConfig"] = some(
+            vec![
+                ("sni", json!(r.mostly(HOSTS, BAD_HOSTS, BAD))),
+                (
+                    "alpnProtocols",
+                    json!([r.mostly(&["h2", "http/1.1"], &[""], BAD)]),
+                ),
+                ("allowRenegotiation", json!(r.chance(0.5))),
+            ],
+            r,
+            0.6,
+        );
+    }
     doc("gloo.solo.io/v1", "Upstream", name, spec)
 }
 
@@ -643,6 +700,25 @@ pub fn case(seed: u64, certs: &Certs) -> Vec<(String, String)> {
             "domains": domains,
             "routes": routes(&mut r, &upstreams, &tables, 0, "/"),
         }});
+        if r.chance(0.3) {
+            spec["virtualHost"]["options"] = some(
+                vec![
+                    ("headerManipulation", header_manipulation(&mut r)),
+                    (
+                        "retries",
+                        json!({"retryOn": r.mostly(&["5xx", "reset"], &[""], BAD), "numRetries": r.mostly(&[1, 2], &[-1], BAD)}),
+                    ),
+                    (
+                        "cors",
+                        json!({"allowOrigin": ["https://a.com"], "exposeHeaders": [header(&mut r)]}),
+                    ),
+                    ("includeRequestAttemptCount", json!(r.chance(0.5))),
+                    ("includeAttemptCountInResponse", json!(r.chance(0.5))),
+                ],
+                &mut r,
+                0.4,
+            );
+        }
         if ssl && r.chance(0.5) {
             let mut s = json!({"sslFiles": {"tlsCert": certs.cert, "tlsKey": certs.key}});
             if r.chance(0.5) {
