@@ -129,6 +129,14 @@ pub(super) fn gateway(
         .as_ref()
         .and_then(|o| o.http_connection_manager_settings.as_ref())
         .unwrap_or(&empty);
+    if h.max_headers_count == Some(0) {
+        // Envoy's HttpProtocolOptions.max_headers_count: at least 1.
+        let pos = cx.doc_pos.clone();
+        cx.error(
+            pos,
+            "httpConnectionManagerSettings.maxHeadersCount must be at least 1 (leave it out for Envoy's default of 100)",
+        );
+    }
     for (field, v) in [("serverName", &h.server_name), ("via", &h.via)] {
         if let Some(v) = v.as_ref().filter(|v| v.contains(['\0', '\r', '\n'])) {
             // Envoy takes both as header values: no NUL, CR or LF.
@@ -541,43 +549,7 @@ pub(super) fn ssl_config(
 
     let params = match &c.parameters {
         None => TlsParams::default(),
-        Some(p) => {
-            let min_version =
-                tls_version(cx, "minimumProtocolVersion", &p.minimum_protocol_version);
-            let max_version =
-                tls_version(cx, "maximumProtocolVersion", &p.maximum_protocol_version);
-            if let (Some(min), Some(max)) = (min_version, max_version)
-                && min != TlsVersion::Auto
-                && max != TlsVersion::Auto
-                && min > max
-            {
-                cx.error(
-                    at.clone(),
-                    format!(
-                        "sslConfig.parameters: minimumProtocolVersion {} is above maximumProtocolVersion {}",
-                        tls_version_name(min),
-                        tls_version_name(max)
-                    ),
-                );
-            }
-            for (field, list) in [
-                ("cipherSuites", &p.cipher_suites),
-                ("ecdhCurves", &p.ecdh_curves),
-            ] {
-                if list.iter().any(String::is_empty) {
-                    cx.error(
-                        at.clone(),
-                        format!("sslConfig.parameters.{field} has an empty entry"),
-                    );
-                }
-            }
-            TlsParams {
-                min_version,
-                max_version,
-                cipher_suites: p.cipher_suites.clone(),
-                ecdh_curves: p.ecdh_curves.clone(),
-            }
-        }
+        Some(p) => ssl_parameters(cx, "sslConfig", &at, p).unwrap_or_default(),
     };
 
     Some(SslConfig {
@@ -784,4 +756,48 @@ pub(super) fn check_sni_conflicts(
             }
         }
     }
+}
+
+/// `parameters`: protocol versions by Gloo's names, min not above max
+/// (Envoy would refuse the cluster or listener), no empty list entries.
+pub(super) fn ssl_parameters(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    at: &Pos,
+    p: &raw::SslParameters,
+) -> Option<TlsParams> {
+    let before = cx.diags.len();
+    let min_version = tls_version(cx, "minimumProtocolVersion", &p.minimum_protocol_version);
+    let max_version = tls_version(cx, "maximumProtocolVersion", &p.maximum_protocol_version);
+    if let (Some(min), Some(max)) = (min_version, max_version)
+        && min != TlsVersion::Auto
+        && max != TlsVersion::Auto
+        && min > max
+    {
+        cx.error(
+            at.clone(),
+            format!(
+                "{field}.parameters: minimumProtocolVersion {} is above maximumProtocolVersion {}",
+                tls_version_name(min),
+                tls_version_name(max)
+            ),
+        );
+    }
+    for (name, list) in [
+        ("cipherSuites", &p.cipher_suites),
+        ("ecdhCurves", &p.ecdh_curves),
+    ] {
+        if list.iter().any(String::is_empty) {
+            cx.error(
+                at.clone(),
+                format!("{field}.parameters.{name} has an empty entry"),
+            );
+        }
+    }
+    (cx.diags.len() == before).then(|| TlsParams {
+        min_version,
+        max_version,
+        cipher_suites: p.cipher_suites.clone(),
+        ecdh_curves: p.ecdh_curves.clone(),
+    })
 }

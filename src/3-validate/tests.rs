@@ -1033,6 +1033,18 @@ fn what_envoy_refuses_is_refused_first() {
             "{field}: {got:?}"
         );
     }
+    // HttpProtocolOptionsValidationError.MaxHeadersCount: >= 1
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {bindPort: 8080, httpGateway: {options: {httpConnectionManagerSettings: {maxHeadersCount: 0}}}}\n";
+    let got = messages(&load(&[
+        gw,
+        UP,
+        &vs(&format!("[{}]", route("{prefix: /}", ""))),
+    ]));
+    assert!(
+        got.iter()
+            .any(|m| m.contains("maxHeadersCount must be at least 1")),
+        "{got:?}"
+    );
     // HttpConnectionManagerValidationError.MaxRequestHeadersKb: (0, 8192]
     for kb in [0, 8193] {
         let gw = format!(

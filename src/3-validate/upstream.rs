@@ -4,7 +4,6 @@
 use serde_saphyr::Spanned;
 
 use super::{Ctx, Index};
-use crate::diag::Pos;
 use crate::manifest::raw;
 use crate::model::*;
 
@@ -182,7 +181,7 @@ fn upstream_ssl(
             let p = cx.at(v);
             cx.error(
                 p,
-                format!("{field}.{name} is not implemented by edgeplane yet (Secrets are not served); give the certificate files with {field}.sslFiles"),
+                format!("{field}.{name} is not implemented for Upstreams yet (edgeplane serves Secrets to listeners only); give the certificate files with {field}.sslFiles"),
             );
             ok = false;
         }
@@ -250,7 +249,7 @@ fn upstream_ssl(
     }
     let params = match &c.parameters {
         None => None,
-        Some(p) => Some(ssl_parameters(cx, field, &at, p)?),
+        Some(p) => Some(super::gateway::ssl_parameters(cx, field, &at, p)?),
     };
     if c.one_way_tls.unwrap_or(false) {
         // Gloo: one-way TLS keeps verifying the server, presents no
@@ -265,51 +264,6 @@ fn upstream_ssl(
         alpn_protocols,
         allow_renegotiation: c.allow_renegotiation.unwrap_or(false),
         params,
-    })
-}
-
-/// `parameters`: protocol versions by Gloo's names, min not above max
-/// (Envoy would refuse the cluster), no empty list entries.
-fn ssl_parameters(
-    cx: &mut Ctx<'_>,
-    field: &str,
-    at: &Pos,
-    p: &raw::SslParameters,
-) -> Option<TlsParams> {
-    use super::gateway::{tls_version, tls_version_name};
-    let before = cx.diags.len();
-    let min_version = tls_version(cx, "minimumProtocolVersion", &p.minimum_protocol_version);
-    let max_version = tls_version(cx, "maximumProtocolVersion", &p.maximum_protocol_version);
-    if let (Some(min), Some(max)) = (min_version, max_version)
-        && min != TlsVersion::Auto
-        && max != TlsVersion::Auto
-        && min > max
-    {
-        cx.error(
-            at.clone(),
-            format!(
-                "{field}.parameters: minimumProtocolVersion {} is above maximumProtocolVersion {}",
-                tls_version_name(min),
-                tls_version_name(max)
-            ),
-        );
-    }
-    for (name, list) in [
-        ("cipherSuites", &p.cipher_suites),
-        ("ecdhCurves", &p.ecdh_curves),
-    ] {
-        if list.iter().any(String::is_empty) {
-            cx.error(
-                at.clone(),
-                format!("{field}.parameters.{name} has an empty entry"),
-            );
-        }
-    }
-    (cx.diags.len() == before).then(|| TlsParams {
-        min_version,
-        max_version,
-        cipher_suites: p.cipher_suites.clone(),
-        ecdh_curves: p.ecdh_curves.clone(),
     })
 }
 

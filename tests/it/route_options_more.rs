@@ -6,7 +6,6 @@
 //! requests on loopback. Expected values come from Gloo's plugins (cited per
 //! test) and Envoy's filters.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,20 +67,8 @@ async fn assert_no_nack(s: &Stack) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_loads_into_envoy_without_nack_and_shows_every_option() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/route-options-gloo/input");
     let port = free_port();
-    let files: Vec<(String, String)> = std::fs::read_dir(&src)
-        .expect("read fixture")
-        .map(|e| e.expect("fixture entry").path())
-        .map(|p| {
-            let name = p.file_name().expect("name").to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&p).expect("read fixture file");
-            (
-                name,
-                text.replace("bindPort: 8080", &format!("bindPort: {port}")),
-            )
-        })
-        .collect();
+    let files = fixture_files("route-options-gloo", port);
     let (tmp, dir) = manifests_dir(&files);
     let cp = ControlPlane::start(&dir, 0, tmp.path()).await;
     let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;

@@ -797,11 +797,11 @@ fn ssl_config_errors() {
         ),
         (
             "{secretRef: {name: s, namespace: n}}",
-            "sslConfig.secretRef is not implemented by edgeplane yet (Secrets are not served); give the certificate files with sslConfig.sslFiles",
+            "sslConfig.secretRef is not implemented for Upstreams yet (edgeplane serves Secrets to listeners only); give the certificate files with sslConfig.sslFiles",
         ),
         (
             "{sds: {targetUri: x}}",
-            "sslConfig.sds is not implemented by edgeplane yet (Secrets are not served); give the certificate files with sslConfig.sslFiles",
+            "sslConfig.sds is not implemented for Upstreams yet (edgeplane serves Secrets to listeners only); give the certificate files with sslConfig.sslFiles",
         ),
         (
             "{sslFiles: {rootCa: /ca, ocspStaple: /o}}",

@@ -95,6 +95,29 @@ pub fn write_atomic(dir: &Path, name: &str, content: &str) {
     std::fs::rename(&tmp, dir.join(name)).expect("rename manifest into place");
 }
 
+/// The input files of fixture `name` (`tests/fixtures/<name>/input`), with
+/// the Gateway's `bindPort: 8080` moved to `port`.
+pub fn fixture_files(name: &str, port: u16) -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .join("input");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&src)
+        .unwrap_or_else(|e| panic!("read fixture {}: {e}", src.display()))
+        .map(|e| e.expect("fixture entry").path())
+        .map(|p| {
+            let file = p.file_name().expect("name").to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&p).expect("read fixture file");
+            (
+                file,
+                text.replace("bindPort: 8080", &format!("bindPort: {port}")),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// A temp dir with a `manifests` dir in it holding `files` (name,
 /// content); logs and bootstraps go into the temp dir beside it.
 pub fn manifests_dir<N: AsRef<str>>(files: &[(N, String)]) -> (tempfile::TempDir, PathBuf) {
