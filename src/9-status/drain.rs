@@ -11,7 +11,10 @@
 //! `edgeplane bootstrap` prints streams Envoy's stats to edgeplane every
 //! second (`envoy.stat_sinks.metrics_service`, served by `stats_sink` on the
 //! xDS port), and `EnvoyStats` keeps, per node, each listener's
-//! `listener.<address>_<port>.downstream_cx_active`. When a reload changes
+//! `listener.<address>_<port>.downstream_cx_active`, and each HTTP
+//! connection manager's upgraded connections (WebSockets:
+//! `http.<stat_prefix>.downstream_cx_upgrades_active` / `_total`), which
+//! Envoy counts per HCM stat prefix, not per listener. When a reload changes
 //! or removes a Listener, `listener_changes` says which, per proxy; the
 //! daemon (`serve::drains`) then logs, for every connected Envoy of that
 //! proxy, how many connections will drain, records a `DrainRecord` in the

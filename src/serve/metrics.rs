@@ -29,7 +29,8 @@
 //! to the stats sink) per connected node and listener of its proxy, taken
 //! from the status report at each scrape (`set_websockets`): a node that
 //! disconnects or a listener that goes loses its series, so their number
-//! stays that of the nodes streaming stats times their proxy's listeners.
+//! stays that of the nodes streaming stats (at most `MAX_WEBSOCKET_NODES`)
+//! times their proxy's listeners.
 //! Envoy counts upgrades per HCM stat prefix; listeners sharing one (Gloo's
 //! `http`) carry the same value, and a series with `listener=""` carries
 //! the node's count (each prefix once) for sums.
@@ -113,6 +114,11 @@ struct NodeListenerLabel {
     node: String,
     listener: String,
 }
+
+/// The most nodes the WebSocket series name: node ids are the clients'
+/// to choose, so a fleet (or a misbehaving client) cannot grow `/metrics`
+/// without bound; `/status` still lists every node.
+pub const MAX_WEBSOCKET_NODES: usize = 256;
 
 /// One node's (or one of its listeners') WebSockets, as the status report
 /// has them.
@@ -320,7 +326,11 @@ impl Metrics {
     /// admin server calls this before each render of `/metrics`).
     pub fn set_websockets(&self, nodes: &[crate::status::api::ConnectedNode]) {
         let mut series = Vec::new();
-        for n in nodes.iter().filter(|n| n.stats_reported) {
+        for n in nodes
+            .iter()
+            .filter(|n| n.stats_reported)
+            .take(MAX_WEBSOCKET_NODES)
+        {
             series.push(WebsocketSeries {
                 node: n.node_id.clone(),
                 listener: String::new(),
@@ -584,6 +594,19 @@ mod tests {
         let text = m.render();
         assert!(!text.contains("node=\"n1\""), "{text}");
         assert!(text.contains("node=\"n2\""), "{text}");
+        // At most MAX_WEBSOCKET_NODES nodes get series.
+        let many: Vec<_> = (0..MAX_WEBSOCKET_NODES + 10)
+            .map(|i| node(&format!("m{i}"), 0))
+            .collect();
+        m.set_websockets(&many);
+        let text = m.render();
+        let nodes = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("edgeplane_envoy_websockets_active{") && l.contains("listener=\"\"")
+            })
+            .count();
+        assert_eq!(nodes, MAX_WEBSOCKET_NODES);
     }
 
     #[test]
