@@ -11,7 +11,10 @@
 //! `edgeplane bootstrap` prints streams Envoy's stats to edgeplane every
 //! second (`envoy.stat_sinks.metrics_service`, served by `stats_sink` on the
 //! xDS port), and `EnvoyStats` keeps, per node, each listener's
-//! `listener.<address>_<port>.downstream_cx_active`. When a reload changes
+//! `listener.<address>_<port>.downstream_cx_active`, and each HTTP
+//! connection manager's upgraded connections (WebSockets:
+//! `http.<stat_prefix>.downstream_cx_upgrades_active` / `_total`), which
+//! Envoy counts per HCM stat prefix, not per listener. When a reload changes
 //! or removes a Listener, `listener_changes` says which, per proxy; the
 //! daemon (`serve::drains`) then logs, for every connected Envoy of that
 //! proxy, how many connections will drain, records a `DrainRecord` in the
@@ -54,6 +57,35 @@ pub fn stat_prefix(listener: &Listener) -> Option<String> {
         Err(_) => sa.address.clone(),
     };
     Some(format!("{host}:{port}").replace(':', "_"))
+}
+
+/// The `stat_prefix`es of the HTTP connection managers on the listener's
+/// filter chains (default chain included), sorted and deduplicated: the
+/// scopes Envoy counts its upgrades (WebSockets) under
+/// (`http.<prefix>.downstream_cx_upgrades_active`). Empty for a TCP-only
+/// listener or one that does not decode.
+pub fn encoded_hcm_stat_prefixes(e: &Encoded) -> Vec<String> {
+    use envoy_types::pb::envoy::config::listener::v3::filter;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    let Ok(l) = Listener::decode(&e.bytes[..]) else {
+        return Vec::new();
+    };
+    let prefixes: BTreeSet<String> = l
+        .filter_chains
+        .iter()
+        .chain(l.default_filter_chain.iter())
+        .flat_map(|c| c.filters.iter())
+        .filter_map(|f| match f.config_type.as_ref()? {
+            filter::ConfigType::TypedConfig(any)
+                if any.type_url.ends_with(".HttpConnectionManager") =>
+            {
+                HttpConnectionManager::decode(&any.value[..]).ok()
+            }
+            _ => None,
+        })
+        .map(|h| h.stat_prefix)
+        .collect();
+    prefixes.into_iter().collect()
 }
 
 /// The listener's stat prefix read off its encoded bytes.
@@ -152,11 +184,23 @@ fn changed_filter_chains(before: &Encoded, after: &Encoded) -> Vec<String> {
     if all { Vec::new() } else { changed }
 }
 
+/// An HTTP connection manager's upgraded connections (WebSockets), as
+/// Envoy counts them per HCM `stat_prefix`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Upgrades {
+    /// `http.<prefix>.downstream_cx_upgrades_active`: open now.
+    pub active: u64,
+    /// `http.<prefix>.downstream_cx_upgrades_total`: since Envoy started.
+    pub total: u64,
+}
+
 /// What one Envoy last reported about its listeners.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeStats {
     /// Stat prefix (e.g. `127.0.0.1_8080`) → `downstream_cx_active`.
     pub active: BTreeMap<String, u64>,
+    /// HCM stat prefix (Gloo's is `http` on every listener) → upgrades.
+    pub upgrades: BTreeMap<String, Upgrades>,
     /// When the last stats message arrived.
     pub updated_unix_ms: u64,
     /// Open stats streams of this node id.
@@ -219,6 +263,27 @@ impl EnvoyStats {
         let mut changed = false;
         for (prefix, n) in active {
             if s.active.insert(prefix, n) != Some(n) {
+                changed = true;
+            }
+        }
+        drop(nodes);
+        if changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Merges one flush's HCM upgrade stats: HCM stat prefix → upgrades.
+    /// Wakes status watchers only when a count changed.
+    pub fn update_upgrades(
+        &self,
+        node_id: &str,
+        upgrades: impl IntoIterator<Item = (String, Upgrades)>,
+    ) {
+        let mut nodes = self.lock();
+        let s = nodes.entry(node_id.to_string()).or_default();
+        let mut changed = false;
+        for (prefix, u) in upgrades {
+            if s.upgrades.insert(prefix, u) != Some(u) {
                 changed = true;
             }
         }
@@ -417,5 +482,74 @@ pub(crate) mod tests {
         assert_eq!(s.active("n", "127.0.0.1_9"), Some(0));
         s.stream_closed("n");
         assert_eq!(s.active("n", "127.0.0.1_1"), None);
+    }
+
+    #[test]
+    fn upgrades_merge_and_wake_watchers_only_on_change() {
+        let s = EnvoyStats::default();
+        let mut rx = s.subscribe();
+        s.stream_opened("n");
+        rx.borrow_and_update();
+        let u = |active, total| Upgrades { active, total };
+        s.update_upgrades("n", [("http".to_string(), u(2, 5))]);
+        assert!(rx.has_changed().unwrap_or(false));
+        rx.borrow_and_update();
+        s.update_upgrades("n", [("http".to_string(), u(2, 5))]);
+        assert!(!rx.has_changed().unwrap_or(true));
+        s.update_upgrades("n", [("other".to_string(), u(1, 1))]);
+        let got = s.get("n").map(|n| n.upgrades).unwrap_or_default();
+        assert_eq!(got.get("http"), Some(&u(2, 5)));
+        assert_eq!(got.get("other"), Some(&u(1, 1)));
+    }
+
+    #[test]
+    fn hcm_stat_prefixes_are_read_off_the_filter_chains() {
+        use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, filter};
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+        use envoy_types::pb::google::protobuf::Any;
+        let hcm = |prefix: &str| {
+            Filter {
+            name: "envoy.filters.network.http_connection_manager".into(),
+            config_type: Some(filter::ConfigType::TypedConfig(Any {
+                type_url: "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager".into(),
+                value: HttpConnectionManager {
+                    stat_prefix: prefix.into(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            })),
+        }
+        };
+        let mut l = listener("l", "127.0.0.1", 1, &[]);
+        l.filter_chains = vec![
+            FilterChain {
+                filters: vec![hcm("http")],
+                ..Default::default()
+            },
+            FilterChain {
+                filters: vec![hcm("http")],
+                ..Default::default()
+            },
+        ];
+        l.default_filter_chain = Some(FilterChain {
+            filters: vec![hcm("b")],
+            ..Default::default()
+        });
+        let p = proxy(&[
+            l,
+            listener(
+                "tcp",
+                "127.0.0.1",
+                2,
+                &[("", "envoy.filters.network.tcp_proxy")],
+            ),
+        ]);
+        let get = |name: &str| {
+            p.get(ResourceType::Listener, name)
+                .map(|e| encoded_hcm_stat_prefixes(e))
+                .unwrap_or_default()
+        };
+        assert_eq!(get("l"), ["b", "http"]);
+        assert!(get("tcp").is_empty());
     }
 }

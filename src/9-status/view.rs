@@ -134,25 +134,31 @@ fn report(
     let resources = resource_statuses(load, &registered);
     let nodes = registered
         .into_iter()
-        .map(|n| ConnectedNode {
-            stats_reported: state.envoy_stats.get(&n.node_id).is_some(),
-            listeners: listener_connections(state, snap, &n.node_id, &n.proxy, &mut prefixes),
-            node_id: n.node_id,
-            proxy: n.proxy,
-            xds_mode: n.mode.to_string(),
-            types: n
-                .types
-                .into_iter()
-                .map(|(t, s)| NodeTypeState {
-                    type_url: t.type_url().to_string(),
-                    acked_version: s.acked_version,
-                    nacked_version: s.nacked_version,
-                    nack_message: s.nack_message,
-                    responses: s.responses,
-                    last_ack_unix_ms: s.last_ack_unix_ms,
-                    last_nack_unix_ms: s.last_nack_unix_ms,
-                })
-                .collect(),
+        .map(|n| {
+            let (listeners, upgrades) =
+                listener_connections(state, snap, &n.node_id, &n.proxy, &mut prefixes);
+            ConnectedNode {
+                stats_reported: state.envoy_stats.get(&n.node_id).is_some(),
+                listeners,
+                upgrades_active: upgrades.active,
+                upgrades_total: upgrades.total,
+                node_id: n.node_id,
+                proxy: n.proxy,
+                xds_mode: n.mode.to_string(),
+                types: n
+                    .types
+                    .into_iter()
+                    .map(|(t, s)| NodeTypeState {
+                        type_url: t.type_url().to_string(),
+                        acked_version: s.acked_version,
+                        nacked_version: s.nacked_version,
+                        nack_message: s.nack_message,
+                        responses: s.responses,
+                        last_ack_unix_ms: s.last_ack_unix_ms,
+                        last_nack_unix_ms: s.last_nack_unix_ms,
+                    })
+                    .collect(),
+            }
         })
         .collect();
     GetStatusResponse {
@@ -167,39 +173,78 @@ fn report(
     }
 }
 
-/// Proxy → its listeners' (name, Envoy stats scope).
-type ListenerPrefixes = std::collections::BTreeMap<String, Vec<(String, Option<String>)>>;
+/// One listener's Envoy stats scopes: its name, its listener stat prefix,
+/// its HCMs' stat prefixes.
+type ListenerScopes = (String, Option<String>, Vec<String>);
 
-/// Active connections per listener of `proxy` on `node_id`, from the stats
-/// that Envoy streams; empty when it streams none.
+/// Proxy → its listeners' scopes.
+type ListenerPrefixes = std::collections::BTreeMap<String, Vec<ListenerScopes>>;
+
+/// Active connections and upgrades per listener of `proxy` on `node_id`,
+/// with the node's upgrades (each HCM stat prefix counted once), from the
+/// stats that Envoy streams; empty and zero when it streams none.
 fn listener_connections(
     state: &State,
     snap: Option<&crate::snapshot::Snapshot>,
     node_id: &str,
     proxy: &str,
     prefixes: &mut ListenerPrefixes,
-) -> Vec<ListenerConnections> {
+) -> (Vec<ListenerConnections>, drain::Upgrades) {
     let (Some(stats), Some(ps)) = (
         state.envoy_stats.get(node_id),
         snap.and_then(|s| s.proxies.get(proxy)),
     ) else {
-        return Vec::new();
+        return (Vec::new(), drain::Upgrades::default());
     };
     let listeners = prefixes.entry(proxy.to_string()).or_insert_with(|| {
         ps.resources(ResourceType::Listener)
-            .map(|e| (e.name.clone(), drain::encoded_stat_prefix(e)))
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    drain::encoded_stat_prefix(e),
+                    drain::encoded_hcm_stat_prefixes(e),
+                )
+            })
             .collect()
     });
-    listeners
+    connections(&stats, listeners)
+}
+
+/// `listener_connections` on one node's stats and its proxy's listeners.
+fn connections(
+    stats: &drain::NodeStats,
+    listeners: &[ListenerScopes],
+) -> (Vec<ListenerConnections>, drain::Upgrades) {
+    // HCM stat prefix → how many listeners use it.
+    let mut users: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, _, hcms) in listeners {
+        for h in hcms {
+            *users.entry(h.as_str()).or_default() += 1;
+        }
+    }
+    let upgrades = |h: &str| stats.upgrades.get(h).copied().unwrap_or_default();
+    let node = users
+        .keys()
+        .fold(drain::Upgrades::default(), |acc, h| drain::Upgrades {
+            active: acc.active + upgrades(h).active,
+            total: acc.total + upgrades(h).total,
+        });
+    let per_listener = listeners
         .iter()
-        .map(|(name, prefix)| ListenerConnections {
+        .map(|(name, prefix, hcms)| ListenerConnections {
             listener: name.clone(),
             active_connections: prefix
                 .as_ref()
                 .and_then(|p| stats.active.get(p).copied())
                 .unwrap_or(0),
+            upgrades_active: hcms.iter().map(|h| upgrades(h).active).sum(),
+            upgrades_total: hcms.iter().map(|h| upgrades(h).total).sum(),
+            upgrades_shared: hcms
+                .iter()
+                .any(|h| users.get(h.as_str()).copied().unwrap_or(0) > 1),
         })
-        .collect()
+        .collect();
+    (per_listener, node)
 }
 
 fn drain_msg(d: &drain::DrainRecord) -> ListenerDrain {
@@ -282,4 +327,55 @@ fn resource_statuses(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrades_go_to_listeners_by_hcm_prefix_and_count_once_per_node() {
+        let mut stats = drain::NodeStats::default();
+        stats.active.insert("127.0.0.1_1".into(), 3);
+        let u = |active, total| drain::Upgrades { active, total };
+        stats.upgrades.insert("http".into(), u(2, 5));
+        stats.upgrades.insert("own".into(), u(1, 1));
+        let scopes = |name: &str, prefix: &str, hcms: &[&str]| -> ListenerScopes {
+            (
+                name.into(),
+                Some(prefix.into()),
+                hcms.iter().map(|h| h.to_string()).collect(),
+            )
+        };
+        let listeners = [
+            scopes("a", "127.0.0.1_1", &["http"]),
+            scopes("b", "127.0.0.1_2", &["http"]),
+            scopes("c", "127.0.0.1_3", &["own"]),
+            scopes("tcp", "127.0.0.1_4", &[]),
+        ];
+        let (ls, node) = connections(&stats, &listeners);
+        // The shared `http` scope counts once for the node.
+        assert_eq!(node, u(3, 6));
+        let got: Vec<_> = ls
+            .iter()
+            .map(|l| {
+                (
+                    l.listener.as_str(),
+                    l.active_connections,
+                    l.upgrades_active,
+                    l.upgrades_total,
+                    l.upgrades_shared,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", 3, 2, 5, true),
+                ("b", 0, 2, 5, true),
+                ("c", 0, 1, 1, false),
+                ("tcp", 0, 0, 0, false),
+            ]
+        );
+    }
 }

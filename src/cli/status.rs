@@ -10,7 +10,8 @@ use clap::ValueEnum;
 use super::table::table;
 use crate::serve::tls::ClientTlsFiles;
 use crate::status::api::{
-    GetStatusRequest, GetStatusResponse, ListenerDrain, status_service_client::StatusServiceClient,
+    ConnectedNode, GetStatusRequest, GetStatusResponse, ListenerDrain,
+    status_service_client::StatusServiceClient,
 };
 
 /// `status --output`.
@@ -169,12 +170,54 @@ pub fn render_table(s: &GetStatusResponse) -> String {
         out.push('\n');
         out.push_str(&table(&nodes));
     }
+    if s.nodes.iter().any(|n| n.stats_reported) {
+        out.push('\n');
+        out.push_str(&connections_table(&s.nodes));
+    }
     if !s.drains.is_empty() {
         out.push('\n');
         let now = i64::try_from(crate::xds::registry::now_unix_ms()).unwrap_or(i64::MAX);
         out.push_str(&drains_table(&s.drains, now));
     }
     out
+}
+
+/// Per node that streams its stats: its live WebSockets (upgraded
+/// connections) and upgrades since Envoy started, then a line per listener
+/// with its connections and its WebSockets (`(shared)` when Envoy counts
+/// them for several listeners at once: one HCM stat prefix).
+fn connections_table(nodes: &[ConnectedNode]) -> String {
+    let mut rows = vec![[
+        "NODE".to_string(),
+        "LISTENER".into(),
+        "CONNECTIONS".into(),
+        "WEBSOCKETS".into(),
+        "UPGRADES TOTAL".into(),
+    ]];
+    for n in nodes.iter().filter(|n| n.stats_reported) {
+        rows.push([
+            n.node_id.clone(),
+            "(all)".into(),
+            n.listeners
+                .iter()
+                .map(|l| l.active_connections)
+                .sum::<u64>()
+                .to_string(),
+            n.upgrades_active.to_string(),
+            n.upgrades_total.to_string(),
+        ]);
+        for l in &n.listeners {
+            let shared = if l.upgrades_shared { " (shared)" } else { "" };
+            rows.push([
+                n.node_id.clone(),
+                l.listener.clone(),
+                l.active_connections.to_string(),
+                format!("{}{shared}", l.upgrades_active),
+                format!("{}{shared}", l.upgrades_total),
+            ]);
+        }
+    }
+    table(&rows)
 }
 
 /// The most recent listener drains (newest last, at most 10), with their
@@ -304,6 +347,55 @@ pub async fn watch_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::api::ListenerConnections;
+
+    #[test]
+    fn connections_show_websockets_per_node_and_listener() {
+        let l = |name: &str, conns, ws, shared| ListenerConnections {
+            listener: name.into(),
+            active_connections: conns,
+            upgrades_active: ws,
+            upgrades_total: ws + 1,
+            upgrades_shared: shared,
+        };
+        let nodes = [
+            ConnectedNode {
+                node_id: "n1".into(),
+                stats_reported: true,
+                listeners: vec![l("listener-a", 3, 2, false), l("listener-b", 1, 0, true)],
+                upgrades_active: 2,
+                upgrades_total: 3,
+                ..Default::default()
+            },
+            ConnectedNode {
+                node_id: "quiet".into(),
+                ..Default::default()
+            },
+        ];
+        let text = connections_table(&nodes);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows[0],
+            [
+                "NODE",
+                "LISTENER",
+                "CONNECTIONS",
+                "WEBSOCKETS",
+                "UPGRADES",
+                "TOTAL"
+            ]
+        );
+        assert_eq!(rows[1], ["n1", "(all)", "4", "2", "3"]);
+        assert_eq!(rows[2], ["n1", "listener-a", "3", "2", "3"]);
+        assert_eq!(
+            rows[3],
+            ["n1", "listener-b", "1", "0", "(shared)", "1", "(shared)"]
+        );
+        assert_eq!(rows.len(), 4, "{text}");
+    }
 
     #[test]
     fn drains_show_listener_node_connections_and_age() {

@@ -21,13 +21,29 @@
 //! | `edgeplane_stats_sink_streams` | gauge | — |
 //! | `edgeplane_listener_drains_total` | counter | — |
 //! | `edgeplane_listener_drain_connections_total` | counter | — |
+//! | `edgeplane_envoy_websockets_active` | gauge | `node`, `listener` |
+//! | `edgeplane_envoy_websockets_total` | counter | `node`, `listener` |
+//!
+//! The WebSocket series are Envoy's HCM upgrade stats
+//! (`http.<stat_prefix>.downstream_cx_upgrades_active` / `_total`, streamed
+//! to the stats sink) per connected node and listener of its proxy, taken
+//! from the status report at each scrape (`set_websockets`): a node that
+//! disconnects or a listener that goes loses its series, so their number
+//! stays that of the nodes streaming stats (at most `MAX_WEBSOCKET_NODES`)
+//! times their proxy's listeners.
+//! Envoy counts upgrades per HCM stat prefix; listeners sharing one (Gloo's
+//! `http`) carry the same value, and a series with `listener=""` carries
+//! the node's count (each prefix once) for sums.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
@@ -93,6 +109,69 @@ struct VersionLabel {
     version: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeListenerLabel {
+    node: String,
+    listener: String,
+}
+
+/// The most nodes the WebSocket series name: node ids are the clients'
+/// to choose, so a fleet (or a misbehaving client) cannot grow `/metrics`
+/// without bound; `/status` still lists every node.
+pub const MAX_WEBSOCKET_NODES: usize = 256;
+
+/// One node's (or one of its listeners') WebSockets, as the status report
+/// has them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebsocketSeries {
+    pub node: String,
+    /// Empty: the node's count.
+    pub listener: String,
+    pub active: u64,
+    pub total: u64,
+}
+
+/// Renders the WebSocket series set at the last scrape; a collector, so the
+/// set is replaced whole and gone nodes and listeners leave no stale series.
+#[derive(Debug, Default)]
+struct WebsocketCollector {
+    series: std::sync::Arc<Mutex<Vec<WebsocketSeries>>>,
+}
+
+impl Collector for WebsocketCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let label = |s: &WebsocketSeries| NodeListenerLabel {
+            node: s.node.clone(),
+            listener: s.listener.clone(),
+        };
+        let mut family = encoder.encode_descriptor(
+            "envoy_websockets_active",
+            "Upgraded connections (WebSockets) open now on a connected Envoy, per listener (Envoy's http.<stat_prefix>.downstream_cx_upgrades_active; listeners sharing an HCM stat prefix show the same count; listener=\"\": the node's)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for s in &series {
+            let v = i64::try_from(s.active).unwrap_or(i64::MAX);
+            ConstGauge::new(v).encode(family.encode_family(&label(s))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "envoy_websockets",
+            "Upgraded connections (WebSockets) since the Envoy started, per listener (Envoy's http.<stat_prefix>.downstream_cx_upgrades_total; listeners sharing an HCM stat prefix show the same count; listener=\"\": the node's)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for s in &series {
+            ConstCounter::new(s.total).encode(family.encode_family(&label(s))?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Every metric edgeplane exports.
 pub struct Metrics {
     registry: Registry,
@@ -111,6 +190,7 @@ pub struct Metrics {
     sink_streams: Gauge,
     drains: Counter,
     drain_connections: Counter,
+    websockets: std::sync::Arc<Mutex<Vec<WebsocketSeries>>>,
 }
 
 impl Default for Metrics {
@@ -150,6 +230,7 @@ impl Metrics {
             sink_streams: Gauge::default(),
             drains: Counter::default(),
             drain_connections: Counter::default(),
+            websockets: std::sync::Arc::default(),
             registry: Registry::default(),
         };
         // Series that exist from the start, so rates and alerts see zeros
@@ -235,7 +316,35 @@ impl Metrics {
             "Active connections reported (by Envoy's stats) on listeners at the moment a change drained them",
             m.drain_connections.clone(),
         );
+        registry.register_collector(Box::new(WebsocketCollector {
+            series: m.websockets.clone(),
+        }));
         Metrics { registry, ..m }
+    }
+
+    /// Replaces the WebSocket series with the status report's nodes (the
+    /// admin server calls this before each render of `/metrics`).
+    pub fn set_websockets(&self, nodes: &[crate::status::api::ConnectedNode]) {
+        let mut series = Vec::new();
+        for n in nodes
+            .iter()
+            .filter(|n| n.stats_reported)
+            .take(MAX_WEBSOCKET_NODES)
+        {
+            series.push(WebsocketSeries {
+                node: n.node_id.clone(),
+                listener: String::new(),
+                active: n.upgrades_active,
+                total: n.upgrades_total,
+            });
+            series.extend(n.listeners.iter().map(|l| WebsocketSeries {
+                node: n.node_id.clone(),
+                listener: l.listener.clone(),
+                active: l.upgrades_active,
+                total: l.upgrades_total,
+            }));
+        }
+        *self.websockets.lock().unwrap_or_else(|e| e.into_inner()) = series;
     }
 
     /// The Prometheus text exposition of every metric.
@@ -428,6 +537,76 @@ mod tests {
         );
         assert_eq!(v("edgeplane_listener_drains_total"), Some(1.0));
         assert_eq!(v("edgeplane_listener_drain_connections_total"), Some(3.0));
+    }
+
+    #[test]
+    fn websockets_follow_the_nodes_of_the_last_report() {
+        use crate::status::api::{ConnectedNode, ListenerConnections};
+        let m = Metrics::new();
+        let node = |id: &str, active: u64| ConnectedNode {
+            node_id: id.into(),
+            stats_reported: true,
+            upgrades_active: active,
+            upgrades_total: active + 3,
+            listeners: vec![ListenerConnections {
+                listener: "listener-127.0.0.1-8080".into(),
+                upgrades_active: active,
+                upgrades_total: active + 3,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let silent = ConnectedNode {
+            node_id: "silent".into(),
+            ..Default::default()
+        };
+        m.set_websockets(&[node("n1", 2), silent]);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE edgeplane_envoy_websockets_active gauge"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP edgeplane_envoy_websockets_active "));
+        assert!(
+            text.contains("# TYPE edgeplane_envoy_websockets_total counter"),
+            "{text}"
+        );
+        let l = "node=\"n1\",listener=\"listener-127.0.0.1-8080\"";
+        assert_eq!(
+            sample(&text, &format!("edgeplane_envoy_websockets_active{{{l}}}")),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, &format!("edgeplane_envoy_websockets_total{{{l}}}")),
+            Some(5.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "edgeplane_envoy_websockets_active{node=\"n1\",listener=\"\"}"
+            ),
+            Some(2.0)
+        );
+        assert!(!text.contains("silent"), "{text}");
+        // A node that goes loses its series.
+        m.set_websockets(&[node("n2", 1)]);
+        let text = m.render();
+        assert!(!text.contains("node=\"n1\""), "{text}");
+        assert!(text.contains("node=\"n2\""), "{text}");
+        // At most MAX_WEBSOCKET_NODES nodes get series.
+        let many: Vec<_> = (0..MAX_WEBSOCKET_NODES + 10)
+            .map(|i| node(&format!("m{i}"), 0))
+            .collect();
+        m.set_websockets(&many);
+        let text = m.render();
+        let nodes = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("edgeplane_envoy_websockets_active{") && l.contains("listener=\"\"")
+            })
+            .count();
+        assert_eq!(nodes, MAX_WEBSOCKET_NODES);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! `envoy.stat_sinks.metrics_service` sink on `xds_cluster`, flushing every
 //! second. Each flush carries every stat Envoy has used; edgeplane keeps only
 //! the listeners' `downstream_cx_active` gauges (`drain::EnvoyStats`), so it
-//! can say how many connections a listener change drains.
+//! can say how many connections a listener change drains, and the HTTP
+//! connection managers' `downstream_cx_upgrades_active` gauge and
+//! `downstream_cx_upgrades_total` counter, so it can show the live
+//! WebSockets (upgraded connections) a drain would close.
 //!
 //! Requests are decoded with slim messages of our own, wire-compatible with
 //! Envoy's `StreamMetricsMessage` and Prometheus' `MetricFamily` but with
@@ -22,7 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
 
 use crate::serve::metrics::Metrics;
-use crate::status::drain::EnvoyStats;
+use crate::status::drain::{EnvoyStats, Upgrades};
 
 /// The method Envoy's metrics service sink calls.
 pub const STREAM_METRICS_PATH: &str = "/envoy.service.metrics.v3.MetricsService/StreamMetrics";
@@ -59,11 +62,21 @@ pub struct MetricFamily {
     pub metric: Vec<Metric>,
 }
 
-/// `io.prometheus.client.Metric`: its gauge only.
+/// `io.prometheus.client.Metric`: its gauge and counter only.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Metric {
     #[prost(message, optional, tag = "2")]
     pub gauge: Option<Gauge>,
+    #[prost(message, optional, tag = "3")]
+    pub counter: Option<Counter>,
+}
+
+/// `io.prometheus.client.Counter`: its value (cumulative: the bootstrap
+/// leaves `report_counters_as_deltas` off).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Counter {
+    #[prost(double, tag = "1")]
+    pub value: f64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -98,6 +111,50 @@ pub fn listener_gauges(families: &[MetricFamily]) -> Vec<(String, u64)> {
             Some((prefix.to_string(), value.max(0.0) as u64))
         })
         .collect()
+}
+
+/// The HTTP connection managers' upgrade stats of one flush: HCM stat
+/// prefix → (`http.<prefix>.downstream_cx_upgrades_active` gauge,
+/// `http.<prefix>.downstream_cx_upgrades_total` counter). Envoy's admin
+/// HCM (`http.admin.`) is left out; a prefix whose gauge or counter is
+/// missing from the flush reads 0 for it.
+pub fn hcm_upgrades(families: &[MetricFamily]) -> Vec<(String, Upgrades)> {
+    let mut out: std::collections::BTreeMap<String, Upgrades> = Default::default();
+    for f in families {
+        let Some(rest) = f.name.strip_prefix("http.") else {
+            continue;
+        };
+        let (prefix, active) = if let Some(p) = rest.strip_suffix(".downstream_cx_upgrades_active")
+        {
+            (p, true)
+        } else if let Some(p) = rest.strip_suffix(".downstream_cx_upgrades_total") {
+            (p, false)
+        } else {
+            continue;
+        };
+        if prefix == "admin" {
+            continue;
+        }
+        let Some(m) = f.metric.first() else {
+            continue;
+        };
+        let value = if active {
+            m.gauge.as_ref().map(|g| g.value)
+        } else {
+            m.counter.as_ref().map(|c| c.value)
+        };
+        let Some(value) = value else {
+            continue;
+        };
+        let n = value.max(0.0) as u64;
+        let u = out.entry(prefix.to_string()).or_default();
+        if active {
+            u.active = n;
+        } else {
+            u.total = n;
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// The tower service tonic's router calls for the metrics service.
@@ -153,6 +210,8 @@ impl StatsSinkService {
                     }
                     if let Some(id) = &node {
                         self.stats.update(id, listener_gauges(&msg.envoy_metrics));
+                        self.stats
+                            .update_upgrades(id, hcm_upgrades(&msg.envoy_metrics));
                     }
                 }
                 Ok(None) => break Ok(StatsResponse {}),
@@ -287,6 +346,65 @@ mod tests {
             vec![
                 ("127.0.0.1_8080".to_string(), 2),
                 ("[__]_9090".to_string(), 0)
+            ]
+        );
+    }
+
+    /// The HCM upgrade gauge and counter, as Envoy's own types encode them,
+    /// become per-prefix upgrades; the admin HCM and other stats do not.
+    #[test]
+    fn hcm_upgrades_read_the_gauge_and_the_counter() {
+        use envoy_types::pb::io::prometheus::client as prom;
+        let gauge = |name: &str, v: f64| prom::MetricFamily {
+            name: Some(name.into()),
+            r#type: Some(prom::MetricType::Gauge as i32),
+            metric: vec![prom::Metric {
+                gauge: Some(prom::Gauge { value: Some(v) }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let counter = |name: &str, v: f64| prom::MetricFamily {
+            name: Some(name.into()),
+            r#type: Some(prom::MetricType::Counter as i32),
+            metric: vec![prom::Metric {
+                counter: Some(prom::Counter {
+                    value: Some(v),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let msg = StreamMetricsMessage {
+            identifier: None,
+            envoy_metrics: vec![
+                gauge("http.http.downstream_cx_upgrades_active", 2.0),
+                counter("http.http.downstream_cx_upgrades_total", 7.0),
+                counter("http.http.downstream_cx_total", 9.0),
+                gauge("http.admin.downstream_cx_upgrades_active", 1.0),
+                counter("http.other.downstream_cx_upgrades_total", 3.0),
+                gauge("listener.127.0.0.1_8080.downstream_cx_active", 2.0),
+            ],
+        };
+        let slim = StatsMessage::decode(msg.encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(
+            hcm_upgrades(&slim.envoy_metrics),
+            vec![
+                (
+                    "http".to_string(),
+                    Upgrades {
+                        active: 2,
+                        total: 7
+                    }
+                ),
+                (
+                    "other".to_string(),
+                    Upgrades {
+                        active: 0,
+                        total: 3
+                    }
+                ),
             ]
         );
     }

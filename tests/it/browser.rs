@@ -360,6 +360,23 @@ async fn status_page_shows_routes_errors_and_nodes_live() {
             ),
         )
         .await;
+    // A live WebSocket shows on the node's listener (Envoy's HCM upgrade
+    // stats, streamed to edgeplane).
+    let ws = ws_connect(port, "/plain")
+        .await
+        .map_err(|code| format!("expected 101, got {code}"))
+        .expect("a WebSocket through Envoy");
+    browser
+        .wait_for(
+            "one open WebSocket on the listener",
+            &format!(
+                "[...document.querySelectorAll('[data-node=\"test-node\"] tr.websockets')]\
+                 .some(tr => tr.dataset.listener === 'listener-127.0.0.1-{port}' \
+                 && tr.querySelector('td.ws-active').innerText === '1')"
+            ),
+        )
+        .await;
+    drop(ws);
     browser
         .wait_for(
             "no manifest problems",

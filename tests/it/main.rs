@@ -72,6 +72,8 @@ mod vhost_options;
 mod watch;
 // Gloo's WebSocket semantics and live edits that keep sockets open.
 mod websocket;
+// Live WebSockets (Envoy's HCM upgrade stats) in /status, /metrics, the CLI.
+mod ws_watch;
 // Delta ADS as an Envoy sees it.
 mod xds_delta;
 // State-of-the-world ADS as an Envoy sees it.

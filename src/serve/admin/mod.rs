@@ -96,7 +96,12 @@ pub async fn run(listener: TcpListener, admin: Admin) {
                 "/metrics" => (
                     200,
                     super::metrics::CONTENT_TYPE,
-                    Body::Owned(admin.metrics.render()),
+                    Body::Owned({
+                        admin.metrics.set_websockets(
+                            &crate::status::view::current_status(&admin.state).nodes,
+                        );
+                        admin.metrics.render()
+                    }),
                 ),
                 "/config_dump" => {
                     let (code, body) =

@@ -131,7 +131,15 @@ function renderNodes(s) {
   return s.nodes.map((n) => el("div", { class: "node", "data-node": n.nodeId },
     el("h3", {}, `${n.nodeId} · proxy ${n.proxy} · ${n.xdsMode} ADS`,
       n.listeners.length ? " · connections: " +
-        n.listeners.map((l) => `${l.listener} ${l.activeConnections}`).join(", ") : ""),
+        n.listeners.map((l) => `${l.listener} ${l.activeConnections}`).join(", ") : "",
+      n.statsReported ? ` · WebSockets: ${n.upgradesActive} open, ${n.upgradesTotal} since Envoy started` : ""),
+    n.statsReported && n.listeners.length ?
+      table(["listener", "active connections", "WebSockets open", "WebSockets since start"],
+        n.listeners.map((l) => el("tr", { class: "websockets", "data-listener": l.listener },
+          el("td", { class: "mono" }, l.listener),
+          el("td", {}, l.activeConnections),
+          el("td", { class: "ws-active" }, l.upgradesActive + (l.upgradesShared ? " (shared)" : "")),
+          el("td", {}, l.upgradesTotal + (l.upgradesShared ? " (shared)" : ""))))) : "",
     table(["type", "ACKed version", "last ACK", "NACKed version", "last NACK", "NACK message", "responses"],
       n.types.map((t) => el("tr", { class: t.nackedVersion ? "nacked" : "acked" },
         el("td", {}, TYPE_NAMES[t.typeUrl] || t.typeUrl),
