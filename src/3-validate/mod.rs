@@ -355,6 +355,7 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
     }
     diags.extend(routes::check_cycles(&index));
     check_bind_addresses(&model, &gw_pos, &mut diags);
+    check_log_clusters(&model, &gw_pos, &mut diags);
     check_domains(&model, &gw_pos, &vs_pos, &mut diags);
     gateway::check_sni_conflicts(&model, &vs_pos, &mut diags);
     tcp::check_filter_chain_matches(&model, &gw_pos, &mut diags);
@@ -399,6 +400,38 @@ fn check_bind_addresses(
                     format!(
                         "bind-address {addr}:{port} is not unique in a proxy. gateways: {}",
                         names
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// A gRPC access log's cluster must be served: an Upstream that exists but
+/// is rejected has no cluster, and Envoy would drop every entry.
+fn check_log_clusters(
+    model: &Model,
+    pos: &BTreeMap<Key, (Pos, ResourceId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let served: BTreeSet<String> = model
+        .upstreams
+        .keys()
+        .map(listener_options::upstream_cluster)
+        .collect();
+    for gw in model.gateways.values() {
+        let o = &gw.options;
+        for log in o.access_logs.iter().chain(&o.listener_access_logs) {
+            if let LogSink::Grpc(g) = &log.sink
+                && !served.contains(&g.cluster)
+                && let Some((p, id)) = pos.get(&gw.key)
+            {
+                diags.push(Diagnostic::error(
+                    p.clone(),
+                    Some(id.clone()),
+                    format!(
+                        "grpcService.staticClusterName: the Upstream of cluster `{}` is rejected, so edgeplane serves no such cluster (Envoy would drop every entry)",
+                        g.cluster
                     ),
                 ));
             }
