@@ -414,26 +414,40 @@ fn check_log_clusters(
     pos: &BTreeMap<Key, (Pos, ResourceId)>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let served: BTreeSet<String> = model
+    let served: BTreeMap<String, &Upstream> = model
         .upstreams
-        .keys()
-        .map(listener_options::upstream_cluster)
+        .iter()
+        .map(|(k, u)| (listener_options::upstream_cluster(k), u))
         .collect();
     for gw in model.gateways.values() {
         let o = &gw.options;
         for log in o.access_logs.iter().chain(&o.listener_access_logs) {
-            if let LogSink::Grpc(g) = &log.sink
-                && !served.contains(&g.cluster)
-                && let Some((p, id)) = pos.get(&gw.key)
-            {
-                diags.push(Diagnostic::error(
+            let (LogSink::Grpc(g), Some((p, id))) = (&log.sink, pos.get(&gw.key)) else {
+                continue;
+            };
+            match served.get(&g.cluster) {
+                None => diags.push(Diagnostic::error(
                     p.clone(),
                     Some(id.clone()),
                     format!(
                         "grpcService.staticClusterName: the Upstream of cluster `{}` is rejected, so edgeplane serves no such cluster (Envoy would drop every entry)",
                         g.cluster
                     ),
-                ));
+                )),
+                // gRPC needs HTTP/2; Envoy's client speaks the cluster's
+                // protocol, HTTP/1.1 unless the Upstream says otherwise.
+                Some(u) if !u.use_http2 => diags.push(
+                    Diagnostic::warning(
+                        p.clone(),
+                        Some(id.clone()),
+                        format!(
+                            "grpcService.staticClusterName: Upstream {} does not set useHttp2: true, so Envoy's gRPC access log client speaks HTTP/1.1 to it and no entry arrives",
+                            u.key
+                        ),
+                    )
+                    .with_hint("set `useHttp2: true` on the access log service's Upstream"),
+                ),
+                Some(_) => {}
             }
         }
     }

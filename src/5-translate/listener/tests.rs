@@ -402,6 +402,25 @@ fn a_grpc_log_to_a_rejected_upstream_is_an_error() {
     );
 }
 
+/// gRPC needs HTTP/2: a log service Upstream without `useHttp2` is
+/// served, with a warning.
+#[test]
+fn a_grpc_log_to_an_http1_upstream_is_a_warning() {
+    let gw = gateway(
+        "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: echo_gloo-system}}]}}",
+        "{}",
+    );
+    let l = load(&[&gw, REST[0], REST[1]]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    assert!(
+        l.diagnostics
+            .iter()
+            .any(|d| !d.is_error() && d.message.contains("does not set useHttp2: true")),
+        "{}",
+        l.render_diagnostics()
+    );
+}
+
 #[test]
 fn what_envoy_or_gloo_would_refuse_is_an_error() {
     let cases: [(&str, &str, &str); 17] = [
