@@ -402,6 +402,23 @@ fn a_grpc_log_to_a_rejected_upstream_is_an_error() {
     );
 }
 
+/// A TCP gateway's logs use the same HTTP gRPC config (Gloo's tcp plugin
+/// calls the als plugin's `ProcessAccessLogPlugins`,
+/// `projects/gloo/pkg/plugins/tcp/plugin.go`).
+#[test]
+fn grpc_access_logs_on_a_tcp_proxy() {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: tcp, namespace: gloo-system}\nspec:\n  bindAddress: '::'\n  bindPort: 9000\n  options: {accessLoggingService: {accessLog: [{grpcService: {logName: tcp, staticClusterName: echo_gloo-system}}]}}\n  tcpGateway: {tcpHosts: [{name: t, destination: {single: {upstream: {name: echo, namespace: gloo-system}}}}]}\n";
+    let l = load(&[gw, REST[0]]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid config");
+    let listener = &out["gloo-system~gateway-proxy"].listeners[0];
+    let f = listener.filter_chains[0].filters.last().expect("a filter");
+    let t: TcpProxy = typed(f.config_type.as_ref().expect("config"));
+    assert_eq!(t.access_log.len(), 1);
+    assert_eq!(t.access_log[0].name, "envoy.access_loggers.http_grpc");
+}
+
 /// gRPC needs HTTP/2: a log service Upstream without `useHttp2` is
 /// served, with a warning.
 #[test]
