@@ -40,6 +40,7 @@ const ENVOY_ROOTS: &[&str] = &[
     "envoy/extensions/request_id/uuid/v3/uuid.proto",
     "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
     "envoy/extensions/access_loggers/file/v3/file.proto",
+    "envoy/extensions/access_loggers/grpc/v3/als.proto",
     "envoy/extensions/formatter/req_without_query/v3/req_without_query.proto",
     "envoy/extensions/formatter/metadata/v3/metadata.proto",
     "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",

@@ -581,13 +581,35 @@ pub struct ListenerOptions {
     pub exact_balance: bool,
 }
 
-/// A file access log.
+/// An access log: where it goes, and which requests it logs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccessLog {
-    pub path: String,
-    /// `None`: Envoy's default line format.
-    pub format: Option<LogFormat>,
+    pub sink: LogSink,
     pub filter: Option<AccessLogFilter>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogSink {
+    /// `fileSink`: a file Envoy writes.
+    File {
+        path: String,
+        /// `None`: Envoy's default line format.
+        format: Option<LogFormat>,
+    },
+    /// `grpcService`: Envoy's gRPC access log service client.
+    Grpc(GrpcLog),
+}
+
+/// `grpcService`, validated: a non-empty log name and the cluster (one
+/// edgeplane serves) Envoy streams the entries to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrpcLog {
+    pub log_name: String,
+    pub cluster: String,
+    pub request_headers: Vec<String>,
+    pub response_headers: Vec<String>,
+    pub response_trailers: Vec<String>,
+    pub filter_state_objects: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -530,8 +530,8 @@ pub struct AccessLoggingService {
     pub access_log: Vec<Spanned<AccessLog>>,
 }
 
-/// One access log: an output (`fileSink`, or `grpcService`, which is
-/// refused) and an optional filter.
+/// One access log: an output (`fileSink` or `grpcService`;
+/// `openTelemetryService` is refused) and an optional filter.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessLog {
@@ -539,14 +539,38 @@ pub struct AccessLog {
     #[schemars(with = "Option<FileSink>")]
     pub file_sink: Option<Spanned<FileSink>>,
     #[serde(default)]
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub grpc_service: Option<Spanned<IgnoredAny>>,
+    #[schemars(with = "Option<GrpcService>")]
+    pub grpc_service: Option<Spanned<GrpcService>>,
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub open_telemetry_service: Option<Spanned<IgnoredAny>>,
     #[serde(default)]
     #[schemars(with = "Option<AccessLogFilter>")]
     pub filter: Option<Spanned<AccessLogFilter>>,
+}
+
+/// `grpcService`: Gloo's `als.options.gloo.solo.io.GrpcService`, sent to
+/// Envoy's gRPC access log service client (`envoy.access_loggers.http_grpc`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcService {
+    /// The log stream's name, sent with every batch of entries.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub log_name: Option<Spanned<String>>,
+    /// The cluster Envoy streams the logs to: an Upstream's cluster,
+    /// `<name>_<namespace>`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub static_cluster_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub additional_request_headers_to_log: Vec<String>,
+    #[serde(default)]
+    pub additional_response_headers_to_log: Vec<String>,
+    #[serde(default)]
+    pub additional_response_trailers_to_log: Vec<String>,
+    #[serde(default)]
+    pub filter_state_objects_to_log: Vec<String>,
 }
 
 /// `fileSink`: a path as Envoy sees it, and at most one format.

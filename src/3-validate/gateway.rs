@@ -35,8 +35,12 @@ pub(super) fn gateway(
     // Gloo's proxyprotocol plugin: `useProxyProto: true` asks for the same
     // PROXY protocol listener filter as `options.proxyProtocol`.
     let use_proxy_proto = spec.use_proxy_proto.as_ref().is_some_and(|p| p.value);
-    let options =
-        super::listener_options::listener_options(cx, spec.options.as_ref(), use_proxy_proto);
+    let options = super::listener_options::listener_options(
+        cx,
+        spec.options.as_ref(),
+        use_proxy_proto,
+        index,
+    );
     let proxy_names = if spec.proxy_names.is_empty() {
         vec![DEFAULT_PROXY_NAME.to_string()]
     } else {

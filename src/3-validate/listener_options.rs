@@ -9,13 +9,14 @@
 //! Envoy parses them (`format.rs`), and every proto constraint Envoy checks
 //! (non-empty path, runtime key, header name, TLV type below 256, …) is
 //! checked here first. What Gloo has and edgeplane does not implement
-//! (`grpcService` logs, `extensions`, `tcpStats`) is refused by name.
+//! (`openTelemetryService` logs, `extensions`, `tcpStats`) is refused by
+//! name.
 
 use serde_saphyr::Spanned;
 
-use super::Ctx;
 use super::format;
 use super::gateway::enum_field;
+use super::{Ctx, Index};
 use crate::diag::Pos;
 use crate::manifest::raw;
 use crate::model::*;
@@ -26,6 +27,7 @@ pub(super) fn listener_options(
     cx: &mut Ctx<'_>,
     options: Option<&raw::ListenerOptions>,
     use_proxy_proto: bool,
+    index: &Index<'_>,
 ) -> ListenerOptions {
     let empty = raw::ListenerOptions::default();
     let o = options.unwrap_or(&empty);
@@ -43,12 +45,12 @@ pub(super) fn listener_options(
     let access_logs = o
         .access_logging_service
         .as_ref()
-        .map(|s| access_log_list(cx, "accessLoggingService", s))
+        .map(|s| access_log_list(cx, "accessLoggingService", s, index))
         .unwrap_or_default();
     let listener_access_logs = o
         .listener_access_logging_service
         .as_ref()
-        .map(|s| access_log_list(cx, "listenerAccessLoggingService", s))
+        .map(|s| access_log_list(cx, "listenerAccessLoggingService", s, index))
         .unwrap_or_default();
     // Gloo's listener plugin: 0 means "Envoy's default", so nothing is set.
     let per_connection_buffer_limit_bytes = o
@@ -122,48 +124,147 @@ fn access_log_list(
     cx: &mut Ctx<'_>,
     field: &str,
     svc: &raw::AccessLoggingService,
+    index: &Index<'_>,
 ) -> Vec<AccessLog> {
     let mut out = Vec::new();
     for (i, al) in svc.access_log.iter().enumerate() {
         let label = format!("options.{field}.accessLog[{i}]");
         let pos = cx.at(al);
         let v = &al.value;
-        for (name, what, set) in [
-            ("grpcService", "gRPC access log service", &v.grpc_service),
-            (
-                "openTelemetryService",
-                "OpenTelemetry access log service",
-                &v.open_telemetry_service,
-            ),
-        ] {
-            if let Some(s) = set {
-                let at = cx.at(s);
-                cx.error(
-                    at,
-                    format!(
-                        "{label}.{name} ({what}) is a Gloo feature edgeplane does not implement; the Gateway is rejected rather than served without it (use fileSink)"
-                    ),
-                );
-            }
+        if let Some(s) = &v.open_telemetry_service {
+            let at = cx.at(s);
+            cx.error(
+                at,
+                format!(
+                    "{label}.openTelemetryService (OpenTelemetry access log service) is a Gloo feature edgeplane does not implement; the Gateway is rejected rather than served without it (use fileSink or grpcService)"
+                ),
+            );
         }
         let filter = v
             .filter
             .as_ref()
             .and_then(|f| access_log_filter(cx, &format!("{label}.filter"), f));
-        let Some(sink) = &v.file_sink else {
-            if v.grpc_service.is_none() && v.open_telemetry_service.is_none() {
-                cx.error(pos, format!("{label} has no output: set fileSink"));
+        // Gloo's `OutputDestination` is a oneof: one output per entry.
+        let outputs = [
+            v.file_sink.is_some(),
+            v.grpc_service.is_some(),
+            v.open_telemetry_service.is_some(),
+        ];
+        match outputs.iter().filter(|o| **o).count() {
+            0 => {
+                cx.error(
+                    pos,
+                    format!("{label} has no output: set fileSink or grpcService"),
+                );
+                continue;
             }
-            continue;
+            1 => {}
+            _ => {
+                cx.error(
+                    pos,
+                    format!(
+                        "{label} sets more than one output (fileSink, grpcService, openTelemetryService are a oneof): use one entry per output"
+                    ),
+                );
+                continue;
+            }
+        }
+        let sink = match (&v.file_sink, &v.grpc_service) {
+            (Some(f), _) => file_sink(cx, &label, f),
+            (_, Some(g)) => grpc_service(cx, &label, g, index),
+            _ => None,
         };
-        if let Some(log) = file_sink(cx, &label, sink) {
-            out.push(AccessLog { filter, ..log });
+        if let Some(sink) = sink {
+            out.push(AccessLog { sink, filter });
         }
     }
     out
 }
 
-fn file_sink(cx: &mut Ctx<'_>, label: &str, sink: &Spanned<raw::FileSink>) -> Option<AccessLog> {
+/// `grpcService` as Gloo's als plugin copies it (`copyGrpcSettings`):
+/// Envoy's `HttpGrpcAccessLogConfig`, whose proto rules Gloo checks
+/// (`cfg.Validate()`) and whose messages are quoted here. `staticClusterName`
+/// must name a cluster edgeplane serves (an Upstream's `<name>_<namespace>`):
+/// Envoy accepts a logger for a cluster it does not have and then drops
+/// every entry.
+fn grpc_service(
+    cx: &mut Ctx<'_>,
+    label: &str,
+    g: &Spanned<raw::GrpcService>,
+    index: &Index<'_>,
+) -> Option<LogSink> {
+    let at = cx.at(g);
+    let s = &g.value;
+    let log_name = match &s.log_name {
+        Some(n) if !n.value.is_empty() => Some(n.value.clone()),
+        other => {
+            let pos = other.as_ref().map_or(at.clone(), |n| cx.at(n));
+            cx.error(
+                pos,
+                format!(
+                    "{label}.grpcService.logName: invalid HttpGrpcAccessLogConfig.CommonConfig: embedded message failed validation | caused by: invalid CommonGrpcAccessLogConfig.LogName: value length must be at least 1 runes"
+                ),
+            );
+            None
+        }
+    };
+    let cluster = match &s.static_cluster_name {
+        Some(c) if !c.value.is_empty() => {
+            let pos = cx.at(c);
+            served_cluster(cx, pos, label, &c.value, index)
+        }
+        other => {
+            let pos = other.as_ref().map_or(at, |c| cx.at(c));
+            cx.error(
+                pos,
+                format!(
+                    "{label}.grpcService.staticClusterName: invalid HttpGrpcAccessLogConfig.CommonConfig: embedded message failed validation | caused by: invalid CommonGrpcAccessLogConfig.GrpcService: embedded message failed validation | caused by: invalid GrpcService.EnvoyGrpc: embedded message failed validation | caused by: invalid GrpcService_EnvoyGrpc.ClusterName: value length must be at least 1 runes (name the Upstream's cluster, `<name>_<namespace>`)"
+                ),
+            );
+            None
+        }
+    };
+    Some(LogSink::Grpc(GrpcLog {
+        log_name: log_name?,
+        cluster: cluster?,
+        request_headers: s.additional_request_headers_to_log.clone(),
+        response_headers: s.additional_response_headers_to_log.clone(),
+        response_trailers: s.additional_response_trailers_to_log.clone(),
+        filter_state_objects: s.filter_state_objects_to_log.clone(),
+    }))
+}
+
+/// `name` if it is the cluster of an Upstream (`<name>_<namespace>`), else
+/// an error with the closest Upstream's cluster as a hint.
+fn served_cluster(
+    cx: &mut Ctx<'_>,
+    pos: Pos,
+    label: &str,
+    name: &str,
+    index: &Index<'_>,
+) -> Option<String> {
+    if index.upstreams.iter().any(|k| upstream_cluster(k) == name) {
+        return Some(name.to_string());
+    }
+    let mut msg = format!(
+        "{label}.grpcService.staticClusterName: cluster `{name}` is not one edgeplane serves: name an Upstream's cluster, `<name>_<namespace>` (Envoy would accept the logger and drop every entry)"
+    );
+    // Upstream names and namespaces have no `_`: the first one splits.
+    if let Some((n, ns)) = name.split_once('_')
+        && let Some(near) = index.suggest.closest(&Key::new(ns, n), &index.upstreams)
+    {
+        msg.push_str(&format!("; did you mean `{}`?", upstream_cluster(near)));
+    }
+    cx.error(pos, msg);
+    None
+}
+
+/// An Upstream's cluster name (`translate::names::cluster_name`).
+pub(super) fn upstream_cluster(k: &Key) -> String {
+    crate::translate::names::cluster_name(k)
+}
+
+fn file_sink(cx: &mut Ctx<'_>, label: &str, sink: &Spanned<raw::FileSink>) -> Option<LogSink> {
     let at = cx.at(sink);
     let s = &sink.value;
     let path = match &s.path {
@@ -208,10 +309,9 @@ fn file_sink(cx: &mut Ctx<'_>, label: &str, sink: &Spanned<raw::FileSink>) -> Op
         (None, Some(j)) => json_format(cx, label, j),
         (None, None) => None,
     };
-    Some(AccessLog {
+    Some(LogSink::File {
         path: path?,
         format,
-        filter: None,
     })
 }
 

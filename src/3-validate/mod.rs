@@ -355,6 +355,7 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
     }
     diags.extend(routes::check_cycles(&index));
     check_bind_addresses(&model, &gw_pos, &mut diags);
+    check_log_clusters(&model, &gw_pos, &mut diags);
     check_domains(&model, &gw_pos, &vs_pos, &mut diags);
     gateway::check_sni_conflicts(&model, &vs_pos, &mut diags);
     tcp::check_filter_chain_matches(&model, &gw_pos, &mut diags);
@@ -401,6 +402,52 @@ fn check_bind_addresses(
                         names
                     ),
                 ));
+            }
+        }
+    }
+}
+
+/// A gRPC access log's cluster must be served: an Upstream that exists but
+/// is rejected has no cluster, and Envoy would drop every entry.
+fn check_log_clusters(
+    model: &Model,
+    pos: &BTreeMap<Key, (Pos, ResourceId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let served: BTreeMap<String, &Upstream> = model
+        .upstreams
+        .iter()
+        .map(|(k, u)| (listener_options::upstream_cluster(k), u))
+        .collect();
+    for gw in model.gateways.values() {
+        let o = &gw.options;
+        for log in o.access_logs.iter().chain(&o.listener_access_logs) {
+            let (LogSink::Grpc(g), Some((p, id))) = (&log.sink, pos.get(&gw.key)) else {
+                continue;
+            };
+            match served.get(&g.cluster) {
+                None => diags.push(Diagnostic::error(
+                    p.clone(),
+                    Some(id.clone()),
+                    format!(
+                        "grpcService.staticClusterName: the Upstream of cluster `{}` is rejected, so edgeplane serves no such cluster (Envoy would drop every entry)",
+                        g.cluster
+                    ),
+                )),
+                // gRPC needs HTTP/2; Envoy's client speaks the cluster's
+                // protocol, HTTP/1.1 unless the Upstream says otherwise.
+                Some(u) if !u.use_http2 => diags.push(
+                    Diagnostic::warning(
+                        p.clone(),
+                        Some(id.clone()),
+                        format!(
+                            "grpcService.staticClusterName: Upstream {} does not set useHttp2: true, so Envoy's gRPC access log client speaks HTTP/1.1 to it and no entry arrives",
+                            u.key
+                        ),
+                    )
+                    .with_hint("set `useHttp2: true` on the access log service's Upstream"),
+                ),
+                Some(_) => {}
             }
         }
     }

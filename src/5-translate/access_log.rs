@@ -1,6 +1,14 @@
-//! `model::AccessLog` → Envoy's `AccessLog` (`envoy.access_loggers.file`),
-//! as Gloo's als plugin builds it (`projects/gloo/pkg/plugins/als/
-//! plugin.go` and `converter.go`): the file path, the format (a text
+//! `model::AccessLog` → Envoy's `AccessLog` (`envoy.access_loggers.file`
+//! or `envoy.access_loggers.http_grpc`), as Gloo's als plugin builds it
+//! (`projects/gloo/pkg/plugins/als/plugin.go` and `converter.go`).
+//!
+//! A gRPC log (`copyGrpcSettings`) is an `HttpGrpcAccessLogConfig` with
+//! the extra headers and trailers to log, and a `common_config` of the log
+//! name, an Envoy gRPC client for the cluster, transport API V3 and the
+//! filter state objects to log. Gloo uses this HTTP config on the
+//! listener and on TCP proxies too, and so does edgeplane.
+//!
+//! A file log: the file path, the format (a text
 //! format, or a JSON format), Gloo's two formatter extensions
 //! (`envoy.formatter.req_without_query`, `envoy.formatter.metadata`) on
 //! every format so `%REQ_WITHOUT_QUERY(…)%` and `%METADATA(…)%` work, and
@@ -24,12 +32,15 @@ use envoy_types::pb::envoy::config::accesslog::v3::{
     self as al, AccessLogFilter as EnvoyFilter, access_log, access_log_filter,
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    DataSource, RuntimeUInt32, SubstitutionFormatString, TypedExtensionConfig, data_source,
-    substitution_format_string,
+    ApiVersion, DataSource, GrpcService, RuntimeUInt32, SubstitutionFormatString,
+    TypedExtensionConfig, data_source, grpc_service, substitution_format_string,
 };
 use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, header_matcher};
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
     FileAccessLog, file_access_log,
+};
+use envoy_types::pb::envoy::extensions::access_loggers::grpc::v3::{
+    CommonGrpcAccessLogConfig, HttpGrpcAccessLogConfig,
 };
 use envoy_types::pb::envoy::extensions::formatter::metadata::v3::Metadata;
 use envoy_types::pb::envoy::extensions::formatter::req_without_query::v3::ReqWithoutQuery;
@@ -38,10 +49,10 @@ use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, Int64Range};
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
-use super::proto::{self, FILE_ACCESS_LOG};
+use super::proto::{self, FILE_ACCESS_LOG, HTTP_GRPC_ACCESS_LOG};
 use crate::model::{
-    AccessLog, AccessLogFilter, Comparison, ComparisonOp, LogFormat, LogHeaderMatch,
-    LogHeaderMatchKind, PercentDenominator,
+    AccessLog, AccessLogFilter, Comparison, ComparisonOp, GrpcLog, LogFormat, LogHeaderMatch,
+    LogHeaderMatchKind, LogSink, PercentDenominator,
 };
 
 /// Envoy's access logs for `logs`, in order.
@@ -50,10 +61,38 @@ pub fn access_logs(logs: &[AccessLog]) -> Vec<al::AccessLog> {
 }
 
 fn access_log(log: &AccessLog) -> al::AccessLog {
+    let (name, config) = match &log.sink {
+        LogSink::File { path, format } => (FILE_ACCESS_LOG, file_config(path, format.as_ref())),
+        LogSink::Grpc(g) => (HTTP_GRPC_ACCESS_LOG, proto::any(grpc_config(g))),
+    };
     al::AccessLog {
-        name: FILE_ACCESS_LOG.to_string(),
+        name: name.to_string(),
         filter: log.filter.as_ref().map(filter),
-        config_type: Some(access_log::ConfigType::TypedConfig(file_config(log))),
+        config_type: Some(access_log::ConfigType::TypedConfig(config)),
+    }
+}
+
+/// Gloo's `copyGrpcSettings`.
+fn grpc_config(g: &GrpcLog) -> HttpGrpcAccessLogConfig {
+    HttpGrpcAccessLogConfig {
+        common_config: Some(CommonGrpcAccessLogConfig {
+            log_name: g.log_name.clone(),
+            grpc_service: Some(GrpcService {
+                target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                    grpc_service::EnvoyGrpc {
+                        cluster_name: g.cluster.clone(),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            }),
+            transport_api_version: ApiVersion::V3 as i32,
+            filter_state_objects_to_log: g.filter_state_objects.clone(),
+            ..Default::default()
+        }),
+        additional_request_headers_to_log: g.request_headers.clone(),
+        additional_response_headers_to_log: g.response_headers.clone(),
+        additional_response_trailers_to_log: g.response_trailers.clone(),
     }
 }
 
@@ -71,14 +110,14 @@ fn formatters() -> Vec<TypedExtensionConfig> {
     ]
 }
 
-fn file_config(log: &AccessLog) -> Any {
-    match &log.format {
+fn file_config(path: &str, format: Option<&LogFormat>) -> Any {
+    match format {
         None => proto::any(FileAccessLog {
-            path: log.path.clone(),
+            path: path.to_string(),
             access_log_format: None,
         }),
         Some(LogFormat::Text(text)) => proto::any(FileAccessLog {
-            path: log.path.clone(),
+            path: path.to_string(),
             access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
                 SubstitutionFormatString {
                     format: Some(substitution_format_string::Format::TextFormatSource(
@@ -95,7 +134,7 @@ fn file_config(log: &AccessLog) -> Any {
         Some(LogFormat::Json(map)) => Any {
             type_url: FileAccessLog::type_url(),
             value: SortedFileAccessLog {
-                path: log.path.clone(),
+                path: path.to_string(),
                 log_format: Some(SortedJsonFormat {
                     json_format: Some(sorted_struct(map)),
                     formatters: formatters(),
@@ -313,13 +352,9 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let log = AccessLog {
-            path: "/dev/stdout".into(),
-            format: Some(LogFormat::Json(map)),
-            filter: None,
-        };
-        let any = file_config(&log);
-        assert_eq!(any, file_config(&log));
+        let format = Some(LogFormat::Json(map));
+        let any = file_config("/dev/stdout", format.as_ref());
+        assert_eq!(any, file_config("/dev/stdout", format.as_ref()));
         let decoded = FileAccessLog::decode(any.value.as_slice()).expect("decodes");
         assert_eq!(decoded.path, "/dev/stdout");
         let Some(file_access_log::AccessLogFormat::LogFormat(sfs)) = decoded.access_log_format

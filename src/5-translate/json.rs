@@ -255,6 +255,7 @@ mod tests {
             "envoy.extensions.transport_sockets.tls.v3.Secret",
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
             "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
         ] {
             assert!(pool.get_message_by_name(name).is_some(), "{name}");
         }

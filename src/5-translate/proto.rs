@@ -38,6 +38,9 @@ pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 /// The file access logger.
 pub const FILE_ACCESS_LOG: &str = "envoy.access_loggers.file";
+/// The gRPC access log service client for HTTP entries (Gloo's
+/// `wellknown.HTTPGRPCAccessLog`).
+pub const HTTP_GRPC_ACCESS_LOG: &str = "envoy.access_loggers.http_grpc";
 /// The listener filter that reads a PROXY protocol header.
 pub const PROXY_PROTOCOL: &str = "envoy.filters.listener.proxy_protocol";
 /// The connection limit network filter, under the name Gloo gives it (its

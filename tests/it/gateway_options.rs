@@ -6,7 +6,10 @@
 //! `accessLoggingService` on the HTTP connection manager, one
 //! `envoy.access_loggers.file` per `fileSink`, the filter passed through;
 //! `projects/gloo/pkg/plugins/connection_limit/plugin.go`: the
-//! `connection_limit` stat prefix) and what Envoy then does.
+//! `connection_limit` stat prefix) and what Envoy then does. A
+//! `grpcService` log (`projects/gloo/pkg/plugins/als/converter.go`,
+//! `copyGrpcSettings`) streams entries to a gRPC access log service in the
+//! test.
 
 use std::path::Path;
 use std::time::Duration;
@@ -195,5 +198,119 @@ async fn connection_limit_closes_connections_over_the_limit() -> Result<()> {
     .await;
     assert!(limited >= 1);
     drop(first);
+    Ok(())
+}
+
+/// What a test access log service received: (log name of the stream,
+/// request path) per HTTP entry.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A loopback `envoy.service.accesslog.v3.AccessLogService`.
+struct Als(Received);
+
+#[tonic::async_trait]
+impl envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::AccessLogService
+    for Als
+{
+    async fn stream_access_logs(
+        &self,
+        request: tonic::Request<
+            tonic::Streaming<
+                envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsMessage,
+            >,
+        >,
+    ) -> Result<
+        tonic::Response<envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsResponse>,
+        tonic::Status,
+    > {
+        use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::LogEntries;
+        let mut stream = request.into_inner();
+        // The identifier (with the log name) comes with the first message.
+        let mut log_name = String::new();
+        while let Some(msg) = stream.message().await? {
+            if let Some(id) = &msg.identifier {
+                log_name = id.log_name.clone();
+            }
+            if let Some(LogEntries::HttpLogs(http)) = msg.log_entries {
+                let mut got = self
+                    .0
+                    .lock()
+                    .map_err(|_| tonic::Status::internal("poisoned"))?;
+                for e in http.log_entry {
+                    let path = e.request.map(|r| r.path).unwrap_or_default();
+                    got.push((log_name.clone(), path));
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// `grpcService: {logName, staticClusterName: als_gloo-system}` with an
+/// Upstream `als` (`useHttp2: true`) pointing at a gRPC access log service
+/// in the test: a request through Envoy arrives there as an HTTP entry of
+/// the configured log name with the request's path; the status filter
+/// keeps the 200 out, as it does for file sinks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_streams_grpc_access_logs_to_the_service() -> Result<()> {
+    use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::AccessLogServiceServer;
+    let received: Received = Default::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let als_port = listener.local_addr()?.port();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AccessLogServiceServer::new(Als(received.clone())))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let options = "{accessLoggingService: {accessLog: [
+        {grpcService: {logName: edge-http, staticClusterName: als_gloo-system}},
+        {grpcService: {logName: errors-only, staticClusterName: als_gloo-system},
+         filter: {statusCodeFilter: {comparison: {op: GE, value: {defaultValue: 400, runtimeKey: access_log.status_min}}}}}]}}";
+    let als_upstream = format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: als\n  namespace: gloo-system\nspec:\n  useHttp2: true\n  static:\n    hosts:\n    - addr: 127.0.0.1\n      port: {als_port}\n"
+    );
+    let s = Stack::serving(|port, backend| {
+        vec![
+            ("gw.yaml", gateway_with(port, options, "{}")),
+            ("up.yaml", upstream("b1", &[backend])),
+            ("als.yaml", als_upstream),
+            ("vs.yaml", virtual_service(&route("/plain", "b1", ""))),
+        ]
+    })
+    .await;
+    assert_no_nack(&s).await;
+    let dump = s.envoy.config_dump().await.to_string();
+    assert!(dump.contains("envoy.access_loggers.http_grpc"), "{dump}");
+
+    let (code, _) = http_get(s.port, "/plain/grpc-logged")
+        .await
+        .context("GET /plain/grpc-logged")?;
+    assert_eq!(code, 200);
+    let (code, _) = http_get(s.port, "/grpc-missing")
+        .await
+        .context("GET /grpc-missing")?;
+    assert_eq!(code, 404);
+
+    let has = |name: &str, path: &str| {
+        received
+            .lock()
+            .map(|g| g.iter().any(|(n, p)| n == name && p == path))
+            .unwrap_or(false)
+    };
+    // Envoy flushes its gRPC log buffers on a timer (1 s by default).
+    eventually("both requests in the edge-http stream", || async {
+        (has("edge-http", "/plain/grpc-logged") && has("edge-http", "/grpc-missing")).then_some(())
+    })
+    .await;
+    eventually("the 404 in the errors-only stream", || async {
+        has("errors-only", "/grpc-missing").then_some(())
+    })
+    .await;
+    assert!(
+        !has("errors-only", "/plain/grpc-logged"),
+        "the 200 passed the status filter: {:?}",
+        received.lock().map(|g| g.clone()).unwrap_or_default()
+    );
+    server.abort();
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! `httpGateway.options.connectionLimit`: the Envoy protos Gloo's plugins
 //! build, checked on whole manifests through the pure pipeline. The
 //! expected shapes are those of Gloo's `projects/gloo/pkg/plugins/als/`
-//! (`plugin.go`, `converter.go`), `listener/plugin.go`,
+//! (`plugin.go`, `converter.go`; `grpcService` after
+//! `projects/gloo/api/v1/options/als/als.proto`), `listener/plugin.go`,
 //! `proxyprotocol/plugin.go` and `connection_limit/plugin.go`.
 
 use std::path::PathBuf;
@@ -314,13 +315,156 @@ fn connection_limit_filter_first() {
     assert_eq!(l.filter_chains[0].filters.len(), 1);
 }
 
+/// `grpcService` as Gloo's als plugin builds it (`projects/gloo/pkg/
+/// plugins/als/converter.go`, `copyGrpcSettings`): an
+/// `envoy.access_loggers.http_grpc` logger whose `HttpGrpcAccessLogConfig`
+/// carries the extra headers and trailers, and whose `common_config` holds
+/// the log name, an Envoy gRPC client for `staticClusterName`, transport
+/// API V3 and the filter state objects. The same HTTP config goes on the
+/// listener (`ProcessListener`), and filters apply as on file sinks.
+#[test]
+fn grpc_access_logs_on_the_connection_manager_and_the_listener() {
+    use envoy_types::pb::envoy::config::core::v3::{ApiVersion, grpc_service};
+    use envoy_types::pb::envoy::extensions::access_loggers::grpc::v3::HttpGrpcAccessLogConfig;
+    let grpc = |log: &envoy_types::pb::envoy::config::accesslog::v3::AccessLog| {
+        assert_eq!(log.name, "envoy.access_loggers.http_grpc");
+        let Some(access_log::ConfigType::TypedConfig(any)) = &log.config_type else {
+            panic!("no typed config");
+        };
+        assert_eq!(
+            any.type_url,
+            "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig"
+        );
+        HttpGrpcAccessLogConfig::decode(any.value.as_slice()).expect("HttpGrpcAccessLogConfig")
+    };
+    let l = listener(
+        "{accessLoggingService: {accessLog: [
+            {grpcService: {logName: edge, staticClusterName: echo_gloo-system,
+               additionalRequestHeadersToLog: [x-request-id], additionalResponseHeadersToLog: [x-upstream],
+               additionalResponseTrailersToLog: [grpc-status], filterStateObjectsToLog: [envoy.network.upstream_server_name]},
+             filter: {statusCodeFilter: {comparison: {op: GE, value: {defaultValue: 500, runtimeKey: al.min}}}}},
+            {fileSink: {path: /dev/stdout}}]},
+          listenerAccessLoggingService: {accessLog: [{grpcService: {logName: conn, staticClusterName: echo_gloo-system}}]}}",
+        "{}",
+    );
+    let logs = hcm(&l).access_log;
+    assert_eq!(logs.len(), 2);
+    let c = grpc(&logs[0]);
+    assert_eq!(c.additional_request_headers_to_log, ["x-request-id"]);
+    assert_eq!(c.additional_response_headers_to_log, ["x-upstream"]);
+    assert_eq!(c.additional_response_trailers_to_log, ["grpc-status"]);
+    let common = c.common_config.expect("common_config");
+    assert_eq!(common.log_name, "edge");
+    assert_eq!(common.transport_api_version, ApiVersion::V3 as i32);
+    assert_eq!(
+        common.filter_state_objects_to_log,
+        ["envoy.network.upstream_server_name"]
+    );
+    let Some(grpc_service::TargetSpecifier::EnvoyGrpc(e)) =
+        common.grpc_service.and_then(|g| g.target_specifier)
+    else {
+        panic!("not an Envoy gRPC client");
+    };
+    assert_eq!(e.cluster_name, "echo_gloo-system");
+    assert!(matches!(
+        logs[0]
+            .filter
+            .as_ref()
+            .and_then(|f| f.filter_specifier.as_ref()),
+        Some(access_log_filter::FilterSpecifier::StatusCodeFilter(_))
+    ));
+    assert_eq!(logs[1].name, "envoy.access_loggers.file");
+    // The listener's own log: the same HTTP config (Gloo uses no TCP one).
+    assert_eq!(l.access_log.len(), 1);
+    let c = grpc(&l.access_log[0]);
+    assert_eq!(c.common_config.expect("common").log_name, "conn");
+}
+
+/// An Upstream that exists but is rejected has no cluster: a gRPC log to
+/// it rejects the Gateway too.
+#[test]
+fn a_grpc_log_to_a_rejected_upstream_is_an_error() {
+    let gw = gateway(
+        "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: als_gloo-system}}]}}",
+        "{}",
+    );
+    let bad = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: als, namespace: gloo-system}\nspec: {static: {hosts: []}}\n";
+    let l = load(&[&gw, REST[0], REST[1], bad]);
+    let errs: Vec<String> = l
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(
+        errs.iter().any(|e| e.contains("als_gloo-system")),
+        "{errs:?}"
+    );
+}
+
+/// A TCP gateway's logs use the same HTTP gRPC config (Gloo's tcp plugin
+/// calls the als plugin's `ProcessAccessLogPlugins`,
+/// `projects/gloo/pkg/plugins/tcp/plugin.go`).
+#[test]
+fn grpc_access_logs_on_a_tcp_proxy() {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+    let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: tcp, namespace: gloo-system}\nspec:\n  bindAddress: '::'\n  bindPort: 9000\n  options: {accessLoggingService: {accessLog: [{grpcService: {logName: tcp, staticClusterName: echo_gloo-system}}]}}\n  tcpGateway: {tcpHosts: [{name: t, destination: {single: {upstream: {name: echo, namespace: gloo-system}}}}]}\n";
+    let l = load(&[gw, REST[0]]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid config");
+    let listener = &out["gloo-system~gateway-proxy"].listeners[0];
+    let f = listener.filter_chains[0].filters.last().expect("a filter");
+    let t: TcpProxy = typed(f.config_type.as_ref().expect("config"));
+    assert_eq!(t.access_log.len(), 1);
+    assert_eq!(t.access_log[0].name, "envoy.access_loggers.http_grpc");
+}
+
+/// gRPC needs HTTP/2: a log service Upstream without `useHttp2` is
+/// served, with a warning.
+#[test]
+fn a_grpc_log_to_an_http1_upstream_is_a_warning() {
+    let gw = gateway(
+        "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: echo_gloo-system}}]}}",
+        "{}",
+    );
+    let l = load(&[&gw, REST[0], REST[1]]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    assert!(
+        l.diagnostics
+            .iter()
+            .any(|d| !d.is_error() && d.message.contains("does not set useHttp2: true")),
+        "{}",
+        l.render_diagnostics()
+    );
+}
+
 #[test]
 fn what_envoy_or_gloo_would_refuse_is_an_error() {
-    let cases: [(&str, &str, &str); 13] = [
+    let cases: [(&str, &str, &str); 17] = [
         (
-            "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: c}}]}}",
+            "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: ecko_gloo-system}}]}}",
             "{}",
-            "options.accessLoggingService.accessLog[0].grpcService (gRPC access log service) is a Gloo feature edgeplane does not implement",
+            "options.accessLoggingService.accessLog[0].grpcService.staticClusterName: cluster `ecko_gloo-system` is not one edgeplane serves: name an Upstream's cluster, `<name>_<namespace>` (Envoy would accept the logger and drop every entry); did you mean `echo_gloo-system`?",
+        ),
+        (
+            "{listenerAccessLoggingService: {accessLog: [{grpcService: {staticClusterName: echo_gloo-system}}]}}",
+            "{}",
+            "options.listenerAccessLoggingService.accessLog[0].grpcService.logName: invalid HttpGrpcAccessLogConfig.CommonConfig: embedded message failed validation | caused by: invalid CommonGrpcAccessLogConfig.LogName: value length must be at least 1 runes",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: ''}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].grpcService.staticClusterName: invalid HttpGrpcAccessLogConfig.CommonConfig: embedded message failed validation | caused by: invalid CommonGrpcAccessLogConfig.GrpcService: embedded message failed validation | caused by: invalid GrpcService.EnvoyGrpc: embedded message failed validation | caused by: invalid GrpcService_EnvoyGrpc.ClusterName: value length must be at least 1 runes",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, grpcService: {logName: x, staticClusterName: echo_gloo-system}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0] sets more than one output",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{openTelemetryService: {logName: x}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].openTelemetryService (OpenTelemetry access log service) is a Gloo feature edgeplane does not implement",
         ),
         (
             "{extensions: {configs: {}}}",
