@@ -199,7 +199,10 @@ async fn assert_refused(cp: &ControlPlane, envoy: &Envoy, node: &str, counter: &
     // Read each gauge until the admin answers (a loaded machine may drop
     // one request): a missing stat is not a zero.
     let stat = |name: &'static str| async move {
-        eventually(&format!("{node}: Envoy reports {name}"), || envoy.stat(name)).await
+        eventually(&format!("{node}: Envoy reports {name}"), || {
+            envoy.stat(name)
+        })
+        .await
     };
     assert_eq!(
         stat("control_plane.connected_state").await,
