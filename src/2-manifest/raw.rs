@@ -549,9 +549,10 @@ pub struct ExtAuthBufferSettings {
 pub struct ExtAuthExtension {
     #[serde(default)]
     pub disable: Option<bool>,
+    /// Read only to be refused (an `AuthConfig`: Gloo Enterprise).
     #[serde(default)]
-    #[schemars(with = "Option<ResourceRef>")]
-    pub config_ref: Option<Spanned<serde_json::Value>>,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub config_ref: Option<Spanned<IgnoredAny>>,
     #[serde(default)]
     #[schemars(with = "Option<CustomAuth>")]
     pub custom_auth: Option<Spanned<CustomAuth>>,
@@ -563,9 +564,10 @@ pub struct ExtAuthExtension {
 pub struct CustomAuth {
     #[serde(default)]
     pub context_extensions: BTreeMap<String, String>,
+    /// Read only to be refused (named auth servers: Gloo Enterprise).
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub name: Option<Spanned<String>>,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub name: Option<Spanned<IgnoredAny>>,
 }
 
 /// `gzip` (Gloo's `solo.io.envoy.config.filter.http.gzip.v2.Gzip`).
