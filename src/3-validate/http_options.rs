@@ -561,7 +561,16 @@ pub(super) fn ext_authz(
                 }
             }
             for re in &req.allowed_headers_regex {
+                // The route regex checks, reworded for this field.
+                let from = cx.diags.len();
                 ok &= super::routes::check_regex(cx, gw, pos.clone(), re);
+                let was = format!("virtual service [{gw}] has a regex matcher with ");
+                for d in cx.diags.iter_mut().skip(from) {
+                    if let Some(rest) = d.message.strip_prefix(&was) {
+                        d.message =
+                            format!("extauth.httpService.request.allowedHeadersRegex: {rest}");
+                    }
+                }
             }
             ExtAuthzService::Http {
                 path_prefix,

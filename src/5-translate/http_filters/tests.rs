@@ -657,7 +657,13 @@ fn extauth_server_errors() {
             &format!(
                 "{{extauth: {{{SERVER}, httpService: {{request: {{allowedHeadersRegex: ['(']}}}}}}}}"
             ),
-            "",
+            "extauth.httpService.request.allowedHeadersRegex: invalid regex",
+        ),
+        (
+            &format!(
+                "{{extauth: {{{SERVER}, httpService: {{request: {{allowedHeaders: [\"a\\nb\"]}}}}}}}}"
+            ),
+            "extauth.httpService: invalid header name",
         ),
         (
             &format!("{{extauth: {{{SERVER}, httpService: {{}}, grpcService: {{}}}}}}"),
