@@ -161,3 +161,49 @@ async fn websocket_upgrades_are_checked_by_the_auth_server() {
     // The open socket from before is untouched (auth is per upgrade).
     echo(&mut ws, "still open").await;
 }
+
+/// Gloo's opt-in rule and `statusOnError`: with the auth server down
+/// (nothing listens on its port), a virtual host without `extauth` is
+/// never checked (`ExtAuthzPerRoute{disabled: true}`), while one with
+/// `customAuth` refuses the upgrade with the configured status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosts_opt_in_and_status_on_error_applies() {
+    let port = free_port();
+    let dead = free_port();
+    let be = Backend::start("b1").await;
+    let bport = be.port;
+    let gw = format!(
+        "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n  namespace: gloo-system\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway:\n    options:\n      extauth:\n        extauthzServerRef: {{name: auth, namespace: gloo-system}}\n        statusOnError: 503\n        httpService: {{}}\n"
+    );
+    // `http_get` sends `host: 127.0.0.1` (the open virtual host, `*`);
+    // the WebSocket client sends `host: 127.0.0.1:<port>` (the secured one).
+    let open = virtual_service(&route("/", UP, ""));
+    let secured = virtual_service(&route("/", UP, ""))
+        .replace("name: vs\n", "name: secured\n")
+        .replace(
+            "    domains: ['*']\n",
+            &format!("    domains: ['127.0.0.1:{port}']\n    options:\n      extauth:\n        customAuth: {{}}\n"),
+        );
+    let files = vec![
+        ("gateway.yaml", gw),
+        (
+            "upstream.yaml",
+            format!(
+                "{}---\n{}",
+                upstream(UP, &[bport]),
+                upstream("auth", &[dead])
+            ),
+        ),
+        ("open.yaml", open),
+        ("secured.yaml", secured),
+    ];
+    let s = Stack::start(port, be, &files).await;
+    // Served although the auth server is down: not opted in.
+    s.envoy.wait_serving(port, "/plain").await;
+    assert_eq!(
+        ws_connect(port, "/chat").await.err(),
+        Some(503),
+        "{}",
+        s.logs()
+    );
+}
