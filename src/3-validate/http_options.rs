@@ -653,3 +653,40 @@ pub(super) fn ext_auth_extension(
         ExtAuth::Other
     })
 }
+
+/// Context extensions reach a gRPC auth server only: Envoy's HTTP check
+/// request has nowhere to carry them (`websocket-auth.md` §4). Gloo
+/// translates them anyway, and so does edgeplane; a VirtualService whose
+/// virtual host or routes set some, on a Gateway whose server is an
+/// `httpService`, gets a warning saying they are dropped.
+pub(super) fn warn_http_context_extensions(
+    model: &Model,
+    vs_pos: &std::collections::BTreeMap<Key, (crate::diag::Pos, crate::diag::ResourceId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let has = |e: &Option<ExtAuth>| matches!(e, Some(ExtAuth::Custom(m)) if !m.is_empty());
+    for gw in model.gateways.values().flat_map(|g| g.http_parts()) {
+        let Some(ExtAuthz {
+            service: ExtAuthzService::Http { .. },
+            ..
+        }) = &gw.ext_authz
+        else {
+            continue;
+        };
+        for (k, vs) in model.virtual_services.iter().filter(|(_, v)| gw.selects(v)) {
+            if !(has(&vs.options.extauth) || vs.routes.iter().any(|r| has(&r.options.extauth))) {
+                continue;
+            }
+            if let Some((p, id)) = vs_pos.get(k) {
+                diags.push(Diagnostic::warning(
+                    p.clone(),
+                    Some(id.clone()),
+                    format!(
+                        "extauth.customAuth.contextExtensions reach gRPC auth servers only; Gateway {}'s extauth server is an httpService, so they are not sent",
+                        gw.key
+                    ),
+                ));
+            }
+        }
+    }
+}

@@ -703,3 +703,20 @@ fn extauth_enterprise_parts_are_refused_with_gloos_wording() {
         assert!(d.pos.line > 0 && d.resource.is_some(), "{d:?}");
     }
 }
+
+/// Context extensions with an HTTP auth server are translated (as Gloo
+/// does) but warned about: Envoy's HTTP check request cannot carry them.
+#[test]
+fn extauth_context_extensions_with_an_http_server_are_warned_about() {
+    let vs = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: apps}\nspec:\n  virtualHost:\n    options: {extauth: {customAuth: {contextExtensions: {t: a}}}}\n    routes: [{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: echo, namespace: gloo-system}}}}]\n";
+    let warned = |server: &str| {
+        let gw = gateway(&format!("{{extauth: {{{SERVER}{server}}}}}"));
+        let l = load(&[&gw, REST[0], vs]);
+        assert!(!l.has_errors(), "{}", l.render_diagnostics());
+        l.diagnostics
+            .iter()
+            .any(|d| d.message.contains("reach gRPC auth servers only"))
+    };
+    assert!(warned(", httpService: {}"));
+    assert!(!warned(""));
+}
