@@ -29,6 +29,7 @@ const ENVOY_ROOTS: &[&str] = &[
     "envoy/extensions/filters/http/fault/v3/fault.proto",
     "envoy/extensions/filters/http/buffer/v3/buffer.proto",
     "envoy/extensions/filters/http/csrf/v3/csrf.proto",
+    "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
     "envoy/extensions/filters/http/compressor/v3/compressor.proto",
     "envoy/extensions/compression/gzip/compressor/v3/gzip.proto",
     "envoy/extensions/filters/http/health_check/v3/health_check.proto",

@@ -159,6 +159,10 @@ pub struct Gateway {
     /// Gloo installs the gRPC-Web filter on every HTTP listener unless
     /// `httpGateway.options.grpcWeb.disable` is true.
     pub grpc_web: bool,
+    /// `httpGateway.options.extauth`: the external auth server (Gloo's
+    /// extauth plugin); `None`: no `ext_authz` filter, and every
+    /// virtual host's and route's `extauth` is ignored, as in Gloo.
+    pub ext_authz: Option<ExtAuthz>,
     /// Which gateway type this is; the HTTP fields above are the
     /// `httpGateway`'s and mean nothing for the other kinds.
     pub kind: GatewayKind,
@@ -166,6 +170,65 @@ pub struct Gateway {
     /// matcher, which adds to their filter chains' match and names their
     /// route configuration (Gloo's `MatchedRouteConfigName`).
     pub matcher: Option<GatewayMatcher>,
+}
+
+/// The external auth server as Gloo's `GenerateEnvoyConfigForFilter`
+/// (`plugins/extauth/config_generator.go`) reads `extauth.Settings`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtAuthz {
+    /// The auth server's Upstream (cluster `<name>_<namespace>`).
+    pub server: Key,
+    pub service: ExtAuthzService,
+    /// 200ms unless `requestTimeout` says otherwise.
+    pub timeout: Duration,
+    pub failure_mode_allow: bool,
+    /// (maxRequestBytes, allowPartialMessage, packAsBytes), the size
+    /// already defaulted to Gloo's 4 KiB.
+    pub request_body: Option<(u32, bool, bool)>,
+    pub clear_route_cache: bool,
+    /// A code Envoy's `StatusCode` enum names; `None`: Envoy's 403.
+    pub status_on_error: Option<u32>,
+    pub stat_prefix: String,
+}
+
+/// gRPC (Gloo's default) or HTTP auth server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExtAuthzService {
+    Grpc {
+        /// `grpcService.authority`; empty: Envoy's default.
+        authority: String,
+    },
+    Http {
+        /// The prefix with its trailing `/` trimmed, as Gloo does.
+        path_prefix: String,
+        /// `request` given at all (Gloo then sets `allowed_headers`).
+        allowed_headers: Vec<String>,
+        allowed_headers_regex: Vec<String>,
+        headers_to_add: BTreeMap<String, String>,
+        /// `response` given at all, and its three lists.
+        response: Option<ExtAuthzResponse>,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExtAuthzResponse {
+    pub allowed_upstream_headers: Vec<String>,
+    pub allowed_client_headers: Vec<String>,
+    pub allowed_upstream_headers_to_append: Vec<String>,
+}
+
+/// `extauth` on a virtual host or route (Gloo's `ExtAuthExtension`, the
+/// open-source part).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExtAuth {
+    /// `disable: true`.
+    Disable,
+    /// `customAuth`: its context extensions (sorted).
+    Custom(BTreeMap<String, String>),
+    /// Set but neither `disable: true` nor `customAuth` (for example
+    /// `disable: false`): a virtual host is then disabled, a route
+    /// inherits (Gloo's generators).
+    Other,
 }
 
 /// `gzip` as Gloo's gzip plugin reads it; `None` and `false` leave Envoy's
@@ -761,6 +824,7 @@ pub struct VirtualHostOptions {
     pub buffer_per_route: Option<BufferPerRoute>,
     pub include_request_attempt_count: Option<bool>,
     pub include_attempt_count_in_response: Option<bool>,
+    pub extauth: Option<ExtAuth>,
 }
 
 /// `corsPolicyMergeSettings`: how a route's CORS policy takes the virtual
@@ -797,6 +861,7 @@ impl VirtualHostOptions {
             &mut self.include_attempt_count_in_response,
             &other.include_attempt_count_in_response,
         );
+        fill(&mut self.extauth, &other.extauth);
     }
 }
 
@@ -1098,6 +1163,7 @@ pub struct RouteOptions {
     pub hash_policies: Vec<HashPolicy>,
     pub buffer_per_route: Option<BufferPerRoute>,
     pub csrf: Option<Csrf>,
+    pub extauth: Option<ExtAuth>,
     /// Route metadata per filter namespace (each value a JSON object),
     /// sorted by namespace; empty: none.
     pub envoy_metadata: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
@@ -1216,6 +1282,7 @@ impl RouteOptions {
         }
         fill(&mut self.buffer_per_route, &parent.buffer_per_route);
         fill(&mut self.csrf, &parent.csrf);
+        fill(&mut self.extauth, &parent.extauth);
         if self.envoy_metadata.is_empty() {
             self.envoy_metadata = parent.envoy_metadata.clone();
         }

@@ -389,7 +389,6 @@ impl Strict<'_> {
 /// using one is rejected with a message saying so: serving a route without
 /// the auth or limit it asked for would expose the backend.
 pub(crate) const UNIMPLEMENTED_FIELDS: &[&str] = &[
-    "extauth",
     "extAuth",
     "jwt",
     "jwtStaged",

@@ -434,6 +434,140 @@ pub struct HttpListenerOptions {
     /// Gloo's grpcweb plugin: the filter is on unless `disable: true`.
     #[serde(default)]
     pub grpc_web: Option<GrpcWeb>,
+    /// Gloo's extauth plugin: the external auth server every virtual host
+    /// that opts in (`customAuth`) is checked against.
+    #[serde(default)]
+    #[schemars(with = "Option<ExtAuthSettings>")]
+    pub extauth: Option<Spanned<ExtAuthSettings>>,
+}
+
+/// `httpGateway.options.extauth` (Gloo's `enterprise.gloo.solo.io`
+/// `extauth.v1.Settings`, which open-source Gloo translates into Envoy's
+/// `ext_authz` filter: `plugins/extauth/config_generator.go`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthSettings {
+    /// The Upstream of the auth server; it must exist.
+    #[serde(default)]
+    #[schemars(with = "Option<ResourceRef>")]
+    pub extauthz_server_ref: Option<Spanned<ResourceRef>>,
+    /// An HTTP auth server; without it (or with `grpcService`) gRPC.
+    #[serde(default)]
+    #[schemars(with = "Option<ExtAuthHttpService>")]
+    pub http_service: Option<Spanned<ExtAuthHttpService>>,
+    #[serde(default)]
+    #[schemars(with = "Option<ExtAuthGrpcService>")]
+    pub grpc_service: Option<Spanned<ExtAuthGrpcService>>,
+    /// Read by Gloo's own ext-auth service only; Envoy has no such field.
+    #[serde(default)]
+    pub user_id_header: Option<String>,
+    /// Default 200ms (Gloo's `DefaultTimeout`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub request_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub failure_mode_allow: Option<bool>,
+    #[serde(default)]
+    pub request_body: Option<ExtAuthBufferSettings>,
+    #[serde(default)]
+    pub clear_route_cache: Option<bool>,
+    /// An HTTP status code Envoy's `StatusCode` enum names; 0: Envoy's
+    /// default (403).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub status_on_error: Option<Spanned<u32>>,
+    /// Gloo's `ApiVersion` has only `V3` (0).
+    #[serde(default)]
+    #[schemars(with = "Option<EnumValue>")]
+    pub transport_api_version: Option<Spanned<EnumValue>>,
+    #[serde(default)]
+    pub stat_prefix: Option<String>,
+}
+
+/// `extauth.httpService`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthHttpService {
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub request: Option<ExtAuthHttpRequest>,
+    #[serde(default)]
+    pub response: Option<ExtAuthHttpResponse>,
+}
+
+/// `extauth.httpService.request`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthHttpRequest {
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    #[serde(default)]
+    pub headers_to_add: BTreeMap<String, String>,
+    #[serde(default)]
+    pub allowed_headers_regex: Vec<String>,
+}
+
+/// `extauth.httpService.response`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthHttpResponse {
+    #[serde(default)]
+    pub allowed_upstream_headers: Vec<String>,
+    #[serde(default)]
+    pub allowed_client_headers: Vec<String>,
+    #[serde(default)]
+    pub allowed_upstream_headers_to_append: Vec<String>,
+}
+
+/// `extauth.grpcService`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthGrpcService {
+    #[serde(default)]
+    pub authority: Option<String>,
+}
+
+/// `extauth.requestBody` (Gloo's `BufferSettings`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthBufferSettings {
+    #[serde(default)]
+    pub max_request_bytes: Option<u32>,
+    #[serde(default)]
+    pub allow_partial_message: Option<bool>,
+    #[serde(default)]
+    pub pack_as_bytes: Option<bool>,
+}
+
+/// `options.extauth` on a virtual host or route (Gloo's
+/// `ExtAuthExtension`, a oneof). `configRef` (an `AuthConfig`) and
+/// `customAuth.name` (named servers) are read only to be refused with
+/// Gloo's enterprise-only message.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthExtension {
+    #[serde(default)]
+    pub disable: Option<bool>,
+    /// Read only to be refused (an `AuthConfig`: Gloo Enterprise).
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub config_ref: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    #[schemars(with = "Option<CustomAuth>")]
+    pub custom_auth: Option<Spanned<CustomAuth>>,
+}
+
+/// `extauth.customAuth`: context extensions for the auth server.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomAuth {
+    #[serde(default)]
+    pub context_extensions: BTreeMap<String, String>,
+    /// Read only to be refused (named auth servers: Gloo Enterprise).
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub name: Option<Spanned<IgnoredAny>>,
 }
 
 /// `gzip` (Gloo's `solo.io.envoy.config.filter.http.gzip.v2.Gzip`).
@@ -1191,7 +1325,7 @@ pub struct OptionsRef {
 }
 
 /// `virtualHost.options` (Gloo's `VirtualHostOptions`): the subset open
-/// source Envoy expresses. Enterprise options (extauth, jwt, rbac, rate
+/// source Envoy expresses. Enterprise options (jwt, rbac, rate
 /// limits, waf, dlp, transformations, extProc) are refused by name.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1217,6 +1351,10 @@ pub struct VirtualHostOptions {
     pub include_request_attempt_count: Option<bool>,
     #[serde(default)]
     pub include_attempt_count_in_response: Option<bool>,
+    /// Gloo's extauth plugin: virtual hosts opt in with `customAuth`.
+    #[serde(default)]
+    #[schemars(with = "Option<ExtAuthExtension>")]
+    pub extauth: Option<Spanned<ExtAuthExtension>>,
 }
 
 /// `corsPolicyMergeSettings`: how a route's CORS policy takes the virtual
@@ -1455,6 +1593,11 @@ pub struct RouteOptions {
     #[serde(default)]
     #[schemars(with = "Option<CsrfPolicy>")]
     pub csrf: Option<Spanned<CsrfPolicy>>,
+    /// Gloo's extauth plugin: `disable`, or `customAuth` context
+    /// extensions; unset inherits the virtual host's.
+    #[serde(default)]
+    #[schemars(with = "Option<ExtAuthExtension>")]
+    pub extauth: Option<Spanned<ExtAuthExtension>>,
     /// Gloo's `map<string, google.protobuf.Struct>`: any YAML mapping per
     /// filter namespace.
     #[serde(default)]

@@ -103,6 +103,7 @@ pub(super) fn gateway(
             health_check_path: None,
             csrf: None,
             grpc_web: false,
+            ext_authz: None,
             kind,
             matcher: None,
         });
@@ -301,6 +302,11 @@ pub(super) fn gateway(
             "set only one of properCaseHeaderKeyFormat and preserveCaseHeaderKeyFormat",
         );
     }
+    let ext_authz = http
+        .options
+        .as_ref()
+        .and_then(|o| o.extauth.as_ref())
+        .and_then(|e| super::http_options::ext_authz(cx, &key, e, index));
     Some(Gateway {
         key,
         bind_address,
@@ -316,6 +322,7 @@ pub(super) fn gateway(
         health_check_path: filters.health_check_path,
         csrf: filters.csrf,
         grpc_web: filters.grpc_web,
+        ext_authz,
         kind: GatewayKind::Http,
         matcher: None,
     })

@@ -416,3 +416,277 @@ fn open_telemetry(
         max_cache_size: v.max_cache_size,
     }))
 }
+
+/// Gloo's enterprise-only message (`syncer/extauth/
+/// extauth_translator_syncer.go`, `ErrEnterpriseOnly`), for the parts of
+/// the extauth API only Gloo Enterprise's own auth service serves.
+pub(super) const EXTAUTH_ENTERPRISE_ONLY: &str = "The Gloo Advanced Extauth API is an enterprise-only feature, please upgrade or use the Envoy Extauth API instead";
+
+/// `httpGateway.options.extauth` (Gloo's `GenerateEnvoyConfigForFilter`,
+/// `plugins/extauth/config_generator.go`): the server Upstream must exist,
+/// `statusOnError` must be a code Envoy's `StatusCode` enum names, and
+/// what Envoy's own validation would refuse (header names and values,
+/// RE2 regexes, a path prefix not starting with `/`) is refused here so
+/// the listener is never NACKed.
+pub(super) fn ext_authz(
+    cx: &mut Ctx<'_>,
+    gw: &Key,
+    s: &Spanned<raw::ExtAuthSettings>,
+    index: &Index<'_>,
+) -> Option<ExtAuthz> {
+    let at = cx.at(s);
+    let v = &s.value;
+    let mut ok = true;
+    let server = match &v.extauthz_server_ref {
+        None => {
+            cx.error(
+                at.clone(),
+                "extauth: no extauth server reference configured",
+            );
+            None
+        }
+        Some(r) => {
+            let k = ref_key(&r.value, &gw.namespace);
+            if index.upstreams.contains(&k) {
+                Some(k)
+            } else {
+                // Gloo's `NewUpstreamNotFoundErr`.
+                let mut d = Diagnostic::error(
+                    cx.at(r),
+                    Some(cx.id.clone()),
+                    format!("extauth.extauthzServerRef: *v1.Upstream {{ {k} }} not found"),
+                );
+                if let Some(near) = index.suggest.closest(&k, &index.upstreams) {
+                    d = d.with_hint(format!("did you mean `{near}`?"));
+                }
+                cx.diags.push(d);
+                None
+            }
+        }
+    };
+    if let (Some(_), Some(g)) = (&v.http_service, &v.grpc_service) {
+        let pos = cx.at(g);
+        cx.error(
+            pos,
+            "extauth: set only one of httpService and grpcService (a oneof in Gloo's Settings)",
+        );
+        ok = false;
+    }
+    let timeout = cx.duration(&v.request_timeout).unwrap_or(Duration {
+        seconds: 0,
+        nanos: 200_000_000,
+    });
+    let status_on_error = match &v.status_on_error {
+        None | Some(Spanned { value: 0, .. }) => None,
+        Some(code) => {
+            let known = i32::try_from(code.value).ok().is_some_and(|c| {
+                envoy_types::pb::envoy::r#type::v3::StatusCode::try_from(c).is_ok()
+            });
+            if !known {
+                // Gloo's `InvalidStatusOnErrorErr`.
+                let pos = cx.at(code);
+                cx.error(
+                    pos,
+                    format!("extauth: invalid statusOnError code: {}", code.value),
+                );
+                ok = false;
+            }
+            Some(code.value)
+        }
+    };
+    if let Some(t) = &v.transport_api_version {
+        let v3 = matches!(&t.value, raw::EnumValue::Number(0))
+            || matches!(&t.value, raw::EnumValue::Name(n) if n == "V3");
+        if !v3 {
+            let pos = cx.at(t);
+            cx.error(
+                pos,
+                "extauth.transportApiVersion: Gloo's ApiVersion has only V3",
+            );
+            ok = false;
+        }
+    }
+    let service = match &v.http_service {
+        None => ExtAuthzService::Grpc {
+            authority: v
+                .grpc_service
+                .as_ref()
+                .and_then(|g| g.value.authority.clone())
+                .unwrap_or_default(),
+        },
+        Some(h) => {
+            let pos = cx.at(h);
+            let hv = &h.value;
+            let prefix = hv.path_prefix.clone().unwrap_or_default();
+            let path_prefix = prefix.strip_suffix('/').unwrap_or(&prefix).to_string();
+            // Envoy's HTTP ext_authz client refuses a prefix without a
+            // leading `/`.
+            if !path_prefix.is_empty() && !path_prefix.starts_with('/') {
+                cx.error(
+                    pos.clone(),
+                    format!("extauth.httpService.pathPrefix `{prefix}` must start with `/`"),
+                );
+                ok = false;
+            }
+            let req = hv.request.clone().unwrap_or_default();
+            let resp = hv.response.clone();
+            let names = req
+                .allowed_headers
+                .iter()
+                .chain(req.headers_to_add.keys())
+                .chain(resp.iter().flat_map(|r| {
+                    r.allowed_upstream_headers
+                        .iter()
+                        .chain(&r.allowed_client_headers)
+                        .chain(&r.allowed_upstream_headers_to_append)
+                }));
+            for n in names {
+                if !super::routes::header_name_ok(n) {
+                    cx.error(
+                        pos.clone(),
+                        format!("extauth.httpService: invalid header name {n:?}"),
+                    );
+                    ok = false;
+                }
+            }
+            for (k, val) in &req.headers_to_add {
+                if val.contains(['\0', '\r', '\n']) {
+                    cx.error(
+                        pos.clone(),
+                        format!(
+                            "extauth.httpService.request.headersToAdd: the value of `{k}` holds a NUL, CR or LF"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            for re in &req.allowed_headers_regex {
+                // The route regex checks, reworded for this field.
+                let from = cx.diags.len();
+                ok &= super::routes::check_regex(cx, gw, pos.clone(), re);
+                let was = format!("virtual service [{gw}] has a regex matcher with ");
+                for d in cx.diags.iter_mut().skip(from) {
+                    if let Some(rest) = d.message.strip_prefix(&was) {
+                        d.message =
+                            format!("extauth.httpService.request.allowedHeadersRegex: {rest}");
+                    }
+                }
+            }
+            ExtAuthzService::Http {
+                path_prefix,
+                allowed_headers: req.allowed_headers,
+                allowed_headers_regex: req.allowed_headers_regex,
+                headers_to_add: req.headers_to_add,
+                response: resp.map(|r| ExtAuthzResponse {
+                    allowed_upstream_headers: r.allowed_upstream_headers,
+                    allowed_client_headers: r.allowed_client_headers,
+                    allowed_upstream_headers_to_append: r.allowed_upstream_headers_to_append,
+                }),
+            }
+        }
+    };
+    let request_body = v.request_body.as_ref().map(|b| {
+        (
+            // Gloo's `translateRequestBody`: 0 means 4 KiB.
+            b.max_request_bytes.filter(|n| *n > 0).unwrap_or(4 * 1024),
+            b.allow_partial_message.unwrap_or(false),
+            b.pack_as_bytes.unwrap_or(false),
+        )
+    });
+    let server = server?;
+    ok.then(|| ExtAuthz {
+        server,
+        service,
+        timeout,
+        failure_mode_allow: v.failure_mode_allow.unwrap_or(false),
+        request_body,
+        clear_route_cache: v.clear_route_cache.unwrap_or(false),
+        status_on_error,
+        stat_prefix: v.stat_prefix.clone().unwrap_or_default(),
+    })
+}
+
+/// `extauth` on a virtual host or route (Gloo's `ExtAuthExtension`):
+/// `disable` and `customAuth` as open-source Gloo translates them;
+/// `configRef` and `customAuth.name` refused with Gloo's enterprise-only
+/// message, as its extauth syncer refuses them.
+pub(super) fn ext_auth_extension(
+    cx: &mut Ctx<'_>,
+    e: &Spanned<raw::ExtAuthExtension>,
+) -> Option<ExtAuth> {
+    let v = &e.value;
+    let set = [
+        v.disable.is_some(),
+        v.config_ref.is_some(),
+        v.custom_auth.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if set > 1 {
+        let pos = cx.at(e);
+        cx.error(
+            pos,
+            "extauth: set only one of disable, configRef and customAuth (a oneof in Gloo's ExtAuthExtension)",
+        );
+        return None;
+    }
+    if let Some(c) = &v.config_ref {
+        let pos = cx.at(c);
+        cx.error(pos, format!("extauth.configRef: {EXTAUTH_ENTERPRISE_ONLY}"));
+        return None;
+    }
+    if let Some(c) = &v.custom_auth {
+        if let Some(n) = &c.value.name {
+            let pos = cx.at(n);
+            cx.error(
+                pos,
+                format!("extauth.customAuth.name: {EXTAUTH_ENTERPRISE_ONLY}"),
+            );
+            return None;
+        }
+        return Some(ExtAuth::Custom(c.value.context_extensions.clone()));
+    }
+    Some(if v.disable == Some(true) {
+        ExtAuth::Disable
+    } else {
+        ExtAuth::Other
+    })
+}
+
+/// Context extensions reach a gRPC auth server only: Envoy's HTTP check
+/// request has nowhere to carry them (`websocket-auth.md` §4). Gloo
+/// translates them anyway, and so does edgeplane; a VirtualService whose
+/// virtual host or routes set some, on a Gateway whose server is an
+/// `httpService`, gets a warning saying they are dropped.
+pub(super) fn warn_http_context_extensions(
+    model: &Model,
+    vs_pos: &std::collections::BTreeMap<Key, (crate::diag::Pos, crate::diag::ResourceId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let has = |e: &Option<ExtAuth>| matches!(e, Some(ExtAuth::Custom(m)) if !m.is_empty());
+    for gw in model.gateways.values().flat_map(|g| g.http_parts()) {
+        let Some(ExtAuthz {
+            service: ExtAuthzService::Http { .. },
+            ..
+        }) = &gw.ext_authz
+        else {
+            continue;
+        };
+        for (k, vs) in model.virtual_services.iter().filter(|(_, v)| gw.selects(v)) {
+            if !(has(&vs.options.extauth) || vs.routes.iter().any(|r| has(&r.options.extauth))) {
+                continue;
+            }
+            if let Some((p, id)) = vs_pos.get(k) {
+                diags.push(Diagnostic::warning(
+                    p.clone(),
+                    Some(id.clone()),
+                    format!(
+                        "extauth.customAuth.contextExtensions reach gRPC auth servers only; Gateway {}'s extauth server is an httpService, so they are not sent",
+                        gw.key
+                    ),
+                ));
+            }
+        }
+    }
+}

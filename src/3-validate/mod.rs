@@ -358,6 +358,7 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
     check_log_clusters(&model, &gw_pos, &mut diags);
     check_domains(&model, &gw_pos, &vs_pos, &mut diags);
     gateway::check_sni_conflicts(&model, &vs_pos, &mut diags);
+    http_options::warn_http_context_extensions(&model, &vs_pos, &mut diags);
     tcp::check_filter_chain_matches(&model, &gw_pos, &mut diags);
     diags.sort();
     diags.dedup();

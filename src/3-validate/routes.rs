@@ -837,7 +837,7 @@ pub(super) fn re2_double_repetition(re: &str) -> Option<String> {
     None
 }
 
-fn check_regex(cx: &mut Ctx<'_>, owner: &Key, pos: crate::diag::Pos, re: &str) -> bool {
+pub(super) fn check_regex(cx: &mut Ctx<'_>, owner: &Key, pos: crate::diag::Pos, re: &str) -> bool {
     if re.is_empty() {
         // Envoy's RegexMatcher requires a non-empty regex.
         cx.error(
@@ -1098,6 +1098,10 @@ pub(super) fn route_options(
             .as_ref()
             .and_then(|b| buffer_per_route(cx, b)),
         csrf: o.csrf.as_ref().and_then(|c| csrf(cx, owner, c)),
+        extauth: o
+            .extauth
+            .as_ref()
+            .and_then(|e| super::http_options::ext_auth_extension(cx, e)),
         envoy_metadata: o
             .envoy_metadata
             .as_ref()
@@ -1183,6 +1187,10 @@ pub(super) fn virtual_host_options(
             .and_then(|b| buffer_per_route(cx, b)),
         include_request_attempt_count: o.include_request_attempt_count,
         include_attempt_count_in_response: o.include_attempt_count_in_response,
+        extauth: o
+            .extauth
+            .as_ref()
+            .and_then(|e| super::http_options::ext_auth_extension(cx, e)),
     }
 }
 
@@ -1582,7 +1590,7 @@ fn faults(cx: &mut Ctx<'_>, f: &Spanned<raw::RouteFaults>) -> Option<Faults> {
 
 /// A header name Envoy takes for hashing: non-empty, without NUL, CR or LF
 /// (Envoy's non-strict `HTTP_HEADER_NAME` rule).
-fn header_name_ok(h: &str) -> bool {
+pub(super) fn header_name_ok(h: &str) -> bool {
     !h.is_empty() && !h.contains(['\0', '\r', '\n'])
 }
 

@@ -324,14 +324,14 @@ fn unimplemented_gloo_features_are_rejected_by_name() {
         GW,
         UP,
         &vs(
-            "[{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: up}}}, options: {extauth: {disable: true}}}]",
+            "[{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: up}}}, options: {jwt: {disable: true}}}]",
         ),
     ]);
     assert!(l.has_errors());
     let d = &l.diagnostics[0];
     assert_eq!(
         d.message,
-        "`extauth` is a Gloo feature edgeplane does not implement here; VirtualService gloo-system.vs is rejected rather than served without it"
+        "`jwt` is a Gloo feature edgeplane does not implement here; VirtualService gloo-system.vs is rejected rather than served without it"
     );
     assert!(d.pos.line > 0);
 }

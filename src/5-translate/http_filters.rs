@@ -20,6 +20,16 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::r#type::tracing::v3::{CustomTag, custom_tag};
 use envoy_types::pb::envoy::r#type::v3::Percent;
 
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HttpUri, http_uri};
+use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+    AuthorizationRequest, AuthorizationResponse, BufferSettings, CheckSettings, ExtAuthz,
+    ExtAuthzPerRoute, HttpService, ext_authz, ext_authz_per_route,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    ListStringMatcher, RegexMatcher, StringMatcher, string_matcher,
+};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+
 use super::names;
 use super::proto::{
     self, GZIP_COMPRESSOR_LIBRARY, OPENTELEMETRY_TRACER, ZIPKIN_TRACER, bool_value,
@@ -160,6 +170,141 @@ fn provider(p: &TracingProvider) -> TracingHttp {
     TracingHttp {
         name: name.to_string(),
         config_type: Some(http::ConfigType::TypedConfig(config)),
+    }
+}
+
+/// Gloo's placeholder URI for an HTTP auth server (`HttpServerUri`):
+/// Envoy requires one, but sends to the cluster.
+const EXT_AUTHZ_HTTP_URI: &str = "http://not-used.example.com/";
+
+/// Gloo's `GenerateEnvoyConfigForFilter` (`plugins/extauth/
+/// config_generator.go`), with one deliberate difference: the HTTP
+/// server's allowed request headers go to Envoy's top-level
+/// `ExtAuthz.allowed_headers`, because the field Gloo fills
+/// (`authorization_request.allowed_headers`) is deprecated in Envoy 1.40
+/// and behaves the same (`websocket-auth.md` §4). Gloo's `ApiVersion` has
+/// only `V3` (its zero value), so `transport_api_version` is always V3.
+pub fn ext_authz(e: &model::ExtAuthz) -> ExtAuthz {
+    let cluster = names::cluster_name(&e.server);
+    let timeout = Some(proto::duration(e.timeout));
+    let exact = |v: &[String]| -> Option<ListStringMatcher> {
+        (!v.is_empty()).then(|| ListStringMatcher {
+            patterns: v
+                .iter()
+                .map(|h| StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(h.clone())),
+                    ..Default::default()
+                })
+                .collect(),
+        })
+    };
+    let mut allowed_headers = None;
+    let services = match &e.service {
+        model::ExtAuthzService::Grpc { authority } => {
+            ext_authz::Services::GrpcService(GrpcService {
+                target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                    grpc_service::EnvoyGrpc {
+                        cluster_name: cluster,
+                        authority: authority.clone(),
+                        ..Default::default()
+                    },
+                )),
+                timeout,
+                ..Default::default()
+            })
+        }
+        model::ExtAuthzService::Http {
+            path_prefix,
+            allowed_headers: exact_names,
+            allowed_headers_regex,
+            headers_to_add,
+            response,
+        } => {
+            let mut patterns = exact(exact_names).map(|l| l.patterns).unwrap_or_default();
+            patterns.extend(allowed_headers_regex.iter().map(|re| StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                    regex: re.clone(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }));
+            // Envoy's ListStringMatcher needs at least one pattern.
+            if !patterns.is_empty() {
+                allowed_headers = Some(ListStringMatcher { patterns });
+            }
+            #[allow(deprecated)]
+            let authorization_request =
+                (!headers_to_add.is_empty()).then(|| AuthorizationRequest {
+                    headers_to_add: headers_to_add
+                        .iter()
+                        .map(|(k, v)| HeaderValue {
+                            key: k.clone(),
+                            value: v.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+            ext_authz::Services::HttpService(HttpService {
+                server_uri: Some(HttpUri {
+                    uri: EXT_AUTHZ_HTTP_URI.to_string(),
+                    timeout,
+                    http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(cluster)),
+                }),
+                path_prefix: path_prefix.clone(),
+                authorization_request,
+                authorization_response: response.as_ref().map(|r| AuthorizationResponse {
+                    allowed_upstream_headers: exact(&r.allowed_upstream_headers),
+                    allowed_client_headers: exact(&r.allowed_client_headers),
+                    allowed_upstream_headers_to_append: exact(
+                        &r.allowed_upstream_headers_to_append,
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        }
+    };
+    ExtAuthz {
+        services: Some(services),
+        transport_api_version: envoy_types::pb::envoy::config::core::v3::ApiVersion::V3 as i32,
+        failure_mode_allow: e.failure_mode_allow,
+        with_request_body: e.request_body.map(|(max, partial, bytes)| BufferSettings {
+            max_request_bytes: max,
+            allow_partial_message: partial,
+            pack_as_bytes: bytes,
+        }),
+        clear_route_cache: e.clear_route_cache,
+        status_on_error: e.status_on_error.map(|c| HttpStatus {
+            code: i32::try_from(c).unwrap_or_default(),
+        }),
+        stat_prefix: e.stat_prefix.clone(),
+        metadata_context_namespaces: vec![proto::JWT_AUTHN_FILTER.to_string()],
+        allowed_headers,
+        ..Default::default()
+    }
+}
+
+/// Gloo's per-route ext_authz config (`GenerateVirtualHostExtAuthzConfig`
+/// and `GenerateRouteExtAuthzConfig`), only when the Gateway has an auth
+/// server. A virtual host opts in: anything but `customAuth` (nothing,
+/// `disable`, or an empty extension) disables the filter for it. A route
+/// without `disable` or `customAuth` gets nothing and inherits.
+pub fn ext_authz_per_route(a: Option<&model::ExtAuth>, vhost: bool) -> Option<ExtAuthzPerRoute> {
+    let disabled = || ExtAuthzPerRoute {
+        r#override: Some(ext_authz_per_route::Override::Disabled(true)),
+    };
+    match a {
+        Some(model::ExtAuth::Custom(ext)) => Some(ExtAuthzPerRoute {
+            r#override: Some(ext_authz_per_route::Override::CheckSettings(
+                CheckSettings {
+                    context_extensions: ext.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    ..Default::default()
+                },
+            )),
+        }),
+        Some(model::ExtAuth::Disable) => Some(disabled()),
+        None | Some(model::ExtAuth::Other) => vhost.then(disabled),
     }
 }
 

@@ -251,6 +251,8 @@ mod tests {
             "envoy.extensions.filters.http.fault.v3.HTTPFault",
             "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
             "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
+            "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+            "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
             "envoy.config.core.v3.HealthCheck",
             "envoy.extensions.transport_sockets.tls.v3.Secret",
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",

@@ -36,8 +36,8 @@ use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 
 use super::proto::{
     self, BUFFER_FILTER, COMPRESSOR_FILTER, CONNECTION_LIMIT_FILTER, CONNECTION_LIMIT_STAT_PREFIX,
-    CORS_FILTER, CSRF_FILTER, FAULT_FILTER, GRPC_WEB_FILTER, HCM_FILTER, HEALTH_CHECK_FILTER,
-    PROXY_PROTOCOL, ROUTER_FILTER, bool_value, duration,
+    CORS_FILTER, CSRF_FILTER, EXT_AUTHZ_FILTER, FAULT_FILTER, GRPC_WEB_FILTER, HCM_FILTER,
+    HEALTH_CHECK_FILTER, PROXY_PROTOCOL, ROUTER_FILTER, bool_value, duration,
 };
 use super::{access_log, http_filters as hf, names, tcp, tls};
 use crate::model::{
@@ -464,7 +464,8 @@ fn http_filter<M: prost::Name>(name: &str, config: M) -> HttpFilter {
 /// Gloo's HTTP filters in Gloo's stage order (`plugins/staged_filters.go`:
 /// by stage, then weight, then filter name): `FaultStage` (the gzip
 /// compressor, then fault: "compressor" sorts first, so it is also the
-/// last to touch a response), `CorsStage`, after `AuthZStage` (gRPC-Web,
+/// last to touch a response), `CorsStage`, `AuthNStage` (ext_authz, when
+/// the Gateway names an auth server), after `AuthZStage` (gRPC-Web,
 /// then health check), `RouteStage` (buffer, then CSRF), the router last.
 /// Fault, CORS and CSRF are always in the chain, as Gloo installs them
 /// (`plugins/faultinjection`, `plugins/cors`, `plugins/csrf`, unless its
@@ -481,6 +482,11 @@ fn http_filters(gw: &Gateway) -> Vec<HttpFilter> {
     }
     filters.push(http_filter(FAULT_FILTER, HttpFault::default()));
     filters.push(http_filter(CORS_FILTER, Cors {}));
+    // Gloo's extauth plugin: `DuringStage(AuthNStage)`, after CORS (and
+    // WAF, which edgeplane refuses), before gRPC-Web and health check.
+    if let Some(e) = &gw.ext_authz {
+        filters.push(http_filter(EXT_AUTHZ_FILTER, hf::ext_authz(e)));
+    }
     if gw.grpc_web {
         filters.push(http_filter(GRPC_WEB_FILTER, GrpcWeb {}));
     }

@@ -22,6 +22,12 @@ pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
 pub const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
 /// The CSRF HTTP filter (and its per-route config key).
 pub const CSRF_FILTER: &str = "envoy.filters.http.csrf";
+/// The external authorization HTTP filter (Gloo's extauth plugin) and its
+/// per-route config key.
+pub const EXT_AUTHZ_FILTER: &str = "envoy.filters.http.ext_authz";
+/// The JWT filter's metadata namespace, which Gloo always passes to the
+/// auth server (`JWTFilterName` in `plugins/extauth/config_generator.go`).
+pub const JWT_AUTHN_FILTER: &str = "envoy.filters.http.jwt_authn";
 /// The compressor HTTP filter (Gloo's gzip plugin), and its gzip library.
 pub const COMPRESSOR_FILTER: &str = "envoy.filters.http.compressor";
 pub const GZIP_COMPRESSOR_LIBRARY: &str = "envoy.compression.gzip.compressor";

@@ -39,10 +39,22 @@ use envoy_types::pb::google::protobuf::{
     Any, ListValue, NullValue, Struct, UInt32Value, Value as ProtoValue, value,
 };
 
+use super::http_filters as hf;
 use super::names;
 use super::proto::{
-    self, BUFFER_FILTER, CORS_FILTER, CSRF_FILTER, FAULT_FILTER, bool_value, duration,
+    self, BUFFER_FILTER, CORS_FILTER, CSRF_FILTER, EXT_AUTHZ_FILTER, FAULT_FILTER, bool_value,
+    duration,
 };
+
+/// `m` packed with its map entries in canonical order: an
+/// `ExtAuthzPerRoute`'s context extensions are a protobuf map, and the
+/// snapshot's canonical encoding does not look inside `Any`.
+fn canonical_any<M: prost::Message + prost::Name>(m: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: super::canonical::encode(m),
+    }
+}
 use crate::model::{self, Action, Gateway, Model, PathMatch, UpgradeKind};
 
 /// The RouteConfiguration `proxy` gets from `gw`. The proxy matters only to
@@ -53,7 +65,7 @@ pub fn route_configuration(gw: &Gateway, proxy: &str, model: &Model) -> RouteCon
         .virtual_services
         .values()
         .filter(|vs| gw.selects(vs))
-        .map(|vs| virtual_host(vs, &head))
+        .map(|vs| virtual_host(vs, &head, gw.ext_authz.is_some()))
         .collect();
     virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
     RouteConfiguration {
@@ -64,8 +76,10 @@ pub fn route_configuration(gw: &Gateway, proxy: &str, model: &Model) -> RouteCon
 }
 
 /// `head` is `vs:<gateway>_<proxy>_`, the start of Gloo's converter name of
-/// a named route (`model::Route::name` holds the rest).
-fn virtual_host(vs: &model::VirtualService, head: &str) -> VirtualHost {
+/// a named route (`model::Route::name` holds the rest). `ext_authz`: the
+/// Gateway has an auth server, so Gloo's extauth plugin configures the
+/// virtual host and its routes (and does nothing otherwise).
+fn virtual_host(vs: &model::VirtualService, head: &str, ext_authz: bool) -> VirtualHost {
     let name = names::vhost_name(vs);
     let domains = if vs.domains.is_empty() {
         vec!["*".to_string()]
@@ -80,7 +94,7 @@ fn virtual_host(vs: &model::VirtualService, head: &str) -> VirtualHost {
                 Some(n) => format!("{name}-route-{i}-{head}{n}-matcher-{j}"),
                 None => format!("{name}-route-{i}-matcher-{j}"),
             };
-            routes.push(envoy_route(rname, m, r, &vs.options));
+            routes.push(envoy_route(rname, m, r, &vs.options, ext_authz));
         }
     }
     let o = &vs.options;
@@ -96,6 +110,9 @@ fn virtual_host(vs: &model::VirtualService, head: &str) -> VirtualHost {
     }
     if let Some(b) = &o.buffer_per_route {
         per_filter.push((BUFFER_FILTER, proto::any(buffer_per_route(b))));
+    }
+    if ext_authz && let Some(a) = hf::ext_authz_per_route(o.extauth.as_ref(), true) {
+        per_filter.push((EXT_AUTHZ_FILTER, canonical_any(&a)));
     }
     VirtualHost {
         name,
@@ -234,6 +251,7 @@ fn envoy_route(
     m: &model::Matcher,
     r: &model::Route,
     vh: &model::VirtualHostOptions,
+    ext_authz: bool,
 ) -> Route {
     let o = &r.options;
     let cors = o.cors.as_ref().map(|c| merged_cors(c, vh));
@@ -314,6 +332,9 @@ fn envoy_route(
     }
     if let Some(c) = &o.csrf {
         per_filter.push((CSRF_FILTER, proto::any(csrf_policy(c))));
+    }
+    if ext_authz && let Some(a) = hf::ext_authz_per_route(o.extauth.as_ref(), false) {
+        per_filter.push((EXT_AUTHZ_FILTER, canonical_any(&a)));
     }
     // Gloo's metadata plugin: set only when some namespace is given.
     let metadata = (!o.envoy_metadata.is_empty()).then(|| Metadata {

@@ -769,7 +769,7 @@ fn virtual_host_options_are_checked_like_route_options() {
             "{corsPolicyMergeSettings: {exposeHeaders: MERGE}}",
             "corsPolicyMergeSettings.exposeHeaders `MERGE` is not one of DEFAULT, UNION",
         ),
-        ("{extauth: {disable: true}}", "`extauth` is a Gloo feature"),
+        ("{jwt: {disable: true}}", "`jwt` is a Gloo feature"),
         ("{ratelimitBasic: {}}", "`ratelimitBasic` is a Gloo feature"),
         ("{stats: {}}", "`stats` is a Gloo feature"),
     ];

@@ -153,7 +153,14 @@ fn fields_md_says_what_is_known() {
     // without the enterprise options.
     assert!(vs.contains(&"virtualHost.routes[].options"));
     assert!(vs.contains(&"virtualHost.options.corsPolicyMergeSettings.exposeHeaders"));
-    assert!(!vs.contains(&"virtualHost.options.extauth"));
+    assert!(!vs.contains(&"virtualHost.options.jwt"));
+    // Open-source Gloo's extauth is served; its enterprise parts are read
+    // only to be refused.
+    assert!(vs.contains(&"virtualHost.options.extauth.customAuth.contextExtensions"));
+    assert!(
+        refused_paths(section(&doc, "VirtualService"))
+            .contains(&"virtualHost.options.extauth.configRef")
+    );
     // Read, but only so that validation can refuse it.
     assert!(!vs.contains(&"sslConfig.sds"));
     assert!(refused_paths(section(&doc, "VirtualService")).contains(&"sslConfig.sds"));
@@ -172,14 +179,14 @@ fn fields_md_says_what_is_known() {
     );
 
     let refused = section(&doc, "Refused by name");
-    assert!(refused.contains("| `extauth` |"), "{refused}");
+    assert!(refused.contains("| `jwt` |"), "{refused}");
     assert!(refused.contains("`AuthConfig`"));
     assert!(refused.contains("would leave its backend exposed"));
 
     // Features refused by name are listed as supported nowhere.
     for kind in KINDS {
         for path in table_paths(section(&doc, kind)) {
-            for name in ["extauth", "rbac", "ratelimit", "waf", "jwt"] {
+            for name in ["rbac", "ratelimit", "waf", "jwt"] {
                 assert!(
                     !path.split(['.', '[']).any(|seg| seg == name),
                     "{kind} lists `{path}` as supported"
@@ -316,11 +323,8 @@ fn what_fields_md_refuses_is_refused() {
     }
     assert!(!cases.is_empty(), "expected fields read only to be refused");
     // A feature refused by name, where no table lists it.
-    cases.push((
-        "VirtualService",
-        "virtualHost.routes[].options.extauth".into(),
-    ));
-    cases.push(("VirtualService", "virtualHost.options.extauth".into()));
+    cases.push(("VirtualService", "virtualHost.routes[].options.jwt".into()));
+    cases.push(("VirtualService", "virtualHost.options.jwt".into()));
     cases.push(("VirtualService", "virtualHost.options.stats".into()));
     for (kind, path) in cases {
         let (ok, stderr) = validate(Some((kind, &path)));

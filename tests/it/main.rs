@@ -15,6 +15,8 @@ mod browser;
 mod cli;
 // Listener drains announced with the Envoys' connection counts.
 mod drain;
+// Open-source Gloo extauth: an HTTP auth server checks WebSocket upgrades.
+mod extauth;
 // docs/FIELDS.md equals `edgeplane schema --fields`.
 mod fields_doc;
 // Gateway options: access logs Envoy writes, the connection limit.

@@ -396,3 +396,327 @@ fn tracing_errors_name_the_ref_and_the_refused_fields() {
         "{e:?}"
     );
 }
+
+// === extauth (open-source Gloo's `plugins/extauth/config_generator.go`
+// and `plugin.go`) ===
+
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+    ExtAuthz, ExtAuthzPerRoute, ext_authz, ext_authz_per_route,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+
+const EXT_AUTHZ: &str = "envoy.filters.http.ext_authz";
+const SERVER: &str = "extauthzServerRef: {name: echo, namespace: gloo-system}";
+
+/// The Gateway with `extauth` options `ext` (empty: none) and one
+/// VirtualService whose virtual host options are `vh_opts` and whose
+/// routes (`/a`, `/b`, `/c`) carry `route_opts` in order.
+fn auth_routes(ext: &str, vh_opts: &str, route_opts: [&str; 3]) -> RouteConfiguration {
+    let gw = if ext.is_empty() {
+        gateway("{}")
+    } else {
+        gateway(&format!("{{extauth: {ext}}}"))
+    };
+    let routes: Vec<String> = ["/a", "/b", "/c"]
+        .iter()
+        .zip(route_opts)
+        .map(|(p, o)| {
+            format!(
+                "{{matchers: [{{prefix: {p}}}], routeAction: {{single: {{upstream: {{name: echo, namespace: gloo-system}}}}}}, options: {o}}}"
+            )
+        })
+        .collect();
+    let vs = format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: apps}}\nspec:\n  virtualHost:\n    domains: ['*']\n    options: {vh_opts}\n    routes: [{}]\n",
+        routes.join(", ")
+    );
+    let l = load(&[&gw, REST[0], &vs]);
+    assert!(!l.has_errors(), "{}", l.render_diagnostics());
+    let out = l.output.as_ref().expect("valid config");
+    out["gloo-system~gateway-proxy"].route_configs[0].clone()
+}
+
+fn per_route(
+    m: &std::collections::HashMap<String, envoy_types::pb::google::protobuf::Any>,
+) -> Option<ext_authz_per_route::Override> {
+    m.get(EXT_AUTHZ).map(|a| {
+        ExtAuthzPerRoute::decode(a.value.as_slice())
+            .expect("ExtAuthzPerRoute decodes")
+            .r#override
+            .expect("an override")
+    })
+}
+
+/// `GenerateEnvoyConfigForFilter` with only a server: gRPC to the
+/// Upstream's cluster, the 200ms default timeout, the JWT metadata
+/// namespace; the filter sits in `AuthNStage`, after CORS and before
+/// gRPC-Web (`FilterStage = DuringStage(AuthNStage)`).
+#[test]
+fn extauth_server_is_one_grpc_ext_authz_filter_at_the_authn_stage() {
+    let h = hcm(&format!(
+        "{{extauth: {{{SERVER}, grpcService: {{authority: a.example}}}}}}"
+    ));
+    assert_eq!(
+        names(&h),
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
+            EXT_AUTHZ,
+            "envoy.filters.http.grpc_web",
+            "envoy.filters.http.csrf",
+            "envoy.filters.http.router"
+        ]
+    );
+    let e: ExtAuthz = config(&h, EXT_AUTHZ);
+    assert_eq!(
+        e.metadata_context_namespaces,
+        ["envoy.filters.http.jwt_authn"]
+    );
+    // Gloo's `ApiVersion` enum has only V3 (0), so Gloo always sets it.
+    assert_eq!(e.transport_api_version, 2);
+    assert!(!e.failure_mode_allow);
+    assert!(e.status_on_error.is_none());
+    assert!(e.with_request_body.is_none());
+    let Some(ext_authz::Services::GrpcService(g)) = &e.services else {
+        panic!("gRPC service expected: {e:?}");
+    };
+    assert_eq!(g.timeout.map(|d| d.nanos), Some(200_000_000));
+    let Some(TargetSpecifier::EnvoyGrpc(eg)) = &g.target_specifier else {
+        panic!("envoy_grpc expected");
+    };
+    assert_eq!(eg.cluster_name, "echo_gloo-system");
+    assert_eq!(eg.authority, "a.example");
+    // No server: no filter.
+    assert!(!names(&hcm("{}")).contains(&EXT_AUTHZ));
+}
+
+/// The HTTP server: Gloo's placeholder URI, the path prefix's trailing
+/// `/` trimmed, response lists as exact matchers, body buffering at 4 KiB
+/// when `maxRequestBytes` is 0, `statusOnError` as Envoy's HttpStatus.
+/// Allowed request headers (exact, then regex, as Gloo combines them) go
+/// to the non-deprecated top-level `allowed_headers`.
+#[test]
+fn extauth_http_service_shape() {
+    let h = hcm(&format!(
+        "{{extauth: {{{SERVER}, requestTimeout: 1s, failureModeAllow: true, clearRouteCache: true, statusOnError: 503, statPrefix: sp, requestBody: {{maxRequestBytes: 0, packAsBytes: true}}, httpService: {{pathPrefix: /check/, request: {{allowedHeaders: [x-ticket], allowedHeadersRegex: ['x-a-.*'], headersToAdd: {{x-b: '2', x-a: '1'}}}}, response: {{allowedClientHeaders: [x-deny]}}}}}}}}"
+    ));
+    let e: ExtAuthz = config(&h, EXT_AUTHZ);
+    assert!(e.failure_mode_allow && e.clear_route_cache);
+    assert_eq!(e.stat_prefix, "sp");
+    assert_eq!(e.status_on_error.map(|s| s.code), Some(503));
+    let body = e.with_request_body.expect("request body");
+    assert_eq!(
+        (
+            body.max_request_bytes,
+            body.pack_as_bytes,
+            body.allow_partial_message
+        ),
+        (4096, true, false)
+    );
+    let patterns: Vec<MatchPattern> = e
+        .allowed_headers
+        .expect("allowed headers")
+        .patterns
+        .into_iter()
+        .filter_map(|p| p.match_pattern)
+        .collect();
+    assert!(matches!(&patterns[0], MatchPattern::Exact(s) if s == "x-ticket"));
+    assert!(matches!(&patterns[1], MatchPattern::SafeRegex(r) if r.regex == "x-a-.*"));
+    let Some(ext_authz::Services::HttpService(s)) = e.services else {
+        panic!("HTTP service expected");
+    };
+    assert_eq!(s.path_prefix, "/check");
+    let uri = s.server_uri.expect("server uri");
+    assert_eq!(uri.uri, "http://not-used.example.com/");
+    assert_eq!(uri.timeout.map(|d| d.seconds), Some(1));
+    #[allow(deprecated)]
+    let req = s.authorization_request.expect("request");
+    #[allow(deprecated)]
+    let deprecated = req.allowed_headers.is_none();
+    assert!(deprecated);
+    let added: Vec<(&str, &str)> = req
+        .headers_to_add
+        .iter()
+        .map(|h| (h.key.as_str(), h.value.as_str()))
+        .collect();
+    assert_eq!(added, [("x-a", "1"), ("x-b", "2")]);
+    let resp = s.authorization_response.expect("response");
+    assert!(resp.allowed_upstream_headers.is_none());
+    assert_eq!(
+        resp.allowed_client_headers.map(|l| l.patterns.len()),
+        Some(1)
+    );
+}
+
+/// `GenerateVirtualHostExtAuthzConfig`: a virtual host opts in; without
+/// `extauth`, with `disable: true`, or with neither `customAuth` nor
+/// `disable` it gets `disabled: true`. `GenerateRouteExtAuthzConfig`: a
+/// route's `disable` disables, `customAuth` sets context extensions, and
+/// nothing (or `disable: false`) inherits: no per-route config.
+#[test]
+fn extauth_virtual_hosts_opt_in_and_routes_inherit() {
+    use ext_authz_per_route::Override;
+    let disabled = Some(Override::Disabled(true));
+    for vh in [
+        "{}",
+        "{extauth: {disable: true}}",
+        "{extauth: {disable: false}}",
+    ] {
+        let rc = auth_routes(&format!("{{{SERVER}}}"), vh, ["{}", "{}", "{}"]);
+        assert_eq!(
+            per_route(&rc.virtual_hosts[0].typed_per_filter_config),
+            disabled,
+            "{vh}"
+        );
+    }
+    let rc = auth_routes(
+        &format!("{{{SERVER}}}"),
+        "{extauth: {customAuth: {contextExtensions: {tenant: acme}}}}",
+        [
+            "{extauth: {disable: true}}",
+            "{extauth: {customAuth: {contextExtensions: {role: admin}}}}",
+            "{extauth: {disable: false}}",
+        ],
+    );
+    let vh = &rc.virtual_hosts[0];
+    let Some(Override::CheckSettings(cs)) = per_route(&vh.typed_per_filter_config) else {
+        panic!("check settings expected");
+    };
+    assert_eq!(
+        cs.context_extensions.get("tenant").map(String::as_str),
+        Some("acme")
+    );
+    assert_eq!(per_route(&vh.routes[0].typed_per_filter_config), disabled);
+    let Some(Override::CheckSettings(cs)) = per_route(&vh.routes[1].typed_per_filter_config) else {
+        panic!("route check settings expected");
+    };
+    assert_eq!(
+        cs.context_extensions.get("role").map(String::as_str),
+        Some("admin")
+    );
+    assert_eq!(per_route(&vh.routes[2].typed_per_filter_config), None);
+    // Without a server Gloo's plugin does nothing at all
+    // (`isExtAuthzFilterConfigured`).
+    let rc = auth_routes(
+        "",
+        "{extauth: {customAuth: {}}}",
+        ["{extauth: {disable: true}}", "{}", "{}"],
+    );
+    assert_eq!(
+        per_route(&rc.virtual_hosts[0].typed_per_filter_config),
+        None
+    );
+    assert_eq!(
+        per_route(&rc.virtual_hosts[0].routes[0].typed_per_filter_config),
+        None
+    );
+}
+
+/// Context extensions are a protobuf map inside an `Any`: their bytes
+/// must not depend on hash order, or every run would re-version the
+/// RouteConfiguration.
+#[test]
+fn extauth_context_extensions_encode_deterministically() {
+    let exts =
+        "{extauth: {customAuth: {contextExtensions: {a: '1', b: '2', c: '3', d: '4', e: '5'}}}}";
+    let first = auth_routes(&format!("{{{SERVER}}}"), exts, ["{}", "{}", "{}"]);
+    let bytes = |rc: &RouteConfiguration| {
+        rc.virtual_hosts[0].typed_per_filter_config[EXT_AUTHZ]
+            .value
+            .clone()
+    };
+    for _ in 0..5 {
+        let again = auth_routes(&format!("{{{SERVER}}}"), exts, ["{}", "{}", "{}"]);
+        assert_eq!(bytes(&first), bytes(&again));
+    }
+}
+
+/// Gloo's errors (`NoServerRefErr`, `NewUpstreamNotFoundErr`,
+/// `InvalidStatusOnErrorErr`) and what Envoy would NACK.
+#[test]
+fn extauth_server_errors() {
+    let cases = [
+        (
+            "{extauth: {}}",
+            "extauth: no extauth server reference configured",
+        ),
+        (
+            "{extauth: {extauthzServerRef: {name: nope, namespace: gloo-system}}}",
+            "extauth.extauthzServerRef: *v1.Upstream { gloo-system.nope } not found",
+        ),
+        (
+            &format!("{{extauth: {{{SERVER}, statusOnError: 999}}}}"),
+            "extauth: invalid statusOnError code: 999",
+        ),
+        (
+            &format!("{{extauth: {{{SERVER}, httpService: {{pathPrefix: check}}}}}}"),
+            "extauth.httpService.pathPrefix `check` must start with `/`",
+        ),
+        (
+            &format!(
+                "{{extauth: {{{SERVER}, httpService: {{request: {{allowedHeadersRegex: ['(']}}}}}}}}"
+            ),
+            "extauth.httpService.request.allowedHeadersRegex: invalid regex",
+        ),
+        (
+            &format!(
+                "{{extauth: {{{SERVER}, httpService: {{request: {{allowedHeaders: [\"a\\nb\"]}}}}}}}}"
+            ),
+            "extauth.httpService: invalid header name",
+        ),
+        (
+            &format!("{{extauth: {{{SERVER}, httpService: {{}}, grpcService: {{}}}}}}"),
+            "extauth: set only one of httpService and grpcService",
+        ),
+        (
+            &format!("{{extauth: {{{SERVER}, transportApiVersion: V2}}}}"),
+            "extauth.transportApiVersion: Gloo's ApiVersion has only V3",
+        ),
+    ];
+    for (opts, want) in cases {
+        let errs = errors(opts);
+        assert!(errs.iter().any(|e| e.starts_with(want)), "{opts}: {errs:?}");
+    }
+}
+
+/// `configRef` and `customAuth.name` are Gloo Enterprise's: refused with
+/// Gloo's `ErrEnterpriseOnly` text (`syncer/extauth/
+/// extauth_translator_syncer.go`), on virtual hosts and routes alike.
+#[test]
+fn extauth_enterprise_parts_are_refused_with_gloos_wording() {
+    const MSG: &str = "The Gloo Advanced Extauth API is an enterprise-only feature, please upgrade or use the Envoy Extauth API instead";
+    for (vh, route) in [
+        ("{extauth: {configRef: {name: ac, namespace: x}}}", "{}"),
+        ("{}", "{extauth: {customAuth: {name: other}}}"),
+    ] {
+        let vs = format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: apps}}\nspec:\n  virtualHost:\n    options: {vh}\n    routes: [{{matchers: [{{prefix: /}}], routeAction: {{single: {{upstream: {{name: echo, namespace: gloo-system}}}}}}, options: {route}}}]\n"
+        );
+        let gw = gateway(&format!("{{extauth: {{{SERVER}}}}}"));
+        let l = load(&[&gw, REST[0], &vs]);
+        let d = l
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error() && d.message.ends_with(MSG))
+            .unwrap_or_else(|| panic!("{vh} {route}: {}", l.render_diagnostics()));
+        assert!(d.pos.line > 0 && d.resource.is_some(), "{d:?}");
+    }
+}
+
+/// Context extensions with an HTTP auth server are translated (as Gloo
+/// does) but warned about: Envoy's HTTP check request cannot carry them.
+#[test]
+fn extauth_context_extensions_with_an_http_server_are_warned_about() {
+    let vs = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: apps}\nspec:\n  virtualHost:\n    options: {extauth: {customAuth: {contextExtensions: {t: a}}}}\n    routes: [{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: echo, namespace: gloo-system}}}}]\n";
+    let warned = |server: &str| {
+        let gw = gateway(&format!("{{extauth: {{{SERVER}{server}}}}}"));
+        let l = load(&[&gw, REST[0], vs]);
+        assert!(!l.has_errors(), "{}", l.render_diagnostics());
+        l.diagnostics
+            .iter()
+            .any(|d| d.message.contains("reach gRPC auth servers only"))
+    };
+    assert!(warned(", httpService: {}"));
+    assert!(!warned(""));
+}

@@ -311,6 +311,44 @@ fn gateways(r: &mut Rng, certs: &Certs) -> (Vec<String>, bool) {
     (out, ssl)
 }
 
+/// Open-source Gloo's `extauth.Settings` on the Gateway, mostly valid.
+fn extauth_server(r: &mut Rng) -> Value {
+    let mut e = json!({
+        "extauthzServerRef": {"name": r.mostly(&["up0"], &["missing"], BAD), "namespace": "gloo-system"},
+        "requestTimeout": r.mostly(&["0.2s", "1s", "250ms"], &["-1s", "abc"], BAD),
+        "failureModeAllow": r.chance(0.5),
+        "clearRouteCache": r.chance(0.5),
+        "statusOnError": r.mostly(&[0, 403, 401, 503, 200], &[999, 1, 600], BAD),
+        "statPrefix": r.mostly(&["", "auth"], &[], 0.0),
+    });
+    if r.chance(0.5) {
+        e["httpService"] = json!({
+            "pathPrefix": r.mostly(&["", "/", "/check/", "/a/b"], &["check", "x y"], BAD),
+            "request": {
+                "allowedHeaders": [r.mostly(&["x-ticket", "cookie"], &["", "a\nb"], BAD)],
+                "allowedHeadersRegex": [r.mostly(&["x-.*", "^a[bc]$"], &["(", "a{1001}"], BAD)],
+                "headersToAdd": {r.mostly(&["x-from"], &[""], BAD): r.mostly(&["edge", ""], &["a\rb"], BAD)},
+            },
+            "response": {"allowedUpstreamHeaders": ["x-user"], "allowedClientHeaders": ["x-deny"], "allowedUpstreamHeadersToAppend": ["x-g"]},
+        });
+    } else if r.chance(0.5) {
+        e["grpcService"] = json!({"authority": r.mostly(&["auth.local", ""], &[], 0.0)});
+    }
+    if r.chance(0.3) {
+        e["requestBody"] = json!({"maxRequestBytes": r.mostly(&[0, 1, 8192], &[], 0.0), "allowPartialMessage": true, "packAsBytes": r.chance(0.5)});
+    }
+    e
+}
+
+/// `extauth` on a virtual host: disable, or context extensions.
+fn extauth_extension(r: &mut Rng) -> Value {
+    if r.chance(0.3) {
+        json!({"disable": r.chance(0.7)})
+    } else {
+        json!({"customAuth": {"contextExtensions": {"tenant": value(r), "k": value(r)}}})
+    }
+}
+
 /// Paths of a real certificate and key, so Envoy's validate mode can load
 /// the SSL gateways' files.
 pub struct Certs {
@@ -666,8 +704,18 @@ fn routes(
 /// One case: `(file name, text)` pairs of a whole config directory.
 pub fn case(seed: u64, certs: &Certs) -> Vec<(String, String)> {
     let mut r = Rng::new(seed);
+    // Draws for extauth come from a stream of their own, so the other
+    // fields of every seed stay what they were before extauth existed.
+    let mut x = Rng::new(seed ^ 0x0E47_A117);
     let mut files = Vec::new();
-    let (gws, ssl) = gateways(&mut r, certs);
+    let (mut gws, ssl) = gateways(&mut r, certs);
+    if x.chance(0.4)
+        && let Some(first) = gws.first_mut()
+    {
+        let mut d: Value = serde_json::from_str(first).expect("generated Gateway is JSON");
+        d["spec"]["httpGateway"]["options"]["extauth"] = extauth_server(&mut x);
+        *first = d.to_string();
+    }
     for (i, g) in gws.into_iter().enumerate() {
         files.push((format!("gateway-{i}.yaml"), g));
     }
@@ -718,6 +766,12 @@ pub fn case(seed: u64, certs: &Certs) -> Vec<(String, String)> {
                 &mut r,
                 0.4,
             );
+        }
+        if x.chance(0.5) {
+            if !spec["virtualHost"]["options"].is_object() {
+                spec["virtualHost"]["options"] = json!({});
+            }
+            spec["virtualHost"]["options"]["extauth"] = extauth_extension(&mut x);
         }
         if ssl && r.chance(0.5) {
             let mut s = json!({"sslFiles": {"tlsCert": certs.cert, "tlsKey": certs.key}});
