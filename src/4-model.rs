@@ -14,6 +14,14 @@ pub struct Key {
 }
 
 impl Key {
+    /// Gloo's name for an Upstream's cluster, `<name>_<namespace>`: the
+    /// translation's (`translate::names::cluster_name`), and what a manifest
+    /// must write where it names a cluster itself (e.g. a gRPC access log's
+    /// `staticClusterName`).
+    pub fn upstream_cluster_name(&self) -> String {
+        format!("{}_{}", self.name, self.namespace)
+    }
+
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Key {
             namespace: namespace.into(),

@@ -259,9 +259,9 @@ fn served_cluster(
     None
 }
 
-/// An Upstream's cluster name (`translate::names::cluster_name`).
+/// An Upstream's cluster name (Gloo's `<name>_<namespace>`).
 pub(super) fn upstream_cluster(k: &Key) -> String {
-    crate::translate::names::cluster_name(k)
+    k.upstream_cluster_name()
 }
 
 fn file_sink(cx: &mut Ctx<'_>, label: &str, sink: &Spanned<raw::FileSink>) -> Option<LogSink> {

@@ -149,7 +149,7 @@ pub fn secret_names(key: &Key, secret: Option<&TlsSecret>) -> Vec<String> {
 
 /// An Upstream's Cluster: `<name>_<namespace>`.
 pub fn cluster_name(key: &Key) -> String {
-    format!("{}_{}", key.name, key.namespace)
+    key.upstream_cluster_name()
 }
 
 /// The cluster a route to a missing UpstreamGroup points at. Gloo sets
