@@ -143,7 +143,7 @@ pub(super) fn gateway(
         );
     }
     for (field, v) in [("serverName", &h.server_name), ("via", &h.via)] {
-        if let Some(v) = v.as_ref().filter(|v| v.contains(['\0', '\r', '\n'])) {
+        if let Some(v) = v.as_ref().filter(|v| !super::routes::header_value_ok(v)) {
             // Envoy takes both as header values: no NUL, CR or LF.
             let pos = cx.doc_pos.clone();
             cx.error(

@@ -550,7 +550,7 @@ pub(super) fn ext_authz(
                 }
             }
             for (k, val) in &req.headers_to_add {
-                if val.contains(['\0', '\r', '\n']) {
+                if !super::routes::header_value_ok(val) {
                     cx.error(
                         pos.clone(),
                         format!(
@@ -615,14 +615,11 @@ pub(super) fn ext_auth_extension(
     e: &Spanned<raw::ExtAuthExtension>,
 ) -> Option<ExtAuth> {
     let v = &e.value;
-    let set = [
+    let set = super::count_set(&[
         v.disable.is_some(),
         v.config_ref.is_some(),
         v.custom_auth.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
+    ]);
     if set > 1 {
         let pos = cx.at(e);
         cx.error(

@@ -568,7 +568,7 @@ fn header_filter(
         return None;
     };
     let name = m.name.clone().unwrap_or_default();
-    if name.is_empty() || name.contains(['\0', '\r', '\n']) {
+    if !super::routes::header_name_ok(&name) {
         cx.error(
             pos.clone(),
             format!("{label}.name must be a header name (non-empty, no control characters)"),

@@ -217,6 +217,12 @@ fn first_error(cx: &Ctx<'_>) -> Option<String> {
         .map(|d| d.message.clone())
 }
 
+/// How many of a oneof's fields are set (Gloo's oneofs: exactly one, or at
+/// most one).
+pub(super) fn count_set(fields: &[bool]) -> usize {
+    fields.iter().filter(|set| **set).count()
+}
+
 pub(crate) fn key_of(id: &ResourceId) -> Key {
     Key::new(&id.namespace, &id.name)
 }

@@ -135,7 +135,7 @@ pub(super) fn virtual_service(
                     key.namespace, key.name
                 ),
             );
-        } else if d.value.contains(['\0', '\r', '\n']) {
+        } else if !header_value_ok(&d.value) {
             // Envoy's VirtualHost domains: no NUL, CR or LF.
             let pos = cx.at(d);
             cx.error(
@@ -350,15 +350,12 @@ impl Walker<'_> {
         };
         let named = r.name.is_some() || parent.is_some_and(|p| p.named);
 
-        let set = [
+        let set = super::count_set(&[
             r.route_action.is_some(),
             r.redirect_action.is_some(),
             r.direct_response_action.is_some(),
             r.delegate_action.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
+        ]);
         if set == 0 {
             cx.error(pos, "invalid route: route must specify an action");
             return;
@@ -484,14 +481,11 @@ impl Walker<'_> {
         pos: &crate::diag::Pos,
         ra: &raw::RouteAction,
     ) -> Option<Action> {
-        let set = [
+        let set = super::count_set(&[
             ra.single.is_some(),
             ra.multi.is_some(),
             ra.upstream_group.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
+        ]);
         if set != 1 {
             cx.error(
                 pos.clone(),
@@ -922,7 +916,7 @@ fn matcher(
         let hp = cx.at(h);
         // Envoy's HeaderMatcher: a name without NUL, CR or LF.
         let name = &h.value.name;
-        if name.is_empty() || name.contains(['\0', '\r', '\n']) {
+        if !header_name_ok(name) {
             cx.error(
                 hp,
                 format!("invalid matcher: header name {name:?} is empty or holds a NUL, CR or LF"),
@@ -1411,7 +1405,7 @@ enum HeaderList {
 /// or `Host` header is refused by Envoy alone (Gloo passes it on and Envoy
 /// rejects the whole RouteConfiguration), so Envoy's words are used there.
 fn header_problem(list: HeaderList, key: &str, value: &str) -> Option<String> {
-    let bad_char = |s: &str| s.chars().any(|c| matches!(c, '\0' | '\r' | '\n'));
+    let bad_char = |s: &str| !header_value_ok(s);
     if key.is_empty() {
         return Some("header key must not be empty".into());
     }
@@ -1591,7 +1585,13 @@ fn faults(cx: &mut Ctx<'_>, f: &Spanned<raw::RouteFaults>) -> Option<Faults> {
 /// A header name Envoy takes for hashing: non-empty, without NUL, CR or LF
 /// (Envoy's non-strict `HTTP_HEADER_NAME` rule).
 pub(super) fn header_name_ok(h: &str) -> bool {
-    !h.is_empty() && !h.contains(['\0', '\r', '\n'])
+    !h.is_empty() && header_value_ok(h)
+}
+
+/// What Envoy takes as a header value (and as a domain, `via`, a server
+/// name: its `HTTP_HEADER_VALUE` rule, not strict): no NUL, CR or LF.
+pub(super) fn header_value_ok(v: &str) -> bool {
+    !v.contains(['\0', '\r', '\n'])
 }
 
 /// `options.lbHash` (Gloo's `plugins/loadbalancer/plugin.go`): each policy
@@ -1601,14 +1601,11 @@ fn hash_policies(cx: &mut Ctx<'_>, h: &Spanned<raw::RouteActionHashConfig>) -> V
     for p in &h.value.hash_policies {
         let pos = cx.at(p);
         let v = &p.value;
-        let set = [
+        let set = super::count_set(&[
             v.header.is_some(),
             v.cookie.is_some(),
             v.source_ip.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
+        ]);
         if set != 1 {
             cx.error(
                 pos,
@@ -1728,15 +1725,12 @@ pub(super) fn csrf(cx: &mut Ctx<'_>, owner: &Key, c: &Spanned<raw::CsrfPolicy>) 
     let mut additional_origins = Vec::new();
     for o in &v.additional_origins {
         let ignore_case = o.ignore_case.unwrap_or(false);
-        let set = [
+        let set = super::count_set(&[
             o.exact.is_some(),
             o.prefix.is_some(),
             o.suffix.is_some(),
             o.safe_regex.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
+        ]);
         if set != 1 {
             cx.error(
                 pos.clone(),

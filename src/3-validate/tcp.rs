@@ -184,15 +184,12 @@ fn tcp_host(
     };
     let dpos = cx.at(d);
     let a = &d.value;
-    let set = [
+    let set = super::count_set(&[
         a.single.is_some(),
         a.multi.is_some(),
         a.upstream_group.is_some(),
         a.forward_sni_cluster_name.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
+    ]);
     if set != 1 {
         cx.error(
             dpos,
