@@ -177,7 +177,7 @@ pub fn tunnel_pipe(cluster: &str) -> String {
 }
 
 /// The prefix of the tunnelling listeners' names.
-pub const TUNNEL_LISTENER_PREFIX: &str = "solo_io_generated_self_listener_";
+const TUNNEL_LISTENER_PREFIX: &str = "solo_io_generated_self_listener_";
 
 /// … to the listener `solo_io_generated_self_listener_<cluster>`, whose TCP
 /// proxy asks the proxy to `CONNECT` and carries the bytes through.

@@ -103,18 +103,14 @@ pub fn routes(
         // A TCP listener (tunnelling ones for `httpProxyHostname` too) has
         // no connection manager, so no table; a hybrid one has one per
         // matched HTTP gateway.
-        let hcms = res
-            .listeners
-            .iter()
-            .filter(|l| !l.name.starts_with(names::TUNNEL_LISTENER_PREFIX))
-            .map(|l| {
-                hcms_of(l)
-                    .map(|hs| hs.into_iter().map(move |h| (l, h)))
-                    .map_err(|what| ExplainError::Listener {
-                        listener: l.name.clone(),
-                        what: what.to_string(),
-                    })
-            });
+        let hcms = res.listeners.iter().map(|l| {
+            hcms_of(l)
+                .map(|hs| hs.into_iter().map(move |h| (l, h)))
+                .map_err(|what| ExplainError::Listener {
+                    listener: l.name.clone(),
+                    what: what.to_string(),
+                })
+        });
         for (l, hcm) in hcms.collect::<Result<Vec<_>, _>>()?.into_iter().flatten() {
             let rc_name = match &hcm.route_specifier {
                 Some(http_connection_manager::RouteSpecifier::Rds(rds)) => {
