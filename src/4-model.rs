@@ -927,6 +927,14 @@ pub struct TlsSecret {
     pub root_ca: Option<String>,
 }
 
+impl TlsSecret {
+    /// A certificate and key, not only a `rootCa` (enough for an
+    /// Upstream's `secretRef`, never for a listener's).
+    pub fn has_cert(&self) -> bool {
+        !self.cert_chain.is_empty()
+    }
+}
+
 impl std::fmt::Debug for TlsSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSecret")
@@ -1400,6 +1408,9 @@ pub struct UpstreamTls {
 pub struct UpstreamSsl {
     /// Empty: no SNI (unless a host's own SNI applies).
     pub sni: String,
+    /// `secretRef`: the client certificate and CA come from this Secret
+    /// (in `Model::secrets`), over SDS, instead of files.
+    pub secret: Option<UpstreamSecret>,
     /// Client certificate chain and key files, both or neither.
     pub client_cert: Option<(String, String)>,
     /// CA bundle file the server's certificate must chain to.
@@ -1410,6 +1421,18 @@ pub struct UpstreamSsl {
     pub allow_renegotiation: bool,
     /// `parameters`; `None` when not given (Envoy's defaults), as Gloo.
     pub params: Option<TlsParams>,
+}
+
+/// An Upstream's `sslConfig.secretRef`. Which parts of the Secret Envoy
+/// is pointed at is decided when translating, from the Secret actually
+/// served (its last accepted version), so the cluster never names an SDS
+/// resource that is not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamSecret {
+    pub key: Key,
+    /// Present the Secret's certificate, if it has one (`false` under
+    /// `oneWayTls`, as Gloo drops the client certificate then).
+    pub client_cert: bool,
 }
 
 /// HTTP CONNECT tunnelling (`httpProxyHostname`): the upstream's hosts are

@@ -1990,17 +1990,19 @@ pub struct UpstreamSpec {
 }
 
 /// An Upstream's `sslConfig` (and `httpConnectSslConfig`): Gloo's
-/// `UpstreamSslConfig`. `secretRef` and `sds` are read so validation can
-/// name them when it refuses them.
+/// `UpstreamSslConfig`. `sds` is read so validation can name it when it
+/// refuses it.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamSslConfig {
     #[serde(default)]
     #[schemars(with = "Option<SslFiles>")]
     pub ssl_files: Option<Spanned<SslFiles>>,
+    /// A Gloo `Secret` with a `tls` client certificate and/or `rootCa`;
+    /// served to Envoy over SDS.
     #[serde(default)]
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub secret_ref: Option<Spanned<IgnoredAny>>,
+    #[schemars(with = "Option<ResourceRef>")]
+    pub secret_ref: Option<Spanned<ResourceRef>>,
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub sds: Option<Spanned<IgnoredAny>>,

@@ -508,7 +508,7 @@ pub(super) fn ssl_config(
                 root_ca,
             })
         }
-        (None, Some(r)) => secret_ref(cx, r, index).map(CertSource::Secret),
+        (None, Some(r)) => secret_ref(cx, "sslConfig", r, index, true).map(CertSource::Secret),
         (None, None) => {
             if c.sds.is_none() {
                 cx.error(
@@ -572,15 +572,22 @@ pub(super) fn ssl_config(
     })
 }
 
-/// `secretRef` → the Secret's key, with Gloo's errors when it does not
-/// exist, is not a TLS secret or has no certificate. A Secret document
-/// that exists but is invalid passes here (its own errors reject it; the
-/// reconciler then serves its last accepted version, or drops it and this
-/// check fails on the next pass).
-fn secret_ref(cx: &mut Ctx<'_>, r: &Spanned<raw::ResourceRef>, index: &Index<'_>) -> Option<Key> {
+/// `<field>.secretRef` → the Secret's key, with Gloo's errors when it
+/// does not exist, is not a TLS secret or (`must_have_cert`: a listener's
+/// certificate; an Upstream's Secret may hold only a `rootCa`) has no
+/// certificate. A Secret document that exists but is invalid passes here
+/// (its own errors reject it; the reconciler then serves its last accepted
+/// version, or drops it and this check fails on the next pass).
+pub(super) fn secret_ref(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    r: &Spanned<raw::ResourceRef>,
+    index: &Index<'_>,
+    must_have_cert: bool,
+) -> Option<Key> {
     let pos = cx.at(r);
     if r.value.name.is_empty() {
-        cx.error(pos, "sslConfig.secretRef.name is empty");
+        cx.error(pos, format!("{field}.secretRef.name is empty"));
         return None;
     }
     let key = super::upstream::ref_key(&r.value, &cx.id.namespace);
@@ -602,7 +609,7 @@ fn secret_ref(cx: &mut Ctx<'_>, r: &Spanned<raw::ResourceRef>, index: &Index<'_>
         cx.error(pos, format!("{key} is not a TLS secret"));
         return None;
     }
-    if !info.has_cert {
+    if must_have_cert && !info.has_cert {
         // Gloo: NoCertificateFoundError (a CA alone cannot serve TLS).
         cx.error(
             pos,

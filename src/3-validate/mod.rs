@@ -341,8 +341,10 @@ pub fn validate_refs(docs: &[&Document]) -> Validated {
                 diags.extend(routes::route_table_alone(doc, spec, &index));
             }
             DocumentBody::Upstream(spec) => {
-                if let (Some(up), true) = (upstream::upstream(&mut cx, key.clone(), spec), cx.ok())
-                {
+                if let (Some(up), true) = (
+                    upstream::upstream(&mut cx, key.clone(), spec, &index),
+                    cx.ok(),
+                ) {
                     model.upstreams.insert(key, up);
                 }
             }

@@ -1,5 +1,5 @@
-//! Gloo `Secret` → `model::TlsSecret`, and what a VirtualService's
-//! `sslConfig.secretRef` may point at.
+//! Gloo `Secret` → `model::TlsSecret`, and what an `sslConfig.secretRef`
+//! (a VirtualService's, a TCP host's or an Upstream's) may point at.
 //!
 //! The PEM is checked here, before Envoy sees it, as Gloo's SSL translator
 //! does (`tls.X509KeyPair` in `projects/gloo/pkg/utils/ssl.go`): the chain
@@ -27,6 +27,8 @@ pub(crate) struct SecretInfo {
     pub kind: Option<&'static str>,
     /// `tls.certChain` and `tls.privateKey` are both given.
     pub has_cert: bool,
+    /// `tls.rootCa` is given.
+    pub has_root_ca: bool,
 }
 
 impl SecretInfo {
@@ -38,6 +40,7 @@ impl SecretInfo {
                 .tls
                 .as_ref()
                 .is_some_and(|t| has(&t.value.cert_chain) && has(&t.value.private_key)),
+            has_root_ca: spec.tls.as_ref().is_some_and(|t| has(&t.value.root_ca)),
         }
     }
 }

@@ -7,7 +7,12 @@ use super::{Ctx, Index};
 use crate::manifest::raw;
 use crate::model::*;
 
-pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> Option<Upstream> {
+pub(super) fn upstream(
+    cx: &mut Ctx<'_>,
+    key: Key,
+    spec: &raw::UpstreamSpec,
+    index: &Index<'_>,
+) -> Option<Upstream> {
     let Some(st) = &spec.static_ else {
         cx.error(
             cx.doc_pos.clone(),
@@ -137,8 +142,8 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, key: Key, spec: &raw::UpstreamSpec) -> 
     let ssl = spec
         .ssl_config
         .as_ref()
-        .and_then(|c| upstream_ssl(cx, "sslConfig", c));
-    let tunnel = tunnel(cx, spec);
+        .and_then(|c| upstream_ssl(cx, "sslConfig", c, index));
+    let tunnel = tunnel(cx, spec, index);
     Some(Upstream {
         key,
         hosts,
@@ -167,25 +172,57 @@ const ROOT_CA_FOR_SAN: &str = "a root_ca must be provided if verify_subject_alt_
 /// Files are passed to Envoy by path, as for a VirtualService's `sslFiles`.
 /// (Gloo at HEAD runs its key-pair check on the `sslFiles` strings
 /// themselves, which are paths, not PEM; edgeplane leaves reading them to
-/// Envoy.) `secretRef` and `sds` are refused until edgeplane serves Secrets.
+/// Envoy.)
+///
+/// `secretRef` names a TLS Secret whose certificate (unless `oneWayTls`)
+/// and `rootCa` Envoy gets over SDS, so rotating it never replaces the
+/// cluster. Gloo inlines the Secret's PEM into the cluster instead; the
+/// TLS Envoy speaks is the same. A Secret holding only a `rootCa` is
+/// enough here (Gloo's `ResolveCommonSslConfig` with `mustHaveCert`
+/// false). `sds` (an external SDS server) is refused.
 fn upstream_ssl(
     cx: &mut Ctx<'_>,
     field: &str,
     sc: &Spanned<raw::UpstreamSslConfig>,
+    index: &Index<'_>,
 ) -> Option<UpstreamSsl> {
     let at = cx.at(sc);
     let c = &sc.value;
     let mut ok = true;
-    for (name, v) in [("secretRef", &c.secret_ref), ("sds", &c.sds)] {
-        if let Some(v) = v {
-            let p = cx.at(v);
-            cx.error(
-                p,
-                format!("{field}.{name} is not implemented for Upstreams yet (edgeplane serves Secrets to listeners only); give the certificate files with {field}.sslFiles"),
-            );
-            ok = false;
-        }
+    if let Some(v) = &c.sds {
+        let p = cx.at(v);
+        cx.error(
+            p,
+            format!("{field}.sds (an external SDS server) is not implemented by edgeplane yet; name a TLS Secret with {field}.secretRef, or give the files with {field}.sslFiles"),
+        );
+        ok = false;
     }
+    if let (Some(_), Some(r)) = (&c.ssl_files, &c.secret_ref) {
+        // Gloo's `sslSecrets` is a oneof.
+        let p = cx.at(r);
+        cx.error(
+            p,
+            format!("{field} sets both secretRef and sslFiles; Gloo takes one source of certificates: keep one"),
+        );
+        ok = false;
+    }
+    let mut secret_has_ca = false;
+    let secret = match &c.secret_ref {
+        None => None,
+        Some(r) => match super::gateway::secret_ref(cx, field, r, index, false) {
+            Some(key) => {
+                secret_has_ca = index.secrets.get(&key).is_some_and(|i| i.has_root_ca);
+                Some(UpstreamSecret {
+                    key,
+                    client_cert: !c.one_way_tls.unwrap_or(false),
+                })
+            }
+            None => {
+                ok = false;
+                None
+            }
+        },
+    };
     let set = |p: &Option<Spanned<String>>| {
         p.as_ref()
             .map(|s| s.value.clone())
@@ -222,7 +259,7 @@ fn upstream_ssl(
             sans.push(s.value.clone());
         }
     }
-    if !sans.is_empty() && root_ca.is_none() {
+    if !sans.is_empty() && root_ca.is_none() && !secret_has_ca {
         cx.error(at.clone(), format!("{field}: {ROOT_CA_FOR_SAN}"));
         ok = false;
     }
@@ -258,6 +295,7 @@ fn upstream_ssl(
     }
     ok.then(|| UpstreamSsl {
         sni,
+        secret,
         client_cert,
         root_ca,
         verify_subject_alt_names: sans,
@@ -270,7 +308,7 @@ fn upstream_ssl(
 /// `httpProxyHostname` with its `httpConnectHeaders` and
 /// `httpConnectSslConfig`. Empty or unset: no tunnel (Gloo's tunneling
 /// plugin skips the upstream), and the other two then do nothing.
-fn tunnel(cx: &mut Ctx<'_>, spec: &raw::UpstreamSpec) -> Option<HttpTunnel> {
+fn tunnel(cx: &mut Ctx<'_>, spec: &raw::UpstreamSpec, index: &Index<'_>) -> Option<HttpTunnel> {
     let hostname = spec
         .http_proxy_hostname
         .as_ref()
@@ -279,7 +317,7 @@ fn tunnel(cx: &mut Ctx<'_>, spec: &raw::UpstreamSpec) -> Option<HttpTunnel> {
     let Some(hostname) = hostname else {
         // Still checked: a refused field is refused wherever it is.
         if let Some(c) = &spec.http_connect_ssl_config {
-            let _ = upstream_ssl(cx, "httpConnectSslConfig", c);
+            let _ = upstream_ssl(cx, "httpConnectSslConfig", c, index);
         }
         let unused = [
             (
@@ -312,7 +350,7 @@ fn tunnel(cx: &mut Ctx<'_>, spec: &raw::UpstreamSpec) -> Option<HttpTunnel> {
     }
     let proxy_ssl = match &spec.http_connect_ssl_config {
         None => None,
-        Some(c) => Some(upstream_ssl(cx, "httpConnectSslConfig", c)?),
+        Some(c) => Some(upstream_ssl(cx, "httpConnectSslConfig", c, index)?),
     };
     Some(HttpTunnel {
         hostname,

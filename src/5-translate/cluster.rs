@@ -33,7 +33,10 @@ use envoy_types::pb::google::protobuf::{Duration, Struct, UInt64Value, Value, va
 
 use super::names;
 use super::proto::{self, HTTP_PROTOCOL_OPTIONS, TLS_TRANSPORT_SOCKET, duration};
-use crate::model::{self, HealthChecker, LbPolicy, Upstream};
+use crate::model::{self, HealthChecker, Key, LbPolicy, TlsSecret, Upstream};
+
+/// The TLS Secrets served, by key.
+pub type Secrets = std::collections::BTreeMap<Key, TlsSecret>;
 
 /// Gloo's default upstream connect timeout.
 const CONNECT_TIMEOUT_SECS: i64 = 5;
@@ -41,7 +44,9 @@ const CONNECT_TIMEOUT_SECS: i64 = 5;
 /// The endpoint metadata namespace `transport_socket_matches` look in.
 const SOCKET_MATCH_NS: &str = "envoy.transport_socket_match";
 
-pub fn cluster(up: &Upstream) -> Cluster {
+/// `secrets`: the TLS Secrets served (for `sslConfig.secretRef`: which of
+/// a Secret's certificate and CA exist).
+pub fn cluster(up: &Upstream, secrets: &Secrets) -> Cluster {
     let name = names::cluster_name(&up.key);
     let all_ips = up.hosts.iter().all(model::HostPort::is_ip);
     // Gloo: all IPs → STATIC; any hostname → STRICT_DNS, IPv4 lookups.
@@ -100,7 +105,7 @@ pub fn cluster(up: &Upstream) -> Cluster {
     // The cluster's TLS: `sslConfig` first (Gloo sets it before the static
     // plugin runs, which then keeps it), else `useTls`. Either way each
     // host with an SNI gets a copy with its own SNI.
-    let tls = upstream_tls_context(up);
+    let tls = upstream_tls_context(up, secrets);
     let transport_socket_matches = match &tls {
         None => Vec::new(),
         Some(ctx) => up
@@ -286,9 +291,9 @@ fn health_check(hc: &model::HealthCheck) -> HealthCheck {
 
 /// The cluster's `UpstreamTlsContext`: from `sslConfig` when given, else
 /// `useTls` (no certificates, the first hostname as SNI), else none.
-fn upstream_tls_context(up: &Upstream) -> Option<UpstreamTlsContext> {
+fn upstream_tls_context(up: &Upstream, secrets: &Secrets) -> Option<UpstreamTlsContext> {
     match (&up.ssl, &up.tls) {
-        (Some(ssl), _) => Some(ssl_context(ssl)),
+        (Some(ssl), _) => Some(ssl_context(ssl, secrets)),
         (None, Some(t)) => Some(UpstreamTlsContext {
             sni: t.sni.clone().unwrap_or_default(),
             ..Default::default()
@@ -306,13 +311,14 @@ fn upstream_tls_context(up: &Upstream) -> Option<UpstreamTlsContext> {
 /// expands to one typed matcher per SAN type, DNS, URI, EMAIL and
 /// IP_ADDRESS, in that order (`getSubjectAltNameMatchers`). Written here
 /// already expanded: the same check, without the deprecated field.
-fn ssl_context(ssl: &model::UpstreamSsl) -> UpstreamTlsContext {
+fn ssl_context(ssl: &model::UpstreamSsl, secrets: &Secrets) -> UpstreamTlsContext {
+    use common_tls_context::ValidationContextType as Vc;
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
         CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
         common_tls_context, subject_alt_name_matcher::SanType,
     };
     use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
-    let sans = ssl
+    let sans: Vec<SubjectAltNameMatcher> = ssl
         .verify_subject_alt_names
         .iter()
         .flat_map(|san| {
@@ -332,17 +338,14 @@ fn ssl_context(ssl: &model::UpstreamSsl) -> UpstreamTlsContext {
             })
         })
         .collect();
-    let validation = ssl.root_ca.as_deref().map(|ca| {
-        common_tls_context::ValidationContextType::ValidationContext(CertificateValidationContext {
-            trusted_ca: Some(super::tls::file(ca)),
-            match_typed_subject_alt_names: sans,
-            ..Default::default()
-        })
-    });
-    UpstreamTlsContext {
-        common_tls_context: Some(CommonTlsContext {
-            tls_params: ssl.params.as_ref().map(super::tls::tls_parameters),
-            tls_certificates: ssl
+    let mut common = CommonTlsContext {
+        tls_params: ssl.params.as_ref().map(super::tls::tls_parameters),
+        alpn_protocols: ssl.alpn_protocols.clone(),
+        ..Default::default()
+    };
+    match &ssl.secret {
+        None => {
+            common.tls_certificates = ssl
                 .client_cert
                 .iter()
                 .map(|(cert, key)| TlsCertificate {
@@ -350,11 +353,45 @@ fn ssl_context(ssl: &model::UpstreamSsl) -> UpstreamTlsContext {
                     private_key: Some(super::tls::file(key)),
                     ..Default::default()
                 })
-                .collect(),
-            validation_context_type: validation,
-            alpn_protocols: ssl.alpn_protocols.clone(),
-            ..Default::default()
-        }),
+                .collect();
+            common.validation_context_type = ssl.root_ca.as_deref().map(|ca| {
+                Vc::ValidationContext(CertificateValidationContext {
+                    trusted_ca: Some(super::tls::file(ca)),
+                    match_typed_subject_alt_names: sans,
+                    ..Default::default()
+                })
+            });
+        }
+        // Only names: rotating the Secret changes SDS resources, never
+        // this cluster. The parts named are those of the Secret served.
+        Some(s) => {
+            let served = secrets.get(&s.key);
+            if s.client_cert && served.is_some_and(TlsSecret::has_cert) {
+                common.tls_certificate_sds_secret_configs =
+                    vec![super::tls::sds(names::secret_cert_name(&s.key))];
+            }
+            let ca = served
+                .is_some_and(|t| t.root_ca.is_some())
+                .then(|| super::tls::sds(names::secret_ca_name(&s.key)));
+            common.validation_context_type = match (ca, sans.is_empty()) {
+                (Some(ca), true) => Some(Vc::ValidationContextSdsSecretConfig(ca)),
+                // The SANs stay in the cluster, the CA comes over SDS.
+                (Some(ca), false) => Some(Vc::CombinedValidationContext(
+                    common_tls_context::CombinedCertificateValidationContext {
+                        default_validation_context: Some(CertificateValidationContext {
+                            match_typed_subject_alt_names: sans,
+                            ..Default::default()
+                        }),
+                        validation_context_sds_secret_config: Some(ca),
+                        ..Default::default()
+                    },
+                )),
+                (None, _) => None,
+            };
+        }
+    }
+    UpstreamTlsContext {
+        common_tls_context: Some(common),
         sni: ssl.sni.clone(),
         allow_renegotiation: ssl.allow_renegotiation,
         ..Default::default()
@@ -387,7 +424,11 @@ fn tls_socket(ctx: UpstreamTlsContext) -> TransportSocket {
 /// same meaning is `append_action: OVERWRITE_IF_EXISTS_OR_ADD`. Being an
 /// abstract socket (Linux), it is one per network namespace: two Envoys
 /// sharing one cannot both serve the same tunnelled Upstream, as in Gloo.
-pub fn tunnel(mut base: Cluster, t: &model::HttpTunnel) -> (Vec<Cluster>, Listener) {
+pub fn tunnel(
+    mut base: Cluster,
+    t: &model::HttpTunnel,
+    secrets: &Secrets,
+) -> (Vec<Cluster>, Listener) {
     use envoy_types::pb::envoy::config::core::v3::{
         HeaderValue, HeaderValueOption, Pipe, header_value_option,
     };
@@ -404,7 +445,10 @@ pub fn tunnel(mut base: Cluster, t: &model::HttpTunnel) -> (Vec<Cluster>, Listen
         })),
     };
     let end_to_end = base.transport_socket.take();
-    base.transport_socket = t.proxy_ssl.as_ref().map(|ssl| tls_socket(ssl_context(ssl)));
+    base.transport_socket = t
+        .proxy_ssl
+        .as_ref()
+        .map(|ssl| tls_socket(ssl_context(ssl, secrets)));
     base.transport_socket_matches.clear();
     base.name = original.clone();
     let forwarding = Cluster {

@@ -110,11 +110,11 @@ pub fn translate(model: &Model) -> Output {
     let mut clusters: Vec<Cluster> = Vec::with_capacity(model.upstreams.len());
     let mut tunnel_listeners: Vec<Listener> = Vec::new();
     for up in model.upstreams.values() {
-        let c = cluster::cluster(up);
+        let c = cluster::cluster(up, &model.secrets);
         match &up.tunnel {
             None => clusters.push(c),
             Some(t) => {
-                let (cs, l) = cluster::tunnel(c, t);
+                let (cs, l) = cluster::tunnel(c, t, &model.secrets);
                 clusters.extend(cs);
                 tunnel_listeners.push(l);
             }
@@ -195,17 +195,28 @@ pub fn translate(model: &Model) -> Output {
     out
 }
 
-/// The Secrets each proxy's listeners name: those of the VirtualServices
-/// its SSL gateways serve (a proxy gets no other Secret, so a key never
-/// reaches an Envoy that does not terminate TLS with it).
+/// The Secrets each proxy's resources name: those of the VirtualServices
+/// and TCP hosts its SSL gateways serve, and those of Upstream
+/// `sslConfig`s (every proxy gets every cluster). A proxy gets no other
+/// Secret, so a key never reaches an Envoy that does not use it.
 pub fn secrets_by_proxy(model: &Model) -> BTreeMap<String, BTreeSet<Key>> {
     let secret_of = |ssl: &crate::model::SslConfig| match &ssl.certs {
         CertSource::Secret(k) => Some(k.clone()),
         CertSource::Files { .. } => None,
     };
+    let upstream_keys: BTreeSet<Key> = model
+        .upstreams
+        .values()
+        .flat_map(|up| {
+            let proxy_ssl = up.tunnel.as_ref().and_then(|t| t.proxy_ssl.as_ref());
+            [up.ssl.as_ref(), proxy_ssl]
+        })
+        .flatten()
+        .filter_map(|ssl| Some(ssl.secret.as_ref()?.key.clone()))
+        .collect();
     let mut out: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
     for gw in model.gateways.values() {
-        let mut keys: BTreeSet<Key> = BTreeSet::new();
+        let mut keys: BTreeSet<Key> = upstream_keys.clone();
         // HTTP (and hybrid HTTP) SSL listeners exist only with some
         // VirtualService at all, as in Gloo.
         if !model.virtual_services.is_empty() {

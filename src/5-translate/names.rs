@@ -140,7 +140,10 @@ pub fn secret_ca_name(key: &Key) -> String {
 /// The SDS resources one Secret becomes: its certificate, and its CA when
 /// it has one.
 pub fn secret_names(key: &Key, secret: Option<&TlsSecret>) -> Vec<String> {
-    let mut out = vec![secret_cert_name(key)];
+    let mut out = Vec::new();
+    if secret.is_none_or(TlsSecret::has_cert) {
+        out.push(secret_cert_name(key));
+    }
     if secret.is_some_and(|s| s.root_ca.is_some()) {
         out.push(secret_ca_name(key));
     }

@@ -91,7 +91,7 @@ fn inline(text: &str) -> DataSource {
 }
 
 /// A secret by name over SDS on the ADS stream itself.
-fn sds(name: String) -> SdsSecretConfig {
+pub(super) fn sds(name: String) -> SdsSecretConfig {
     SdsSecretConfig {
         name,
         sds_config: Some(ConfigSource {
@@ -162,14 +162,18 @@ fn downstream_tls_context(
 /// The SDS resources of one Secret: its certificate and key, and its CA
 /// bundle (when it has one) as a validation context; names from `names`.
 pub fn secrets(key: &Key, s: &TlsSecret) -> Vec<Secret> {
-    let mut out = vec![Secret {
-        name: names::secret_cert_name(key),
-        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
-            certificate_chain: Some(inline(&s.cert_chain)),
-            private_key: Some(inline(&s.private_key)),
-            ..Default::default()
-        })),
-    }];
+    let mut out = Vec::new();
+    // A CA-only Secret (an Upstream's `rootCa`) has no certificate to send.
+    if s.has_cert() {
+        out.push(Secret {
+            name: names::secret_cert_name(key),
+            r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                certificate_chain: Some(inline(&s.cert_chain)),
+                private_key: Some(inline(&s.private_key)),
+                ..Default::default()
+            })),
+        });
+    }
     if let Some(ca) = &s.root_ca {
         out.push(Secret {
             name: names::secret_ca_name(key),

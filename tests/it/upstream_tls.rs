@@ -15,6 +15,11 @@
 //! - A route to a missing UpstreamGroup: a warning in `/status` (Gloo's
 //!   `NewUpstreamGroupNotFoundErr` is a warning), the route answered 503.
 //!
+//! - `sslConfig.secretRef`: Envoy presents the Secret's client certificate
+//!   to a backend that requires one and verifies the backend against the
+//!   Secret's `rootCa`, both over SDS; a new certificate in the Secret is
+//!   used by the next connection while the cluster stays as it was.
+//!
 //! Envoy rejects nothing: no CDS/LDS `update_rejected`, no NACK recorded.
 //! Names carry the Gateway's port: the tunnel listener binds an abstract
 //! unix socket named after its cluster, shared by every process on the host.
@@ -401,5 +406,231 @@ async fn upstream_tls_sni_san_tunnel_and_missing_group_through_envoy() {
                 t["typeUrl"]
             );
         }
+    }
+}
+
+/// A client certificate for `cn`, signed by the test CA, as PEM.
+fn client_cert(ca: &CertifiedIssuer<'static, KeyPair>, cn: &str) -> (String, String, Vec<u8>) {
+    let mut params = CertificateParams::new(vec![format!("{cn}.client.example")]).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let key = KeyPair::generate().expect("client key");
+    let cert = params.signed_by(&key, ca).expect("client certificate");
+    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+}
+
+/// A gloo `Secret` with a client certificate and the CA to verify the
+/// backend with.
+fn client_secret(name: &str, cert: &str, key: &str, ca: &str) -> String {
+    let block = |t: &str| -> String { t.lines().map(|l| format!("    {l}\n")).collect() };
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata: {{name: {name}, namespace: gloo-system}}\ntls:\n  certChain: |\n{}  privateKey: |\n{}  rootCa: |\n{}",
+        block(cert),
+        block(key),
+        block(ca)
+    )
+}
+
+/// A backend that requires a client certificate signed by the test CA,
+/// records the one presented, answers one request and closes (so every
+/// request is a new connection and a new handshake).
+struct MtlsBackend {
+    port: u16,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MtlsBackend {
+    async fn start(config: ServerConfig) -> MtlsBackend {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        let port = listener.local_addr().expect("backend addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, record) = (acceptor.clone(), record.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let leaf = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.as_ref().to_vec());
+                    if let (Some(leaf), Ok(mut r)) = (leaf, record.lock()) {
+                        r.push(leaf);
+                    }
+                    if read_head(&mut tls).await.is_some() {
+                        let body = "mtls backend\n";
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = tls.write_all(resp.as_bytes()).await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        MtlsBackend { port, seen, task }
+    }
+
+    fn last(&self) -> Option<Vec<u8>> {
+        self.seen.lock().ok().and_then(|s| s.last().cloned())
+    }
+}
+
+impl Drop for MtlsBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_secret_ref_presents_and_rotates_the_client_certificate_over_sds() {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "edgeplane upstream mTLS test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let mut leaf = CertificateParams::new(vec![BACKEND_NAME.to_string()]).expect("leaf");
+    leaf.distinguished_name
+        .push(DnType::CommonName, BACKEND_NAME);
+    let server_key = KeyPair::generate().expect("server key");
+    let server_cert = leaf
+        .signed_by(&server_key, &ca)
+        .expect("server certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca.der().to_vec()))
+        .expect("CA into the backend's roots");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let server = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(server_cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .expect("server certificate");
+    let backend = MtlsBackend::start(server).await;
+
+    let port = free_port();
+    let name = format!("mtls-{port}");
+    let (cert1, key1, der1) = client_cert(&ca, "one");
+    let upstream = format!(
+        "apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata:
+  name: {name}
+  namespace: gloo-system
+spec:
+  static:
+    autoSniRewrite: false
+    hosts:
+    - addr: 127.0.0.1
+      port: {}
+  sslConfig:
+    sni: {BACKEND_NAME}
+    secretRef: {{name: client, namespace: gloo-system}}
+    verifySubjectAltName: [{BACKEND_NAME}]
+",
+        backend.port
+    );
+    let files = vec![
+        ("gateway.yaml", gateway(port, "")),
+        ("upstream.yaml", upstream),
+        (
+            "secret.yaml",
+            client_secret("client", &cert1, &key1, &ca.pem()),
+        ),
+        ("vs.yaml", virtual_service(&route("/mtls", &name, ""))),
+    ];
+    let s = Stack::start(port, Backend::start("unused").await, &files).await;
+
+    // The backend accepts only a certificate from the CA: a 200 proves
+    // Envoy presented the Secret's, and verified the backend with its CA.
+    let body = s.envoy.wait_serving(port, "/mtls").await;
+    assert_eq!(body, "mtls backend\n", "{}", s.logs());
+    assert_eq!(
+        backend.last(),
+        Some(der1),
+        "the Secret's certificate was presented"
+    );
+
+    let modified = s
+        .envoy
+        .stat("cluster_manager.cluster_modified")
+        .await
+        .unwrap_or(0);
+    let secret_updates = s
+        .envoy
+        .stat("sds.client_gloo-system.update_success")
+        .await
+        .unwrap_or(0);
+    assert!(
+        secret_updates >= 1,
+        "the certificate came over SDS\n{}",
+        s.logs()
+    );
+
+    // Rotation: a new certificate in the Secret.
+    let (cert2, key2, der2) = client_cert(&ca, "two");
+    let loads = s.cp.loads().await;
+    write_atomic(
+        &s.dir,
+        "secret.yaml",
+        &client_secret("client", &cert2, &key2, &ca.pem()),
+    );
+    s.cp.wait_load_after(loads).await;
+    eventually(
+        "the next connection presents the new certificate",
+        || async {
+            let served = http_get(port, "/mtls").await;
+            (served.map(|(c, _)| c) == Some(200) && backend.last().as_ref() == Some(&der2))
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        s.envoy
+            .stat("cluster_manager.cluster_modified")
+            .await
+            .unwrap_or(0),
+        modified,
+        "the cluster was not replaced by the rotation\n{}",
+        s.logs()
+    );
+    assert!(
+        s.envoy
+            .stat("sds.client_gloo-system.update_success")
+            .await
+            .unwrap_or(0)
+            > secret_updates,
+        "the rotation came over SDS"
+    );
+    for stat in [
+        "cluster_manager.cds.update_rejected",
+        "listener_manager.lds.update_rejected",
+    ] {
+        assert_eq!(
+            s.envoy.stat(stat).await.unwrap_or(0),
+            0,
+            "{stat}\n{}",
+            s.logs()
+        );
     }
 }

@@ -262,3 +262,77 @@ fn a_broken_secret_keeps_its_last_good_version_serving() {
         web.reasons
     );
 }
+
+/// An Upstream's `secretRef` follows the same rule: a broken edit of its
+/// Secret keeps the last good certificate serving, the Upstream stays
+/// accepted and its cluster unchanged; a deleted Secret rejects the
+/// Upstream, which keeps its last accepted cluster and its Secret.
+#[test]
+fn an_upstreams_secret_keeps_its_last_good_version_and_its_cluster() {
+    let (cert, key) = self_signed("one");
+    let plain = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: plain, namespace: gloo-system}\nspec: {bindPort: 8080, httpGateway: {}}\n";
+    let up = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: echo, namespace: gloo-system}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 8443}]}, sslConfig: {secretRef: {name: client}}}\n";
+    let mut rc = Reconciler::new();
+    let good = vec![
+        ("gw.yaml", plain.to_string()),
+        ("up.yaml", up.to_string()),
+        ("s.yaml", secret_doc("client", &cert, &key, None)),
+    ];
+    let r1 = rc.reconcile(files(&good), vec![]);
+    assert!(!r1.has_errors());
+    let s1 = r1.snapshot.expect("snapshot");
+    let proxy = "gloo-system~gateway-proxy";
+    let versions = |s: &crate::snapshot::Snapshot| {
+        (
+            s.proxies[proxy].version(ResourceType::Cluster),
+            s.proxies[proxy].version(ResourceType::Secret),
+        )
+    };
+    let v1 = versions(&s1);
+    assert!(
+        s1.proxies[proxy]
+            .get(ResourceType::Secret, "client_gloo-system")
+            .is_some(),
+        "the proxy gets the Upstream's Secret"
+    );
+
+    let mut broken = good.clone();
+    broken[2].1 = secret_doc("client", &cert, "-----BEGIN PRIVATE KEY-----\nnope\n", None);
+    let r2 = rc.reconcile(files(&broken), vec![]);
+    assert_eq!(versions(r2.snapshot.as_ref().expect("served")), v1);
+    let state = |r: &crate::pipeline::reconcile::Reconciled, kind: &str| {
+        r.statuses
+            .iter()
+            .find(|s| s.id.kind == kind)
+            .map(|s| (s.state, s.serving))
+    };
+    assert_eq!(
+        state(&r2, "Upstream"),
+        Some((State::Accepted, Serving::Current))
+    );
+    assert_eq!(
+        state(&r2, "Secret"),
+        Some((State::Rejected, Serving::LastAccepted))
+    );
+
+    // Deleting the Secret leaves the last accepted Upstream nothing to
+    // stand on: it is rejected with Gloo's error and not served (its
+    // cluster and the Secret leave the proxy), as a VirtualService whose
+    // Secret is deleted.
+    let r3 = rc.reconcile(files(&good[..2]), vec![]);
+    assert_eq!(
+        state(&r3, "Upstream"),
+        Some((State::Rejected, Serving::Nothing))
+    );
+    let s3 = r3.snapshot.as_ref().expect("served");
+    assert!(
+        s3.proxies[proxy]
+            .get(ResourceType::Cluster, "echo_gloo-system")
+            .is_none()
+    );
+    assert!(
+        s3.proxies[proxy]
+            .get(ResourceType::Secret, "client_gloo-system")
+            .is_none()
+    );
+}

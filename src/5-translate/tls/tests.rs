@@ -360,14 +360,14 @@ fn ssl_config_mistakes_are_errors_naming_the_field() {
         "{errs:?}"
     );
     // An Upstream's sslConfig is its own shape (cluster/tests.rs); its
-    // secretRef waits for Secrets.
+    // secretRef must name an existing Secret, as a listener's must.
     let errs = errors(&[
         gateway("plain", 8080, false),
         "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: echo, namespace: gloo-system}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 8081}]}, sslConfig: {secretRef: {name: x}}}\n".to_string(),
     ]);
     assert!(
         errs.iter()
-            .any(|(_, m)| m.starts_with("sslConfig.secretRef is not implemented")),
+            .any(|(_, m)| m == "SSL secret not found: list did not find secret gloo-system.x"),
         "{errs:?}"
     );
 }
