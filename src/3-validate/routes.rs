@@ -1241,22 +1241,39 @@ fn retries(cx: &mut Ctx<'_>, r: &Spanned<raw::Retries>) -> Retries {
         seconds: 0,
         nanos: 0,
     };
-    if base == Some(zero) || max == Some(zero) {
-        cx.error(pos.clone(), "retry backoff intervals must be positive");
-    }
-    if max.is_some() && base.is_none() {
-        cx.error(
-            pos.clone(),
-            "retry backoff: maxInterval requires baseInterval",
-        );
-    }
+    // Gloo's texts (`convertPolicy`, `projects/gloo/pkg/plugins/basicroute/
+    // plugin.go`), which print the intervals in milliseconds.
+    let ms = |d: Duration| d.seconds * 1000 + i64::from(d.nanos) / 1_000_000;
     if let (Some(b), Some(m)) = (base, max)
         && b > m
     {
         cx.error(
-            pos,
-            "retry backoff: baseInterval must not be greater than maxInterval",
+            pos.clone(),
+            format!(
+                "retries.retryBackOff: base interval: {} is > max interval: {}",
+                ms(b),
+                ms(m)
+            ),
         );
+    }
+    if max.is_some() && base.is_none() {
+        cx.error(
+            pos.clone(),
+            "retries.retryBackOff: max interval was defined, but the base interval was not",
+        );
+    }
+    for (which, d) in [("base", base), ("max", max)] {
+        if let Some(d) = d
+            && d == zero
+        {
+            cx.error(
+                pos.clone(),
+                format!(
+                    "retries.retryBackOff: {which} interval for retry backoff was <= than 0 | you provided: {}",
+                    ms(d)
+                ),
+            );
+        }
     }
     Retries {
         retry_on: r.retry_on.clone().unwrap_or_default(),
@@ -1527,7 +1544,11 @@ fn shadowing(
 ) -> Option<Shadowing> {
     let pos = cx.at(sh);
     let Some(up) = &sh.value.upstream else {
-        cx.error(pos, "invalid shadowing spec: must specify an upstream ref");
+        // Gloo's `UnspecifiedUpstreamError` (`plugins/shadowing/plugin.go`).
+        cx.error(
+            pos,
+            "shadowing: invalid plugin spec: must specify an upstream ref",
+        );
         return None;
     };
     let ok = check_percentage(cx, &pos, "shadow percentage", sh.value.percentage);
@@ -1579,16 +1600,25 @@ fn faults(cx: &mut Ctx<'_>, f: &Spanned<raw::RouteFaults>) -> Option<Faults> {
                 Some(fixed) if fixed.seconds > 0 => Some((d.value.percentage, fixed)),
                 Some(_) => {
                     let at = d.value.fixed_delay.as_ref().map_or(pos, |s| cx.at(s));
+                    // Gloo's `toEnvoyDelay` (`plugins/faultinjection/
+                    // plugin.go`) checks the whole seconds.
                     cx.error(
                         at,
-                        "invalid delay duration: fixedDelay must be at least 1s (Gloo requires whole seconds greater than 0)",
+                        format!(
+                            "invalid delay duration '{}', must be greater than 0; Gloo counts whole seconds: use at least 1s",
+                            d.value.fixed_delay.as_ref().map_or("", |s| s.value.as_str())
+                        ),
                     );
                     ok = false;
                     None
                 }
                 None => {
                     if d.value.fixed_delay.is_none() {
-                        cx.error(pos, "invalid delay duration: faults.delay needs fixedDelay");
+                        // Gloo's `toEnvoyDelay` prints the nil duration.
+                        cx.error(
+                            pos,
+                            "invalid delay duration '<nil>', must be greater than 0; set faults.delay.fixedDelay",
+                        );
                     }
                     ok = false;
                     None

@@ -585,18 +585,23 @@ fn star_and_no_domains_collide_and_retry_backoff_rules() {
             "[{{matchers: [{{prefix: /}}], routeAction: {{single: {{upstream: {{name: up}}}}}}, options: {{retries: {{retryBackOff: {b}}}}}}}]"
         ))
     };
+    // Gloo's texts: convertPolicy in projects/gloo/pkg/plugins/basicroute/plugin.go.
     for (backoff, want) in [
         (
             "{baseInterval: 2s, maxInterval: 1s}",
-            "retry backoff: baseInterval must not be greater than maxInterval",
+            "retries.retryBackOff: base interval: 2000 is > max interval: 1000",
         ),
         (
             "{maxInterval: 1s}",
-            "retry backoff: maxInterval requires baseInterval",
+            "retries.retryBackOff: max interval was defined, but the base interval was not",
         ),
         (
             "{baseInterval: 0s}",
-            "retry backoff intervals must be positive",
+            "retries.retryBackOff: base interval for retry backoff was <= than 0 | you provided: 0",
+        ),
+        (
+            "{baseInterval: 1s, maxInterval: 0s}",
+            "retries.retryBackOff: max interval for retry backoff was <= than 0 | you provided: 0",
         ),
     ] {
         let msgs = messages(&load(&[GW, UP, &retry(backoff)]));
@@ -871,14 +876,15 @@ fn option_errors(options: &str) -> Vec<(String, u32)> {
 /// plus what Envoy would NACK; every error points at the route's options.
 #[test]
 fn gloo_route_option_errors() {
-    let cases: [(&str, &str); 12] = [
+    let cases: [(&str, &str); 13] = [
         (
             "{shadowing: {upstream: {name: nope}, percentage: 10}}",
             "shadowing upstream *v1.Upstream { gloo-system.nope } not found",
         ),
         (
             "{shadowing: {percentage: 10}}",
-            "invalid shadowing spec: must specify an upstream ref",
+            // Gloo's UnspecifiedUpstreamError (plugins/shadowing/plugin.go).
+            "shadowing: invalid plugin spec: must specify an upstream ref",
         ),
         (
             "{shadowing: {upstream: {name: up}, percentage: 101}}",
@@ -894,7 +900,12 @@ fn gloo_route_option_errors() {
         ),
         (
             "{faults: {delay: {percentage: 10, fixedDelay: 500ms}}}",
-            "invalid delay duration: fixedDelay must be at least 1s (Gloo requires whole seconds greater than 0)",
+            // Gloo's toEnvoyDelay (plugins/faultinjection/plugin.go).
+            "invalid delay duration '500ms', must be greater than 0; Gloo counts whole seconds: use at least 1s",
+        ),
+        (
+            "{faults: {delay: {percentage: 10}}}",
+            "invalid delay duration '<nil>', must be greater than 0; set faults.delay.fixedDelay",
         ),
         (
             "{faults: {delay: {percentage: -1, fixedDelay: 1s}}}",
