@@ -665,9 +665,18 @@ fn ssl_files(
             Some(s) => Some(s.value.clone()),
         }
     };
-    let cert = path("tlsCert", &v.tls_cert, true);
-    let key = path("tlsKey", &v.tls_key, true);
+    // Gloo's `ResolveCommonSslConfig` (`projects/gloo/pkg/utils/ssl.go`)
+    // when only one of the two is given.
+    let one_only = v.tls_cert.is_some() != v.tls_key.is_some();
+    let cert = path("tlsCert", &v.tls_cert, !one_only);
+    let key = path("tlsKey", &v.tls_key, !one_only);
     let root_ca = path("rootCa", &v.root_ca, false);
+    if one_only {
+        cx.error(
+            at.clone(),
+            "sslConfig.sslFiles: both or none of cert chain and private key must be provided; set tlsCert and tlsKey",
+        );
+    }
     let root_ca_bad = v.root_ca.is_some() && root_ca.is_none();
     match (cert, key, root_ca_bad) {
         (Some(c), Some(k), false) => Some((c, k, root_ca)),

@@ -486,7 +486,16 @@ impl Walker<'_> {
             ra.multi.is_some(),
             ra.upstream_group.is_some(),
         ]);
-        if set != 1 {
+        if set == 0 {
+            // Gloo's `ValidateRouteDestinations`
+            // (`projects/gloo/pkg/translator/route_config.go`).
+            cx.error(
+                pos.clone(),
+                "routeAction: must specify either 'singleDestination', 'multipleDestinations', 'upstreamGroup', 'clusterHeader', or 'dynamicForwardProxy' for action; edgeplane implements single, multi and upstreamGroup",
+            );
+            return None;
+        }
+        if set > 1 {
             cx.error(
                 pos.clone(),
                 "routeAction must set exactly one of single, multi and upstreamGroup",
@@ -509,7 +518,8 @@ impl Walker<'_> {
             return Some(Action::Upstream(k));
         }
         if let Some(multi) = &ra.multi {
-            return weighted(cx, owner, &multi.destinations, self.index).map(Action::Weighted);
+            return weighted(cx, owner, &multi.destinations, self.index, true)
+                .map(Action::Weighted);
         }
         let group = ra.upstream_group.as_ref()?;
         let k = ref_key(&group.value, &owner.namespace);
@@ -522,7 +532,7 @@ impl Walker<'_> {
             return Some(Action::UpstreamGroupNotFound(k));
         };
         let mut gcx = Ctx::new(doc);
-        let dests = weighted(&mut gcx, &k, &spec.destinations, self.index);
+        let dests = weighted(&mut gcx, &k, &spec.destinations, self.index, false);
         if !gcx.ok() {
             cx.error(pos.clone(), format!("upstream group {k} is invalid"));
         }
@@ -633,9 +643,11 @@ impl Walker<'_> {
                 Vec::new()
             }
             Delegation::NoTarget => {
+                // Gloo's `MissingRefAndSelectorWarning`
+                // (`projects/gateway/pkg/translator/route_table_selector.go`).
                 cx.error(
                     pos.clone(),
-                    "invalid route: delegateAction must set ref or selector",
+                    "cannot determine delegation target: you must specify a route table either via a resource reference or a selector",
                 );
                 Vec::new()
             }
@@ -711,12 +723,16 @@ fn delegation<'i>(
     )
 }
 
-/// Gloo's child-matcher rules for delegated routes.
+/// Gloo's child-matcher rules for delegated routes, in its words
+/// (`projects/gateway/pkg/translator/converter.go`: `InvalidPrefixErr` and
+/// the others, wrapped the way Gloo's `eris.Wrapf` prints them: the detail
+/// first, then the error). Gloo's detail for headers, query parameters and
+/// case sensitivity prints Go protobuf values, so only the sentence is kept.
 fn check_child(parent: &Matcher, child: &Matcher) -> Result<(), String> {
     let prefix = parent.path.text();
     if !child.path.text().starts_with(prefix) {
         return Err(format!(
-            "invalid route: route table matchers must begin with the prefix of their parent route's matcher. required prefix: {prefix}, prefix: {}",
+            "required prefix: {prefix}, prefix: {}: invalid route: route table matchers must begin with the prefix of their parent route's matcher",
             child.path.text()
         ));
     }
@@ -724,17 +740,21 @@ fn check_child(parent: &Matcher, child: &Matcher) -> Result<(), String> {
         return Err("invalid route: route table matchers must have the same case sensitivity of their parent route's matcher".into());
     }
     if !parent.headers.iter().all(|h| child.headers.contains(h)) {
-        return Err("invalid route: route table matchers must have all headers that their parent route's matcher has".into());
+        return Err("invalid route: route table matchers must have all headers that were specified on their parent route's matcher".into());
     }
     if !parent
         .query_parameters
         .iter()
         .all(|q| child.query_parameters.contains(q))
     {
-        return Err("invalid route: route table matchers must have all query params that their parent route's matcher has".into());
+        return Err("invalid route: route table matchers must have all query params that were specified on their parent route's matcher".into());
     }
     if !parent.methods.is_empty() && !parent.methods.iter().all(|m| child.methods.contains(m)) {
-        return Err("invalid route: route table matchers must have all methods that their parent route's matcher has".into());
+        return Err(format!(
+            "required methods: [{}], methods: [{}]: invalid route: route table matchers must have all methods that were specified on their parent route's matcher",
+            parent.methods.join(" "),
+            child.methods.join(" ")
+        ));
     }
     Ok(())
 }
@@ -1221,22 +1241,39 @@ fn retries(cx: &mut Ctx<'_>, r: &Spanned<raw::Retries>) -> Retries {
         seconds: 0,
         nanos: 0,
     };
-    if base == Some(zero) || max == Some(zero) {
-        cx.error(pos.clone(), "retry backoff intervals must be positive");
-    }
-    if max.is_some() && base.is_none() {
-        cx.error(
-            pos.clone(),
-            "retry backoff: maxInterval requires baseInterval",
-        );
-    }
+    // Gloo's texts (`convertPolicy`, `projects/gloo/pkg/plugins/basicroute/
+    // plugin.go`), which print the intervals in milliseconds.
+    let ms = |d: Duration| d.seconds * 1000 + i64::from(d.nanos) / 1_000_000;
     if let (Some(b), Some(m)) = (base, max)
         && b > m
     {
         cx.error(
-            pos,
-            "retry backoff: baseInterval must not be greater than maxInterval",
+            pos.clone(),
+            format!(
+                "retries.retryBackOff: base interval: {} is > max interval: {}",
+                ms(b),
+                ms(m)
+            ),
         );
+    }
+    if max.is_some() && base.is_none() {
+        cx.error(
+            pos.clone(),
+            "retries.retryBackOff: max interval was defined, but the base interval was not",
+        );
+    }
+    for (which, d) in [("base", base), ("max", max)] {
+        if let Some(d) = d
+            && d == zero
+        {
+            cx.error(
+                pos.clone(),
+                format!(
+                    "retries.retryBackOff: {which} interval for retry backoff was <= than 0 | you provided: {}",
+                    ms(d)
+                ),
+            );
+        }
     }
     Retries {
         retry_on: r.retry_on.clone().unwrap_or_default(),
@@ -1507,7 +1544,11 @@ fn shadowing(
 ) -> Option<Shadowing> {
     let pos = cx.at(sh);
     let Some(up) = &sh.value.upstream else {
-        cx.error(pos, "invalid shadowing spec: must specify an upstream ref");
+        // Gloo's `UnspecifiedUpstreamError` (`plugins/shadowing/plugin.go`).
+        cx.error(
+            pos,
+            "shadowing: invalid plugin spec: must specify an upstream ref",
+        );
         return None;
     };
     let ok = check_percentage(cx, &pos, "shadow percentage", sh.value.percentage);
@@ -1559,16 +1600,25 @@ fn faults(cx: &mut Ctx<'_>, f: &Spanned<raw::RouteFaults>) -> Option<Faults> {
                 Some(fixed) if fixed.seconds > 0 => Some((d.value.percentage, fixed)),
                 Some(_) => {
                     let at = d.value.fixed_delay.as_ref().map_or(pos, |s| cx.at(s));
+                    // Gloo's `toEnvoyDelay` (`plugins/faultinjection/
+                    // plugin.go`) checks the whole seconds.
                     cx.error(
                         at,
-                        "invalid delay duration: fixedDelay must be at least 1s (Gloo requires whole seconds greater than 0)",
+                        format!(
+                            "invalid delay duration '{}', must be greater than 0; Gloo counts whole seconds: use at least 1s",
+                            d.value.fixed_delay.as_ref().map_or("", |s| s.value.as_str())
+                        ),
                     );
                     ok = false;
                     None
                 }
                 None => {
                     if d.value.fixed_delay.is_none() {
-                        cx.error(pos, "invalid delay duration: faults.delay needs fixedDelay");
+                        // Gloo's `toEnvoyDelay` prints the nil duration.
+                        cx.error(
+                            pos,
+                            "invalid delay duration '<nil>', must be greater than 0; set faults.delay.fixedDelay",
+                        );
                     }
                     ok = false;
                     None

@@ -190,11 +190,22 @@ fn tcp_host(
         a.upstream_group.is_some(),
         a.forward_sni_cluster_name.is_some(),
     ]);
-    if set != 1 {
+    if set == 0 {
+        // Gloo's `ValidateTcpRouteDestinations`
+        // (`projects/gloo/pkg/translator/route_config.go`).
         cx.error(
             dpos,
             format!(
-                "tcp host {name}: must specify either 'single', 'multi', 'upstreamGroup' or 'forwardSniClusterName' for destination"
+                "tcp host {name}: must specify either 'singleDestination', 'multipleDestinations', 'upstreamGroup' or 'forwardSniClusterName' for action; the fields are single, multi, upstreamGroup and forwardSniClusterName"
+            ),
+        );
+        return None;
+    }
+    if set > 1 {
+        cx.error(
+            dpos,
+            format!(
+                "tcp host {name}: destination must set exactly one of single, multi, upstreamGroup and forwardSniClusterName"
             ),
         );
         return None;
@@ -214,7 +225,7 @@ fn tcp_host(
         require_upstream(cx, index, pos, &k);
         TcpDestination::Upstream(k)
     } else if let Some(multi) = &a.multi {
-        TcpDestination::Weighted(tcp_weighted(cx, owner, &multi.destinations, index)?)
+        TcpDestination::Weighted(tcp_weighted(cx, owner, &multi.destinations, index, true)?)
     } else if let Some(group) = &a.upstream_group {
         let k = ref_key(&group.value, &owner.namespace);
         let Some((doc, spec)) = index.upstream_groups.get(&k) else {
@@ -223,7 +234,7 @@ fn tcp_host(
             return None;
         };
         let mut gcx = Ctx::new(doc);
-        let dests = tcp_weighted(&mut gcx, &k, &spec.destinations, index);
+        let dests = tcp_weighted(&mut gcx, &k, &spec.destinations, index, false);
         if !gcx.ok() {
             cx.error(dpos, format!("upstream group {k} is invalid"));
         }
@@ -266,9 +277,10 @@ fn tcp_weighted(
     owner: &Key,
     dests: &[Spanned<raw::WeightedDestination>],
     index: &Index<'_>,
+    in_multi: bool,
 ) -> Option<Vec<(Key, u32)>> {
     let before = cx.diags.len();
-    let out = weighted(cx, owner, dests, index);
+    let out = weighted(cx, owner, dests, index, in_multi);
     for d in &mut cx.diags[before..] {
         if d.severity == Severity::Warning && d.message.ends_with("} not found") {
             d.severity = Severity::Error;

@@ -117,7 +117,9 @@ fn child_outside_parent_prefix_is_a_warning_that_drops_it() {
     ]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
     let msgs = messages(&l);
-    assert!(msgs.iter().any(|m| m == "invalid route: route table matchers must begin with the prefix of their parent route's matcher. required prefix: /api, prefix: /other"), "{msgs:?}");
+    // Gloo's InvalidRouteTableForDelegatePrefixWarning, as eris prints it
+    // (projects/gateway/pkg/translator/converter.go).
+    assert!(msgs.iter().any(|m| m == "required prefix: /api, prefix: /other: invalid route: route table matchers must begin with the prefix of their parent route's matcher"), "{msgs:?}");
     let w = l
         .diagnostics
         .iter()
@@ -367,12 +369,35 @@ fn weighted_destinations_and_upstream_groups() {
             "[{matchers: [{prefix: /m}], routeAction: {multi: {destinations: [{destination: {upstream: {name: up}}}]}}}]",
         ),
     ]);
+    // Gloo's setWeightedClusters (projects/gloo/pkg/translator/route_config.go).
     assert!(
-        messages(&l)
-            .iter()
-            .any(|m| m.contains("sum of all weights")),
+        messages(&l).contains(&"Incorrect configuration for Weighted Destination for route - Weighted Destinations require a total weight that is greater than or equal to 1".to_string()),
         "{:?}",
         messages(&l)
+    );
+    // Gloo's NoDestinationSpecifiedError and validateMultiDestination's
+    // wrapping (projects/gloo/pkg/translator/route_config.go).
+    let l = load(&[
+        GW,
+        UP,
+        &vs(
+            "[{matchers: [{prefix: /e}], routeAction: {multi: {destinations: []}}}, {matchers: [{prefix: /n}], routeAction: {multi: {destinations: [{destination: {upstream: {name: nope}}, weight: 1}]}}}]",
+        ),
+    ]);
+    let msgs = messages(&l);
+    assert!(
+        msgs.contains(
+            &"must specify at least one weighted destination for multi destination routes"
+                .to_string()
+        ),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(
+            &"invalid destination in weighted destination list: *v1.Upstream { gloo-system.nope } not found"
+                .to_string()
+        ),
+        "{msgs:?}"
     );
 }
 
@@ -480,33 +505,31 @@ fn child_matcher_rules_beyond_the_prefix() {
     let child = |m: &str| {
         format!("[{{matchers: [{m}], routeAction: {{single: {{upstream: {{name: up}}}}}}}}]")
     };
+    // Gloo's texts: InvalidPathMatchErr, InvalidHeaderErr,
+    // InvalidQueryParamErr and InvalidMethodsErr wrapped with the methods
+    // (projects/gateway/pkg/translator/converter.go).
     let cases = [
         (
             "{prefix: /p/x, headers: [{name: h, value: v}], queryParameters: [{name: q}], methods: [GET]}",
-            "same case sensitivity",
+            "invalid route: route table matchers must have the same case sensitivity of their parent route's matcher",
         ),
         (
             "{prefix: /p/x, caseSensitive: true, queryParameters: [{name: q}], methods: [GET]}",
-            "all headers",
+            "invalid route: route table matchers must have all headers that were specified on their parent route's matcher",
         ),
         (
             "{prefix: /p/x, caseSensitive: true, headers: [{name: h, value: v}], methods: [GET]}",
-            "all query params",
+            "invalid route: route table matchers must have all query params that were specified on their parent route's matcher",
         ),
         (
             "{prefix: /p/x, caseSensitive: true, headers: [{name: h, value: v}], queryParameters: [{name: q}], methods: [POST]}",
-            "all methods",
+            "required methods: [GET], methods: [POST]: invalid route: route table matchers must have all methods that were specified on their parent route's matcher",
         ),
     ];
     for (m, want) in cases {
         let l = load(&[GW, UP, &vs(parent), &rt("a", "", 0, &child(m))]);
         let msgs = messages(&l);
-        assert!(
-            msgs.iter().any(
-                |x| x.starts_with("invalid route: route table matchers must") && x.contains(want)
-            ),
-            "{want}: {msgs:?}"
-        );
+        assert!(msgs.iter().any(|x| x == want), "{want}: {msgs:?}");
         assert!(!l.has_errors(), "warnings only");
     }
 }
@@ -562,18 +585,23 @@ fn star_and_no_domains_collide_and_retry_backoff_rules() {
             "[{{matchers: [{{prefix: /}}], routeAction: {{single: {{upstream: {{name: up}}}}}}, options: {{retries: {{retryBackOff: {b}}}}}}}]"
         ))
     };
+    // Gloo's texts: convertPolicy in projects/gloo/pkg/plugins/basicroute/plugin.go.
     for (backoff, want) in [
         (
             "{baseInterval: 2s, maxInterval: 1s}",
-            "retry backoff: baseInterval must not be greater than maxInterval",
+            "retries.retryBackOff: base interval: 2000 is > max interval: 1000",
         ),
         (
             "{maxInterval: 1s}",
-            "retry backoff: maxInterval requires baseInterval",
+            "retries.retryBackOff: max interval was defined, but the base interval was not",
         ),
         (
             "{baseInterval: 0s}",
-            "retry backoff intervals must be positive",
+            "retries.retryBackOff: base interval for retry backoff was <= than 0 | you provided: 0",
+        ),
+        (
+            "{baseInterval: 1s, maxInterval: 0s}",
+            "retries.retryBackOff: max interval for retry backoff was <= than 0 | you provided: 0",
         ),
     ] {
         let msgs = messages(&load(&[GW, UP, &retry(backoff)]));
@@ -848,14 +876,15 @@ fn option_errors(options: &str) -> Vec<(String, u32)> {
 /// plus what Envoy would NACK; every error points at the route's options.
 #[test]
 fn gloo_route_option_errors() {
-    let cases: [(&str, &str); 12] = [
+    let cases: [(&str, &str); 13] = [
         (
             "{shadowing: {upstream: {name: nope}, percentage: 10}}",
             "shadowing upstream *v1.Upstream { gloo-system.nope } not found",
         ),
         (
             "{shadowing: {percentage: 10}}",
-            "invalid shadowing spec: must specify an upstream ref",
+            // Gloo's UnspecifiedUpstreamError (plugins/shadowing/plugin.go).
+            "shadowing: invalid plugin spec: must specify an upstream ref",
         ),
         (
             "{shadowing: {upstream: {name: up}, percentage: 101}}",
@@ -871,7 +900,12 @@ fn gloo_route_option_errors() {
         ),
         (
             "{faults: {delay: {percentage: 10, fixedDelay: 500ms}}}",
-            "invalid delay duration: fixedDelay must be at least 1s (Gloo requires whole seconds greater than 0)",
+            // Gloo's toEnvoyDelay (plugins/faultinjection/plugin.go).
+            "invalid delay duration '500ms', must be greater than 0; Gloo counts whole seconds: use at least 1s",
+        ),
+        (
+            "{faults: {delay: {percentage: 10}}}",
+            "invalid delay duration '<nil>', must be greater than 0; set faults.delay.fixedDelay",
         ),
         (
             "{faults: {delay: {percentage: -1, fixedDelay: 1s}}}",
@@ -1406,4 +1440,46 @@ fn hybrid_refusals_are_named() {
     let gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: h}\nspec: {bindPort: 9000}\n";
     let text = load(&[gw]).render_diagnostics();
     assert!(text.contains("gateway must contain gatewayType"), "{text}");
+}
+
+#[test]
+fn destination_and_delegation_errors_use_gloos_words() {
+    // Gloo's ValidateRouteDestinations
+    // (projects/gloo/pkg/translator/route_config.go).
+    let msgs = messages(&load(&[
+        GW,
+        &vs("[{matchers: [{prefix: /}], routeAction: {}}]"),
+    ]));
+    assert!(
+        msgs.iter().any(|m| m.starts_with("routeAction: must specify either 'singleDestination', 'multipleDestinations', 'upstreamGroup', 'clusterHeader', or 'dynamicForwardProxy' for action;")),
+        "{msgs:?}"
+    );
+    // Gloo's MissingRefAndSelectorWarning
+    // (projects/gateway/pkg/translator/route_table_selector.go).
+    let msgs = messages(&load(&[
+        GW,
+        &vs("[{matchers: [{prefix: /}], delegateAction: {}}]"),
+    ]));
+    assert!(
+        msgs.contains(&"cannot determine delegation target: you must specify a route table either via a resource reference or a selector".to_string()),
+        "{msgs:?}"
+    );
+    // Gloo's ValidateTcpRouteDestinations
+    // (projects/gloo/pkg/translator/route_config.go).
+    let msgs = messages(&load(&[
+        &tcp_gw("    - name: a\n      destination: {}\n"),
+        UP,
+    ]));
+    assert!(
+        msgs.iter().any(|m| m.starts_with("tcp host a: must specify either 'singleDestination', 'multipleDestinations', 'upstreamGroup' or 'forwardSniClusterName' for action;")),
+        "{msgs:?}"
+    );
+    // Gloo's ResolveCommonSslConfig (projects/gloo/pkg/utils/ssl.go).
+    let ssl_vs = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: vs}\nspec:\n  sslConfig: {sslFiles: {tlsCert: /c.pem}}\n  virtualHost:\n    routes: [{matchers: [{prefix: /}], routeAction: {single: {upstream: {name: up}}}}]\n";
+    let ssl_gw = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gws}\nspec: {bindPort: 8443, ssl: true, httpGateway: {}}\n";
+    let msgs = messages(&load(&[ssl_gw, UP, ssl_vs]));
+    assert!(
+        msgs.contains(&"sslConfig.sslFiles: both or none of cert chain and private key must be provided; set tlsCert and tlsKey".to_string()),
+        "{msgs:?}"
+    );
 }

@@ -654,18 +654,29 @@ pub(super) fn upstream_group(
     spec: &raw::UpstreamGroupSpec,
     index: &Index<'_>,
 ) {
-    let _ = weighted(cx, key, &spec.destinations, index);
+    let _ = weighted(cx, key, &spec.destinations, index, false);
 }
 
 /// Resolves weighted destinations (`multi` or an UpstreamGroup's list).
-/// Missing upstreams are warnings (Envoy answers 503), as in Gloo; a total
-/// weight below 1 is an error.
+/// Missing upstreams are warnings (Envoy answers 503), as in Gloo; no
+/// destination, or a total weight below 1, is an error. The texts are
+/// those of Gloo's `projects/gloo/pkg/translator/route_config.go`
+/// (`NoDestinationSpecifiedError`, `setWeightedClusters`, and for a `multi`
+/// list, `in_multi`, `validateMultiDestination`'s wrapping).
 pub(super) fn weighted(
     cx: &mut Ctx<'_>,
     owner: &Key,
     dests: &[serde_saphyr::Spanned<raw::WeightedDestination>],
     index: &Index<'_>,
+    in_multi: bool,
 ) -> Option<Vec<(Key, u32)>> {
+    if dests.is_empty() {
+        cx.error(
+            cx.doc_pos.clone(),
+            "must specify at least one weighted destination for multi destination routes",
+        );
+        return None;
+    }
     let mut out = Vec::new();
     for d in dests {
         let pos = cx.at(d);
@@ -676,7 +687,16 @@ pub(super) fn weighted(
         let k = ref_key(&up.value, &owner.namespace);
         if !index.upstreams.contains(&k) {
             let p = cx.at(up);
+            let before = cx.diags.len();
             index.missing_upstream(cx, p, &k);
+            if in_multi {
+                for d in &mut cx.diags[before..] {
+                    d.message = format!(
+                        "invalid destination in weighted destination list: {}",
+                        d.message
+                    );
+                }
+            }
         }
         out.push((k, d.value.weight.unwrap_or(0)));
     }
@@ -684,7 +704,7 @@ pub(super) fn weighted(
     if total < 1 {
         cx.error(
             cx.doc_pos.clone(),
-            "invalid route: the sum of all weights in a multi destination must be greater than 0",
+            "Incorrect configuration for Weighted Destination for route - Weighted Destinations require a total weight that is greater than or equal to 1",
         );
         return None;
     }

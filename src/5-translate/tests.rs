@@ -763,7 +763,8 @@ fn virtual_host_options_are_checked_like_route_options() {
         ),
         (
             "{retries: {retryBackOff: {baseInterval: 2s, maxInterval: 1s}}}",
-            "retry backoff: baseInterval must not be greater than maxInterval",
+            // Gloo's convertPolicy (projects/gloo/pkg/plugins/basicroute/plugin.go).
+            "retries.retryBackOff: base interval: 2000 is > max interval: 1000",
         ),
         (
             "{corsPolicyMergeSettings: {exposeHeaders: MERGE}}",

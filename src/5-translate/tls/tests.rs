@@ -300,14 +300,20 @@ fn an_ssl_gateway_without_ssl_virtual_services_has_no_listener() {
 #[test]
 fn ssl_config_mistakes_are_errors_naming_the_field() {
     let base = || vec![gateway("secure", 8443, true), UPSTREAM.to_string()];
-    let cases: [(&str, &str); 9] = [
+    // One of the pair alone: Gloo's ResolveCommonSslConfig message
+    // (projects/gloo/pkg/utils/ssl.go).
+    let cases: [(&str, &str); 10] = [
         (
             "{sslFiles: {tlsKey: /k.pem}}",
-            "sslConfig.sslFiles.tlsCert is missing",
+            "sslConfig.sslFiles: both or none of cert chain and private key must be provided",
         ),
         (
             "{sslFiles: {tlsCert: /c.pem}}",
-            "sslConfig.sslFiles.tlsKey is missing",
+            "sslConfig.sslFiles: both or none of cert chain and private key must be provided",
+        ),
+        (
+            "{sslFiles: {rootCa: /ca.pem}}",
+            "sslConfig.sslFiles.tlsCert is missing",
         ),
         (
             "{sslFiles: {tlsCert: '', tlsKey: /k.pem}}",
