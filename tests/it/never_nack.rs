@@ -31,6 +31,10 @@ use envoy_types::pb::envoy::config::listener::v3::filter;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, UpstreamTlsContext,
+    common_tls_context::ValidationContextType,
+};
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use rcgen::{CertificateParams, KeyPair};
@@ -95,14 +99,69 @@ fn bootstrap(res: &edgeplane::translate::ProxyResources) -> Result<Bootstrap, St
             }
         }
     }
+    // SDS over ADS → the bootstrap's static secrets: a reference without
+    // a config source names a static secret.
+    for l in &mut listeners {
+        for chain in &mut l.filter_chains {
+            static_sds::<DownstreamTlsContext>(&mut chain.transport_socket, |t| {
+                t.common_tls_context.as_mut()
+            })?;
+        }
+    }
+    let mut clusters = res.clusters.clone();
+    for c in &mut clusters {
+        static_sds::<UpstreamTlsContext>(&mut c.transport_socket, |t| {
+            t.common_tls_context.as_mut()
+        })?;
+        for m in &mut c.transport_socket_matches {
+            static_sds::<UpstreamTlsContext>(&mut m.transport_socket, |t| {
+                t.common_tls_context.as_mut()
+            })?;
+        }
+    }
     Ok(Bootstrap {
         static_resources: Some(bootstrap::StaticResources {
             listeners,
-            clusters: res.clusters.clone(),
+            clusters,
+            secrets: res.secrets.clone(),
             ..Default::default()
         }),
         ..Default::default()
     })
+}
+
+/// Drops the ADS config source of every SDS reference in a TLS transport
+/// socket of type `T`, so Envoy looks the secret up among the static ones.
+fn static_sds<T: Message + Default>(
+    socket: &mut Option<envoy_types::pb::envoy::config::core::v3::TransportSocket>,
+    common: impl Fn(&mut T) -> Option<&mut CommonTlsContext>,
+) -> Result<(), String> {
+    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+    let Some(ConfigType::TypedConfig(any)) = socket.as_mut().and_then(|t| t.config_type.as_mut())
+    else {
+        return Ok(());
+    };
+    let Ok(mut ctx) = T::decode(any.value.as_slice()) else {
+        // Not this context type (e.g. a non-TLS socket).
+        return Ok(());
+    };
+    let Some(c) = common(&mut ctx) else {
+        return Ok(());
+    };
+    for s in &mut c.tls_certificate_sds_secret_configs {
+        s.sds_config = None;
+    }
+    match &mut c.validation_context_type {
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(s)) => s.sds_config = None,
+        Some(ValidationContextType::CombinedValidationContext(v)) => {
+            if let Some(s) = &mut v.validation_context_sds_secret_config {
+                s.sds_config = None;
+            }
+        }
+        _ => {}
+    }
+    any.value = ctx.encode_to_vec();
+    Ok(())
 }
 
 /// Envoy's verdict on a binary bootstrap: `None` when it accepts it.
@@ -146,6 +205,8 @@ fn envoy_refuses(envoy: &Path, pb: &Path) -> Option<String> {
 #[derive(Default)]
 struct Tally {
     accepted: u64,
+    /// Accepted cases that serve Secrets over SDS.
+    with_secrets: u64,
     refused: u64,
     /// Why edgeplane refused: each case's first error, by message.
     reasons: std::collections::BTreeMap<String, u64>,
@@ -174,6 +235,9 @@ fn run_case(seed: u64, certs: &generator::Certs, envoy: &Path, work: &Path, tall
         return;
     };
     tally.accepted += 1;
+    if output.values().any(|p| !p.secrets.is_empty()) {
+        tally.with_secrets += 1;
+    }
     for (proxy, res) in output {
         let verdict = bootstrap(res).map_err(|e| e.to_string()).and_then(|b| {
             let pb = work.join(format!("case-{seed}.pb"));
@@ -211,6 +275,8 @@ fn what_edgeplane_accepts_envoy_accepts() {
     let certs = generator::Certs {
         cert: work.path().join("tls.crt").display().to_string(),
         key: work.path().join("tls.key").display().to_string(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
     };
     std::fs::write(&certs.cert, cert.pem()).expect("write cert");
     std::fs::write(&certs.key, key.serialize_pem()).expect("write key");
@@ -237,10 +303,11 @@ fn what_edgeplane_accepts_envoy_accepts() {
     });
     let accepted: u64 = tallies.iter().map(|t| t.accepted).sum();
     let refused: u64 = tallies.iter().map(|t| t.refused).sum();
+    let with_secrets: u64 = tallies.iter().map(|t| t.with_secrets).sum();
     let mismatches: Vec<&(u64, String, String)> =
         tallies.iter().flat_map(|t| &t.mismatches).collect();
     println!(
-        "never-NACK oracle: {cases} configurations from seed {first}: {accepted} accepted by edgeplane (each checked by Envoy), {refused} refused by edgeplane, {} accepted by edgeplane but refused by Envoy; {:.1} s",
+        "never-NACK oracle: {cases} configurations from seed {first}: {accepted} accepted by edgeplane (each checked by Envoy; {with_secrets} with SDS Secrets), {refused} refused by edgeplane, {} accepted by edgeplane but refused by Envoy; {:.1} s",
         mismatches.len(),
         started.elapsed().as_secs_f64()
     );

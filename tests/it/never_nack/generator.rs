@@ -352,8 +352,12 @@ fn extauth_extension(r: &mut Rng) -> Value {
 /// Paths of a real certificate and key, so Envoy's validate mode can load
 /// the SSL gateways' files.
 pub struct Certs {
+    /// Paths (for `sslFiles`).
     pub cert: String,
     pub key: String,
+    /// The same certificate and key as PEM text (for Secrets).
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 fn upstream(r: &mut Rng, name: &str) -> String {
@@ -790,5 +794,65 @@ pub fn case(seed: u64, certs: &Certs) -> Vec<(String, String)> {
             ),
         ));
     }
+    secrets(seed, certs, &mut files);
     files
+}
+
+/// Gloo `Secret`s and the `secretRef`s that use them: an Upstream's
+/// `sslConfig` (certificate, CA or both; SANs, one-way TLS) and SSL
+/// VirtualServices' certificates. Draws come from a stream of their own,
+/// so every other field of a seed stays what it was before.
+fn secrets(seed: u64, certs: &Certs, files: &mut Vec<(String, String)>) {
+    let mut s = Rng::new(seed ^ 0x5EC2_E75E);
+    if !s.chance(0.4) {
+        return;
+    }
+    let with_cert = s.chance(0.7);
+    let with_ca = !with_cert || s.chance(0.5);
+    let mut tls = Map::new();
+    if with_cert {
+        tls.insert("certChain".into(), json!(certs.cert_pem));
+        tls.insert("privateKey".into(), json!(certs.key_pem));
+    }
+    if with_ca {
+        tls.insert("rootCa".into(), json!(certs.cert_pem));
+    }
+    let secret = json!({"apiVersion": "gloo.solo.io/v1", "kind": "Secret", "metadata": meta("sec"), "tls": tls});
+    let name = if s.chance(BAD * 4.0) {
+        "missing"
+    } else {
+        "sec"
+    };
+    for (_, text) in files.iter_mut() {
+        let Ok(mut d) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        match d["kind"].as_str() {
+            Some("Upstream") if s.chance(0.6) => {
+                let mut ssl = json!({"secretRef": {"name": name}});
+                if s.chance(0.3) {
+                    ssl["verifySubjectAltName"] = json!([s.pick(&["localhost", "spiffe://x/y"])]);
+                }
+                if s.chance(0.3) {
+                    ssl["oneWayTls"] = json!(s.chance(0.5));
+                }
+                if s.chance(0.3) {
+                    ssl["sni"] = json!("localhost");
+                }
+                d["spec"]["sslConfig"] = ssl;
+            }
+            Some("VirtualService")
+                if d["spec"]["sslConfig"]["sslFiles"].is_object() && s.chance(0.6) =>
+            {
+                let ssl = d["spec"]["sslConfig"]
+                    .as_object_mut()
+                    .expect("sslConfig is an object");
+                ssl.remove("sslFiles");
+                ssl.insert("secretRef".into(), json!({"name": name}));
+            }
+            _ => continue,
+        }
+        *text = d.to_string();
+    }
+    files.push(("secret.yaml".to_string(), secret.to_string()));
 }
