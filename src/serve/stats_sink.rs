@@ -264,7 +264,14 @@ impl StatsSinkService {
                 identity,
                 policy: policy.clone(),
             };
-            access.check_role(&peer_desc, "Envoy stats stream", &proxy)?;
+            access
+                .check_role(&peer_desc, "Envoy stats stream", &proxy)
+                .map_err(|st| {
+                    Status::permission_denied(format!(
+                        "edgeplane: stats for node {node_id:?} refused: {}",
+                        st.message()
+                    ))
+                })?;
         }
         Ok(())
     }
