@@ -390,6 +390,30 @@ impl DrainLog {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Client-chosen names cannot grow the maps without bound: stats of a
+    /// node without an open stream are dropped, prefixes are capped per
+    /// node and in length, and nodes are capped.
+    #[test]
+    fn stats_maps_are_bounded() {
+        let s = EnvoyStats::default();
+        s.update("nobody", [("127.0.0.1_1".to_string(), 1)]);
+        assert!(s.get("nobody").is_none());
+        assert!(s.stream_opened("n"));
+        let many = (0..MAX_PREFIXES_PER_NODE + 100).map(|i| (format!("p{i}"), 1));
+        s.update("n", many);
+        s.update("n", [("x".repeat(MAX_PREFIX_BYTES + 1), 1)]);
+        let kept = s.get("n").map(|n| n.active.len());
+        assert_eq!(kept, Some(MAX_PREFIXES_PER_NODE));
+        // A kept prefix still updates when the node is full.
+        s.update("n", [("p0".to_string(), 7)]);
+        assert_eq!(s.active("n", "p0"), Some(7));
+        for i in 1..MAX_STATS_NODES {
+            assert!(s.stream_opened(&format!("n{i}")));
+        }
+        assert!(!s.stream_opened("one-too-many"));
+        assert!(s.stream_opened("n"), "a known node may open another stream");
+    }
     use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
     use envoy_types::pb::envoy::config::listener::v3::FilterChain;
     use std::sync::Arc;
