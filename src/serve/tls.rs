@@ -342,6 +342,26 @@ fn load_roots(path: &Path, what: &'static str) -> Result<(Vec<u8>, RootCertStore
 mod tests {
     use super::*;
 
+    /// A policy needs mTLS; mTLS without one allows everything.
+    #[test]
+    fn policy_needs_mtls_and_defaults_to_allow_all() {
+        let f = Path::new("policy.yaml");
+        assert!(matches!(
+            load_policy(XdsSecurity::Tls, Some(f)),
+            Err(TlsError::PolicyWithoutMtls)
+        ));
+        assert!(matches!(
+            load_policy(XdsSecurity::Plaintext, Some(f)),
+            Err(TlsError::PolicyWithoutMtls)
+        ));
+        assert!(matches!(
+            load_policy(XdsSecurity::Plaintext, None),
+            Ok(None)
+        ));
+        let p = load_policy(XdsSecurity::MutualTls, None);
+        assert!(matches!(p, Ok(Some(p)) if p.is_allow_all()));
+    }
+
     struct Files {
         dir: tempfile::TempDir,
     }
