@@ -9,6 +9,7 @@
 //! decided by `node` (Gloo's `node.metadata.role`). `registry` records what
 //! each connected Envoy ACKed and NACKed, for the status API and logs.
 
+pub mod authz;
 pub mod body;
 pub mod delta;
 pub mod node;
@@ -92,10 +93,13 @@ impl AdsServer {
     fn open<P: session::Protocol>(
         &self,
         peer: String,
+        access: Option<authz::Access>,
         inbound: Streaming<P::Request>,
     ) -> mpsc::Receiver<Result<P::Response, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        let s = session::Session::new(peer, self.snapshots.clone(), self.registry.clone(), P::MODE);
+        let mut s =
+            session::Session::new(peer, self.snapshots.clone(), self.registry.clone(), P::MODE);
+        s.access = access;
         tokio::spawn(session::run::<P>(s, self.shutdown.clone(), inbound, tx));
         rx
     }

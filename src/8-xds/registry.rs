@@ -110,6 +110,8 @@ impl TypeState {
 #[derive(Clone, Debug, Default)]
 pub struct NodeState {
     pub node_id: String,
+    /// The stream's peer address (`ip:port`), for the stats sink's binding.
+    pub peer: String,
     pub proxy: String,
     pub mode: XdsMode,
     pub types: BTreeMap<ResourceType, TypeState>,

@@ -8,15 +8,18 @@
 //! response, so a stream holds no memory between responses.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tonic::codec::Codec;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Status, Streaming};
 use tonic_prost::ProstCodec;
 
 use super::AdsServer;
+use super::authz::{Access, Identity, Policy};
 use super::body::AdsBody;
 
 const SOTW_PATH: &str =
@@ -29,13 +32,52 @@ const DELTA_PATH: &str =
 pub struct AdsService {
     ads: AdsServer,
     max_message: usize,
+    /// Under mTLS: which certificate identity may claim which role.
+    policy: Option<Arc<Policy>>,
 }
 
 impl AdsService {
     /// `max_message` caps decoded requests and encoded responses (bytes).
     pub fn new(ads: AdsServer, max_message: usize) -> Self {
-        AdsService { ads, max_message }
+        AdsService {
+            ads,
+            max_message,
+            policy: None,
+        }
     }
+
+    /// Checks every stream's role claim against `policy` with the peer's
+    /// client certificate (the xDS port must require one: mTLS).
+    pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+}
+
+/// The identity of a request's TLS peer (its leaf certificate's SANs):
+/// `None` when the connection is not TLS or has no client certificate, or
+/// the certificate does not parse (logged).
+pub fn peer_identity<B>(req: &http::Request<B>) -> Option<Arc<Identity>> {
+    let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let certs = info.peer_certs();
+    match Identity::from_chain(certs.as_deref().map(Vec::as_slice))? {
+        Ok(id) => Some(Arc::new(id)),
+        Err(e) => {
+            tracing::warn!(peer = ?info.get_ref().remote_addr(), error = %e, "client certificate unreadable");
+            None
+        }
+    }
+}
+
+/// The peer address of a request (plaintext or TLS), `ip:port`.
+pub fn peer_addr<B>(req: &http::Request<B>) -> Option<std::net::SocketAddr> {
+    let ext = req.extensions();
+    ext.get::<TcpConnectInfo>()
+        .and_then(|c| c.remote_addr())
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|c| c.get_ref().remote_addr())
+        })
 }
 
 impl tonic::server::NamedService for AdsService {
@@ -73,18 +115,17 @@ where
             );
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let peer = req
-            .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|c| c.remote_addr())
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let peer = peer_addr(&req).map(|a| a.to_string()).unwrap_or_default();
+        let access = self.policy.as_ref().map(|policy| Access {
+            identity: peer_identity(&req),
+            policy: policy.clone(),
+        });
         let body = req.into_body();
         let response = if path == SOTW_PATH {
             let decoder = ProstCodec::<DiscoveryRequest, DiscoveryRequest>::default().decoder();
             let inbound = Streaming::new_request(decoder, body, None, Some(max));
             grpc_response(AdsBody::new(
-                ads.open::<super::sotw::Sotw>(peer, inbound),
+                ads.open::<super::sotw::Sotw>(peer, access, inbound),
                 max,
             ))
         } else {
@@ -92,7 +133,7 @@ where
                 ProstCodec::<DeltaDiscoveryRequest, DeltaDiscoveryRequest>::default().decoder();
             let inbound = Streaming::new_request(decoder, body, None, Some(max));
             grpc_response(AdsBody::new(
-                ads.open::<super::delta::Delta>(peer, inbound),
+                ads.open::<super::delta::Delta>(peer, access, inbound),
                 max,
             ))
         };

@@ -32,6 +32,10 @@ pub struct Session {
     nonce: u64,
     /// The stream's registry id.
     pub id: u64,
+    /// mTLS identity and policy (`None`: no mTLS, any role).
+    pub access: Option<super::authz::Access>,
+    /// Set when the node's role was refused: the stream ends with it.
+    denied: Option<Status>,
 }
 
 impl Session {
@@ -50,6 +54,8 @@ impl Session {
             proxy: None,
             nonce: 0,
             id,
+            access: None,
+            denied: None,
         }
     }
 
@@ -68,17 +74,26 @@ impl Session {
         self.nonce.to_string()
     }
 
-    /// Records the node the first time a request carries one.
-    fn note_node(&mut self, node: Option<&Node>, mode: XdsMode) {
+    /// Records the node the first time a request carries one; refuses it
+    /// when its identity may not claim its role (`authz`).
+    fn note_node(&mut self, node: Option<&Node>, mode: XdsMode) -> Result<(), Status> {
         if self.node.is_some() {
-            return;
+            return Ok(());
         }
         if let Some(n) = node {
+            if let Some(a) = &self.access {
+                let claim = node::role(n).unwrap_or(n.cluster.as_str());
+                a.check_role(&self.peer, "ADS stream", claim)?;
+            }
             tracing::info!(peer = %self.peer, node = %node::describe(n), %mode, "Envoy connected");
-            let node_id = n.id.clone();
-            self.registry.update(self.id, |s| s.node_id = node_id);
+            let (node_id, peer) = (n.id.clone(), self.peer.clone());
+            self.registry.update(self.id, |s| {
+                s.node_id = node_id;
+                s.peer = peer;
+            });
             self.node = Some(n.clone());
         }
+        Ok(())
     }
 
     /// This node's resources in the newest snapshot: `None` before the
@@ -88,6 +103,13 @@ impl Session {
         let snap: Arc<Snapshot> = self.snapshots.borrow_and_update().clone()?;
         let node = self.node.as_ref()?;
         let proxy = super::match_proxy(node, &snap, &mut self.proxy, &self.registry, self.id)?;
+        // The proxy resolved (role, else cluster) must be one it may claim.
+        if let Some(a) = &self.access
+            && let Err(status) = a.check_role(&self.peer, "ADS stream", &proxy)
+        {
+            self.denied = Some(status);
+            return None;
+        }
         snap.proxies.get(&proxy).cloned()
     }
 }
@@ -124,7 +146,10 @@ pub async fn run<P: Protocol>(
         tokio::select! {
             req = req_rx.recv() => match req {
                 Some(req) => {
-                    s.note_node(P::node(&req), P::MODE);
+                    if let Err(status) = s.note_node(P::node(&req), P::MODE) {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
                     proto.on_request(&mut s, *req);
                 }
                 None => break,
@@ -136,7 +161,12 @@ pub async fn run<P: Protocol>(
             }
             _ = shutdown.changed() => break,
         }
-        let due = match s.current() {
+        let current = s.current();
+        if let Some(status) = s.denied.take() {
+            let _ = tx.send(Err(status)).await;
+            break;
+        }
+        let due = match current {
             Some(ps) => proto.due(&mut s, &ps),
             None => Vec::new(),
         };

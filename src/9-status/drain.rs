@@ -30,6 +30,18 @@ use tokio::sync::watch;
 
 use crate::snapshot::{Encoded, ProxySnapshot, ResourceType};
 
+/// Nodes whose stats are kept at once; a stats stream of one more is
+/// refused (`EnvoyStats::stream_opened`). Stats streams are bound to ADS
+/// streams (`serve::stats_sink`), so this is a backstop.
+pub const MAX_STATS_NODES: usize = 4096;
+
+/// Listener (and HCM) stat prefixes kept per node; later new prefixes of a
+/// full node are dropped. A Gateway per port: Envoys have a few.
+pub const MAX_PREFIXES_PER_NODE: usize = 512;
+
+/// The longest stat prefix kept (bytes); longer names are dropped.
+pub const MAX_PREFIX_BYTES: usize = 256;
+
 /// What the drain log keeps: the most recent drains, newest last.
 pub const DRAIN_LOG_LEN: usize = 100;
 
@@ -234,10 +246,17 @@ impl EnvoyStats {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A stats stream of `node_id` opened.
-    pub fn stream_opened(&self, node_id: &str) {
-        self.lock().entry(node_id.to_string()).or_default().streams += 1;
+    /// A stats stream of `node_id` opened; `false` (nothing recorded) when
+    /// it is a new node and `MAX_STATS_NODES` are already kept.
+    pub fn stream_opened(&self, node_id: &str) -> bool {
+        let mut nodes = self.lock();
+        if !nodes.contains_key(node_id) && nodes.len() >= MAX_STATS_NODES {
+            return false;
+        }
+        nodes.entry(node_id.to_string()).or_default().streams += 1;
+        drop(nodes);
         self.changes.send_modify(|n| *n += 1);
+        true
     }
 
     /// A stats stream of `node_id` ended; its counts go when its last does.
@@ -256,12 +275,19 @@ impl EnvoyStats {
     /// Merges one flush: stat prefix → active connections. Envoy sends
     /// every gauge it has used on each flush, so merging keeps a batched
     /// flush (`batch_size`) whole.
+    /// Only nodes with an open stream are kept; at most
+    /// `MAX_PREFIXES_PER_NODE` prefixes of at most `MAX_PREFIX_BYTES`.
     pub fn update(&self, node_id: &str, active: impl IntoIterator<Item = (String, u64)>) {
         let mut nodes = self.lock();
-        let s = nodes.entry(node_id.to_string()).or_default();
+        let Some(s) = nodes.get_mut(node_id) else {
+            return;
+        };
         s.updated_unix_ms = crate::xds::registry::now_unix_ms();
         let mut changed = false;
         for (prefix, n) in active {
+            if !keep_prefix(&s.active, &prefix) {
+                continue;
+            }
             if s.active.insert(prefix, n) != Some(n) {
                 changed = true;
             }
@@ -280,9 +306,14 @@ impl EnvoyStats {
         upgrades: impl IntoIterator<Item = (String, Upgrades)>,
     ) {
         let mut nodes = self.lock();
-        let s = nodes.entry(node_id.to_string()).or_default();
+        let Some(s) = nodes.get_mut(node_id) else {
+            return;
+        };
         let mut changed = false;
         for (prefix, u) in upgrades {
+            if !keep_prefix(&s.upgrades, &prefix) {
+                continue;
+            }
             if s.upgrades.insert(prefix, u) != Some(u) {
                 changed = true;
             }
@@ -306,6 +337,13 @@ impl EnvoyStats {
         let s = nodes.get(node_id)?;
         (s.updated_unix_ms > 0).then(|| s.active.get(stat_prefix).copied().unwrap_or(0))
     }
+}
+
+/// Whether `prefix` may go into `map`: known already, or short enough and
+/// the map not full.
+fn keep_prefix<V>(map: &BTreeMap<String, V>, prefix: &str) -> bool {
+    map.contains_key(prefix)
+        || (prefix.len() <= MAX_PREFIX_BYTES && map.len() < MAX_PREFIXES_PER_NODE)
 }
 
 /// One Envoy's listener drained by a reload.
@@ -352,6 +390,30 @@ impl DrainLog {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Client-chosen names cannot grow the maps without bound: stats of a
+    /// node without an open stream are dropped, prefixes are capped per
+    /// node and in length, and nodes are capped.
+    #[test]
+    fn stats_maps_are_bounded() {
+        let s = EnvoyStats::default();
+        s.update("nobody", [("127.0.0.1_1".to_string(), 1)]);
+        assert!(s.get("nobody").is_none());
+        assert!(s.stream_opened("n"));
+        let many = (0..MAX_PREFIXES_PER_NODE + 100).map(|i| (format!("p{i}"), 1));
+        s.update("n", many);
+        s.update("n", [("x".repeat(MAX_PREFIX_BYTES + 1), 1)]);
+        let kept = s.get("n").map(|n| n.active.len());
+        assert_eq!(kept, Some(MAX_PREFIXES_PER_NODE));
+        // A kept prefix still updates when the node is full.
+        s.update("n", [("p0".to_string(), 7)]);
+        assert_eq!(s.active("n", "p0"), Some(7));
+        for i in 1..MAX_STATS_NODES {
+            assert!(s.stream_opened(&format!("n{i}")));
+        }
+        assert!(!s.stream_opened("one-too-many"));
+        assert!(s.stream_opened("n"), "a known node may open another stream");
+    }
     use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
     use envoy_types::pb::envoy::config::listener::v3::FilterChain;
     use std::sync::Arc;

@@ -35,15 +35,23 @@ pub struct Args {
     /// port (mutual TLS); connections without one fail the handshake.
     #[arg(long, env = "EDGEPLANE_XDS_TLS_CLIENT_CA", value_name = "PEM")]
     xds_tls_client_ca: Option<PathBuf>,
+    /// Under mTLS: a YAML policy binding client certificate identities
+    /// (SAN DNS names, URIs, SPIFFE IDs) to the `namespace~proxy` roles
+    /// they may claim, and who may read the status API. Without it any
+    /// client certificate may claim any role (a WARN says so).
+    #[arg(long, env = "EDGEPLANE_XDS_AUTHZ_POLICY", value_name = "FILE")]
+    xds_authz_policy: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let xds_tls = XdsTlsFiles {
+    let tls_files = XdsTlsFiles {
         cert: a.xds_tls_cert,
         key: a.xds_tls_key,
         client_ca: a.xds_tls_client_ca,
-    }
-    .load()?;
+    };
+    let xds_tls = tls_files.load()?;
+    let authz_policy =
+        crate::serve::tls::load_policy(tls_files.security(), a.xds_authz_policy.as_deref())?;
     let cfg = ServeConfig {
         config_dir: a.config_dir,
         xds_address: a.xds_address,
@@ -53,6 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             ..Debounce::default()
         },
         xds_tls,
+        authz_policy,
     };
     super::runtime()?.block_on(serve(cfg))?;
     Ok(ExitCode::SUCCESS)

@@ -62,6 +62,9 @@ pub struct ServeConfig {
     /// TLS (or mutual TLS) on the xDS port, checked by
     /// `tls::XdsTlsFiles::load`; `None`: plaintext.
     pub xds_tls: Option<tls::ServerTls>,
+    /// Under mTLS, who may claim which role and read the status API
+    /// (`tls::load_policy`); `None` without mTLS.
+    pub authz_policy: Option<Arc<crate::xds::authz::Policy>>,
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
@@ -137,7 +140,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .as_ref()
         .map_or(tls::XdsSecurity::Plaintext, |t| t.security);
     tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), %security, "xDS (ADS) listening");
-    let status = grpc::StatusApi::new(state.clone(), shutdown_rx.clone());
+    if let Some(p) = &cfg.authz_policy {
+        if p.is_allow_all() {
+            tracing::warn!(
+                "mTLS without --xds-authz-policy: any client certificate the CA signed may claim any proxy role (read its config, report its stats) and read the status API"
+            );
+        } else {
+            tracing::info!(policy = %p.source, "xDS authorization policy loaded");
+        }
+    }
+    let status = grpc::StatusApi::new(state.clone(), shutdown_rx.clone())
+        .with_policy(cfg.authz_policy.clone());
     let ads = AdsServer::new(snap_rx, state.registry.clone(), shutdown_rx);
     // TCP_NODELAY: without it, Nagle holds the tail of a response just past
     // a segment boundary until Envoy's delayed ACK (40 ms on Linux), which
@@ -149,16 +162,23 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         // Applied by tonic to every accepted connection, before HTTP/2.
         builder = builder.tls_config(tls.config.clone())?;
     }
+    let mut ads_service = AdsService::new(ads, MAX_XDS_MESSAGE_BYTES);
+    if let Some(p) = &cfg.authz_policy {
+        ads_service = ads_service.with_policy(p.clone());
+    }
     let server = builder
-        .add_service(AdsService::new(ads, MAX_XDS_MESSAGE_BYTES))
+        .add_service(ads_service)
         .add_service(StatusServiceServer::new(status))
         // Envoy's stats (the bootstrap's metrics service sink), for drains.
-        .add_service(stats_sink::StatsSinkService::new(
-            state.envoy_stats.clone(),
-            metrics.clone(),
-            MAX_XDS_MESSAGE_BYTES,
-            shutdown_tx.subscribe(),
-        ))
+        .add_service(
+            stats_sink::StatsSinkService::new(
+                state.envoy_stats.clone(),
+                metrics.clone(),
+                stats_sink::MAX_REQUEST_BYTES,
+                shutdown_tx.subscribe(),
+            )
+            .with_binding(state.registry.clone(), cfg.authz_policy.clone()),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown_signal().await;
             tracing::info!("shutting down: closing xDS streams (Envoy keeps its config)");

@@ -10,14 +10,24 @@
 //! `downstream_cx_upgrades_total` counter, so it can show the live
 //! WebSockets (upgraded connections) a drain would close.
 //!
+//! Who may report: a stats stream's node id must be connected over ADS
+//! right now from the same peer IP address (`bound_node`), waiting up to
+//! `BIND_WAIT` for Envoy's ADS stream to say who it is; under mTLS the
+//! stream's certificate must also be allowed the role that node's ADS
+//! stream was matched to (`xds::authz`). Anything else ends the stream with
+//! `PERMISSION_DENIED` and one WARN naming the peer. Flushes are capped at
+//! `MAX_REQUEST_BYTES`, and `drain::EnvoyStats` caps what it keeps.
+//!
 //! Requests are decoded with slim messages of our own, wire-compatible with
 //! Envoy's `StreamMetricsMessage` and Prometheus' `MetricFamily` but with
 //! only the fields read here: prost skips the rest (labels, counters,
 //! histograms, help texts) without allocating.
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
@@ -26,6 +36,17 @@ use tonic_prost::ProstCodec;
 
 use crate::serve::metrics::Metrics;
 use crate::status::drain::{EnvoyStats, Upgrades};
+use crate::xds::authz::{Access, Identity, Policy};
+use crate::xds::registry::Registry;
+
+/// The largest stats flush accepted (bytes): Envoy's flushes are tens of
+/// KiB. Stands for the agreed `--max-request-bytes` default (4 MiB) until
+/// that flag is wired here.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long a stats stream waits for its node to connect over ADS (Envoy
+/// opens both at start, in no set order) before it is refused.
+pub const BIND_WAIT: Duration = Duration::from_secs(5);
 
 /// The method Envoy's metrics service sink calls.
 pub const STREAM_METRICS_PATH: &str = "/envoy.service.metrics.v3.MetricsService/StreamMetrics";
@@ -164,6 +185,11 @@ pub struct StatsSinkService {
     metrics: Arc<Metrics>,
     max_message: usize,
     shutdown: watch::Receiver<bool>,
+    /// The ADS streams a stats stream must belong to; `None`: unbound
+    /// (unit tests only).
+    registry: Option<Arc<Registry>>,
+    /// Under mTLS, who may report for which role.
+    policy: Option<Arc<Policy>>,
 }
 
 impl StatsSinkService {
@@ -181,10 +207,81 @@ impl StatsSinkService {
             metrics,
             max_message,
             shutdown,
+            registry: None,
+            policy: None,
         }
     }
 
-    async fn stream(&self, mut inbound: Streaming<StatsMessage>) -> Result<StatsResponse, Status> {
+    /// Binds every stats stream to an ADS stream of the same node id from
+    /// the same peer IP, and under mTLS (`policy`) to an identity allowed
+    /// that node's role.
+    pub fn with_binding(mut self, registry: Arc<Registry>, policy: Option<Arc<Policy>>) -> Self {
+        self.registry = Some(registry);
+        self.policy = policy;
+        self
+    }
+
+    /// Whether `node_id`'s stats may come from `peer` with `identity`:
+    /// waits (at most `BIND_WAIT`) for an ADS stream of that node id from
+    /// the same IP (under mTLS: one matched to a proxy), then checks the
+    /// policy for that proxy.
+    async fn bind(
+        &self,
+        node_id: &str,
+        peer: Option<SocketAddr>,
+        identity: Option<Arc<Identity>>,
+    ) -> Result<(), Status> {
+        let Some(registry) = &self.registry else {
+            return Ok(());
+        };
+        let peer_desc = peer.map(|p| p.to_string()).unwrap_or_default();
+        let refuse = |why: &str| {
+            tracing::warn!(peer = %peer_desc, node = %node_id, "Envoy stats stream refused: {why}");
+            Status::permission_denied(format!(
+                "edgeplane: stats for node {node_id:?} refused: {why}"
+            ))
+        };
+        let Some(ip) = peer.map(|p| p.ip()) else {
+            return Err(refuse("no peer address"));
+        };
+        let mut changes = registry.subscribe();
+        let deadline = tokio::time::Instant::now() + BIND_WAIT;
+        let proxy = loop {
+            if let Some(p) = bound_node(registry, node_id, ip, self.policy.is_some()) {
+                break p;
+            }
+            tokio::select! {
+                r = changes.changed() => if r.is_err() {
+                    return Err(refuse("the server is shutting down"));
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(refuse("no ADS stream of this node id is connected from the same IP address"));
+                }
+            }
+        };
+        if let Some(policy) = &self.policy {
+            let access = Access {
+                identity,
+                policy: policy.clone(),
+            };
+            access
+                .check_role(&peer_desc, "Envoy stats stream", &proxy)
+                .map_err(|st| {
+                    Status::permission_denied(format!(
+                        "edgeplane: stats for node {node_id:?} refused: {}",
+                        st.message()
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn stream(
+        &self,
+        mut inbound: Streaming<StatsMessage>,
+        peer: Option<SocketAddr>,
+        identity: Option<Arc<Identity>>,
+    ) -> Result<StatsResponse, Status> {
         let mut node: Option<String> = None;
         let mut shutdown = self.shutdown.clone();
         self.metrics.sink_stream_opened();
@@ -204,8 +301,16 @@ impl StatsSinkService {
                             .and_then(|i| i.node.as_ref())
                             .map(|n| n.id.clone())
                             .unwrap_or_default();
+                        if let Err(status) = self.bind(&id, peer, identity.clone()).await {
+                            break Err(status);
+                        }
+                        if !self.stats.stream_opened(&id) {
+                            tracing::warn!(peer = ?peer, node = %id, "Envoy stats stream refused: too many nodes report stats");
+                            break Err(Status::resource_exhausted(
+                                "edgeplane: too many nodes report stats",
+                            ));
+                        }
                         tracing::debug!(node = %id, "Envoy stats stream opened");
-                        self.stats.stream_opened(&id);
                         node = Some(id);
                     }
                     if let Some(id) = &node {
@@ -242,7 +347,17 @@ impl tonic::server::ClientStreamingService<StatsMessage> for StreamMetrics {
 
     fn call(&mut self, request: Request<Streaming<StatsMessage>>) -> Self::Future {
         let svc = self.0.clone();
-        Box::pin(async move { svc.stream(request.into_inner()).await.map(Response::new) })
+        let peer = request.remote_addr();
+        let identity = request
+            .peer_certs()
+            .and_then(|c| Identity::from_chain(Some(c.as_slice())))
+            .and_then(Result::ok)
+            .map(Arc::new);
+        Box::pin(async move {
+            svc.stream(request.into_inner(), peer, identity)
+                .await
+                .map(Response::new)
+        })
     }
 }
 
@@ -275,6 +390,18 @@ where
             Ok(grpc.client_streaming(StreamMetrics(svc), req).await)
         })
     }
+}
+
+/// The proxy of an ADS stream with `node_id` from `ip`, if one is
+/// connected (with `matched`: only one already matched to a proxy).
+fn bound_node(registry: &Registry, node_id: &str, ip: IpAddr, matched: bool) -> Option<String> {
+    registry
+        .list()
+        .into_iter()
+        .filter(|s| s.node_id == node_id && !node_id.is_empty())
+        .filter(|s| s.peer.parse::<SocketAddr>().is_ok_and(|p| p.ip() == ip))
+        .find(|s| !matched || !s.proxy.is_empty())
+        .map(|s| s.proxy)
 }
 
 #[cfg(test)]

@@ -78,6 +78,12 @@ pub enum TlsError {
     },
     #[error("{0} needs a server certificate: give --xds-tls-cert and --xds-tls-key too")]
     ClientCaWithoutCert(&'static str),
+    #[error(
+        "--xds-authz-policy needs mutual TLS (--xds-tls-cert, --xds-tls-key and --xds-tls-client-ca): without client certificates there is no identity to check"
+    )]
+    PolicyWithoutMtls,
+    #[error(transparent)]
+    Authz(#[from] crate::xds::authz::AuthzError),
     #[error("cannot set up TLS: {0}")]
     Config(String),
 }
@@ -175,6 +181,22 @@ impl XdsTlsFiles {
             config,
             security: self.security(),
         }))
+    }
+}
+
+/// The authorization policy for `serve`: the file's under mTLS, the
+/// allow-all default under mTLS without one (`serve` WARNs), none without
+/// mTLS (where a policy file is an error: there is no identity to check).
+pub fn load_policy(
+    security: XdsSecurity,
+    file: Option<&Path>,
+) -> Result<Option<Arc<crate::xds::authz::Policy>>, TlsError> {
+    use crate::xds::authz::Policy;
+    match (security, file) {
+        (XdsSecurity::MutualTls, Some(f)) => Ok(Some(Arc::new(Policy::load(f)?))),
+        (XdsSecurity::MutualTls, None) => Ok(Some(Arc::new(Policy::allow_all()))),
+        (_, Some(_)) => Err(TlsError::PolicyWithoutMtls),
+        (_, None) => Ok(None),
     }
 }
 
@@ -319,6 +341,26 @@ fn load_roots(path: &Path, what: &'static str) -> Result<(Vec<u8>, RootCertStore
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A policy needs mTLS; mTLS without one allows everything.
+    #[test]
+    fn policy_needs_mtls_and_defaults_to_allow_all() {
+        let f = Path::new("policy.yaml");
+        assert!(matches!(
+            load_policy(XdsSecurity::Tls, Some(f)),
+            Err(TlsError::PolicyWithoutMtls)
+        ));
+        assert!(matches!(
+            load_policy(XdsSecurity::Plaintext, Some(f)),
+            Err(TlsError::PolicyWithoutMtls)
+        ));
+        assert!(matches!(
+            load_policy(XdsSecurity::Plaintext, None),
+            Ok(None)
+        ));
+        let p = load_policy(XdsSecurity::MutualTls, None);
+        assert!(matches!(p, Ok(Some(p)) if p.is_allow_all()));
+    }
 
     struct Files {
         dir: tempfile::TempDir,
