@@ -124,7 +124,6 @@ fn bootstrap(res: &edgeplane::translate::ProxyResources) -> Result<Bootstrap, St
             listeners,
             clusters,
             secrets: res.secrets.clone(),
-            ..Default::default()
         }),
         ..Default::default()
     })
