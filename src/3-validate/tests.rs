@@ -402,6 +402,49 @@ fn weighted_destinations_and_upstream_groups() {
 }
 
 #[test]
+fn upstream_group_with_a_missing_upstream() {
+    let ug = "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {name: g}\nspec: {destinations: [{destination: {upstream: {name: up}}, weight: 3}, {destination: {upstream: {name: nope}}, weight: 1}]}\n";
+    let l = load(&[
+        GW,
+        UP,
+        ug,
+        &vs("[{matchers: [{prefix: /g}], routeAction: {upstreamGroup: {name: g}}}]"),
+    ]);
+    let of = |kind: &str| -> Vec<(bool, String)> {
+        l.diagnostics
+            .iter()
+            .filter(|d| d.resource.as_ref().is_some_and(|r| r.kind == kind))
+            .map(|d| (d.is_error(), d.message.clone()))
+            .collect()
+    };
+    // The group's own report: an error, Gloo's verifyUpstreamGroups
+    // (projects/gloo/pkg/translator/upstream_groups.go) wrapping
+    // upstream.sk.go's `Find` text.
+    assert_eq!(
+        of("UpstreamGroup"),
+        [(
+            true,
+            "destination # 2: upstream not found: list did not find upstream gloo-system.nope"
+                .to_string()
+        )],
+        "{}",
+        l.render_diagnostics()
+    );
+    // The route naming the group: a warning, as Gloo's validateUpstreamGroup
+    // (projects/gloo/pkg/translator/route_config.go) wraps it.
+    assert_eq!(
+        of("VirtualService"),
+        [(
+            false,
+            "invalid destination in weighted destination list: *v1.Upstream { gloo-system.nope } not found"
+                .to_string()
+        )],
+        "{}",
+        l.render_diagnostics()
+    );
+}
+
+#[test]
 fn re2_limits_are_checked_before_envoy_sees_them() {
     let l = load(&[
         GW,

@@ -654,21 +654,38 @@ pub(super) fn upstream_group(
     spec: &raw::UpstreamGroupSpec,
     index: &Index<'_>,
 ) {
-    let _ = weighted(cx, key, &spec.destinations, index, false);
+    let _ = weighted(cx, key, &spec.destinations, index, Dests::Group);
+}
+
+/// Whose weighted destinations `weighted` checks, which decides how a
+/// missing upstream is reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dests {
+    /// A route's `multi` list: a warning on the route, wrapped as Gloo's
+    /// `validateMultiDestination` wraps it.
+    Multi,
+    /// An UpstreamGroup's own report: an error, in the words of Gloo's
+    /// `verifyUpstreamGroups` (`projects/gloo/pkg/translator/upstream_groups.go`).
+    Group,
+    /// An UpstreamGroup seen from a route that names it: missing upstreams
+    /// are left to the caller (the group's own report has them).
+    GroupFromRoute,
 }
 
 /// Resolves weighted destinations (`multi` or an UpstreamGroup's list).
-/// Missing upstreams are warnings (Envoy answers 503), as in Gloo; no
-/// destination, or a total weight below 1, is an error. The texts are
-/// those of Gloo's `projects/gloo/pkg/translator/route_config.go`
+/// In a route's `multi`, missing upstreams are warnings (Envoy answers
+/// 503), as in Gloo; in an UpstreamGroup's own report they are errors, as
+/// in Gloo's `verifyUpstreamGroups`. No destination, or a total weight
+/// below 1, is an error. The texts are those of Gloo's
+/// `projects/gloo/pkg/translator/route_config.go`
 /// (`NoDestinationSpecifiedError`, `setWeightedClusters`, and for a `multi`
-/// list, `in_multi`, `validateMultiDestination`'s wrapping).
+/// list, `validateMultiDestination`'s wrapping) and `upstream_groups.go`.
 pub(super) fn weighted(
     cx: &mut Ctx<'_>,
     owner: &Key,
     dests: &[serde_saphyr::Spanned<raw::WeightedDestination>],
     index: &Index<'_>,
-    in_multi: bool,
+    mode: Dests,
 ) -> Option<Vec<(Key, u32)>> {
     if dests.is_empty() {
         cx.error(
@@ -678,7 +695,7 @@ pub(super) fn weighted(
         return None;
     }
     let mut out = Vec::new();
-    for d in dests {
+    for (i, d) in dests.iter().enumerate() {
         let pos = cx.at(d);
         let Some(up) = &d.value.destination.upstream else {
             cx.error(pos, "destination must set upstream (kube and consul destinations are not implemented by edgeplane yet)");
@@ -687,15 +704,19 @@ pub(super) fn weighted(
         let k = ref_key(&up.value, &owner.namespace);
         if !index.upstreams.contains(&k) {
             let p = cx.at(up);
-            let before = cx.diags.len();
-            index.missing_upstream(cx, p, &k);
-            if in_multi {
-                for d in &mut cx.diags[before..] {
-                    d.message = format!(
-                        "invalid destination in weighted destination list: {}",
-                        d.message
-                    );
+            match mode {
+                Dests::Multi => {
+                    let before = cx.diags.len();
+                    index.missing_upstream(cx, p, &k);
+                    for d in &mut cx.diags[before..] {
+                        d.message = format!(
+                            "invalid destination in weighted destination list: {}",
+                            d.message
+                        );
+                    }
                 }
+                Dests::Group => index.missing_group_upstream(cx, p, i + 1, &k),
+                Dests::GroupFromRoute => {}
             }
         }
         out.push((k, d.value.weight.unwrap_or(0)));
