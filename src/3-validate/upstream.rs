@@ -21,7 +21,11 @@ pub(super) fn upstream(
         return None;
     };
     if st.hosts.is_empty() {
-        cx.error(cx.doc_pos.clone(), "static upstream has no hosts");
+        // Gloo's static plugin (`projects/gloo/pkg/plugins/static/plugin.go`, `Resolve`).
+        cx.error(
+            cx.doc_pos.clone(),
+            "must provide at least 1 host in static spec",
+        );
     }
     // Gloo: TLS when `useTls` says so, else when any host is on port 443.
     let use_tls = st
@@ -34,10 +38,14 @@ pub(super) fn upstream(
     let mut hosts = Vec::new();
     for h in &st.hosts {
         let pos = cx.at(h);
+        // Gloo's static plugin (`projects/gloo/pkg/plugins/static/plugin.go`,
+        // `ProcessUpstream`) for an empty addr and a zero port.
         if h.value.addr.is_empty() {
-            cx.error(pos.clone(), "host has an empty addr");
+            cx.error(pos.clone(), "addr cannot be empty for host");
         }
-        if h.value.port == 0 || h.value.port > 65535 {
+        if h.value.port == 0 {
+            cx.error(pos.clone(), "port cannot be empty for host");
+        } else if h.value.port > 65535 {
             cx.error(
                 pos.clone(),
                 format!("host port {} is not a valid port (1-65535)", h.value.port),
@@ -625,7 +633,12 @@ fn outlier_detection(
     let pos = cx.at(s);
     let od = &s.value;
     if od.interval.is_none() {
-        cx.error(pos.clone(), nil_field("OutlierDetection.Interval"));
+        // Gloo's field name, as `createOutlierDetectionConfig`
+        // (`projects/gloo/pkg/translator/clusters.go`) spells it.
+        cx.error(
+            pos.clone(),
+            nil_field("OutlierDetection.HealthChecker.Interval"),
+        );
     }
     let interval = positive_duration(cx, "OutlierDetection.Interval", &od.interval);
     let base_ejection_time = positive_duration(
