@@ -426,16 +426,32 @@ fn connection(cx: &mut Ctx<'_>, c: &raw::ConnectionConfig) -> ConnectionSettings
         interval_secs: whole_seconds(cx, "tcpKeepalive.keepaliveInterval", &k.keepalive_interval),
     });
     let common_http = c.common_http_protocol_options.as_ref().map(|o| {
-        let headers_with_underscores = super::gateway::enum_field(
-            cx,
-            "headersWithUnderscoresAction",
-            &o.headers_with_underscores_action,
-            &[
+        let headers_with_underscores = o.headers_with_underscores_action.as_ref().and_then(|v| {
+            const VALUES: [(HeadersWithUnderscores, &str); 3] = [
                 (HeadersWithUnderscores::Allow, "ALLOW"),
                 (HeadersWithUnderscores::RejectRequest, "REJECT_REQUEST"),
                 (HeadersWithUnderscores::DropHeader, "DROP_HEADER"),
-            ],
-        );
+            ];
+            let (found, shown) = match &v.value {
+                raw::EnumValue::Number(n) => (
+                    usize::try_from(*n).ok().and_then(|i| VALUES.get(i)),
+                    n.to_string(),
+                ),
+                raw::EnumValue::Name(s) => (VALUES.iter().find(|(_, n)| n == s), s.clone()),
+            };
+            if found.is_none() {
+                // Gloo's upstreamconn plugin
+                // (`projects/gloo/pkg/plugins/upstreamconn/plugin.go`).
+                let p = cx.at(v);
+                cx.error(
+                    p,
+                    format!(
+                        "connectionConfig.commonHttpProtocolOptions.headersWithUnderscoresAction: invalid HeadersWithUnderscoresAction {shown} in CommonHttpProtocolOptions; expected one of ALLOW, REJECT_REQUEST, DROP_HEADER"
+                    ),
+                );
+            }
+            found.map(|(h, _)| *h)
+        });
         CommonHttpOptions {
             idle_timeout: cx.duration(&o.idle_timeout),
             // Gloo's plain uint32: 0 means unset (Envoy needs at least 1).

@@ -422,7 +422,8 @@ fn connection_config_errors() {
     );
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("headersWithUnderscoresAction: expected one of"))
+            // Gloo's upstreamconn plugin (projects/gloo/pkg/plugins/upstreamconn/plugin.go).
+            .any(|e| e == "connectionConfig.commonHttpProtocolOptions.headersWithUnderscoresAction: invalid HeadersWithUnderscoresAction NOPE in CommonHttpProtocolOptions; expected one of ALLOW, REJECT_REQUEST, DROP_HEADER")
     );
 }
 
