@@ -430,6 +430,24 @@ fn upstream_group_with_a_missing_upstream() {
         "{}",
         l.render_diagnostics()
     );
+    // A destination with no upstream: Gloo's DestinationToUpstreamRef
+    // (projects/gloo/pkg/upstreams/conversions.go), wrapped in a `multi` list
+    // by validateMultiDestination (projects/gloo/pkg/translator/route_config.go).
+    let l2 = load(&[
+        GW,
+        UP,
+        &ug.replace("{upstream: {name: nope}}", "{}"),
+        &vs(
+            "[{matchers: [{prefix: /m}], routeAction: {multi: {destinations: [{destination: {}, weight: 1}]}}}]",
+        ),
+    ]);
+    let msgs = messages(&l2);
+    for want in [
+        "no destination type specified; set upstream (kube and consul destinations are not implemented by edgeplane yet)",
+        "invalid destination in weighted destination list: no destination type specified; set upstream (kube and consul destinations are not implemented by edgeplane yet)",
+    ] {
+        assert!(msgs.contains(&want.to_string()), "{msgs:?}");
+    }
     // The route naming the group: a warning, as Gloo's validateUpstreamGroup
     // (projects/gloo/pkg/translator/route_config.go) wraps it.
     assert_eq!(

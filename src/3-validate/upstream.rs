@@ -727,7 +727,18 @@ pub(super) fn weighted(
     for (i, d) in dests.iter().enumerate() {
         let pos = cx.at(d);
         let Some(up) = &d.value.destination.upstream else {
-            cx.error(pos, "destination must set upstream (kube and consul destinations are not implemented by edgeplane yet)");
+            // Gloo's `DestinationToUpstreamRef`
+            // (`projects/gloo/pkg/upstreams/conversions.go`), wrapped in a
+            // route's list as `validateMultiDestination` wraps it.
+            let wrap = if mode == Dests::Multi {
+                "invalid destination in weighted destination list: "
+            } else {
+                ""
+            };
+            cx.error(
+                pos,
+                format!("{wrap}no destination type specified; set upstream (kube and consul destinations are not implemented by edgeplane yet)"),
+            );
             continue;
         };
         let k = ref_key(&up.value, &owner.namespace);
