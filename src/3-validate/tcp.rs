@@ -212,10 +212,11 @@ fn tcp_host(
     }
     let destination = if let Some(single) = &a.single {
         let Some(up) = &single.upstream else {
+            // Gloo's `DestinationToUpstreamRef` (`projects/gloo/pkg/upstreams/conversions.go`).
             cx.error(
                 dpos,
                 format!(
-                    "tcp host {name}: destination.single must set upstream (kube and consul destinations are not implemented by edgeplane yet)"
+                    "tcp host {name}: no destination type specified; set destination.single.upstream (kube and consul destinations are not implemented by edgeplane yet)"
                 ),
             );
             return None;

@@ -1476,6 +1476,18 @@ fn tcp_host_needs_an_existing_upstream_and_distinct_matches() {
         "{}",
         l.render_diagnostics()
     );
+    // A single destination without an upstream: Gloo's DestinationToUpstreamRef
+    // (projects/gloo/pkg/upstreams/conversions.go).
+    let l = load(&[
+        &tcp_gw("    - name: a\n      destination: {single: {}}\n"),
+        UP,
+    ]);
+    assert!(
+        l.render_diagnostics()
+            .contains("tcp host a: no destination type specified; set destination.single.upstream"),
+        "{}",
+        l.render_diagnostics()
+    );
 }
 
 #[test]
