@@ -433,6 +433,40 @@ fn access_log_filter(
     None
 }
 
+/// An enum of an access log filter, refused in the words of Gloo's als
+/// converter (`projects/gloo/pkg/plugins/als/converter.go`,
+/// `InvalidEnumValueError`), after edgeplane's path to the field.
+fn als_enum<T: Copy>(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    (filter, field): (&str, &str),
+    v: &Option<Spanned<raw::EnumValue>>,
+    values: &[(T, &str)],
+) -> Option<T> {
+    let v = v.as_ref()?;
+    let found = match &v.value {
+        raw::EnumValue::Number(n) => usize::try_from(*n).ok().and_then(|i| values.get(i)),
+        raw::EnumValue::Name(s) => values.iter().find(|(_, name)| name == s),
+    };
+    if let Some((value, _)) = found {
+        return Some(*value);
+    }
+    let shown = match &v.value {
+        raw::EnumValue::Number(n) => n.to_string(),
+        raw::EnumValue::Name(s) => s.clone(),
+    };
+    let names: Vec<&str> = values.iter().map(|(_, n)| *n).collect();
+    let pos = cx.at(v);
+    cx.error(
+        pos,
+        format!(
+            "{path}: Invalid value of {shown} in Enum field {field} of {filter}; expected one of {}",
+            names.join(", ")
+        ),
+    );
+    None
+}
+
 fn comparison(
     cx: &mut Ctx<'_>,
     pos: &Pos,
@@ -454,9 +488,10 @@ fn comparison(
     };
     let op = match &cmp.op {
         None => Some(ComparisonOp::Eq),
-        Some(_) => enum_field(
+        Some(_) => als_enum(
             cx,
             &format!("{label}.{field}.comparison.op"),
+            (filter, "ComparisonFilter.Op"),
             &cmp.op,
             &[
                 (ComparisonOp::Eq, "EQ"),
@@ -511,9 +546,10 @@ fn runtime_filter(
         Some(p) => {
             let denominator = match &p.denominator {
                 None => PercentDenominator::Hundred,
-                Some(_) => enum_field(
+                Some(_) => als_enum(
                     cx,
                     &format!("{label}.runtimeFilter.percentSampled.denominator"),
+                    ("RuntimeFilter", "FractionalPercent.Denominator"),
                     &p.denominator,
                     &[
                         (PercentDenominator::Hundred, "HUNDRED"),
@@ -728,9 +764,10 @@ fn grpc_status(
     let mut statuses = Vec::new();
     let mut ok = true;
     for s in &g.statuses {
-        match enum_field(
+        match als_enum(
             cx,
             &format!("{label}.grpcStatusFilter.statuses"),
+            ("GrpcStatusFilter", "Status"),
             &Some(s.clone()),
             &values,
         ) {

@@ -207,6 +207,25 @@ impl Index<'_> {
         }
         cx.diags.push(d);
     }
+
+    /// An UpstreamGroup destination naming an Upstream that does not
+    /// exist: an error on the group, in the words of Gloo's
+    /// `verifyUpstreamGroups` (`projects/gloo/pkg/translator/upstream_groups.go`,
+    /// wrapping the `list did not find upstream` of `upstream.sk.go`'s `Find`).
+    pub(crate) fn missing_group_upstream(&self, cx: &mut Ctx<'_>, pos: Pos, n: usize, k: &Key) {
+        let mut d = Diagnostic::error(
+            pos,
+            Some(cx.id.clone()),
+            format!(
+                "destination # {n}: upstream not found: list did not find upstream {}.{}",
+                k.namespace, k.name
+            ),
+        );
+        if let Some(near) = self.suggest.closest(k, &self.upstreams) {
+            d = d.with_hint(format!("did you mean `{near}`?"));
+        }
+        cx.diags.push(d);
+    }
 }
 
 /// The message of the first error collected so far.

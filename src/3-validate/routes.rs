@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_saphyr::Spanned;
 
-use super::upstream::{ref_key, weighted};
+use super::upstream::{Dests, ref_key, weighted};
 use super::{Ctx, Index};
 use crate::diag::Diagnostic;
 use crate::manifest::Document;
@@ -518,7 +518,7 @@ impl Walker<'_> {
             return Some(Action::Upstream(k));
         }
         if let Some(multi) = &ra.multi {
-            return weighted(cx, owner, &multi.destinations, self.index, true)
+            return weighted(cx, owner, &multi.destinations, self.index, Dests::Multi)
                 .map(Action::Weighted);
         }
         let group = ra.upstream_group.as_ref()?;
@@ -532,12 +532,33 @@ impl Walker<'_> {
             return Some(Action::UpstreamGroupNotFound(k));
         };
         let mut gcx = Ctx::new(doc);
-        let dests = weighted(&mut gcx, &k, &spec.destinations, self.index, false);
+        let dests = weighted(
+            &mut gcx,
+            &k,
+            &spec.destinations,
+            self.index,
+            Dests::GroupFromRoute,
+        );
         if !gcx.ok() {
             cx.error(pos.clone(), format!("upstream group {k} is invalid"));
         }
         self.other.extend(gcx.diags);
-        dests.map(Action::Weighted)
+        // Gloo's route translation (`route_config.go`, `validateUpstreamGroup`):
+        // a missing upstream of the group is a warning on the route, wrapped
+        // as for `multi`; the group's own report has the error.
+        let dests = dests?;
+        for (up, _) in &dests {
+            if !self.index.upstreams.contains(up) {
+                let p = cx.at(group);
+                cx.warn(
+                    p,
+                    format!(
+                        "invalid destination in weighted destination list: *v1.Upstream {{ {up} }} not found"
+                    ),
+                );
+            }
+        }
+        Some(Action::Weighted(dests))
     }
 
     fn delegate(

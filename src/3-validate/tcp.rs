@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_saphyr::Spanned;
 
-use super::upstream::{ref_key, weighted};
+use super::upstream::{Dests, ref_key, weighted};
 use super::{Ctx, Index};
 use crate::diag::{Diagnostic, Pos, ResourceId, Severity};
 use crate::manifest::raw;
@@ -212,10 +212,11 @@ fn tcp_host(
     }
     let destination = if let Some(single) = &a.single {
         let Some(up) = &single.upstream else {
+            // Gloo's `DestinationToUpstreamRef` (`projects/gloo/pkg/upstreams/conversions.go`).
             cx.error(
                 dpos,
                 format!(
-                    "tcp host {name}: destination.single must set upstream (kube and consul destinations are not implemented by edgeplane yet)"
+                    "tcp host {name}: no destination type specified; set destination.single.upstream (kube and consul destinations are not implemented by edgeplane yet)"
                 ),
             );
             return None;
@@ -225,7 +226,13 @@ fn tcp_host(
         require_upstream(cx, index, pos, &k);
         TcpDestination::Upstream(k)
     } else if let Some(multi) = &a.multi {
-        TcpDestination::Weighted(tcp_weighted(cx, owner, &multi.destinations, index, true)?)
+        TcpDestination::Weighted(tcp_weighted(
+            cx,
+            owner,
+            &multi.destinations,
+            index,
+            Dests::Multi,
+        )?)
     } else if let Some(group) = &a.upstream_group {
         let k = ref_key(&group.value, &owner.namespace);
         let Some((doc, spec)) = index.upstream_groups.get(&k) else {
@@ -234,7 +241,7 @@ fn tcp_host(
             return None;
         };
         let mut gcx = Ctx::new(doc);
-        let dests = tcp_weighted(&mut gcx, &k, &spec.destinations, index, false);
+        let dests = tcp_weighted(&mut gcx, &k, &spec.destinations, index, Dests::Group);
         if !gcx.ok() {
             cx.error(dpos, format!("upstream group {k} is invalid"));
         }
@@ -277,10 +284,10 @@ fn tcp_weighted(
     owner: &Key,
     dests: &[Spanned<raw::WeightedDestination>],
     index: &Index<'_>,
-    in_multi: bool,
+    mode: Dests,
 ) -> Option<Vec<(Key, u32)>> {
     let before = cx.diags.len();
-    let out = weighted(cx, owner, dests, index, in_multi);
+    let out = weighted(cx, owner, dests, index, mode);
     for d in &mut cx.diags[before..] {
         if d.severity == Severity::Warning && d.message.ends_with("} not found") {
             d.severity = Severity::Error;

@@ -402,6 +402,67 @@ fn weighted_destinations_and_upstream_groups() {
 }
 
 #[test]
+fn upstream_group_with_a_missing_upstream() {
+    let ug = "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {name: g}\nspec: {destinations: [{destination: {upstream: {name: up}}, weight: 3}, {destination: {upstream: {name: nope}}, weight: 1}]}\n";
+    let l = load(&[
+        GW,
+        UP,
+        ug,
+        &vs("[{matchers: [{prefix: /g}], routeAction: {upstreamGroup: {name: g}}}]"),
+    ]);
+    let of = |kind: &str| -> Vec<(bool, String)> {
+        l.diagnostics
+            .iter()
+            .filter(|d| d.resource.as_ref().is_some_and(|r| r.kind == kind))
+            .map(|d| (d.is_error(), d.message.clone()))
+            .collect()
+    };
+    // The group's own report: an error, Gloo's verifyUpstreamGroups
+    // (projects/gloo/pkg/translator/upstream_groups.go) wrapping
+    // upstream.sk.go's `Find` text.
+    assert_eq!(
+        of("UpstreamGroup"),
+        [(
+            true,
+            "destination # 2: upstream not found: list did not find upstream gloo-system.nope"
+                .to_string()
+        )],
+        "{}",
+        l.render_diagnostics()
+    );
+    // A destination with no upstream: Gloo's DestinationToUpstreamRef
+    // (projects/gloo/pkg/upstreams/conversions.go), wrapped in a `multi` list
+    // by validateMultiDestination (projects/gloo/pkg/translator/route_config.go).
+    let l2 = load(&[
+        GW,
+        UP,
+        &ug.replace("{upstream: {name: nope}}", "{}"),
+        &vs(
+            "[{matchers: [{prefix: /m}], routeAction: {multi: {destinations: [{destination: {}, weight: 1}]}}}]",
+        ),
+    ]);
+    let msgs = messages(&l2);
+    for want in [
+        "no destination type specified; set upstream (kube and consul destinations are not implemented by edgeplane yet)",
+        "invalid destination in weighted destination list: no destination type specified; set upstream (kube and consul destinations are not implemented by edgeplane yet)",
+    ] {
+        assert!(msgs.contains(&want.to_string()), "{msgs:?}");
+    }
+    // The route naming the group: a warning, as Gloo's validateUpstreamGroup
+    // (projects/gloo/pkg/translator/route_config.go) wraps it.
+    assert_eq!(
+        of("VirtualService"),
+        [(
+            false,
+            "invalid destination in weighted destination list: *v1.Upstream { gloo-system.nope } not found"
+                .to_string()
+        )],
+        "{}",
+        l.render_diagnostics()
+    );
+}
+
+#[test]
 fn re2_limits_are_checked_before_envoy_sees_them() {
     let l = load(&[
         GW,
@@ -1412,6 +1473,18 @@ fn tcp_host_needs_an_existing_upstream_and_distinct_matches() {
     assert!(
         l.render_diagnostics()
             .contains("no destination type was specified for tcp host a"),
+        "{}",
+        l.render_diagnostics()
+    );
+    // A single destination without an upstream: Gloo's DestinationToUpstreamRef
+    // (projects/gloo/pkg/upstreams/conversions.go).
+    let l = load(&[
+        &tcp_gw("    - name: a\n      destination: {single: {}}\n"),
+        UP,
+    ]);
+    assert!(
+        l.render_diagnostics()
+            .contains("tcp host a: no destination type specified; set destination.single.upstream"),
         "{}",
         l.render_diagnostics()
     );

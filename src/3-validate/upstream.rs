@@ -21,7 +21,11 @@ pub(super) fn upstream(
         return None;
     };
     if st.hosts.is_empty() {
-        cx.error(cx.doc_pos.clone(), "static upstream has no hosts");
+        // Gloo's static plugin (`projects/gloo/pkg/plugins/static/plugin.go`, `Resolve`).
+        cx.error(
+            cx.doc_pos.clone(),
+            "must provide at least 1 host in static spec",
+        );
     }
     // Gloo: TLS when `useTls` says so, else when any host is on port 443.
     let use_tls = st
@@ -34,10 +38,14 @@ pub(super) fn upstream(
     let mut hosts = Vec::new();
     for h in &st.hosts {
         let pos = cx.at(h);
+        // Gloo's static plugin (`projects/gloo/pkg/plugins/static/plugin.go`,
+        // `ProcessUpstream`) for an empty addr and a zero port.
         if h.value.addr.is_empty() {
-            cx.error(pos.clone(), "host has an empty addr");
+            cx.error(pos.clone(), "addr cannot be empty for host");
         }
-        if h.value.port == 0 || h.value.port > 65535 {
+        if h.value.port == 0 {
+            cx.error(pos.clone(), "port cannot be empty for host");
+        } else if h.value.port > 65535 {
             cx.error(
                 pos.clone(),
                 format!("host port {} is not a valid port (1-65535)", h.value.port),
@@ -418,16 +426,32 @@ fn connection(cx: &mut Ctx<'_>, c: &raw::ConnectionConfig) -> ConnectionSettings
         interval_secs: whole_seconds(cx, "tcpKeepalive.keepaliveInterval", &k.keepalive_interval),
     });
     let common_http = c.common_http_protocol_options.as_ref().map(|o| {
-        let headers_with_underscores = super::gateway::enum_field(
-            cx,
-            "headersWithUnderscoresAction",
-            &o.headers_with_underscores_action,
-            &[
+        let headers_with_underscores = o.headers_with_underscores_action.as_ref().and_then(|v| {
+            const VALUES: [(HeadersWithUnderscores, &str); 3] = [
                 (HeadersWithUnderscores::Allow, "ALLOW"),
                 (HeadersWithUnderscores::RejectRequest, "REJECT_REQUEST"),
                 (HeadersWithUnderscores::DropHeader, "DROP_HEADER"),
-            ],
-        );
+            ];
+            let (found, shown) = match &v.value {
+                raw::EnumValue::Number(n) => (
+                    usize::try_from(*n).ok().and_then(|i| VALUES.get(i)),
+                    n.to_string(),
+                ),
+                raw::EnumValue::Name(s) => (VALUES.iter().find(|(_, n)| n == s), s.clone()),
+            };
+            if found.is_none() {
+                // Gloo's upstreamconn plugin
+                // (`projects/gloo/pkg/plugins/upstreamconn/plugin.go`).
+                let p = cx.at(v);
+                cx.error(
+                    p,
+                    format!(
+                        "connectionConfig.commonHttpProtocolOptions.headersWithUnderscoresAction: invalid HeadersWithUnderscoresAction {shown} in CommonHttpProtocolOptions; expected one of ALLOW, REJECT_REQUEST, DROP_HEADER"
+                    ),
+                );
+            }
+            found.map(|(h, _)| *h)
+        });
         CommonHttpOptions {
             idle_timeout: cx.duration(&o.idle_timeout),
             // Gloo's plain uint32: 0 means unset (Envoy needs at least 1).
@@ -625,7 +649,12 @@ fn outlier_detection(
     let pos = cx.at(s);
     let od = &s.value;
     if od.interval.is_none() {
-        cx.error(pos.clone(), nil_field("OutlierDetection.Interval"));
+        // Gloo's field name, as `createOutlierDetectionConfig`
+        // (`projects/gloo/pkg/translator/clusters.go`) spells it.
+        cx.error(
+            pos.clone(),
+            nil_field("OutlierDetection.HealthChecker.Interval"),
+        );
     }
     let interval = positive_duration(cx, "OutlierDetection.Interval", &od.interval);
     let base_ejection_time = positive_duration(
@@ -654,21 +683,38 @@ pub(super) fn upstream_group(
     spec: &raw::UpstreamGroupSpec,
     index: &Index<'_>,
 ) {
-    let _ = weighted(cx, key, &spec.destinations, index, false);
+    let _ = weighted(cx, key, &spec.destinations, index, Dests::Group);
+}
+
+/// Whose weighted destinations `weighted` checks, which decides how a
+/// missing upstream is reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dests {
+    /// A route's `multi` list: a warning on the route, wrapped as Gloo's
+    /// `validateMultiDestination` wraps it.
+    Multi,
+    /// An UpstreamGroup's own report: an error, in the words of Gloo's
+    /// `verifyUpstreamGroups` (`projects/gloo/pkg/translator/upstream_groups.go`).
+    Group,
+    /// An UpstreamGroup seen from a route that names it: missing upstreams
+    /// are left to the caller (the group's own report has them).
+    GroupFromRoute,
 }
 
 /// Resolves weighted destinations (`multi` or an UpstreamGroup's list).
-/// Missing upstreams are warnings (Envoy answers 503), as in Gloo; no
-/// destination, or a total weight below 1, is an error. The texts are
-/// those of Gloo's `projects/gloo/pkg/translator/route_config.go`
+/// In a route's `multi`, missing upstreams are warnings (Envoy answers
+/// 503), as in Gloo; in an UpstreamGroup's own report they are errors, as
+/// in Gloo's `verifyUpstreamGroups`. No destination, or a total weight
+/// below 1, is an error. The texts are those of Gloo's
+/// `projects/gloo/pkg/translator/route_config.go`
 /// (`NoDestinationSpecifiedError`, `setWeightedClusters`, and for a `multi`
-/// list, `in_multi`, `validateMultiDestination`'s wrapping).
+/// list, `validateMultiDestination`'s wrapping) and `upstream_groups.go`.
 pub(super) fn weighted(
     cx: &mut Ctx<'_>,
     owner: &Key,
     dests: &[serde_saphyr::Spanned<raw::WeightedDestination>],
     index: &Index<'_>,
-    in_multi: bool,
+    mode: Dests,
 ) -> Option<Vec<(Key, u32)>> {
     if dests.is_empty() {
         cx.error(
@@ -678,24 +724,39 @@ pub(super) fn weighted(
         return None;
     }
     let mut out = Vec::new();
-    for d in dests {
+    for (i, d) in dests.iter().enumerate() {
         let pos = cx.at(d);
         let Some(up) = &d.value.destination.upstream else {
-            cx.error(pos, "destination must set upstream (kube and consul destinations are not implemented by edgeplane yet)");
+            // Gloo's `DestinationToUpstreamRef`
+            // (`projects/gloo/pkg/upstreams/conversions.go`), wrapped in a
+            // route's list as `validateMultiDestination` wraps it.
+            let wrap = if mode == Dests::Multi {
+                "invalid destination in weighted destination list: "
+            } else {
+                ""
+            };
+            cx.error(
+                pos,
+                format!("{wrap}no destination type specified; set upstream (kube and consul destinations are not implemented by edgeplane yet)"),
+            );
             continue;
         };
         let k = ref_key(&up.value, &owner.namespace);
         if !index.upstreams.contains(&k) {
             let p = cx.at(up);
-            let before = cx.diags.len();
-            index.missing_upstream(cx, p, &k);
-            if in_multi {
-                for d in &mut cx.diags[before..] {
-                    d.message = format!(
-                        "invalid destination in weighted destination list: {}",
-                        d.message
-                    );
+            match mode {
+                Dests::Multi => {
+                    let before = cx.diags.len();
+                    index.missing_upstream(cx, p, &k);
+                    for d in &mut cx.diags[before..] {
+                        d.message = format!(
+                            "invalid destination in weighted destination list: {}",
+                            d.message
+                        );
+                    }
                 }
+                Dests::Group => index.missing_group_upstream(cx, p, i + 1, &k),
+                Dests::GroupFromRoute => {}
             }
         }
         out.push((k, d.value.weight.unwrap_or(0)));

@@ -422,7 +422,8 @@ fn connection_config_errors() {
     );
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("headersWithUnderscoresAction: expected one of"))
+            // Gloo's upstreamconn plugin (projects/gloo/pkg/plugins/upstreamconn/plugin.go).
+            .any(|e| e == "connectionConfig.commonHttpProtocolOptions.headersWithUnderscoresAction: invalid HeadersWithUnderscoresAction NOPE in CommonHttpProtocolOptions; expected one of ALLOW, REJECT_REQUEST, DROP_HEADER")
     );
 }
 
@@ -612,7 +613,11 @@ fn outlier_detection_needs_an_interval() {
     let errs = errors_of(
         "{static: {hosts: [{addr: 127.0.0.1, port: 1}]}, outlierDetection: {consecutive5xx: 4}}",
     );
-    assert_eq!(errs, ["The field OutlierDetection.Interval cannot be nil"]);
+    // Gloo's createOutlierDetectionConfig (projects/gloo/pkg/translator/clusters.go).
+    assert_eq!(
+        errs,
+        ["The field OutlierDetection.HealthChecker.Interval cannot be nil"]
+    );
 }
 
 #[test]
@@ -1146,4 +1151,22 @@ fn secret_ref_errors() {
             .collect();
         assert_eq!(errs, [want], "{ssl}");
     }
+}
+
+#[test]
+fn static_hosts_errors_use_gloos_words() {
+    // Gloo's static plugin (projects/gloo/pkg/plugins/static/plugin.go):
+    // `Resolve` for no hosts, `ProcessUpstream` for an empty addr or port.
+    assert_eq!(
+        errors_of("{static: {hosts: []}}"),
+        ["must provide at least 1 host in static spec"]
+    );
+    assert_eq!(
+        errors_of("{static: {hosts: [{addr: '', port: 1}]}}"),
+        ["addr cannot be empty for host"]
+    );
+    assert_eq!(
+        errors_of("{static: {hosts: [{addr: 127.0.0.1, port: 0}]}}"),
+        ["port cannot be empty for host"]
+    );
 }

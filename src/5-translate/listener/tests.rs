@@ -440,7 +440,7 @@ fn a_grpc_log_to_an_http1_upstream_is_a_warning() {
 
 #[test]
 fn what_envoy_or_gloo_would_refuse_is_an_error() {
-    let cases: [(&str, &str, &str); 17] = [
+    let cases: [(&str, &str, &str); 20] = [
         (
             "{accessLoggingService: {accessLog: [{grpcService: {logName: x, staticClusterName: ecko_gloo-system}}]}}",
             "{}",
@@ -495,6 +495,23 @@ fn what_envoy_or_gloo_would_refuse_is_an_error() {
             "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {statusCodeFilter: {comparison: {op: GE, value: {defaultValue: 400}}}}}]}}",
             "{}",
             "options.accessLoggingService.accessLog[0].filter: No value found for field ComparisonFilter.Value.RuntimeKey of StatusCodeFilter",
+        ),
+        // Gloo's als converter's InvalidEnumValueError
+        // (projects/gloo/pkg/plugins/als/converter.go).
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {statusCodeFilter: {comparison: {op: 7, value: {defaultValue: 400, runtimeKey: k}}}}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].filter.statusCodeFilter.comparison.op: Invalid value of 7 in Enum field ComparisonFilter.Op of StatusCodeFilter; expected one of EQ, GE, LE",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {runtimeFilter: {runtimeKey: k, percentSampled: {numerator: 1, denominator: 9}}}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].filter.runtimeFilter.percentSampled.denominator: Invalid value of 9 in Enum field FractionalPercent.Denominator of RuntimeFilter",
+        ),
+        (
+            "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {grpcStatusFilter: {statuses: [OK, NOPE]}}}]}}",
+            "{}",
+            "options.accessLoggingService.accessLog[0].filter.grpcStatusFilter.statuses: Invalid value of NOPE in Enum field Status of GrpcStatusFilter",
         ),
         (
             "{accessLoggingService: {accessLog: [{fileSink: {path: /x}, filter: {notHealthCheckFilter: {}, traceableFilter: {}}}]}}",
