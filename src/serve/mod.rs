@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod reload;
 pub mod stats_sink;
 pub mod tls;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub struct ServeConfig {
     /// TLS (or mutual TLS) on the xDS port, checked by
     /// `tls::XdsTlsFiles::load`; `None`: plaintext.
     pub xds_tls: Option<tls::ServerTls>,
+    /// Connection, stream and request limits of both ports.
+    pub limits: transport::Limits,
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
@@ -109,7 +112,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     };
 
     let mut loader = reload::Loader::default();
-    reload::reload(&cfg.config_dir, &mut loader, &publisher).await;
+    reload::reload_guarded(&cfg.config_dir, &mut loader, &publisher).await;
     loads_tx.send_modify(|n| *n += 1);
 
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
@@ -117,7 +120,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let dir = cfg.config_dir.clone();
     tokio::spawn(async move {
         while reload_rx.recv().await.is_some() {
-            reload::reload(&dir, &mut loader, &publisher).await;
+            reload::reload_guarded(&dir, &mut loader, &publisher).await;
             loads_tx.send_modify(|n| *n += 1);
         }
     });
@@ -129,6 +132,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         tokio::spawn(admin::run(
             listener,
             admin::Admin::new(state.clone(), metrics.clone()),
+            admin::AdminLimits::from(&cfg.limits),
         ));
     }
 
@@ -139,24 +143,29 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), %security, "xDS (ADS) listening");
     let status = grpc::StatusApi::new(state.clone(), shutdown_rx.clone());
     let ads = AdsServer::new(snap_rx, state.registry.clone(), shutdown_rx);
-    // TCP_NODELAY: without it, Nagle holds the tail of a response just past
-    // a segment boundary until Envoy's delayed ACK (40 ms on Linux), which
-    // measurably delayed pushes of mid-sized RouteConfigurations.
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(xds_listener).with_nodelay(Some(true));
-    let mut builder = tonic::transport::Server::builder();
+    let limits = &cfg.limits;
+    let conns = transport::Conns::default();
+    let incoming = transport::incoming(xds_listener, limits, conns.clone());
+    // tonic passes `None` to hyper unless told, which removes hyper's own
+    // stream limit: set every one.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
     if let Some(tls) = &cfg.xds_tls {
         // Applied by tonic to every accepted connection, before HTTP/2.
         builder = builder.tls_config(tls.config.clone())?;
     }
+    let max_request = limits.max_request_bytes;
     let server = builder
-        .add_service(AdsService::new(ads, MAX_XDS_MESSAGE_BYTES))
-        .add_service(StatusServiceServer::new(status))
+        .layer(transport::GuardLayer::new(max_request, conns))
+        .add_service(AdsService::new(ads, max_request, MAX_XDS_MESSAGE_BYTES))
+        .add_service(StatusServiceServer::new(status).max_decoding_message_size(max_request))
         // Envoy's stats (the bootstrap's metrics service sink), for drains.
         .add_service(stats_sink::StatsSinkService::new(
             state.envoy_stats.clone(),
             metrics.clone(),
-            MAX_XDS_MESSAGE_BYTES,
+            max_request,
             shutdown_tx.subscribe(),
         ))
         .serve_with_incoming_shutdown(incoming, async move {
