@@ -1,0 +1,379 @@
+//! The xDS port under a hostile client: thousands of streams on one HTTP/2
+//! connection, more connections than allowed, an oversized request. The
+//! hostile side speaks raw HTTP/2 frames where a well-behaved client
+//! library would hide the refusal (tonic's client queues streams over the
+//! server's SETTINGS_MAX_CONCURRENT_STREAMS instead of sending them).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// A manifests dir, edgeplane (with extra `serve` flags), the demo backend
+/// and one real Envoy serving `GET /plain` through edgeplane's config.
+pub(crate) struct Hostile {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub backend: Backend,
+    pub cp: ControlPlane,
+    pub envoy: Envoy,
+    edits: u32,
+}
+
+impl Hostile {
+    pub async fn start(extra: &[&str]) -> Hostile {
+        let port = free_port();
+        let backend = Backend::start("b1").await;
+        let (tmp, dir) = manifests_dir(&files(port, backend.port, &[]));
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let cp = ControlPlane::start_with_args(&dir, 0, tmp.path(), &extra).await;
+        let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
+        cp.wait_connected_in_mode("test-node").await;
+        envoy.wait_serving(port, "/plain").await;
+        Hostile {
+            _tmp: tmp,
+            dir,
+            port,
+            backend,
+            cp,
+            envoy,
+            edits: 0,
+        }
+    }
+
+    /// Adds a route `/edit-N` and asserts the real Envoy serves it within
+    /// one second of the write.
+    pub async fn assert_edit_within_1s(&mut self) {
+        self.edits += 1;
+        let prefixes: Vec<String> = (1..=self.edits).map(|n| format!("/edit-{n}")).collect();
+        let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+        let path = format!("/edit-{}", self.edits);
+        let started = Instant::now();
+        for (name, text) in files(self.port, self.backend.port, &refs) {
+            write_atomic(&self.dir, name, &text);
+        }
+        let port = self.port;
+        let r = poll(
+            &format!("Envoy serves {path} within 1 s of the edit"),
+            Duration::from_secs(1),
+            Duration::from_millis(10),
+            || {
+                let path = path.clone();
+                async move { http_get(port, &path).await.filter(|(code, _)| *code == 200) }
+            },
+        )
+        .await;
+        if let Err(e) = r {
+            panic!("{e} ({:?})\n{}", started.elapsed(), self.logs());
+        }
+    }
+
+    /// edgeplane's resident memory (kB), from /proc.
+    pub fn rss_kb(&self) -> u64 {
+        let pid = edgeplane_pid(self.cp.admin_port).expect("edgeplane's pid");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS")
+    }
+
+    pub fn assert_rss_under_mib(&self, mib: u64, what: &str) {
+        let kb = self.rss_kb();
+        assert!(
+            kb < mib * 1024,
+            "edgeplane's RSS {} MiB is over {mib} MiB after {what}",
+            kb / 1024
+        );
+    }
+
+    pub fn logs(&self) -> String {
+        self.cp.logs_with(&self.envoy.log_text())
+    }
+}
+
+/// The process `edgeplane serve` whose admin address is on `admin_port`.
+fn edgeplane_pid(admin_port: u16) -> Option<u32> {
+    let want = format!("127.0.0.1:{admin_port}");
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        (args.iter().any(|a| *a == b"serve") && args.iter().any(|a| *a == want.as_bytes()))
+            .then_some(pid)
+    })
+}
+
+/// Gateway, upstream, and a VirtualService with `/plain` and `extra`
+/// prefixes, all to the backend.
+fn files(port: u16, backend_port: u16, extra: &[&str]) -> Vec<(&'static str, String)> {
+    let mut routes = route("/plain", "backend", "");
+    for p in extra {
+        routes.push_str(&route(p, "backend", ""));
+    }
+    vec![
+        ("gateway.yaml", gateway(port, "")),
+        ("upstream.yaml", upstream("backend", &[backend_port])),
+        ("vs.yaml", virtual_service(&routes)),
+    ]
+}
+
+// === raw HTTP/2 ===
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HPACK, literal and uncompressed: a gRPC POST to `path`.
+fn grpc_headers(path: &str) -> Vec<u8> {
+    let mut h = vec![0x83, 0x86]; // :method POST, :scheme http (static table)
+    h.push(0x04); // :path, literal without indexing, name index 4
+    h.push(path.len() as u8);
+    h.extend_from_slice(path.as_bytes());
+    h.push(0x01); // :authority, name index 1
+    h.push(9);
+    h.extend_from_slice(b"localhost");
+    h.extend_from_slice(&[0x0f, 0x10]); // content-type, name index 31
+    h.push(16);
+    h.extend_from_slice(b"application/grpc");
+    h.push(0x00); // te: trailers, new name
+    h.push(2);
+    h.extend_from_slice(b"te");
+    h.push(8);
+    h.extend_from_slice(b"trailers");
+    h
+}
+
+/// Reads frames until `stop` says so or nothing arrives for `quiet`;
+/// returns (RST_STREAM count with REFUSED_STREAM, server's
+/// SETTINGS_MAX_CONCURRENT_STREAMS if sent, GOAWAY seen).
+async fn read_frames(
+    sock: &mut TcpStream,
+    quiet: Duration,
+    within: Duration,
+    mut stop: impl FnMut(u32) -> bool,
+) -> (u32, Option<u32>, bool) {
+    let mut buf = Vec::new();
+    let mut refused = 0u32;
+    let mut max_streams = None;
+    let mut goaway = false;
+    let end = Instant::now() + within;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let kind = buf[3];
+            let payload = &buf[9..9 + len];
+            match kind {
+                // RST_STREAM
+                3 if len == 4
+                    && u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                        == 7 =>
+                {
+                    refused += 1
+                }
+                // SETTINGS (not an ACK)
+                4 if buf[4] & 1 == 0 => {
+                    for s in payload.chunks_exact(6) {
+                        if u16::from_be_bytes([s[0], s[1]]) == 3 {
+                            max_streams = Some(u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
+                        }
+                    }
+                }
+                7 => goaway = true,
+                _ => {}
+            }
+            buf.drain(..9 + len);
+        }
+        if stop(refused) || goaway || Instant::now() >= end {
+            return (refused, max_streams, goaway);
+        }
+        match tokio::time::timeout(quiet, sock.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return (refused, max_streams, goaway),
+        }
+    }
+}
+
+/// `edgeplane_xds_streams` summed over modes, from `/metrics`.
+async fn open_ads_streams(cp: &ControlPlane) -> u64 {
+    let (_, text) = cp.admin_get("/metrics").await.expect("/metrics");
+    text.lines()
+        .filter(|l| l.starts_with("edgeplane_xds_streams{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_streams_on_one_connection_are_refused_over_the_limit() {
+    let mut h = Hostile::start(&[]).await;
+    let before = open_ads_streams(&h.cp).await;
+    let mut sock = TcpStream::connect(("127.0.0.1", h.cp.xds_port))
+        .await
+        .expect("connect");
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(4, 0, 0, &[])); // SETTINGS
+    sock.write_all(&out).await.expect("preface");
+    // 3000 streams without waiting for the server's SETTINGS: a client
+    // that ignores the limit.
+    const STREAMS: u32 = 3000;
+    let headers = grpc_headers(SOTW_PATH);
+    let mut out = Vec::new();
+    for i in 0..STREAMS {
+        out.extend(frame(1, 0x4, 1 + 2 * i, &headers)); // HEADERS, END_HEADERS
+    }
+    sock.write_all(&out).await.expect("send streams");
+    let (refused, max_streams, goaway) = read_frames(
+        &mut sock,
+        Duration::from_secs(2),
+        Duration::from_secs(20),
+        |r| r >= STREAMS - 100,
+    )
+    .await;
+    assert_eq!(
+        max_streams,
+        Some(100),
+        "the server announces --max-streams-per-connection"
+    );
+    assert!(!goaway, "refusing streams does not end the connection");
+    assert_eq!(
+        refused,
+        STREAMS - 100,
+        "every stream over 100 is refused (REFUSED_STREAM)"
+    );
+    let open = eventually("the 100 accepted streams open sessions", || async {
+        let n = open_ads_streams(&h.cp).await;
+        (n >= before + 100).then_some(n)
+    })
+    .await;
+    assert_eq!(
+        open,
+        before + 100,
+        "no more than 100 streams run on the connection"
+    );
+    h.assert_rss_under_mib(150, "3000 streams on one connection");
+    h.assert_edit_within_1s().await;
+    drop(sock);
+    h.assert_edit_within_1s().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_are_closed_at_once() {
+    // Envoy holds one connection; 50 in all.
+    let mut h = Hostile::start(&["--max-connections", "50"]).await;
+    let mut socks = Vec::new();
+    let (mut kept, mut closed) = (0u32, 0u32);
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(("127.0.0.1", h.cp.xds_port))
+            .await
+            .expect("the kernel accepts the TCP connection");
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(4, 0, 0, &[]));
+        let _ = s.write_all(&out).await;
+        // An accepted connection gets the server's SETTINGS; a refused one
+        // is closed at once (EOF or reset).
+        let mut first = [0u8; 9];
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut first)).await {
+            Ok(Ok(n)) if n > 0 => {
+                kept += 1;
+                socks.push(s);
+            }
+            Ok(_) => closed += 1,
+            Err(_) => panic!("neither served nor closed within 5 s\n{}", h.logs()),
+        }
+    }
+    // Envoy holds one or two (ADS, stats sink) of the 50.
+    assert!(
+        (47..=49).contains(&kept),
+        "{kept} hostile connections kept next to Envoy's"
+    );
+    assert_eq!(closed, 300 - kept);
+    let log = h.cp.log_text();
+    assert!(
+        log.contains("xDS connection refused: --max-connections reached")
+            && log.contains("peer=127.0.0.1:"),
+        "a WARN naming the peer\n{log}"
+    );
+    h.assert_rss_under_mib(150, "300 connections");
+    h.assert_edit_within_1s().await;
+    // Closing them gives the room back: a real ADS client connects.
+    drop(socks);
+    let url = format!("http://127.0.0.1:{}", h.cp.xds_port);
+    eventually("an ADS client connects once the hostile ones left", || {
+        let url = url.clone();
+        async move { AggregatedDiscoveryServiceClient::connect(url).await.ok() }
+    })
+    .await;
+    h.assert_edit_within_1s().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_gets_resource_exhausted() {
+    let mut h = Hostile::start(&[]).await;
+    let url = format!("http://127.0.0.1:{}", h.cp.xds_port);
+    let mut client = AggregatedDiscoveryServiceClient::connect(url)
+        .await
+        .expect("connect")
+        .max_encoding_message_size(usize::MAX);
+    // A 16 MiB node id, over the default 4 MiB, ten times on ten streams.
+    for _ in 0..10 {
+        let req = DiscoveryRequest {
+            node: Some(Node {
+                id: "x".repeat(16 << 20),
+                ..Node::default()
+            }),
+            type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster".into(),
+            ..DiscoveryRequest::default()
+        };
+        let outbound = tokio_stream::iter(vec![req]);
+        let r = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut inbound = client
+                .stream_aggregated_resources(outbound)
+                .await?
+                .into_inner();
+            loop {
+                if inbound.message().await?.is_none() {
+                    return Ok::<(), tonic::Status>(());
+                }
+            }
+        })
+        .await
+        .expect("answered within 10 s");
+        let status = r.expect_err("an oversized request is refused");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("--max-request-bytes"),
+            "{status:?}"
+        );
+    }
+    let log = h.cp.log_text();
+    assert!(
+        log.contains("gRPC request over --max-request-bytes refused")
+            && log.contains("peer=127.0.0.1:"),
+        "a WARN naming the peer\n{log}"
+    );
+    // Ten 16 MiB requests would be 160 MiB buffered (twice that decoded).
+    h.assert_rss_under_mib(100, "ten 16 MiB requests");
+    h.assert_edit_within_1s().await;
+}
