@@ -108,8 +108,7 @@ fn edgeplane_pid(admin_port: u16) -> Option<u32> {
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
         let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-        (args.iter().any(|a| *a == b"serve") && args.iter().any(|a| *a == want.as_bytes()))
-            .then_some(pid)
+        (args.contains(&&b"serve"[..]) && args.contains(&want.as_bytes())).then_some(pid)
     })
 }
 
