@@ -376,3 +376,92 @@ async fn an_oversized_request_gets_resource_exhausted() {
     h.assert_rss_under_mib(100, "ten 16 MiB requests");
     h.assert_edit_within_1s().await;
 }
+
+/// The status API (unary) and the stats sink (client streaming) refuse an
+/// oversized message the same way ADS does; the message's own type does
+/// not matter, the refusal comes from the gRPC frame header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_api_and_stats_sink_refuse_oversized_requests() {
+    let mut h = Hostile::start(&["--max-request-bytes", "1MiB"]).await;
+    let url = format!("http://127.0.0.1:{}", h.cp.xds_port);
+    let big = || DiscoveryRequest {
+        node: Some(Node {
+            id: "x".repeat(2 << 20),
+            ..Node::default()
+        }),
+        ..DiscoveryRequest::default()
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let codec = || tonic_prost::ProstCodec::<DiscoveryRequest, DiscoveryRequest>::default();
+    for path in [
+        "/edgeplane.v1.StatusService/GetStatus",
+        "/envoy.service.metrics.v3.MetricsService/StreamMetrics",
+    ] {
+        let mut grpc =
+            tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
+        grpc.ready().await.expect("ready");
+        let path = http::uri::PathAndQuery::from_static(path);
+        let r = tokio::time::timeout(Duration::from_secs(10), async {
+            if path.path().ends_with("GetStatus") {
+                grpc.unary(tonic::Request::new(big()), path.clone(), codec())
+                    .await
+                    .map(|_| ())
+            } else {
+                let msgs = tokio_stream::iter(vec![big()]);
+                grpc.client_streaming(tonic::Request::new(msgs), path.clone(), codec())
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await
+        .expect("answered within 10 s");
+        let status = r.expect_err("refused");
+        assert_eq!(
+            status.code(),
+            tonic::Code::ResourceExhausted,
+            "{path}: {status:?}"
+        );
+    }
+    h.assert_rss_under_mib(100, "oversized status and stats requests");
+    h.assert_edit_within_1s().await;
+}
+
+/// A connection that never opens a stream is closed after `--idle-timeout`;
+/// Envoy's, which has its ADS stream, stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_without_streams_is_closed_after_the_idle_timeout() {
+    let mut h = Hostile::start(&["--idle-timeout", "1s"]).await;
+    let mut socks = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", h.cp.xds_port))
+            .await
+            .expect("connect");
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(4, 0, 0, &[]));
+        s.write_all(&out).await.expect("preface");
+        socks.push(s);
+    }
+    let started = Instant::now();
+    for s in &mut socks {
+        // The server's SETTINGS and ACK, then the close: read to EOF.
+        let mut sink = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut sink)).await;
+        assert!(r.is_ok(), "closed within 5 s\n{}", h.logs());
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500),
+        "closed by the idle timeout, not at once: {took:?}"
+    );
+    assert!(
+        h.cp.log_text()
+            .contains("no stream opened within --idle-timeout"),
+        "a WARN\n{}",
+        h.logs()
+    );
+    h.assert_edit_within_1s().await;
+}
