@@ -151,7 +151,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_streams_per_connection)
         .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
-        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        // h2's own defaults, which tonic's `None` would turn off: a client
+        // that keeps opening streams over the limit (each refused) or
+        // resetting streams before they are served (rapid reset) gets
+        // GOAWAY ENHANCE_YOUR_CALM.
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS));
     if let Some(tls) = &cfg.xds_tls {
         // Applied by tonic to every accepted connection, before HTTP/2.
         builder = builder.tls_config(tls.config.clone())?;
@@ -198,6 +204,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     }
     Ok(())
 }
+
+/// Streams h2 may refuse or reset on one connection because of the
+/// client's errors before it ends the connection (h2's default).
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Streams reset by the client before edgeplane accepted them, at once on
+/// one connection (h2's default).
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
 
 /// How long SIGTERM waits for open gRPC streams (status watchers, stats
 /// streams) to end after the ADS streams were closed.

@@ -160,19 +160,27 @@ fn grpc_headers(path: &str) -> Vec<u8> {
     h
 }
 
-/// Reads frames until `stop` says so or nothing arrives for `quiet`;
-/// returns (RST_STREAM count with REFUSED_STREAM, server's
-/// SETTINGS_MAX_CONCURRENT_STREAMS if sent, GOAWAY seen).
+/// What the server sent on a raw HTTP/2 connection.
+#[derive(Debug, Default)]
+struct Seen {
+    /// RST_STREAM frames with REFUSED_STREAM.
+    refused: u32,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, if announced.
+    max_streams: Option<u32>,
+    /// GOAWAY's error code.
+    goaway: Option<u32>,
+}
+
+/// Reads frames until `stop` says so, a GOAWAY, EOF, or nothing arrives
+/// for `quiet`; never longer than `within`.
 async fn read_frames(
     sock: &mut TcpStream,
     quiet: Duration,
     within: Duration,
-    mut stop: impl FnMut(u32) -> bool,
-) -> (u32, Option<u32>, bool) {
+    mut stop: impl FnMut(&Seen) -> bool,
+) -> Seen {
     let mut buf = Vec::new();
-    let mut refused = 0u32;
-    let mut max_streams = None;
-    let mut goaway = false;
+    let mut seen = Seen::default();
     let end = Instant::now() + within;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -184,35 +192,50 @@ async fn read_frames(
             }
             let kind = buf[3];
             let payload = &buf[9..9 + len];
+            let word = |at: usize| {
+                payload
+                    .get(at..at + 4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            };
             match kind {
-                // RST_STREAM
-                3 if len == 4
-                    && u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                        == 7 =>
-                {
-                    refused += 1
-                }
-                // SETTINGS (not an ACK)
+                3 if word(0) == Some(7) => seen.refused += 1,
                 4 if buf[4] & 1 == 0 => {
                     for s in payload.chunks_exact(6) {
                         if u16::from_be_bytes([s[0], s[1]]) == 3 {
-                            max_streams = Some(u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
+                            seen.max_streams = Some(u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
                         }
                     }
                 }
-                7 => goaway = true,
+                7 => seen.goaway = word(4),
                 _ => {}
             }
             buf.drain(..9 + len);
         }
-        if stop(refused) || goaway || Instant::now() >= end {
-            return (refused, max_streams, goaway);
+        if stop(&seen) || seen.goaway.is_some() || Instant::now() >= end {
+            return seen;
         }
         match tokio::time::timeout(quiet, sock.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => return (refused, max_streams, goaway),
+            _ => return seen,
         }
     }
+}
+
+/// A raw connection that sent `streams` ADS stream openings at once,
+/// without waiting for the server's SETTINGS: a client that ignores the
+/// limit.
+async fn open_streams(port: u16, streams: u32) -> TcpStream {
+    let mut sock = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(4, 0, 0, &[])); // SETTINGS
+    let headers = grpc_headers(SOTW_PATH);
+    for i in 0..streams {
+        out.extend(frame(1, 0x4, 1 + 2 * i, &headers)); // HEADERS, END_HEADERS
+    }
+    sock.write_all(&out).await.expect("send streams");
+    sock
 }
 
 /// `edgeplane_xds_streams` summed over modes, from `/metrics`.
@@ -228,37 +251,23 @@ async fn open_ads_streams(cp: &ControlPlane) -> u64 {
 async fn thousands_of_streams_on_one_connection_are_refused_over_the_limit() {
     let mut h = Hostile::start(&[]).await;
     let before = open_ads_streams(&h.cp).await;
-    let mut sock = TcpStream::connect(("127.0.0.1", h.cp.xds_port))
-        .await
-        .expect("connect");
-    let mut out = PREFACE.to_vec();
-    out.extend(frame(4, 0, 0, &[])); // SETTINGS
-    sock.write_all(&out).await.expect("preface");
-    // 3000 streams without waiting for the server's SETTINGS: a client
-    // that ignores the limit.
-    const STREAMS: u32 = 3000;
-    let headers = grpc_headers(SOTW_PATH);
-    let mut out = Vec::new();
-    for i in 0..STREAMS {
-        out.extend(frame(1, 0x4, 1 + 2 * i, &headers)); // HEADERS, END_HEADERS
-    }
-    sock.write_all(&out).await.expect("send streams");
-    let (refused, max_streams, goaway) = read_frames(
+    // 1000 streams: 100 run, 900 are refused, the connection stays.
+    let mut sock = open_streams(h.cp.xds_port, 1000).await;
+    let seen = read_frames(
         &mut sock,
         Duration::from_secs(2),
         Duration::from_secs(20),
-        |r| r >= STREAMS - 100,
+        |s| s.refused >= 900,
     )
     .await;
     assert_eq!(
-        max_streams,
+        seen.max_streams,
         Some(100),
         "the server announces --max-streams-per-connection"
     );
-    assert!(!goaway, "refusing streams does not end the connection");
+    assert_eq!(seen.goaway, None, "900 refusals do not end the connection");
     assert_eq!(
-        refused,
-        STREAMS - 100,
+        seen.refused, 900,
         "every stream over 100 is refused (REFUSED_STREAM)"
     );
     let open = eventually("the 100 accepted streams open sessions", || async {
@@ -271,7 +280,27 @@ async fn thousands_of_streams_on_one_connection_are_refused_over_the_limit() {
         before + 100,
         "no more than 100 streams run on the connection"
     );
-    h.assert_rss_under_mib(150, "3000 streams on one connection");
+    h.assert_edit_within_1s().await;
+
+    // 3000 more on a second connection: after 1024 refusals the client is
+    // told to calm down (GOAWAY ENHANCE_YOUR_CALM) and the connection ends.
+    let mut second = open_streams(h.cp.xds_port, 3000).await;
+    let seen = read_frames(
+        &mut second,
+        Duration::from_secs(2),
+        Duration::from_secs(20),
+        |_| false,
+    )
+    .await;
+    assert_eq!(seen.goaway, Some(11), "GOAWAY ENHANCE_YOUR_CALM: {seen:?}");
+    assert!(
+        (900..=1024).contains(&seen.refused),
+        "refused until the budget ran out: {seen:?}"
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection is closed after GOAWAY");
+    h.assert_rss_under_mib(150, "4000 streams on two connections");
     h.assert_edit_within_1s().await;
     drop(sock);
     h.assert_edit_within_1s().await;
