@@ -164,7 +164,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     }
     let max_request = limits.max_request_bytes;
     let server = builder
-        .layer(transport::GuardLayer::new(max_request, conns))
+        .layer(transport::GuardLayer::new(
+            max_request,
+            limits.max_streams_per_connection,
+            conns,
+        ))
         .add_service(AdsService::new(ads, max_request, MAX_XDS_MESSAGE_BYTES))
         .add_service(StatusServiceServer::new(status).max_decoding_message_size(max_request))
         // Envoy's stats (the bootstrap's metrics service sink), for drains.

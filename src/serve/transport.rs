@@ -21,7 +21,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -176,18 +176,28 @@ pub async fn accept(
     }
 }
 
-/// The live connections of the xDS port, by peer address: whether each has
-/// opened a stream yet.
+/// What the layer knows of one connection.
+#[derive(Default)]
+pub struct ConnMark {
+    /// A stream was opened (the idle timeout no longer applies).
+    opened: AtomicBool,
+    /// Streams open now.
+    streams: AtomicU32,
+    /// The stream limit was reached and said so once.
+    warned: AtomicBool,
+}
+
+/// The live connections of the xDS port, by peer address.
 #[derive(Clone, Default)]
-pub struct Conns(Arc<Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>>);
+pub struct Conns(Arc<Mutex<HashMap<SocketAddr, Arc<ConnMark>>>>);
 
 impl Conns {
-    fn open(&self, peer: SocketAddr) -> Arc<AtomicBool> {
-        let flag = Arc::new(AtomicBool::new(false));
+    fn open(&self, peer: SocketAddr) -> Arc<ConnMark> {
+        let mark = Arc::new(ConnMark::default());
         if let Ok(mut m) = self.0.lock() {
-            m.insert(peer, flag.clone());
+            m.insert(peer, mark.clone());
         }
-        flag
+        mark
     }
 
     fn close(&self, peer: SocketAddr) {
@@ -196,12 +206,10 @@ impl Conns {
         }
     }
 
-    fn stream_opened(&self, peer: SocketAddr) {
-        if let Ok(m) = self.0.lock()
-            && let Some(flag) = m.get(&peer)
-        {
-            flag.store(true, Ordering::Relaxed);
-        }
+    fn stream_opened(&self, peer: SocketAddr) -> Option<Arc<ConnMark>> {
+        let mark = self.0.lock().ok()?.get(&peer)?.clone();
+        mark.opened.store(true, Ordering::Relaxed);
+        Some(mark)
     }
 
     /// Live connections.
@@ -262,7 +270,7 @@ pub struct LimitedIo {
     peer: SocketAddr,
     local: Option<SocketAddr>,
     _permit: OwnedSemaphorePermit,
-    opened: Arc<AtomicBool>,
+    opened: Arc<ConnMark>,
     idle: Option<Pin<Box<Sleep>>>,
     conns: Conns,
 }
@@ -313,7 +321,7 @@ impl AsyncRead for LimitedIo {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if let Some(sleep) = this.idle.as_mut() {
-            if this.opened.load(Ordering::Relaxed) {
+            if this.opened.opened.load(Ordering::Relaxed) {
                 this.idle = None;
             } else if sleep.as_mut().poll(cx).is_ready() {
                 this.idle = None;
@@ -408,14 +416,16 @@ type Over = Arc<OnceLock<String>>;
 #[derive(Clone)]
 pub struct GuardLayer {
     max_request_bytes: usize,
+    max_streams: u32,
     conns: Conns,
     warn: Arc<RateLimited>,
 }
 
 impl GuardLayer {
-    pub fn new(max_request_bytes: usize, conns: Conns) -> Self {
+    pub fn new(max_request_bytes: usize, max_streams: u32, conns: Conns) -> Self {
         GuardLayer {
             max_request_bytes,
+            max_streams,
             conns,
             warn: Arc::new(RateLimited::per_second()),
         }
@@ -461,9 +471,15 @@ where
             .extensions()
             .get::<TcpConnectInfo>()
             .and_then(|c| c.remote_addr());
-        if let Some(p) = peer {
-            self.layer.conns.stream_opened(p);
-        }
+        let stream = peer.and_then(|p| {
+            let mark = self.layer.conns.stream_opened(p)?;
+            let n = mark.streams.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= self.layer.max_streams && !mark.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(peer = %p, max_streams = self.layer.max_streams,
+                    "xDS connection reached --max-streams-per-connection; further streams are refused (REFUSED_STREAM)");
+            }
+            Some(OpenStream(mark))
+        });
         let over: Over = Arc::default();
         let path = req.uri().path().to_string();
         let capped = CappedBody {
@@ -498,6 +514,7 @@ where
                     inner: Box::pin(body),
                     over,
                     done: trailers_only,
+                    _stream: stream,
                 }),
             ))
         })
@@ -579,6 +596,16 @@ struct StatusBody<B> {
     inner: Pin<Box<B>>,
     over: Over,
     done: bool,
+    _stream: Option<OpenStream>,
+}
+
+/// One open stream of a connection, counted until the response ends.
+struct OpenStream(Arc<ConnMark>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<B> StatusBody<B> {
