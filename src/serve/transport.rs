@@ -235,6 +235,7 @@ pub fn incoming(
     let idle = limits.idle_timeout;
     tokio::spawn(async move {
         let over_cap = RateLimited::per_second();
+        let idle_warn = Arc::new(RateLimited::per_second());
         let mut backoff = AcceptBackoff::new();
         loop {
             let (sock, peer) = tokio::select! {
@@ -254,7 +255,7 @@ pub fn incoming(
             // (40 ms on Linux), which measurably delayed pushes of
             // mid-sized RouteConfigurations.
             let _ = sock.set_nodelay(true);
-            let io = LimitedIo::new(sock, peer, permit, idle, conns.clone());
+            let io = LimitedIo::new(sock, peer, permit, idle, conns.clone(), idle_warn.clone());
             if tx.send(Ok(io)).await.is_err() {
                 return;
             }
@@ -272,6 +273,7 @@ pub struct LimitedIo {
     _permit: OwnedSemaphorePermit,
     opened: Arc<ConnMark>,
     idle: Option<Pin<Box<Sleep>>>,
+    idle_warn: Arc<RateLimited>,
     conns: Conns,
 }
 
@@ -282,6 +284,7 @@ impl LimitedIo {
         permit: OwnedSemaphorePermit,
         idle: Duration,
         conns: Conns,
+        idle_warn: Arc<RateLimited>,
     ) -> Self {
         let opened = conns.open(peer);
         LimitedIo {
@@ -291,6 +294,7 @@ impl LimitedIo {
             _permit: permit,
             opened,
             idle: Some(Box::pin(tokio::time::sleep(idle))),
+            idle_warn,
             conns,
         }
     }
@@ -325,7 +329,10 @@ impl AsyncRead for LimitedIo {
                 this.idle = None;
             } else if sleep.as_mut().poll(cx).is_ready() {
                 this.idle = None;
-                tracing::warn!(peer = %this.peer, "xDS connection closed: no stream opened within --idle-timeout");
+                if let Some(skipped) = this.idle_warn.allow() {
+                    tracing::warn!(peer = %this.peer, closed_since_last_warning = skipped,
+                        "xDS connection closed: no stream opened within --idle-timeout");
+                }
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "no stream opened within the idle timeout",
