@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long, default_value = "30s", env = "EDGEPLANE_IDLE_TIMEOUT", value_parser = super::parse_duration)]
     idle_timeout: Duration,
     /// Most live connections on the admin port; over it, the connection
-    /// reading its request the longest is dropped for the new one.
+    /// reading its request the longest is dropped for the next one.
     #[arg(long, default_value_t = 64, env = "EDGEPLANE_ADMIN_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u32).range(1..))]
     admin_max_connections: u32,

@@ -25,10 +25,16 @@ pub(crate) struct Hostile {
     pub cp: ControlPlane,
     pub envoy: Envoy,
     edits: u32,
+    /// One hostile test at a time: each measures latency and RSS, which
+    /// the others' load would blur on a small machine.
+    _alone: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Hostile {
     pub async fn start(extra: &[&str]) -> Hostile {
+        let alone = ONE_AT_A_TIME.lock().await;
         let port = free_port();
         let backend = Backend::start("b1").await;
         let (tmp, dir) = manifests_dir(&files(port, backend.port, &[]));
@@ -45,6 +51,7 @@ impl Hostile {
             cp,
             envoy,
             edits: 0,
+            _alone: alone,
         }
     }
 

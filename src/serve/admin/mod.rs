@@ -17,7 +17,9 @@
 //! Plain HTTP/1.1, one request per connection: it is for curl, probes and
 //! scrapers, not traffic. Bounded (`AdminLimits`): live connections
 //! (`--admin-max-connections`; over it, the oldest connection still reading
-//! its request is dropped, so slow clients cannot keep a probe out), a
+//! its request is dropped for the next one, and if all are being answered
+//! the next one waits in the listen backlog: slow clients cannot keep a
+//! probe out), a
 //! 16 KiB request head read within 10 s, a response written within 10 s,
 //! back-off on accept errors. Responses built from the snapshot (`/status`,
 //! `/config_dump`, `/routes`, `/metrics`) are built on the blocking pool.
@@ -110,17 +112,22 @@ impl From<&Limits> for AdminLimits {
     }
 }
 
-/// The live connections, oldest first. Over the cap, the oldest one still
-/// reading its request head (a slow or stalled client: a normal one sends
-/// its head at once) makes room for the new one, so clients that dribble
-/// bytes on many connections cannot keep a probe out.
+/// The live connections, oldest first. When all are taken, the oldest one
+/// still reading its request head after `EVICT_GRACE` (a slow or stalled
+/// client: a normal one sends its head with the connection, and `run`
+/// reads what is already there before admitting the next) is dropped for
+/// the next connection; until one is, or if all are being answered, the
+/// next connection waits in the listen backlog. So clients dribbling bytes on many connections cannot
+/// keep a probe out.
 #[derive(Clone)]
 struct Slots {
     max: usize,
     live: Arc<Mutex<Vec<Arc<SlotState>>>>,
+    freed: Arc<Notify>,
 }
 
 struct SlotState {
+    since: std::time::Instant,
     reading: AtomicBool,
     evict: Notify,
 }
@@ -129,6 +136,7 @@ struct SlotState {
 struct Slot {
     state: Arc<SlotState>,
     live: Arc<Mutex<Vec<Arc<SlotState>>>>,
+    freed: Arc<Notify>,
 }
 
 impl Drop for Slot {
@@ -136,7 +144,21 @@ impl Drop for Slot {
         if let Ok(mut v) = self.live.lock() {
             v.retain(|s| !Arc::ptr_eq(s, &self.state));
         }
+        self.freed.notify_one();
     }
+}
+
+/// How long a new connection may take to send its head before it can be
+/// dropped for a newer one (while all are younger, new ones wait in the
+/// backlog).
+const EVICT_GRACE: Duration = Duration::from_millis(20);
+
+enum Admit {
+    Now(Slot),
+    /// The oldest reader can be dropped after this.
+    RetryIn(Duration),
+    /// Every connection is being answered: wait for one to end.
+    WhenFreed,
 }
 
 impl Slots {
@@ -144,53 +166,80 @@ impl Slots {
         Slots {
             max: max.max(1),
             live: Arc::default(),
+            freed: Arc::default(),
         }
     }
 
-    /// A slot for a new connection, evicting the oldest one still reading
-    /// its head if all are taken; `None` if all are busy answering.
-    fn admit(&self) -> Option<Slot> {
-        let mut v = self.live.lock().ok()?;
+    fn try_admit(&self) -> Admit {
+        let Ok(mut v) = self.live.lock() else {
+            return Admit::WhenFreed;
+        };
         if v.len() >= self.max {
-            let i = v.iter().position(|s| s.reading.load(Ordering::Relaxed))?;
+            let Some(i) = v.iter().position(|s| s.reading.load(Ordering::Relaxed)) else {
+                return Admit::WhenFreed;
+            };
+            let age = v[i].since.elapsed();
+            if age < EVICT_GRACE {
+                return Admit::RetryIn(EVICT_GRACE - age);
+            }
             let old = v.remove(i);
             old.evict.notify_one();
         }
         let state = Arc::new(SlotState {
+            since: std::time::Instant::now(),
             reading: AtomicBool::new(true),
             evict: Notify::new(),
         });
         v.push(state.clone());
-        Some(Slot {
+        Admit::Now(Slot {
             state,
             live: self.live.clone(),
+            freed: self.freed.clone(),
         })
+    }
+
+    /// A slot for the next connection, waiting (not accepting) while none
+    /// can be had.
+    async fn admit(&self) -> Slot {
+        loop {
+            match self.try_admit() {
+                Admit::Now(slot) => return slot,
+                Admit::RetryIn(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => {}
+                        () = self.freed.notified() => {}
+                    }
+                }
+                Admit::WhenFreed => self.freed.notified().await,
+            }
+        }
     }
 }
 
 pub async fn run(listener: TcpListener, admin: Admin, limits: AdminLimits) {
     let slots = Slots::new(limits.max_connections);
     let limits = Arc::new(limits);
-    let refused = Arc::new(RateLimited::per_second());
+    let warn = Arc::new(RateLimited::per_second());
     let mut backoff = AcceptBackoff::new();
     loop {
+        // The slot first: while none is free, connections wait in the
+        // listen backlog rather than in memory.
+        let slot = slots.admit().await;
         let (sock, peer) = super::transport::accept(&listener, &mut backoff, "admin").await;
-        let Some(slot) = slots.admit() else {
-            if let Some(skipped) = refused.allow() {
-                tracing::warn!(%peer, max_connections = limits.max_connections, refused_since_last_warning = skipped,
-                    "admin connection refused: --admin-max-connections reached");
-            }
-            // Best effort, never waits: the socket buffer takes it.
-            let _ = sock.try_write(
-                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            );
-            continue;
-        };
+        // What the client sent with the connection, read before the next
+        // one is admitted: a whole head means this one is not a candidate
+        // for eviction, however late its task runs.
+        let mut first = vec![0u8; 4096];
+        let n = sock.try_read(&mut first).unwrap_or(0);
+        first.truncate(n);
+        if head_complete(&first) {
+            slot.state.reading.store(false, Ordering::Relaxed);
+        }
         let admin = admin.clone();
         let limits = limits.clone();
-        let refused = refused.clone();
+        let warn = warn.clone();
         tokio::spawn(async move {
-            connection(sock, peer, slot, admin, &limits, &refused).await;
+            connection(sock, first, peer, slot, admin, &limits, &warn).await;
         });
     }
 }
@@ -203,8 +252,20 @@ enum HeadError {
 
 /// Reads up to the end of the request head (`\r\n\r\n`), at most `max`
 /// bytes; a head cut short by EOF is taken as it is.
-async fn read_head(sock: &mut TcpStream, max: usize) -> Result<Vec<u8>, HeadError> {
-    let mut buf = Vec::with_capacity(1024);
+fn head_complete(buf: &[u8]) -> bool {
+    buf.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+/// Reads up to the end of the request head after `buf`, what was already
+/// read.
+async fn read_head(
+    sock: &mut TcpStream,
+    mut buf: Vec<u8>,
+    max: usize,
+) -> Result<Vec<u8>, HeadError> {
+    if head_complete(&buf) {
+        return Ok(buf);
+    }
     let mut chunk = [0u8; 2048];
     loop {
         let n = sock.read(&mut chunk).await.map_err(|_| HeadError::Io)?;
@@ -228,6 +289,7 @@ async fn read_head(sock: &mut TcpStream, max: usize) -> Result<Vec<u8>, HeadErro
 
 async fn connection(
     mut sock: TcpStream,
+    first: Vec<u8>,
     peer: std::net::SocketAddr,
     slot: Slot,
     admin: Admin,
@@ -235,9 +297,12 @@ async fn connection(
     warn: &RateLimited,
 ) {
     let head = tokio::select! {
-        r = tokio::time::timeout(limits.read_timeout, read_head(&mut sock, limits.head_bytes)) => r,
+        r = tokio::time::timeout(limits.read_timeout, read_head(&mut sock, first, limits.head_bytes)) => r,
         () = slot.state.evict.notified() => {
-            tracing::debug!(%peer, "admin connection still reading its request dropped for a new one");
+            if let Some(skipped) = warn.allow() {
+                tracing::warn!(%peer, max_connections = limits.max_connections, dropped_since_last_warning = skipped,
+                    "admin connection still reading its request dropped for a new one (--admin-max-connections reached)");
+            }
             return;
         }
     };
@@ -517,23 +582,34 @@ mod limit_tests {
         assert_eq!(host_header("GET / HTTP/1.0\r\n\r\n"), None);
     }
 
-    #[test]
-    fn slots_evict_the_oldest_connection_still_reading() {
+    fn now(a: Admit) -> Slot {
+        match a {
+            Admit::Now(s) => s,
+            Admit::RetryIn(d) => panic!("retry in {d:?}"),
+            Admit::WhenFreed => panic!("when freed"),
+        }
+    }
+
+    #[tokio::test]
+    async fn slots_evict_the_oldest_connection_still_reading() {
         let slots = Slots::new(2);
-        let a = slots.admit().unwrap();
-        let b = slots.admit().unwrap();
+        let a = now(slots.try_admit());
+        let b = now(slots.try_admit());
         a.state.reading.store(false, Ordering::Relaxed);
-        // Full: b is still reading, so it makes room.
-        let c = slots.admit().unwrap();
+        // Full, and b is young: the next one waits.
+        assert!(matches!(slots.try_admit(), Admit::RetryIn(d) if d <= EVICT_GRACE));
+        tokio::time::sleep(EVICT_GRACE).await;
+        // b has been reading for longer than the grace: it makes room.
+        let c = now(slots.try_admit());
         assert_eq!(slots.live.lock().unwrap().len(), 2);
-        // b was told to go (the permit is stored for its next wait).
         let woke = b.state.evict.notified();
         tokio::pin!(woke);
-        assert!(woke.as_mut().enable());
-        // All busy answering: no room.
+        assert!(woke.as_mut().enable(), "b was told to go");
+        // All answering: wait until one ends.
         c.state.reading.store(false, Ordering::Relaxed);
-        assert!(slots.admit().is_none());
+        assert!(matches!(slots.try_admit(), Admit::WhenFreed));
         drop(a);
-        assert!(slots.admit().is_some());
+        let d = tokio::time::timeout(Duration::from_secs(1), slots.admit()).await;
+        assert!(d.is_ok());
     }
 }
