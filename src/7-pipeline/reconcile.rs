@@ -149,6 +149,17 @@ impl Reconciler {
         Self::default()
     }
 
+    /// What a reload must not lose if it fails half-way: every resource's
+    /// last accepted version and the last built snapshot (the parse cache
+    /// is left out: it is only a cache). Cheap: shared pointers.
+    pub fn checkpoint(&self) -> Reconciler {
+        Reconciler {
+            last_good: self.last_good.clone(),
+            parse: ParseCache::default(),
+            built: self.built.clone(),
+        }
+    }
+
     pub fn reconcile(
         &mut self,
         files: Vec<SourceFile>,

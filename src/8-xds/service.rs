@@ -32,16 +32,19 @@ const DELTA_PATH: &str =
 pub struct AdsService {
     ads: AdsServer,
     max_message: usize,
+    max_request: usize,
     /// Under mTLS: which certificate identity may claim which role.
     policy: Option<Arc<Policy>>,
 }
 
 impl AdsService {
-    /// `max_message` caps decoded requests and encoded responses (bytes).
-    pub fn new(ads: AdsServer, max_message: usize) -> Self {
+    /// `max_request` caps decoded requests, `max_message` encoded
+    /// responses (bytes).
+    pub fn new(ads: AdsServer, max_request: usize, max_message: usize) -> Self {
         AdsService {
             ads,
             max_message,
+            max_request,
             policy: None,
         }
     }
@@ -100,6 +103,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let ads = self.ads.clone();
         let max = self.max_message;
+        let max_request = self.max_request;
         let path = req.uri().path().to_string();
         if path != SOTW_PATH && path != DELTA_PATH {
             let status = Status::unimplemented(format!(
@@ -123,7 +127,7 @@ where
         let body = req.into_body();
         let response = if path == SOTW_PATH {
             let decoder = ProstCodec::<DiscoveryRequest, DiscoveryRequest>::default().decoder();
-            let inbound = Streaming::new_request(decoder, body, None, Some(max));
+            let inbound = Streaming::new_request(decoder, body, None, Some(max_request));
             grpc_response(AdsBody::new(
                 ads.open::<super::sotw::Sotw>(peer, access, inbound),
                 max,
@@ -131,7 +135,7 @@ where
         } else {
             let decoder =
                 ProstCodec::<DeltaDiscoveryRequest, DeltaDiscoveryRequest>::default().decoder();
-            let inbound = Streaming::new_request(decoder, body, None, Some(max));
+            let inbound = Streaming::new_request(decoder, body, None, Some(max_request));
             grpc_response(AdsBody::new(
                 ads.open::<super::delta::Delta>(peer, access, inbound),
                 max,

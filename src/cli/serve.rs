@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::serve::tls::XdsTlsFiles;
+use crate::serve::transport::Limits;
 use crate::serve::{ServeConfig, serve};
 use crate::source::watch::Debounce;
 
@@ -41,6 +42,64 @@ pub struct Args {
     /// client certificate may claim any role (a WARN says so).
     #[arg(long, env = "EDGEPLANE_XDS_AUTHZ_POLICY", value_name = "FILE")]
     xds_authz_policy: Option<PathBuf>,
+    /// Most live connections on the xDS port, all clients together; over
+    /// it, a new connection is closed at once.
+    #[arg(long, default_value_t = 1024, env = "EDGEPLANE_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Most concurrent gRPC streams on one xDS connection (HTTP/2
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; more are refused with REFUSED_STREAM).
+    #[arg(long, default_value_t = 100, env = "EDGEPLANE_MAX_STREAMS_PER_CONNECTION",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_streams_per_connection: u32,
+    /// Largest inbound gRPC message on the xDS port (ADS, status API, stats
+    /// sink), e.g. `4MiB`, `512KiB`, `65536`; larger ones get RESOURCE_EXHAUSTED.
+    /// Responses may be up to 256 MiB.
+    #[arg(long, default_value = "4MiB", env = "EDGEPLANE_MAX_REQUEST_BYTES", value_parser = parse_bytes)]
+    max_request_bytes: usize,
+    /// HTTP/2 PING interval on xDS connections.
+    #[arg(long, default_value = "30s", env = "EDGEPLANE_HTTP2_KEEPALIVE_INTERVAL", value_parser = super::parse_duration)]
+    http2_keepalive_interval: Duration,
+    /// Close an xDS connection whose PING is not answered within this.
+    #[arg(long, default_value = "10s", env = "EDGEPLANE_HTTP2_KEEPALIVE_TIMEOUT", value_parser = super::parse_duration)]
+    http2_keepalive_timeout: Duration,
+    /// Close an xDS connection that opens no stream within this of connecting.
+    #[arg(long, default_value = "30s", env = "EDGEPLANE_IDLE_TIMEOUT", value_parser = super::parse_duration)]
+    idle_timeout: Duration,
+    /// Most live connections on the admin port; over it, the connection
+    /// reading its request the longest is dropped for the next one.
+    #[arg(long, default_value_t = 64, env = "EDGEPLANE_ADMIN_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    admin_max_connections: u32,
+    /// Host header values the admin server answers besides loopback names
+    /// and its own address (comma-separated, e.g. `edgeplane.example.com,10.0.0.5:9091`);
+    /// any other Host gets 421 (DNS-rebinding protection).
+    #[arg(long, env = "EDGEPLANE_ADMIN_ALLOWED_HOSTS", value_delimiter = ',')]
+    admin_allowed_hosts: Vec<String>,
+}
+
+/// A byte size: a number with an optional `KiB`, `MiB` or `GiB` suffix.
+pub(crate) fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 4MiB, 512KiB or 65536"))?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use KiB, MiB or GiB)")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err(format!("{s:?}: must be between 1 byte and 4GiB")),
+        Some(v) if v > u32::MAX as usize => Err(format!("{s:?}: must be between 1 byte and 4GiB")),
+        Some(v) => Ok(v),
+    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -62,7 +121,34 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         },
         xds_tls,
         authz_policy,
+        limits: Limits {
+            max_connections: a.max_connections as usize,
+            max_streams_per_connection: a.max_streams_per_connection,
+            max_request_bytes: a.max_request_bytes,
+            http2_keepalive_interval: a.http2_keepalive_interval,
+            http2_keepalive_timeout: a.http2_keepalive_timeout,
+            idle_timeout: a.idle_timeout,
+            admin_max_connections: a.admin_max_connections as usize,
+            admin_allowed_hosts: a.admin_allowed_hosts,
+        },
     };
     super::runtime()?.block_on(serve(cfg))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_bytes("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("1 GiB"), Ok(1 << 30));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("5GiB").is_err());
+        assert!(parse_bytes("4MB").is_err());
+        assert!(parse_bytes("MiB").is_err());
+    }
 }

@@ -9,7 +9,7 @@
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `edgeplane_build_info` | gauge (1) | `version` |
-//! | `edgeplane_reloads_total` | counter | `result`: `published`, `unchanged`, `rejected` |
+//! | `edgeplane_reloads_total` | counter | `result`: `published`, `unchanged`, `rejected`, `panicked` |
 //! | `edgeplane_snapshots_published_total` | counter | — |
 //! | `edgeplane_diagnostics` | gauge | `severity`: `error`, `warning` (the last load's) |
 //! | `edgeplane_snapshot_build_seconds` | histogram | — |
@@ -65,6 +65,8 @@ pub enum ReloadResult {
     /// Some resource or file was rejected (the valid rest may still have
     /// been published: `edgeplane_snapshots_published_total`).
     Rejected,
+    /// The load panicked; the last good config and versions were kept.
+    Panicked,
 }
 
 impl ReloadResult {
@@ -73,6 +75,7 @@ impl ReloadResult {
             ReloadResult::Published => "published",
             ReloadResult::Unchanged => "unchanged",
             ReloadResult::Rejected => "rejected",
+            ReloadResult::Panicked => "panicked",
         }
     }
 }
@@ -239,6 +242,7 @@ impl Metrics {
             ReloadResult::Published,
             ReloadResult::Unchanged,
             ReloadResult::Rejected,
+            ReloadResult::Panicked,
         ] {
             drop(m.reloads.get_or_create(&ResultLabel { result: r.label() }));
         }
@@ -356,6 +360,15 @@ impl Metrics {
             tracing::error!(error = %e, "cannot render metrics");
         }
         out
+    }
+
+    /// Records a load that panicked (nothing else about it is known).
+    pub fn record_panic(&self) {
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: ReloadResult::Panicked.label(),
+            })
+            .inc();
     }
 
     /// Records one load: its result, its diagnostics, its build time.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod reload;
 pub mod stats_sink;
 pub mod tls;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ pub struct ServeConfig {
     /// Under mTLS, who may claim which role and read the status API
     /// (`tls::load_policy`); `None` without mTLS.
     pub authz_policy: Option<Arc<crate::xds::authz::Policy>>,
+    /// Connection, stream and request limits of both ports.
+    pub limits: transport::Limits,
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
@@ -112,7 +115,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     };
 
     let mut loader = reload::Loader::default();
-    reload::reload(&cfg.config_dir, &mut loader, &publisher).await;
+    reload::reload_guarded(&cfg.config_dir, &mut loader, &publisher).await;
     loads_tx.send_modify(|n| *n += 1);
 
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
@@ -120,7 +123,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let dir = cfg.config_dir.clone();
     tokio::spawn(async move {
         while reload_rx.recv().await.is_some() {
-            reload::reload(&dir, &mut loader, &publisher).await;
+            reload::reload_guarded(&dir, &mut loader, &publisher).await;
             loads_tx.send_modify(|n| *n += 1);
         }
     });
@@ -132,6 +135,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         tokio::spawn(admin::run(
             listener,
             admin::Admin::new(state.clone(), metrics.clone()),
+            admin::AdminLimits::from(&cfg.limits),
         ));
     }
 
@@ -152,29 +156,44 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let status = grpc::StatusApi::new(state.clone(), shutdown_rx.clone())
         .with_policy(cfg.authz_policy.clone());
     let ads = AdsServer::new(snap_rx, state.registry.clone(), shutdown_rx);
-    // TCP_NODELAY: without it, Nagle holds the tail of a response just past
-    // a segment boundary until Envoy's delayed ACK (40 ms on Linux), which
-    // measurably delayed pushes of mid-sized RouteConfigurations.
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(xds_listener).with_nodelay(Some(true));
-    let mut builder = tonic::transport::Server::builder();
+    let limits = &cfg.limits;
+    let conns = transport::Conns::default();
+    let incoming = transport::incoming(xds_listener, limits, conns.clone());
+    // tonic passes `None` to hyper unless told, which removes hyper's own
+    // stream limit: set every one.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        // h2's own defaults, which tonic's `None` would turn off: a client
+        // that keeps opening streams over the limit (each refused) or
+        // resetting streams before they are served (rapid reset) gets
+        // GOAWAY ENHANCE_YOUR_CALM.
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS));
     if let Some(tls) = &cfg.xds_tls {
         // Applied by tonic to every accepted connection, before HTTP/2.
         builder = builder.tls_config(tls.config.clone())?;
     }
-    let mut ads_service = AdsService::new(ads, MAX_XDS_MESSAGE_BYTES);
+    let max_request = limits.max_request_bytes;
+    let mut ads_service = AdsService::new(ads, max_request, MAX_XDS_MESSAGE_BYTES);
     if let Some(p) = &cfg.authz_policy {
         ads_service = ads_service.with_policy(p.clone());
     }
     let server = builder
+        .layer(transport::GuardLayer::new(
+            max_request,
+            limits.max_streams_per_connection,
+            conns,
+        ))
         .add_service(ads_service)
-        .add_service(StatusServiceServer::new(status))
+        .add_service(StatusServiceServer::new(status).max_decoding_message_size(max_request))
         // Envoy's stats (the bootstrap's metrics service sink), for drains.
         .add_service(
             stats_sink::StatsSinkService::new(
                 state.envoy_stats.clone(),
                 metrics.clone(),
-                stats_sink::MAX_REQUEST_BYTES,
+                max_request,
                 shutdown_tx.subscribe(),
             )
             .with_binding(state.registry.clone(), cfg.authz_policy.clone()),
@@ -209,6 +228,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     }
     Ok(())
 }
+
+/// Streams h2 may refuse or reset on one connection because of the
+/// client's errors before it ends the connection (h2's default).
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Streams reset by the client before edgeplane accepted them, at once on
+/// one connection (h2's default).
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
 
 /// How long SIGTERM waits for open gRPC streams (status watchers, stats
 /// streams) to end after the ADS streams were closed.

@@ -46,11 +46,17 @@ pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher)
     let d = dir.to_path_buf();
     // Reading is blocking I/O and a large config takes a while to build:
     // both run off the async workers. The loader moves in and back out.
+    // What a panic must not lose: the last accepted version of every
+    // resource (a later load with a broken resource serves it) and the
+    // last build; the loader itself is lost with the job.
+    let keep = loader.reconciler.checkpoint();
     let mut l = std::mem::take(loader);
     let job = tokio::task::spawn_blocking(move || {
         let read = crate::source::load_dir_cached(&d, &mut l.files);
         let read_time = started.elapsed();
         let mut load = l.reconciler.reconcile(read.files, read.diagnostics);
+        #[cfg(test)]
+        test_hook::maybe_panic();
         // Kept only to explain the routes once the snapshot is published.
         let built = load.output.take().zip(load.model.take());
         (l, read.stats, read_time, load, built)
@@ -58,9 +64,13 @@ pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher)
     let (l, read_stats, read_time, mut load, built) = match job.await {
         Ok(r) => r,
         Err(e) => {
-            // The caches and last accepted versions went with the panic;
-            // the next load starts afresh.
-            tracing::error!(error = %e, "manifest load panicked; keeping the served config");
+            // The caches went with the panic; the next load re-reads.
+            *loader = Loader {
+                files: FileCache::default(),
+                reconciler: keep,
+            };
+            metrics.record_panic();
+            tracing::error!(error = %e, "manifest load panicked; the served config and every resource's last accepted version are kept");
             return;
         }
     };
@@ -194,6 +204,20 @@ pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher)
     explain_served(built, generation.to_string(), state).await;
 }
 
+/// `reload`, surviving a panic in its async part too (publishing,
+/// reporting): the loader is then already the new one, so nothing is
+/// lost; the panic is logged and counted, and the loop goes on.
+pub(super) async fn reload_guarded(dir: &Path, loader: &mut Loader, publish: &Publisher) {
+    use futures_util::FutureExt;
+    let r = std::panic::AssertUnwindSafe(reload(dir, loader, publish))
+        .catch_unwind()
+        .await;
+    if r.is_err() {
+        publish.metrics.record_panic();
+        tracing::error!("publishing a load panicked; serving on");
+    }
+}
+
 /// Reads the routing tables back from what was just published (off the
 /// async workers: a large config takes a while), then gives what the build
 /// allocated back to the OS now rather than at the next peak.
@@ -226,5 +250,106 @@ async fn explain_served(
         }
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "explaining the served routes panicked"),
+    }
+}
+
+#[cfg(test)]
+mod test_hook {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Set by a test: the next load panics after reconciling (so the
+    /// reconciler has already changed).
+    pub static PANIC_IN_NEXT_LOAD: AtomicBool = AtomicBool::new(false);
+
+    pub fn maybe_panic() {
+        if PANIC_IN_NEXT_LOAD.swap(false, Ordering::SeqCst) {
+            panic!("injected reload panic (test)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    const GATEWAY: &str = "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: gloo-system}\nspec:\n  bindAddress: '::'\n  bindPort: 8080\n  httpGateway: {}\n";
+    const UPSTREAM: &str = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: be, namespace: gloo-system}\nspec:\n  static:\n    hosts: [{addr: 127.0.0.1, port: 9000}]\n";
+
+    fn vs(prefix: &str) -> String {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: app, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{{prefix: {prefix}}}]\n      routeAction: {{single: {{upstream: {{name: be, namespace: gloo-system}}}}}}\n"
+        )
+    }
+
+    fn publisher() -> Publisher {
+        let (snapshots, snap_rx) = watch::channel(None);
+        let (_loads_tx, loads) = watch::channel(0u64);
+        let metrics = Arc::new(Metrics::new());
+        Publisher {
+            snapshots,
+            state: State {
+                snapshots: snap_rx,
+                load: Arc::default(),
+                registry: Arc::default(),
+                loads,
+                envoy_stats: Arc::default(),
+                drains: Arc::default(),
+            },
+            metrics,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_load_keeps_the_served_config_and_last_accepted_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("gw.yaml", GATEWAY);
+        write("up.yaml", UPSTREAM);
+        write("vs.yaml", &vs("/one"));
+        let p = publisher();
+        let mut loader = Loader::default();
+        reload(dir.path(), &mut loader, &p).await;
+        let good = p.snapshots.borrow().clone().expect("first load publishes");
+        assert!(!good.proxies.is_empty());
+
+        // An edit whose load panics: nothing changes, the panic is counted.
+        write("vs.yaml", &vs("/two"));
+        test_hook::PANIC_IN_NEXT_LOAD.store(true, Ordering::SeqCst);
+        reload_guarded(dir.path(), &mut loader, &p).await;
+        assert_eq!(p.snapshots.borrow().as_deref(), Some(&*good));
+        assert!(
+            p.metrics
+                .render()
+                .contains("edgeplane_reloads_total{result=\"panicked\"} 1"),
+            "{}",
+            p.metrics.render()
+        );
+
+        // Now the VirtualService is broken: its last accepted version (from
+        // before the panic) is still the one served.
+        write("vs.yaml", &vs("/two").replace("upstream:", "upstreamm:"));
+        reload_guarded(dir.path(), &mut loader, &p).await;
+        let now = p.snapshots.borrow().clone().expect("still serving");
+        assert_eq!(
+            &*now, &*good,
+            "the rejected VirtualService's last good version is served"
+        );
+        let statuses = p.state.load().statuses.clone();
+        let app = statuses
+            .iter()
+            .find(|s| s.id.to_string().contains("app"))
+            .expect("a status for the VirtualService");
+        assert_eq!(app.state, reconcile::State::Rejected);
+        assert!(
+            matches!(app.serving, Serving::LastAccepted),
+            "{:?}",
+            app.serving
+        );
+
+        // And a good edit after all that publishes.
+        write("vs.yaml", &vs("/three"));
+        reload_guarded(dir.path(), &mut loader, &p).await;
+        assert_ne!(p.snapshots.borrow().as_deref(), Some(&*good));
     }
 }

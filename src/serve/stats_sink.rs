@@ -16,7 +16,7 @@
 //! stream's certificate must also be allowed the role that node's ADS
 //! stream was matched to (`xds::authz`). Anything else ends the stream with
 //! `PERMISSION_DENIED` and one WARN naming the peer. Flushes are capped at
-//! `MAX_REQUEST_BYTES`, and `drain::EnvoyStats` caps what it keeps.
+//! `--max-request-bytes`, and `drain::EnvoyStats` caps what it keeps.
 //!
 //! Requests are decoded with slim messages of our own, wire-compatible with
 //! Envoy's `StreamMetricsMessage` and Prometheus' `MetricFamily` but with
@@ -38,11 +38,6 @@ use crate::serve::metrics::Metrics;
 use crate::status::drain::{EnvoyStats, Upgrades};
 use crate::xds::authz::{Access, Identity, Policy};
 use crate::xds::registry::Registry;
-
-/// The largest stats flush accepted (bytes): Envoy's flushes are tens of
-/// KiB. Stands for the agreed `--max-request-bytes` default (4 MiB) until
-/// that flag is wired here.
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// How long a stats stream waits for its node to connect over ADS (Envoy
 /// opens both at start, in no set order) before it is refused.

@@ -1,11 +1,19 @@
-//! The hostile client: real `edgeplane serve`, a real Envoy served
-//! throughout, and a client that misbehaves. Each module is one attack;
-//! each test asserts the limit holds, edgeplane's RSS stays bounded and
-//! the real Envoy still gets an edit within one second.
+//! The hostile client: real `edgeplane serve` and a real Envoy 1.40 served
+//! throughout, while a test plays a client that breaks the rules. Each
+//! module asserts that the stated limit holds, that edgeplane's RSS stays
+//! under a stated bound, and that the real Envoy still receives an edit
+//! within one second.
+//!
+//! Run one module with `cargo test --test hostile_client <module>::`.
 
-#[path = "../it/support/mod.rs"]
+// The shared harness of tests/it (edgeplane, Envoy, backend, waits).
 #[allow(dead_code)]
+#[path = "../it/support/mod.rs"]
 mod support;
 
+// The admin HTTP server: slow clients, DNS rebinding.
+mod admin;
 // mTLS role claims outside the policy; forged stats.
 mod authz;
+// The xDS port: streams per connection, connections, request size.
+mod transport;

@@ -499,7 +499,8 @@ async fn status_page_assets_and_routes_json() {
     ];
     let s = Stack::start(port, be, &files).await;
     let admin = s.cp.admin_port;
-    let req = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let req =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
     let page = raw_request(admin, &req("/")).await;
     let lower = page.to_ascii_lowercase();
     assert!(lower.starts_with("http/1.1 200"), "{page}");
