@@ -35,6 +35,32 @@ pub struct Args {
     /// port (mutual TLS); connections without one fail the handshake.
     #[arg(long, env = "EDGEPLANE_XDS_TLS_CLIENT_CA", value_name = "PEM")]
     xds_tls_client_ca: Option<PathBuf>,
+    /// Most resource names one ADS stream may subscribe to, per type and in
+    /// total (SotW resource_names; delta subscriptions and
+    /// initial_resource_versions); over it the stream ends with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = crate::xds::session::DEFAULT_MAX_SUBSCRIBED_NAMES, env = "EDGEPLANE_MAX_SUBSCRIBED_NAMES")]
+    max_subscribed_names: usize,
+    /// Largest Envoy node (encoded bytes; B, KiB, MiB) an ADS request may
+    /// carry; over it the stream ends with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value = "256KiB", env = "EDGEPLANE_MAX_NODE_BYTES", value_parser = parse_byte_size)]
+    max_node_bytes: usize,
+}
+
+/// `4096`, `4096B`, `256KiB`, `4MiB`.
+fn parse_byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 4096, 256KiB or 4MiB"))?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "k" => 1024,
+        "MiB" | "M" => 1024 * 1024,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use B, KiB or MiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -53,6 +79,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             ..Debounce::default()
         },
         xds_tls,
+        stream_limits: crate::xds::session::StreamLimits {
+            max_subscribed_names: a.max_subscribed_names,
+            max_node_bytes: a.max_node_bytes,
+        },
     };
     super::runtime()?.block_on(serve(cfg))?;
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use super::table::table;
+use crate::xds::registry::{NACK_MESSAGE_MAX_BYTES, clean_message};
 use crate::serve::tls::ClientTlsFiles;
 use crate::status::api::{
     ConnectedNode, GetStatusRequest, GetStatusResponse, ListenerDrain,
@@ -66,7 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let server = &a.connection.server;
     let print = |s: &GetStatusResponse| -> anyhow::Result<()> {
         match a.output {
-            StatusFormat::Json => super::outln(&serde_json::to_string(s)?),
+            StatusFormat::Json => super::outln(&json_terminal_safe(&serde_json::to_string(s)?)),
             StatusFormat::Table => super::outln(&render_table(s)),
         }
     };
@@ -99,6 +100,39 @@ pub enum StatusError {
     },
     #[error(transparent)]
     Tls(#[from] crate::serve::tls::TlsError),
+}
+
+/// Every cell made safe for a terminal: what the server sends (Envoy's NACK
+/// messages, node ids, reasons) may hold escape sequences, whichever server
+/// sent it. Control and bidi characters are escaped (`\u001b`) and each cell
+/// is capped at 4 KiB (`xds::registry::clean_message`).
+fn terminal_safe<const N: usize>(mut rows: Vec<[String; N]>) -> Vec<[String; N]> {
+    for r in &mut rows {
+        for c in r.iter_mut() {
+            if c.chars().any(|ch| ch.is_control()) || c.len() > NACK_MESSAGE_MAX_BYTES || !c.is_ascii() {
+                *c = clean_message(c);
+            }
+        }
+    }
+    rows
+}
+
+/// `serde_json` escapes U+0000..U+001F but writes DEL, the C1 controls
+/// (U+0080..U+009F: CSI is U+009B) and bidi overrides as they are; in JSON
+/// text they can only be inside strings, where `\uXXXX` means the same.
+fn json_terminal_safe(json: &str) -> String {
+    if json.is_ascii() && !json.contains('\u{7f}') {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len());
+    for ch in json.chars() {
+        if ch.is_control() || matches!(ch, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.push_str(&format!("\\u{:04x}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// Renders resources and connected nodes as aligned text tables.
@@ -143,7 +177,7 @@ pub fn render_table(s: &GetStatusResponse) -> String {
             detail,
         ]);
     }
-    let mut out = table(&rows);
+    let mut out = table(&terminal_safe(rows));
     let mut nodes = vec![[
         "NODE".to_string(),
         "PROXY".into(),
@@ -168,7 +202,7 @@ pub fn render_table(s: &GetStatusResponse) -> String {
     }
     if nodes.len() > 1 {
         out.push('\n');
-        out.push_str(&table(&nodes));
+        out.push_str(&table(&terminal_safe(nodes)));
     }
     if s.nodes.iter().any(|n| n.stats_reported) {
         out.push('\n');
@@ -217,7 +251,7 @@ fn connections_table(nodes: &[ConnectedNode]) -> String {
             ]);
         }
     }
-    table(&rows)
+    table(&terminal_safe(rows))
 }
 
 /// The most recent listener drains (newest last, at most 10), with their
@@ -249,7 +283,7 @@ fn drains_table(drains: &[ListenerDrain], now_ms: i64) -> String {
             change,
         ]);
     }
-    table(&rows)
+    table(&terminal_safe(rows))
 }
 
 /// Connects to the status API at `addr` (`host:port`); over TLS with `tls`
