@@ -272,3 +272,31 @@ impl Registry {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_message_escapes_controls_and_bidi_and_cuts_on_a_char_boundary() {
+        assert_eq!(clean_message("plain text"), "plain text");
+        assert_eq!(
+            clean_message("\u{1b}[31mred\u{7}\u{9b}\u{202e}x\ny"),
+            "\\u001b[31mred\\u0007\\u009b\\u202ex\\u000ay"
+        );
+        // Idempotent: an escape is plain ASCII.
+        let once = clean_message("a\u{1b}b");
+        assert_eq!(clean_message(&once), once);
+
+        let long = "é".repeat(3000); // 6000 bytes
+        let cut = clean_message(&long);
+        let kept = cut.split('…').next().unwrap_or("");
+        assert!(kept.len() <= NACK_MESSAGE_MAX_BYTES);
+        assert_eq!(kept.len() % 2, 0, "cut inside a character");
+        assert_eq!(cut, format!("{kept}… [{} more bytes cut]", 6000 - kept.len()));
+        // An escape is never split by the cut.
+        let controls = "\u{1}".repeat(5000);
+        let cut = clean_capped(&controls, 10);
+        assert_eq!(cut, "\\u0001… [4999 more bytes cut]");
+    }
+}
