@@ -308,8 +308,12 @@ impl Protocol for Delta {
 /// Answers to older responses (superseded), to responses never sent, or a
 /// second answer to the same one change nothing (debug log and
 /// `StreamObserver::stale_nonce`).
-fn on_ack_or_nack(st: &mut TypeStream, t: ResourceType, req: &DeltaDiscoveryRequest, s: &Session) {
-    let (registry, id) = (&s.registry, s.id);
+fn on_ack_or_nack(
+    st: &mut TypeStream,
+    t: ResourceType,
+    req: &DeltaDiscoveryRequest,
+    s: &mut Session,
+) {
     if st.last_nonce.as_deref() != Some(req.response_nonce.as_str()) {
         s.stale_nonce(
             t,
@@ -320,6 +324,7 @@ fn on_ack_or_nack(st: &mut TypeStream, t: ResourceType, req: &DeltaDiscoveryRequ
         return;
     }
     st.last_nonce = None;
+    let (registry, id) = (&s.registry, s.id);
     if let Some(err) = &req.error_detail {
         let msg = clean_message(&err.message);
         tracing::warn!(

@@ -81,6 +81,8 @@ pub struct Session {
     /// The stream's registry id.
     pub id: u64,
     pub limits: StreamLimits,
+    /// ACKs/NACKs ignored for their nonce on this stream.
+    stale: u64,
 }
 
 impl Session {
@@ -105,6 +107,7 @@ impl Session {
             nonce: 0,
             id,
             limits,
+            stale: 0,
         }
     }
 
@@ -147,10 +150,18 @@ impl Session {
         Ok(())
     }
 
-    /// Counts and logs (at debug) an ACK/NACK whose nonce is not the
-    /// latest unanswered response of its type: it changes nothing.
-    pub fn stale_nonce(&self, t: ResourceType, mode: XdsMode, nonce: &str, why: &'static str) {
+    /// Counts (`StreamObserver::stale_nonce`) an ACK/NACK whose nonce is not
+    /// the latest unanswered response of its type: it changes nothing. Logged
+    /// at debug the 1st, 2nd, 4th, 8th... time on a stream, so a flood costs
+    /// a few lines.
+    pub fn stale_nonce(&mut self, t: ResourceType, mode: XdsMode, nonce: &str, why: &'static str) {
+        self.registry.observer().stale_nonce(t, mode);
+        self.stale += 1;
+        if !self.stale.is_power_of_two() {
+            return;
+        }
         tracing::debug!(
+            stale_on_stream = self.stale,
             peer = %self.peer,
             node = %self.node_desc(),
             type_ = t.short(),
@@ -159,7 +170,6 @@ impl Session {
             why,
             "ACK/NACK for a response this stream did not send or already had answered: ignored"
         );
-        self.registry.observer().stale_nonce(t, mode);
     }
 
     /// This node's resources in the newest snapshot: `None` before the
