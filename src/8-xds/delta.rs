@@ -128,7 +128,10 @@ impl Delta {
                 Ok(())
             }
         };
-        per_type("names in one subscribe list", req.resource_names_subscribe.len())?;
+        per_type(
+            "names in one subscribe list",
+            req.resource_names_subscribe.len(),
+        )?;
         let st = self.types.get(&t);
         let initial = if st.is_some_and(|st| st.seen) {
             0
@@ -168,11 +171,7 @@ impl Protocol for Delta {
         req.node.as_ref()
     }
 
-    fn on_request(
-        &mut self,
-        s: &mut Session,
-        req: DeltaDiscoveryRequest,
-    ) -> Result<(), OverLimit> {
+    fn on_request(&mut self, s: &mut Session, req: DeltaDiscoveryRequest) -> Result<(), OverLimit> {
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
             tracing::debug!(type_url = %clean_message(&req.type_url), "delta request for a type edgeplane does not serve");
             return Ok(());

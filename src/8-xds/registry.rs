@@ -293,7 +293,10 @@ mod tests {
         let kept = cut.split('…').next().unwrap_or("");
         assert!(kept.len() <= NACK_MESSAGE_MAX_BYTES);
         assert_eq!(kept.len() % 2, 0, "cut inside a character");
-        assert_eq!(cut, format!("{kept}… [{} more bytes cut]", 6000 - kept.len()));
+        assert_eq!(
+            cut,
+            format!("{kept}… [{} more bytes cut]", 6000 - kept.len())
+        );
         // An escape is never split by the cut.
         let controls = "\u{1}".repeat(5000);
         let cut = clean_capped(&controls, 10);

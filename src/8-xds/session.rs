@@ -267,9 +267,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use envoy_types::pb::envoy::service::discovery::v3::{
-        DeltaDiscoveryRequest, DiscoveryRequest,
-    };
+    use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
     use envoy_types::pb::google::protobuf::{Any, Struct, Value, value::Kind};
     use envoy_types::pb::google::rpc::Status as RpcStatus;
 
@@ -422,11 +420,7 @@ mod tests {
         assert_eq!(rds_state(&s).nack_message, "");
     }
 
-    fn delta(
-        subscribe: &[&str],
-        nonce: &str,
-        error: Option<RpcStatus>,
-    ) -> DeltaDiscoveryRequest {
+    fn delta(subscribe: &[&str], nonce: &str, error: Option<RpcStatus>) -> DeltaDiscoveryRequest {
         DeltaDiscoveryRequest {
             type_url: ResourceType::Route.type_url().into(),
             resource_names_subscribe: subscribe.iter().map(|n| n.to_string()).collect(),
@@ -472,7 +466,10 @@ mod tests {
         p.on_request(&mut s, sotw(&["r0"], &nonce, nack(&raw)))
             .unwrap();
         let kept = rds_state(&s).nack_message;
-        assert!(kept.starts_with("\\u001b[2J\\u001b[31mforged\\u000d\\u000a"), "{kept}");
+        assert!(
+            kept.starts_with("\\u001b[2J\\u001b[31mforged\\u000d\\u000a"),
+            "{kept}"
+        );
         assert!(!kept.chars().any(char::is_control));
         assert!(kept.len() <= NACK_MESSAGE_MAX_BYTES + 40, "{}", kept.len());
         assert!(kept.ends_with("more bytes cut]"), "{kept}");
@@ -489,13 +486,29 @@ mod tests {
         let eleven: Vec<String> = (0..11).map(|i| format!("r{i}")).collect();
         let names: Vec<&str> = eleven.iter().map(String::as_str).collect();
         let e = p.on_request(&mut s, sotw(&names, "", None)).unwrap_err();
-        assert!(matches!(e, OverLimit::PerType { count: 11, limit: 10, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                OverLimit::PerType {
+                    count: 11,
+                    limit: 10,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("--max-subscribed-names"));
         p.on_request(&mut s, sotw(&names[..6], "", None)).unwrap();
         let mut sds = sotw(&names[..5], "", None);
         sds.type_url = ResourceType::Secret.type_url().into();
         let e = p.on_request(&mut s, sds).unwrap_err();
-        assert_eq!(e, OverLimit::Total { count: 11, limit: 10 });
+        assert_eq!(
+            e,
+            OverLimit::Total {
+                count: 11,
+                limit: 10
+            }
+        );
         assert_eq!(p.names_kept(), 6);
     }
 
@@ -518,12 +531,20 @@ mod tests {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         p.on_request(&mut s, delta(&names, "", None)).unwrap();
         assert_eq!(p.names_kept(), 10);
-        let e = p.on_request(&mut s, delta(&["extra"], "", None)).unwrap_err();
+        let e = p
+            .on_request(&mut s, delta(&["extra"], "", None))
+            .unwrap_err();
         assert!(matches!(e, OverLimit::PerType { count: 11, .. }), "{e}");
         let mut cds = delta(&["c0"], "", None);
         cds.type_url = ResourceType::Cluster.type_url().into();
         let e = p.on_request(&mut s, cds).unwrap_err();
-        assert_eq!(e, OverLimit::Total { count: 11, limit: 10 });
+        assert_eq!(
+            e,
+            OverLimit::Total {
+                count: 11,
+                limit: 10
+            }
+        );
     }
 
     #[test]

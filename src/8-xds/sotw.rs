@@ -98,7 +98,12 @@ impl Protocol for Sotw {
             if latest != Some(req.response_nonce.as_str()) {
                 // Stale (xDS): an answer to an older response, or to one
                 // never sent. Ignored entirely.
-                s.stale_nonce(t, Self::MODE, &req.response_nonce, "not the latest nonce sent");
+                s.stale_nonce(
+                    t,
+                    Self::MODE,
+                    &req.response_nonce,
+                    "not the latest nonce sent",
+                );
                 return Ok(());
             }
             if st.answered {

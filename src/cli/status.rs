@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use super::table::table;
-use crate::xds::registry::{NACK_MESSAGE_MAX_BYTES, clean_message};
 use crate::serve::tls::ClientTlsFiles;
 use crate::status::api::{
     ConnectedNode, GetStatusRequest, GetStatusResponse, ListenerDrain,
     status_service_client::StatusServiceClient,
 };
+use crate::xds::registry::{NACK_MESSAGE_MAX_BYTES, clean_message};
 
 /// `status --output`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -109,7 +109,10 @@ pub enum StatusError {
 fn terminal_safe<const N: usize>(mut rows: Vec<[String; N]>) -> Vec<[String; N]> {
     for r in &mut rows {
         for c in r.iter_mut() {
-            if c.chars().any(|ch| ch.is_control()) || c.len() > NACK_MESSAGE_MAX_BYTES || !c.is_ascii() {
+            if c.chars().any(|ch| ch.is_control())
+                || c.len() > NACK_MESSAGE_MAX_BYTES
+                || !c.is_ascii()
+            {
                 *c = clean_message(c);
             }
         }
@@ -126,7 +129,9 @@ fn json_terminal_safe(json: &str) -> String {
     }
     let mut out = String::with_capacity(json.len());
     for ch in json.chars() {
-        if ch.is_control() || matches!(ch, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        if ch.is_control()
+            || matches!(ch, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
             out.push_str(&format!("\\u{:04x}", u32::from(ch)));
         } else {
             out.push(ch);

@@ -140,8 +140,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .map_or(tls::XdsSecurity::Plaintext, |t| t.security);
     tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), %security, "xDS (ADS) listening");
     let status = grpc::StatusApi::new(state.clone(), shutdown_rx.clone());
-    let ads = AdsServer::new(snap_rx, state.registry.clone(), shutdown_rx)
-        .with_limits(cfg.stream_limits);
+    let ads =
+        AdsServer::new(snap_rx, state.registry.clone(), shutdown_rx).with_limits(cfg.stream_limits);
     // TCP_NODELAY: without it, Nagle holds the tail of a response just past
     // a segment boundary until Envoy's delayed ACK (40 ms on Linux), which
     // measurably delayed pushes of mid-sized RouteConfigurations.

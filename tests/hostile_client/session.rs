@@ -166,10 +166,7 @@ async fn stack() -> Stack {
         vec![
             ("gateway.yaml", gateway(port, "")),
             ("upstream.yaml", upstream("backend", &[bport])),
-            (
-                "vs.yaml",
-                virtual_service(&route("/plain", "backend", "")),
-            ),
+            ("vs.yaml", virtual_service(&route("/plain", "backend", ""))),
         ]
     })
     .await
@@ -220,7 +217,10 @@ async fn nack_floods_with_unknown_and_replayed_nonces_change_nothing() {
     let route_name = s.route_name();
     let rss_before = rss_kb(&s.cp);
     let log_before = s.cp.log_text().lines().count();
-    let forged = format!("\u{1b}[2J\u{1b}[31mforged rejection {}", "z".repeat(64 * 1024));
+    let forged = format!(
+        "\u{1b}[2J\u{1b}[31mforged rejection {}",
+        "z".repeat(64 * 1024)
+    );
 
     // SotW: subscribe to the real route config, ACK it like Envoy, then
     // flood NACKs: the ACKed nonce (replayed), made-up nonces, the LDS nonce.
@@ -435,13 +435,12 @@ async fn subscribed_names_and_node_size_are_bounded_per_stream() {
 
     // One WARN per refused stream, naming its peer.
     let log = s.cp.log_text();
-    let warns: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("over a limit"))
-        .collect();
+    let warns: Vec<&str> = log.lines().filter(|l| l.contains("over a limit")).collect();
     assert_eq!(warns.len(), 5, "{}", warns.join("\n"));
     assert!(
-        warns.iter().all(|l| l.contains("WARN") && l.contains("peer=127.0.0.1:")),
+        warns
+            .iter()
+            .all(|l| l.contains("WARN") && l.contains("peer=127.0.0.1:")),
         "{}",
         warns.join("\n")
     );
