@@ -437,6 +437,32 @@ mod tests {
     }
 
     #[test]
+    fn server_text_is_escaped_before_the_terminal() {
+        let s = GetStatusResponse {
+            nodes: vec![ConnectedNode {
+                node_id: "evil\u{1b}]0;title\u{7}".into(),
+                types: vec![crate::status::api::NodeTypeState {
+                    type_url: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration".into(),
+                    nack_message: format!("\u{1b}[2J\u{9b}31m{}", "x".repeat(10_000)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = render_table(&s);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("evil\\u001b]0;title\\u0007"), "{text}");
+        assert!(text.contains("\\u001b[2J\\u009b31m"), "{text}");
+        assert!(text.len() < 2 * NACK_MESSAGE_MAX_BYTES, "{}", text.len());
+        let json = json_terminal_safe("{\"m\":\"a\u{9b}b\u{202e}c\"}");
+        assert_eq!(json, "{\"m\":\"a\\u009bb\\u202ec\"}");
+    }
+
+    #[test]
     fn drains_show_listener_node_connections_and_age() {
         let d = |conns: Option<u64>, chains: &[&str]| ListenerDrain {
             listener: "listener-::-8080".into(),
