@@ -100,11 +100,11 @@ impl Bytes<'_> {
     }
 }
 
-fn encoded(t: ResourceType, name: &str, gen: u8) -> Arc<Encoded> {
-    let body = format!("{name}@{gen}").into_bytes();
-    let hash = format!("{:x}", u64::from(gen) * 7919 + name.len() as u64);
+fn encoded(t: ResourceType, name: &str, generation: u8) -> Arc<Encoded> {
+    let body = format!("{name}@{generation}").into_bytes();
+    let hash = format!("{:x}", u64::from(generation) * 7919 + name.len() as u64);
     let parts = if t == ResourceType::Route {
-        vec![(format!("vh-{gen}"), hash.clone())]
+        vec![(format!("vh-{generation}"), hash.clone())]
     } else {
         Vec::new()
     };
