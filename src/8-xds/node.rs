@@ -61,11 +61,17 @@ pub fn resolve(node: &NodeInfo, snapshot: &Snapshot) -> Option<String> {
     }
 }
 
-/// How to name the node in logs: its id, role and cluster (Rust's `{:?}`
-/// quoting escapes control characters).
+/// How much of each node field a log line shows.
+const DESCRIBE_FIELD_BYTES: usize = 256;
+
+/// How to name the node in logs: its id, role and cluster, each escaped
+/// and cut at 256 bytes (they are the client's to choose).
 pub fn describe(node: &NodeInfo) -> String {
+    let f = |s: &str| super::registry::clean_capped(s, DESCRIBE_FIELD_BYTES);
     format!(
-        "id={:?} role={:?} cluster={:?}",
-        node.id, node.role, node.cluster
+        "id=\"{}\" role=\"{}\" cluster=\"{}\"",
+        f(&node.id),
+        f(&node.role),
+        f(&node.cluster)
     )
 }

@@ -591,5 +591,12 @@ mod tests {
             })
         );
         assert_eq!(s.registry.list()[0].node_id, "envoy-1");
+        // Logs show at most 256 bytes of each client-chosen field, escaped.
+        let long = NodeInfo {
+            id: "\u{1b}".repeat(10_000),
+            ..NodeInfo::default()
+        };
+        let d = node::describe(&long);
+        assert!(d.len() < 400 && !d.contains('\u{1b}'), "{d}");
     }
 }
