@@ -15,6 +15,12 @@
 //! - versions are recorded when sent, not when ACKed, so a NACKed resource
 //!   is never sent again until it changes; the NACK is logged and reported
 //!   with the resources it concerns;
+//! - an ACK or NACK counts once, and only for the latest response of its
+//!   type; any other nonce changes nothing (`StreamObserver::stale_nonce`);
+//!   NACK messages are escaped and capped (`registry::clean_message`);
+//! - names are bounded (`StreamLimits::max_subscribed_names`) per type and
+//!   in total: explicit subscriptions, or the names
+//!   `initial_resource_versions` claimed, whichever is more per type;
 //! - several types due at once go clusters, listeners, routes (make before
 //!   break), as in state of the world.
 //!
@@ -30,7 +36,8 @@ use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use super::XdsMode;
 use super::registry::ResourceSet;
-use super::session::{Protocol, Session};
+use super::registry::clean_message;
+use super::session::{OverLimit, Protocol, Session};
 use super::wire::DeltaResponse;
 use crate::snapshot::{Encoded, PUSH_ORDER, ProxySnapshot, ResourceType, version_of};
 
@@ -72,11 +79,22 @@ struct TypeStream {
     /// whose names all turned out current): Envoy counts the type as
     /// fetched only when answered.
     must_answer: bool,
-    /// Nonce of the last response sent for this type.
+    /// Nonce of the last response sent for this type, until Envoy ACKs
+    /// or NACKs it (then `None`: an answer counts once).
     last_nonce: Option<String>,
+    /// How many names `initial_resource_versions` claimed (counted against
+    /// the stream's limit of subscribed names).
+    claimed: usize,
 }
 
 impl TypeStream {
+    /// What this type counts against the stream's limit of names: its
+    /// explicit subscriptions or the names Envoy claimed on connecting,
+    /// whichever is more (they mostly overlap).
+    fn weight(&self) -> usize {
+        self.names.len().max(self.claimed)
+    }
+
     fn subscribed(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
     }
@@ -88,6 +106,62 @@ pub struct Delta {
     types: BTreeMap<ResourceType, TypeStream>,
 }
 
+impl Delta {
+    /// Refuses a request that would make this stream keep more than
+    /// `limit` names for one type, or in total: explicit subscriptions plus
+    /// the names `initial_resource_versions` claimed.
+    fn check_limits(
+        &self,
+        t: ResourceType,
+        req: &DeltaDiscoveryRequest,
+        limit: usize,
+    ) -> Result<(), OverLimit> {
+        let per_type = |what, count: usize| {
+            if count > limit {
+                Err(OverLimit::PerType {
+                    what,
+                    type_: t.short(),
+                    count,
+                    limit,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        per_type(
+            "names in one subscribe list",
+            req.resource_names_subscribe.len(),
+        )?;
+        let st = self.types.get(&t);
+        let initial = if st.is_some_and(|st| st.seen) {
+            0
+        } else {
+            req.initial_resource_versions.len()
+        };
+        per_type("initial resource versions", initial)?;
+        // The peak: subscriptions are applied before unsubscriptions.
+        let added: BTreeSet<&String> = req
+            .resource_names_subscribe
+            .iter()
+            .filter(|n| *n != WILDCARD && st.is_none_or(|st| !st.names.contains(*n)))
+            .collect();
+        let names = st.map_or(0, |st| st.names.len()) + added.len();
+        per_type("subscribed names", names)?;
+        let this = names.max(st.map_or(0, |st| st.claimed) + initial);
+        let others: usize = self
+            .types
+            .iter()
+            .filter(|(k, _)| **k != t)
+            .map(|(_, o)| o.weight())
+            .sum();
+        let count = others + this;
+        if count > limit {
+            return Err(OverLimit::Total { count, limit });
+        }
+        Ok(())
+    }
+}
+
 impl Protocol for Delta {
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaResponse;
@@ -97,11 +171,12 @@ impl Protocol for Delta {
         req.node.as_ref()
     }
 
-    fn on_request(&mut self, s: &mut Session, req: DeltaDiscoveryRequest) {
+    fn on_request(&mut self, s: &mut Session, req: DeltaDiscoveryRequest) -> Result<(), OverLimit> {
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
-            tracing::debug!(type_url = %req.type_url, "delta request for a type edgeplane does not serve");
-            return;
+            tracing::debug!(type_url = %clean_message(&req.type_url), "delta request for a type edgeplane does not serve");
+            return Ok(());
         };
+        self.check_limits(t, &req, s.limits.max_subscribed_names)?;
         let st = self.types.entry(t).or_default();
         if !req.response_nonce.is_empty() {
             on_ack_or_nack(st, t, &req, s);
@@ -109,6 +184,7 @@ impl Protocol for Delta {
         let first = !st.seen;
         st.seen = true;
         if first {
+            st.claimed = req.initial_resource_versions.len();
             st.held = req
                 .initial_resource_versions
                 .iter()
@@ -145,6 +221,11 @@ impl Protocol for Delta {
             let names = &st.names;
             st.held.retain(|n, _| wildcard || names.contains(n));
         }
+        Ok(())
+    }
+
+    fn names_kept(&self) -> usize {
+        self.types.values().map(TypeStream::weight).sum()
     }
 
     /// Per type, in push order: what changed since what Envoy holds, and
@@ -221,25 +302,39 @@ impl Protocol for Delta {
     }
 }
 
-/// Records Envoy's answer to one of our responses. Only an answer to the
-/// latest response of the type moves the reported state; answers to older
-/// ones are superseded.
-fn on_ack_or_nack(st: &TypeStream, t: ResourceType, req: &DeltaDiscoveryRequest, s: &Session) {
-    let (registry, id) = (&s.registry, s.id);
+/// Records Envoy's answer to one of our responses: only the first answer
+/// to the latest response of the type moves the reported state, once.
+/// Answers to older responses (superseded), to responses never sent, or a
+/// second answer to the same one change nothing (debug log and
+/// `StreamObserver::stale_nonce`).
+fn on_ack_or_nack(
+    st: &mut TypeStream,
+    t: ResourceType,
+    req: &DeltaDiscoveryRequest,
+    s: &mut Session,
+) {
     if st.last_nonce.as_deref() != Some(req.response_nonce.as_str()) {
-        tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "answer to a superseded delta response");
+        s.stale_nonce(
+            t,
+            Delta::MODE,
+            &req.response_nonce,
+            "not the latest unanswered nonce sent",
+        );
         return;
     }
+    st.last_nonce = None;
+    let (registry, id) = (&s.registry, s.id);
     if let Some(err) = &req.error_detail {
+        let msg = clean_message(&err.message);
         tracing::warn!(
+            peer = %s.peer,
             node = %s.node_desc(),
             type_ = t.short(),
             nonce = %req.response_nonce,
-            message = %err.message,
+            message = %msg,
             "Envoy rejected (NACKed) the config; it keeps its previous resources, and these versions will not be sent again"
         );
         registry.observer().nacked(t, Delta::MODE);
-        let msg = err.message.clone();
         registry.update(id, |n| n.types.entry(t).or_default().record_nack(msg));
     } else {
         tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "delta ACK");

@@ -71,6 +71,7 @@ pub struct AdsServer {
     snapshots: SnapshotRx,
     registry: Arc<Registry>,
     shutdown: watch::Receiver<bool>,
+    limits: session::StreamLimits,
 }
 
 impl AdsServer {
@@ -83,7 +84,15 @@ impl AdsServer {
             snapshots,
             registry,
             shutdown,
+            limits: session::StreamLimits::default(),
         }
+    }
+
+    /// Per-stream bounds (`serve --max-subscribed-names`,
+    /// `--max-node-bytes`); the defaults are `StreamLimits::default()`.
+    pub fn with_limits(mut self, limits: session::StreamLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -97,8 +106,13 @@ impl AdsServer {
         inbound: Streaming<P::Request>,
     ) -> mpsc::Receiver<Result<P::Response, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        let mut s =
-            session::Session::new(peer, self.snapshots.clone(), self.registry.clone(), P::MODE);
+        let mut s = session::Session::new(
+            peer,
+            self.snapshots.clone(),
+            self.registry.clone(),
+            P::MODE,
+            self.limits,
+        );
         s.access = access;
         tokio::spawn(session::run::<P>(s, self.shutdown.clone(), inbound, tx));
         rx
@@ -121,7 +135,7 @@ fn control_plane() -> envoy_types::pb::envoy::config::core::v3::ControlPlane {
 /// Resolves which proxy `node` gets from `snap`, logging and recording in
 /// the registry when that changes. Shared by both protocol variants.
 fn match_proxy(
-    node: &envoy_types::pb::envoy::config::core::v3::Node,
+    node: &node::NodeInfo,
     snap: &Snapshot,
     current: &mut Option<String>,
     registry: &Registry,

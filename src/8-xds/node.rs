@@ -1,10 +1,33 @@
 //! Which proxy an Envoy node is: Gloo's convention first
 //! (`node.metadata.role` = `<namespace>~<proxyName>`), else `node.cluster`.
+//!
+//! A stream keeps only `NodeInfo` (id, cluster, role) of the node Envoy
+//! sends, never the whole `Node`: metadata, extensions and build details can
+//! be large and edgeplane needs none of them after the first request.
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::value::Kind;
 
 use crate::snapshot::Snapshot;
+
+/// What a stream keeps of its node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: String,
+    pub cluster: String,
+    /// `node.metadata.role`, empty when unset or not a string.
+    pub role: String,
+}
+
+impl NodeInfo {
+    pub fn of(node: &Node) -> Self {
+        NodeInfo {
+            id: node.id.clone(),
+            cluster: node.cluster.clone(),
+            role: role(node).unwrap_or("").to_string(),
+        }
+    }
+}
 
 /// The `role` string from the node's metadata, if set.
 pub fn role(node: &Node) -> Option<&str> {
@@ -16,11 +39,9 @@ pub fn role(node: &Node) -> Option<&str> {
 }
 
 /// The proxy key this node gets, or `None` when it matches no proxy.
-pub fn resolve(node: &Node, snapshot: &Snapshot) -> Option<String> {
-    if let Some(role) = role(node)
-        && snapshot.proxies.contains_key(role)
-    {
-        return Some(role.to_string());
+pub fn resolve(node: &NodeInfo, snapshot: &Snapshot) -> Option<String> {
+    if !node.role.is_empty() && snapshot.proxies.contains_key(&node.role) {
+        return Some(node.role.clone());
     }
     let cluster = node.cluster.as_str();
     if cluster.is_empty() {
@@ -40,12 +61,17 @@ pub fn resolve(node: &Node, snapshot: &Snapshot) -> Option<String> {
     }
 }
 
-/// How to name the node in logs: its id, role and cluster.
-pub fn describe(node: &Node) -> String {
+/// How much of each node field a log line shows.
+const DESCRIBE_FIELD_BYTES: usize = 256;
+
+/// How to name the node in logs: its id, role and cluster, each escaped
+/// and cut at 256 bytes (they are the client's to choose).
+pub fn describe(node: &NodeInfo) -> String {
+    let f = |s: &str| super::registry::clean_capped(s, DESCRIBE_FIELD_BYTES);
     format!(
-        "id={:?} role={:?} cluster={:?}",
-        node.id,
-        role(node).unwrap_or(""),
-        node.cluster
+        "id=\"{}\" role=\"{}\" cluster=\"{}\"",
+        f(&node.id),
+        f(&node.role),
+        f(&node.cluster)
     )
 }

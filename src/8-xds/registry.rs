@@ -107,6 +107,45 @@ impl TypeState {
     }
 }
 
+/// The most of a NACK's `error_detail.message` edgeplane keeps (bytes,
+/// after escaping); the rest is cut with a marker.
+pub const NACK_MESSAGE_MAX_BYTES: usize = 4096;
+
+/// Characters that reorder text on a terminal or page (bidirectional
+/// overrides and isolates): escaped like control characters.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Envoy's NACK message (or any client-chosen text) made safe to log, keep
+/// and show: control and bidi characters escaped as `\u001b`, and at most
+/// `NACK_MESSAGE_MAX_BYTES` kept, cut on a character boundary, followed by
+/// a marker saying how many bytes were cut. Idempotent on its own output
+/// below the cap (an escape is plain ASCII).
+pub fn clean_message(raw: &str) -> String {
+    clean_capped(raw, NACK_MESSAGE_MAX_BYTES)
+}
+
+/// `clean_message` with a given cap.
+pub fn clean_capped(raw: &str, max: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(raw.len().min(max));
+    for (i, c) in raw.char_indices() {
+        let before = out.len();
+        if c.is_control() || is_bidi_control(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+        if out.len() > max {
+            out.truncate(before);
+            let _ = write!(out, "… [{} more bytes cut]", raw.len() - i);
+            return out;
+        }
+    }
+    out
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct NodeState {
     pub node_id: String,
@@ -128,6 +167,9 @@ pub trait StreamObserver: Send + Sync {
     /// Envoy accepted (ACK) or rejected (NACK) a response of type `t`.
     fn acked(&self, _t: ResourceType, _mode: XdsMode) {}
     fn nacked(&self, _t: ResourceType, _mode: XdsMode) {}
+    /// A request answered (ACK/NACK) a nonce this stream never sent for
+    /// `t`, or one already answered: it was ignored.
+    fn stale_nonce(&self, _t: ResourceType, _mode: XdsMode) {}
 }
 
 /// Observes nothing.
@@ -230,5 +272,36 @@ impl Registry {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_message_escapes_controls_and_bidi_and_cuts_on_a_char_boundary() {
+        assert_eq!(clean_message("plain text"), "plain text");
+        assert_eq!(
+            clean_message("\u{1b}[31mred\u{7}\u{9b}\u{202e}x\ny"),
+            "\\u001b[31mred\\u0007\\u009b\\u202ex\\u000ay"
+        );
+        // Idempotent: an escape is plain ASCII.
+        let once = clean_message("a\u{1b}b");
+        assert_eq!(clean_message(&once), once);
+
+        let long = "é".repeat(3000); // 6000 bytes
+        let cut = clean_message(&long);
+        let kept = cut.split('…').next().unwrap_or("");
+        assert!(kept.len() <= NACK_MESSAGE_MAX_BYTES);
+        assert_eq!(kept.len() % 2, 0, "cut inside a character");
+        assert_eq!(
+            cut,
+            format!("{kept}… [{} more bytes cut]", 6000 - kept.len())
+        );
+        // An escape is never split by the cut.
+        let controls = "\u{1}".repeat(5000);
+        let cut = clean_capped(&controls, 10);
+        assert_eq!(cut, "\\u0001… [4999 more bytes cut]");
     }
 }

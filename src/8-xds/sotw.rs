@@ -6,7 +6,15 @@
 //! - answer each type's first request on a stream, then only on change;
 //! - LDS/CDS carry the full set, RDS and SDS the requested names;
 //! - a request whose nonce is not the latest we sent for its type is stale
-//!   and ignored;
+//!   and ignored (debug log, `StreamObserver::stale_nonce`);
+//! - an ACK or NACK counts once: the first answer to the latest nonce
+//!   moves the registry; a later NACK with the same nonce is stale, a
+//!   later request without `error_detail` only updates the subscription
+//!   (Envoy re-requests with its latest nonce when its RDS names change);
+//! - NACK messages are escaped and capped (`registry::clean_message`)
+//!   before they are logged or kept;
+//! - RDS/SDS names are bounded per type and in total
+//!   (`StreamLimits::max_subscribed_names`);
 //! - a NACK (`error_detail` set) is logged with node, type and Envoy's
 //!   message, and the rejected version is never sent again: we only send
 //!   when the version differs from the last one sent;
@@ -20,7 +28,8 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use super::XdsMode;
-use super::session::{Protocol, Session};
+use super::registry::clean_message;
+use super::session::{OverLimit, Protocol, Session};
 use super::wire::SotwResponse;
 use crate::snapshot::{Encoded, PUSH_ORDER, ProxySnapshot, ResourceType, version_of};
 
@@ -34,6 +43,9 @@ struct TypeStream {
     sent: Option<(String, String)>,
     /// Envoy's request had no nonce: it wants an answer even if unchanged.
     force: bool,
+    /// The last response sent has been ACKed or NACKed: its nonce counts
+    /// no more.
+    answered: bool,
 }
 
 /// State of the world: per type, what was sent and what Envoy asked for.
@@ -51,38 +63,83 @@ impl Protocol for Sotw {
         req.node.as_ref()
     }
 
-    fn on_request(&mut self, s: &mut Session, req: DiscoveryRequest) {
+    fn on_request(&mut self, s: &mut Session, req: DiscoveryRequest) -> Result<(), OverLimit> {
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
-            tracing::debug!(type_url = %req.type_url, "request for a type edgeplane does not serve");
-            return;
+            tracing::debug!(type_url = %clean_message(&req.type_url), "request for a type edgeplane does not serve");
+            return Ok(());
         };
+        let limit = s.limits.max_subscribed_names;
+        if !t.is_full_state() {
+            let count = req.resource_names.len();
+            if count > limit {
+                return Err(OverLimit::PerType {
+                    what: "subscribed names",
+                    type_: t.short(),
+                    count,
+                    limit,
+                });
+            }
+            let others: usize = self
+                .types
+                .iter()
+                .filter(|(k, _)| **k != t)
+                .map(|(_, st)| st.names.len())
+                .sum();
+            if others + count > limit {
+                return Err(OverLimit::Total {
+                    count: others + count,
+                    limit,
+                });
+            }
+        }
         let st = self.types.entry(t).or_default();
         if !req.response_nonce.is_empty() {
             let latest = st.sent.as_ref().map(|(_, n)| n.as_str());
             if latest != Some(req.response_nonce.as_str()) {
-                tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "stale request ignored");
-                return;
-            }
-            let sent_version = st.sent.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
-            if let Some(err) = &req.error_detail {
-                tracing::warn!(
-                    node = %s.node_desc(),
-                    type_ = t.short(),
-                    rejected_version = %sent_version,
-                    kept_version = %req.version_info,
-                    message = %err.message,
-                    "Envoy rejected (NACKed) the config; it keeps its previous config, and this version will not be sent again"
+                // Stale (xDS): an answer to an older response, or to one
+                // never sent. Ignored entirely.
+                s.stale_nonce(
+                    t,
+                    Self::MODE,
+                    &req.response_nonce,
+                    "not the latest nonce sent",
                 );
-                s.registry.observer().nacked(t, Self::MODE);
-                let msg = err.message.clone();
-                s.registry
-                    .update(s.id, |n| n.types.entry(t).or_default().record_nack(msg));
+                return Ok(());
+            }
+            if st.answered {
+                if req.error_detail.is_some() {
+                    s.stale_nonce(t, Self::MODE, &req.response_nonce, "NACK already counted");
+                    return Ok(());
+                }
+                // Envoy asks again with the latest nonce when its
+                // subscription changes (new RDS names): a subscription
+                // update, not a second ACK.
+                tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "subscription update");
             } else {
-                tracing::debug!(type_ = t.short(), version = %req.version_info, "ACK");
-                s.registry.observer().acked(t, Self::MODE);
-                let v = req.version_info.clone();
-                s.registry
-                    .update(s.id, |n| n.types.entry(t).or_default().record_ack(v));
+                st.answered = true;
+                let sent_version = st.sent.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
+                if let Some(err) = &req.error_detail {
+                    let msg = clean_message(&err.message);
+                    tracing::warn!(
+                        peer = %s.peer,
+                        node = %s.node_desc(),
+                        type_ = t.short(),
+                        rejected_version = %sent_version,
+                        kept_version = %clean_message(&req.version_info),
+                        message = %msg,
+                        "Envoy rejected (NACKed) the config; it keeps its previous config, and this version will not be sent again"
+                    );
+                    s.registry.observer().nacked(t, Self::MODE);
+                    s.registry
+                        .update(s.id, |n| n.types.entry(t).or_default().record_nack(msg));
+                } else {
+                    tracing::debug!(type_ = t.short(), version = %clean_message(&req.version_info), "ACK");
+                    s.registry.observer().acked(t, Self::MODE);
+                    // What Envoy now runs is what we sent under this nonce.
+                    s.registry.update(s.id, |n| {
+                        n.types.entry(t).or_default().record_ack(sent_version)
+                    });
+                }
             }
         } else {
             st.force = true;
@@ -91,6 +148,11 @@ impl Protocol for Sotw {
         if !t.is_full_state() {
             st.names = req.resource_names.iter().cloned().collect();
         }
+        Ok(())
+    }
+
+    fn names_kept(&self) -> usize {
+        self.types.values().map(|st| st.names.len()).sum()
     }
 
     /// Every subscribed type whose content differs from what was sent
@@ -136,6 +198,7 @@ impl Protocol for Sotw {
             s.registry.observer().pushed(t, Self::MODE);
             let sent_version = version.clone();
             st.sent = Some((version, nonce));
+            st.answered = false;
             let sent = super::registry::set_of(resources.iter().copied());
             s.registry.update(s.id, |n| {
                 let ts = n.types.entry(t).or_default();

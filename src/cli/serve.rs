@@ -76,6 +76,15 @@ pub struct Args {
     /// any other Host gets 421 (DNS-rebinding protection).
     #[arg(long, env = "EDGEPLANE_ADMIN_ALLOWED_HOSTS", value_delimiter = ',')]
     admin_allowed_hosts: Vec<String>,
+    /// Most resource names one ADS stream may subscribe to, per type and in
+    /// total (SotW resource_names; delta subscriptions and
+    /// initial_resource_versions); over it the stream ends with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = crate::xds::session::DEFAULT_MAX_SUBSCRIBED_NAMES, env = "EDGEPLANE_MAX_SUBSCRIBED_NAMES")]
+    max_subscribed_names: usize,
+    /// Largest Envoy node (encoded bytes, e.g. `256KiB`) an ADS request may
+    /// carry; over it the stream ends with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value = "256KiB", env = "EDGEPLANE_MAX_NODE_BYTES", value_parser = parse_bytes)]
+    max_node_bytes: usize,
 }
 
 /// A byte size: a number with an optional `KiB`, `MiB` or `GiB` suffix.
@@ -130,6 +139,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             idle_timeout: a.idle_timeout,
             admin_max_connections: a.admin_max_connections as usize,
             admin_allowed_hosts: a.admin_allowed_hosts,
+        },
+        stream_limits: crate::xds::session::StreamLimits {
+            max_subscribed_names: a.max_subscribed_names,
+            max_node_bytes: a.max_node_bytes,
         },
     };
     super::runtime()?.block_on(serve(cfg))?;

@@ -13,6 +13,7 @@ use crate::status::api::{
     ConnectedNode, GetStatusRequest, GetStatusResponse, ListenerDrain,
     status_service_client::StatusServiceClient,
 };
+use crate::xds::registry::{NACK_MESSAGE_MAX_BYTES, clean_message};
 
 /// `status --output`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -66,7 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let server = &a.connection.server;
     let print = |s: &GetStatusResponse| -> anyhow::Result<()> {
         match a.output {
-            StatusFormat::Json => super::outln(&serde_json::to_string(s)?),
+            StatusFormat::Json => super::outln(&json_terminal_safe(&serde_json::to_string(s)?)),
             StatusFormat::Table => super::outln(&render_table(s)),
         }
     };
@@ -99,6 +100,44 @@ pub enum StatusError {
     },
     #[error(transparent)]
     Tls(#[from] crate::serve::tls::TlsError),
+}
+
+/// Every cell made safe for a terminal: what the server sends (Envoy's NACK
+/// messages, node ids, reasons) may hold escape sequences, whichever server
+/// sent it. Control and bidi characters are escaped (`\u001b`) and each cell
+/// is capped at 4 KiB (`xds::registry::clean_message`).
+fn terminal_safe<const N: usize>(mut rows: Vec<[String; N]>) -> Vec<[String; N]> {
+    for r in &mut rows {
+        for c in r.iter_mut() {
+            if c.chars().any(|ch| ch.is_control())
+                || c.len() > NACK_MESSAGE_MAX_BYTES
+                || !c.is_ascii()
+            {
+                *c = clean_message(c);
+            }
+        }
+    }
+    rows
+}
+
+/// `serde_json` escapes U+0000..U+001F but writes DEL, the C1 controls
+/// (U+0080..U+009F: CSI is U+009B) and bidi overrides as they are; in JSON
+/// text they can only be inside strings, where `\uXXXX` means the same.
+fn json_terminal_safe(json: &str) -> String {
+    if json.is_ascii() && !json.contains('\u{7f}') {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len());
+    for ch in json.chars() {
+        if ch.is_control()
+            || matches!(ch, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.push_str(&format!("\\u{:04x}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// Renders resources and connected nodes as aligned text tables.
@@ -143,7 +182,7 @@ pub fn render_table(s: &GetStatusResponse) -> String {
             detail,
         ]);
     }
-    let mut out = table(&rows);
+    let mut out = table(&terminal_safe(rows));
     let mut nodes = vec![[
         "NODE".to_string(),
         "PROXY".into(),
@@ -168,7 +207,7 @@ pub fn render_table(s: &GetStatusResponse) -> String {
     }
     if nodes.len() > 1 {
         out.push('\n');
-        out.push_str(&table(&nodes));
+        out.push_str(&table(&terminal_safe(nodes)));
     }
     if s.nodes.iter().any(|n| n.stats_reported) {
         out.push('\n');
@@ -217,7 +256,7 @@ fn connections_table(nodes: &[ConnectedNode]) -> String {
             ]);
         }
     }
-    table(&rows)
+    table(&terminal_safe(rows))
 }
 
 /// The most recent listener drains (newest last, at most 10), with their
@@ -249,7 +288,7 @@ fn drains_table(drains: &[ListenerDrain], now_ms: i64) -> String {
             change,
         ]);
     }
-    table(&rows)
+    table(&terminal_safe(rows))
 }
 
 /// Connects to the status API at `addr` (`host:port`); over TLS with `tls`
@@ -395,6 +434,32 @@ mod tests {
             ["n1", "listener-b", "1", "0", "(shared)", "1", "(shared)"]
         );
         assert_eq!(rows.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn server_text_is_escaped_before_the_terminal() {
+        let s = GetStatusResponse {
+            nodes: vec![ConnectedNode {
+                node_id: "evil\u{1b}]0;title\u{7}".into(),
+                types: vec![crate::status::api::NodeTypeState {
+                    type_url: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration".into(),
+                    nack_message: format!("\u{1b}[2J\u{9b}31m{}", "x".repeat(10_000)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = render_table(&s);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("evil\\u001b]0;title\\u0007"), "{text}");
+        assert!(text.contains("\\u001b[2J\\u009b31m"), "{text}");
+        assert!(text.len() < 2 * NACK_MESSAGE_MAX_BYTES, "{}", text.len());
+        let json = json_terminal_safe("{\"m\":\"a\u{9b}b\u{202e}c\"}");
+        assert_eq!(json, "{\"m\":\"a\\u009bb\\u202ec\"}");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! | `edgeplane_xds_pushes_total` | counter | `type`, `mode` |
 //! | `edgeplane_xds_acks_total` | counter | `type`, `mode` |
 //! | `edgeplane_xds_nacks_total` | counter | `type`, `mode` |
+//! | `edgeplane_xds_stale_nonces_total` | counter | `type`, `mode` |
 //! | `edgeplane_stats_sink_streams` | gauge | — |
 //! | `edgeplane_listener_drains_total` | counter | — |
 //! | `edgeplane_listener_drain_connections_total` | counter | — |
@@ -190,6 +191,8 @@ pub struct Metrics {
     pushes: Family<TypeModeLabel, Counter>,
     acks: Family<TypeModeLabel, Counter>,
     nacks: Family<TypeModeLabel, Counter>,
+    /// ACKs/NACKs for nonces a stream never sent or already had answered.
+    stale_nonces: Family<TypeModeLabel, Counter>,
     sink_streams: Gauge,
     drains: Counter,
     drain_connections: Counter,
@@ -230,6 +233,7 @@ impl Metrics {
             pushes: Family::default(),
             acks: Family::default(),
             nacks: Family::default(),
+            stale_nonces: Family::default(),
             sink_streams: Gauge::default(),
             drains: Counter::default(),
             drain_connections: Counter::default(),
@@ -254,7 +258,7 @@ impl Metrics {
                 mode: mode.as_str(),
             }));
             for t in PUSH_ORDER {
-                for f in [&m.pushes, &m.acks, &m.nacks] {
+                for f in [&m.pushes, &m.acks, &m.nacks, &m.stale_nonces] {
                     drop(f.get_or_create(&type_mode(t, mode)));
                 }
             }
@@ -304,6 +308,11 @@ impl Metrics {
             "xds_nacks",
             "ADS responses Envoy rejected (NACK), by type and mode",
             m.nacks.clone(),
+        );
+        registry.register(
+            "xds_stale_nonces",
+            "ADS ACKs/NACKs ignored because their nonce was not the latest unanswered response of the type on that stream (never sent, superseded or already answered), by type and mode",
+            m.stale_nonces.clone(),
         );
         registry.register(
             "stats_sink_streams",
@@ -477,6 +486,10 @@ impl StreamObserver for Metrics {
 
     fn nacked(&self, t: ResourceType, mode: XdsMode) {
         self.nacks.get_or_create(&type_mode(t, mode)).inc();
+    }
+
+    fn stale_nonce(&self, t: ResourceType, mode: XdsMode) {
+        self.stale_nonces.get_or_create(&type_mode(t, mode)).inc();
     }
 }
 

@@ -68,6 +68,8 @@ pub struct ServeConfig {
     pub authz_policy: Option<Arc<crate::xds::authz::Policy>>,
     /// Connection, stream and request limits of both ports.
     pub limits: transport::Limits,
+    /// Per-ADS-stream bounds (`--max-subscribed-names`, `--max-node-bytes`).
+    pub stream_limits: crate::xds::session::StreamLimits,
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {

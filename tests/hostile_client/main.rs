@@ -4,7 +4,9 @@
 //! under a stated bound, and that the real Envoy still receives an edit
 //! within one second.
 //!
-//! Run one module with `cargo test --test hostile_client <module>::`.
+//! Run with `ENVOY_BIN=$PWD/.venv/bin/envoy cargo test --test hostile_client`
+//! (`EDGEPLANE_TEST_XDS=delta` for the real Envoy on delta ADS); one module
+//! with `… -- <module>::`.
 
 // The shared harness of tests/it (edgeplane, Envoy, backend, waits).
 #[allow(dead_code)]
@@ -15,5 +17,7 @@ mod support;
 mod admin;
 // mTLS role claims outside the policy; forged stats.
 mod authz;
+// The ADS session: subscribed-name and node limits, forged NACK floods.
+mod session;
 // The xDS port: streams per connection, connections, request size.
 mod transport;
