@@ -260,7 +260,13 @@ fn parse_document(
             return None;
         }
     };
-    let flat = Kind::of_flat_path(file);
+    // An etcd key names kind, namespace and name; a Gloo directory path
+    // kind and namespace.
+    let key = Kind::of_key_path(file);
+    let flat = match &key {
+        Some((k, ns, _)) => Some((*k, ns.clone())),
+        None => Kind::of_flat_path(file),
+    };
     let (kind, kind_pos, flat_mode) = match (&header.kind, &flat) {
         (Some(k), _) => (
             k.value.clone(),
@@ -285,11 +291,42 @@ fn parse_document(
         Some((_, ns)) if flat_mode => ns.clone(),
         _ => DEFAULT_NAMESPACE.to_string(),
     };
+    let default_ns = match &key {
+        Some((_, ns, _)) => ns.clone(),
+        None => default_ns,
+    };
+    let default_name = key.as_ref().map(|(_, _, n)| n.clone()).unwrap_or_default();
     let id = ResourceId {
         kind: kind.clone(),
         namespace: meta.namespace.clone().unwrap_or(default_ns),
-        name: meta.name.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or(default_name),
     };
+    if let Some((kk, kns, kname)) = &key {
+        // The key is the resource's identity: a document saying otherwise
+        // is refused, never silently renamed.
+        let mut mismatch = |what: &str, found: &str, want: &str| {
+            diags.push(
+                Diagnostic::error(
+                    kind_pos.clone(),
+                    Some(id.clone()),
+                    format!("{what} `{found}` does not match the key's `{want}`"),
+                )
+                .with_hint("the key is <prefix>/<group>/<version>/<Kind>/<namespace>/<name>; write the document under the key its kind, namespace and name give"),
+            );
+        };
+        if kind != kk.as_str() {
+            mismatch("kind", &kind, kk.as_str());
+        }
+        if id.namespace != *kns {
+            mismatch("metadata.namespace", &id.namespace, kns);
+        }
+        if id.name != *kname {
+            mismatch("metadata.name", &id.name, kname);
+        }
+        if kind != kk.as_str() || id.namespace != *kns || id.name != *kname {
+            return None;
+        }
+    }
     let Ok(known) = kind.parse::<Kind>() else {
         let msg = if UNIMPLEMENTED_KINDS.contains(&kind.as_str()) {
             format!("kind {kind} is not implemented by edgeplane yet")

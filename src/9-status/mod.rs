@@ -96,6 +96,19 @@ pub struct State {
     pub envoy_stats: Arc<drain::EnvoyStats>,
     /// The most recent listener drains.
     pub drains: Arc<drain::DrainLog>,
+    /// Where the manifests come from.
+    pub source: SourceInfo,
+}
+
+/// The manifest source, as `/status` shows it.
+#[derive(Clone, Debug)]
+pub enum SourceInfo {
+    Dir(std::path::PathBuf),
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+        connection: watch::Receiver<crate::source::etcd::Connection>,
+    },
 }
 
 impl State {

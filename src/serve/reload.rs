@@ -1,4 +1,5 @@
-//! The reload loop's one step: read the directory (only changed files),
+//! The reload loop's one step: read the directory (only changed files) or
+//! take what the etcd source listed,
 //! reconcile (parse, validate, keep each rejected resource's last accepted
 //! version, translate, encode only what changed), log every diagnostic
 //! with file, line, column and resource, record the result in the status
@@ -6,7 +7,7 @@
 //! (a load that changes nothing served sends Envoy nothing at all). After
 //! a publish: the drains it causes, and the routing tables of `/routes`.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,21 +35,39 @@ pub(super) struct Publisher {
     pub metrics: Arc<Metrics>,
 }
 
-/// Loads the directory once and publishes the snapshot if it is valid and
+/// What a load reads.
+#[derive(Clone)]
+pub(super) enum Input {
+    /// The config directory (only changed files are read).
+    Dir(PathBuf),
+    /// The manifests the etcd source listed and watched.
+    Etcd(Arc<crate::source::etcd::Update>),
+}
+
+/// Loads the manifests once and publishes the snapshot if it is valid and
 /// different from the one served.
-pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher) {
+pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publisher) {
     let Publisher {
         snapshots: snap_tx,
         state,
         metrics,
     } = publish;
     let started = Instant::now();
-    let d = dir.to_path_buf();
     // Reading is blocking I/O and a large config takes a while to build:
     // both run off the async workers. The loader moves in and back out.
     let mut l = std::mem::take(loader);
     let job = tokio::task::spawn_blocking(move || {
-        let read = crate::source::load_dir_cached(&d, &mut l.files);
+        let read = match input {
+            Input::Dir(d) => crate::source::load_dir_cached(&d, &mut l.files),
+            Input::Etcd(u) => crate::source::DirRead {
+                files: u.files.clone(),
+                diagnostics: u.diagnostics.clone(),
+                stats: crate::source::ReadStats {
+                    read: u.changed,
+                    reused: u.files.len().saturating_sub(u.changed),
+                },
+            },
+        };
         let read_time = started.elapsed();
         let mut load = l.reconciler.reconcile(read.files, read.diagnostics);
         // Kept only to explain the routes once the snapshot is published.
