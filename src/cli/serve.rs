@@ -104,7 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let source = match (a.config_dir, a.etcd_endpoints) {
         (Some(dir), _) => Source::Dir(dir),
         (None, Some(endpoints)) => {
-            let tls = (a.etcd_ca.is_some() || a.etcd_cert.is_some()).then(|| TlsFiles {
+            let tls = (a.etcd_ca.is_some() || a.etcd_cert.is_some()).then_some(TlsFiles {
                 ca: a.etcd_ca,
                 cert: a.etcd_cert,
                 key: a.etcd_key,

@@ -89,7 +89,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             // Armed before the first read: an edit made while it runs is seen.
             Started::Dir(dir.clone(), watch_dir(dir, cfg.debounce)?)
         }
-        Source::Etcd(e) => Started::Etcd(e.clone(), crate::source::etcd::Store::new(e)?),
+        Source::Etcd(e) => Started::Etcd(e.clone(), Box::new(crate::source::etcd::Store::new(e)?)),
     };
     let admin_listener = match cfg.admin_address {
         Some(addr) => Some(
@@ -155,7 +155,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             tracing::info!(endpoints = %e.endpoints.join(","), prefix = %e.prefix, "reading manifests from etcd");
             let (updates_tx, mut updates_rx) = watch::channel(None);
             tokio::spawn(crate::source::etcd::watch::run(
-                store,
+                *store,
                 e.prefix.clone(),
                 crate::source::etcd::watch::Outputs {
                     updates: updates_tx,
@@ -286,7 +286,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
 /// A source checked and armed, before the first load.
 enum Started {
     Dir(PathBuf, crate::source::watch::DirWatch),
-    Etcd(crate::source::etcd::EtcdConfig, crate::source::etcd::Store),
+    Etcd(
+        crate::source::etcd::EtcdConfig,
+        Box<crate::source::etcd::Store>,
+    ),
 }
 
 /// How long SIGTERM waits for open gRPC streams (status watchers, stats
