@@ -107,8 +107,23 @@ pub enum SourceInfo {
     Etcd {
         endpoints: Vec<String>,
         prefix: String,
-        connection: watch::Receiver<crate::source::etcd::Connection>,
+        /// Kept current by the daemon from the etcd source's reports.
+        connection: Arc<Mutex<SourceConnection>>,
     },
+}
+
+/// Whether the etcd source reaches etcd, and how far it has read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceConnection {
+    pub connected: bool,
+    /// When `connected` last changed.
+    pub since: Option<std::time::SystemTime>,
+    /// The store revision the served manifests were read at.
+    pub revision: i64,
+    /// The member in use (or last tried).
+    pub endpoint: String,
+    /// Why it is not connected.
+    pub error: Option<String>,
 }
 
 impl State {

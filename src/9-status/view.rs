@@ -187,7 +187,10 @@ fn source_msg(s: &super::SourceInfo) -> super::api::ManifestSource {
             prefix,
             connection,
         } => {
-            let c = connection.borrow().clone();
+            let c = connection
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             super::api::ManifestSource {
                 kind: "etcd".into(),
                 endpoints: endpoints.clone(),
@@ -197,7 +200,7 @@ fn source_msg(s: &super::SourceInfo) -> super::api::ManifestSource {
                 connected: c.connected,
                 since_unix_ms: c
                     .since
-                    .duration_since(std::time::UNIX_EPOCH)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                 error: c.error.unwrap_or_default(),
                 ..Default::default()

@@ -231,6 +231,32 @@ mod tests {
     }
 
     #[test]
+    fn serve_takes_a_directory_or_etcd_never_both() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["edgeplane", "serve"].iter().chain(args));
+        assert!(parse(&["--config-dir", "d"]).is_ok());
+        assert!(parse(&["--etcd-endpoints", "http://a:2379,http://b:2379"]).is_ok());
+        assert!(
+            parse(&[
+                "--etcd-endpoints",
+                "http://a:2379",
+                "--etcd-prefix",
+                "gloo",
+                "--etcd-user",
+                "u",
+                "--etcd-password",
+                "p"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["--config-dir", "d", "--etcd-endpoints", "http://a:2379"]).is_err());
+        assert!(parse(&[]).is_err(), "one source is required");
+        // etcd options need etcd; a certificate needs its key.
+        assert!(parse(&["--config-dir", "d", "--etcd-prefix", "gloo"]).is_err());
+        assert!(parse(&["--etcd-endpoints", "http://a:2379", "--etcd-cert", "c.pem"]).is_err());
+        assert!(parse(&["--etcd-endpoints", "http://a:2379", "--etcd-user", "u"]).is_err());
+    }
+
+    #[test]
     fn a_closed_stdout_is_a_quiet_success() {
         let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             .context("cannot write to stdout");

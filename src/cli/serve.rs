@@ -28,7 +28,7 @@ pub struct Args {
     etcd_endpoints: Option<Vec<String>>,
     /// The etcd key root: manifests are the keys
     /// `<prefix>/<group>/<version>/<Kind>/<namespace>/<name>` (`gloo`: Gloo's Consul layout).
-    #[arg(long, env = "EDGEPLANE_ETCD_PREFIX", default_value = crate::source::etcd::layout::DEFAULT_PREFIX, requires = "etcd_endpoints")]
+    #[arg(long, env = "EDGEPLANE_ETCD_PREFIX", default_value = crate::source::etcd::layout::DEFAULT_PREFIX, conflicts_with = "config_dir")]
     etcd_prefix: String,
     /// CA (PEM) that signed the etcd members' certificates (use https:// endpoints).
     #[arg(

@@ -26,7 +26,7 @@ use self::reload::Input;
 use crate::snapshot::Snapshot;
 use crate::source::watch::{Debounce, watch_dir};
 use crate::status::api::status_service_server::StatusServiceServer;
-use crate::status::{SourceInfo, State};
+use crate::status::{SourceConnection, SourceInfo, State};
 use crate::xds::registry::Registry;
 use crate::xds::{AdsServer, AdsService, MAX_XDS_MESSAGE_BYTES};
 
@@ -112,12 +112,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let (loads_tx, loads_rx) = watch::channel(0u64);
     let metrics = Arc::new(Metrics::new());
     let (conn_tx, conn_rx) = watch::channel(crate::source::etcd::Connection::default());
+    let shown_connection = Arc::new(std::sync::Mutex::new(SourceConnection::default()));
     let source_info = match &cfg.source {
         Source::Dir(d) => SourceInfo::Dir(d.clone()),
         Source::Etcd(e) => SourceInfo::Etcd {
             endpoints: e.endpoints.clone(),
             prefix: e.prefix.clone(),
-            connection: conn_rx.clone(),
+            connection: shown_connection.clone(),
         },
     };
     let state = State {
@@ -162,16 +163,22 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                     connection: conn_tx,
                 },
             ));
-            // The gauges follow the connection.
+            // `/status` and the gauges follow the connection.
             let m = metrics.clone();
             let mut conn = conn_rx.clone();
             tokio::spawn(async move {
                 loop {
-                    let (connected, revision) = {
-                        let c = conn.borrow_and_update();
-                        (c.connected, c.revision)
+                    let c = conn.borrow_and_update().clone();
+                    m.set_source(c.connected, c.revision);
+                    *shown_connection
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = SourceConnection {
+                        connected: c.connected,
+                        since: Some(c.since),
+                        revision: c.revision,
+                        endpoint: c.endpoint,
+                        error: c.error,
                     };
-                    m.set_source(connected, revision);
                     if conn.changed().await.is_err() {
                         return;
                     }

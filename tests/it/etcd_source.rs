@@ -155,6 +155,26 @@ async fn a_transaction_is_served_edits_and_deletes_follow_and_a_broken_key_is_na
     cluster.put(VS, &vs("v2")).await.expect("put");
     s.wait_body("v2", &cluster).await;
 
+    // A transaction of three documents is applied in one reload.
+    let loads = s.cp.loads().await;
+    cluster
+        .txn(vec![
+            TxnOp::put(VS, vs("v2"), None),
+            TxnOp::put(up_key("x"), upstream("x", &[9]), None),
+            TxnOp::put(up_key("y"), flat_upstream(9), None),
+        ])
+        .await
+        .expect("txn");
+    let st = s
+        .wait_status("the transaction's Upstreams", |st| upstreams(st) == 4)
+        .await;
+    assert_eq!(
+        st["loads"].as_u64(),
+        Some(loads + 1),
+        "one reload for one transaction\n{}",
+        s.logs()
+    );
+
     // A broken document: named by key, line and column; v2 stays served.
     let broken = vs("v3").replace("domains:", "domainz:");
     cluster.put(VS, &broken).await.expect("put broken");
