@@ -387,3 +387,113 @@ async fn compaction_while_its_member_was_away_lists_again_and_converges() {
         s.logs()
     );
 }
+
+/// A CA, a member certificate for 127.0.0.1 and a client certificate,
+/// written as PEM files into `dir`.
+fn etcd_pki(dir: &std::path::Path) -> crate::support::etcd::EtcdTls {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(DnType::CommonName, "etcd test CA");
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let leaf = |names: &[&str], usages: Vec<ExtendedKeyUsagePurpose>| {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut p = CertificateParams::new(names.clone()).expect("leaf params");
+        p.distinguished_name.push(DnType::CommonName, &names[0]);
+        p.extended_key_usages = usages;
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = p.signed_by(&key, &ca).expect("leaf certificate");
+        (cert.pem(), key.serialize_pem())
+    };
+    // etcd's own gateway dials the member with its server certificate, so
+    // it is a client certificate too.
+    let (server, server_key) = leaf(
+        &["127.0.0.1", "localhost"],
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    );
+    let (client, client_key) = leaf(&["edgeplane"], vec![ExtendedKeyUsagePurpose::ClientAuth]);
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write PEM");
+        path
+    };
+    crate::support::etcd::EtcdTls {
+        ca: write("ca.crt", &ca.pem()),
+        server_cert: write("server.crt", &server),
+        server_key: write("server.key", &server_key),
+        client_cert: write("client.crt", &client),
+        client_key: write("client.key", &client_key),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_and_passwords_reach_etcd() {
+    let pki = tempfile::tempdir().expect("temp dir");
+    let tls = etcd_pki(pki.path());
+    let mut cluster = EtcdCluster::start_with(1, Some(tls.clone())).await;
+    let port = free_port();
+    cluster.txn(initial(port, "v1")).await.expect("initial txn");
+    cluster.enable_auth("s3cret").await.expect("enable auth");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let tls_args = vec![
+        "--etcd-ca".to_string(),
+        path(&tls.ca),
+        "--etcd-cert".into(),
+        path(&tls.client_cert),
+        "--etcd-key".into(),
+        path(&tls.client_key),
+    ];
+
+    // Without the password: not connected, and the reason is shown.
+    let refused = ControlPlane::start_etcd(&cluster.endpoints(), tmp.path(), &tls_args).await;
+    let r = poll(
+        "a refused login in /status",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let st = refused.status().await;
+            let src = &st["source"];
+            (src["connected"] == false && !src["error"].as_str().unwrap_or("").is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    r.unwrap_or_else(|e| panic!("{e:#}\n{}", refused.log_text()));
+    drop(refused);
+
+    let mut args = tls_args.clone();
+    args.extend([
+        "--etcd-user".into(),
+        "root".into(),
+        "--etcd-password".into(),
+        "s3cret".into(),
+    ]);
+    let cp = ControlPlane::start_etcd(&cluster.endpoints(), tmp.path(), &args).await;
+    let envoy = Envoy::start(cp.xds_port, "test-node", tmp.path()).await;
+    let s = Served {
+        cp,
+        envoy,
+        port,
+        _tmp: tmp,
+    };
+    s.wait_body("v1", &cluster).await;
+    cluster
+        .put(VS, &vs("v2"))
+        .await
+        .expect("edit over TLS as root");
+    s.wait_body("v2", &cluster).await;
+}

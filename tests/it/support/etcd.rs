@@ -28,6 +28,7 @@ pub fn etcd_bin() -> PathBuf {
 }
 
 pub struct Member {
+    scheme: &'static str,
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
@@ -38,7 +39,7 @@ pub struct Member {
 
 impl Member {
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     pub fn is_running(&self) -> bool {
@@ -46,8 +47,22 @@ impl Member {
     }
 }
 
+/// PEM files for etcd's client port: the CA, the members' certificate
+/// (for 127.0.0.1), and a client certificate the members require.
+#[derive(Clone, Debug)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
 pub struct EtcdCluster {
     pub members: Vec<Member>,
+    tls: Option<EtcdTls>,
+    /// The credentials the harness's own clients use once auth is on.
+    user: Option<(String, String)>,
     initial_cluster: String,
     _dir: tempfile::TempDir,
 }
@@ -56,11 +71,19 @@ impl EtcdCluster {
     /// Starts `n` members and waits until the cluster has a leader and
     /// answers a linearizable read.
     pub async fn start(n: usize) -> EtcdCluster {
+        Self::start_with(n, None).await
+    }
+
+    /// As `start`; with `tls`, the client port speaks TLS and requires a
+    /// client certificate (`--client-cert-auth`).
+    pub async fn start_with(n: usize, tls: Option<EtcdTls>) -> EtcdCluster {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let bin = etcd_bin();
         assert!(bin.is_file(), "etcd binary {} missing", bin.display());
         let dir = tempfile::tempdir().expect("etcd temp dir");
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
+                scheme,
                 name: format!("m{i}"),
                 client_port: free_port(),
                 peer_port: free_port(),
@@ -76,6 +99,8 @@ impl EtcdCluster {
             .join(",");
         let mut c = EtcdCluster {
             members,
+            tls,
+            user: None,
             initial_cluster,
             _dir: dir,
         };
@@ -90,6 +115,7 @@ impl EtcdCluster {
 
     fn spawn(&mut self, i: usize) {
         let initial_cluster = self.initial_cluster.clone();
+        let tls = self.tls.clone();
         let m = &mut self.members[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -98,7 +124,17 @@ impl EtcdCluster {
             .expect("etcd log file");
         let client = m.url();
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
-        let child = Command::new(etcd_bin())
+        let mut cmd = Command::new(etcd_bin());
+        if let Some(t) = &tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server_cert)
+                .arg("--key-file")
+                .arg(&t.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&m.data_dir)
@@ -140,9 +176,24 @@ impl EtcdCluster {
 
     /// A client connected to member `i` only.
     pub async fn client(&self, i: usize) -> Result<Client> {
-        let opts = ConnectOptions::new()
+        let mut opts = ConnectOptions::new()
             .with_timeout(Duration::from_secs(3))
             .with_connect_timeout(Duration::from_secs(1));
+        if let Some(t) = &self.tls {
+            let read =
+                |p: &PathBuf| std::fs::read(p).with_context(|| format!("read {}", p.display()));
+            opts = opts.with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)?))
+                    .identity(etcd_client::Identity::from_pem(
+                        read(&t.client_cert)?,
+                        read(&t.client_key)?,
+                    )),
+            );
+        }
+        if let Some((user, password)) = &self.user {
+            opts = opts.with_user(user.clone(), password.clone());
+        }
         Client::connect([self.members[i].url()], Some(opts))
             .await
             .with_context(|| format!("connect to etcd member {i}"))
@@ -214,6 +265,21 @@ impl EtcdCluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("no member running")))
+    }
+
+    /// Turns etcd's authentication on with user `root` (role `root`) and
+    /// `password`; the harness's clients log in as root from then on.
+    pub async fn enable_auth(&mut self, password: &str) -> Result<()> {
+        let mut c = self.client(0).await?;
+        c.user_add("root", password, None)
+            .await
+            .context("user add")?;
+        c.user_grant_role("root", "root")
+            .await
+            .context("grant root")?;
+        c.auth_enable().await.context("auth enable")?;
+        self.user = Some(("root".into(), password.into()));
+        Ok(())
     }
 
     /// Puts `key` = `value` (see `txn`).
