@@ -5,7 +5,11 @@
 # ---- build ----
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# No protoc needed: build.rs compiles the .proto files with pure-Rust protox.
+# edgeplane's .proto files compile with pure-Rust protox (build.rs); the etcd
+# client crate's build script needs protoc and the well-known types.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --locked \
  && install -m 0755 target/release/edgeplane /edgeplane

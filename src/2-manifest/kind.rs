@@ -92,6 +92,16 @@ impl Kind {
         let kind = Kind::ALL.into_iter().find(|k| k.plural() == plural)?;
         Some((kind, namespace.file_name()?.to_string_lossy().into_owned()))
     }
+
+    /// The kind, namespace and name an etcd key's path names
+    /// (`etcd:<prefix>/<group>/<version>/<Kind>/<namespace>/<name>`, see
+    /// `source::etcd::layout`), when `<group>/<version>` serves `<Kind>`.
+    pub fn of_key_path(path: &Path) -> Option<(Kind, String, String)> {
+        let k = crate::source::etcd::layout::key_of_path(path)?;
+        let kind = Kind::ALL.into_iter().find(|x| x.as_str() == k.kind)?;
+        (kind.api_version() == format!("{}/{}", k.group, k.version))
+            .then(|| (kind, k.namespace.to_string(), k.name.to_string()))
+    }
 }
 
 impl fmt::Display for Kind {
@@ -161,6 +171,23 @@ mod tests {
             Some((Kind::Secret, "gloo-system".to_string()))
         );
         assert_eq!(Kind::of_flat_path(Path::new("web/default.yaml")), None);
+        assert_eq!(
+            Kind::of_key_path(Path::new(
+                "etcd:edgeplane/gateway.solo.io/v1/VirtualService/web/default"
+            )),
+            Some((Kind::VirtualService, "web".into(), "default".into()))
+        );
+        // The group must serve the kind; directory paths are no keys.
+        assert_eq!(
+            Kind::of_key_path(Path::new(
+                "etcd:edgeplane/gloo.solo.io/v1/VirtualService/web/d"
+            )),
+            None
+        );
+        assert_eq!(
+            Kind::of_key_path(Path::new("cfg/gateway.solo.io/v1/VirtualService/web/d")),
+            None
+        );
         assert_eq!(Kind::of_flat_path(Path::new("x/web/default.yaml")), None);
     }
 }

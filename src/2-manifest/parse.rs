@@ -260,7 +260,13 @@ fn parse_document(
             return None;
         }
     };
-    let flat = Kind::of_flat_path(file);
+    // An etcd key names kind, namespace and name; a Gloo directory path
+    // kind and namespace.
+    let key = Kind::of_key_path(file);
+    let flat = match &key {
+        Some((k, ns, _)) => Some((*k, ns.clone())),
+        None => Kind::of_flat_path(file),
+    };
     let (kind, kind_pos, flat_mode) = match (&header.kind, &flat) {
         (Some(k), _) => (
             k.value.clone(),
@@ -285,11 +291,42 @@ fn parse_document(
         Some((_, ns)) if flat_mode => ns.clone(),
         _ => DEFAULT_NAMESPACE.to_string(),
     };
+    let default_ns = match &key {
+        Some((_, ns, _)) => ns.clone(),
+        None => default_ns,
+    };
+    let default_name = key.as_ref().map(|(_, _, n)| n.clone()).unwrap_or_default();
     let id = ResourceId {
         kind: kind.clone(),
         namespace: meta.namespace.clone().unwrap_or(default_ns),
-        name: meta.name.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or(default_name),
     };
+    if let Some((kk, kns, kname)) = &key {
+        // The key is the resource's identity: a document saying otherwise
+        // is refused, never silently renamed.
+        let mut mismatch = |what: &str, found: &str, want: &str| {
+            diags.push(
+                Diagnostic::error(
+                    kind_pos.clone(),
+                    Some(id.clone()),
+                    format!("{what} `{found}` does not match the key's `{want}`"),
+                )
+                .with_hint("the key is <prefix>/<group>/<version>/<Kind>/<namespace>/<name>; write the document under the key its kind, namespace and name give"),
+            );
+        };
+        if kind != kk.as_str() {
+            mismatch("kind", &kind, kk.as_str());
+        }
+        if id.namespace != *kns {
+            mismatch("metadata.namespace", &id.namespace, kns);
+        }
+        if id.name != *kname {
+            mismatch("metadata.name", &id.name, kname);
+        }
+        if kind != kk.as_str() || id.namespace != *kns || id.name != *kname {
+            return None;
+        }
+    }
     let Ok(known) = kind.parse::<Kind>() else {
         let msg = if UNIMPLEMENTED_KINDS.contains(&kind.as_str()) {
             format!("kind {kind} is not implemented by edgeplane yet")
@@ -315,7 +352,7 @@ fn parse_document(
         diags.push(d);
         return None;
     }
-    if meta.name.as_deref().unwrap_or("").is_empty() {
+    if id.name.is_empty() {
         diags.push(Diagnostic::error(
             kind_pos,
             Some(id),
@@ -736,6 +773,59 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert!(diags[0].pos.line >= 2, "{:?}", diags[0]);
         assert_eq!(diags[0].pos.file, PathBuf::from("m.yaml"));
+    }
+
+    fn key(key: &str, text: &str) -> Vec<SourceFile> {
+        vec![SourceFile {
+            path: crate::source::etcd::layout::path_of_key(key),
+            text: text.to_string(),
+        }]
+    }
+
+    #[test]
+    fn etcd_keys_take_envelope_and_flat_documents() {
+        let k = "edgeplane/gloo.solo.io/v1/Upstream/web/u";
+        let envelope = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: u, namespace: web}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 9}]}}\n";
+        // Gloo's flat form: kind, namespace (and here name) from the key.
+        let flat = "metadata: {}\nstatic: {hosts: [{addr: 127.0.0.1, port: 9}]}\n";
+        // An envelope without namespace lives in the key's.
+        let no_ns = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: u}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 9}]}}\n";
+        for text in [envelope, flat, no_ns] {
+            let (docs, diags) = parse_files(&key(k, text));
+            assert!(diags.is_empty(), "{text}: {diags:?}");
+            assert_eq!(docs.len(), 1);
+            assert_eq!(docs[0].id.to_string(), "Upstream web.u");
+        }
+    }
+
+    #[test]
+    fn etcd_key_and_document_must_agree() {
+        let k = "edgeplane/gloo.solo.io/v1/Upstream/web/u";
+        for (text, what) in [
+            (
+                "metadata: {name: other}\nstatic: {}\n",
+                "metadata.name `other`",
+            ),
+            (
+                "metadata: {name: u, namespace: x}\nstatic: {}\n",
+                "metadata.namespace `x`",
+            ),
+            (
+                "apiVersion: gloo.solo.io/v1\nkind: UpstreamGroup\nmetadata: {name: u}\nspec: {destinations: []}\n",
+                "kind `UpstreamGroup`",
+            ),
+        ] {
+            let (docs, diags) = parse_files(&key(k, text));
+            assert!(docs.is_empty(), "{text}");
+            assert_eq!(diags.len(), 1, "{diags:?}");
+            assert!(diags[0].message.starts_with(what), "{}", diags[0].message);
+            assert_eq!(diags[0].pos.file.display().to_string(), format!("etcd:{k}"));
+        }
+        // A syntax error points into the key's text.
+        let (_, diags) = parse_files(&key(k, "metadata: {}\nstatic: [\n"));
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].pos.file.display().to_string(), format!("etcd:{k}"));
+        assert!(diags[0].pos.line >= 2, "{:?}", diags[0].pos);
     }
 
     #[test]

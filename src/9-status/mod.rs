@@ -96,6 +96,34 @@ pub struct State {
     pub envoy_stats: Arc<drain::EnvoyStats>,
     /// The most recent listener drains.
     pub drains: Arc<drain::DrainLog>,
+    /// Where the manifests come from.
+    pub source: SourceInfo,
+}
+
+/// The manifest source, as `/status` shows it.
+#[derive(Clone, Debug)]
+pub enum SourceInfo {
+    Dir(std::path::PathBuf),
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+        /// Kept current by the daemon from the etcd source's reports.
+        connection: Arc<Mutex<SourceConnection>>,
+    },
+}
+
+/// Whether the etcd source reaches etcd, and how far it has read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceConnection {
+    pub connected: bool,
+    /// When `connected` last changed.
+    pub since: Option<std::time::SystemTime>,
+    /// The store revision the served manifests were read at.
+    pub revision: i64,
+    /// The member in use (or last tried).
+    pub endpoint: String,
+    /// Why it is not connected.
+    pub error: Option<String>,
 }
 
 impl State {

@@ -170,6 +170,42 @@ fn report(
         loads: load.loads,
         resources,
         drains: state.drains.list().iter().map(drain_msg).collect(),
+        source: Some(source_msg(&state.source)),
+    }
+}
+
+fn source_msg(s: &super::SourceInfo) -> super::api::ManifestSource {
+    match s {
+        super::SourceInfo::Dir(d) => super::api::ManifestSource {
+            kind: "directory".into(),
+            dir: d.display().to_string(),
+            connected: true,
+            ..Default::default()
+        },
+        super::SourceInfo::Etcd {
+            endpoints,
+            prefix,
+            connection,
+        } => {
+            let c = connection
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            super::api::ManifestSource {
+                kind: "etcd".into(),
+                endpoints: endpoints.clone(),
+                prefix: prefix.clone(),
+                endpoint: c.endpoint,
+                revision: c.revision,
+                connected: c.connected,
+                since_unix_ms: c
+                    .since
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                error: c.error.unwrap_or_default(),
+                ..Default::default()
+            }
+        }
     }
 }
 

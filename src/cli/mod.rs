@@ -39,6 +39,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `Serve`'s flags are large next to the others; parsed once at start, so
+// the size of the enum does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Watch a manifests directory and serve it to Envoy over ADS.
@@ -228,6 +231,32 @@ mod tests {
             error_chain(&e),
             "cannot start: outer: Address already in use"
         );
+    }
+
+    #[test]
+    fn serve_takes_a_directory_or_etcd_never_both() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["edgeplane", "serve"].iter().chain(args));
+        assert!(parse(&["--config-dir", "d"]).is_ok());
+        assert!(parse(&["--etcd-endpoints", "http://a:2379,http://b:2379"]).is_ok());
+        assert!(
+            parse(&[
+                "--etcd-endpoints",
+                "http://a:2379",
+                "--etcd-prefix",
+                "gloo",
+                "--etcd-user",
+                "u",
+                "--etcd-password",
+                "p"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["--config-dir", "d", "--etcd-endpoints", "http://a:2379"]).is_err());
+        assert!(parse(&[]).is_err(), "one source is required");
+        // etcd options need etcd; a certificate needs its key.
+        assert!(parse(&["--config-dir", "d", "--etcd-prefix", "gloo"]).is_err());
+        assert!(parse(&["--etcd-endpoints", "http://a:2379", "--etcd-cert", "c.pem"]).is_err());
+        assert!(parse(&["--etcd-endpoints", "http://a:2379", "--etcd-user", "u"]).is_err());
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! | `edgeplane_xds_nacks_total` | counter | `type`, `mode` |
 //! | `edgeplane_xds_stale_nonces_total` | counter | `type`, `mode` |
 //! | `edgeplane_stats_sink_streams` | gauge | — |
+//! | `edgeplane_source_connected` | gauge (0/1) | — (a directory: always 1) |
+//! | `edgeplane_source_revision` | gauge | — (etcd's revision of what was last read; 0 for a directory) |
 //! | `edgeplane_listener_drains_total` | counter | — |
 //! | `edgeplane_listener_drain_connections_total` | counter | — |
 //! | `edgeplane_envoy_websockets_active` | gauge | `node`, `listener` |
@@ -194,6 +196,8 @@ pub struct Metrics {
     /// ACKs/NACKs for nonces a stream never sent or already had answered.
     stale_nonces: Family<TypeModeLabel, Counter>,
     sink_streams: Gauge,
+    source_connected: Gauge,
+    source_revision: Gauge,
     drains: Counter,
     drain_connections: Counter,
     websockets: std::sync::Arc<Mutex<Vec<WebsocketSeries>>>,
@@ -235,6 +239,8 @@ impl Metrics {
             nacks: Family::default(),
             stale_nonces: Family::default(),
             sink_streams: Gauge::default(),
+            source_connected: Gauge::default(),
+            source_revision: Gauge::default(),
             drains: Counter::default(),
             drain_connections: Counter::default(),
             websockets: std::sync::Arc::default(),
@@ -318,6 +324,16 @@ impl Metrics {
             "stats_sink_streams",
             "Envoys streaming their stats to edgeplane (envoy.stat_sinks.metrics_service)",
             m.sink_streams.clone(),
+        );
+        registry.register(
+            "source_connected",
+            "1 while the manifest source is reachable (etcd: a watch is open; a directory: always)",
+            m.source_connected.clone(),
+        );
+        registry.register(
+            "source_revision",
+            "The etcd revision the manifests were last read at (0 for a directory)",
+            m.source_revision.clone(),
         );
         registry.register(
             "listener_drains",
@@ -431,6 +447,12 @@ impl Metrics {
             }
             known.insert(key.clone());
         }
+    }
+
+    /// The manifest source's reachability and revision.
+    pub fn set_source(&self, connected: bool, revision: i64) {
+        self.source_connected.set(i64::from(connected));
+        self.source_revision.set(revision);
     }
 
     pub fn sink_stream_opened(&self) {

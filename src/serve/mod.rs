@@ -23,10 +23,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use self::metrics::Metrics;
+use self::reload::Input;
 use crate::snapshot::Snapshot;
 use crate::source::watch::{Debounce, watch_dir};
-use crate::status::State;
 use crate::status::api::status_service_server::StatusServiceServer;
+use crate::status::{SourceConnection, SourceInfo, State};
 use crate::xds::registry::Registry;
 use crate::xds::{AdsServer, AdsService, MAX_XDS_MESSAGE_BYTES};
 
@@ -53,10 +54,20 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Watch(#[from] crate::source::watch::WatchError),
+    #[error("etcd source")]
+    Etcd(#[from] crate::source::etcd::StoreError),
+}
+
+/// Where the manifests come from.
+pub enum Source {
+    /// A directory, read and watched.
+    Dir(PathBuf),
+    /// Keys below a prefix in etcd, listed and watched.
+    Etcd(crate::source::etcd::EtcdConfig),
 }
 
 pub struct ServeConfig {
-    pub config_dir: PathBuf,
+    pub source: Source,
     pub xds_address: SocketAddr,
     pub admin_address: Option<SocketAddr>,
     pub debounce: Debounce,
@@ -75,13 +86,16 @@ pub struct ServeConfig {
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     // Everything that can fail at start fails before a port is bound or a
     // file read: a wrong directory or a taken port leaves nothing behind.
-    if !cfg.config_dir.is_dir() {
-        return Err(ServeError::ConfigDir {
-            dir: cfg.config_dir.clone(),
-        });
-    }
-    // Armed before the first read: an edit made while it runs is seen.
-    let dir_watch = watch_dir(&cfg.config_dir, cfg.debounce)?;
+    let started = match &cfg.source {
+        Source::Dir(dir) => {
+            if !dir.is_dir() {
+                return Err(ServeError::ConfigDir { dir: dir.clone() });
+            }
+            // Armed before the first read: an edit made while it runs is seen.
+            Started::Dir(dir.clone(), watch_dir(dir, cfg.debounce)?)
+        }
+        Source::Etcd(e) => Started::Etcd(e.clone(), Box::new(crate::source::etcd::Store::new(e)?)),
+    };
     let admin_listener = match cfg.admin_address {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -102,6 +116,16 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let mut stopping = shutdown_rx.clone();
     let (loads_tx, loads_rx) = watch::channel(0u64);
     let metrics = Arc::new(Metrics::new());
+    let (conn_tx, conn_rx) = watch::channel(crate::source::etcd::Connection::default());
+    let shown_connection = Arc::new(std::sync::Mutex::new(SourceConnection::default()));
+    let source_info = match &cfg.source {
+        Source::Dir(d) => SourceInfo::Dir(d.clone()),
+        Source::Etcd(e) => SourceInfo::Etcd {
+            endpoints: e.endpoints.clone(),
+            prefix: e.prefix.clone(),
+            connection: shown_connection.clone(),
+        },
+    };
     let state = State {
         snapshots: snap_rx.clone(),
         load: Arc::default(),
@@ -109,6 +133,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         loads: loads_rx,
         envoy_stats: Arc::default(),
         drains: Arc::default(),
+        source: source_info,
     };
     let publisher = reload::Publisher {
         snapshots: snap_tx,
@@ -117,18 +142,69 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     };
 
     let mut loader = reload::Loader::default();
-    reload::reload_guarded(&cfg.config_dir, &mut loader, &publisher).await;
-    loads_tx.send_modify(|n| *n += 1);
-
-    let (reload_tx, mut reload_rx) = mpsc::channel(1);
-    let watcher = tokio::spawn(dir_watch.run(reload_tx));
-    let dir = cfg.config_dir.clone();
-    tokio::spawn(async move {
-        while reload_rx.recv().await.is_some() {
-            reload::reload_guarded(&dir, &mut loader, &publisher).await;
+    let watcher = match started {
+        Started::Dir(dir, dir_watch) => {
+            metrics.set_source(true, 0);
+            reload::reload_guarded(Input::Dir(dir.clone()), &mut loader, &publisher).await;
             loads_tx.send_modify(|n| *n += 1);
+            let (reload_tx, mut reload_rx) = mpsc::channel(1);
+            let watcher = tokio::spawn(dir_watch.run(reload_tx));
+            tokio::spawn(async move {
+                while reload_rx.recv().await.is_some() {
+                    reload::reload_guarded(Input::Dir(dir.clone()), &mut loader, &publisher).await;
+                    loads_tx.send_modify(|n| *n += 1);
+                }
+            });
+            watcher
         }
-    });
+        Started::Etcd(e, store) => {
+            tracing::info!(endpoints = %e.endpoints.join(","), prefix = %e.prefix, "reading manifests from etcd");
+            let (updates_tx, mut updates_rx) = watch::channel(None);
+            tokio::spawn(crate::source::etcd::watch::run(
+                *store,
+                e.prefix.clone(),
+                crate::source::etcd::watch::Outputs {
+                    updates: updates_tx,
+                    connection: conn_tx,
+                },
+            ));
+            // `/status` and the gauges follow the connection.
+            let m = metrics.clone();
+            let mut conn = conn_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let c = conn.borrow_and_update().clone();
+                    m.set_source(c.connected, c.revision);
+                    *shown_connection
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = SourceConnection {
+                        connected: c.connected,
+                        since: Some(c.since),
+                        revision: c.revision,
+                        endpoint: c.endpoint,
+                        error: c.error,
+                    };
+                    if conn.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+            // Latest wins: a reload reads the newest state, however many
+            // watch responses arrived while the one before ran.
+            tokio::spawn(async move {
+                while updates_rx.changed().await.is_ok() {
+                    let update = updates_rx.borrow_and_update().clone();
+                    if let Some(u) = update {
+                        reload::reload_guarded(Input::Etcd(u), &mut loader, &publisher).await;
+                        loads_tx.send_modify(|n| *n += 1);
+                    }
+                }
+            });
+            tokio::spawn(std::future::pending::<
+                Result<(), crate::source::watch::WatchError>,
+            >())
+        }
+    };
 
     if let Some(listener) = admin_listener {
         if let Ok(addr) = listener.local_addr() {
@@ -145,7 +221,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .xds_tls
         .as_ref()
         .map_or(tls::XdsSecurity::Plaintext, |t| t.security);
-    tracing::info!(addr = %cfg.xds_address, dir = %cfg.config_dir.display(), %security, "xDS (ADS) listening");
+    let source = match &cfg.source {
+        Source::Dir(d) => d.display().to_string(),
+        Source::Etcd(e) => format!("etcd {} (prefix {})", e.endpoints.join(","), e.prefix),
+    };
+    tracing::info!(addr = %cfg.xds_address, %source, %security, "xDS (ADS) listening");
     if let Some(p) = &cfg.authz_policy {
         if p.is_allow_all() {
             tracing::warn!(
@@ -237,6 +317,14 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// Streams reset by the client before edgeplane accepted them, at once on
 /// one connection (h2's default).
 const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// A source checked and armed, before the first load.
+enum Started {
+    Dir(PathBuf, crate::source::watch::DirWatch),
+    Etcd(
+        crate::source::etcd::EtcdConfig,
+        Box<crate::source::etcd::Store>,
+    ),
+}
 
 /// How long SIGTERM waits for open gRPC streams (status watchers, stats
 /// streams) to end after the ADS streams were closed.

@@ -1,4 +1,5 @@
-//! The reload loop's one step: read the directory (only changed files),
+//! The reload loop's one step: read the directory (only changed files) or
+//! take what the etcd source listed,
 //! reconcile (parse, validate, keep each rejected resource's last accepted
 //! version, translate, encode only what changed), log every diagnostic
 //! with file, line, column and resource, record the result in the status
@@ -6,7 +7,7 @@
 //! (a load that changes nothing served sends Envoy nothing at all). After
 //! a publish: the drains it causes, and the routing tables of `/routes`.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,16 +35,24 @@ pub(super) struct Publisher {
     pub metrics: Arc<Metrics>,
 }
 
-/// Loads the directory once and publishes the snapshot if it is valid and
+/// What a load reads.
+#[derive(Clone)]
+pub(super) enum Input {
+    /// The config directory (only changed files are read).
+    Dir(PathBuf),
+    /// The manifests the etcd source listed and watched.
+    Etcd(Arc<crate::source::etcd::Update>),
+}
+
+/// Loads the manifests once and publishes the snapshot if it is valid and
 /// different from the one served.
-pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher) {
+pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publisher) {
     let Publisher {
         snapshots: snap_tx,
         state,
         metrics,
     } = publish;
     let started = Instant::now();
-    let d = dir.to_path_buf();
     // Reading is blocking I/O and a large config takes a while to build:
     // both run off the async workers. The loader moves in and back out.
     // What a panic must not lose: the last accepted version of every
@@ -52,7 +61,17 @@ pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher)
     let keep = loader.reconciler.checkpoint();
     let mut l = std::mem::take(loader);
     let job = tokio::task::spawn_blocking(move || {
-        let read = crate::source::load_dir_cached(&d, &mut l.files);
+        let read = match input {
+            Input::Dir(d) => crate::source::load_dir_cached(&d, &mut l.files),
+            Input::Etcd(u) => crate::source::DirRead {
+                files: u.files.clone(),
+                diagnostics: u.diagnostics.clone(),
+                stats: crate::source::ReadStats {
+                    read: u.changed,
+                    reused: u.files.len().saturating_sub(u.changed),
+                },
+            },
+        };
         let read_time = started.elapsed();
         let mut load = l.reconciler.reconcile(read.files, read.diagnostics);
         #[cfg(test)]
@@ -207,9 +226,9 @@ pub(super) async fn reload(dir: &Path, loader: &mut Loader, publish: &Publisher)
 /// `reload`, surviving a panic in its async part too (publishing,
 /// reporting): the loader is then already the new one, so nothing is
 /// lost; the panic is logged and counted, and the loop goes on.
-pub(super) async fn reload_guarded(dir: &Path, loader: &mut Loader, publish: &Publisher) {
+pub(super) async fn reload_guarded(input: Input, loader: &mut Loader, publish: &Publisher) {
     use futures_util::FutureExt;
-    let r = std::panic::AssertUnwindSafe(reload(dir, loader, publish))
+    let r = std::panic::AssertUnwindSafe(reload(input, loader, publish))
         .catch_unwind()
         .await;
     if r.is_err() {
@@ -295,6 +314,7 @@ mod tests {
                 loads,
                 envoy_stats: Arc::default(),
                 drains: Arc::default(),
+                source: crate::status::SourceInfo::Dir(std::path::PathBuf::new()),
             },
             metrics,
         }
@@ -309,14 +329,14 @@ mod tests {
         write("vs.yaml", &vs("/one"));
         let p = publisher();
         let mut loader = Loader::default();
-        reload(dir.path(), &mut loader, &p).await;
+        reload(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
         let good = p.snapshots.borrow().clone().expect("first load publishes");
         assert!(!good.proxies.is_empty());
 
         // An edit whose load panics: nothing changes, the panic is counted.
         write("vs.yaml", &vs("/two"));
         test_hook::PANIC_IN_NEXT_LOAD.store(true, Ordering::SeqCst);
-        reload_guarded(dir.path(), &mut loader, &p).await;
+        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
         assert_eq!(p.snapshots.borrow().as_deref(), Some(&*good));
         assert!(
             p.metrics
@@ -329,7 +349,7 @@ mod tests {
         // Now the VirtualService is broken: its last accepted version (from
         // before the panic) is still the one served.
         write("vs.yaml", &vs("/two").replace("upstream:", "upstreamm:"));
-        reload_guarded(dir.path(), &mut loader, &p).await;
+        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
         let now = p.snapshots.borrow().clone().expect("still serving");
         assert_eq!(
             &*now, &*good,
@@ -349,7 +369,7 @@ mod tests {
 
         // And a good edit after all that publishes.
         write("vs.yaml", &vs("/three"));
-        reload_guarded(dir.path(), &mut loader, &p).await;
+        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
         assert_ne!(p.snapshots.borrow().as_deref(), Some(&*good));
     }
 }

@@ -6,6 +6,7 @@
 //! WebSocket). Every wait polls an observable (Envoy's admin, edgeplane's
 //! `/status`) with a deadline.
 
+pub mod etcd;
 pub mod load;
 
 use std::future::Future;
@@ -240,13 +241,32 @@ impl ControlPlane {
         logdir: &Path,
         extra: &[String],
     ) -> ControlPlane {
+        let source = ["--config-dir".to_string(), dir.display().to_string()];
+        Self::start_source(&source, dir, xds_port, logdir, extra).await
+    }
+
+    /// `edgeplane serve --etcd-endpoints …` (`extra`: e.g. `--etcd-prefix`).
+    pub async fn start_etcd(endpoints: &[String], logdir: &Path, extra: &[String]) -> ControlPlane {
+        let source = ["--etcd-endpoints".to_string(), endpoints.join(",")];
+        Self::start_source(&source, logdir, 0, logdir, extra).await
+    }
+
+    /// Starts `edgeplane serve` with `source` (the source flags); `dir` is
+    /// kept as `ControlPlane::dir`.
+    pub async fn start_source(
+        source: &[String],
+        dir: &Path,
+        xds_port: u16,
+        logdir: &Path,
+        extra: &[String],
+    ) -> ControlPlane {
         let xds_port = if xds_port == 0 { free_port() } else { xds_port };
         let admin_port = free_port();
         let log = logdir.join(format!("edgeplane-{admin_port}.log"));
         let logf = std::fs::File::create(&log).expect("create log file");
         let child = Command::new(edgeplane_bin())
-            .args(["serve", "--config-dir"])
-            .arg(dir)
+            .arg("serve")
+            .args(source)
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
             .args(extra)
