@@ -3,7 +3,8 @@
 //! resources (SotW and delta), and forged stats (another node's id, or a
 //! node id not connected over ADS) are refused, while the real Envoy, whose
 //! certificate the policy allows its role, keeps its config, its stats and
-//! receives an edit within one second.
+//! receives an edit within one second. The status API answers only the
+//! policy's `statusReaders`, and at most `MAX_WATCHERS` watch at once.
 //!
 //! Certificates are made at test time (rcgen): a CA, a server certificate
 //! for 127.0.0.1/localhost, the gateway's client certificate (a SPIFFE ID)
@@ -39,7 +40,7 @@ const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 
 fn policy() -> String {
     format!(
-        "rules:\n  - identities: [\"{GW_SPIFFE}\"]\n    roles: [\"{ROLE}\"]\n  - identities: [\"{INTRUDER_DNS}\"]\n    roles: [\"gloo-system~other-*\"]\n"
+        "rules:\n  - identities: [\"{GW_SPIFFE}\"]\n    roles: [\"{ROLE}\"]\n  - identities: [\"{INTRUDER_DNS}\"]\n    roles: [\"gloo-system~other-*\"]\nstatusReaders: [\"spiffe://edgeplane.test/ns/gloo-system/*\"]\n"
     )
 }
 
@@ -403,5 +404,79 @@ async fn forged_stats_are_refused_and_the_real_counts_stand() -> Result<()> {
     let rss = s.rss_kib();
     assert!(rss > 0 && rss < RSS_BOUND_KIB, "edgeplane RSS {rss} KiB");
     s.assert_edit_within_1s("/after-forged-stats").await;
+    Ok(())
+}
+
+/// The status API under a policy with `statusReaders`: an identity outside
+/// it gets `PERMISSION_DENIED` on both calls; a reader is answered, and of
+/// its `WatchStatus` streams the one past edgeplane's cap (64) gets
+/// `RESOURCE_EXHAUSTED` while the others keep their stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_api_answers_only_its_readers_and_caps_watchers() -> Result<()> {
+    use edgeplane::status::api::GetStatusRequest;
+    use edgeplane::status::api::status_service_client::StatusServiceClient;
+    const MAX_WATCHERS: usize = 64;
+    let s = Setup::start().await?;
+
+    let mut intruder = StatusServiceClient::new(s.pki.channel(s.cp.xds_port, "intruder").await?);
+    let denied = intruder
+        .get_status(GetStatusRequest::default())
+        .await
+        .expect_err("the intruder read the status");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    let denied = intruder
+        .watch_status(GetStatusRequest::default())
+        .await
+        .expect_err("the intruder watched the status");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+
+    let mut reader = StatusServiceClient::new(s.pki.channel(s.cp.xds_port, "gw").await?);
+    let status = reader
+        .get_status(GetStatusRequest::default())
+        .await
+        .context("a status reader is answered")?
+        .into_inner();
+    assert!(!status.nodes.is_empty(), "the real Envoy is listed");
+
+    let mut watchers = Vec::new();
+    for i in 0..MAX_WATCHERS {
+        let mut stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            reader.watch_status(GetStatusRequest::default()),
+        )
+        .await
+        .with_context(|| format!("watcher {i} not answered within 10 s"))?
+        .with_context(|| format!("watcher {i} refused"))?
+        .into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .with_context(|| format!("watcher {i}: no first report within 10 s"))?;
+        assert!(matches!(first, Ok(Some(_))), "watcher {i}: {first:?}");
+        watchers.push(stream);
+    }
+    let over = tokio::time::timeout(
+        Duration::from_secs(10),
+        reader.watch_status(GetStatusRequest::default()),
+    )
+    .await
+    .context("the watcher over the cap not answered within 10 s")?;
+    let over = match over {
+        Err(status) => status,
+        Ok(resp) => {
+            // The refusal may come as the stream's first item.
+            let mut stream = resp.into_inner();
+            match tokio::time::timeout(Duration::from_secs(10), stream.message()).await {
+                Ok(Err(status)) => status,
+                other => panic!("watcher {MAX_WATCHERS} was served: {other:?}"),
+            }
+        }
+    };
+    assert_eq!(over.code(), tonic::Code::ResourceExhausted, "{over:?}");
+
+    // The watchers still open see the edit; the real Envoy gets it in 1 s.
+    s.assert_edit_within_1s("/after-status-watchers").await;
+    let rss = s.rss_kib();
+    assert!(rss > 0 && rss < RSS_BOUND_KIB, "edgeplane RSS {rss} KiB");
+    drop(watchers);
     Ok(())
 }
