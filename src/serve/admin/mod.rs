@@ -127,7 +127,9 @@ struct Slots {
 }
 
 struct SlotState {
-    since: std::time::Instant,
+    /// When its connection was accepted (the slot is taken before the
+    /// accept, which may wait: the grace starts with the connection).
+    since: Mutex<std::time::Instant>,
     reading: AtomicBool,
     evict: Notify,
 }
@@ -151,6 +153,8 @@ impl Drop for Slot {
 /// How long a new connection may take to send its head before it can be
 /// dropped for a newer one (while all are younger, new ones wait in the
 /// backlog).
+/// Short, so that a flood ahead of a probe in the listen backlog clears
+/// at thousands of connections a second; counted from the accept.
 const EVICT_GRACE: Duration = Duration::from_millis(20);
 
 enum Admit {
@@ -178,7 +182,7 @@ impl Slots {
             let Some(i) = v.iter().position(|s| s.reading.load(Ordering::Relaxed)) else {
                 return Admit::WhenFreed;
             };
-            let age = v[i].since.elapsed();
+            let age = v[i].since.lock().map_or(EVICT_GRACE, |t| t.elapsed());
             if age < EVICT_GRACE {
                 return Admit::RetryIn(EVICT_GRACE - age);
             }
@@ -186,7 +190,7 @@ impl Slots {
             old.evict.notify_one();
         }
         let state = Arc::new(SlotState {
-            since: std::time::Instant::now(),
+            since: Mutex::new(std::time::Instant::now()),
             reading: AtomicBool::new(true),
             evict: Notify::new(),
         });
@@ -226,6 +230,9 @@ pub async fn run(listener: TcpListener, admin: Admin, limits: AdminLimits) {
         // listen backlog rather than in memory.
         let slot = slots.admit().await;
         let (sock, peer) = super::transport::accept(&listener, &mut backoff, "admin").await;
+        if let Ok(mut t) = slot.state.since.lock() {
+            *t = std::time::Instant::now();
+        }
         // What the client sent with the connection, read before the next
         // one is admitted: a whole head means this one is not a candidate
         // for eviction, however late its task runs.
