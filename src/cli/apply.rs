@@ -88,6 +88,10 @@ pub struct DeleteArgs {
     /// Skip resources that are not stored instead of refusing.
     #[arg(long)]
     ignore_not_found: bool,
+    /// Delete even when what remains refers to what is deleted (by default
+    /// that is refused, as Gloo's validating webhook refuses it).
+    #[arg(long)]
+    allow_broken_references: bool,
     #[command(flatten)]
     write: WriteArgs,
     #[command(flatten)]
@@ -158,6 +162,7 @@ pub fn run_delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
         )]
     };
     let ignore = a.ignore_not_found;
+    let allow_broken = a.allow_broken_references;
     super::runtime()?.block_on(write_loop(&cfg, &a.write, "delete", |current| {
         let missing: Vec<_> = keys
             .iter()
@@ -171,7 +176,36 @@ pub fn run_delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
             return Err(ExitCode::from(1));
         }
         let ks: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        Ok(plan_delete(&prefix, current, &ks))
+        let mut plan = plan_delete(&prefix, current, &ks);
+        if !allow_broken {
+            // A delete that breaks a reference (an Upstream a route still
+            // uses) is refused, as Gloo's webhook refuses it: the warnings
+            // the delete introduces count as errors.
+            let before = plan_delete(&prefix, current, &[]);
+            let had: std::collections::BTreeSet<_> = before
+                .load
+                .diagnostics
+                .iter()
+                .map(|d| (d.resource.clone(), d.message.clone()))
+                .collect();
+            let new: Vec<_> = plan
+                .load
+                .diagnostics
+                .iter()
+                .filter(|d| !d.is_error() && !had.contains(&(d.resource.clone(), d.message.clone())))
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                plan.load.diagnostics = new;
+                super::report(&plan.load);
+                eprintln!(
+                    "refused: deleting would break {} reference(s) still in use; nothing deleted (--allow-broken-references deletes anyway)",
+                    plan.load.diagnostics.len()
+                );
+                return Err(ExitCode::from(1));
+            }
+        }
+        Ok(plan)
     }))
 }
 
