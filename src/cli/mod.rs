@@ -279,6 +279,23 @@ mod tests {
     }
 
     #[test]
+    fn the_write_commands_share_the_etcd_flags() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["edgeplane"].iter().chain(args));
+        let e = ["--etcd-endpoints", "http://a:2379", "--etcd-prefix", "gloo"];
+        let with = |head: &[&'static str]| [head, &e[..]].concat();
+        assert!(parse(&with(&["apply", "-f", "a.yaml", "b/"])).is_ok());
+        assert!(parse(&with(&["apply", "--dry-run", "--strict", "-f", "a"])).is_ok());
+        assert!(parse(&with(&["apply"])).is_err(), "-f is required");
+        assert!(parse(&with(&["delete", "Upstream", "ns", "u"])).is_ok());
+        assert!(parse(&with(&["delete", "-f", "a.yaml"])).is_ok());
+        assert!(parse(&with(&["delete", "Upstream", "ns"])).is_err());
+        assert!(parse(&with(&["delete", "Upstream", "ns", "u", "-f", "a"])).is_err());
+        assert!(parse(&with(&["get", "Upstream", "-o", "json"])).is_ok());
+        assert!(parse(&with(&["export", "out", "--force"])).is_ok());
+        assert!(parse(&["get", "--etcd-cert", "c.pem"]).is_err());
+    }
+
+    #[test]
     fn a_closed_stdout_is_a_quiet_success() {
         let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             .context("cannot write to stdout");
