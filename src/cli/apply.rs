@@ -380,9 +380,17 @@ async fn write_loop(
                     }
                 );
             }
+            Err(e) if attempt < opts.retries => {
+                // Safe to retry: had it committed, the guard now fails or
+                // the new read shows nothing left to write.
+                eprintln!(
+                    "the etcd transaction failed ({e}); whether it committed is unknown: reading the store again"
+                );
+                store.fail_over();
+            }
             Err(e) => {
                 return Err(anyhow::Error::new(e).context(
-                    "the etcd transaction failed; whether it committed is unknown (run `edgeplane apply --dry-run` to see)",
+                    "the etcd transaction failed; whether it committed is unknown (`edgeplane apply --dry-run` shows what is left to write)",
                 ));
             }
         }

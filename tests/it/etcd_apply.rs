@@ -245,6 +245,15 @@ async fn etcd_invalid_apply_and_dry_run_write_nothing_and_a_used_upstream_is_not
     );
     assert_eq!(revision(&cluster).await, base);
 
+    // Over etcd's default limit of 128 operations: refused whole, never split.
+    let many = tmp.path().join("many.yaml");
+    let docs: Vec<String> = (0..127).map(|i| upstream(&format!("m{i}"), &[9])).collect();
+    std::fs::write(&many, docs.join("---\n")).expect("write");
+    let o = edgeplane(&cluster, &["apply", "-f", &many.display().to_string()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("etcd --max-txn-ops"), "{}", text(&o));
+    assert_eq!(revision(&cluster).await, base);
+
     // Deleting the Upstream a route uses is refused; the unused one goes.
     let o = edgeplane(&cluster, &["delete", "Upstream", "gloo-system", "u"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
