@@ -93,7 +93,7 @@ pub fn parse_files(files: &[SourceFile]) -> (Vec<Document>, Vec<Diagnostic>) {
 
 /// Splits a YAML stream at document markers (`---` at column 0). Returns each
 /// document's text and the 0-based line it starts on.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
+pub fn split_documents(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut cur = String::new();
@@ -123,7 +123,7 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-fn is_blank_document(text: &str) -> bool {
+pub fn is_blank_document(text: &str) -> bool {
     text.lines().all(|l| {
         let t = l.trim();
         t.is_empty() || t.starts_with('#') || t == "---"

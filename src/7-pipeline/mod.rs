@@ -8,6 +8,7 @@
 //! the last accepted version of each rejected resource kept, and the parse
 //! and encoding of what did not change carried over between loads.
 
+pub mod apply;
 pub mod reconcile;
 
 use std::path::Path;

@@ -5,9 +5,13 @@
 //! the reader goes away (`out`), and error chains printed once per cause
 //! (`error_chain`).
 
+pub mod apply;
 pub mod bootstrap;
 pub mod check;
 pub mod demo;
+pub mod etcd_flags;
+pub mod export;
+pub mod get;
 pub mod routes;
 pub mod schema;
 pub mod serve;
@@ -69,6 +73,17 @@ pub enum Command {
     /// Write JSON Schemas of the manifests (one per kind, and `all.json`)
     /// for editors; prints `all.json` to stdout without --out.
     Schema(schema::Args),
+    /// Write manifests to etcd: validate the whole resulting config, then
+    /// one guarded transaction (exit 0 written, 1 refused, 2 could not
+    /// run, 3 conflict after retries).
+    Apply(apply::Args),
+    /// Delete resources from etcd (by file or KIND NAMESPACE NAME), validated
+    /// like `apply` (exit codes as `apply`).
+    Delete(apply::DeleteArgs),
+    /// List the documents stored in etcd (`-o yaml|json`).
+    Get(get::Args),
+    /// Write the documents stored in etcd to a directory `serve --config-dir` reads.
+    Export(export::Args),
     /// Send one WebSocket message and print the reply; with --interactive,
     /// keep the connection open and send each line read from stdin.
     WsClient(demo::WsClientArgs),
@@ -109,6 +124,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(a),
         Command::Schema(a) => schema::run(a),
         Command::WsClient(a) => demo::run_ws_client(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Delete(a) => apply::run_delete(a),
+        Command::Get(a) => get::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
 
@@ -257,6 +276,23 @@ mod tests {
         assert!(parse(&["--config-dir", "d", "--etcd-prefix", "gloo"]).is_err());
         assert!(parse(&["--etcd-endpoints", "http://a:2379", "--etcd-cert", "c.pem"]).is_err());
         assert!(parse(&["--etcd-endpoints", "http://a:2379", "--etcd-user", "u"]).is_err());
+    }
+
+    #[test]
+    fn the_write_commands_share_the_etcd_flags() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["edgeplane"].iter().chain(args));
+        let e = ["--etcd-endpoints", "http://a:2379", "--etcd-prefix", "gloo"];
+        let with = |head: &[&'static str]| [head, &e[..]].concat();
+        assert!(parse(&with(&["apply", "-f", "a.yaml", "b/"])).is_ok());
+        assert!(parse(&with(&["apply", "--dry-run", "--strict", "-f", "a"])).is_ok());
+        assert!(parse(&with(&["apply"])).is_err(), "-f is required");
+        assert!(parse(&with(&["delete", "Upstream", "ns", "u"])).is_ok());
+        assert!(parse(&with(&["delete", "-f", "a.yaml"])).is_ok());
+        assert!(parse(&with(&["delete", "Upstream", "ns"])).is_err());
+        assert!(parse(&with(&["delete", "Upstream", "ns", "u", "-f", "a"])).is_err());
+        assert!(parse(&with(&["get", "Upstream", "-o", "json"])).is_ok());
+        assert!(parse(&with(&["export", "out", "--force"])).is_ok());
+        assert!(parse(&["get", "--etcd-cert", "c.pem"]).is_err());
     }
 
     #[test]

@@ -9,62 +9,19 @@ use std::time::Duration;
 use crate::serve::tls::XdsTlsFiles;
 use crate::serve::transport::Limits;
 use crate::serve::{ServeConfig, Source, serve};
-use crate::source::etcd::{EtcdConfig, TlsFiles};
 use crate::source::watch::Debounce;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["config_dir", "etcd_endpoints"])))]
+#[command(group(clap::ArgGroup::new("etcd_options").multiple(true).args(["etcd_prefix", "etcd_ca", "etcd_cert", "etcd_user"]).conflicts_with("config_dir")))]
 pub struct Args {
     /// Directory of Gloo manifests (*.yaml, *.yml; read recursively, never written).
     #[arg(long, env = "EDGEPLANE_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
-    /// Read the manifests from etcd instead: its members' client URLs,
-    /// comma-separated (`http://10.0.0.1:2379,http://10.0.0.2:2379`).
-    #[arg(
-        long,
-        env = "EDGEPLANE_ETCD_ENDPOINTS",
-        value_delimiter = ',',
-        value_name = "URL,…"
-    )]
-    etcd_endpoints: Option<Vec<String>>,
-    /// The etcd key root: manifests are the keys
-    /// `<prefix>/<group>/<version>/<Kind>/<namespace>/<name>` (`gloo`: Gloo's Consul layout).
-    #[arg(long, env = "EDGEPLANE_ETCD_PREFIX", default_value = crate::source::etcd::layout::DEFAULT_PREFIX, conflicts_with = "config_dir")]
-    etcd_prefix: String,
-    /// CA (PEM) that signed the etcd members' certificates (use https:// endpoints).
-    #[arg(
-        long,
-        env = "EDGEPLANE_ETCD_CA",
-        value_name = "PEM",
-        requires = "etcd_endpoints"
-    )]
-    etcd_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for etcd's --client-cert-auth; needs --etcd-key.
-    #[arg(
-        long,
-        env = "EDGEPLANE_ETCD_CERT",
-        value_name = "PEM",
-        requires = "etcd_key"
-    )]
-    etcd_cert: Option<PathBuf>,
-    /// Private key (PEM) of --etcd-cert.
-    #[arg(
-        long,
-        env = "EDGEPLANE_ETCD_KEY",
-        value_name = "PEM",
-        requires = "etcd_cert"
-    )]
-    etcd_key: Option<PathBuf>,
-    /// etcd user (simple auth); the password comes from --etcd-password or EDGEPLANE_ETCD_PASSWORD.
-    #[arg(long, env = "EDGEPLANE_ETCD_USER", requires = "etcd_password")]
-    etcd_user: Option<String>,
-    #[arg(
-        long,
-        env = "EDGEPLANE_ETCD_PASSWORD",
-        hide_env_values = true,
-        requires = "etcd_user"
-    )]
-    etcd_password: Option<String>,
+    /// Read the manifests from etcd instead (`--etcd-endpoints`; the
+    /// other etcd flags need it).
+    #[command(flatten)]
+    etcd: super::etcd_flags::EtcdArgs,
     /// Address of the xDS (ADS, gRPC) server; Gloo's port is 9977.
     #[arg(long, default_value = "127.0.0.1:9977", env = "EDGEPLANE_XDS_ADDRESS")]
     xds_address: SocketAddr,
@@ -169,25 +126,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let xds_tls = tls_files.load()?;
     let authz_policy =
         crate::serve::tls::load_policy(tls_files.security(), a.xds_authz_policy.as_deref())?;
-    let source = match (a.config_dir, a.etcd_endpoints) {
+    let source = match (a.config_dir, a.etcd.config()) {
         (Some(dir), _) => Source::Dir(dir),
-        (None, Some(endpoints)) => {
-            let tls = (a.etcd_ca.is_some() || a.etcd_cert.is_some()).then_some(TlsFiles {
-                ca: a.etcd_ca,
-                cert: a.etcd_cert,
-                key: a.etcd_key,
-            });
-            Source::Etcd(EtcdConfig {
-                endpoints: endpoints
-                    .into_iter()
-                    .map(|e| e.trim().to_string())
-                    .filter(|e| !e.is_empty())
-                    .collect(),
-                prefix: crate::source::etcd::layout::normalize_prefix(&a.etcd_prefix),
-                tls,
-                user: a.etcd_user.zip(a.etcd_password),
-            })
-        }
+        (None, Some(etcd)) => Source::Etcd(etcd),
         (None, None) => anyhow::bail!("give --config-dir or --etcd-endpoints"),
     };
     let cfg = ServeConfig {

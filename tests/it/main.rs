@@ -21,6 +21,8 @@ mod extauth;
 mod fields_doc;
 // Manifests in etcd: a real 3-member cluster, members killed, compaction.
 mod etcd_source;
+// `edgeplane apply`, `delete`, `get`, `export` against a real etcd cluster.
+mod etcd_apply;
 // Gateway options: access logs Envoy writes, the connection limit.
 mod gateway_options;
 // Gloo's docker-compose file mode, carried over as is.

@@ -7,6 +7,7 @@
 pub mod layout;
 pub mod store;
 pub mod watch;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
