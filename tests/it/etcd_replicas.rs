@@ -1,0 +1,185 @@
+//! Several `serve --etcd-endpoints` replicas on one real 3-member etcd,
+//! each with its own real Envoy: identical versions in both Envoys after a
+//! transaction and a route edit (WebSockets through each stay open).
+//!
+//! Both Envoys get the same listener (127.0.0.1:`port`): Envoy binds it with
+//! SO_REUSEPORT, so the kernel spreads connections over both processes.
+//! Each Envoy's own counters say which sockets it carries.
+
+use std::time::Duration;
+
+use etcd_client::TxnOp;
+use serde_json::Value;
+
+use crate::support::etcd::EtcdCluster;
+use crate::support::{
+    Backend, ControlPlane, Envoy, Ws, echo, free_port, gateway, http_get, node_synced, poll, route,
+    upstream, virtual_service, ws_connect,
+};
+
+const GW: &str = "edgeplane/gateway.solo.io/v1/Gateway/gloo-system/gw";
+const UP: &str = "edgeplane/gloo.solo.io/v1/Upstream/gloo-system/backend";
+const VS: &str = "edgeplane/gateway.solo.io/v1/VirtualService/gloo-system/vs";
+
+/// One replica and the Envoy it serves.
+struct Replica {
+    cp: ControlPlane,
+    envoy: Envoy,
+    node: String,
+}
+
+impl Replica {
+    async fn start(cluster: &EtcdCluster, node: &str, tmp: &std::path::Path) -> Replica {
+        let cp = ControlPlane::start_etcd(&cluster.endpoints(), tmp, &[]).await;
+        let envoy = Envoy::start(cp.xds_port, node, tmp).await;
+        cp.wait_connected_in_mode(node).await;
+        Replica {
+            cp,
+            envoy,
+            node: node.to_string(),
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.cp.logs_with(&self.envoy.log_text())
+    }
+
+    /// The versions this Envoy ACKed, once it has ACKed everything its
+    /// replica serves.
+    async fn synced_versions(&self, route_name: &str) -> Option<(String, String, String)> {
+        let st = self.cp.status().await;
+        if !node_synced(&st, &self.node) {
+            return None;
+        }
+        Some(self.envoy.versions(route_name).await)
+    }
+}
+
+fn route_name(port: u16) -> String {
+    format!("listener-127.0.0.1-{port}-routes")
+}
+
+/// Waits (30 s) until both Envoys hold every version their replicas serve,
+/// the same in both and accepted by `ok`; returns them.
+async fn same_versions(
+    a: &Replica,
+    b: &Replica,
+    port: u16,
+    ok: impl Fn(&(String, String, String)) -> bool,
+) -> (String, String, String) {
+    let rn = route_name(port);
+    let r = poll(
+        "both Envoys synced to the same versions",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let va = a.synced_versions(&rn).await?;
+            let vb = b.synced_versions(&rn).await?;
+            (va == vb && !va.0.is_empty() && ok(&va)).then_some(va)
+        },
+    )
+    .await;
+    r.unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", a.logs(), b.logs()))
+}
+
+/// Whether an Envoy's route configuration mentions `prefix`.
+fn dump_has_prefix(dump: &Value, prefix: &str) -> bool {
+    dump.to_string()
+        .contains(&format!("\"prefix\":\"{prefix}\""))
+}
+
+const UPGRADES: &str = "http.http.downstream_cx_upgrades_active";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_serve_identical_versions_and_keep_websockets_across_an_edit() {
+    let cluster = EtcdCluster::start(3).await;
+    let be = Backend::start("b1").await;
+    let port = free_port();
+    cluster
+        .txn(vec![
+            TxnOp::put(GW, gateway(port, ""), None),
+            TxnOp::put(UP, upstream("backend", &[be.port]), None),
+            TxnOp::put(VS, virtual_service(&route("/", "backend", "")), None),
+        ])
+        .await
+        .expect("initial txn");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let a = Replica::start(&cluster, "envoy-a", tmp.path()).await;
+    let b = Replica::start(&cluster, "envoy-b", tmp.path()).await;
+    let before = same_versions(&a, &b, port, |_| true).await;
+    // The replicas report the same versions too.
+    let pa = a.cp.status().await["proxies"].clone();
+    let pb = b.cp.status().await["proxies"].clone();
+    assert_eq!(pa, pb, "both replicas serve the same proxies and versions");
+
+    // WebSockets until each Envoy carries at least one.
+    let mut sockets: Vec<Ws> = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ua = a.envoy.stat(UPGRADES).await.unwrap_or(0);
+        let ub = b.envoy.stat(UPGRADES).await.unwrap_or(0);
+        if ua >= 1 && ub >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end && sockets.len() < 64,
+            "no WebSocket through each Envoy after {} sockets ({ua} on a, {ub} on b)\n{}\n{}",
+            sockets.len(),
+            a.logs(),
+            b.logs()
+        );
+        let ws = ws_connect(port, "/chat")
+            .await
+            .unwrap_or_else(|code| panic!("expected 101, got {code}"));
+        sockets.push(ws);
+    }
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        echo(ws, &format!("before {i}")).await;
+    }
+
+    // A route edit reaches both Envoys with the same versions.
+    let edited = format!(
+        "{}{}",
+        route("/edited", "backend", ""),
+        route("/", "backend", "")
+    );
+    cluster
+        .put(VS, &virtual_service(&edited))
+        .await
+        .expect("route edit");
+    let after = same_versions(&a, &b, port, |v| v.2 != before.2).await;
+    assert_eq!(after.0, before.0, "a route edit changes no listener");
+    assert_eq!(after.1, before.1, "a route edit changes no cluster");
+    for r in [&a, &b] {
+        assert!(
+            dump_has_prefix(&r.envoy.config_dump().await, "/edited"),
+            "{}",
+            r.logs()
+        );
+    }
+    for _ in 0..10 {
+        let got = http_get(port, "/edited/x").await.map(|(s, _)| s);
+        assert_eq!(got, Some(200), "{}\n{}", a.logs(), b.logs());
+    }
+    // Every socket stayed open through the edit, on both Envoys.
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        echo(ws, &format!("after {i}")).await;
+    }
+    assert!(a.envoy.stat(UPGRADES).await.unwrap_or(0) >= 1);
+    assert!(b.envoy.stat(UPGRADES).await.unwrap_or(0) >= 1);
+    assert_eq!(rejected(&a.envoy, port).await, 0, "{}", a.logs());
+    assert_eq!(rejected(&b.envoy, port).await, 0, "{}", b.logs());
+}
+
+/// Envoy's count of rejected LDS, CDS and RDS updates.
+async fn rejected(e: &Envoy, port: u16) -> u64 {
+    let mut n = 0;
+    for s in [
+        "listener_manager.lds.update_rejected".to_string(),
+        "cluster_manager.cds.update_rejected".to_string(),
+        format!("http.http.rds.{}.update_rejected", route_name(port)),
+    ] {
+        n += e.stat(&s).await.unwrap_or(0);
+    }
+    n
+}
