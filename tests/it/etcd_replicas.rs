@@ -1,6 +1,8 @@
 //! Several `serve --etcd-endpoints` replicas on one real 3-member etcd,
 //! each with its own real Envoy: identical versions in both Envoys after a
-//! transaction and a route edit (WebSockets through each stay open).
+//! transaction and a route edit (WebSockets through each stay open), and a
+//! replica started after a rejected write serving the same last-known-good
+//! as the one that saw the good version (the shared accepted record).
 //!
 //! Both Envoys get the same listener (127.0.0.1:`port`): Envoy binds it with
 //! SO_REUSEPORT, so the kernel spreads connections over both processes.
@@ -182,4 +184,80 @@ async fn rejected(e: &Envoy, port: u16) -> u64 {
         n += e.stat(&s).await.unwrap_or(0);
     }
     n
+}
+
+/// A VirtualService answering every path with `body` (no backend needed).
+fn direct_vs(body: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: vs\n  namespace: gloo-system\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers:\n      - prefix: /\n      directResponseAction:\n        status: 200\n        body: {body}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_after_a_rejected_write_serves_the_same_last_known_good() {
+    let cluster = EtcdCluster::start(3).await;
+    let port = free_port();
+    cluster
+        .txn(vec![
+            TxnOp::put(GW, gateway(port, ""), None),
+            TxnOp::put(UP, upstream("backend", &[9]), None),
+            TxnOp::put(VS, direct_vs("v1"), None),
+        ])
+        .await
+        .expect("initial txn");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let a = Replica::start(&cluster, "envoy-early", tmp.path()).await;
+    let rn = route_name(port);
+    let good = poll(
+        "the early replica serves v1",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let v = a.synced_versions(&rn).await?;
+            let body = http_get(port, "/").await.map(|(_, b)| b);
+            (body.as_deref() == Some("v1") && !v.2.is_empty()).then_some(v)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", a.logs()));
+
+    // A broken edit lands (written past validation, as any etcd client can).
+    let broken = direct_vs("v2").replace("domains:", "domainz:");
+    let loads = a.cp.loads().await;
+    cluster.put(VS, &broken).await.expect("put broken");
+    let st = a.cp.wait_load_after(loads).await;
+    let vs_status = st["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["kind"] == "VirtualService")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(vs_status["state"], "Rejected", "{vs_status}");
+
+    // The late replica never saw v1 in the store, yet serves it.
+    let b = Replica::start(&cluster, "envoy-late", tmp.path()).await;
+    let late = same_versions(&a, &b, port, |_| true).await;
+    assert_eq!(late, good, "the early replica's versions did not move");
+    let pa = a.cp.status().await["proxies"].clone();
+    let pb = b.cp.status().await["proxies"].clone();
+    assert_eq!(pa, pb, "both replicas serve the same proxies and versions");
+    let st = b.cp.status().await;
+    let vs_status = st["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["kind"] == "VirtualService")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(vs_status["state"], "Rejected", "{vs_status}");
+    assert_eq!(vs_status["serving"], "last-accepted", "{vs_status}");
+    for _ in 0..10 {
+        let body = http_get(port, "/").await.map(|(_, b)| b);
+        assert_eq!(body.as_deref(), Some("v1"), "{}\n{}", a.logs(), b.logs());
+    }
+
+    // A good edit afterwards moves both.
+    cluster.put(VS, &direct_vs("v3")).await.expect("put v3");
+    same_versions(&a, &b, port, |v| v.2 != good.2).await;
 }
