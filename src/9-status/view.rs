@@ -132,7 +132,7 @@ fn report(
     // Each proxy's listeners with their Envoy stats scope, decoded once.
     let mut prefixes = ListenerPrefixes::new();
     let resources = resource_statuses(load, &registered);
-    let nodes = registered
+    let mut nodes: Vec<ConnectedNode> = registered
         .into_iter()
         .map(|n| {
             let (listeners, upgrades) =
@@ -144,6 +144,7 @@ fn report(
                 upgrades_total: upgrades.total,
                 node_id: n.node_id,
                 proxy: n.proxy,
+                replica: String::new(),
                 xds_mode: n.mode.to_string(),
                 types: n
                     .types
@@ -161,6 +162,8 @@ fn report(
             }
         })
         .collect();
+    // The Envoys of the other replicas on the same store.
+    nodes.extend(state.peers.nodes());
     GetStatusResponse {
         serving: snap.is_some(),
         last_load_failed: load.last_load_failed,

@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod memory;
 pub mod metrics;
 pub mod reload;
+pub mod replicas;
 pub mod stats_sink;
 pub mod tls;
 pub mod transport;
@@ -134,6 +135,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         envoy_stats: Arc::default(),
         drains: Arc::default(),
         source: source_info,
+        peers: Arc::default(),
     };
     // The etcd source shares what it accepted (the writer starts below).
     let (accepted_tx, accepted_rx) = watch::channel(Arc::new(reload::Accepted::new()));
@@ -166,6 +168,23 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                 crate::source::etcd::Store::new(&e)?,
                 e.prefix.clone(),
                 accepted_rx,
+            ));
+            // This replica's Envoys, published for the others; theirs, merged
+            // into this one's status.
+            let id = replicas::replica_id();
+            tracing::info!(replica = %id, "publishing this replica's status under {}/", replicas::root(&e.prefix));
+            tokio::spawn(replicas::publish(
+                crate::source::etcd::Store::new(&e)?,
+                e.prefix.clone(),
+                id.clone(),
+                state.clone(),
+                conn_rx.clone(),
+            ));
+            tokio::spawn(replicas::follow(
+                crate::source::etcd::Store::new(&e)?,
+                e.prefix.clone(),
+                id,
+                state.clone(),
             ));
             let (updates_tx, mut updates_rx) = watch::channel(None);
             tokio::spawn(crate::source::etcd::watch::run(

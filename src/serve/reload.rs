@@ -377,6 +377,7 @@ mod tests {
                 envoy_stats: Arc::default(),
                 drains: Arc::default(),
                 source: crate::status::SourceInfo::Dir(std::path::PathBuf::new()),
+                peers: Arc::default(),
             },
             metrics,
             accepted: None,

@@ -261,3 +261,94 @@ async fn a_replica_started_after_a_rejected_write_serves_the_same_last_known_goo
     cluster.put(VS, &direct_vs("v3")).await.expect("put v3");
     same_versions(&a, &b, port, |v| v.2 != good.2).await;
 }
+
+/// The node `node_id` in a `/status`, if listed.
+fn node<'a>(status: &'a Value, node_id: &str) -> Option<&'a Value> {
+    status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["nodeId"] == node_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_replica_shows_the_others_envoys_until_its_lease_expires() {
+    let cluster = EtcdCluster::start(3).await;
+    let port = free_port();
+    cluster
+        .txn(vec![
+            TxnOp::put(GW, gateway(port, ""), None),
+            TxnOp::put(UP, upstream("backend", &[9]), None),
+            TxnOp::put(VS, direct_vs("v1"), None),
+        ])
+        .await
+        .expect("initial txn");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let a = Replica::start(&cluster, "envoy-a", tmp.path()).await;
+    let mut b = Replica::start(&cluster, "envoy-b", tmp.path()).await;
+    same_versions(&a, &b, port, |_| true).await;
+
+    // B's Envoy, with what it ACKed, in A's /status (and A's in B's).
+    let served = b.cp.status().await;
+    let b_node = node(&served, "envoy-b").cloned().unwrap_or_default();
+    assert_eq!(b_node["replica"], "", "B's own node is unmarked: {b_node}");
+    let r = poll(
+        "envoy-b (on replica B) in replica A's /status",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async {
+            let st = a.cp.status().await;
+            let n = node(&st, "envoy-b")?.clone();
+            (n["types"].as_array()?.len() == b_node["types"].as_array()?.len()).then_some(n)
+        },
+    )
+    .await;
+    let seen = r.unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", a.logs(), b.logs()));
+    let replica = seen["replica"].as_str().unwrap_or("").to_string();
+    assert!(!replica.is_empty(), "marked with B's replica id: {seen}");
+    for t in seen["types"].as_array().into_iter().flatten() {
+        assert!(
+            !t["ackedVersion"].as_str().unwrap_or("").is_empty(),
+            "ACKs are published: {seen}"
+        );
+    }
+    let st = a.cp.status().await;
+    assert_eq!(
+        node(&st, "envoy-a").map(|n| n["replica"].clone()),
+        Some(Value::from("")),
+        "A's own node: {st}"
+    );
+    poll(
+        "envoy-a (on replica A) in replica B's /status",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async { node(&b.cp.status().await, "envoy-a").map(|_| ()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", b.logs()));
+
+    // B dies without a word: its entries vanish with its lease (10 s TTL).
+    b.cp.kill();
+    let killed = std::time::Instant::now();
+    poll(
+        "envoy-b gone from A's /status after B's lease expired",
+        Duration::from_secs(25),
+        Duration::from_millis(100),
+        || async {
+            node(&a.cp.status().await, "envoy-b")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", a.logs()));
+    let after = killed.elapsed();
+    println!("replica B killed → its Envoy gone from A's /status after {after:?}");
+    assert!(
+        after >= Duration::from_secs(3),
+        "gone by the lease, not at once ({after:?})"
+    );
+    assert!(
+        node(&a.cp.status().await, "envoy-a").is_some(),
+        "A's own Envoy stays"
+    );
+}
