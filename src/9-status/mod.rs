@@ -139,6 +139,14 @@ impl Peers {
             .collect()
     }
 
+    /// Every peer's recent drains (their node ids name their Envoys).
+    pub fn drains(&self) -> Vec<api::ListenerDrain> {
+        self.lock()
+            .values()
+            .flat_map(|s| s.drains.iter().cloned())
+            .collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, std::collections::BTreeMap<String, api::ReplicaStatus>> {
         self.0
             .lock()

@@ -172,7 +172,10 @@ fn report(
         nodes,
         loads: load.loads,
         resources,
-        drains: state.drains.list().iter().map(drain_msg).collect(),
+        drains: own_drains(state)
+            .into_iter()
+            .chain(state.peers.drains())
+            .collect(),
         source: Some(source_msg(&state.source)),
     }
 }
@@ -284,6 +287,11 @@ fn connections(
         })
         .collect();
     (per_listener, node)
+}
+
+/// This replica's own recent drains (not its peers').
+pub fn own_drains(state: &State) -> Vec<ListenerDrain> {
+    state.drains.list().iter().map(drain_msg).collect()
 }
 
 fn drain_msg(d: &drain::DrainRecord) -> ListenerDrain {

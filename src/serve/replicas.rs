@@ -60,6 +60,7 @@ fn own_view(id: &str, state: &State, revision: i64) -> ReplicaStatus {
             .into_iter()
             .filter(|n| n.replica.is_empty())
             .collect(),
+        drains: crate::status::view::own_drains(state),
     }
 }
 
