@@ -262,6 +262,11 @@ async fn a_replica_started_after_a_rejected_write_serves_the_same_last_known_goo
     same_versions(&a, &b, port, |v| v.2 != good.2).await;
 }
 
+/// `text`'s lines indented by four spaces (a list item under `routes:`).
+fn indent4(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
 /// The node `node_id` in a `/status`, if listed.
 fn node<'a>(status: &'a Value, node_id: &str) -> Option<&'a Value> {
     status["nodes"]
@@ -325,6 +330,50 @@ async fn each_replica_shows_the_others_envoys_until_its_lease_expires() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", b.logs()));
+
+    // A route Envoy rejects (an RE2 program over Envoy's limit): B's Envoy
+    // NACKs it, and A's /status says so soon after B's does.
+    let nacked = |st: &Value, node_id: &str| {
+        node(st, node_id)?["types"]
+            .as_array()?
+            .iter()
+            .find(|t| !t["nackMessage"].as_str().unwrap_or("").is_empty())
+            .cloned()
+    };
+    let regex = "- matchers:\n  - regex: '/a{1,500}'\n  directResponseAction:\n    status: 200\n    body: re\n";
+    let bad = direct_vs("v1").replace("    routes:\n", &format!("    routes:\n{}", indent4(regex)));
+    cluster
+        .put(VS, &bad)
+        .await
+        .expect("put a route Envoy rejects");
+    poll(
+        "envoy-b's NACK in B's /status",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async { nacked(&b.cp.status().await, "envoy-b") },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", b.logs()));
+    let on_b = std::time::Instant::now();
+    let seen = poll(
+        "envoy-b's NACK in A's /status",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async { nacked(&a.cp.status().await, "envoy-b") },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", a.logs(), b.logs()));
+    println!(
+        "envoy-b's NACK: in B's /status, then in A's {:?} later",
+        on_b.elapsed()
+    );
+    assert!(
+        seen["nackMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("program size"),
+        "{seen}"
+    );
 
     // B dies without a word: its entries vanish with its lease (10 s TTL).
     b.cp.kill();
