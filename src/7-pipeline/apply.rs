@@ -287,6 +287,7 @@ mod tests {
 
     fn entry(rev: i64, v: &str) -> Entry {
         Entry {
+            create_revision: rev,
             mod_revision: rev,
             value: v.as_bytes().to_vec(),
         }

@@ -160,6 +160,27 @@ impl Reconciler {
         }
     }
 
+    /// Takes `priors` (documents accepted elsewhere: another replica's
+    /// shared record) as the last accepted version of every resource this
+    /// reconciler has none for; its own history always wins. Documents
+    /// that do not parse are ignored. Returns how many were taken.
+    pub fn adopt(&mut self, priors: &[SourceFile]) -> usize {
+        if priors.is_empty() {
+            return 0;
+        }
+        let (docs, _, _) = ParseCache::default().parse(priors);
+        let mut taken = 0;
+        for d in docs {
+            if let std::collections::btree_map::Entry::Vacant(v) =
+                self.last_good.entry(d.id.clone())
+            {
+                v.insert(d);
+                taken += 1;
+            }
+        }
+        taken
+    }
+
     pub fn reconcile(
         &mut self,
         files: Vec<SourceFile>,
@@ -708,6 +729,40 @@ mod tests {
         );
         assert!(!r.has_errors());
         assert_eq!(prefixes(&r), ["/a3", "/b2"]);
+    }
+
+    /// A reconciler that never saw a rejected resource's good version,
+    /// given it as a prior (another replica's accepted record), serves
+    /// exactly what the one that saw it serves; its own history wins.
+    #[test]
+    fn an_adopted_prior_gives_a_fresh_reconciler_the_same_last_known_good() {
+        let a1 = vs("a", "a.com", "/a1");
+        let a_bad = vs("a", "a.com", "/a2").replace("routeAction", "routeActon");
+        let good = [("gw.yaml", GW), ("up.yaml", UP), ("a.yaml", a1.as_str())];
+        let bad = [("gw.yaml", GW), ("up.yaml", UP), ("a.yaml", a_bad.as_str())];
+        let mut early = Reconciler::new();
+        early.reconcile(files(&good), vec![]);
+        let want = early.reconcile(files(&bad), vec![]);
+
+        let mut late = Reconciler::new();
+        assert_eq!(late.adopt(&files(&[("a.yaml", &a1)])), 1);
+        let got = late.reconcile(files(&bad), vec![]);
+        assert_eq!(prefixes(&got), ["/a1"]);
+        assert_eq!(got.snapshot, want.snapshot);
+        let sa = status(&got, "a");
+        assert_eq!(
+            (sa.state, sa.serving),
+            (State::Rejected, Serving::LastAccepted)
+        );
+
+        // Without the prior: nothing served for a.
+        let mut bare = Reconciler::new();
+        assert_ne!(bare.reconcile(files(&bad), vec![]).snapshot, want.snapshot);
+
+        // A reconciler's own last accepted version is never replaced.
+        let a0 = vs("a", "a.com", "/a0");
+        assert_eq!(early.adopt(&files(&[("a.yaml", &a0)])), 0);
+        assert_eq!(prefixes(&early.reconcile(files(&bad), vec![])), ["/a1"]);
     }
 
     #[test]

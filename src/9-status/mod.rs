@@ -98,6 +98,60 @@ pub struct State {
     pub drains: Arc<drain::DrainLog>,
     /// Where the manifests come from.
     pub source: SourceInfo,
+    /// The other replicas' published views (etcd source), by replica id.
+    pub peers: Arc<Peers>,
+}
+
+/// Other replicas' nodes, kept current by the daemon (empty with a
+/// directory source).
+#[derive(Debug, Default)]
+pub struct Peers(Mutex<std::collections::BTreeMap<String, api::ReplicaStatus>>);
+
+impl Peers {
+    /// Replaces every peer's view.
+    pub fn set_all(&self, all: std::collections::BTreeMap<String, api::ReplicaStatus>) {
+        *self.lock() = all;
+    }
+
+    /// Sets (`Some`) or removes (`None`) one peer's view.
+    pub fn set(&self, id: &str, status: Option<api::ReplicaStatus>) {
+        let mut g = self.lock();
+        match status {
+            Some(s) => {
+                g.insert(id.to_string(), s);
+            }
+            None => {
+                g.remove(id);
+            }
+        }
+    }
+
+    /// Every peer's nodes, each marked with its replica id.
+    pub fn nodes(&self) -> Vec<api::ConnectedNode> {
+        self.lock()
+            .iter()
+            .flat_map(|(id, s)| {
+                s.nodes.iter().cloned().map(move |mut n| {
+                    n.replica = id.clone();
+                    n
+                })
+            })
+            .collect()
+    }
+
+    /// Every peer's recent drains (their node ids name their Envoys).
+    pub fn drains(&self) -> Vec<api::ListenerDrain> {
+        self.lock()
+            .values()
+            .flat_map(|s| s.drains.iter().cloned())
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, std::collections::BTreeMap<String, api::ReplicaStatus>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The manifest source, as `/status` shows it.

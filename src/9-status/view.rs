@@ -132,7 +132,7 @@ fn report(
     // Each proxy's listeners with their Envoy stats scope, decoded once.
     let mut prefixes = ListenerPrefixes::new();
     let resources = resource_statuses(load, &registered);
-    let nodes = registered
+    let mut nodes: Vec<ConnectedNode> = registered
         .into_iter()
         .map(|n| {
             let (listeners, upgrades) =
@@ -144,6 +144,7 @@ fn report(
                 upgrades_total: upgrades.total,
                 node_id: n.node_id,
                 proxy: n.proxy,
+                replica: String::new(),
                 xds_mode: n.mode.to_string(),
                 types: n
                     .types
@@ -161,6 +162,8 @@ fn report(
             }
         })
         .collect();
+    // The Envoys of the other replicas on the same store.
+    nodes.extend(state.peers.nodes());
     GetStatusResponse {
         serving: snap.is_some(),
         last_load_failed: load.last_load_failed,
@@ -169,7 +172,10 @@ fn report(
         nodes,
         loads: load.loads,
         resources,
-        drains: state.drains.list().iter().map(drain_msg).collect(),
+        drains: own_drains(state)
+            .into_iter()
+            .chain(state.peers.drains())
+            .collect(),
         source: Some(source_msg(&state.source)),
     }
 }
@@ -281,6 +287,11 @@ fn connections(
         })
         .collect();
     (per_listener, node)
+}
+
+/// This replica's own recent drains (not its peers').
+pub fn own_drains(state: &State) -> Vec<ListenerDrain> {
+    state.drains.list().iter().map(drain_msg).collect()
 }
 
 fn drain_msg(d: &drain::DrainRecord) -> ListenerDrain {

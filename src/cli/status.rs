@@ -195,7 +195,7 @@ pub fn render_table(s: &GetStatusResponse) -> String {
     for n in &s.nodes {
         for t in &n.types {
             nodes.push([
-                n.node_id.clone(),
+                node_label(n),
                 n.proxy.clone(),
                 n.xds_mode.clone(),
                 t.type_url.rsplit('.').next().unwrap_or("").to_string(),
@@ -221,6 +221,16 @@ pub fn render_table(s: &GetStatusResponse) -> String {
     out
 }
 
+/// A node as the tables name it: with the replica it is connected to when
+/// that is another `serve` replica on the same etcd store.
+fn node_label(n: &ConnectedNode) -> String {
+    if n.replica.is_empty() {
+        n.node_id.clone()
+    } else {
+        format!("{} (replica {})", n.node_id, n.replica)
+    }
+}
+
 /// Per node that streams its stats: its live WebSockets (upgraded
 /// connections) and upgrades since Envoy started, then a line per listener
 /// with its connections and its WebSockets (`(shared)` when Envoy counts
@@ -235,7 +245,7 @@ fn connections_table(nodes: &[ConnectedNode]) -> String {
     ]];
     for n in nodes.iter().filter(|n| n.stats_reported) {
         rows.push([
-            n.node_id.clone(),
+            node_label(n),
             "(all)".into(),
             n.listeners
                 .iter()

@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod memory;
 pub mod metrics;
 pub mod reload;
+pub mod replicas;
 pub mod stats_sink;
 pub mod tls;
 pub mod transport;
@@ -134,11 +135,15 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         envoy_stats: Arc::default(),
         drains: Arc::default(),
         source: source_info,
+        peers: Arc::default(),
     };
+    // The etcd source shares what it accepted (the writer starts below).
+    let (accepted_tx, accepted_rx) = watch::channel(Arc::new(reload::Accepted::new()));
     let publisher = reload::Publisher {
         snapshots: snap_tx,
         state: state.clone(),
         metrics: metrics.clone(),
+        accepted: matches!(cfg.source, Source::Etcd(_)).then_some(accepted_tx),
     };
 
     let mut loader = reload::Loader::default();
@@ -159,6 +164,28 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         }
         Started::Etcd(e, store) => {
             tracing::info!(endpoints = %e.endpoints.join(","), prefix = %e.prefix, "reading manifests from etcd");
+            tokio::spawn(accepted_writer(
+                crate::source::etcd::Store::new(&e)?,
+                e.prefix.clone(),
+                accepted_rx,
+            ));
+            // This replica's Envoys, published for the others; theirs, merged
+            // into this one's status.
+            let id = replicas::replica_id();
+            tracing::info!(replica = %id, "publishing this replica's status under {}/", replicas::root(&e.prefix));
+            tokio::spawn(replicas::publish(
+                crate::source::etcd::Store::new(&e)?,
+                e.prefix.clone(),
+                id.clone(),
+                state.clone(),
+                conn_rx.clone(),
+            ));
+            tokio::spawn(replicas::follow(
+                crate::source::etcd::Store::new(&e)?,
+                e.prefix.clone(),
+                id,
+                state.clone(),
+            ));
             let (updates_tx, mut updates_rx) = watch::channel(None);
             tokio::spawn(crate::source::etcd::watch::run(
                 *store,
@@ -309,6 +336,69 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         }
     }
     Ok(())
+}
+
+/// Keeps the shared accepted record (`source::etcd::accepted`) up to date
+/// with what this replica accepts: each document newer than the record is
+/// written (compare-and-swap, so replicas never fight). A failure moves to
+/// the next member and retries on the next load or after a pause.
+async fn accepted_writer(
+    mut store: crate::source::etcd::Store,
+    prefix: String,
+    mut rx: watch::Receiver<Arc<reload::Accepted>>,
+) {
+    use crate::source::etcd::accepted;
+    // Manifest key → the revision recorded (by this replica or found newer).
+    let mut done: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    let mut failing = false;
+    loop {
+        let changed = if failing {
+            tokio::time::timeout(Duration::from_secs(1), rx.changed())
+                .await
+                .unwrap_or(Ok(()))
+        } else {
+            rx.changed().await
+        };
+        if changed.is_err() {
+            return;
+        }
+        let current = rx.borrow_and_update().clone();
+        done.retain(|k, _| current.contains_key(k));
+        let mut failed = None;
+        for (key, rec) in current.iter() {
+            if done.get(key).is_some_and(|r| *r >= rec.revision) {
+                continue;
+            }
+            match accepted::write(&mut store, &prefix, key, rec).await {
+                Ok(wrote) => {
+                    if wrote {
+                        tracing::debug!(%key, revision = rec.revision, "etcd: recorded the accepted document");
+                    }
+                    done.insert(key.clone(), rec.revision);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            if !failing {
+                tracing::warn!(error = %e, "etcd: cannot write the shared accepted record; retrying");
+            }
+            store.fail_over();
+        } else if failing {
+            tracing::info!("etcd: the shared accepted record is written again");
+        }
+        failing = failed_now(&done, &current);
+    }
+}
+
+/// Whether some accepted document is not recorded yet.
+fn failed_now(done: &std::collections::BTreeMap<String, i64>, current: &reload::Accepted) -> bool {
+    current
+        .iter()
+        .any(|(k, r)| done.get(k).is_none_or(|d| *d < r.revision))
 }
 
 /// Streams h2 may refuse or reset on one connection because of the

@@ -33,7 +33,14 @@ pub(super) struct Publisher {
     pub snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     pub state: State,
     pub metrics: Arc<Metrics>,
+    /// etcd source only: the documents this load accepted, by manifest key,
+    /// for the shared accepted record (`accepted_writer`).
+    pub accepted: Option<watch::Sender<Arc<Accepted>>>,
 }
+
+/// What one load accepted: manifest key → the text and its mod_revision.
+pub(super) type Accepted =
+    std::collections::BTreeMap<String, crate::source::etcd::accepted::Record>;
 
 /// What a load reads.
 #[derive(Clone)]
@@ -51,6 +58,7 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
         snapshots: snap_tx,
         state,
         metrics,
+        accepted: accepted_tx,
     } = publish;
     let started = Instant::now();
     // Reading is blocking I/O and a large config takes a while to build:
@@ -61,16 +69,29 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
     let keep = loader.reconciler.checkpoint();
     let mut l = std::mem::take(loader);
     let job = tokio::task::spawn_blocking(move || {
+        let mut revisions = None;
         let read = match input {
             Input::Dir(d) => crate::source::load_dir_cached(&d, &mut l.files),
-            Input::Etcd(u) => crate::source::DirRead {
-                files: u.files.clone(),
-                diagnostics: u.diagnostics.clone(),
-                stats: crate::source::ReadStats {
-                    read: u.changed,
-                    reused: u.files.len().saturating_sub(u.changed),
-                },
-            },
+            Input::Etcd(u) => {
+                // Another replica's last-known-good, for resources this one
+                // never accepted itself.
+                let adopted = l.reconciler.adopt(&u.priors);
+                if adopted > 0 {
+                    tracing::info!(
+                        adopted,
+                        "took last accepted versions from the shared accepted record"
+                    );
+                }
+                revisions = Some(u.clone());
+                crate::source::DirRead {
+                    files: u.files.clone(),
+                    diagnostics: u.diagnostics.clone(),
+                    stats: crate::source::ReadStats {
+                        read: u.changed,
+                        reused: u.files.len().saturating_sub(u.changed),
+                    },
+                }
+            }
         };
         let read_time = started.elapsed();
         let mut load = l.reconciler.reconcile(read.files, read.diagnostics);
@@ -78,9 +99,10 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
         test_hook::maybe_panic();
         // Kept only to explain the routes once the snapshot is published.
         let built = load.output.take().zip(load.model.take());
-        (l, read.stats, read_time, load, built)
+        let accepted = revisions.map(|u| accepted_of(&u, &load));
+        (l, read.stats, read_time, load, built, accepted)
     });
-    let (l, read_stats, read_time, mut load, built) = match job.await {
+    let (l, read_stats, read_time, mut load, built, accepted) = match job.await {
         Ok(r) => r,
         Err(e) => {
             // The caches went with the panic; the next load re-reads.
@@ -94,6 +116,11 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
         }
     };
     *loader = l;
+    if let (Some(tx), Some(a)) = (accepted_tx, accepted)
+        && load.snapshot.is_some()
+    {
+        tx.send_replace(Arc::new(a));
+    }
     let total = started.elapsed();
     let work = LoadWork {
         files_read: read_stats.read,
@@ -223,6 +250,41 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
     explain_served(built, generation.to_string(), state).await;
 }
 
+/// The documents of `u` this load accepted and serves as they are in the
+/// store, with their keys' mod_revisions.
+fn accepted_of(u: &crate::source::etcd::Update, load: &reconcile::Reconciled) -> Accepted {
+    use crate::source::etcd::accepted::Record;
+    let texts: std::collections::BTreeMap<&std::path::Path, &str> = u
+        .files
+        .iter()
+        .map(|f| (f.path.as_path(), f.text.as_str()))
+        .collect();
+    load.statuses
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.state,
+                reconcile::State::Accepted | reconcile::State::Warning
+            ) && s.serving == Serving::Current
+        })
+        .filter_map(|s| {
+            let key = s
+                .file
+                .to_str()?
+                .strip_prefix(crate::source::etcd::layout::PATH_SCHEME)?;
+            let revision = *u.revisions.get(&s.file)?;
+            let text = texts.get(s.file.as_path())?;
+            Some((
+                key.to_string(),
+                Record {
+                    revision,
+                    text: (*text).to_string(),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// `reload`, surviving a panic in its async part too (publishing,
 /// reporting): the loader is then already the new one, so nothing is
 /// lost; the panic is logged and counted, and the loop goes on.
@@ -315,8 +377,10 @@ mod tests {
                 envoy_stats: Arc::default(),
                 drains: Arc::default(),
                 source: crate::status::SourceInfo::Dir(std::path::PathBuf::new()),
+                peers: Arc::default(),
             },
             metrics,
+            accepted: None,
         }
     }
 

@@ -19,6 +19,8 @@ mod drain;
 mod extauth;
 // docs/FIELDS.md equals `edgeplane schema --fields`.
 mod fields_doc;
+// Several serve replicas on one etcd: identical versions, shared last-known-good.
+mod etcd_replicas;
 // Manifests in etcd: a real 3-member cluster, members killed, compaction.
 mod etcd_source;
 // `edgeplane apply`, `delete`, `get`, `export` against a real etcd cluster.

@@ -4,6 +4,7 @@
 //! `watch`). Each change hands the reload the same `Vec<SourceFile>` the
 //! directory source does, sorted by key, each with the path `etcd:<key>`.
 
+pub mod accepted;
 pub mod layout;
 pub mod store;
 pub mod watch;
@@ -27,6 +28,13 @@ pub struct Update {
     /// Keys put or deleted since the update before (all of them after a
     /// list).
     pub changed: usize,
+    /// Each file's key's mod_revision (by path, `etcd:<key>`): what an
+    /// accepted record names.
+    pub revisions: BTreeMap<std::path::PathBuf, i64>,
+    /// Documents other replicas accepted earlier than the current ones
+    /// (`accepted::priors_of`): the last-known-good of a replica that did
+    /// not see them itself.
+    pub priors: Vec<SourceFile>,
 }
 
 /// Whether the source reaches etcd, and how far it has read.
@@ -97,6 +105,7 @@ mod tests {
     fn stray_keys_and_binary_values_are_diagnostics() {
         let mut entries = BTreeMap::new();
         let e = |v: &[u8]| store::Entry {
+            create_revision: 1,
             mod_revision: 1,
             value: v.to_vec(),
         };

@@ -92,6 +92,8 @@ pub fn compacted(e: &etcd_client::Error) -> bool {
 /// One value as listed or watched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// When the key was (last) created: a delete and a put start over.
+    pub create_revision: i64,
     pub mod_revision: i64,
     pub value: Vec<u8>,
 }
@@ -221,6 +223,7 @@ impl Store {
                 listing.entries.insert(
                     key,
                     Entry {
+                        create_revision: kv.create_revision(),
                         mod_revision: kv.mod_revision(),
                         value: kv.value().to_vec(),
                     },

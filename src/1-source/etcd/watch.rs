@@ -13,12 +13,14 @@
 //!   that lost quorum fails the watch instead of staying silent.
 //! - Connected/disconnected is logged once per transition, never per retry.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use etcd_client::{EventType, WatchOptions};
 use tokio::sync::watch;
 
+use super::accepted::{self, Record};
 use super::store::{self, Entry, Listing, MAX_DECODE_BYTES, Store};
 use super::{Connection, Update, files_of, layout};
 
@@ -44,6 +46,8 @@ enum End {
 /// Runs until the update receivers are all gone.
 pub async fn run(mut store: Store, prefix: String, out: Outputs) {
     let mut state: Option<Listing> = None;
+    // The shared accepted records, read with every list.
+    let mut records = BTreeMap::new();
     let mut failures: u32 = 0;
     loop {
         if out.updates.is_closed() {
@@ -58,7 +62,8 @@ pub async fn run(mut store: Store, prefix: String, out: Outputs) {
                         endpoint = store.endpoint(),
                         "etcd: listed the manifests"
                     );
-                    publish(&prefix, &listing, listing.entries.len(), &out);
+                    records = read_records(&mut store, &prefix).await;
+                    publish(&prefix, &listing, &records, listing.entries.len(), &out);
                     set_connected(&out, &store, true, listing.revision, None);
                     state = Some(listing);
                     failures = 0;
@@ -75,7 +80,7 @@ pub async fn run(mut store: Store, prefix: String, out: Outputs) {
         let Some(listing) = state.as_mut() else {
             continue;
         };
-        match watch_from(&mut store, &prefix, listing, &out, &mut failures).await {
+        match watch_from(&mut store, &prefix, listing, &records, &out, &mut failures).await {
             End::Compacted(at) => {
                 tracing::warn!(
                     revision = listing.revision,
@@ -125,6 +130,7 @@ async fn watch_from(
     store: &mut Store,
     prefix: &str,
     listing: &mut Listing,
+    records: &BTreeMap<String, Record>,
     out: &Outputs,
     failures: &mut u32,
 ) -> End {
@@ -197,6 +203,7 @@ async fn watch_from(
                     listing.entries.insert(
                         key,
                         Entry {
+                            create_revision: kv.create_revision(),
                             mod_revision: kv.mod_revision(),
                             value: kv.value().to_vec(),
                         },
@@ -213,7 +220,7 @@ async fn watch_from(
             events = events.len(),
             "etcd: applying watch events"
         );
-        publish(prefix, listing, events.len(), out);
+        publish(prefix, listing, records, events.len(), out);
         set_connected(out, store, true, listing.revision, None);
     }
 }
@@ -222,13 +229,42 @@ fn describe(store: &Store, e: &etcd_client::Error) -> String {
     format!("etcd {}: {e}", store.endpoint())
 }
 
-fn publish(prefix: &str, listing: &Listing, changed: usize, out: &Outputs) {
+/// The shared accepted records; none (logged) when they cannot be read:
+/// they are only a fallback for resources rejected before this replica
+/// started.
+async fn read_records(store: &mut Store, prefix: &str) -> BTreeMap<String, Record> {
+    match accepted::read_all(store, prefix).await {
+        Ok(r) => {
+            tracing::debug!(records = r.len(), "etcd: read the accepted records");
+            r
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "etcd: cannot read the accepted records; a resource rejected before this replica started is not served");
+            BTreeMap::new()
+        }
+    }
+}
+
+fn publish(
+    prefix: &str,
+    listing: &Listing,
+    records: &BTreeMap<String, Record>,
+    changed: usize,
+    out: &Outputs,
+) {
     let (files, diagnostics) = files_of(prefix, &listing.entries);
+    let revisions = listing
+        .entries
+        .iter()
+        .map(|(k, e)| (layout::path_of_key(k), e.mod_revision))
+        .collect();
     let _ = out.updates.send(Some(Arc::new(Update {
         revision: listing.revision,
         files,
         diagnostics,
         changed,
+        revisions,
+        priors: accepted::priors_of(&listing.entries, records),
     })));
 }
 

@@ -387,9 +387,10 @@ fn route(path: &str, query: &str, admin: &Admin) -> (u16, &'static str, Body) {
             200,
             super::metrics::CONTENT_TYPE,
             Body::Owned({
-                admin
-                    .metrics
-                    .set_websockets(&crate::status::view::current_status(&admin.state).nodes);
+                // This replica's own Envoys only (not its peers').
+                let mut nodes = crate::status::view::current_status(&admin.state).nodes;
+                nodes.retain(|n| n.replica.is_empty());
+                admin.metrics.set_websockets(&nodes);
                 admin.metrics.render()
             }),
         ),

@@ -215,8 +215,16 @@ impl Drop for Backend {
 
 // === edgeplane ===
 
+/// The binary under test: `EDGEPLANE_BIN` when set (several worktrees
+/// building into one shared target directory overwrite its uplifted
+/// `debug/edgeplane`; point this at `debug/deps/edgeplane-<hash>`), else
+/// cargo's.
 pub fn edgeplane_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_edgeplane")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("EDGEPLANE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_edgeplane").to_string())
+    })
 }
 
 pub struct ControlPlane {

@@ -130,6 +130,7 @@ function renderNodes(s) {
   }
   return s.nodes.map((n) => el("div", { class: "node", "data-node": n.nodeId },
     el("h3", {}, `${n.nodeId} · proxy ${n.proxy} · ${n.xdsMode} ADS`,
+      n.replica ? ` · on replica ${n.replica}` : "",
       n.listeners.length ? " · connections: " +
         n.listeners.map((l) => `${l.listener} ${l.activeConnections}`).join(", ") : "",
       n.statsReported ? ` · WebSockets: ${n.upgradesActive} open, ${n.upgradesTotal} since Envoy started` : ""),
