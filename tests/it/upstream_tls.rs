@@ -39,6 +39,30 @@ use crate::support::*;
 /// The name on the backend's certificate, and the SNI asked for.
 const BACKEND_NAME: &str = "backend.example";
 
+/// A self-signed test CA named `cn`.
+fn test_ca(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, cn);
+    CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate")
+}
+
+/// The backend's certificate for `BACKEND_NAME`, signed by `ca`, and its key.
+fn backend_cert(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let mut leaf = CertificateParams::new(vec![BACKEND_NAME.to_string()]).expect("leaf");
+    leaf.distinguished_name
+        .push(DnType::CommonName, BACKEND_NAME);
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = leaf.signed_by(&key, ca).expect("leaf certificate");
+    (
+        CertificateDer::from(cert.der().to_vec()),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
 /// A CA (written to `ca.crt` in a temp dir) and a server certificate for
 /// `BACKEND_NAME` signed by it.
 struct Pki {
@@ -49,28 +73,15 @@ struct Pki {
 impl Pki {
     fn new() -> Pki {
         let dir = tempfile::tempdir().expect("tempdir for certificates");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "edgeplane upstream test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
-        let mut leaf = CertificateParams::new(vec![BACKEND_NAME.to_string()]).expect("leaf");
-        leaf.distinguished_name
-            .push(DnType::CommonName, BACKEND_NAME);
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = leaf.signed_by(&key, &ca).expect("leaf certificate");
+        let ca = test_ca("edgeplane upstream test CA");
+        let (cert, key) = backend_cert(&ca);
         std::fs::write(dir.path().join("ca.crt"), ca.pem()).expect("write CA");
         let server =
             ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
                 .expect("TLS versions")
                 .with_no_client_auth()
-                .with_single_cert(
-                    vec![CertificateDer::from(cert.der().to_vec())],
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-                )
+                .with_single_cert(vec![cert], key)
                 .expect("server certificate");
         Pki { dir, server }
     }
@@ -492,20 +503,8 @@ impl Drop for MtlsBackend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_secret_ref_presents_and_rotates_the_client_certificate_over_sds() {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "edgeplane upstream mTLS test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
-    let mut leaf = CertificateParams::new(vec![BACKEND_NAME.to_string()]).expect("leaf");
-    leaf.distinguished_name
-        .push(DnType::CommonName, BACKEND_NAME);
-    let server_key = KeyPair::generate().expect("server key");
-    let server_cert = leaf
-        .signed_by(&server_key, &ca)
-        .expect("server certificate");
+    let ca = test_ca("edgeplane upstream mTLS test CA");
+    let (server_cert, server_key) = backend_cert(&ca);
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from(ca.der().to_vec()))
@@ -521,10 +520,7 @@ async fn upstream_secret_ref_presents_and_rotates_the_client_certificate_over_sd
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
         .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from(server_cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-        )
+        .with_single_cert(vec![server_cert], server_key)
         .expect("server certificate");
     let backend = MtlsBackend::start(server).await;
 

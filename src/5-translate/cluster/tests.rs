@@ -977,6 +977,11 @@ fn ca_only_secret(name: &str, ca: &str) -> String {
     )
 }
 
+/// The proxy's (only) cluster.
+fn first_cluster(l: &Load) -> Cluster {
+    l.output.as_ref().expect("output")["gloo-system~gateway-proxy"].clusters[0].clone()
+}
+
 fn secret_names(l: &Load) -> Vec<String> {
     l.output.as_ref().expect("output")["gloo-system~gateway-proxy"]
         .secrets
@@ -1004,7 +1009,7 @@ fn secret_ref_names_the_certificate_and_ca_over_sds() {
         )],
     );
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
-    let c = l.output.as_ref().expect("output")["gloo-system~gateway-proxy"].clusters[0].clone();
+    let c = first_cluster(&l);
     let t = tls_of(&c.transport_socket);
     assert_eq!(t.sni, "backend.example");
     let common = t.common_tls_context.expect("common");
@@ -1048,7 +1053,7 @@ fn secret_ref_ca_only_and_one_way_tls() {
     let (ca, _) = crate::translate::tls::sds_tests::self_signed("ca");
     let l = load_with("{secretRef: {name: ca}}", &[ca_only_secret("ca", &ca)]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
-    let c = l.output.as_ref().expect("output")["gloo-system~gateway-proxy"].clusters[0].clone();
+    let c = first_cluster(&l);
     let common = tls_of(&c.transport_socket)
         .common_tls_context
         .expect("common");
@@ -1079,7 +1084,7 @@ fn secret_ref_ca_only_and_one_way_tls() {
         )],
     );
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
-    let c = l.output.as_ref().expect("output")["gloo-system~gateway-proxy"].clusters[0].clone();
+    let c = first_cluster(&l);
     let common = tls_of(&c.transport_socket)
         .common_tls_context
         .expect("common");
