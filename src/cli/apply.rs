@@ -222,13 +222,21 @@ pub(crate) fn parse_kind(s: &str) -> anyhow::Result<Kind> {
         })
 }
 
+/// How long a read keeps going round the members when none answers: a
+/// leader election takes 1.5–2 s (`shared/reference/etcd.md` §3), a
+/// restarted member a few seconds.
+const READ_WAIT: Duration = Duration::from_secs(15);
+
 /// The list at R and the generation key's mod revision at R, moving to
-/// the next member on failure (each member tried once).
+/// the next member on failure; once every member has failed, round again
+/// after a growing pause, for `READ_WAIT` at most.
 pub(crate) async fn read(
     store: &mut Store,
     prefix: &str,
 ) -> Result<(crate::source::etcd::store::Listing, i64), StoreError> {
     let mut compactions = 0;
+    let end = tokio::time::Instant::now() + READ_WAIT;
+    let mut pause = Duration::from_millis(100);
     loop {
         let r = async {
             let l = store.list(prefix).await?;
@@ -242,7 +250,15 @@ pub(crate) async fn read(
             Err(e) => {
                 tracing::warn!(endpoint = store.endpoint(), error = %e, "etcd read failed");
                 if store.fail_over() {
-                    return Err(e);
+                    if tokio::time::Instant::now() + pause > end {
+                        return Err(e);
+                    }
+                    eprintln!(
+                        "no etcd member answered ({e}); trying again in {} ms",
+                        pause.as_millis()
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
             }
         }

@@ -22,6 +22,9 @@
 //! | `edgeplane_stats_sink_streams` | gauge | — |
 //! | `edgeplane_source_connected` | gauge (0/1) | — (a directory: always 1) |
 //! | `edgeplane_source_revision` | gauge | — (etcd's revision of what was last read; 0 for a directory) |
+//! | `edgeplane_source_lists_total` | counter | — (etcd: whole-prefix lists; one, plus one per compaction) |
+//! | `edgeplane_source_watches_total` | counter | — (etcd: watches opened; one per list plus one per resume) |
+//! | `edgeplane_source_events_total` | counter | — (etcd: watch events applied; with one list, every put and delete once) |
 //! | `edgeplane_listener_drains_total` | counter | — |
 //! | `edgeplane_listener_drain_connections_total` | counter | — |
 //! | `edgeplane_envoy_websockets_active` | gauge | `node`, `listener` |
@@ -198,6 +201,9 @@ pub struct Metrics {
     sink_streams: Gauge,
     source_connected: Gauge,
     source_revision: Gauge,
+    source_lists: Counter,
+    source_watches: Counter,
+    source_events: Counter,
     drains: Counter,
     drain_connections: Counter,
     websockets: std::sync::Arc<Mutex<Vec<WebsocketSeries>>>,
@@ -241,6 +247,9 @@ impl Metrics {
             sink_streams: Gauge::default(),
             source_connected: Gauge::default(),
             source_revision: Gauge::default(),
+            source_lists: Counter::default(),
+            source_watches: Counter::default(),
+            source_events: Counter::default(),
             drains: Counter::default(),
             drain_connections: Counter::default(),
             websockets: std::sync::Arc::default(),
@@ -334,6 +343,21 @@ impl Metrics {
             "source_revision",
             "The etcd revision the manifests were last read at (0 for a directory)",
             m.source_revision.clone(),
+        );
+        registry.register(
+            "source_lists",
+            "Whole-prefix lists of the etcd source (one at start, one more after each compaction past its revision)",
+            m.source_lists.clone(),
+        );
+        registry.register(
+            "source_watches",
+            "Watches the etcd source opened (one after each list, one more per resume from the last revision seen)",
+            m.source_watches.clone(),
+        );
+        registry.register(
+            "source_events",
+            "Watch events (puts and deletes under the prefix) the etcd source applied",
+            m.source_events.clone(),
         );
         registry.register(
             "listener_drains",
@@ -455,6 +479,21 @@ impl Metrics {
         self.source_revision.set(revision);
     }
 
+    /// The etcd source's running totals (lists, watches, events): each
+    /// counter moves up to the total reported.
+    pub fn set_source_totals(&self, lists: u64, watches: u64, events: u64) {
+        for (c, total) in [
+            (&self.source_lists, lists),
+            (&self.source_watches, watches),
+            (&self.source_events, events),
+        ] {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        }
+    }
+
     pub fn sink_stream_opened(&self) {
         self.sink_streams.inc();
     }
@@ -546,6 +585,19 @@ mod tests {
         );
         assert!(text.contains("# TYPE edgeplane_snapshot_build_seconds histogram"));
         assert!(text.contains("# TYPE edgeplane_xds_pushes_total counter"));
+    }
+
+    #[test]
+    fn source_totals_follow_the_reported_totals_and_never_go_down() {
+        let m = Metrics::new();
+        m.set_source_totals(1, 1, 3);
+        m.set_source_totals(1, 2, 7);
+        // A stale report (lower totals) moves nothing.
+        m.set_source_totals(1, 1, 5);
+        let text = m.render();
+        assert_eq!(sample(&text, "edgeplane_source_lists_total"), Some(1.0));
+        assert_eq!(sample(&text, "edgeplane_source_watches_total"), Some(2.0));
+        assert_eq!(sample(&text, "edgeplane_source_events_total"), Some(7.0));
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     };
 
     let mut loader = reload::Loader::default();
+    // The etcd replica-status publisher, awaited at shutdown so that it
+    // revokes its lease before the process exits.
+    let mut publisher_task: Option<tokio::task::JoinHandle<()>> = None;
     let watcher = match started {
         Started::Dir(dir, dir_watch) => {
             metrics.set_source(true, 0);
@@ -173,13 +176,14 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             // into this one's status.
             let id = replicas::replica_id();
             tracing::info!(replica = %id, "publishing this replica's status under {}/", replicas::root(&e.prefix));
-            tokio::spawn(replicas::publish(
+            publisher_task = Some(tokio::spawn(replicas::publish(
                 crate::source::etcd::Store::new(&e)?,
                 e.prefix.clone(),
                 id.clone(),
                 state.clone(),
                 conn_rx.clone(),
-            ));
+                shutdown_rx.clone(),
+            )));
             tokio::spawn(replicas::follow(
                 crate::source::etcd::Store::new(&e)?,
                 e.prefix.clone(),
@@ -202,6 +206,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                 loop {
                     let c = conn.borrow_and_update().clone();
                     m.set_source(c.connected, c.revision);
+                    m.set_source_totals(c.lists, c.watches, c.events);
                     *shown_connection
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = SourceConnection {
@@ -334,6 +339,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                 "streams still open after the shutdown grace period; exiting"
             );
         }
+    }
+    if let Some(task) = publisher_task {
+        // It saw the shutdown too; give its lease revoke a bounded moment.
+        let within = replicas::REVOKE_WITHIN + std::time::Duration::from_millis(200);
+        let _ = tokio::time::timeout(within, task).await;
     }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //!   generation and connected nodes with ACK/NACK per type), attached to a
 //!   lease of `LEASE_TTL` kept alive every `KEEP_ALIVE`. It is written when
 //!   it changes, at most once per `MIN_WRITE_INTERVAL`. A dead replica's key
-//!   is deleted by etcd when its lease expires.
+//!   is deleted by etcd when its lease expires; a replica that shuts down
+//!   revokes its lease, so its entries go at once.
 //! - Each replica lists and watches `<prefix>-status/replicas/` and keeps
 //!   the others' views in `status::Peers`, which the status report merges
 //!   (each node marked with its replica id).
@@ -26,6 +27,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 /// After a failure, before the next member is tried.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a shutting-down replica tries to revoke its lease.
+pub const REVOKE_WITHIN: Duration = Duration::from_secs(1);
 
 /// The root of the replicas' keys: `<prefix>-status/replicas`.
 pub fn root(prefix: &str) -> String {
@@ -64,19 +67,25 @@ fn own_view(id: &str, state: &State, revision: i64) -> ReplicaStatus {
     }
 }
 
-/// Publishes this replica's view under a lease until the process ends.
+/// Publishes this replica's view under a lease until `shutdown` turns
+/// true, then revokes the lease (its entries vanish at once, not a TTL
+/// later) and returns.
 pub async fn publish(
     mut store: Store,
     prefix: String,
     id: String,
     state: State,
     revision: tokio::sync::watch::Receiver<crate::source::etcd::Connection>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let key = format!("{}/{id}", root(&prefix));
     let mut registry = state.registry.subscribe();
     let mut snapshots = state.snapshots.clone();
     let mut warned = false;
     loop {
+        if *shutdown.borrow() {
+            return;
+        }
         let r = publish_once(
             &mut store,
             &key,
@@ -85,20 +94,34 @@ pub async fn publish(
             &revision,
             &mut registry,
             &mut snapshots,
+            &mut shutdown,
         )
         .await;
-        if let Err(e) = r {
-            if !warned {
-                tracing::warn!(error = %e, "etcd: cannot publish this replica's status; retrying");
-                warned = true;
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, "etcd: cannot publish this replica's status; retrying");
+                    warned = true;
+                }
+                store.fail_over();
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    () = stopped(&mut shutdown) => return,
+                }
             }
-            store.fail_over();
-            tokio::time::sleep(RETRY).await;
         }
     }
 }
 
-/// One lease's life: grant, write on change, keep alive; returns on error.
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// One lease's life: grant, write on change, keep alive; returns an error
+/// on failure, `Ok` once the lease is revoked at shutdown.
+#[allow(clippy::too_many_arguments)]
 async fn publish_once(
     store: &mut Store,
     key: &str,
@@ -107,6 +130,7 @@ async fn publish_once(
     revision: &tokio::sync::watch::Receiver<crate::source::etcd::Connection>,
     registry: &mut tokio::sync::watch::Receiver<u64>,
     snapshots: &mut tokio::sync::watch::Receiver<Option<std::sync::Arc<crate::snapshot::Snapshot>>>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut client = store.client().await.map_err(|e| e.to_string())?;
     let endpoint = store.endpoint().to_string();
@@ -116,6 +140,9 @@ async fn publish_once(
     let mut last: Option<Vec<u8>> = None;
     let mut tick = tokio::time::interval(KEEP_ALIVE);
     loop {
+        if *shutdown.borrow() {
+            break;
+        }
         let view = own_view(id, state, revision.borrow().revision).encode_to_vec();
         if last.as_ref() != Some(&view) {
             client
@@ -125,9 +152,15 @@ async fn publish_once(
             tracing::debug!(%key, "etcd: published this replica's status");
             last = Some(view);
             // At most one write per interval.
-            tokio::time::sleep(MIN_WRITE_INTERVAL).await;
+            tokio::select! {
+                biased;
+                () = stopped(shutdown) => break,
+                () = tokio::time::sleep(MIN_WRITE_INTERVAL) => {}
+            }
         }
         tokio::select! {
+            biased;
+            () = stopped(shutdown) => break,
             _ = tick.tick() => {
                 keeper.keep_alive().await.map_err(err)?;
                 match responses.message().await.map_err(err)? {
@@ -139,6 +172,16 @@ async fn publish_once(
             r = snapshots.changed() => { r.map_err(|e| e.to_string())?; }
         }
     }
+    match tokio::time::timeout(REVOKE_WITHIN, client.lease_revoke(lease)).await {
+        Ok(Ok(_)) => tracing::info!(%key, "etcd: revoked this replica's status lease"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "etcd: cannot revoke this replica's status lease; it expires on its own")
+        }
+        Err(_) => tracing::warn!(
+            "etcd: revoking this replica's status lease timed out; it expires on its own"
+        ),
+    }
+    Ok(())
 }
 
 /// Keeps `state.peers` equal to the other replicas' published views:

@@ -1,6 +1,6 @@
 //! Several `serve --etcd-endpoints` replicas on one real 3-member etcd,
-//! each with its own real Envoy: identical versions in both Envoys after a
-//! transaction and a route edit (WebSockets through each stay open), and a
+//! each with its own real Envoy: identical versions in both Envoys after an
+//! `apply` and a route edit by `apply` (WebSockets through each stay open), and a
 //! replica started after a rejected write serving the same last-known-good
 //! as the one that saw the good version (the shared accepted record).
 //!
@@ -97,15 +97,18 @@ async fn two_replicas_serve_identical_versions_and_keep_websockets_across_an_edi
     let cluster = EtcdCluster::start(3).await;
     let be = Backend::start("b1").await;
     let port = free_port();
-    cluster
-        .txn(vec![
-            TxnOp::put(GW, gateway(port, ""), None),
-            TxnOp::put(UP, upstream("backend", &[be.port]), None),
-            TxnOp::put(VS, virtual_service(&route("/", "backend", "")), None),
-        ])
-        .await
-        .expect("initial txn");
     let tmp = tempfile::tempdir().expect("temp dir");
+    // The manifests reach etcd the way users write them: `edgeplane apply`.
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir_all(&manifests).expect("manifests dir");
+    let write = |name: &str, text: &str| {
+        std::fs::write(manifests.join(name), text).expect("write manifest");
+    };
+    write("gateway.yaml", &gateway(port, ""));
+    write("upstream.yaml", &upstream("backend", &[be.port]));
+    write("vs.yaml", &virtual_service(&route("/", "backend", "")));
+    let out = cluster.apply(&manifests).await;
+    out.unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.logs()));
     let a = Replica::start(&cluster, "envoy-a", tmp.path()).await;
     let b = Replica::start(&cluster, "envoy-b", tmp.path()).await;
     let before = same_versions(&a, &b, port, |_| true).await;
@@ -145,10 +148,13 @@ async fn two_replicas_serve_identical_versions_and_keep_websockets_across_an_edi
         route("/edited", "backend", ""),
         route("/", "backend", "")
     );
-    cluster
-        .put(VS, &virtual_service(&edited))
-        .await
-        .expect("route edit");
+    write("vs.yaml", &virtual_service(&edited));
+    let out = cluster.apply(&manifests).await;
+    let out = out.unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.logs()));
+    assert!(
+        out.contains("1 changed"),
+        "one VirtualService changed: {out}"
+    );
     let after = same_versions(&a, &b, port, |v| v.2 != before.2).await;
     assert_eq!(after.0, before.0, "a route edit changes no listener");
     assert_eq!(after.1, before.1, "a route edit changes no cluster");
@@ -400,4 +406,74 @@ async fn each_replica_shows_the_others_envoys_until_its_lease_expires() {
         node(&a.cp.status().await, "envoy-a").is_some(),
         "A's own Envoy stays"
     );
+
+    // A replica that shuts down (SIGTERM) revokes its lease: its Envoy
+    // leaves A's /status at once, not a TTL later.
+    let c = Replica::start(&cluster, "envoy-c", tmp.path()).await;
+    poll(
+        "envoy-c (on replica C) in replica A's /status",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async { node(&a.cp.status().await, "envoy-c").map(|_| ()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", a.logs(), c.logs()));
+    let c_pid = c.cp.pid().expect("replica C runs");
+    let c_key = |keys: &[String]| keys.iter().any(|k| k.ends_with(&format!("-{c_pid}")));
+    assert!(c_key(&replica_keys(&cluster).await), "C publishes its key");
+    assert!(c.cp.terminate(), "SIGTERM to replica C");
+    let stopped = std::time::Instant::now();
+    poll(
+        "replica C's status key gone from etcd after C shut down",
+        Duration::from_secs(25),
+        Duration::from_millis(50),
+        || async { (!c_key(&replica_keys(&cluster).await)).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", a.logs(), c.logs()));
+    let after = stopped.elapsed();
+    println!("replica C stopped → its status key gone from etcd after {after:?}");
+    assert!(
+        after < Duration::from_secs(3),
+        "a stopped replica's key goes with its revoked lease, well before the 10 s TTL ({after:?})\n{}",
+        c.logs()
+    );
+    poll(
+        "envoy-c gone from A's /status",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async {
+            node(&a.cp.status().await, "envoy-c")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", a.logs()));
+    assert!(
+        c.cp.log_text()
+            .contains("revoked this replica's status lease"),
+        "{}",
+        c.logs()
+    );
+}
+
+/// The replicas' status keys in etcd (`<prefix>-status/replicas/<host>-<pid>`).
+async fn replica_keys(cluster: &EtcdCluster) -> Vec<String> {
+    let mut c = cluster.client(0).await.expect("etcd client");
+    let r = c
+        .get(
+            "edgeplane-status/replicas/",
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only(),
+            ),
+        )
+        .await
+        .expect("etcd get");
+    r.kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect()
 }

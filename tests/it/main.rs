@@ -25,6 +25,8 @@ mod etcd_replicas;
 mod etcd_source;
 // `edgeplane apply`, `delete`, `get`, `export` against a real etcd cluster.
 mod etcd_apply;
+// etcd failing under load: members killed during 200 applies, etcd stopped.
+mod etcd_chaos;
 // Gateway options: access logs Envoy writes, the connection limit.
 mod gateway_options;
 // Gloo's docker-compose file mode, carried over as is.

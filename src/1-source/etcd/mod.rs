@@ -49,6 +49,15 @@ pub struct Connection {
     pub endpoint: String,
     /// Why it is not connected.
     pub error: Option<String>,
+    /// Whole-prefix lists so far (one at start, one more per compaction).
+    pub lists: u64,
+    /// Watch events applied so far: with one list, exactly the puts and
+    /// deletes made under the prefix since it (a lost event makes it
+    /// smaller, one applied twice larger).
+    pub events: u64,
+    /// Watches opened: one after each list, one more per resume (from the
+    /// last revision seen + 1, without a list) after a failure.
+    pub watches: u64,
 }
 
 impl Default for Connection {
@@ -59,6 +68,9 @@ impl Default for Connection {
             revision: 0,
             endpoint: String::new(),
             error: None,
+            lists: 0,
+            events: 0,
+            watches: 0,
         }
     }
 }

@@ -64,6 +64,7 @@ pub async fn run(mut store: Store, prefix: String, out: Outputs) {
                     );
                     records = read_records(&mut store, &prefix).await;
                     publish(&prefix, &listing, &records, listing.entries.len(), &out);
+                    out.connection.send_modify(|c| c.lists += 1);
                     set_connected(&out, &store, true, listing.revision, None);
                     state = Some(listing);
                     failures = 0;
@@ -180,6 +181,7 @@ async fn watch_from(
         }
         if resp.created() {
             *failures = 0;
+            out.connection.send_modify(|c| c.watches += 1);
             set_connected(out, store, true, listing.revision, None);
         }
         let events = resp.events();
@@ -221,6 +223,8 @@ async fn watch_from(
             "etcd: applying watch events"
         );
         publish(prefix, listing, records, events.len(), out);
+        out.connection
+            .send_modify(|c| c.events += events.len() as u64);
         set_connected(out, store, true, listing.revision, None);
     }
 }
@@ -293,10 +297,10 @@ fn set_connected(
         let revision = if revision > 0 { revision } else { c.revision };
         let next = Connection {
             connected,
-            since: c.since,
             revision,
             endpoint: store.endpoint().to_string(),
             error: error.map(str::to_string),
+            ..c.clone()
         };
         if *c == next {
             return false;

@@ -306,6 +306,37 @@ impl EtcdCluster {
         bail!("compaction to {revision} failed on every member")
     }
 
+    /// Runs `edgeplane <args> --etcd-endpoints <every member>` (bounded:
+    /// 90 s), returning its exit status and output.
+    pub async fn edgeplane(&self, args: &[&str]) -> Result<std::process::Output> {
+        let run = tokio::process::Command::new(super::edgeplane_bin())
+            .args(args)
+            .args(["--etcd-endpoints", &self.endpoints().join(",")])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        tokio::time::timeout(Duration::from_secs(90), run)
+            .await
+            .with_context(|| format!("edgeplane {args:?} did not finish within 90 s"))?
+            .with_context(|| format!("run edgeplane {args:?}"))
+    }
+
+    /// `edgeplane apply -f <path>`; an error (with its output) unless it
+    /// exits 0.
+    pub async fn apply(&self, path: &std::path::Path) -> Result<String> {
+        let p = path.display().to_string();
+        let o = self.edgeplane(&["apply", "-f", &p]).await?;
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        if !o.status.success() {
+            bail!(
+                "edgeplane apply -f {p}: exit {:?}\n{stderr}",
+                o.status.code()
+            );
+        }
+        Ok(stderr)
+    }
+
     /// Every member's log, as context for a failure.
     pub fn logs(&self) -> String {
         self.members

@@ -291,6 +291,11 @@ impl Load {
         .await
     }
 
+    /// Echoes answered so far.
+    pub fn echoes_answered(&self) -> u64 {
+        Counters::get(&self.counters.echoes_answered)
+    }
+
     /// Keeps the load running until `until` (the length of an
     /// experiment, not a wait for readiness).
     pub async fn run_until(&self, until: Instant) {
