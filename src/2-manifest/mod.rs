@@ -10,6 +10,7 @@ pub mod kind;
 pub mod parse;
 pub mod raw;
 pub mod schema;
+mod single_pass;
 
 pub use cache::{ParseCache, ParseStats};
 pub use kind::Kind;

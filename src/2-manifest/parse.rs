@@ -1,8 +1,10 @@
 //! YAML text → typed documents, with a diagnostic for everything wrong.
 //!
-//! A file may hold several documents (`---`). Each document is parsed twice:
-//! first loosely, for `apiVersion`, `kind` and `metadata` (so later errors can
-//! name the resource), then strictly into the kind's spec type. Each document
+//! A file may hold several documents (`---`). A whole manifest with `kind`
+//! before `spec` is parsed once (`single_pass`). Any other document, and
+//! every document with an error, is parsed twice: first loosely, for
+//! `apiVersion`, `kind` and `metadata` (so later errors can name the
+//! resource), then strictly into the kind's spec type. Each document
 //! is parsed on its own, and its line offset in the file is added to every
 //! position the YAML parser reports (parsing each document against the
 //! whole file's line count would cost documents × lines).
@@ -237,7 +239,22 @@ fn parse_document(
         );
         return None;
     }
-    let header: Header = match serde_saphyr::from_str(doc_text) {
+    // The common case in one pass; anything else (and every error) takes
+    // the two passes below.
+    let mut one_pass = super::single_pass::parse(doc_text);
+    let parsed_header = match &one_pass {
+        Some(p) => Ok(Header {
+            api_version: Some(p.api_version.clone()),
+            kind: Some(p.kind.clone()),
+            metadata: Some(HeaderMeta {
+                name: Some(p.metadata.name.clone()),
+                namespace: p.metadata.namespace.clone(),
+                labels: p.metadata.labels.clone(),
+            }),
+        }),
+        None => serde_saphyr::from_str(doc_text),
+    };
+    let header: Header = match parsed_header {
         Ok(h) => h,
         Err(e) => {
             let msg = yaml_message(&e);
@@ -368,23 +385,9 @@ fn parse_document(
         first_line,
         flat: flat_mode,
     };
-    let body = match known {
-        Kind::Gateway => DocumentBody::Gateway(Box::new(cx.spec::<GatewaySpec>(diags)?)),
-        Kind::VirtualService => DocumentBody::VirtualService(cx.spec::<VirtualServiceSpec>(diags)?),
-        Kind::RouteTable => DocumentBody::RouteTable(cx.spec::<RouteTableSpec>(diags)?),
-        Kind::Upstream => DocumentBody::Upstream(Box::new(cx.spec::<UpstreamSpec>(diags)?)),
-        Kind::UpstreamGroup => DocumentBody::UpstreamGroup(cx.spec::<UpstreamGroupSpec>(diags)?),
-        Kind::VirtualHostOption => {
-            DocumentBody::VirtualHostOption(Box::new(cx.spec::<VirtualHostOptionSpec>(diags)?))
-        }
-        Kind::RouteOption => {
-            DocumentBody::RouteOption(Box::new(cx.spec::<RouteOptionSpec>(diags)?))
-        }
-        // No `spec`: Gloo's Secret keeps its fields beside `metadata` in
-        // both forms, so one strict parse serves both.
-        Kind::Secret => DocumentBody::Secret(Box::new(strict::<SecretSpec>(
-            file, doc_text, &id, first_line, diags,
-        )?)),
+    let body = match one_pass.take() {
+        Some(p) if !flat_mode => p.body,
+        _ => cx.body(known, diags)?,
     };
     Some(Document {
         id,
@@ -393,6 +396,39 @@ fn parse_document(
         labels,
         body,
     })
+}
+
+impl Strict<'_> {
+    /// The strict second pass: the document as `known`'s type.
+    fn body(&self, known: Kind, diags: &mut Vec<Diagnostic>) -> Option<DocumentBody> {
+        let cx = self;
+        Some(match known {
+            Kind::Gateway => DocumentBody::Gateway(Box::new(cx.spec::<GatewaySpec>(diags)?)),
+            Kind::VirtualService => {
+                DocumentBody::VirtualService(cx.spec::<VirtualServiceSpec>(diags)?)
+            }
+            Kind::RouteTable => DocumentBody::RouteTable(cx.spec::<RouteTableSpec>(diags)?),
+            Kind::Upstream => DocumentBody::Upstream(Box::new(cx.spec::<UpstreamSpec>(diags)?)),
+            Kind::UpstreamGroup => {
+                DocumentBody::UpstreamGroup(cx.spec::<UpstreamGroupSpec>(diags)?)
+            }
+            Kind::VirtualHostOption => {
+                DocumentBody::VirtualHostOption(Box::new(cx.spec::<VirtualHostOptionSpec>(diags)?))
+            }
+            Kind::RouteOption => {
+                DocumentBody::RouteOption(Box::new(cx.spec::<RouteOptionSpec>(diags)?))
+            }
+            // No `spec`: Gloo's Secret keeps its fields beside `metadata` in
+            // both forms, so one strict parse serves both.
+            Kind::Secret => DocumentBody::Secret(Box::new(strict::<SecretSpec>(
+                cx.file,
+                cx.doc_text,
+                cx.id,
+                cx.first_line,
+                diags,
+            )?)),
+        })
+    }
 }
 
 /// The strict second pass for one document.
