@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use sha2::{Digest, Sha256};
@@ -116,38 +115,48 @@ impl Encoded {
 /// encoding, each the encoding of that `VirtualHost`, in order. Empty if
 /// the bytes do not parse (they always do: prost wrote them).
 fn virtual_host_ranges(rc: &[u8]) -> Vec<std::ops::Range<usize>> {
+    length_delimited(rc, 2).unwrap_or_default()
+}
+
+/// The byte ranges of every length-delimited field `number` at the top
+/// level of the message `msg`, in order; `None` if the bytes do not parse.
+/// Nothing below the top level is decoded.
+fn length_delimited(msg: &[u8], number: u32) -> Option<Vec<std::ops::Range<usize>>> {
     use prost::encoding::{WireType, decode_key, decode_varint};
     let mut ranges = Vec::new();
-    let mut buf = rc;
+    let mut buf = msg;
     while !buf.is_empty() {
-        let Ok((field, wire)) = decode_key(&mut buf) else {
-            return Vec::new();
-        };
+        let (field, wire) = decode_key(&mut buf).ok()?;
         let skip = match wire {
-            WireType::LengthDelimited => match decode_varint(&mut buf) {
-                Ok(n) => n as usize,
-                Err(_) => return Vec::new(),
-            },
+            WireType::LengthDelimited => usize::try_from(decode_varint(&mut buf).ok()?).ok()?,
             WireType::Varint => {
-                if decode_varint(&mut buf).is_err() {
-                    return Vec::new();
-                }
+                decode_varint(&mut buf).ok()?;
                 0
             }
             WireType::SixtyFourBit => 8,
             WireType::ThirtyTwoBit => 4,
-            WireType::StartGroup | WireType::EndGroup => return Vec::new(),
+            WireType::StartGroup | WireType::EndGroup => return None,
         };
         if skip > buf.len() {
-            return Vec::new();
+            return None;
         }
-        let start = rc.len() - buf.len();
-        if field == 2 && wire == WireType::LengthDelimited {
+        let start = msg.len() - buf.len();
+        if field == number && wire == WireType::LengthDelimited {
             ranges.push(start..start + skip);
         }
         buf = &buf[skip..];
     }
-    ranges
+    Some(ranges)
+}
+
+/// A `VirtualHost`'s name (field 1) read off its encoding, without decoding
+/// its routes (a RouteConfiguration of 10,000 routes would otherwise be
+/// decoded whole again, tens of MiB, at every build).
+fn virtual_host_name(vh: &[u8]) -> String {
+    length_delimited(vh, 1)
+        .and_then(|r| r.last().cloned())
+        .and_then(|r| std::str::from_utf8(&vh[r]).ok().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Each virtual host's name and hash, read off the RouteConfiguration's
@@ -168,9 +177,7 @@ fn virtual_host_parts(rc: &[u8], prev: Option<&Encoded>) -> Vec<(String, String)
         .into_iter()
         .map(|r| {
             let body = &rc[r];
-            let name = VirtualHost::decode(body)
-                .map(|vh| vh.name)
-                .unwrap_or_default();
+            let name = virtual_host_name(body);
             let hash = match known.get(name.as_str()) {
                 Some((old, hash)) if *old == body => (*hash).to_string(),
                 _ => hex(&Sha256::digest(body)),
@@ -512,5 +519,36 @@ mod tests {
         assert_eq!(pa.len(), 2);
         assert_eq!(pa[0], pb[0]);
         assert_ne!(pa[1], pb[1]);
+    }
+
+    #[test]
+    fn a_virtual_hosts_name_is_read_off_its_bytes_as_prost_decodes_it() {
+        use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
+        let vh = VirtualHost {
+            name: "gloo-system_big".into(),
+            domains: vec!["*".into()],
+            routes: (0..50)
+                .map(|i| Route {
+                    name: format!("r{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let bytes = vh.encode_to_vec();
+        assert_eq!(virtual_host_name(&bytes), "gloo-system_big");
+        // The last occurrence of a non-repeated field wins, as in prost.
+        let mut twice = bytes.clone();
+        twice.extend(
+            VirtualHost {
+                name: "later".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        let decoded = VirtualHost::decode(twice.as_slice()).map(|v| v.name);
+        assert_eq!(decoded.as_deref().ok(), Some("later"));
+        assert_eq!(virtual_host_name(&twice), "later");
+        assert_eq!(virtual_host_name(&[0xff]), "");
     }
 }

@@ -292,8 +292,12 @@ impl Walker<'_> {
             }
         }
         let empty = raw::RouteOptions::default();
-        let mut options =
-            route_options(cx, owner, r.options.as_ref().unwrap_or(&empty), self.index);
+        let mut options = route_options(
+            cx,
+            owner,
+            r.options.as_deref().unwrap_or(&empty),
+            self.index,
+        );
         // Gloo's converter: RouteOption resources fill what the route's own
         // options leave unset, earlier refs first, before any parent's.
         for o in r

@@ -86,7 +86,7 @@ fn virtual_host(vs: &model::VirtualService, head: &str, ext_authz: bool) -> Virt
     } else {
         vs.domains.clone()
     };
-    let mut routes = Vec::new();
+    let mut routes = Vec::with_capacity(vs.routes.iter().map(|r| r.matchers.len()).sum());
     for (i, r) in vs.routes.iter().enumerate() {
         for (j, m) in r.matchers.iter().enumerate() {
             // Gloo's route_config.go: `<vhost>-route-<i>[-<name>]-matcher-<j>`.
