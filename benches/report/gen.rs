@@ -93,13 +93,16 @@ pub fn probe_edit(s: Shape, k: usize) -> (String, String, String) {
     (vs_file(0), content, probe)
 }
 
-fn gateway(port: u16) -> String {
+/// The Gateway on 127.0.0.1:`port` (one document, ending in `---`).
+pub fn gateway(port: u16) -> String {
     format!(
         "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n  namespace: gloo-system\nspec:\n  bindAddress: 127.0.0.1\n  bindPort: {port}\n  httpGateway: {{}}\n---\n"
     )
 }
 
-fn upstream(name: &str, backend_port: u16) -> String {
+/// Upstream `name` in `gloo-system`, a static host on
+/// 127.0.0.1:`backend_port` (one document, ending in `---`).
+pub fn upstream(name: &str, backend_port: u16) -> String {
     format!(
         "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\nspec:\n  static:\n    hosts:\n    - addr: 127.0.0.1\n      port: {backend_port}\n---\n"
     )

@@ -284,7 +284,8 @@ async fn measure(ctx: &Ctx, backend: &Backend, routes: usize, edits: usize) -> R
     // edgeplane + its Envoy.
     write_all(&manifests, &r#gen::manifests(shape))?;
     let ep = Edgeplane::start(ctx, &manifests, &base).await?;
-    let mut ep_envoy = Envoy::start_for(ctx, &ep, "bench-latency", &base, "edgeplane").await?;
+    let mut ep_envoy =
+        Envoy::start_for(ctx, ep.xds_port, "bench-latency", &base, "edgeplane").await?;
     let startup = Duration::from_secs(180);
     ep_envoy
         .wait_serving(shape.port, &host, "/vs0/r0", startup)

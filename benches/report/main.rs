@@ -3,15 +3,17 @@
 //!
 //! Every figure is printed beside a baseline measured in the same run
 //! (bare prost encoding, Envoy's own filesystem xDS reload, a peer control
-//! plane, a WebSocket client talking to the backend directly), so the ratios
-//! mean something on whatever machine runs it. Nothing here is a test: no
-//! figure is asserted; targets missed are reported, with by how much.
+//! plane, a WebSocket client talking to the backend directly, edgeplane's
+//! directory source for its etcd source), so the ratios mean something on
+//! whatever machine runs it. Nothing here is a test: no figure is asserted;
+//! targets missed are reported, with by how much.
 //!
 //! Run through `scripts/bench` (installs Envoy, builds the peer); plain
 //! `cargo test --all-targets` builds this file but runs nothing (cargo passes
 //! `--bench` only under `cargo bench`).
 
 mod adsclient;
+mod etcd;
 mod fanout;
 mod r#gen;
 mod latency;
@@ -52,12 +54,13 @@ pub struct Section {
 type SectionFn =
     fn(&Ctx) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Section>> + '_>>;
 
-const SECTIONS: [(&str, SectionFn); 5] = [
+const SECTIONS: [(&str, SectionFn); 6] = [
     ("translate", |c| Box::pin(translate::run(c))),
     ("latency", |c| Box::pin(latency::run(c))),
     ("fanout", |c| Box::pin(fanout::run(c))),
     ("memory", |c| Box::pin(memory::run(c))),
     ("websocket", |c| Box::pin(websocket::run(c))),
+    ("etcd", |c| Box::pin(etcd::run(c))),
 ];
 
 fn main() -> Result<()> {

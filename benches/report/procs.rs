@@ -78,6 +78,16 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU time (user + system) a process has used, Linux only: fields 14
+/// and 15 of `/proc/<pid>/stat`, in USER_HZ (100 a second on Linux).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let t = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command (field 2) may hold spaces: count from after it.
+    let f: Vec<&str> = t.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Resident memory each of `n` streams added (KiB): from `idle` to `with`
 /// (both KiB).
 pub fn kib_per_stream(idle: u64, with: u64, n: usize) -> f64 {

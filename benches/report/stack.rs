@@ -29,6 +29,18 @@ impl Proc {
         log_tail(&self.log)
     }
 
+    /// Its process id (`None` once reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// CPU time it has used so far (zero when unknown).
+    pub fn cpu(&self) -> Duration {
+        self.pid()
+            .and_then(crate::procs::cpu_time)
+            .unwrap_or_default()
+    }
+
     /// Fails when the process has exited.
     pub fn check_alive(&mut self, what: &str) -> Result<()> {
         if let Some(c) = self.child.as_mut()
@@ -65,7 +77,8 @@ pub fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-fn spawn(mut cmd: Command, log: PathBuf, what: &str) -> Result<Proc> {
+/// Starts `cmd` with its stderr in `log` (stdin and stdout closed).
+pub fn spawn(mut cmd: Command, log: PathBuf, what: &str) -> Result<Proc> {
     let logf = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
     let child = cmd
         .stdin(Stdio::null())
@@ -82,6 +95,57 @@ fn spawn(mut cmd: Command, log: PathBuf, what: &str) -> Result<Proc> {
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind a free loopback port")?;
     Ok(l.local_addr().context("local addr")?.port())
+}
+
+/// `n` distinct free loopback ports (all bound at once, then released).
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("bind a free loopback port"))
+        .collect::<Result<Vec<_>>>()?;
+    held.iter()
+        .map(|l| Ok(l.local_addr().context("local addr")?.port()))
+        .collect()
+}
+
+/// `n` distinct free loopback ports for listeners that bind much later
+/// (Envoy binds a Gateway's port only once its clusters are in, seconds
+/// into a large config): below the kernel's ephemeral range, so that none
+/// is taken meanwhile as the local port of one of the run's many client
+/// connections, as a `free_ports` port can be. Falls back to `free_ports`
+/// when that range starts too low.
+pub fn listen_ports(n: usize) -> Result<Vec<u16>> {
+    const FROM: u32 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(FROM);
+    if span < 1_000 {
+        return free_ports(n);
+    }
+    // Start somewhere else each run (no two runs pick alike), then step
+    // through the range by a prime.
+    let start = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    let mut held = Vec::with_capacity(n);
+    for i in 0..span {
+        let port = FROM + start.wrapping_add(i.wrapping_mul(7_919)) % span;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            held.push(l);
+            if held.len() == n {
+                break;
+            }
+        }
+    }
+    ensure!(
+        held.len() == n,
+        "fewer than {n} free loopback ports below {ephemeral}"
+    );
+    held.iter()
+        .map(|l| Ok(l.local_addr().context("local addr")?.port()))
+        .collect()
 }
 
 /// The demo echo backend (HTTP + WebSocket) on a free port of this process.
@@ -116,11 +180,26 @@ pub struct Edgeplane {
 
 impl Edgeplane {
     pub async fn start(ctx: &Ctx, config_dir: &Path, workdir: &Path) -> Result<Edgeplane> {
+        Edgeplane::start_source(
+            ctx,
+            &["--config-dir".as_ref(), config_dir.as_os_str()],
+            workdir,
+        )
+        .await
+    }
+
+    /// `edgeplane serve` with `source` as its source flags (`--config-dir
+    /// DIR`, `--etcd-endpoints URLS …`); returns once its admin answers.
+    pub async fn start_source(
+        ctx: &Ctx,
+        source: &[&std::ffi::OsStr],
+        workdir: &Path,
+    ) -> Result<Edgeplane> {
         let xds_port = free_port()?;
         let admin_port = free_port()?;
         let mut cmd = Command::new(&ctx.edgeplane_bin);
-        cmd.args(["serve", "--config-dir"])
-            .arg(config_dir)
+        cmd.arg("serve")
+            .args(source)
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
             // `EDGEPLANE_BENCH_RUST_LOG` overrides the level, for diagnosis.
@@ -165,11 +244,12 @@ impl Edgeplane {
         admin_loads(self.admin_port).await
     }
 
-    /// The bootstrap `edgeplane bootstrap` prints for this server.
-    pub fn bootstrap(&self, ctx: &Ctx, node_id: &str) -> Result<String> {
+    /// The bootstrap `edgeplane bootstrap` prints for a server on
+    /// `xds_port`.
+    pub fn bootstrap(ctx: &Ctx, xds_port: u16, node_id: &str) -> Result<String> {
         let out = Command::new(&ctx.edgeplane_bin)
             .args(["bootstrap", "--node-id", node_id])
-            .args(["--xds-address", &format!("127.0.0.1:{}", self.xds_port)])
+            .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-port", "0"])
             .output()
             .context("run edgeplane bootstrap")?;
@@ -240,17 +320,18 @@ impl Envoy {
         Ok(Envoy { proc, admin_port })
     }
 
-    /// An Envoy fed by `ep`: bootstrapped by `edgeplane bootstrap` with
-    /// node `node_id`, written to `workdir/envoy-{name}.yaml`.
+    /// An Envoy fed by the edgeplane on `xds_port`: bootstrapped by
+    /// `edgeplane bootstrap` with node `node_id`, written to
+    /// `workdir/envoy-{name}.yaml`.
     pub async fn start_for(
         ctx: &Ctx,
-        ep: &Edgeplane,
+        xds_port: u16,
         node_id: &str,
         workdir: &Path,
         name: &str,
     ) -> Result<Envoy> {
         let boot = workdir.join(format!("envoy-{name}.yaml"));
-        std::fs::write(&boot, ep.bootstrap(ctx, node_id)?)
+        std::fs::write(&boot, Edgeplane::bootstrap(ctx, xds_port, node_id)?)
             .with_context(|| format!("write {}", boot.display()))?;
         Envoy::start(ctx, &boot, workdir, name).await
     }
@@ -374,6 +455,12 @@ impl Probe {
     /// The status of `GET path`; `None` when the request failed (the next
     /// call reconnects).
     pub async fn status(&mut self, path: &str) -> Option<u16> {
+        self.get(path).await.map(|(status, _)| status)
+    }
+
+    /// The status and body of `GET path`; `None` when the request failed
+    /// (the next call reconnects).
+    pub async fn get(&mut self, path: &str) -> Option<(u16, Vec<u8>)> {
         let r = tokio::time::timeout(Duration::from_secs(5), self.exchange(path)).await;
         match r {
             Ok(Some(s)) => Some(s),
@@ -384,7 +471,7 @@ impl Probe {
         }
     }
 
-    async fn exchange(&mut self, path: &str) -> Option<u16> {
+    async fn exchange(&mut self, path: &str) -> Option<(u16, Vec<u8>)> {
         if self.conn.is_none() {
             let s = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
             s.set_nodelay(true).ok()?;
@@ -394,18 +481,18 @@ impl Probe {
         let conn = self.conn.as_mut()?;
         let req = format!("GET {path} HTTP/1.1\r\nhost: {}\r\n\r\n", self.host);
         conn.write_all(req.as_bytes()).await.ok()?;
-        let (status, keep) = read_response(conn, &mut self.buf).await?;
+        let (status, body, keep) = read_response(conn, &mut self.buf).await?;
         if !keep {
             self.conn = None;
         }
-        Some(status)
+        Some((status, body))
     }
 }
 
 /// Reads one response (head + `content-length` body) from `conn`; bytes
-/// past it stay in `buf`. Returns the status and whether the connection
-/// can be reused.
-async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, bool)> {
+/// past it stay in `buf`. Returns the status, the body and whether the
+/// connection can be reused.
+async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, Vec<u8>, bool)> {
     let mut chunk = [0u8; 8192];
     let end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -446,8 +533,8 @@ async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, 
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    buf.drain(..(end + len).min(buf.len()));
-    Some((status, keep))
+    let body = buf.drain(..(end + len).min(buf.len())).skip(end).collect();
+    Some((status, body, keep))
 }
 
 /// Writes `content` as `dir/name` the way editors save: a temp file in

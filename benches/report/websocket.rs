@@ -88,7 +88,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     };
     write_all(&manifests, &r#gen::manifests(shape))?;
     let ep = Edgeplane::start(ctx, &manifests, &base).await?;
-    let mut envoy = Envoy::start_for(ctx, &ep, "bench-websocket", &base, "ws").await?;
+    let mut envoy = Envoy::start_for(ctx, ep.xds_port, "bench-websocket", &base, "ws").await?;
     let host = r#gen::vs_domain(0);
     envoy
         .wait_serving(shape.port, &host, "/vs0/r0", Duration::from_secs(60))
