@@ -43,23 +43,34 @@ pub fn key_of(prefix: &str, kind: Kind, namespace: &str, name: &str) -> String {
 /// parse are left out (`build` on the same files reports them).
 pub fn given_documents(prefix: &str, files: &[SourceFile]) -> Vec<Given> {
     let (docs, _) = manifest::parse_files(files);
+    // Each file split once, its documents by first line (splitting again
+    // per document made a file of n documents cost n²).
+    let split: std::collections::HashMap<
+        &std::path::Path,
+        (&SourceFile, std::collections::HashMap<usize, String>),
+    > = files
+        .iter()
+        .map(|f| {
+            let by_line = manifest::parse::split_documents(&f.text)
+                .into_iter()
+                .collect();
+            (f.path.as_path(), (f, by_line))
+        })
+        .collect();
     let mut out = Vec::with_capacity(docs.len());
     for d in docs {
         let Ok(kind) = d.id.kind.parse::<Kind>() else {
             continue;
         };
-        let Some(file) = files.iter().find(|f| f.path == d.pos.file) else {
+        let Some((file, by_line)) = split.get(d.pos.file.as_path()) else {
             continue;
         };
-        let Some((_, text)) = manifest::parse::split_documents(&file.text)
-            .into_iter()
-            .find(|(start, _)| *start == d.line_offset)
-        else {
+        let Some(text) = by_line.get(&d.line_offset) else {
             continue;
         };
         out.push(Given {
             key: key_of(prefix, kind, &d.id.namespace, &d.id.name),
-            text: strip_marker(&text),
+            text: strip_marker(text),
             path: file.path.clone(),
             line: d.line_offset + 1,
         });

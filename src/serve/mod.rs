@@ -360,6 +360,8 @@ async fn accepted_writer(
     use crate::source::etcd::accepted;
     // Manifest key → the revision recorded (by this replica or found newer).
     let mut done: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    // The records as last read or written (None: read them first).
+    let mut stored: Option<std::collections::BTreeMap<String, accepted::Stored>> = None;
     let mut failing = false;
     loop {
         let changed = if failing {
@@ -373,35 +375,70 @@ async fn accepted_writer(
             return;
         }
         let current = rx.borrow_and_update().clone();
-        done.retain(|k, _| current.contains_key(k));
-        let mut failed = None;
-        for (key, rec) in current.iter() {
-            if done.get(key).is_some_and(|r| *r >= rec.revision) {
-                continue;
-            }
-            match accepted::write(&mut store, &prefix, key, rec).await {
-                Ok(wrote) => {
-                    if wrote {
-                        tracing::debug!(%key, revision = rec.revision, "etcd: recorded the accepted document");
-                    }
-                    done.insert(key.clone(), rec.revision);
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = failed {
+        let r = record_accepted(&mut store, &prefix, &current, &mut done, &mut stored).await;
+        if let Err(e) = r {
             if !failing {
                 tracing::warn!(error = %e, "etcd: cannot write the shared accepted record; retrying");
             }
             store.fail_over();
+            // Read them again: another replica may have moved some.
+            stored = None;
         } else if failing {
             tracing::info!("etcd: the shared accepted record is written again");
         }
         failing = failed_now(&done, &current);
     }
+}
+
+/// Records what `current` holds that is newer than the records: read once
+/// (a restarted replica rewrites nothing already there), then in batches
+/// of `accepted::BATCH` per transaction; a batch whose keys moved since
+/// they were read (another replica wrote) falls back to one
+/// compare-and-swap per record, and the records are read again next time.
+async fn record_accepted(
+    store: &mut crate::source::etcd::Store,
+    prefix: &str,
+    current: &reload::Accepted,
+    done: &mut std::collections::BTreeMap<String, i64>,
+    stored: &mut Option<std::collections::BTreeMap<String, crate::source::etcd::accepted::Stored>>,
+) -> Result<(), crate::source::etcd::StoreError> {
+    use crate::source::etcd::accepted;
+    let mut records = match stored.take() {
+        Some(s) => s,
+        None => accepted::read_stored(store, prefix).await?,
+    };
+    done.retain(|k, _| current.contains_key(k));
+    let mut todo: Vec<(&str, &accepted::Record)> = Vec::new();
+    for (key, rec) in current.iter() {
+        let recorded = records.get(key.as_str()).map(|s| s.record.revision);
+        match done.get(key.as_str()).copied().max(recorded) {
+            Some(r) if r >= rec.revision => {
+                done.insert(key.clone(), r);
+            }
+            _ => todo.push((key.as_str(), rec)),
+        }
+    }
+    let mut stale = false;
+    for batch in todo.chunks(accepted::BATCH) {
+        if !accepted::write_batch(store, prefix, batch, &mut records).await? {
+            stale = true;
+            for (key, rec) in batch {
+                if accepted::write(store, prefix, key, rec).await? {
+                    tracing::debug!(%key, revision = rec.revision, "etcd: recorded the accepted document");
+                }
+            }
+        }
+        for (key, rec) in batch {
+            done.insert((*key).to_string(), rec.revision);
+        }
+    }
+    if !todo.is_empty() {
+        tracing::debug!(records = todo.len(), "etcd: recorded accepted documents");
+    }
+    if !stale {
+        *stored = Some(records);
+    }
+    Ok(())
 }
 
 /// Whether some accepted document is not recorded yet.

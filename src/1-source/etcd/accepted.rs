@@ -57,6 +57,26 @@ pub async fn read_all(
     store: &mut Store,
     prefix: &str,
 ) -> Result<BTreeMap<String, Record>, StoreError> {
+    Ok(read_stored(store, prefix)
+        .await?
+        .into_iter()
+        .map(|(k, s)| (k, s.record))
+        .collect())
+}
+
+/// A record as stored, with the mod_revision of its own key (what a
+/// compare-and-swap on it compares).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub record: Record,
+    pub mod_revision: i64,
+}
+
+/// Every record with its key's mod_revision, by manifest key.
+pub async fn read_stored(
+    store: &mut Store,
+    prefix: &str,
+) -> Result<BTreeMap<String, Stored>, StoreError> {
     let listing = store.list(&root(prefix)).await?;
     let mut out = BTreeMap::new();
     for (k, e) in listing.entries {
@@ -64,8 +84,14 @@ pub async fn read_all(
             continue;
         };
         match serde_json::from_slice::<Record>(&e.value) {
-            Ok(r) => {
-                out.insert(key, r);
+            Ok(record) => {
+                out.insert(
+                    key,
+                    Stored {
+                        record,
+                        mod_revision: e.mod_revision,
+                    },
+                );
             }
             Err(err) => {
                 tracing::warn!(key = %k, error = %err, "etcd: ignoring an undecodable accepted record")
@@ -73,6 +99,62 @@ pub async fn read_all(
         }
     }
     Ok(out)
+}
+
+/// Records per transaction in `write_batch` (etcd allows 128 operations:
+/// one compare and one put each).
+pub const BATCH: usize = 64;
+
+/// Writes `records` (manifest key, record; at most `BATCH`) in one
+/// transaction, each guarded by what `stored` says of its key (its
+/// mod_revision, or absent). True when it committed; `stored` then holds
+/// the new records. False (nothing written) when some key moved since it
+/// was read: `write` each one instead, which reads before it writes.
+pub async fn write_batch(
+    store: &mut Store,
+    prefix: &str,
+    records: &[(&str, &Record)],
+    stored: &mut BTreeMap<String, Stored>,
+) -> Result<bool, StoreError> {
+    let mut guards = Vec::with_capacity(records.len());
+    let mut puts = Vec::with_capacity(records.len());
+    for (key, rec) in records {
+        let Some(rk) = record_key(prefix, key) else {
+            continue;
+        };
+        guards.push(match stored.get(*key) {
+            Some(s) => Compare::mod_revision(rk.as_str(), CompareOp::Equal, s.mod_revision),
+            None => Compare::create_revision(rk.as_str(), CompareOp::Equal, 0),
+        });
+        puts.push(TxnOp::put(
+            rk.as_str(),
+            serde_json::to_vec(rec).unwrap_or_default(),
+            None,
+        ));
+    }
+    if puts.is_empty() {
+        return Ok(true);
+    }
+    let mut client = store.client().await?;
+    let endpoint = store.endpoint().to_string();
+    let resp = client
+        .txn(Txn::new().when(guards).and_then(puts))
+        .await
+        .map_err(|source| StoreError::Etcd { endpoint, source })?;
+    if !resp.succeeded() {
+        return Ok(false);
+    }
+    let revision = resp.header().map_or(0, |h| h.revision());
+    for (key, rec) in records {
+        stored.insert(
+            (*key).to_string(),
+            Stored {
+                record: (*rec).clone(),
+                mod_revision: revision,
+            },
+        );
+    }
+    Ok(true)
 }
 
 /// Writes `rec` for manifest `key` unless the stored record is at least
