@@ -42,6 +42,23 @@ fn checked_in_bootstraps_match_the_generator() {
     assert_eq!(compose, checked_in("deploy/compose/envoy.yaml"));
     assert!(compose.contains("type: STRICT_DNS"));
     assert!(compose.contains(r#"role: "gloo-system~gateway-proxy""#));
+    // docker-compose.yml's profile etcd: one Envoy per replica.
+    for n in 1..=2 {
+        let node = format!("docker-compose-etcd-node-{n}");
+        let xds = format!("edgeplane-etcd-{n}:9977");
+        let etcd = bootstrap(&[
+            "--node-id",
+            &node,
+            "--xds-address",
+            &xds,
+            "--admin-address",
+            "0.0.0.0",
+        ]);
+        assert_eq!(
+            etcd,
+            checked_in(&format!("deploy/compose/envoy-etcd-{n}.yaml"))
+        );
+    }
 }
 
 #[test]
