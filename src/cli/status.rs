@@ -258,7 +258,7 @@ fn connections_table(nodes: &[ConnectedNode]) -> String {
         for l in &n.listeners {
             let shared = if l.upgrades_shared { " (shared)" } else { "" };
             rows.push([
-                n.node_id.clone(),
+                node_label(n),
                 l.listener.clone(),
                 l.active_connections.to_string(),
                 format!("{}{shared}", l.upgrades_active),
@@ -420,6 +420,16 @@ mod tests {
                 node_id: "quiet".into(),
                 ..Default::default()
             },
+            // On another replica: every row of it says so.
+            ConnectedNode {
+                node_id: "n2".into(),
+                replica: "host-7".into(),
+                stats_reported: true,
+                listeners: vec![l("listener-a", 1, 1, false)],
+                upgrades_active: 1,
+                upgrades_total: 2,
+                ..Default::default()
+            },
         ];
         let text = connections_table(&nodes);
         let rows: Vec<Vec<&str>> = text
@@ -443,7 +453,15 @@ mod tests {
             rows[3],
             ["n1", "listener-b", "1", "0", "(shared)", "1", "(shared)"]
         );
-        assert_eq!(rows.len(), 4, "{text}");
+        assert_eq!(
+            rows[4],
+            ["n2", "(replica", "host-7)", "(all)", "1", "1", "2"]
+        );
+        assert_eq!(
+            rows[5],
+            ["n2", "(replica", "host-7)", "listener-a", "1", "1", "2"]
+        );
+        assert_eq!(rows.len(), 6, "{text}");
     }
 
     #[test]
