@@ -1093,7 +1093,8 @@ fn render(c: &Cluster, e: &Edits, l: &Listing) -> String {
             ),
         };
         s.push_str(&format!(
-            " Once its first load is accepted, a replica records every accepted document under `{LIST_PREFIX}-accepted/…` (so other replicas share its last-known-good), one linearizable read and one compare-and-swap transaction per document, one after the other: after the first etcd start {when}, against {} for the bench's own load of as many keys in transactions of {TXN_OPS}; from its start to then the etcd members used {} of CPU and edgeplane {}. Later starts find the records current and only read each one ({} reads).",
+            " Once its first load is accepted, a replica records every accepted document under `{LIST_PREFIX}-accepted/…` (so other replicas share its last-known-good): it reads the records once, then writes what is newer in guarded transactions of {} records: after the first etcd start {when}, against {} for the bench's own load of as many keys in transactions of {TXN_OPS}; from its start to then the etcd members used {} of CPU and edgeplane {}. Later starts read the {} records once and find them current: nothing is written.",
+            accepted::BATCH,
             secs(l.put),
             secs(r.cpu_etcd),
             secs(r.cpu_ep),
@@ -1103,7 +1104,7 @@ fn render(c: &Cluster, e: &Edits, l: &Listing) -> String {
         let slower = ratio(median(&l.etcd.serving), median(&l.dir.serving));
         s.push_str(&if ratio(etcd_cpu, dir_cpu) > 3.0 && slower > 1.1 {
             format!(
-                " That writer runs while Envoy takes the clusters: from start to serving the etcd members used {} of CPU on the etcd side against {} on the directory side, and edgeplane {} against {}, on cores Envoy shares: the likely cause of the etcd side's later serving ({slower:.2}×). Writing the records in batches (as many compare-and-swaps as `--max-txn-ops` allows per transaction), and reading them once with the list instead of once each, would take most of those requests away.",
+                " That writer runs while Envoy takes the clusters: from start to serving the etcd members used {} of CPU on the etcd side against {} on the directory side, and edgeplane {} against {}, on cores Envoy shares: the likely cause of the etcd side's later serving ({slower:.2}×).",
                 secs(etcd_cpu),
                 secs(dir_cpu),
                 secs(median(&l.etcd.cpu_ep)),
