@@ -28,12 +28,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use edgeplane::snapshot::{Encoded, ProxySnapshot, ResourceType};
-use edgeplane::xds::XdsMode;
 use edgeplane::xds::delta::Delta;
-use edgeplane::xds::registry::{NACK_MESSAGE_MAX_BYTES, Registry, StreamObserver};
+use edgeplane::xds::registry::{NACK_MESSAGE_MAX_BYTES, Registry};
 use edgeplane::xds::session::{OverLimit, Protocol, Session, StreamLimits};
 use edgeplane::xds::sotw::Sotw;
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -50,29 +48,12 @@ const TYPES: [ResourceType; 4] = [
     ResourceType::Secret,
 ];
 
-#[derive(Default)]
-struct Counts {
-    acks: AtomicU64,
-    nacks: AtomicU64,
-    stale: AtomicU64,
-}
+type Counts = edgeplane::xds::registry::AnswerCounts;
 
-impl StreamObserver for Counts {
-    fn acked(&self, _t: ResourceType, _mode: XdsMode) {
-        self.acks.fetch_add(1, Ordering::Relaxed);
-    }
-    fn nacked(&self, _t: ResourceType, _mode: XdsMode) {
-        self.nacks.fetch_add(1, Ordering::Relaxed);
-    }
-    fn stale_nonce(&self, _t: ResourceType, _mode: XdsMode) {
-        self.stale.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl Counts {
-    fn answers(&self) -> u64 {
-        self.acks.load(Ordering::Relaxed) + self.nacks.load(Ordering::Relaxed)
-    }
+/// ACKs and NACKs counted so far.
+fn answers(c: &Counts) -> u64 {
+    let (acks, nacks, _) = c.get();
+    acks + nacks
 }
 
 /// Reads the input a byte at a time; zeros once it is used up.
@@ -331,7 +312,7 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
         let node_bytes = node.as_ref().map(Message::encoded_len);
         let req = P::make(&mut b, type_url, nonce.clone(), nack, node, limits.max_subscribed_names);
 
-        let before = counts.answers();
+        let before = answers(&counts);
         let state_before: Vec<_> = registry
             .list()
             .into_iter()
@@ -341,7 +322,7 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
         let applied = s
             .note_node(P::node(&req), P::MODE)
             .and_then(|()| proto.on_request(&mut s, req));
-        let after = counts.answers();
+        let after = answers(&counts);
         assert!(after <= before + 1, "one request counted as several answers");
         if after == before + 1 {
             let t = t.expect("an answer counted for an unserved type");

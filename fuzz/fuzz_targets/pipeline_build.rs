@@ -113,7 +113,7 @@ fn check(load: &Load, files: &[SourceFile]) {
             );
         }
         let _ = snapshot.generation();
-        if let Err(e) = edgeplane::json::resources_json(output, None) {
+        if let Err(e) = edgeplane::translate::json::resources_json(output, None) {
             panic!("translation does not render as JSON: {e}");
         }
     }

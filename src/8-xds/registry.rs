@@ -172,6 +172,41 @@ pub trait StreamObserver: Send + Sync {
     fn stale_nonce(&self, _t: ResourceType, _mode: XdsMode) {}
 }
 
+/// Counts the ACKs, NACKs and stale nonces it observes (for tests and the
+/// ADS session fuzz target).
+#[derive(Debug, Default)]
+pub struct AnswerCounts {
+    acks: std::sync::atomic::AtomicU64,
+    nacks: std::sync::atomic::AtomicU64,
+    stale: std::sync::atomic::AtomicU64,
+}
+
+impl AnswerCounts {
+    /// (ACKs, NACKs, stale nonces) so far.
+    pub fn get(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.acks.load(Relaxed),
+            self.nacks.load(Relaxed),
+            self.stale.load(Relaxed),
+        )
+    }
+}
+
+impl StreamObserver for AnswerCounts {
+    fn acked(&self, _t: ResourceType, _mode: XdsMode) {
+        self.acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn nacked(&self, _t: ResourceType, _mode: XdsMode) {
+        self.nacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn stale_nonce(&self, _t: ResourceType, _mode: XdsMode) {
+        self.stale
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Observes nothing.
 struct Unobserved;
 

@@ -299,7 +299,6 @@ pub async fn run<P: Protocol>(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
     use envoy_types::pb::google::protobuf::{Any, Struct, Value, value::Kind};
@@ -308,37 +307,10 @@ mod tests {
     use super::*;
     use crate::snapshot::Encoded;
     use crate::xds::delta::Delta;
-    use crate::xds::registry::{NACK_MESSAGE_MAX_BYTES, StreamObserver};
+    use crate::xds::registry::NACK_MESSAGE_MAX_BYTES;
     use crate::xds::sotw::Sotw;
 
-    #[derive(Default)]
-    struct Counts {
-        acks: AtomicU64,
-        nacks: AtomicU64,
-        stale: AtomicU64,
-    }
-
-    impl StreamObserver for Counts {
-        fn acked(&self, _t: ResourceType, _m: XdsMode) {
-            self.acks.fetch_add(1, Ordering::Relaxed);
-        }
-        fn nacked(&self, _t: ResourceType, _m: XdsMode) {
-            self.nacks.fetch_add(1, Ordering::Relaxed);
-        }
-        fn stale_nonce(&self, _t: ResourceType, _m: XdsMode) {
-            self.stale.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    impl Counts {
-        fn get(&self) -> (u64, u64, u64) {
-            (
-                self.acks.load(Ordering::Relaxed),
-                self.nacks.load(Ordering::Relaxed),
-                self.stale.load(Ordering::Relaxed),
-            )
-        }
-    }
+    type Counts = crate::xds::registry::AnswerCounts;
 
     fn session(mode: XdsMode, limits: StreamLimits) -> (Session, Arc<Counts>) {
         let counts = Arc::new(Counts::default());

@@ -77,6 +77,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// `source` from `endpoint`, read at `revision`: `Compacted` when etcd
+    /// no longer has that revision.
+    pub fn read_at(endpoint: &str, source: etcd_client::Error, revision: i64) -> StoreError {
+        if compacted(&source) {
+            StoreError::Compacted {
+                endpoint: endpoint.to_string(),
+                revision,
+            }
+        } else {
+            StoreError::Etcd {
+                endpoint: endpoint.to_string(),
+                source,
+            }
+        }
+    }
+
     /// The list or watch asked for a revision etcd no longer has.
     pub fn is_compacted(&self) -> bool {
         matches!(self, StoreError::Compacted { .. })
@@ -96,6 +112,17 @@ pub struct Entry {
     pub create_revision: i64,
     pub mod_revision: i64,
     pub value: Vec<u8>,
+}
+
+impl Entry {
+    /// A key's value and revisions as etcd returned them.
+    pub fn of(kv: &etcd_client::KeyValue) -> Entry {
+        Entry {
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+            value: kv.value().to_vec(),
+        }
+    }
 }
 
 /// Everything under the prefix at one revision.
@@ -185,19 +212,7 @@ impl Store {
     pub async fn list(&mut self, prefix: &str) -> Result<Listing, StoreError> {
         let client = self.client().await?;
         let endpoint = self.endpoint().to_string();
-        let err = |source: etcd_client::Error, revision: i64| {
-            if compacted(&source) {
-                StoreError::Compacted {
-                    endpoint: endpoint.clone(),
-                    revision,
-                }
-            } else {
-                StoreError::Etcd {
-                    endpoint: endpoint.clone(),
-                    source,
-                }
-            }
-        };
+        let err = |source, revision| StoreError::read_at(&endpoint, source, revision);
         let mut kv = client
             .kv_client()
             .max_decoding_message_size(MAX_DECODE_BYTES);
@@ -220,14 +235,7 @@ impl Store {
             let kvs = resp.kvs();
             for kv in kvs {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
-                listing.entries.insert(
-                    key,
-                    Entry {
-                        create_revision: kv.create_revision(),
-                        mod_revision: kv.mod_revision(),
-                        value: kv.value().to_vec(),
-                    },
-                );
+                listing.entries.insert(key, Entry::of(kv));
             }
             match kvs.last() {
                 Some(last) if resp.more() => {

@@ -202,14 +202,7 @@ async fn watch_from(
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             match ev.event_type() {
                 EventType::Put => {
-                    listing.entries.insert(
-                        key,
-                        Entry {
-                            create_revision: kv.create_revision(),
-                            mod_revision: kv.mod_revision(),
-                            value: kv.value().to_vec(),
-                        },
-                    );
+                    listing.entries.insert(key, Entry::of(kv));
                 }
                 EventType::Delete => {
                     listing.entries.remove(&key);

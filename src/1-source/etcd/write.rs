@@ -214,19 +214,7 @@ impl Store {
                 Some(GetOptions::new().with_revision(revision)),
             )
             .await
-            .map_err(|source| {
-                if super::store::compacted(&source) {
-                    StoreError::Compacted {
-                        endpoint: endpoint.clone(),
-                        revision,
-                    }
-                } else {
-                    StoreError::Etcd {
-                        endpoint: endpoint.clone(),
-                        source,
-                    }
-                }
-            })?;
+            .map_err(|source| StoreError::read_at(&endpoint, source, revision))?;
         Ok(resp.kvs().first().map_or(0, |kv| kv.mod_revision()))
     }
 
