@@ -18,16 +18,9 @@ use serde_json::Value;
 use crate::support::etcd::EtcdCluster;
 use crate::support::load::{Load, LoadSpec};
 use crate::support::{
-    Backend, ControlPlane, Envoy, free_port, gateway, http_get, node_synced, poll, route, upstream,
-    virtual_service,
+    Backend, ControlPlane, Envoy, direct_vs, free_port, gateway, http_get, node_synced, poll,
+    route, upstream, virtual_service,
 };
-
-/// A VirtualService answering every path with `body` (no backend needed).
-fn direct_vs(body: &str) -> String {
-    format!(
-        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: vs\n  namespace: gloo-system\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers:\n      - prefix: /\n      directResponseAction:\n        status: 200\n        body: {body}\n"
-    )
-}
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write manifest");

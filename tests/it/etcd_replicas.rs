@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::support::etcd::EtcdCluster;
 use crate::support::{
-    Backend, ControlPlane, Envoy, Ws, echo, free_port, gateway, http_get, node_synced, poll, route,
-    upstream, virtual_service, ws_connect,
+    Backend, ControlPlane, Envoy, Ws, direct_vs, echo, free_port, gateway, http_get, node_synced,
+    poll, route, upstream, virtual_service, ws_connect,
 };
 
 const GW: &str = "edgeplane/gateway.solo.io/v1/Gateway/gloo-system/gw";
@@ -175,34 +175,23 @@ async fn two_replicas_serve_identical_versions_and_keep_websockets_across_an_edi
     }
     assert!(a.envoy.stat(UPGRADES).await.unwrap_or(0) >= 1);
     assert!(b.envoy.stat(UPGRADES).await.unwrap_or(0) >= 1);
-    assert_eq!(rejected(&a.envoy, port).await, 0, "{}", a.logs());
-    assert_eq!(rejected(&b.envoy, port).await, 0, "{}", b.logs());
+    assert_eq!(
+        a.envoy.rejected_updates(&route_name(port)).await,
+        0,
+        "{}",
+        a.logs()
+    );
+    assert_eq!(
+        b.envoy.rejected_updates(&route_name(port)).await,
+        0,
+        "{}",
+        b.logs()
+    );
 }
 
-/// Envoy's count of rejected LDS, CDS and RDS updates.
-async fn rejected(e: &Envoy, port: u16) -> u64 {
-    let mut n = 0;
-    for s in [
-        "listener_manager.lds.update_rejected".to_string(),
-        "cluster_manager.cds.update_rejected".to_string(),
-        format!("http.http.rds.{}.update_rejected", route_name(port)),
-    ] {
-        n += e.stat(&s).await.unwrap_or(0);
-    }
-    n
-}
-
-/// A VirtualService answering every path with `body` (no backend needed).
-fn direct_vs(body: &str) -> String {
-    format!(
-        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: vs\n  namespace: gloo-system\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers:\n      - prefix: /\n      directResponseAction:\n        status: 200\n        body: {body}\n"
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_started_after_a_rejected_write_serves_the_same_last_known_good() {
-    let cluster = EtcdCluster::start(3).await;
-    let port = free_port();
+/// A Gateway on `port` and VirtualService `vs` answering `v1`, in one
+/// transaction (written as any etcd client may, past `apply`).
+async fn seed_v1(cluster: &EtcdCluster, port: u16) {
     cluster
         .txn(vec![
             TxnOp::put(GW, gateway(port, ""), None),
@@ -211,6 +200,13 @@ async fn a_replica_started_after_a_rejected_write_serves_the_same_last_known_goo
         ])
         .await
         .expect("initial txn");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_after_a_rejected_write_serves_the_same_last_known_good() {
+    let cluster = EtcdCluster::start(3).await;
+    let port = free_port();
+    seed_v1(&cluster, port).await;
     let tmp = tempfile::tempdir().expect("temp dir");
     let a = Replica::start(&cluster, "envoy-early", tmp.path()).await;
     let rn = route_name(port);
@@ -285,14 +281,7 @@ fn node<'a>(status: &'a Value, node_id: &str) -> Option<&'a Value> {
 async fn each_replica_shows_the_others_envoys_until_its_lease_expires() {
     let cluster = EtcdCluster::start(3).await;
     let port = free_port();
-    cluster
-        .txn(vec![
-            TxnOp::put(GW, gateway(port, ""), None),
-            TxnOp::put(UP, upstream("backend", &[9]), None),
-            TxnOp::put(VS, direct_vs("v1"), None),
-        ])
-        .await
-        .expect("initial txn");
+    seed_v1(&cluster, port).await;
     let tmp = tempfile::tempdir().expect("temp dir");
     let a = Replica::start(&cluster, "envoy-a", tmp.path()).await;
     let mut b = Replica::start(&cluster, "envoy-b", tmp.path()).await;

@@ -9,18 +9,13 @@ use etcd_client::TxnOp;
 use serde_json::Value;
 
 use crate::support::etcd::EtcdCluster;
-use crate::support::{ControlPlane, Envoy, free_port, gateway, http_get, poll, upstream};
+use crate::support::{
+    ControlPlane, Envoy, direct_vs, free_port, gateway, http_get, poll, upstream,
+};
 
 const GW: &str = "edgeplane/gateway.solo.io/v1/Gateway/gloo-system/gw";
 const UP: &str = "edgeplane/gloo.solo.io/v1/Upstream/gloo-system/u";
 const VS: &str = "edgeplane/gateway.solo.io/v1/VirtualService/gloo-system/vs";
-
-/// A VirtualService answering every path with `body` (no backend needed).
-fn vs(body: &str) -> String {
-    format!(
-        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: vs\n  namespace: gloo-system\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers:\n      - prefix: /\n      directResponseAction:\n        status: 200\n        body: {body}\n"
-    )
-}
 
 /// An Upstream in Gloo's flat form: kind, namespace and name from the key.
 fn flat_upstream(port: u16) -> String {
@@ -37,7 +32,7 @@ fn initial(port: u16, body: &str) -> Vec<TxnOp> {
         TxnOp::put(GW, gateway(port, ""), None),
         TxnOp::put(UP, upstream("u", &[9]), None),
         TxnOp::put(up_key("flat"), flat_upstream(9), None),
-        TxnOp::put(VS, vs(body), None),
+        TxnOp::put(VS, direct_vs(body), None),
     ]
 }
 
@@ -109,15 +104,7 @@ impl Served {
 
     /// Envoy's count of rejected LDS, CDS and RDS updates.
     async fn rejected(&self) -> u64 {
-        let mut n = 0;
-        for stat in [
-            "listener_manager.lds.update_rejected".to_string(),
-            "cluster_manager.cds.update_rejected".to_string(),
-            format!("http.http.rds.{}.update_rejected", self.route_name()),
-        ] {
-            n += self.envoy.stat(&stat).await.unwrap_or(0);
-        }
-        n
+        self.envoy.rejected_updates(&self.route_name()).await
     }
 }
 
@@ -152,14 +139,14 @@ async fn a_transaction_is_served_edits_and_deletes_follow_and_a_broken_key_is_na
     );
 
     // An edit reaches Envoy.
-    cluster.put(VS, &vs("v2")).await.expect("put");
+    cluster.put(VS, &direct_vs("v2")).await.expect("put");
     s.wait_body("v2", &cluster).await;
 
     // A transaction of three documents is applied in one reload.
     let loads = s.cp.loads().await;
     cluster
         .txn(vec![
-            TxnOp::put(VS, vs("v2"), None),
+            TxnOp::put(VS, direct_vs("v2"), None),
             TxnOp::put(up_key("x"), upstream("x", &[9]), None),
             TxnOp::put(up_key("y"), flat_upstream(9), None),
         ])
@@ -176,7 +163,7 @@ async fn a_transaction_is_served_edits_and_deletes_follow_and_a_broken_key_is_na
     );
 
     // A broken document: named by key, line and column; v2 stays served.
-    let broken = vs("v3").replace("domains:", "domainz:");
+    let broken = direct_vs("v3").replace("domains:", "domainz:");
     cluster.put(VS, &broken).await.expect("put broken");
     let file = format!("etcd:{VS}");
     let st = s
@@ -257,7 +244,7 @@ async fn a_follower_killed_mid_edits_loses_no_event() {
         }
         // Each edit: the body and one more Upstream, in one transaction.
         let ops = vec![
-            TxnOp::put(VS, vs(&format!("v{i}")), None),
+            TxnOp::put(VS, direct_vs(&format!("v{i}")), None),
             TxnOp::put(
                 up_key(&format!("u{i}")),
                 upstream(&format!("u{i}"), &[9]),
@@ -329,7 +316,7 @@ async fn quorum_lost_keeps_envoy_served_and_edits_after_it_are_served() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.logs()));
     cluster
-        .put(VS, &vs("v2"))
+        .put(VS, &direct_vs("v2"))
         .await
         .expect("edit after the outage");
     s.wait_body("v2", &cluster).await;
@@ -355,7 +342,10 @@ async fn compaction_while_its_member_was_away_lists_again_and_converges() {
     .await;
     let mut rev = 0;
     for i in 2..=6 {
-        rev = cluster.put(VS, &vs(&format!("v{i}"))).await.expect("edit");
+        rev = cluster
+            .put(VS, &direct_vs(&format!("v{i}")))
+            .await
+            .expect("edit");
     }
     cluster.delete(&up_key("flat")).await.expect("delete");
     rev = cluster
@@ -492,7 +482,7 @@ async fn tls_client_certificates_and_passwords_reach_etcd() {
     };
     s.wait_body("v1", &cluster).await;
     cluster
-        .put(VS, &vs("v2"))
+        .put(VS, &direct_vs("v2"))
         .await
         .expect("edit over TLS as root");
     s.wait_body("v2", &cluster).await;

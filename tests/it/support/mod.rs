@@ -530,6 +530,19 @@ impl Envoy {
     }
 
     /// The (LDS, CDS, RDS of `route_name`) versions Envoy holds.
+    /// Envoy's count of rejected LDS, CDS and RDS (`route_name`) updates.
+    pub async fn rejected_updates(&self, route_name: &str) -> u64 {
+        let mut n = 0;
+        for s in [
+            "listener_manager.lds.update_rejected".to_string(),
+            "cluster_manager.cds.update_rejected".to_string(),
+            format!("http.http.rds.{route_name}.update_rejected"),
+        ] {
+            n += self.stat(&s).await.unwrap_or(0);
+        }
+        n
+    }
+
     pub async fn versions(&self, route_name: &str) -> (String, String, String) {
         let dump = self.config_dump().await;
         let mut lds = String::new();
@@ -623,6 +636,13 @@ pub fn upstream(name: &str, ports: &[u16]) -> String {
 }
 
 /// A VirtualService named `vs` whose routes are the given YAML list items.
+/// VirtualService `gloo-system/vs` answering every path with `body` (no backend needed).
+pub fn direct_vs(body: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: vs\n  namespace: gloo-system\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers:\n      - prefix: /\n      directResponseAction:\n        status: 200\n        body: {body}\n"
+    )
+}
+
 pub fn virtual_service(routes: &str) -> String {
     format!(
         "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: vs\n  namespace: gloo-system\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n{}",
