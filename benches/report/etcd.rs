@@ -479,6 +479,7 @@ async fn apply_to_served(
         upstreams: (routes / ROUTES_PER_VS).max(1),
         port,
         backend_port: backend.port,
+        per_vs: r#gen::ROUTES_PER_VS,
     };
     let files = |port, body: &str| {
         let mut f = r#gen::manifests(shape(port));

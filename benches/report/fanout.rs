@@ -135,6 +135,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         upstreams: UPSTREAMS,
         port: 18080,
         backend_port: 18081,
+        per_vs: r#gen::ROUTES_PER_VS,
     };
     let base = ctx.work.join("fanout");
     let files = r#gen::manifests(shape);

@@ -2,7 +2,7 @@
 //! to them.
 //!
 //! Shape: one Gateway on 127.0.0.1:`port`, VirtualServices of at most
-//! `ROUTES_PER_VS` routes each (domain `vs-<j>.bench`), route `i` of VS `j`
+//! `per_vs` routes each (`ROUTES_PER_VS`, or all routes in one) (domain `vs-<j>.bench`), route `i` of VS `j`
 //! matching the prefix `/vs<j>/r<i>` and going to upstream `u<n % upstreams>`,
 //! every Upstream a static host on 127.0.0.1:`backend_port`. One file per
 //! VirtualService, as users keep them.
@@ -27,6 +27,9 @@ pub struct Shape {
     pub port: u16,
     /// Where every Upstream points.
     pub backend_port: u16,
+    /// Routes per VirtualService: `ROUTES_PER_VS`, or `usize::MAX` for
+    /// all of them in one (a common Gloo layout).
+    pub per_vs: usize,
 }
 
 /// `(file name, content)` of every manifest.
@@ -37,10 +40,11 @@ pub fn manifests(s: Shape) -> Vec<(String, String)> {
         ups.push_str(&upstream(&format!("u{u}"), s.backend_port));
     }
     files.push(("upstreams.yaml".to_string(), ups));
-    let vss = s.routes.div_ceil(ROUTES_PER_VS).max(1);
+    let per_vs = s.per_vs.clamp(1, s.routes.max(1));
+    let vss = s.routes.div_ceil(per_vs).max(1);
     for j in 0..vss {
-        let first = j * ROUTES_PER_VS;
-        let count = ROUTES_PER_VS.min(s.routes.saturating_sub(first)).max(1);
+        let first = j * per_vs;
+        let count = per_vs.min(s.routes.saturating_sub(first)).max(1);
         files.push((
             vs_file(j),
             virtual_service(j, first, count, s.upstreams, &[]),
@@ -88,7 +92,7 @@ pub fn vs_domain(j: usize) -> String {
 /// the backend's 200 once the edit is served, Envoy's 404 before.
 pub fn probe_edit(s: Shape, k: usize) -> (String, String, String) {
     let probe = format!("/probe-{k}");
-    let count = ROUTES_PER_VS.min(s.routes).max(1);
+    let count = s.per_vs.min(s.routes).max(1);
     let content = virtual_service(0, 0, count, s.upstreams, &[probe.as_str()]);
     (vs_file(0), content, probe)
 }

@@ -18,6 +18,7 @@ mod fanout;
 mod r#gen;
 mod latency;
 mod memory;
+mod parse;
 mod procs;
 mod servers;
 mod stack;
@@ -54,8 +55,9 @@ pub struct Section {
 type SectionFn =
     fn(&Ctx) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Section>> + '_>>;
 
-const SECTIONS: [(&str, SectionFn); 6] = [
+const SECTIONS: [(&str, SectionFn); 7] = [
     ("translate", |c| Box::pin(translate::run(c))),
+    ("parse", |c| Box::pin(parse::run(c))),
     ("latency", |c| Box::pin(latency::run(c))),
     ("fanout", |c| Box::pin(fanout::run(c))),
     ("memory", |c| Box::pin(memory::run(c))),

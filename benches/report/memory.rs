@@ -98,6 +98,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         upstreams,
         port: 18080,
         backend_port: 18081,
+        per_vs: r#gen::ROUTES_PER_VS,
     };
     let base = ctx.work.join("memory");
     let dir = base.join("config");

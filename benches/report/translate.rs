@@ -126,6 +126,7 @@ fn measure(routes: usize, budget: Duration) -> Result<Row> {
         upstreams,
         port: 8080,
         backend_port: 8081,
+        per_vs: r#gen::ROUTES_PER_VS,
     };
     let files = r#gen::source_files(shape, None);
     // The same manifests after a one-route edit (for the serving-path

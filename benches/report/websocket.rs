@@ -85,6 +85,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         upstreams: 1,
         port: free_port()?,
         backend_port: backend.port,
+        per_vs: r#gen::ROUTES_PER_VS,
     };
     write_all(&manifests, &r#gen::manifests(shape))?;
     let ep = Edgeplane::start(ctx, &manifests, &base).await?;

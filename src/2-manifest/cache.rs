@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::parse::{Document, duplicates, parse_files};
+use serde_saphyr::Spanned;
+
+use super::parse::{Document, DocumentBody, RouteText, duplicates, parse_file};
+use super::raw::Route;
 use crate::diag::{Code, Diagnostic};
 use crate::source::SourceFile;
 
@@ -27,6 +30,50 @@ struct ParsedFile {
     docs: Vec<Arc<Document>>,
     /// The file's own diagnostics (duplicates excluded).
     diagnostics: Vec<Diagnostic>,
+    /// Its routes parsed one by one: when the file changes, a route whose
+    /// text did not is taken from here rather than parsed again.
+    routes: Vec<RouteText>,
+}
+
+impl ParsedFile {
+    /// `f` parsed, with how many of its routes came from `prior`.
+    fn parse(f: &SourceFile, prior: Option<&ParsedFile>) -> (ParsedFile, usize) {
+        let index: HashMap<&str, &Spanned<Route>> = prior
+            .map(|p| {
+                p.routes
+                    .iter()
+                    .filter_map(|t| Some((p.text.get(t.range.clone())?, p.route(t)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hits = std::cell::Cell::new(0);
+        let lookup = |text: &str| {
+            let r = index.get(text).map(|r| (*r).clone());
+            hits.set(hits.get() + usize::from(r.is_some()));
+            r
+        };
+        let (docs, diagnostics, routes) =
+            parse_file(f, (!index.is_empty()).then_some(&lookup as _));
+        let file = ParsedFile {
+            text: f.text.clone(),
+            docs: docs.into_iter().map(Arc::new).collect(),
+            diagnostics: diagnostics
+                .into_iter()
+                .filter(|d| d.code != Some(Code::Duplicate))
+                .collect(),
+            routes,
+        };
+        (file, hits.get())
+    }
+
+    fn route(&self, t: &RouteText) -> Option<&Spanned<Route>> {
+        let routes = match &self.docs.get(t.doc)?.body {
+            DocumentBody::VirtualService(s) => &s.virtual_host.as_ref()?.routes,
+            DocumentBody::RouteTable(s) => &s.routes,
+            _ => return None,
+        };
+        routes.get(t.route)
+    }
 }
 
 /// How many files were parsed and how many kept their cached parse.
@@ -34,6 +81,8 @@ struct ParsedFile {
 pub struct ParseStats {
     pub parsed: usize,
     pub reused: usize,
+    /// Routes of parsed files taken from the file's previous parse.
+    pub routes_reused: usize,
 }
 
 impl ParseCache {
@@ -59,17 +108,11 @@ impl ParseCache {
                     stats.reused += 1;
                     e
                 }
-                _ => {
+                prior => {
                     stats.parsed += 1;
-                    let (docs, diagnostics) = parse_files(std::slice::from_ref(f));
-                    ParsedFile {
-                        text: f.text.clone(),
-                        docs: docs.into_iter().map(Arc::new).collect(),
-                        diagnostics: diagnostics
-                            .into_iter()
-                            .filter(|d| d.code != Some(Code::Duplicate))
-                            .collect(),
-                    }
+                    let (p, reused) = ParsedFile::parse(f, prior.as_ref());
+                    stats.routes_reused += reused;
+                    p
                 }
             };
             docs.extend(entry.docs.iter().cloned());
@@ -88,6 +131,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::manifest::parse_files;
 
     fn file(path: &str, text: &str) -> SourceFile {
         SourceFile {
@@ -123,14 +167,16 @@ mod tests {
             same_as_uncached(&mut c, &files),
             ParseStats {
                 parsed: 4,
-                reused: 0
+                reused: 0,
+                routes_reused: 0
             }
         );
         assert_eq!(
             same_as_uncached(&mut c, &files),
             ParseStats {
                 parsed: 0,
-                reused: 4
+                reused: 4,
+                routes_reused: 0
             }
         );
         // a.yaml goes: c.yaml's first copy is no longer a duplicate, its
@@ -140,7 +186,8 @@ mod tests {
             same_as_uncached(&mut c, &files),
             ParseStats {
                 parsed: 0,
-                reused: 3
+                reused: 3,
+                routes_reused: 0
             }
         );
         files[0].text = UP.to_string();
@@ -148,10 +195,49 @@ mod tests {
             same_as_uncached(&mut c, &files),
             ParseStats {
                 parsed: 1,
-                reused: 2
+                reused: 2,
+                routes_reused: 0
             }
         );
         assert_eq!(c.files.len(), 3);
+    }
+
+    fn big_vs(routes: &[&str]) -> String {
+        let mut s = String::from(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n",
+        );
+        for p in routes {
+            s.push_str(&format!(
+                "    - matchers:\n      - prefix: {p}\n      options: {{timeout: 1x}}\n      directResponseAction: {{status: 200}}\n"
+            ));
+        }
+        s
+    }
+
+    /// An edit to one route of a big VirtualService parses that route only;
+    /// the others come from the last parse, at their new lines.
+    #[test]
+    fn an_edited_file_parses_only_its_changed_routes() {
+        let mut c = ParseCache::new();
+        let mut files = vec![file("vs.yaml", &big_vs(&["/a", "/b", "/c"]))];
+        assert_eq!(same_as_uncached(&mut c, &files).routes_reused, 0);
+        // One route added ahead of the others, one changed.
+        files[0].text = big_vs(&["/new", "/a", "/b2", "/c"]);
+        let stats = same_as_uncached(&mut c, &files);
+        assert_eq!((stats.parsed, stats.routes_reused), (1, 2));
+        // The invalid timeout of route `/c` is reported on its new line.
+        let (docs, _, _) = c.parse(&files);
+        let v = crate::validate::validate(&docs.iter().map(|d| (**d).clone()).collect::<Vec<_>>());
+        let lines: Vec<u32> = v.diagnostics.iter().map(|d| d.pos.line).collect();
+        let want: Vec<u32> = files[0]
+            .text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains("timeout: 1x"))
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        assert_eq!(want.len(), 4);
+        assert_eq!(lines, want, "{:?}", v.diagnostics);
     }
 
     /// Every fixture and hostile case of the repository, cold and warm.

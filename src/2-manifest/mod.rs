@@ -9,6 +9,7 @@ pub mod cache;
 pub mod kind;
 pub mod parse;
 pub mod raw;
+mod route_cut;
 pub mod schema;
 mod single_pass;
 

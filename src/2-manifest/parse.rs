@@ -18,9 +18,10 @@ use serde_saphyr::Spanned;
 use super::DEFAULT_NAMESPACE;
 use super::kind::{Kind, UNIMPLEMENTED_KINDS};
 use super::raw::{
-    Envelope, FlatFields, GatewaySpec, RouteOptionSpec, RouteTableSpec, SecretSpec,
+    Envelope, FlatFields, GatewaySpec, Route, RouteOptionSpec, RouteTableSpec, SecretSpec,
     UpstreamGroupSpec, UpstreamSpec, VirtualHostOptionSpec, VirtualServiceSpec,
 };
+use super::route_cut;
 use crate::diag::{Code, Diagnostic, Pos, ResourceId};
 use crate::source::SourceFile;
 
@@ -78,49 +79,153 @@ pub fn parse_files(files: &[SourceFile]) -> (Vec<Document>, Vec<Diagnostic>) {
     let mut docs = Vec::new();
     let mut diags = Vec::new();
     for f in files {
-        for (start_line, text) in split_documents(&f.text) {
-            if is_blank_document(&text) {
-                continue;
-            }
-            // Each document is parsed on its own; its line offset in the
-            // file is added to every position reported.
-            if let Some(doc) = parse_document(&f.path, start_line + 1, &text, &mut diags) {
-                docs.push(doc);
-            }
-        }
+        let (d, g, _) = parse_file(f, None);
+        docs.extend(d);
+        diags.extend(g);
     }
     diags.extend(duplicates(&docs));
     (docs, diags)
 }
 
+/// Where the text of a route parsed on its own (`route_cut`) sits in its
+/// file: route `route` of document `doc`, bytes `range`. `ParseCache`
+/// finds a file's unchanged routes through these.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteText {
+    pub doc: usize,
+    pub route: usize,
+    pub range: std::ops::Range<usize>,
+}
+
+/// A route parsed before, found by its exact text (positions relative to
+/// that text, as `route_cut::parse_item` gives them).
+pub(crate) type Prior<'a> = &'a dyn Fn(&str) -> Option<Spanned<Route>>;
+
+/// One file's documents and diagnostics (duplicates not checked), and
+/// where its routes parsed one by one are; `prior` supplies routes whose
+/// text was parsed before.
+pub(crate) fn parse_file(
+    f: &SourceFile,
+    prior: Option<Prior<'_>>,
+) -> (Vec<Document>, Vec<Diagnostic>, Vec<RouteText>) {
+    let mut docs = Vec::new();
+    let mut diags = Vec::new();
+    let mut texts = Vec::new();
+    for (start_line, range) in document_ranges(&f.text) {
+        let text = &f.text[range.clone()];
+        if is_blank_document(text) {
+            continue;
+        }
+        // Each document is parsed on its own; its line offset in the
+        // file is added to every position reported.
+        if let Some((doc, items)) = parse_cut(&f.path, start_line + 1, text, prior) {
+            texts.extend(items.iter().enumerate().map(|(route, it)| RouteText {
+                doc: docs.len(),
+                route,
+                range: range.start + it.start..range.start + it.start + it.text.len(),
+            }));
+            docs.push(doc);
+        } else if let Some(doc) = parse_document(&f.path, start_line + 1, text, &mut diags) {
+            docs.push(doc);
+        }
+    }
+    (docs, diags, texts)
+}
+
+/// A document whose routes `route_cut` could cut, parsed route by route;
+/// `None` (parse it whole) when it has no such routes or anything about
+/// the cut does not parse cleanly.
+fn parse_cut<'t>(
+    file: &Path,
+    first_line: usize,
+    text: &'t str,
+    prior: Option<Prior<'_>>,
+) -> Option<(Document, Vec<route_cut::Item<'t>>)> {
+    let cut = route_cut::cut(text)?;
+    if cut.items.iter().any(|it| it.text.contains('\u{a0}')) {
+        // The whole-document parse points at a misplaced one.
+        return None;
+    }
+    let mut scratch = Vec::new();
+    let mut doc = parse_document(file, first_line, &cut.skeleton, &mut scratch)?;
+    if !scratch.is_empty() {
+        return None;
+    }
+    let routes = match &mut doc.body {
+        DocumentBody::VirtualService(s) => &mut s.virtual_host.as_mut()?.routes,
+        DocumentBody::RouteTable(s) => &mut s.routes,
+        _ => return None,
+    };
+    if !route_cut::is_sentinel(routes) {
+        return None;
+    }
+    let found: Vec<Option<Spanned<Route>>> = cut
+        .items
+        .iter()
+        .map(|it| prior.and_then(|p| p(it.text)))
+        .collect();
+    let missing: Vec<&str> = cut
+        .items
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(it, _)| it.text)
+        .collect();
+    let mut parsed = route_cut::parse_items(&missing).into_iter();
+    routes.clear();
+    routes.reserve_exact(cut.items.len());
+    for (it, f) in cut.items.iter().zip(found) {
+        let mut r = match f {
+            Some(r) => r,
+            None => parsed.next().flatten()?,
+        };
+        r.value.line_shift = it.line;
+        routes.push(r);
+    }
+    Some((doc, cut.items))
+}
+
 /// Splits a YAML stream at document markers (`---` at column 0). Returns each
 /// document's text and the 0-based line it starts on.
 pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+    document_ranges(text)
+        .into_iter()
+        .map(|(line, r)| (line, text[r].to_string()))
+        .collect()
+}
+
+/// `split_documents` as byte ranges of `text` (each document is a run of
+/// whole lines).
+fn document_ranges(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut cur = String::new();
+    let mut from = 0;
+    let mut at = 0;
     for (i, line) in text.split_inclusive('\n').enumerate() {
+        let line_start = at;
+        at += line.len();
         let bare = line.trim_end_matches(['\n', '\r']);
         let is_marker = bare == "---"
             || bare.starts_with("--- ")
             || bare.starts_with("---\t")
             || bare == "..."
             || bare.starts_with("... ");
-        if is_marker && !cur.is_empty() {
-            out.push((start, std::mem::take(&mut cur)));
+        if is_marker && line_start > from {
+            out.push((start, from..line_start));
             start = i;
+            from = line_start;
         } else if is_marker {
             start = i;
         }
         if bare == "..." || bare.starts_with("... ") {
             // End marker: belongs to no document.
             start = i + 1;
+            from = at;
             continue;
         }
-        cur.push_str(line);
     }
-    if !cur.is_empty() {
-        out.push((start, cur));
+    if at > from {
+        out.push((start, from..at));
     }
     out
 }
@@ -693,6 +798,150 @@ mod tests {
             path: PathBuf::from("m.yaml"),
             text: text.to_string(),
         }]
+    }
+
+    fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                yaml_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The `line: N` values of a debug form, in order.
+    fn lines_of(debug: &str) -> Vec<usize> {
+        debug
+            .split("line: ")
+            .skip(1)
+            .filter_map(|s| {
+                let n: String = s.chars().take_while(char::is_ascii_digit).collect();
+                n.parse().ok()
+            })
+            .collect()
+    }
+
+    /// A debug form without lines and byte spans (columns kept).
+    fn without_lines(debug: &str) -> String {
+        let re =
+            regex::Regex::new(r"line: \d+|span: Span \{[^}]*\}|line_shift: \d+").expect("regex");
+        re.replace_all(debug, "").into_owned()
+    }
+
+    fn routes_of(d: &Document) -> &[Spanned<Route>] {
+        match &d.body {
+            DocumentBody::VirtualService(s) => {
+                s.virtual_host.as_ref().map_or(&[], |v| v.routes.as_slice())
+            }
+            DocumentBody::RouteTable(s) => &s.routes,
+            _ => &[],
+        }
+    }
+
+    /// Over every manifest the repository holds, and a big generated one:
+    /// whenever the route-by-route parse succeeds, the whole parse succeeds
+    /// too and gives the same document, every route's positions included
+    /// (a route's own line plus its `line_shift` is the whole parse's line).
+    #[test]
+    fn the_route_by_route_parse_equals_the_whole_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for d in [
+            "tests/fixtures",
+            "tests/hostile",
+            "fuzz/seeds",
+            "examples",
+            "deploy",
+        ] {
+            yaml_files(&root.join(d), &mut files);
+        }
+        let mut texts: Vec<(PathBuf, String)> = files
+            .iter()
+            .filter_map(|f| Some((f.clone(), std::fs::read_to_string(f).ok()?)))
+            .collect();
+        let mut big = String::from(
+            "# many routes\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: big\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n",
+        );
+        for i in 0..50 {
+            big.push_str(&format!(
+                "    - matchers:\n      - prefix: /r{i}\n        headers: [{{name: x, value: '{i}'}}]\n      # note\n      options:\n        timeout: {i}s\n        prefixRewrite: \"/a\\\"b\"\n      routeAction:\n        single: {{upstream: {{name: u{i}, namespace: ns}}}}\n\n"
+            ));
+        }
+        big.push_str("    options:\n      cors: {allowOrigin: [a]}\n");
+        texts.push((PathBuf::from("big.yaml"), big));
+        let (mut cut, mut whole_only) = (0, 0);
+        for (f, text) in &texts {
+            for (line, range) in document_ranges(text) {
+                let doc = &text[range];
+                let mut diags = Vec::new();
+                let whole = parse_document(f, line + 1, doc, &mut diags);
+                let Some((c, items)) = parse_cut(f, line + 1, doc, None) else {
+                    whole_only += 1;
+                    continue;
+                };
+                cut += 1;
+                let w = whole.unwrap_or_else(|| {
+                    panic!("{}: cut parsed, whole did not: {diags:?}", f.display())
+                });
+                assert_eq!(
+                    without_lines(&format!("{w:?}")),
+                    without_lines(&format!("{c:?}")),
+                    "{}",
+                    f.display()
+                );
+                let (wr, cr) = (routes_of(&w), routes_of(&c));
+                assert_eq!((wr.len(), cr.len()), (items.len(), items.len()));
+                for (w, c) in wr.iter().zip(cr) {
+                    let want = lines_of(&format!("{w:?}"));
+                    let got: Vec<usize> = lines_of(&format!("{c:?}"))
+                        .into_iter()
+                        .map(|l| l + c.value.line_shift)
+                        .collect();
+                    assert_eq!(got, want, "{}", f.display());
+                    assert!(!want.is_empty());
+                }
+            }
+        }
+        assert!(
+            cut > 40 && whole_only > 100,
+            "{cut} cut, {whole_only} whole"
+        );
+    }
+
+    /// Positions a user sees, read off the file's text: a problem inside a
+    /// route of a document parsed route by route names the route's own line.
+    #[test]
+    fn a_problem_in_a_cut_route_names_its_line_in_the_file() {
+        let text = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: u}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: 80}]}}\n---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /a}]\n      routeAction: {single: {upstream: {name: u}}}\n    - matchers: [{prefix: /b}]\n      options:\n        timeout: soon\n      routeAction: {single: {upstream: {name: u}}}\n";
+        let (docs, diags) = parse_files(&file(text));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(docs.len(), 2);
+        assert!(
+            parse_cut(
+                Path::new("m.yaml"),
+                6,
+                &text[text.find("apiVersion: gateway").unwrap_or(0)..],
+                None
+            )
+            .is_some()
+        );
+        let v = crate::validate::validate(&docs);
+        let e = v
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .unwrap_or_else(|| panic!("{:?}", v.diagnostics));
+        let want = text
+            .lines()
+            .position(|l| l.contains("timeout: soon"))
+            .map(|i| i + 1);
+        assert_eq!(Some(e.pos.line as usize), want, "{e:?}");
+        assert_eq!(e.pos.column, 18, "{e:?}");
     }
 
     #[test]

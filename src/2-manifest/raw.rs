@@ -1397,6 +1397,12 @@ pub struct Route {
     /// unset, earlier refs first (Gloo's converter).
     #[serde(default)]
     pub options_config_refs: Option<DelegateOptionsRefs>,
+    // Lines to add to every position inside this route: a route parsed
+    // on its own (`route_cut`) has positions relative to its own text.
+    // Not read from YAML; not a doc comment, which would reach the schema.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub line_shift: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -227,7 +227,11 @@ impl Walker<'_> {
         out: &mut Vec<Route>,
     ) {
         for (i, r) in routes.iter().enumerate() {
+            // A route parsed on its own has positions relative to its text.
+            let base = cx.line_offset;
+            cx.line_offset = base + r.value.line_shift;
             self.route(cx, owner, i, r, parent, out);
+            cx.line_offset = base;
         }
     }
 

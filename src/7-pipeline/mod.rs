@@ -64,6 +64,9 @@ pub fn build(files: Vec<SourceFile>, mut diagnostics: Vec<Diagnostic>) -> Load {
     let documents = docs.len();
     diagnostics.extend(parse_diags);
     let v = validate::validate(&docs);
+    // The model owns what it needs: the parsed documents (most of a big
+    // load's memory) go before translation builds its protos.
+    drop(docs);
     diagnostics.extend(v.diagnostics);
     diagnostics.sort();
     diagnostics.dedup();

@@ -837,6 +837,7 @@ mod tests {
                     ParseStats {
                         parsed: 1,
                         reused: 3,
+                        routes_reused: 0,
                     },
                     [0, 0, 1],
                 )),
@@ -853,6 +854,7 @@ mod tests {
                     ParseStats {
                         parsed: 0,
                         reused: 4,
+                        routes_reused: 0,
                     },
                     [0, 0, 0],
                 )),
@@ -869,6 +871,7 @@ mod tests {
                     ParseStats {
                         parsed: 1,
                         reused: 3,
+                        routes_reused: 0,
                     },
                     [0, 0, 0],
                 )),
@@ -880,6 +883,7 @@ mod tests {
                     ParseStats {
                         parsed: 0,
                         reused: 3,
+                        routes_reused: 0,
                     },
                     [0, 0, 1],
                 )),

@@ -71,6 +71,9 @@ pub struct LoadWork {
     /// documents were kept.
     pub files_parsed: usize,
     pub parses_reused: usize,
+    /// Routes of parsed files taken from their file's previous parse
+    /// (their text unchanged) rather than parsed again.
+    pub routes_reused: usize,
     /// Envoy resources encoded, and those equal to the last build's that
     /// kept its bytes and version, by type (empty when nothing was built).
     pub encode: EncodeStats,

@@ -43,6 +43,7 @@ pub struct LastLoad {
     pub files_reused: usize,
     pub files_parsed: usize,
     pub parses_reused: usize,
+    pub routes_reused: usize,
     /// Per type (`lds`, `rds`, `cds`).
     pub resources_encoded: BTreeMap<&'static str, usize>,
     pub resources_reused: BTreeMap<&'static str, usize>,
@@ -72,6 +73,7 @@ pub fn status_document(state: &State) -> StatusDocument {
         files_reused: w.files_reused,
         files_parsed: w.files_parsed,
         parses_reused: w.parses_reused,
+        routes_reused: w.routes_reused,
         resources_encoded: by_type(&w.encode.encoded),
         resources_reused: by_type(&w.encode.reused),
         read_ms: ms(w.read),

@@ -127,6 +127,7 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
         files_reused: read_stats.reused,
         files_parsed: load.work.parse.parsed,
         parses_reused: load.work.parse.reused,
+        routes_reused: load.work.parse.routes_reused,
         encode: load.work.encode.clone(),
         read: read_time,
         build: total.saturating_sub(read_time),

@@ -1,0 +1,276 @@
+//! A document's routes parsed one by one, so an edit re-parses only the
+//! routes whose text changed.
+//!
+//! Why: parsing is most of a load's cost, and one VirtualService (or
+//! RouteTable) holding thousands of routes is a common Gloo layout; adding
+//! one route re-parsed all of them. Here the block sequence under
+//! `spec.virtualHost.routes` (VirtualService) or `spec.routes` (RouteTable)
+//! is cut at its items, the lines at the items' indentation that start
+//! with `- `. The rest of the document, the skeleton, keeps every line where
+//! it was: the items become blank lines and `routes:` gets a one-route flow
+//! sequence holding a sentinel name. The skeleton is parsed as usual, each
+//! item on its own (its positions relative to the item; `Route::line_shift`
+//! moves them back), or taken from the previous parse of the file when its
+//! text is unchanged (`cache`).
+//!
+//! The cut is checked, never trusted: the skeleton must parse with its
+//! routes being exactly the sentinel (a `routes:` line inside a block or
+//! quoted scalar would leave the sentinel in that scalar), and each item
+//! must parse cleanly into exactly one route. An item holding `&` (anchors:
+//! an alias could reach across items, and alias budgets would be per item)
+//! also stops the cut. Any of that gives `None`, and the caller parses the
+//! whole document as before, which reports every problem as before.
+
+use serde_saphyr::Spanned;
+
+use super::raw::Route;
+
+/// The name the skeleton's placeholder route carries. It is a route name
+/// no manifest has reason to use, and it only ever meets the skeleton's
+/// own placeholder: a match on a real route of that name still needs the
+/// cut to have found that route's `routes:` line.
+pub(super) const SENTINEL: &str = "edgeplane.route-cut.sentinel";
+
+/// A document cut at its routes.
+pub(super) struct Cut<'t> {
+    /// The document with its route items blanked and `routes:` holding the
+    /// sentinel; every other line (and so every position) where it was.
+    pub skeleton: String,
+    pub items: Vec<Item<'t>>,
+}
+
+/// One route's text: from its `- ` line to the next item (or the end of
+/// the sequence), trailing blank and comment lines included.
+pub(super) struct Item<'t> {
+    pub text: &'t str,
+    /// Byte offset of `text` in the document.
+    pub start: usize,
+    /// 0-based line of `text`'s first line in the document.
+    pub line: usize,
+}
+
+/// One line of the document.
+struct Line<'t> {
+    start: usize,
+    /// The line without its line break.
+    body: &'t str,
+    indent: usize,
+}
+
+impl Line<'_> {
+    /// Blank or comment only: not part of any node.
+    fn is_filler(&self) -> bool {
+        let t = self.body[self.indent..].trim_end();
+        t.is_empty() || t.starts_with('#')
+    }
+
+    /// `key:` with nothing after it (a block mapping's key), as `key`.
+    fn block_key(&self) -> Option<&str> {
+        let t = self.body[self.indent..].trim_end();
+        let key = t.strip_suffix(':')?;
+        (!key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .then_some(key)
+    }
+
+    /// Starts a block sequence item (`- …` or a lone `-`).
+    fn is_item(&self) -> bool {
+        let t = &self.body[self.indent..];
+        t.starts_with("- ") || t.trim_end() == "-"
+    }
+}
+
+fn lines(text: &str) -> Vec<Line<'_>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for raw in text.split_inclusive('\n') {
+        let body = raw.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start_matches(' ').len();
+        out.push(Line {
+            start,
+            body,
+            indent,
+        });
+        start += raw.len();
+    }
+    out
+}
+
+/// The document cut at its routes, or `None` when it has no block
+/// sequence of routes where a VirtualService or RouteTable keeps them
+/// (then it is parsed whole).
+pub(super) fn cut(doc: &str) -> Option<Cut<'_>> {
+    let lines = lines(doc);
+    // Block mapping keys enclosing the current line: (indent, key).
+    let mut path: Vec<(usize, &str)> = Vec::new();
+    let mut routes_at = None;
+    for (i, l) in lines.iter().enumerate() {
+        if l.is_filler() {
+            continue;
+        }
+        while path.last().is_some_and(|&(ind, _)| ind >= l.indent) {
+            path.pop();
+        }
+        let Some(key) = l.block_key() else {
+            continue;
+        };
+        let keys: Vec<&str> = path.iter().map(|&(_, k)| k).collect();
+        let top = path.first().is_some_and(|&(ind, _)| ind == 0);
+        if key == "routes" && top && matches!(keys.as_slice(), ["spec"] | ["spec", "virtualHost"]) {
+            routes_at = Some(i);
+            break;
+        }
+        path.push((l.indent, key));
+    }
+    let key_line = routes_at?;
+    let key_indent = lines[key_line].indent;
+    // The items: the first content line after `routes:` sets their indent.
+    let first = (key_line + 1..lines.len()).find(|&i| !lines[i].is_filler())?;
+    let indent = lines[first].indent;
+    if indent < key_indent || !lines[first].is_item() {
+        return None;
+    }
+    let mut starts = vec![first];
+    let mut end = lines.len();
+    for (i, l) in lines.iter().enumerate().skip(first + 1) {
+        if l.is_filler() || l.indent > indent {
+            continue;
+        }
+        if l.indent == indent && l.is_item() {
+            starts.push(i);
+        } else {
+            end = i;
+            break;
+        }
+    }
+    let byte = |i: usize| lines.get(i).map_or(doc.len(), |l| l.start);
+    let items: Vec<Item<'_>> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| {
+            let e = starts.get(k + 1).copied().unwrap_or(end);
+            Item {
+                text: &doc[byte(s)..byte(e)],
+                start: byte(s),
+                line: s,
+            }
+        })
+        .collect();
+    if items.iter().any(|it| it.text.contains('&')) {
+        return None;
+    }
+    let (cut_from, cut_to) = (byte(first), byte(end));
+    let blanked = doc[cut_from..cut_to]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count();
+    let key = &lines[key_line];
+    let mut skeleton = String::with_capacity(doc.len() - (cut_to - cut_from) + blanked + 64);
+    skeleton.push_str(&doc[..key.start + key.body.trim_end().len()]);
+    skeleton.push_str(" [{name: ");
+    skeleton.push_str(SENTINEL);
+    skeleton.push_str("}]");
+    skeleton.push_str(&doc[key.start + key.body.len()..cut_from]);
+    skeleton.extend(std::iter::repeat_n('\n', blanked));
+    skeleton.push_str(&doc[cut_to..]);
+    Some(Cut { skeleton, items })
+}
+
+/// The skeleton's routes are exactly its placeholder.
+pub(super) fn is_sentinel(routes: &[Spanned<Route>]) -> bool {
+    matches!(routes, [r] if r.value.name.as_deref() == Some(SENTINEL))
+}
+
+/// One item's route, its positions relative to the item's text; `None`
+/// when the item does not parse cleanly into exactly one route.
+pub(super) fn parse_item(text: &str) -> Option<Spanned<Route>> {
+    let mut routes: Vec<Spanned<Route>> = serde_saphyr::from_str(text).ok()?;
+    if routes.len() != 1 {
+        return None;
+    }
+    routes.pop()
+}
+
+/// `parse_item` of each text, in order. Many items are split into one
+/// run per core and parsed on scoped threads: items are independent, the
+/// result is the same as one by one, and a cold load of a big
+/// VirtualService is mostly this.
+pub(super) fn parse_items(texts: &[&str]) -> Vec<Option<Spanned<Route>>> {
+    /// Below this many items a thread costs more than it saves.
+    const PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(texts.len() / PER_THREAD)
+        .clamp(1, 8);
+    if threads == 1 {
+        return texts.iter().map(|t| parse_item(t)).collect();
+    }
+    let run = texts.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = texts
+            .chunks(run)
+            .map(|part| s.spawn(move || part.iter().map(|t| parse_item(t)).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(texts.len());
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                // A panicking parse is the parser's bug: re-raise it here,
+                // where the reload's own panic guard expects it.
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VS: &str = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: a\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers:\n      - prefix: /a\n      directResponseAction: {status: 200}\n    # a comment\n\n    - matchers: [{prefix: /b}]\n      directResponseAction:\n        status: 201\n    options:\n      cors: {}\n";
+
+    #[test]
+    fn cuts_at_items_and_keeps_every_line_in_place() {
+        let c = cut(VS).expect("cut");
+        assert_eq!(c.items.len(), 2);
+        assert!(
+            c.items[0]
+                .text
+                .starts_with("    - matchers:\n      - prefix: /a\n")
+        );
+        assert!(c.items[0].text.ends_with("# a comment\n\n"));
+        assert_eq!(c.items[0].line, 8);
+        assert_eq!(c.items[1].line, 13);
+        assert!(c.items[1].text.ends_with("status: 201\n"));
+        assert_eq!(&VS[c.items[1].start..][..6], "    - ");
+        assert_eq!(c.skeleton.lines().count(), VS.lines().count());
+        let line = |t: &str, n: usize| t.lines().nth(n).unwrap_or_default().to_string();
+        assert_eq!(
+            line(&c.skeleton, 7),
+            format!("    routes: [{{name: {SENTINEL}}}]")
+        );
+        assert_eq!(line(&c.skeleton, 16), "    options:");
+    }
+
+    #[test]
+    fn items_at_the_keys_indent_are_cut_too() {
+        let doc = "kind: RouteTable\nspec:\n  routes:\n  - matchers: [{prefix: /a}]\n  - matchers: [{prefix: /b}]\n  weight: 3\n";
+        let c = cut(doc).expect("cut");
+        assert_eq!(c.items.len(), 2);
+        assert_eq!(c.items[1].text, "  - matchers: [{prefix: /b}]\n");
+        assert!(c.skeleton.ends_with("\n\n\n  weight: 3\n"));
+    }
+
+    #[test]
+    fn no_cut_without_a_block_sequence_of_routes_or_with_anchors() {
+        for doc in [
+            "kind: VirtualService\nspec:\n  virtualHost:\n    routes: [{matchers: [{prefix: /}]}]\n",
+            "kind: VirtualService\nspec:\n  virtualHost:\n    routes:\n",
+            "kind: VirtualService\nspec:\n  virtualHost:\n    routes:\n    matchers: []\n",
+            "kind: VirtualService\nspec:\n  other:\n    routes:\n    - a\n",
+            "kind: VirtualService\nspec:\n  virtualHost:\n    routes:\n    - &r {matchers: []}\n    - *r\n",
+        ] {
+            assert!(cut(doc).is_none(), "{doc}");
+        }
+    }
+}
