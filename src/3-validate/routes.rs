@@ -226,6 +226,7 @@ impl Walker<'_> {
         parent: Option<&Parent>,
         out: &mut Vec<Route>,
     ) {
+        out.reserve(routes.len());
         for (i, r) in routes.iter().enumerate() {
             // A route parsed on its own has positions relative to its text.
             let base = cx.line_offset;
