@@ -75,6 +75,23 @@ pub fn route_configuration(gw: &Gateway, proxy: &str, model: &Model) -> RouteCon
     }
 }
 
+/// `n` in decimal, appended to `s` (no formatting machinery).
+fn push_decimal(s: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        s.push(char::from(d));
+    }
+}
+
 /// `head` is `vs:<gateway>_<proxy>_`, the start of Gloo's converter name of
 /// a named route (`model::Route::name` holds the rest). `ext_authz`: the
 /// Gateway has an auth server, so Gloo's extauth plugin configures the
@@ -90,10 +107,20 @@ fn virtual_host(vs: &model::VirtualService, head: &str, ext_authz: bool) -> Virt
     for (i, r) in vs.routes.iter().enumerate() {
         for (j, m) in r.matchers.iter().enumerate() {
             // Gloo's route_config.go: `<vhost>-route-<i>[-<name>]-matcher-<j>`.
-            let rname = match &r.name {
-                Some(n) => format!("{name}-route-{i}-{head}{n}-matcher-{j}"),
-                None => format!("{name}-route-{i}-matcher-{j}"),
-            };
+            // Built by hand: `format!` was a twentieth of a 10,000-route reload.
+            let extra = r.name.as_ref().map_or(0, |n| head.len() + n.len() + 1);
+            let mut rname = String::with_capacity(name.len() + extra + 40);
+            rname.push_str(&name);
+            rname.push_str("-route-");
+            push_decimal(&mut rname, i);
+            rname.push('-');
+            if let Some(n) = &r.name {
+                rname.push_str(head);
+                rname.push_str(n);
+                rname.push('-');
+            }
+            rname.push_str("matcher-");
+            push_decimal(&mut rname, j);
             routes.push(envoy_route(rname, m, r, &vs.options, ext_authz));
         }
     }
@@ -657,4 +684,16 @@ fn redirect_code(c: model::RedirectCode) -> i32 {
         model::RedirectCode::TemporaryRedirect => E::TemporaryRedirect,
         model::RedirectCode::PermanentRedirect => E::PermanentRedirect,
     }) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_decimal_writes_what_display_writes() {
+        for n in [0, 7, 10, 99, 12_345, usize::MAX] {
+            let mut s = String::from("x");
+            super::push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 }
