@@ -788,6 +788,38 @@ pub(crate) fn duplicates<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Ve
     out
 }
 
+/// Every manifest file the repository holds (fixtures, hostile inputs,
+/// fuzz seeds, examples, deploy): the corpus the parse tests compare paths on.
+#[cfg(test)]
+pub(super) fn repository_manifests() -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(p);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for d in [
+        "tests/fixtures",
+        "tests/hostile",
+        "fuzz/seeds",
+        "examples",
+        "deploy",
+    ] {
+        walk(&root.join(d), &mut files);
+    }
+    files.sort();
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,20 +830,6 @@ mod tests {
             path: PathBuf::from("m.yaml"),
             text: text.to_string(),
         }]
-    }
-
-    fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                yaml_files(&p, out);
-            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-                out.push(p);
-            }
-        }
     }
 
     /// The `line: N` values of a debug form, in order.
@@ -849,17 +867,7 @@ mod tests {
     /// (a route's own line plus its `line_shift` is the whole parse's line).
     #[test]
     fn the_route_by_route_parse_equals_the_whole_parse() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        for d in [
-            "tests/fixtures",
-            "tests/hostile",
-            "fuzz/seeds",
-            "examples",
-            "deploy",
-        ] {
-            yaml_files(&root.join(d), &mut files);
-        }
+        let files = repository_manifests();
         let mut texts: Vec<(PathBuf, String)> = files
             .iter()
             .filter_map(|f| Some((f.clone(), std::fs::read_to_string(f).ok()?)))

@@ -138,7 +138,6 @@ impl<'de> DeserializeSeed<'de> for SpecOf {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
 
     use super::*;
     use crate::manifest::parse::split_documents;
@@ -176,37 +175,13 @@ mod tests {
         format!("{:?}|{:?}|{spec}", p.api_version, p.kind.value)
     }
 
-    fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                yaml_files(&p, out);
-            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-                out.push(p);
-            }
-        }
-    }
-
     /// Over every manifest the repository holds (fixtures, fuzz seeds,
     /// examples): whenever the one pass succeeds, it gives what the strict
     /// two-pass parse gives, field for field (spans included), and the
     /// strict parse succeeds too.
     #[test]
     fn one_pass_equals_the_strict_two_pass_parse_on_every_manifest_in_the_repository() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        for d in [
-            "tests/fixtures",
-            "tests/hostile",
-            "fuzz/seeds",
-            "examples",
-            "deploy",
-        ] {
-            yaml_files(&root.join(d), &mut files);
-        }
+        let files = super::super::parse::repository_manifests();
         assert!(files.len() > 50, "{} manifest files", files.len());
         let (mut taken, mut declined) = (0, 0);
         for f in &files {
