@@ -1,6 +1,8 @@
-# syntax=docker/dockerfile:1
 # Multi-stage build of the edgeplane binary. One image serves both the control
 # plane (default command) and the demo echo backend (`edgeplane echo-backend`).
+# No `# syntax=` line: it would make BuildKit fetch its Dockerfile frontend
+# from Docker Hub, so offline and air-gapped builds would fail; the built-in
+# frontend has everything this file uses.
 
 # ---- build ----
 FROM rust:1.95-bookworm AS build
