@@ -10,7 +10,7 @@ use edgeplane::manifest::ParseCache;
 use edgeplane::source::SourceFile;
 
 use crate::r#gen::{self, Shape};
-use crate::procs::{mib, ms};
+use crate::procs::{mib, ms, percentile};
 use crate::stack::write_all;
 use crate::{Ctx, Section};
 
@@ -35,11 +35,6 @@ struct Row {
 
 fn mbps(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64().max(1e-12)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Section> {
@@ -109,7 +104,7 @@ async fn measure(ctx: &Ctx, routes: usize, budget: Duration) -> Result<Row> {
         plain: timed.2,
         edit: timed.3,
         routes_reused: timed.4,
-        cli: median(cli),
+        cli: percentile(&cli, 50.0),
         cli_peak_kib: peak,
     })
 }
@@ -156,9 +151,9 @@ fn in_process(files: &[SourceFile], edited: &[SourceFile], budget: Duration) -> 
     }
     Ok((
         cold.len(),
-        median(cold),
-        median(plain),
-        median(edit),
+        percentile(&cold, 50.0),
+        percentile(&plain, 50.0),
+        percentile(&edit, 50.0),
         reused,
     ))
 }

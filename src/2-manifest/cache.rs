@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_saphyr::Spanned;
 
-use super::parse::{Document, DocumentBody, RouteText, duplicates, parse_file};
+use super::parse::{Document, RouteText, duplicates, parse_file};
 use super::raw::Route;
 use crate::diag::{Code, Diagnostic};
 use crate::source::SourceFile;
@@ -67,12 +67,7 @@ impl ParsedFile {
     }
 
     fn route(&self, t: &RouteText) -> Option<&Spanned<Route>> {
-        let routes = match &self.docs.get(t.doc)?.body {
-            DocumentBody::VirtualService(s) => &s.virtual_host.as_ref()?.routes,
-            DocumentBody::RouteTable(s) => &s.routes,
-            _ => return None,
-        };
-        routes.get(t.route)
+        self.docs.get(t.doc)?.body.routes()?.get(t.route)
     }
 }
 

@@ -52,6 +52,26 @@ pub enum DocumentBody {
     Secret(Box<SecretSpec>),
 }
 
+impl DocumentBody {
+    /// A VirtualService's or RouteTable's routes (`None`: another kind, or
+    /// a VirtualService without `virtualHost`).
+    pub(crate) fn routes(&self) -> Option<&Vec<Spanned<Route>>> {
+        match self {
+            DocumentBody::VirtualService(s) => Some(&s.virtual_host.as_ref()?.routes),
+            DocumentBody::RouteTable(s) => Some(&s.routes),
+            _ => None,
+        }
+    }
+
+    fn routes_mut(&mut self) -> Option<&mut Vec<Spanned<Route>>> {
+        match self {
+            DocumentBody::VirtualService(s) => Some(&mut s.virtual_host.as_mut()?.routes),
+            DocumentBody::RouteTable(s) => Some(&mut s.routes),
+            _ => None,
+        }
+    }
+}
+
 /// Loose first pass: enough to know what the document is.
 #[derive(Deserialize)]
 struct Header {
@@ -151,11 +171,7 @@ fn parse_cut<'t>(
     if !scratch.is_empty() {
         return None;
     }
-    let routes = match &mut doc.body {
-        DocumentBody::VirtualService(s) => &mut s.virtual_host.as_mut()?.routes,
-        DocumentBody::RouteTable(s) => &mut s.routes,
-        _ => return None,
-    };
+    let routes = doc.body.routes_mut()?;
     if !route_cut::is_sentinel(routes) {
         return None;
     }
@@ -851,16 +867,6 @@ mod tests {
         re.replace_all(debug, "").into_owned()
     }
 
-    fn routes_of(d: &Document) -> &[Spanned<Route>] {
-        match &d.body {
-            DocumentBody::VirtualService(s) => {
-                s.virtual_host.as_ref().map_or(&[], |v| v.routes.as_slice())
-            }
-            DocumentBody::RouteTable(s) => &s.routes,
-            _ => &[],
-        }
-    }
-
     /// Over every manifest the repository holds, and a big generated one:
     /// whenever the route-by-route parse succeeds, the whole parse succeeds
     /// too and gives the same document, every route's positions included
@@ -902,7 +908,11 @@ mod tests {
                     "{}",
                     f.display()
                 );
-                let (wr, cr) = (routes_of(&w), routes_of(&c));
+                let none = Vec::new();
+                let (wr, cr) = (
+                    w.body.routes().unwrap_or(&none),
+                    c.body.routes().unwrap_or(&none),
+                );
                 assert_eq!((wr.len(), cr.len()), (items.len(), items.len()));
                 for (w, c) in wr.iter().zip(cr) {
                     let want = lines_of(&format!("{w:?}"));

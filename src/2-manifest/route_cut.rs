@@ -99,6 +99,11 @@ fn lines(text: &str) -> Vec<Line<'_>> {
 /// sequence of routes where a VirtualService or RouteTable keeps them
 /// (then it is parsed whole).
 pub(super) fn cut(doc: &str) -> Option<Cut<'_>> {
+    // Most documents (Upstreams, Gateways, small files) have no routes
+    // block: one substring search instead of a line table.
+    if !doc.contains("routes:") {
+        return None;
+    }
     let lines = lines(doc);
     // Block mapping keys enclosing the current line: (indent, key).
     let mut path: Vec<(usize, &str)> = Vec::new();
