@@ -1,7 +1,9 @@
 //! Snapshots: translated resources, encoded once, with content-hash versions.
 //!
 //! A `Snapshot` is immutable and shared (`Arc`) by every xDS stream. Each
-//! resource is encoded to protobuf bytes once, here, and its version is the
+//! resource is encoded to protobuf bytes once, here (RouteConfigurations
+//! arrive encoded: translation splices them from each route's bytes,
+//! `translate::route_memo`), and its version is the
 //! SHA-256 of those bytes (`translate::canonical` sorts map entries, so the
 //! bytes are canonical). A type's version is the hash of its resources'
 //! names and hashes; the same manifests therefore give the same versions in
@@ -18,6 +20,7 @@ use prost::{Message, Name};
 use sha2::{Digest, Sha256};
 
 use crate::translate::Output;
+use crate::translate::canonical::length_delimited;
 
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
@@ -113,40 +116,9 @@ impl Encoded {
 
 /// The byte ranges of a RouteConfiguration's virtual hosts (field 2) in its
 /// encoding, each the encoding of that `VirtualHost`, in order. Empty if
-/// the bytes do not parse (they always do: prost wrote them).
+/// the bytes do not parse (they always do: translation wrote them).
 fn virtual_host_ranges(rc: &[u8]) -> Vec<std::ops::Range<usize>> {
     length_delimited(rc, 2).unwrap_or_default()
-}
-
-/// The byte ranges of every length-delimited field `number` at the top
-/// level of the message `msg`, in order; `None` if the bytes do not parse.
-/// Nothing below the top level is decoded.
-fn length_delimited(msg: &[u8], number: u32) -> Option<Vec<std::ops::Range<usize>>> {
-    use prost::encoding::{WireType, decode_key, decode_varint};
-    let mut ranges = Vec::new();
-    let mut buf = msg;
-    while !buf.is_empty() {
-        let (field, wire) = decode_key(&mut buf).ok()?;
-        let skip = match wire {
-            WireType::LengthDelimited => usize::try_from(decode_varint(&mut buf).ok()?).ok()?,
-            WireType::Varint => {
-                decode_varint(&mut buf).ok()?;
-                0
-            }
-            WireType::SixtyFourBit => 8,
-            WireType::ThirtyTwoBit => 4,
-            WireType::StartGroup | WireType::EndGroup => return None,
-        };
-        if skip > buf.len() {
-            return None;
-        }
-        let start = msg.len() - buf.len();
-        if field == number && wire == WireType::LengthDelimited {
-            ranges.push(start..start + skip);
-        }
-        buf = &buf[skip..];
-    }
-    Some(ranges)
 }
 
 /// A `VirtualHost`'s name (field 1) read off its encoding, without decoding
@@ -266,7 +238,17 @@ impl Snapshot {
             );
             types.insert(
                 ResourceType::Route,
-                b.encode_all(ResourceType::Route, &res.route_configs, |r| &r.name),
+                res.route_configs
+                    .iter()
+                    .map(|r| {
+                        b.add(
+                            ResourceType::Route,
+                            &r.name,
+                            ROUTE_TYPE.to_string(),
+                            r.bytes.clone(),
+                        )
+                    })
+                    .collect(),
             );
             types.insert(
                 ResourceType::Secret,
@@ -328,45 +310,54 @@ impl Batch<'_, '_> {
         msgs: &[M],
         name_of: fn(&M) -> &str,
     ) -> BTreeMap<String, Arc<Encoded>> {
-        let mut map = BTreeMap::new();
-        for m in msgs {
-            let name = name_of(m);
-            // Map entries sorted: prost writes them in hash order.
-            let value = crate::translate::canonical::encode(m);
-            let key = (t, name.to_string());
-            let same_build = self
-                .shared
-                .get(&key)
-                .and_then(|v| v.iter().find(|e| e.bytes == value))
-                .cloned();
-            let old = self.prev_snap.and_then(|p| p.get(t, name));
-            let e = match same_build.or_else(|| old.filter(|e| e.bytes == value).cloned()) {
-                Some(e) => {
-                    *self.stats.reused.entry(t).or_default() += 1;
-                    e
-                }
-                None => {
-                    *self.stats.encoded.entry(t).or_default() += 1;
-                    let parts = if t == ResourceType::Route {
-                        virtual_host_parts(&value, old.map(Arc::as_ref))
-                    } else {
-                        Vec::new()
-                    };
-                    Arc::new(Encoded::new(
-                        name.to_string(),
-                        hex(&Sha256::digest(&value)),
-                        Any {
-                            type_url: M::type_url(),
-                            value,
-                        },
-                        parts,
-                    ))
-                }
-            };
-            self.shared.entry(key).or_default().push(e.clone());
-            map.insert(name.to_string(), e);
-        }
-        map
+        msgs.iter()
+            .map(|m| {
+                // Map entries sorted: prost writes them in hash order.
+                let value = crate::translate::canonical::encode(m);
+                self.add(t, name_of(m), M::type_url(), value.into())
+            })
+            .collect()
+    }
+
+    /// One resource of type `t` named `name`, encoded as `value`: the
+    /// encoding of an equal one of this build or the last if there is one.
+    fn add(
+        &mut self,
+        t: ResourceType,
+        name: &str,
+        type_url: String,
+        value: prost::bytes::Bytes,
+    ) -> (String, Arc<Encoded>) {
+        let key = (t, name.to_string());
+        let same_build = self
+            .shared
+            .get(&key)
+            .and_then(|v| v.iter().find(|e| e.bytes == value))
+            .cloned();
+        let old = self.prev_snap.and_then(|p| p.get(t, name));
+        let e = match same_build.or_else(|| old.filter(|e| e.bytes == value).cloned()) {
+            Some(e) => {
+                *self.stats.reused.entry(t).or_default() += 1;
+                e
+            }
+            None => {
+                *self.stats.encoded.entry(t).or_default() += 1;
+                let parts = if t == ResourceType::Route {
+                    virtual_host_parts(&value, old.map(Arc::as_ref))
+                } else {
+                    Vec::new()
+                };
+                Arc::new(Encoded {
+                    name: name.to_string(),
+                    hash: hex(&Sha256::digest(&value)),
+                    type_url,
+                    bytes: value,
+                    parts,
+                })
+            }
+        };
+        self.shared.entry(key).or_default().push(e.clone());
+        (name.to_string(), e)
     }
 }
 

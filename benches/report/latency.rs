@@ -138,7 +138,9 @@ fn pipeline_output(
         .route_configs
         .into_iter()
         .next()
-        .context("no RouteConfiguration")?;
+        .context("no RouteConfiguration")?
+        .decode()
+        .context("decoding the translated RouteConfiguration")?;
     Ok((p.listeners, p.clusters, rc))
 }
 

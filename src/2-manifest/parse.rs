@@ -299,6 +299,9 @@ fn strip_location_suffix(s: &str) -> &str {
 /// Returns the 1-based line and column within `text`.
 fn misplaced_nbsp(text: &str) -> Option<(usize, usize)> {
     const NBSP: char = '\u{a0}';
+    if !text.contains(NBSP) {
+        return None;
+    }
     // Indentation of the line that opened a block scalar, while inside it.
     let mut block: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {

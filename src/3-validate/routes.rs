@@ -345,17 +345,20 @@ impl Walker<'_> {
         // converter.go`, routeName): `<ns>_<vs>_route:<name>` for a
         // VirtualService's route, then `_rt:<ns>_<table>_route:<name>` per
         // delegation; an unnamed route is `<unnamed-<index>>`. The name is
-        // kept only when a route on the branch is named.
-        let display = match &r.name {
-            Some(n) => n.clone(),
-            None => format!("<unnamed-{index}>"),
-        };
-        let name = match parent {
-            Some(p) => format!(
-                "{}_rt:{}_{}_route:{display}",
-                p.name, owner.namespace, owner.name
-            ),
-            None => format!("{}_{}_route:{display}", owner.namespace, owner.name),
+        // kept only when a route on the branch is named (so it is written
+        // only then, or for a delegating route's children).
+        let converter_name = || {
+            let display = match &r.name {
+                Some(n) => n.clone(),
+                None => format!("<unnamed-{index}>"),
+            };
+            match parent {
+                Some(p) => format!(
+                    "{}_rt:{}_{}_route:{display}",
+                    p.name, owner.namespace, owner.name
+                ),
+                None => format!("{}_{}_route:{display}", owner.namespace, owner.name),
+            }
         };
         let named = r.name.is_some() || parent.is_some_and(|p| p.named);
 
@@ -396,7 +399,7 @@ impl Walker<'_> {
                 options,
                 inherit_matchers,
                 inherit_path,
-                name,
+                name: converter_name(),
                 named,
                 upgrades_from,
             };
@@ -472,7 +475,7 @@ impl Walker<'_> {
             }
         }
         out.push(Route {
-            name: named.then_some(name),
+            name: named.then(converter_name),
             matchers,
             action,
             options,

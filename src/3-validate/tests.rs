@@ -284,10 +284,11 @@ fn gateway_selection_by_labels_and_namespaces() {
     ]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
     let out = l.output.as_ref().expect("valid");
-    let vhosts: Vec<&str> = out["gloo-system~gateway-proxy"].route_configs[0]
+    let vhosts: Vec<String> = out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
         .virtual_hosts
-        .iter()
-        .map(|v| v.name.as_str())
+        .into_iter()
+        .map(|v| v.name)
         .collect();
     assert_eq!(vhosts, ["apps_yes"]);
 }
@@ -610,7 +611,10 @@ fn connect_terminate_is_route_level_only() {
     ]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
     let out = l.output.as_ref().expect("valid");
-    let r = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0].routes[0];
+    let r = &out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
+        .virtual_hosts[0]
+        .routes[0];
     let Some(envoy_types::pb::envoy::config::route::v3::route::Action::Route(ra)) = &r.action
     else {
         panic!("route action");
@@ -853,10 +857,11 @@ fn empty_expressions_select_every_virtual_service() {
     let l = load(&[gw, &mk("a", "a.com"), &mk("b", "b.com")]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
     let out = l.output.as_ref().expect("valid");
-    let vhosts: Vec<&str> = out["gloo-system~gateway-proxy"].route_configs[0]
+    let vhosts: Vec<String> = out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
         .virtual_hosts
-        .iter()
-        .map(|v| v.name.as_str())
+        .into_iter()
+        .map(|v| v.name)
         .collect();
     assert_eq!(vhosts, ["gloo-system_a", "gloo-system_b"]);
 }

@@ -11,6 +11,7 @@
 
 use std::sync::OnceLock;
 
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, SerializeOptions, Value};
 use serde_json::Map;
@@ -85,9 +86,13 @@ fn proxy_json(
     );
     m.insert(
         "routeConfigs".into(),
-        render_all(pool, key, "RouteConfiguration", &res.route_configs, |r| {
-            &r.name
-        })?,
+        render_encoded(
+            pool,
+            key,
+            "RouteConfiguration",
+            &RouteConfiguration::full_name(),
+            res.route_configs.iter().map(|r| (&r.name, &r.bytes)),
+        )?,
     );
     // Only when there are some: the output of configs without
     // `secretRef` keeps its shape.
@@ -128,13 +133,29 @@ fn render_all<M: Message + Name>(
     items: &[M],
     name: impl Fn(&M) -> &String,
 ) -> Result<serde_json::Value, JsonError> {
+    render_encoded(
+        pool,
+        proxy,
+        kind,
+        &M::full_name(),
+        items.iter().map(|m| (name(m).as_str(), m.encode_to_vec())),
+    )
+}
+
+/// As `render_all`, for resources given encoded (name, bytes).
+fn render_encoded<B: AsRef<[u8]>>(
+    pool: &DescriptorPool,
+    proxy: &str,
+    kind: &'static str,
+    full_name: &str,
+    items: impl Iterator<Item = (impl AsRef<str>, B)>,
+) -> Result<serde_json::Value, JsonError> {
     items
-        .iter()
-        .map(|msg| {
-            render(pool, msg).map_err(|message| JsonError::Resource {
+        .map(|(name, bytes)| {
+            render(pool, full_name, bytes.as_ref()).map_err(|message| JsonError::Resource {
                 proxy: proxy.to_string(),
                 kind,
-                name: name(msg).clone(),
+                name: name.as_ref().to_string(),
                 message,
             })
         })
@@ -142,15 +163,19 @@ fn render_all<M: Message + Name>(
         .map(serde_json::Value::Array)
 }
 
-/// One message as proto3 JSON (proto field names, defaults omitted).
-fn render<M: Message + Name>(pool: &DescriptorPool, msg: &M) -> Result<serde_json::Value, String> {
-    let full_name = M::full_name();
+/// One encoded message of type `full_name` as proto3 JSON (proto field
+/// names, defaults omitted).
+fn render(
+    pool: &DescriptorPool,
+    full_name: &str,
+    bytes: &[u8],
+) -> Result<serde_json::Value, String> {
     let desc = pool
-        .get_message_by_name(&full_name)
+        .get_message_by_name(full_name)
         .ok_or_else(|| format!("message type {full_name} is not in the embedded descriptors"))?;
-    let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
+    let dynamic = DynamicMessage::decode(desc, bytes)
         .map_err(|e| format!("cannot decode as {full_name}: {e}"))?;
-    check_no_unknown_fields(pool, &dynamic, &full_name)?;
+    check_no_unknown_fields(pool, &dynamic, full_name)?;
     let opts = SerializeOptions::new().use_proto_field_name(true);
     dynamic
         .serialize_with_options(serde_json::value::Serializer, &opts)

@@ -5,7 +5,9 @@
 //! protobuf maps, a route's per-filter configs, are encoded canonically by
 //! `canonical`), so content hashes of the output are stable across runs and
 //! processes. The submodules are small builders, one per
-//! Envoy resource type.
+//! Envoy resource type. RouteConfigurations leave translation encoded
+//! (`route_memo`): each route is encoded on its own, so `translate_reusing`
+//! can take an unchanged route's bytes from the last translation.
 //!
 //! Gloo's shape is kept: per proxy, one Listener per Gateway whose HCM takes
 //! its routes over RDS from `<listener>-routes` (a `tcpGateway` has no
@@ -30,23 +32,27 @@ mod listener;
 pub mod names;
 pub mod proto;
 mod route;
+pub mod route_memo;
 mod tcp;
 pub(crate) mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
 use crate::model::{CertSource, GatewayKind, Key, Model};
+use route_memo::Build;
+pub use route_memo::{RouteConfig, RouteMemo};
 
 /// The resources for one proxy, each list sorted by resource name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProxyResources {
     pub listeners: Vec<Listener>,
-    pub route_configs: Vec<RouteConfiguration>,
+    /// Encoded: translation builds them route by route (`route_memo`).
+    pub route_configs: Vec<RouteConfig>,
     pub clusters: Vec<Cluster>,
     /// SDS secrets the listeners name (`secretRef` certificates).
     pub secrets: Vec<Secret>,
@@ -104,6 +110,21 @@ pub fn proxy_key(namespace: &str, proxy_name: &str) -> String {
 
 /// Translates the model into every proxy's resources.
 pub fn translate(model: &Model) -> Output {
+    translate_with(model, &mut Build::fresh())
+}
+
+/// As `translate`, taking the encoding of every route equal to one of the
+/// last translation `memo` remembers; `memo` then remembers this one. The
+/// output is the same as `translate`'s.
+pub fn translate_reusing(model: &Arc<Model>, memo: &mut RouteMemo) -> Output {
+    let mut build = Build::reusing(memo);
+    let out = translate_with(model, &mut build);
+    let done = build.finish();
+    memo.keep(model, done);
+    out
+}
+
+fn translate_with(model: &Model, build: &mut Build<'_>) -> Output {
     // One cluster per Upstream; a tunnelled one (`httpProxyHostname`)
     // becomes two clusters and a listener every proxy gets, as Gloo's
     // tunneling plugin adds them to every proxy.
@@ -173,7 +194,7 @@ pub fn translate(model: &Model) -> Output {
                 p.listeners.push(l);
                 for part in &http_parts {
                     p.route_configs
-                        .push(route::route_configuration(part, proxy, model));
+                        .push(route::route_configuration(part, proxy, model, build));
                 }
             }
         }

@@ -45,6 +45,7 @@ use super::proto::{
     self, BUFFER_FILTER, CORS_FILTER, CSRF_FILTER, EXT_AUTHZ_FILTER, FAULT_FILTER, bool_value,
     duration,
 };
+use super::route_memo::{self, Build, RouteConfig, Unnamed};
 
 /// `m` packed with its map entries in canonical order: an
 /// `ExtAuthzPerRoute`'s context extensions are a protobuf map, and the
@@ -57,23 +58,42 @@ fn canonical_any<M: prost::Message + prost::Name>(m: &M) -> Any {
 }
 use crate::model::{self, Action, Gateway, Model, PathMatch, UpgradeKind};
 
-/// The RouteConfiguration `proxy` gets from `gw`. The proxy matters only to
-/// route names: Gloo names a named route after its gateway and proxy.
-pub fn route_configuration(gw: &Gateway, proxy: &str, model: &Model) -> RouteConfiguration {
+/// The RouteConfiguration `proxy` gets from `gw`, encoded. The proxy
+/// matters only to route names: Gloo names a named route after its gateway
+/// and proxy. Routes equal to ones `build`'s memo holds take their encoding.
+pub(super) fn route_configuration(
+    gw: &Gateway,
+    proxy: &str,
+    model: &Model,
+    build: &mut Build<'_>,
+) -> RouteConfig {
     let head = format!("vs:{}_{proxy}_", gw.key.name);
-    let mut virtual_hosts: Vec<VirtualHost> = model
+    let ext_authz = gw.ext_authz.is_some();
+    let mut hosts: Vec<(String, Vec<u8>)> = model
         .virtual_services
         .values()
         .filter(|vs| gw.selects(vs))
-        .map(|vs| virtual_host(vs, &head, gw.ext_authz.is_some()))
+        .map(|vs| virtual_host(vs, &head, ext_authz, build))
         .collect();
-    virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
-    RouteConfiguration {
-        name: names::route_config_name(gw),
-        virtual_hosts,
+    hosts.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut children = Vec::with_capacity(hosts.iter().map(|(_, b)| b.len() + 8).sum());
+    for (_, body) in &hosts {
+        route_memo::write_field(VIRTUAL_HOSTS, body, &mut children);
+    }
+    let name = names::route_config_name(gw);
+    let shell = super::canonical::encode(&RouteConfiguration {
+        name: name.clone(),
         ..Default::default()
+    });
+    RouteConfig {
+        name,
+        bytes: route_memo::splice::<RouteConfiguration>(&shell, VIRTUAL_HOSTS, &children).into(),
     }
 }
+
+/// `RouteConfiguration.virtual_hosts` and `VirtualHost.routes`.
+const VIRTUAL_HOSTS: u32 = 2;
+const ROUTES: u32 = 3;
 
 /// `n` in decimal, appended to `s` (no formatting machinery).
 fn push_decimal(s: &mut String, mut n: usize) {
@@ -95,21 +115,34 @@ fn push_decimal(s: &mut String, mut n: usize) {
 /// `head` is `vs:<gateway>_<proxy>_`, the start of Gloo's converter name of
 /// a named route (`model::Route::name` holds the rest). `ext_authz`: the
 /// Gateway has an auth server, so Gloo's extauth plugin configures the
-/// virtual host and its routes (and does nothing otherwise).
-fn virtual_host(vs: &model::VirtualService, head: &str, ext_authz: bool) -> VirtualHost {
+/// virtual host and its routes (and does nothing otherwise). Returns the
+/// virtual host's name and encoding.
+fn virtual_host(
+    vs: &model::VirtualService,
+    head: &str,
+    ext_authz: bool,
+    build: &mut Build<'_>,
+) -> (String, Vec<u8>) {
     let name = names::vhost_name(vs);
-    let domains = if vs.domains.is_empty() {
-        vec!["*".to_string()]
-    } else {
-        vs.domains.clone()
-    };
-    let mut routes = Vec::with_capacity(vs.routes.iter().map(|r| r.matchers.len()).sum());
-    for (i, r) in vs.routes.iter().enumerate() {
-        for (j, m) in r.matchers.iter().enumerate() {
+    let pieces = build.host(vs, ext_authz, |r| {
+        r.matchers
+            .iter()
+            .map(|m| Unnamed::encode(&envoy_route(String::new(), m, r, &vs.options, ext_authz)))
+            .collect()
+    });
+    let mut routes = Vec::with_capacity(
+        pieces
+            .iter()
+            .flat_map(|p| p.iter())
+            .map(|u| u.len() + name.len() + head.len() + 64)
+            .sum(),
+    );
+    let mut rname = String::new();
+    for (i, (r, p)) in vs.routes.iter().zip(pieces.iter()).enumerate() {
+        for (j, u) in p.iter().enumerate() {
             // Gloo's route_config.go: `<vhost>-route-<i>[-<name>]-matcher-<j>`.
             // Built by hand: `format!` was a twentieth of a 10,000-route reload.
-            let extra = r.name.as_ref().map_or(0, |n| head.len() + n.len() + 1);
-            let mut rname = String::with_capacity(name.len() + extra + 40);
+            rname.clear();
             rname.push_str(&name);
             rname.push_str("-route-");
             push_decimal(&mut rname, i);
@@ -121,9 +154,21 @@ fn virtual_host(vs: &model::VirtualService, head: &str, ext_authz: bool) -> Virt
             }
             rname.push_str("matcher-");
             push_decimal(&mut rname, j);
-            routes.push(envoy_route(rname, m, r, &vs.options, ext_authz));
+            u.write_named(ROUTES, &rname, &mut routes);
         }
     }
+    let shell = super::canonical::encode(&virtual_host_shell(vs, name.clone(), ext_authz));
+    let body = route_memo::splice::<VirtualHost>(&shell, ROUTES, &routes);
+    (name, body)
+}
+
+/// A virtual host without its routes.
+fn virtual_host_shell(vs: &model::VirtualService, name: String, ext_authz: bool) -> VirtualHost {
+    let domains = if vs.domains.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        vs.domains.clone()
+    };
     let o = &vs.options;
     let hm = o.header_manipulation.clone().unwrap_or_default();
     // Gloo's vhost plugins: cors (no `filter_enabled`, that is
@@ -144,7 +189,6 @@ fn virtual_host(vs: &model::VirtualService, head: &str, ext_authz: bool) -> Virt
     VirtualHost {
         name,
         domains,
-        routes,
         request_headers_to_add: header_options(&hm.request_headers_to_add),
         request_headers_to_remove: hm.request_headers_to_remove,
         response_headers_to_add: header_options(&hm.response_headers_to_add),

@@ -120,7 +120,7 @@ fn gloo_names_and_route_settings() {
     let p = &out["gloo-system~gateway-proxy"];
     assert_eq!(p.listeners[0].name, "listener-::-8080");
     assert_eq!(p.clusters[0].name, "echo_gloo-system");
-    let rc = &p.route_configs[0];
+    let rc = &p.route_configs[0].proto();
     assert_eq!(rc.name, "listener-::-8080-routes");
     let vh = &rc.virtual_hosts[0];
     assert_eq!(vh.name, "apps_web");
@@ -223,7 +223,9 @@ fn no_virtual_service_means_no_listener_and_missing_upstream_warns() {
         "*v1.Upstream { apps.gone } not found"
     );
     let out = l.output.as_ref().expect("valid");
-    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
+        .virtual_hosts[0];
     let Some(route::Action::Route(ra)) = &vh.routes[0].action else {
         panic!("route action expected");
     };
@@ -251,7 +253,9 @@ fn missing_upstream_group_warns_and_keeps_the_route() {
     let msgs: Vec<&str> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(msgs, ["*v1.UpstreamGroup { apps.gone } not found"]);
     let out = l.output.as_ref().expect("valid");
-    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
+        .virtual_hosts[0];
     let Some(route::Action::Route(ra)) = &vh.routes[0].action else {
         panic!("route action expected");
     };
@@ -306,7 +310,9 @@ fn virtual_host_names_have_no_dots() {
     let l = load(&[&gateway(""), UPSTREAM, &dotted]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
     let out = l.output.as_ref().expect("valid config");
-    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
+        .virtual_hosts[0];
     assert_eq!(vh.name, "apps_shop_v2");
 }
 
@@ -340,7 +346,9 @@ fn route_names_are_gloo_converter_names() {
     let names = |l: &Load, proxy: &str| -> Vec<String> {
         assert!(!l.has_errors(), "{}", l.render_diagnostics());
         let out = l.output.as_ref().expect("valid config");
-        out[&format!("gloo-system~{proxy}")].route_configs[0].virtual_hosts[0]
+        out[&format!("gloo-system~{proxy}")].route_configs[0]
+            .proto()
+            .virtual_hosts[0]
             .routes
             .iter()
             .map(|r| r.name.clone())
@@ -395,7 +403,9 @@ fn routes_of(gw: &str, routes: &str) -> Vec<envoy_types::pb::envoy::config::rout
     let l = load(&[gw, UPSTREAM, SHADOW_UPSTREAM, &vs(routes)]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
     let out = l.output.expect("valid config");
-    out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0]
+    out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
+        .virtual_hosts[0]
         .routes
         .clone()
 }
@@ -678,7 +688,9 @@ fn virtual_host_options_follow_gloos_vhost_plugins() {
     let l = load(&[&gateway(""), UPSTREAM, &vs_with_vhost_options(opts, routes)]);
     assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
     let out = l.output.as_ref().expect("valid config");
-    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
+        .virtual_hosts[0];
     let adds: Vec<(&str, &str, i32)> = vh
         .request_headers_to_add
         .iter()
@@ -737,7 +749,9 @@ fn virtual_host_options_follow_gloos_vhost_plugins() {
         &vs_with_vhost_options(&opts.replace("UNION", "DEFAULT"), routes),
     ]);
     let out = l.output.as_ref().expect("valid config");
-    let vh = &out["gloo-system~gateway-proxy"].route_configs[0].virtual_hosts[0];
+    let vh = &out["gloo-system~gateway-proxy"].route_configs[0]
+        .proto()
+        .virtual_hosts[0];
     let route_cors = CorsPolicy::decode(
         vh.routes[0].typed_per_filter_config["envoy.filters.http.cors"]
             .value

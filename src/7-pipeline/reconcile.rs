@@ -100,7 +100,7 @@ pub struct Reconciled {
     pub output: Option<Arc<Output>>,
     /// The validated model `output` was translated from (with the last
     /// accepted version of every rejected resource): what is served.
-    pub model: Option<Model>,
+    pub model: Option<Arc<Model>>,
     /// `None` only when no consistent config could be built at all (then the
     /// caller keeps serving what it has).
     pub snapshot: Option<Snapshot>,
@@ -114,6 +114,8 @@ pub struct Work {
     pub parse: ParseStats,
     /// Empty when nothing was built.
     pub encode: EncodeStats,
+    /// Envoy routes encoded, and taken from the last translation.
+    pub routes: crate::translate::route_memo::MemoStats,
 }
 
 impl Reconciled {
@@ -130,6 +132,8 @@ pub struct Reconciler {
     parse: ParseCache,
     /// The last translation and the snapshot encoded from it.
     built: Option<Snapshot>,
+    /// Each route's encoding in the last translation.
+    routes: translate::RouteMemo,
 }
 
 fn validate_shared(docs: &[Arc<Document>]) -> validate::Validated {
@@ -157,6 +161,7 @@ impl Reconciler {
             last_good: self.last_good.clone(),
             parse: ParseCache::default(),
             built: self.built.clone(),
+            routes: translate::RouteMemo::default(),
         }
     }
 
@@ -217,7 +222,7 @@ impl Reconciler {
         // The common case: nothing rejected, nothing kept. The first pass
         // is the answer.
         if !crate::diag::has_errors(&diagnostics) && kept_from_broken.is_empty() {
-            let model = first.model;
+            let model = Arc::new(first.model);
             let (output, snapshot) = self.build(&model, &mut work);
             let none = BTreeSet::new();
             let statuses = self.statuses(
@@ -301,6 +306,7 @@ impl Reconciler {
                 work,
             };
         };
+        let model = Arc::new(model);
         let (output, snapshot) = self.build(&model, &mut work);
         let statuses = self.statuses(
             &docs,
@@ -336,8 +342,9 @@ impl Reconciler {
 
     /// Translates and encodes, sharing the encoding of every resource that
     /// equals the one built last time; remembers the result for next time.
-    fn build(&mut self, model: &Model, work: &mut Work) -> (Arc<Output>, Snapshot) {
-        let output = Arc::new(translate::translate(model));
+    fn build(&mut self, model: &Arc<Model>, work: &mut Work) -> (Arc<Output>, Snapshot) {
+        let output = Arc::new(translate::translate_reusing(model, &mut self.routes));
+        work.routes = self.routes.stats;
         let (snapshot, encode) = Snapshot::from_output_reusing(&output, self.built.as_ref());
         work.encode = encode;
         self.built = Some(snapshot.clone());
@@ -651,6 +658,7 @@ mod tests {
     fn prefixes(r: &Reconciled) -> Vec<String> {
         let out = r.output.as_ref().expect("served");
         let mut v: Vec<String> = out["gloo-system~gateway-proxy"].route_configs[0]
+            .proto()
             .virtual_hosts
             .iter()
             .flat_map(|vh| vh.routes.iter())
@@ -955,6 +963,7 @@ mod tests {
         let vs_ref = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec: {virtualHost: {optionsConfigRefs: {delegateOptions: [{name: opts, namespace: gloo-system}]}, routes: [{matchers: [{prefix: /a}], routeAction: {single: {upstream: {name: up}}}}]}}\n";
         let attempts = |r: &Reconciled| {
             r.output.as_ref().expect("served")["gloo-system~gateway-proxy"].route_configs[0]
+                .proto()
                 .virtual_hosts[0]
                 .include_attempt_count_in_response
         };

@@ -40,6 +40,11 @@ pub enum ExplainError {
         envoy: usize,
         model: usize,
     },
+    #[error("route configuration {name}: cannot decode its bytes: {error}")]
+    Decode {
+        name: String,
+        error: prost::DecodeError,
+    },
 }
 
 /// The Envoy `upgrade_type` of WebSocket.
@@ -131,6 +136,10 @@ pub fn routes(
             let websocket_default = hcm_ws.unwrap_or(false);
             let mut rows = Vec::new();
             if let Some(rc) = res.route_configs.iter().find(|r| r.name == rc_name) {
+                let rc = rc.decode().map_err(|error| ExplainError::Decode {
+                    name: rc.name.clone(),
+                    error,
+                })?;
                 for vh in &rc.virtual_hosts {
                     let vs = by_vhost.get(&vh.name).copied();
                     // The translation emits one Envoy route per matcher of

@@ -42,8 +42,55 @@ pub struct LoadState {
     /// over from the one before, and how long it took.
     pub work: LoadWork,
     /// The routing tables of the served config (`explain`), for the status
-    /// page; computed after each build is published.
-    pub routes: Arc<ServedRoutes>,
+    /// page and `/routes`: read back from the translation when first asked
+    /// for, not at each reload (with 10,000 routes that is a decoding of the
+    /// whole RouteConfiguration, which would compete for the cores with the
+    /// Envoys taking the new config).
+    pub routes: Arc<LazyRoutes>,
+}
+
+/// The routing tables of one published build, computed once, on demand.
+#[derive(Debug, Default)]
+pub struct LazyRoutes {
+    generation: Option<String>,
+    built: Option<(Arc<crate::translate::Output>, Arc<crate::model::Model>)>,
+    tables: std::sync::OnceLock<Arc<ServedRoutes>>,
+}
+
+impl LazyRoutes {
+    /// The tables of the build `generation` was published from (`None`:
+    /// nothing valid published yet).
+    pub fn new(
+        generation: Option<String>,
+        built: Option<(Arc<crate::translate::Output>, Arc<crate::model::Model>)>,
+    ) -> Self {
+        LazyRoutes {
+            generation,
+            built,
+            tables: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The tables, computed on the first call (a while for a large config:
+    /// call it off the async workers).
+    pub fn get(&self) -> Arc<ServedRoutes> {
+        self.tables
+            .get_or_init(|| {
+                let Some((output, model)) = &self.built else {
+                    return Arc::new(ServedRoutes::default());
+                };
+                let (listeners, error) = match explain::routes(output, model, None) {
+                    Ok(listeners) => (listeners, None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                };
+                Arc::new(ServedRoutes {
+                    generation: self.generation.clone(),
+                    listeners,
+                    error,
+                })
+            })
+            .clone()
+    }
 }
 
 /// The effective routing tables of what is served.
@@ -74,6 +121,9 @@ pub struct LoadWork {
     /// Routes of parsed files taken from their file's previous parse
     /// (their text unchanged) rather than parsed again.
     pub routes_reused: usize,
+    /// Envoy routes encoded by the translation, and those equal to one of
+    /// the last translation whose encoding it took.
+    pub envoy_routes: crate::translate::route_memo::MemoStats,
     /// Envoy resources encoded, and those equal to the last build's that
     /// kept its bytes and version, by type (empty when nothing was built).
     pub encode: EncodeStats,

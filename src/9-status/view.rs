@@ -44,6 +44,9 @@ pub struct LastLoad {
     pub files_parsed: usize,
     pub parses_reused: usize,
     pub routes_reused: usize,
+    /// Envoy routes encoded by the translation, and taken from the last.
+    pub envoy_routes_encoded: usize,
+    pub envoy_routes_reused: usize,
     /// Per type (`lds`, `rds`, `cds`).
     pub resources_encoded: BTreeMap<&'static str, usize>,
     pub resources_reused: BTreeMap<&'static str, usize>,
@@ -74,6 +77,8 @@ pub fn status_document(state: &State) -> StatusDocument {
         files_parsed: w.files_parsed,
         parses_reused: w.parses_reused,
         routes_reused: w.routes_reused,
+        envoy_routes_encoded: w.envoy_routes.encoded,
+        envoy_routes_reused: w.envoy_routes.reused,
         resources_encoded: by_type(&w.encode.encoded),
         resources_reused: by_type(&w.encode.reused),
         read_ms: ms(w.read),

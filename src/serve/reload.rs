@@ -18,7 +18,7 @@ use crate::diag::Severity;
 use crate::pipeline::reconcile::{self, Reconciler, Serving};
 use crate::snapshot::{PUSH_ORDER, Snapshot};
 use crate::source::FileCache;
-use crate::status::{LoadWork, ServedRoutes, State};
+use crate::status::{LazyRoutes, LoadWork, State};
 
 /// What the reload loop keeps between loads: the files' texts, the last
 /// accepted resources and the last build.
@@ -128,6 +128,7 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
         files_parsed: load.work.parse.parsed,
         parses_reused: load.work.parse.reused,
         routes_reused: load.work.parse.routes_reused,
+        envoy_routes: load.work.routes,
         encode: load.work.encode.clone(),
         read: read_time,
         build: total.saturating_sub(read_time),
@@ -300,38 +301,20 @@ pub(super) async fn reload_guarded(input: Input, loader: &mut Loader, publish: &
     }
 }
 
-/// Reads the routing tables back from what was just published (off the
-/// async workers: a large config takes a while), then gives what the build
-/// allocated back to the OS now rather than at the next peak.
+/// Records the published build for its routing tables (read back when
+/// first asked for, `status::LazyRoutes`), then gives what the build
+/// allocated back to the OS now rather than at the next peak (off the async
+/// workers).
 async fn explain_served(
-    built: Option<(Arc<crate::translate::Output>, crate::model::Model)>,
+    built: Option<(Arc<crate::translate::Output>, Arc<crate::model::Model>)>,
     generation: String,
     state: &State,
 ) {
-    let job = tokio::task::spawn_blocking(move || {
-        let routes = built.map(|(output, model)| {
-            let (listeners, error) = match crate::status::explain::routes(&output, &model, None) {
-                Ok(listeners) => (listeners, None),
-                Err(e) => (Vec::new(), Some(e.to_string())),
-            };
-            ServedRoutes {
-                generation: Some(generation),
-                listeners,
-                error,
-            }
-        });
-        super::memory::release_free_memory();
-        routes
-    });
-    match job.await {
-        Ok(Some(routes)) => {
-            if let Some(e) = &routes.error {
-                tracing::warn!(error = %e, "cannot explain the served routes");
-            }
-            state.load().routes = Arc::new(routes);
-        }
-        Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "explaining the served routes panicked"),
+    if let Some(built) = built {
+        state.load().routes = Arc::new(LazyRoutes::new(Some(generation), Some(built)));
+    }
+    if let Err(e) = tokio::task::spawn_blocking(super::memory::release_free_memory).await {
+        tracing::error!(error = %e, "releasing free memory panicked");
     }
 }
 

@@ -86,7 +86,9 @@ fn bootstrap(res: &edgeplane::translate::ProxyResources) -> Result<Bootstrap, St
                     // Over RDS, Envoy does not check that route clusters
                     // exist (`validate_clusters` defaults to false there,
                     // to true inline): keep RDS's semantics.
-                    let mut rc = rc.clone();
+                    let mut rc = rc
+                        .decode()
+                        .map_err(|e| format!("{} does not decode: {e}", rc.name))?;
                     rc.validate_clusters =
                         Some(envoy_types::pb::google::protobuf::BoolValue { value: false });
                     hcm.route_specifier =

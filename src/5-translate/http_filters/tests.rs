@@ -434,7 +434,7 @@ fn auth_routes(ext: &str, vh_opts: &str, route_opts: [&str; 3]) -> RouteConfigur
     let l = load(&[&gw, REST[0], &vs]);
     assert!(!l.has_errors(), "{}", l.render_diagnostics());
     let out = l.output.as_ref().expect("valid config");
-    out["gloo-system~gateway-proxy"].route_configs[0].clone()
+    out["gloo-system~gateway-proxy"].route_configs[0].proto()
 }
 
 fn per_route(

@@ -140,7 +140,11 @@ fn ssl_gateways_take_only_ssl_virtual_services_and_plain_ones_only_plain() {
             .iter()
             .find(|r| r.name == name)
             .expect("routes");
-        rc.virtual_hosts.iter().map(|v| v.name.clone()).collect()
+        rc.proto()
+            .virtual_hosts
+            .iter()
+            .map(|v| v.name.clone())
+            .collect()
     };
     assert_eq!(vhosts(8080), ["apps_web"]);
     assert_eq!(vhosts(8443), ["apps_shop"]);

@@ -43,7 +43,6 @@ pub fn config_dump_json(
     use crate::translate::{Output, ProxyResources};
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use envoy_types::pb::envoy::config::listener::v3::Listener;
-    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
     use prost::Message;
 
@@ -70,7 +69,14 @@ pub fn config_dump_json(
             key.clone(),
             ProxyResources {
                 listeners: decode_all::<Listener>(p, key, ResourceType::Listener)?,
-                route_configs: decode_all::<RouteConfiguration>(p, key, ResourceType::Route)?,
+                // Rendered from the served bytes as they are.
+                route_configs: p
+                    .resources(ResourceType::Route)
+                    .map(|e| crate::translate::RouteConfig {
+                        name: e.name.clone(),
+                        bytes: e.bytes.clone(),
+                    })
+                    .collect(),
                 clusters: decode_all::<Cluster>(p, key, ResourceType::Cluster)?,
                 secrets: decode_all::<Secret>(p, key, ResourceType::Secret)?,
             },

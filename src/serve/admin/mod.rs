@@ -506,7 +506,11 @@ fn json_body<T: serde::Serialize>(value: &T) -> (u16, String) {
 /// reason, and source.
 fn served_routes(state: &State) -> (u16, String) {
     let routes = state.load().routes.clone();
-    json_body(&*routes)
+    let tables = routes.get();
+    if let Some(e) = &tables.error {
+        tracing::warn!(error = %e, "cannot explain the served routes");
+    }
+    json_body(&*tables)
 }
 
 /// Ready once a valid configuration with something to serve (at least one
