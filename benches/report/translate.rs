@@ -344,6 +344,6 @@ fn render(rows: &[Row], budget: Duration) -> String {
             r.routes
         ));
     }
-    s.push_str("\nWhy the cold figure stays above the baseline: a cold translation builds every route's protos from the model (strings copied, names written), encodes each route on its own, canonically (map entries sorted), and splices the virtual hosts and the RouteConfiguration around them, then hashes each resource and each virtual host; the baseline only serialises finished protos. Per change, routes equal to the last translation's are neither built nor encoded: their bytes are compared to nothing, only their model routes are (matchers, action, options), so the work left is one pass over the model routes, the names written in, the bytes copied once, and the hashes.\n");
+    s.push_str("\nWhy the cold figure stays above the baseline: a cold translation builds every route's protos from the model (strings copied, names written), encodes each route on its own, canonically (map entries sorted), and splices the virtual hosts and the RouteConfiguration around them, then hashes each resource and each virtual host; the baseline only serialises finished protos. Per change, routes equal to the last translation's are neither built nor encoded: only their model routes are compared (matchers, action, options), so the work left is one pass over the model routes, the names written in, the bytes copied once, and the hashes.\n");
     s
 }
