@@ -292,9 +292,10 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         big_rows.push((mode, ep, small));
     }
 
+    let ns = thousands(n);
     let mut body = format!(
-        "**Method.** ADS clients in the benchmark process (tonic, playing Envoy: node `bench-<i>` with `metadata.role: gloo-system~gateway-proxy`, node on the first request only; wildcard CDS and LDS, then RDS for the route config the listener's HTTP connection manager names; every response ACKed at once, SotW with its version and nonce, delta with its nonce; HTTP/2 windows of 256 MiB, Envoy's default), against a server in its own process on loopback: {n} clients on {} TCP connection(s){} against edgeplane and the peer, then {} clients on one TCP connection each against edgeplane alone, with its {n}-client run as the baseline (the peer keeps a decoded copy of the snapshot per node id and re-encodes every response per node, so its memory per stream is far above edgeplane's already at {n} streams, below; it is not run at {}). edgeplane runs with `--max-connections` at its default (1,024) or, for more clients, the number of clients + 64 (over the limit a new connection is closed at once); its other flags are the defaults. The open-files limit of this process (which the servers inherit) is raised to its hard limit when lower; it is {soft} (hard {hard}), and {} clients need about {need_big}. Config: generated, {} routes / {} upstreams ({} resources, {} bytes encoded; the one RouteConfiguration is {} bytes, {} after the edit). Each client checks every resource it receives byte for byte against edgeplane's own translation, which is also what the peer serves (a file of the same encoded `Any`s), so both serve identical bytes. A fresh server process for each server, protocol and size; its VmRSS is read after its config is loaded and before any client connects, then after every client has ACKed the whole initial config: the difference over the number of clients is the memory per extra stream. The edit adds one route to one VirtualService: edgeplane gets the edited file written atomically (temp file + rename) into its watched directory, and its clock starts at the write, so it includes the file watcher's debounce (`{:?}`, `src/1-source/watch.rs`) and the reload (read, parse, validate, translate, encode); the peer gets `load FILE` on its stdin (resources already encoded) and its clock starts at that line. The clock stops when the last client has handed its ACK of the new RouteConfiguration to its stream; \"fan-out alone\" runs from the first client receiving it to that last ACK. The CPU time of the server and of this process (the clients) over that span is read from `/proc` (10 ms ticks). Clients and server share the machine's {} cores{}.\n\n",
-        connections,
+        "**Method.** ADS clients in the benchmark process (tonic, playing Envoy: node `bench-<i>` with `metadata.role: gloo-system~gateway-proxy`, node on the first request only; wildcard CDS and LDS, then RDS for the route config the listener's HTTP connection manager names; every response ACKed at once, SotW with its version and nonce, delta with its nonce; HTTP/2 windows of 256 MiB, Envoy's default), against a server in its own process on loopback: {ns} clients on {} TCP connection(s){} against edgeplane and the peer, then {} clients on one TCP connection each against edgeplane alone, with its {ns}-client run as the baseline (the peer keeps a decoded copy of the snapshot per node id and re-encodes every response per node, so its memory per stream is far above edgeplane's already at {ns} streams, below; it is not run at {}). edgeplane runs with `--max-connections` at its default (1,024) or, for more clients, the number of clients + 64 (over the limit a new connection is closed at once); its other flags are the defaults. The open-files limit of this process (which the servers inherit) is raised to its hard limit when lower; it is {soft} (hard {hard}), and {} clients need about {need_big} (one descriptor per connection on each side, plus {FD_MARGIN}). Config: generated, {} routes / {} upstreams ({} resources, {} bytes encoded; the one RouteConfiguration is {} bytes, {} after the edit). Each client checks every resource it receives byte for byte against edgeplane's own translation, which is also what the peer serves (a file of the same encoded `Any`s), so both serve identical bytes. A fresh server process for each server, protocol and size; its VmRSS is read after its config is loaded and before any client connects, then after every client has ACKed the whole initial config: the difference over the number of clients is the memory per extra stream. The edit adds one route to one VirtualService: edgeplane gets the edited file written atomically (temp file + rename) into its watched directory, and its clock starts at the write, so it includes the file watcher's debounce (`{:?}`, `src/1-source/watch.rs`) and the reload (read, parse, validate, translate, encode); the peer gets `load FILE` on its stdin (resources already encoded) and its clock starts at that line. The clock stops when the last client has handed its ACK of the new RouteConfiguration to its stream; \"fan-out alone\" runs from the first client receiving it to that last ACK. The CPU time of the server and of this process (the clients) over that span is read from `/proc` (10 ms ticks). Clients and server share the machine's {} cores{}.\n\n",
+        thousands(connections),
         if connections == n {
             " (one per client, like real Envoys)".to_string()
         } else {
@@ -346,18 +347,27 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         thousands(big),
         thousands(n)
     ));
-    body.push_str(&table(
-        &big_rows,
-        [
-            format!("edgeplane, {} streams", thousands(big)),
-            format!("edgeplane, {} streams (baseline)", thousands(n)),
-            format!("ratio {} / {}", thousands(big), thousands(n)),
-        ],
-        [
-            &format!("edgeplane at {}", thousands(big)),
-            &format!("edgeplane at {}", thousands(n)),
-        ],
-    ));
+    let big_who = [
+        format!("edgeplane at {}", thousands(big)),
+        format!("edgeplane at {}", thousands(n)),
+    ];
+    let big_who = [big_who[0].as_str(), big_who[1].as_str()];
+    if big_rows
+        .iter()
+        .any(|(_, o, _)| matches!(o, Outcome::Measured(_)))
+    {
+        body.push_str(&table(
+            &big_rows,
+            [
+                format!("edgeplane, {} streams", thousands(big)),
+                format!("edgeplane, {} streams (baseline)", thousands(n)),
+                format!("ratio {} / {}", thousands(big), thousands(n)),
+            ],
+            big_who,
+        ));
+    } else {
+        body.push_str(&notes(&big_rows, big_who));
+    }
     let split = match (&shared, rows.first()) {
         (Some(Ok(p10)), Some((_, Outcome::Measured(c), _))) if c.connections == c.n => {
             Some(Split {
@@ -835,6 +845,13 @@ fn table(rows: &[(Mode, Outcome, Outcome)], heads: [String; 3], who: [&str; 2]) 
             ));
         }
     }
+    t.push_str(&notes(rows, who));
+    t
+}
+
+/// What was not measured, and why: one line each.
+fn notes(rows: &[(Mode, Outcome, Outcome)], who: [&str; 2]) -> String {
+    let mut t = String::new();
     for (mode, a, b) in rows {
         for (who, o) in [(who[0], a), (who[1], b)] {
             let m = mode.label();
