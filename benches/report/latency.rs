@@ -41,7 +41,7 @@ use crate::{Ctx, Section};
 /// Longest a single sample may take before it counts as lost.
 const SAMPLE_DEADLINE: Duration = Duration::from_secs(20);
 /// Time between probe requests while waiting for a sample.
-const PROBE_EVERY: Duration = Duration::from_millis(1);
+pub const PROBE_EVERY: Duration = Duration::from_millis(1);
 const TARGET_RATIO: f64 = 1.5;
 const TARGET_P99_1000: Duration = Duration::from_millis(100);
 
@@ -115,16 +115,23 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     })
 }
 
-/// Listener, Clusters and RouteConfiguration edgeplane's pipeline makes of
-/// these files.
-fn pipeline_output(
-    files: Vec<SourceFile>,
-) -> Result<(
+/// What the baseline Envoy is given: Listeners, Clusters, the
+/// RouteConfiguration.
+pub type ProxyProtos = (
     Vec<Listener>,
     Vec<envoy_types::pb::envoy::config::cluster::v3::Cluster>,
     RouteConfiguration,
-)> {
-    let load = edgeplane::pipeline::build(files, Vec::new());
+);
+
+/// Listener, Clusters and RouteConfiguration edgeplane's pipeline makes of
+/// these files.
+pub fn pipeline_output(files: Vec<SourceFile>) -> Result<ProxyProtos> {
+    proxy_protos(edgeplane::pipeline::build(files, Vec::new()))
+}
+
+/// Listener, Clusters and RouteConfiguration of the generated proxy in a
+/// load (which must have no error).
+pub fn proxy_protos(load: edgeplane::pipeline::Load) -> Result<ProxyProtos> {
     ensure!(
         !load.has_errors(),
         "generated manifests do not validate:\n{}",
@@ -144,7 +151,7 @@ fn pipeline_output(
     Ok((p.listeners, p.clusters, rc))
 }
 
-fn discovery_response(version: &str, rc: &RouteConfiguration) -> Vec<u8> {
+pub fn discovery_response(version: &str, rc: &RouteConfiguration) -> Vec<u8> {
     DiscoveryResponse {
         version_info: version.to_string(),
         resources: vec![Any {
@@ -160,7 +167,7 @@ fn discovery_response(version: &str, rc: &RouteConfiguration) -> Vec<u8> {
 /// The baseline's bootstrap: edgeplane's Listener moved to `port`, its HCM
 /// taking routes from `rds_file` (reloaded when something is moved into
 /// `rds_dir`), and the Clusters, all static.
-fn baseline_bootstrap(
+pub fn baseline_bootstrap(
     listeners: &[Listener],
     clusters: &[envoy_types::pb::envoy::config::cluster::v3::Cluster],
     port: u16,
@@ -237,10 +244,11 @@ fn baseline_bootstrap(
 
 /// One sample: checks the probe path is not served yet, runs `write`
 /// (which returns the instant of its rename), then polls until 200.
-/// `None` when the deadline passed.
-async fn sample(
+/// `None` when `deadline` passed.
+pub async fn sample(
     probe: &mut Probe,
     path: &str,
+    deadline: Duration,
     write: impl FnOnce() -> Result<Instant>,
 ) -> Result<Option<Duration>> {
     // The probe path must answer, and not 200, before the edit (a failed
@@ -262,7 +270,7 @@ async fn sample(
         if probe.status(path).await == Some(200) {
             return Ok(Some(t0.elapsed()));
         }
-        if t0.elapsed() > SAMPLE_DEADLINE {
+        if t0.elapsed() > deadline {
             return Ok(None);
         }
         tokio::time::sleep(PROBE_EVERY).await;
@@ -356,7 +364,7 @@ async fn measure(
         // other's work.
         for side in [k % 2 == 0, k % 2 == 1] {
             if side {
-                let s = sample(&mut ep_probe, &path, || {
+                let s = sample(&mut ep_probe, &path, SAMPLE_DEADLINE, || {
                     write_atomic(&staging, &manifests, &name, content.as_bytes())
                 })
                 .await
@@ -374,7 +382,7 @@ async fn measure(
                     row.reload_ms.push(Duration::from_secs_f64(d / 1000.0));
                 }
             } else {
-                let s = sample(&mut file_probe, &path, || {
+                let s = sample(&mut file_probe, &path, SAMPLE_DEADLINE, || {
                     write_atomic(&staging, &rds_dir, "rds.pb", response)
                 })
                 .await

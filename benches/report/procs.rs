@@ -88,6 +88,33 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// CPU ticks of the whole machine since boot, (busy, total), from the
+/// `cpu` line of `/proc/stat` (idle and iowait are the idle part; user,
+/// nice, system, irq, softirq and steal the busy one). Two readings give
+/// how busy the machine was in between, whoever kept it busy.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let t = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = t.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    let idle = v[3] + v[4];
+    Some((total - idle, total))
+}
+
+/// The busy fraction of the machine between two `machine_ticks` readings.
+pub fn busy_between(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<f64> {
+    let ((b0, t0), (b1, t1)) = (a?, b?);
+    let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
+    Some(b1.saturating_sub(b0) as f64 / total as f64)
+}
+
 /// Resident memory each of `n` streams added (KiB): from `idle` to `with`
 /// (both KiB).
 pub fn kib_per_stream(idle: u64, with: u64, n: usize) -> f64 {

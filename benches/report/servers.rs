@@ -5,7 +5,7 @@
 //!
 //! Also: the resources file the peer reads (built from edgeplane's own
 //! translation, so both servers serve the same bytes), atomic file writes
-//! and the open-files limit the clients need. Ports, GETs, log tails and
+//! and the open-files limit the clients need (raised with `setrlimit`). Ports, GETs, log tails and
 //! manifest writing are `stack`'s.
 
 use std::path::{Path, PathBuf};
@@ -159,7 +159,7 @@ pub struct Edgeplane {
 impl Edgeplane {
     /// Starts on `dir` and returns once `/readyz` says a snapshot is served.
     pub async fn start(bin: &Path, dir: &Path, log: PathBuf) -> Result<Edgeplane> {
-        Edgeplane::start_with_env(bin, dir, log, &[]).await
+        Edgeplane::start_with(bin, dir, log, &[], &[]).await
     }
 
     /// `start` with extra environment variables (diagnostic runs).
@@ -168,6 +168,18 @@ impl Edgeplane {
         dir: &Path,
         log: PathBuf,
         env: &[(&str, &str)],
+    ) -> Result<Edgeplane> {
+        Edgeplane::start_with(bin, dir, log, env, &[]).await
+    }
+
+    /// `start` with extra environment variables and extra `serve` flags
+    /// (e.g. `--max-connections` above its default for many clients).
+    pub async fn start_with(
+        bin: &Path,
+        dir: &Path,
+        log: PathBuf,
+        env: &[(&str, &str)],
+        args: &[String],
     ) -> Result<Edgeplane> {
         let xds_port = free_port()?;
         let admin_port = free_port()?;
@@ -179,6 +191,7 @@ impl Edgeplane {
             .arg(dir)
             .args(["--xds-address", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .args(args)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .envs(extra_env())
@@ -413,7 +426,7 @@ pub fn nofile_limit() -> Option<(u64, u64)> {
 
 /// Makes sure this process (and the servers it starts, which inherit the
 /// limit) may open `need` files: raises the soft limit up to the hard one
-/// with util-linux `prlimit` when needed. Returns the soft limit in force.
+/// (`setrlimit`) when needed. Returns the soft limit in force.
 pub fn ensure_nofile(need: u64) -> u64 {
     let Some((soft, hard)) = nofile_limit() else {
         return 1024;
@@ -421,12 +434,11 @@ pub fn ensure_nofile(need: u64) -> u64 {
     if soft >= need || hard <= soft {
         return soft;
     }
-    let _ = std::process::Command::new("prlimit")
-        .arg("--pid")
-        .arg(std::process::id().to_string())
-        .arg(format!("--nofile={hard}:{hard}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let raised = libc::rlimit {
+        rlim_cur: hard as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct it is given and nothing else.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
     nofile_limit().map(|(s, _)| s).unwrap_or(soft)
 }
