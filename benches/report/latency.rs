@@ -543,7 +543,7 @@ fn verdict_ratio(ratio: f64, r: &Row, q: f64) -> String {
     let reload = r.reload_p50().unwrap_or_default();
     let rest = extra.saturating_sub(quiet).saturating_sub(reload);
     format!(
-        "**missed**: {ratio:.2}× against ≤ {TARGET_RATIO}× ({} slower than the file reload, {:.0} % over the allowed {}). Of the difference, {} ms is the watcher's quiet period and {} edgeplane's reload (its own median; every reload validates and translates the whole configuration, and re-parses the routes of the edited file whose text changed); the remaining {} is event delivery, the ADS push of the whole RouteConfiguration (against a local file read) and scheduling, on {} cores shared by both Envoys, edgeplane and the probe.",
+        "**missed**: {ratio:.2}× against ≤ {TARGET_RATIO}× ({} slower than the file reload, {:.0} % over the allowed {}). Of the difference, {} ms is the watcher's quiet period and {} edgeplane's reload (its own median; every reload re-parses the routes of the edited file whose text changed, validates the whole configuration and translates it, encoding only the routes that differ from the last translation's); the remaining {} is event delivery, the ADS push of the whole RouteConfiguration (against a local file read) and scheduling, on {} cores shared by both Envoys, edgeplane and the probe.",
         ms(extra),
         100.0 * (ratio / TARGET_RATIO - 1.0),
         ms(r.p(false, q).mul_f64(TARGET_RATIO)),
