@@ -22,6 +22,7 @@ mod parse;
 mod procs;
 mod servers;
 mod stack;
+mod stats_sink;
 mod translate;
 mod websocket;
 
@@ -55,7 +56,7 @@ pub struct Section {
 type SectionFn =
     fn(&Ctx) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Section>> + '_>>;
 
-const SECTIONS: [(&str, SectionFn); 7] = [
+const SECTIONS: [(&str, SectionFn); 8] = [
     ("translate", |c| Box::pin(translate::run(c))),
     ("parse", |c| Box::pin(parse::run(c))),
     ("latency", |c| Box::pin(latency::run(c))),
@@ -63,6 +64,7 @@ const SECTIONS: [(&str, SectionFn); 7] = [
     ("memory", |c| Box::pin(memory::run(c))),
     ("websocket", |c| Box::pin(websocket::run(c))),
     ("etcd", |c| Box::pin(etcd::run(c))),
+    ("sink", |c| Box::pin(stats_sink::run(c))),
 ];
 
 fn main() -> Result<()> {
