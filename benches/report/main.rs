@@ -25,6 +25,7 @@ mod procs;
 mod scale;
 mod servers;
 mod stack;
+mod stats_sink;
 mod translate;
 mod websocket;
 
@@ -67,6 +68,7 @@ const SECTIONS: [(&str, SectionFn); 8] = [
     ("scale", |c| Box::pin(scale::run(c))),
     ("websocket", |c| Box::pin(websocket::run(c))),
     ("etcd", |c| Box::pin(etcd::run(c))),
+    ("sink", |c| Box::pin(stats_sink::run(c))),
 ];
 
 fn main() -> Result<()> {
