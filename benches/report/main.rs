@@ -59,7 +59,7 @@ pub struct Section {
 type SectionFn =
     fn(&Ctx) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Section>> + '_>>;
 
-const SECTIONS: [(&str, SectionFn); 8] = [
+const SECTIONS: [(&str, SectionFn); 9] = [
     ("translate", |c| Box::pin(translate::run(c))),
     ("parse", |c| Box::pin(parse::run(c))),
     ("latency", |c| Box::pin(latency::run(c))),
