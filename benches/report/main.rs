@@ -73,6 +73,9 @@ const SECTIONS: [(&str, SectionFn); 9] = [
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(parse::PEAK_RSS_OF) {
+        return parse::peak_rss_main(&args[1..]);
+    }
     if !args.iter().any(|a| a == "--bench") {
         println!(
             "report: a benchmark; run it with `scripts/bench` or `cargo bench --bench report`"
