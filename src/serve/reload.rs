@@ -310,11 +310,33 @@ async fn explain_served(
     generation: String,
     state: &State,
 ) {
-    if let Some(built) = built {
-        state.load().routes = Arc::new(LazyRoutes::new(Some(generation), Some(built)));
-    }
-    if let Err(e) = tokio::task::spawn_blocking(super::memory::release_free_memory).await {
-        tracing::error!(error = %e, "releasing free memory panicked");
+    let job = tokio::task::spawn_blocking(move || {
+        // The tables need the listeners and the routes only: the clusters
+        // (one per Upstream) and secrets are let go now.
+        let kept = built.map(|(output, model)| {
+            let slim: crate::translate::Output = output
+                .iter()
+                .map(|(proxy, res)| {
+                    let res = crate::translate::ProxyResources {
+                        listeners: res.listeners.clone(),
+                        route_configs: res.route_configs.clone(),
+                        ..Default::default()
+                    };
+                    (proxy.clone(), res)
+                })
+                .collect();
+            drop(output);
+            (Arc::new(slim), model)
+        });
+        super::memory::release_free_memory();
+        kept
+    });
+    match job.await {
+        Ok(Some(kept)) => {
+            state.load().routes = Arc::new(LazyRoutes::new(Some(generation), Some(kept)));
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "keeping the served routes panicked"),
     }
 }
 
