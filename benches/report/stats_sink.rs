@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::r#gen::{self, Shape};
 use crate::procs;
 use crate::stack::{Backend, Edgeplane, Envoy, http_get, listen_ports, write_all};
+use crate::fanout::thousands;
 use crate::{Ctx, Section};
 
 /// Envoy's stats flush interval in `edgeplane bootstrap`.
@@ -478,17 +479,6 @@ fn pct(d: Duration, secs: f64) -> f64 {
     }
 }
 
-fn thousands(x: usize) -> String {
-    let s = x.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// Bytes a second, in the unit that suits.
 fn rate(bytes_per_s: f64) -> String {
@@ -510,19 +500,15 @@ fn signed_rate(bytes_per_s: f64) -> String {
     }
 }
 
-/// The windows of one variant, summed.
-struct Totals {
-    secs: f64,
-    envoy_cpu: Duration,
-    ep_cpu: Duration,
-    envoy_clock: Option<Duration>,
-    ep_clock: Option<Duration>,
-    flushes: usize,
-    written: u64,
-    tx_bytes: u64,
-    tx_secs: f64,
-    stats: usize,
-    used: usize,
+/// The windows of one variant, summed (stats: the largest count).
+struct Totals(Window);
+
+impl std::ops::Deref for Totals {
+    type Target = Window;
+
+    fn deref(&self) -> &Window {
+        &self.0
+    }
 }
 
 impl Totals {
@@ -530,7 +516,7 @@ impl Totals {
         let sum_opt = |f: fn(&Window) -> Option<Duration>| -> Option<Duration> {
             ws.iter().map(f).sum::<Option<Duration>>()
         };
-        Totals {
+        Totals(Window {
             secs: ws.iter().map(|w| w.secs).sum(),
             envoy_cpu: ws.iter().map(|w| w.envoy_cpu).sum(),
             ep_cpu: ws.iter().map(|w| w.ep_cpu).sum(),
@@ -542,7 +528,7 @@ impl Totals {
             tx_secs: ws.iter().map(|w| w.tx_secs).sum(),
             stats: ws.iter().map(|w| w.stats).max().unwrap_or(0),
             used: ws.iter().map(|w| w.used).max().unwrap_or(0),
-        }
+        })
     }
 
     fn envoy_pct(&self) -> f64 {
