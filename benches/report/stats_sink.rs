@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
+use crate::fanout::thousands;
 use crate::r#gen::{self, Shape};
 use crate::procs;
 use crate::stack::{Backend, Edgeplane, Envoy, http_get, listen_ports, write_all};
-use crate::fanout::thousands;
 use crate::{Ctx, Section};
 
 /// Envoy's stats flush interval in `edgeplane bootstrap`.
@@ -478,7 +478,6 @@ fn pct(d: Duration, secs: f64) -> f64 {
         0.0
     }
 }
-
 
 /// Bytes a second, in the unit that suits.
 fn rate(bytes_per_s: f64) -> String {
