@@ -40,14 +40,6 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
-    /// The canonical encoding of `rc` (tests, and resources read back).
-    pub fn from_proto(rc: &RouteConfiguration) -> Self {
-        RouteConfig {
-            name: rc.name.clone(),
-            bytes: canonical::encode(rc).into(),
-        }
-    }
-
     /// The RouteConfiguration itself (a decoding of its bytes).
     pub fn decode(&self) -> Result<RouteConfiguration, prost::DecodeError> {
         RouteConfiguration::decode(&self.bytes[..])
