@@ -81,7 +81,9 @@ impl ResourceType {
 /// One encoded resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Encoded {
-    pub name: String,
+    /// Shared, not copied, by every delta stream that records Envoy holds
+    /// this resource (`xds::delta`).
+    pub name: Arc<str>,
     /// Hex SHA-256 of `bytes`.
     pub hash: String,
     pub type_url: String,
@@ -97,7 +99,7 @@ impl Encoded {
     /// Takes `any`'s bytes without copying them.
     pub fn new(name: String, hash: String, any: Any, parts: Vec<(String, String)>) -> Self {
         Encoded {
-            name,
+            name: name.into(),
             hash,
             type_url: any.type_url,
             bytes: any.value.into(),
@@ -348,7 +350,7 @@ impl Batch<'_, '_> {
                     Vec::new()
                 };
                 Arc::new(Encoded {
-                    name: name.to_string(),
+                    name: name.into(),
                     hash: hex(&Sha256::digest(&value)),
                     type_url,
                     bytes: value,

@@ -83,13 +83,13 @@ impl Expect {
         for t in PUSH_ORDER {
             let mut m = BTreeMap::new();
             for e in initial.resources(t) {
-                m.insert(e.name.clone(), e.bytes.to_vec());
+                m.insert(e.name.to_string(), e.bytes.to_vec());
                 by_len
                     .entry(t)
                     .or_default()
                     .entry(e.bytes.len())
                     .or_default()
-                    .push(e.name.clone());
+                    .push(e.name.to_string());
             }
             map.insert(t, m);
         }

@@ -24,7 +24,7 @@ use super::wire::WireResponse;
 /// Streams the responses a stream task queues as gRPC frames; ends with
 /// `grpc-status` trailers when the task ends (status OK) or sends an error.
 pub struct AdsBody<M> {
-    rx: mpsc::Receiver<Result<M, Status>>,
+    rx: mpsc::Receiver<Result<Box<M>, Status>>,
     max_message: usize,
     /// Chunks of the frame being sent.
     pending: VecDeque<Bytes>,
@@ -32,7 +32,7 @@ pub struct AdsBody<M> {
 }
 
 impl<M> AdsBody<M> {
-    pub fn new(rx: mpsc::Receiver<Result<M, Status>>, max_message: usize) -> Self {
+    pub fn new(rx: mpsc::Receiver<Result<Box<M>, Status>>, max_message: usize) -> Self {
         AdsBody {
             rx,
             max_message,

@@ -71,7 +71,7 @@ struct TypeStream {
     /// Names subscribed explicitly.
     names: BTreeSet<String>,
     /// What Envoy holds, as far as we know: name → version.
-    held: BTreeMap<String, Held>,
+    held: BTreeMap<Arc<str>, Held>,
     /// Names that must be answered in the next response even when Envoy
     /// seems to hold them (new subscriptions).
     answer: BTreeSet<String>,
@@ -188,7 +188,7 @@ impl Protocol for Delta {
             st.held = req
                 .initial_resource_versions
                 .iter()
-                .map(|(n, v)| (n.clone(), Held::Claimed(v.clone())))
+                .map(|(n, v)| (Arc::from(n.as_str()), Held::Claimed(v.clone())))
                 .collect();
             // Legacy wildcard: a first request naming nothing.
             if req.resource_names_subscribe.is_empty() && req.resource_names_unsubscribe.is_empty()
@@ -219,7 +219,7 @@ impl Protocol for Delta {
             // wildcard still covers (it stays held and current).
             let wildcard = st.wildcard;
             let names = &st.names;
-            st.held.retain(|n, _| wildcard || names.contains(n));
+            st.held.retain(|n, _| wildcard || names.contains(&**n));
         }
         Ok(())
     }
@@ -246,15 +246,15 @@ impl Protocol for Delta {
                 .iter()
                 .copied()
                 .filter(|e| {
-                    st.held.get(&e.name).map(Held::version) != Some(e.hash.as_str())
-                        || (st.answer.contains(&e.name) && !st.held.contains_key(&e.name))
+                    st.held.get(&*e.name).map(Held::version) != Some(e.hash.as_str())
+                        || (st.answer.contains(&*e.name) && !st.held.contains_key(&*e.name))
                 })
                 .collect();
             let mut removed: BTreeSet<String> = st
                 .held
                 .keys()
                 .filter(|n| !st.subscribed(n) || ps.get(t, n).is_none())
-                .cloned()
+                .map(|n| n.to_string())
                 .collect();
             // Subscribed names that do not exist: say so at once.
             removed.extend(st.answer.iter().filter(|n| ps.get(t, n).is_none()).cloned());
@@ -269,7 +269,7 @@ impl Protocol for Delta {
                 st.held.insert(e.name.clone(), Held::Sent(Arc::clone(e)));
             }
             for n in &removed {
-                st.held.remove(n);
+                st.held.remove(n.as_str());
             }
             st.last_nonce = Some(nonce.clone());
             tracing::info!(

@@ -104,7 +104,7 @@ impl AdsServer {
         peer: String,
         access: Option<authz::Access>,
         inbound: Streaming<P::Request>,
-    ) -> mpsc::Receiver<Result<P::Response, Status>> {
+    ) -> mpsc::Receiver<Result<Box<P::Response>, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let mut s = session::Session::new(
             peer,
@@ -119,7 +119,9 @@ impl AdsServer {
     }
 }
 
-/// Responses queued per stream. Small on purpose: a stream whose Envoy
+/// Responses queued per stream, boxed: tokio allocates a channel's slots
+/// 32 at a time, and an inline response would cost every stream ~4 KiB
+/// idle. Small on purpose: a stream whose Envoy
 /// reads slowly waits on this queue instead of piling up old responses;
 /// when it drains, the stream computes its next response from the newest
 /// snapshot (latest wins), never from the versions it skipped.
@@ -158,25 +160,4 @@ fn match_proxy(
         registry.update(id, |s| s.proxy = p);
     }
     proxy
-}
-
-/// Reads requests on their own task: `Streaming::message` is not documented
-/// cancel-safe, and the stream loops `select!` over it. Requests travel
-/// boxed: tokio allocates channel slots 32 at a time, and an inline
-/// `DiscoveryRequest` (~550 bytes) would cost every stream ~18 KiB idle.
-async fn read_requests<T>(mut inbound: Streaming<T>, tx: mpsc::Sender<Box<T>>) {
-    loop {
-        match inbound.message().await {
-            Ok(Some(req)) => {
-                if tx.send(Box::new(req)).await.is_err() {
-                    return;
-                }
-            }
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "ADS stream ended with an error");
-                return;
-            }
-        }
-    }
 }

@@ -31,7 +31,7 @@ pub fn set_of<'a>(resources: impl IntoIterator<Item = &'a Arc<Encoded>>) -> Reso
 fn hashes(set: &[Arc<Encoded>]) -> BTreeMap<String, &str> {
     let mut h = BTreeMap::new();
     for e in set {
-        h.insert(e.name.clone(), e.hash.as_str());
+        h.insert(e.name.to_string(), e.hash.as_str());
         for (vh, hash) in &e.parts {
             h.insert(format!("{}/{vh}", e.name), hash.as_str());
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use tonic::codec::Codec;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Status, Streaming};
@@ -126,15 +126,17 @@ where
         });
         let body = req.into_body();
         let response = if path == SOTW_PATH {
-            let decoder = ProstCodec::<DiscoveryRequest, DiscoveryRequest>::default().decoder();
+            let decoder =
+                SmallBuffer(ProstCodec::<DiscoveryRequest, DiscoveryRequest>::default().decoder());
             let inbound = Streaming::new_request(decoder, body, None, Some(max_request));
             grpc_response(AdsBody::new(
                 ads.open::<super::sotw::Sotw>(peer, access, inbound),
                 max,
             ))
         } else {
-            let decoder =
-                ProstCodec::<DeltaDiscoveryRequest, DeltaDiscoveryRequest>::default().decoder();
+            let decoder = SmallBuffer(
+                ProstCodec::<DeltaDiscoveryRequest, DeltaDiscoveryRequest>::default().decoder(),
+            );
             let inbound = Streaming::new_request(decoder, body, None, Some(max_request));
             grpc_response(AdsBody::new(
                 ads.open::<super::delta::Delta>(peer, access, inbound),
@@ -142,6 +144,31 @@ where
             ))
         };
         Box::pin(async move { Ok(response) })
+    }
+}
+
+/// A decoder whose stream starts with a small read buffer. tonic's default
+/// is 8 KiB per stream, kept for the stream's life; an Envoy's requests
+/// after the first are ACKs of a few hundred bytes, and with one stream per
+/// Envoy that default was a third of what a stream costs. The buffer still
+/// grows to fit any request (up to `max_request`).
+struct SmallBuffer<D>(D);
+
+/// Initial read buffer of a stream (bytes): an ACK fits.
+const REQUEST_BUFFER: usize = 1024;
+
+impl<D: Decoder> Decoder for SmallBuffer<D> {
+    type Item = D::Item;
+    type Error = D::Error;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        self.0.decode(src)
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        // 32 KiB: tonic's documented default yield threshold (an encoder
+        // setting; decoding does not read it).
+        BufferSettings::new(REQUEST_BUFFER, 32 * 1024)
     }
 }
 

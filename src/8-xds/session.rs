@@ -3,7 +3,7 @@
 //! A stream is a `Session` (who is connected, which proxy it gets, its
 //! registry entry, its nonces) plus a `Protocol` (state of the world or
 //! delta: how requests change the subscription, and which responses are
-//! due). `run` drives both: it reads requests on their own task, wakes on
+//! due). `run` drives both: it reads requests, wakes on
 //! every new snapshot and on shutdown, asks the protocol what is due from
 //! the newest snapshot, and sends it. The snapshot is released before any
 //! send is awaited, so a stream blocked on a slow Envoy holds no old
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
 use super::node::{self, NodeInfo};
@@ -239,19 +240,20 @@ pub async fn run<P: Protocol>(
     mut s: Session,
     mut shutdown: watch::Receiver<bool>,
     inbound: Streaming<P::Request>,
-    tx: mpsc::Sender<Result<P::Response, Status>>,
+    tx: mpsc::Sender<Result<Box<P::Response>, Status>>,
 ) {
     let mut proto = P::default();
+    let mut inbound = inbound;
     tracing::debug!(peer = %s.peer, mode = %P::MODE, "ADS stream opened");
-    let (req_tx, mut req_rx) = mpsc::channel(4);
-    let reader = tokio::spawn(super::read_requests(inbound, req_tx));
     'stream: loop {
         tokio::select! {
-            req = req_rx.recv() => match req {
-                Some(req) => {
+            // `Streaming` keeps its partial message in itself, so polling
+            // it through `next()` is cancel-safe: no reader task needed.
+            req = inbound.next() => match req {
+                Some(Ok(req)) => {
                     let applied = s
                         .note_node(P::node(&req), P::MODE)
-                        .and_then(|()| proto.on_request(&mut s, *req));
+                        .and_then(|()| proto.on_request(&mut s, req));
                     if let Err(e) = applied {
                         tracing::warn!(
                             peer = %s.peer,
@@ -266,6 +268,10 @@ pub async fn run<P: Protocol>(
                         }
                         break;
                     }
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(peer = %s.peer, error = %e, "ADS stream ended with an error");
+                    break;
                 }
                 None => break,
             },
@@ -286,12 +292,11 @@ pub async fn run<P: Protocol>(
             None => Vec::new(),
         };
         for resp in due {
-            if tx.send(Ok(resp)).await.is_err() {
+            if tx.send(Ok(Box::new(resp))).await.is_err() {
                 break 'stream;
             }
         }
     }
-    reader.abort();
     s.registry.close(s.id);
     tracing::info!(peer = %s.peer, node = %s.node_desc(), mode = %P::MODE, "ADS stream closed");
 }

@@ -285,7 +285,7 @@ mod tests {
                 .resources
                 .iter()
                 .map(|e| Resource {
-                    name: e.name.clone(),
+                    name: e.name.to_string(),
                     version: e.hash.clone(),
                     resource: Some(e.any()),
                     ..Default::default()

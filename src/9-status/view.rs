@@ -128,7 +128,7 @@ fn report(
                         .map(|t| TypeVersion {
                             type_url: t.type_url().to_string(),
                             version: p.version(*t),
-                            resource_names: p.resources(*t).map(|e| e.name.clone()).collect(),
+                            resource_names: p.resources(*t).map(|e| e.name.to_string()).collect(),
                         })
                         .collect(),
                 })
@@ -249,7 +249,7 @@ fn listener_connections(
         ps.resources(ResourceType::Listener)
             .map(|e| {
                 (
-                    e.name.clone(),
+                    e.name.to_string(),
                     drain::encoded_stat_prefix(e),
                     drain::encoded_hcm_stat_prefixes(e),
                 )

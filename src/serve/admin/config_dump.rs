@@ -56,7 +56,7 @@ pub fn config_dump_json(
                 M::decode(&e.bytes[..]).map_err(|err| JsonError::Resource {
                     proxy: key.to_string(),
                     kind: t.short(),
-                    name: e.name.clone(),
+                    name: e.name.to_string(),
                     message: format!("cannot decode the served bytes: {err}"),
                 })
             })
@@ -73,7 +73,7 @@ pub fn config_dump_json(
                 route_configs: p
                     .resources(ResourceType::Route)
                     .map(|e| crate::translate::RouteConfig {
-                        name: e.name.clone(),
+                        name: e.name.to_string(),
                         bytes: e.bytes.clone(),
                     })
                     .collect(),
@@ -106,7 +106,9 @@ pub fn config_dump_json(
             let resources: Vec<serde_json::Value> = p
                 .resources(t)
                 .zip(json_items)
-                .map(|(e, resource)| json!({"name": e.name, "hash": e.hash, "resource": resource}))
+                .map(
+                    |(e, resource)| json!({"name": &*e.name, "hash": e.hash, "resource": resource}),
+                )
                 .collect();
             kinds.insert(
                 kind.to_string(),
