@@ -175,29 +175,29 @@ fn parse_cut<'t>(
     if !route_cut::is_sentinel(routes) {
         return None;
     }
-    let found: Vec<Option<Spanned<Route>>> = cut
+    // Each item's route: the prior parse's where its text is unchanged,
+    // else parsed now, in place; then the options unwrapped in place too
+    // (`Option<Spanned<Route>>` has `Spanned<Route>`'s size, so the collect
+    // reuses the allocation): one vector of routes at any time.
+    let mut found: Vec<Option<Spanned<Route>>> = cut
         .items
         .iter()
         .map(|it| prior.and_then(|p| p(it.text)))
         .collect();
-    let missing: Vec<&str> = cut
-        .items
-        .iter()
-        .zip(&found)
-        .filter(|(_, f)| f.is_none())
-        .map(|(it, _)| it.text)
-        .collect();
-    let mut parsed = route_cut::parse_items(&missing).into_iter();
-    routes.clear();
-    routes.reserve_exact(cut.items.len());
-    for (it, f) in cut.items.iter().zip(found) {
-        let mut r = match f {
-            Some(r) => r,
-            None => parsed.next().flatten()?,
-        };
-        r.value.line_shift = it.line;
-        routes.push(r);
+    let texts: Vec<&str> = cut.items.iter().map(|it| it.text).collect();
+    if !route_cut::parse_items(&texts, &mut found) {
+        return None;
     }
+    *routes = found
+        .into_iter()
+        .zip(&cut.items)
+        .map(|(r, it)| {
+            r.map(|mut r| {
+                r.value.line_shift = it.line;
+                r
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
     Some((doc, cut.items))
 }
 

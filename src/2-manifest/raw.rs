@@ -1372,7 +1372,7 @@ pub struct CorsPolicyMergeSettings {
 pub struct Route {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     #[schemars(with = "Vec<Matcher>")]
     pub matchers: Vec<Spanned<Matcher>>,
     #[serde(default)]
@@ -2339,3 +2339,16 @@ flat_fields!(
     VirtualHostOptionSpec,
     RouteOptionSpec
 );
+
+/// A list kept at its length: serde grows a `Vec` from room for four, and
+/// a route's one matcher (~260 bytes with its positions) would keep room
+/// for four, ~1 KiB per route of a big VirtualService.
+fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut v = Vec::<T>::deserialize(d)?;
+    v.shrink_to_fit();
+    Ok(v)
+}

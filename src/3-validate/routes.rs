@@ -261,7 +261,7 @@ impl Walker<'_> {
         let path_optional = r.delegate_action.is_some()
             || (parent.is_some() && inherit_path)
             || (self.standalone && parent.is_none());
-        let mut matchers = Vec::new();
+        let mut matchers = Vec::with_capacity(r.matchers.len().max(1));
         for m in &r.matchers {
             match matcher(cx, owner, m, path_optional) {
                 Some(m) => matchers.push(m),
@@ -478,7 +478,7 @@ impl Walker<'_> {
             name: named.then(converter_name),
             matchers,
             action,
-            options,
+            options: options.shared(),
             origin: RouteOrigin {
                 pos: Some(pos),
                 upgrades_from: upgrades_from.filter(|_| !own_upgrades),
