@@ -1,18 +1,19 @@
 //! Section `fanout`: one route edit to many concurrent ADS streams (SotW
 //! and delta): time until every client has ACKed the new
 //! RouteConfiguration, and resident memory per stream. At 1,000 streams
-//! side by side with a peer control plane serving the same resources to the
-//! same clients; at 10,000 streams (the scale of issue 17's targets)
-//! edgeplane alone, with its 1,000-stream run as the baseline (the peer
-//! keeps a decoded snapshot per node id and already needs gigabytes at
-//! 1,000, so it is not run at 10,000).
+//! side by side with two peer control planes serving the same resources to
+//! the same clients (nebucloud-xds, the baseline the text compares with;
+//! rust-control-plane 0.1.2 as context); at 10,000 streams (the scale of
+//! issue 17's targets) edgeplane alone, with its 1,000-stream run as the
+//! baseline (the peers are run at 1,000 only: rust-control-plane keeps a
+//! decoded snapshot per node id and already needs gigabytes there).
 //!
 //! Per (server, protocol, size) a fresh server process serves a generated
 //! config (1,000 routes / 100 upstreams); the in-process clients
 //! (`adsclient`) connect, one TCP connection each, and ACK the initial
 //! config; the server's VmRSS before and after gives the cost per stream.
 //! Then one route is added: edgeplane gets the edited VirtualService file
-//! (temp file + rename in its watched directory), the peer a `load FILE`
+//! (temp file + rename in its watched directory), a peer a `load FILE`
 //! line with the re-encoded resources, and the clock runs until the last
 //! client has handed its ACK of the new RouteConfiguration to its stream.
 
@@ -26,13 +27,23 @@ use tokio::time::Instant;
 use crate::adsclient::{ClientLog, Expect, Fleet, Mode};
 use crate::r#gen::{self, Shape};
 use crate::procs::{self, mib, ms, percentile};
-use crate::servers::{self, Edgeplane, Peer, Server};
+use crate::servers::{
+    self, Edgeplane, NEBUCLOUD, NEBUCLOUD_VERSION, Peer, RCP, RCP_VERSION, Server,
+};
 use crate::stack::write_all;
-use crate::{Ctx, Section};
+use crate::{Ctx, PeerBin, Section};
+
+/// Outcomes of a 1,000-stream row, in this order (`Row::1`).
+const EP: usize = 0;
+const NEB: usize = 1;
+const RCP_AT: usize = 2;
+
+/// Per protocol, the outcomes of the servers a table compares.
+type Row = (Mode, Vec<Outcome>);
 
 const ROUTES: usize = 1_000;
 const UPSTREAMS: usize = 100;
-/// Streams of the comparison with the peer, and of edgeplane's run at
+/// Streams of the comparison with the peers, and of edgeplane's run at
 /// scale (`--quick`: a tenth of each).
 const STREAMS: usize = 1_000;
 const STREAMS_AT_SCALE: usize = 10_000;
@@ -161,6 +172,8 @@ enum Outcome {
     Failed(String),
     /// Not run, and why (no peer given, the open-files limit).
     NotRun(String),
+    /// A peer whose build failed (`scripts/bench`), and why.
+    NotBuilt(String),
 }
 
 impl Outcome {
@@ -170,6 +183,7 @@ impl Outcome {
             Outcome::Unsupported(_) => "not supported",
             Outcome::Failed(_) => "failed",
             Outcome::NotRun(_) => "not run",
+            Outcome::NotBuilt(_) => "not built",
         }
     }
 }
@@ -246,18 +260,26 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     for mode in [Mode::Sotw, Mode::Delta] {
         eprintln!("   fanout: edgeplane {} ({n} streams)", mode.label());
         let ep = classify(edgeplane_case(ctx, &setup, &base, mode).await);
-        let peer = match &ctx.peer_bin {
-            Some(bin) => {
-                eprintln!("   fanout: peer {} ({n} streams)", mode.label());
-                classify(peer_case(bin, &setup, &base, mode).await)
+        let neb = match &ctx.peer2 {
+            PeerBin::Built(bin) => {
+                eprintln!("   fanout: {NEBUCLOUD} {} ({n} streams)", mode.label());
+                classify(peer_case(NEBUCLOUD, bin, &setup, &base, mode).await)
             }
-            None => Outcome::NotRun("no peer given (`--peer`)".into()),
+            PeerBin::NotBuilt(why) => Outcome::NotBuilt(why.clone()),
+            PeerBin::NotGiven => Outcome::NotRun(format!("no {NEBUCLOUD} peer given (`--peer2`)")),
         };
-        rows.push((mode, ep, peer));
+        let rcp = match &ctx.peer_bin {
+            Some(bin) => {
+                eprintln!("   fanout: {RCP} {} ({n} streams)", mode.label());
+                classify(peer_case(RCP, bin, &setup, &base, mode).await)
+            }
+            None => Outcome::NotRun(format!("no {RCP} peer given (`--peer`)")),
+        };
+        rows.push((mode, vec![ep, neb, rcp]));
     }
     // Per-connection vs per-stream memory: the same SotW clients, with
     // SHARE streams on each HTTP/2 connection.
-    let shared = if matches!(rows.first(), Some((_, Outcome::Measured(_), _))) {
+    let shared = if matches!(rows.first(), Some((_, o)) if matches!(o[EP], Outcome::Measured(_))) {
         eprintln!("   fanout: edgeplane SotW, {SHARE} streams per connection");
         Some(
             shared_connections_case(ctx, &setup, &base)
@@ -287,14 +309,14 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         };
         let small = rows
             .iter()
-            .find(|(m, _, _)| *m == mode)
-            .map_or_else(|| Outcome::NotRun(String::new()), |(_, o, _)| o.clone());
-        big_rows.push((mode, ep, small));
+            .find(|(m, _)| *m == mode)
+            .map_or_else(|| Outcome::NotRun(String::new()), |(_, o)| o[EP].clone());
+        big_rows.push((mode, vec![ep, small]));
     }
 
     let ns = thousands(n);
     let mut body = format!(
-        "**Method.** ADS clients in the benchmark process (tonic, playing Envoy: node `bench-<i>` with `metadata.role: gloo-system~gateway-proxy`, node on the first request only; wildcard CDS and LDS, then RDS for the route config the listener's HTTP connection manager names; every response ACKed at once, SotW with its version and nonce, delta with its nonce; HTTP/2 windows of 256 MiB, Envoy's default), against a server in its own process on loopback: {ns} clients on {} TCP connection(s){} against edgeplane and the peer, then {} clients on one TCP connection each against edgeplane alone, with its {ns}-client run as the baseline (the peer keeps a decoded copy of the snapshot per node id and re-encodes every response per node, so its memory per stream is far above edgeplane's already at {ns} streams, below; it is not run at {}). edgeplane runs with `--max-connections` at its default (1,024) or, for more clients, the number of clients + 64 (over the limit a new connection is closed at once); its other flags are the defaults. The open-files limit of this process (which the servers inherit) is raised to its hard limit when lower; it is {soft} (hard {hard}), and {} clients need about {need_big} (one descriptor per connection on each side, plus {FD_MARGIN}). Config: generated, {} routes / {} upstreams ({} resources, {} bytes encoded; the one RouteConfiguration is {} bytes, {} after the edit). Each client checks every resource it receives byte for byte against edgeplane's own translation, which is also what the peer serves (a file of the same encoded `Any`s), so both serve identical bytes. A fresh server process for each server, protocol and size; its VmRSS is read after its config is loaded and before any client connects, then after every client has ACKed the whole initial config: the difference over the number of clients is the memory per extra stream. The edit adds one route to one VirtualService: edgeplane gets the edited file written atomically (temp file + rename) into its watched directory, and its clock starts at the write, so it includes the file watcher's debounce (`{:?}`, `src/1-source/watch.rs`) and the reload (read, parse, validate, translate, encode); the peer gets `load FILE` on its stdin (resources already encoded) and its clock starts at that line. The clock stops when the last client has handed its ACK of the new RouteConfiguration to its stream; \"fan-out alone\" runs from the first client receiving it to that last ACK. The CPU time of the server and of this process (the clients) over that span is read from `/proc` (10 ms ticks). Clients and server share the machine's {} cores{}.\n\n",
+        "**Method.** ADS clients in the benchmark process (tonic, playing Envoy: node `bench-<i>` with `metadata.role: gloo-system~gateway-proxy`, node on the first request only; wildcard CDS and LDS, then RDS for the route config the listener's HTTP connection manager names; every response ACKed at once, SotW with its version and nonce, delta with its nonce; HTTP/2 windows of 256 MiB, Envoy's default), against a server in its own process on loopback: {ns} clients on {} TCP connection(s){} against edgeplane and two peer control planes built on published crates: **{NEBUCLOUD_VERSION}** (`bench/peer-nebucloud`: its `ShardedCache` and ADS service, SotW and delta, serving the file's encoded resources as they are; the baseline the verdicts compare with) and {RCP_VERSION} (`bench/peer`, kept as context: it has no delta, `unimplemented!()`, keeps a decoded copy of the snapshot per node id and re-encodes every response per node); then {} clients on one TCP connection each against edgeplane alone, with its {ns}-client run as the baseline (the peers are not run at {}). edgeplane runs with `--max-connections` at its default (1,024) or, for more clients, the number of clients + 64 (over the limit a new connection is closed at once); its other flags are the defaults. The open-files limit of this process (which the servers inherit) is raised to its hard limit when lower; it is {soft} (hard {hard}), and {} clients need about {need_big} (one descriptor per connection on each side, plus {FD_MARGIN}). Config: generated, {} routes / {} upstreams ({} resources, {} bytes encoded; the one RouteConfiguration is {} bytes, {} after the edit). Each client checks every resource it receives byte for byte against edgeplane's own translation, which is also what the peers serve (a file of the same encoded `Any`s, served as they are by {NEBUCLOUD} and decoded then re-encoded by {RCP}), so a peer that served other bytes would fail its clients. A fresh server process for each server, protocol and size; its VmRSS is read after its config is loaded and before any client connects, then after every client has ACKed the whole initial config: the difference over the number of clients is the memory per extra stream. The edit adds one route to one VirtualService: edgeplane gets the edited file written atomically (temp file + rename) into its watched directory, and its clock starts at the write, so it includes the file watcher's debounce (`{:?}`, `src/1-source/watch.rs`) and the reload (read, parse, validate, translate, encode); a peer gets `load FILE` on its stdin (resources already encoded) and its clock starts at that line. The clock stops when the last client has handed its ACK of the new RouteConfiguration to its stream; \"fan-out alone\" runs from the first client receiving it to that last ACK. The CPU time of the server and of this process (the clients) over that span is read from `/proc` (10 ms ticks). Clients and server share the machine's {} cores{}.\n\n",
         thousands(connections),
         if connections == n {
             " (one per client, like real Envoys)".to_string()
@@ -318,17 +340,21 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
             .unwrap_or_default(),
     );
     body.push_str(&format!(
-        "**{} streams, edgeplane and the peer.**\n\n",
+        "**{} streams, edgeplane and the peers** (baseline: {NEBUCLOUD_VERSION}; {RCP_VERSION} as context).\n\n",
         thousands(n)
     ));
     body.push_str(&table(
         &rows,
-        [
+        &[
             format!("edgeplane, {} streams", thousands(n)),
-            format!("peer, {} streams (baseline)", thousands(n)),
-            "ratio edgeplane / peer".into(),
+            format!("{NEBUCLOUD}, {} streams (baseline)", thousands(n)),
+            format!("{RCP}, {} streams (context)", thousands(n)),
         ],
-        ["edgeplane", "peer"],
+        &[
+            (EP, NEB, format!("ratio edgeplane / {NEBUCLOUD}")),
+            (EP, RCP_AT, format!("ratio edgeplane / {RCP}")),
+        ],
+        &["edgeplane", NEBUCLOUD, RCP],
     ));
     if let Some(sp) = &shared {
         body.push_str(&match sp {
@@ -354,28 +380,26 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     let big_who = [big_who[0].as_str(), big_who[1].as_str()];
     if big_rows
         .iter()
-        .any(|(_, o, _)| matches!(o, Outcome::Measured(_)))
+        .any(|(_, o)| matches!(o[0], Outcome::Measured(_)))
     {
         body.push_str(&table(
             &big_rows,
-            [
+            &[
                 format!("edgeplane, {} streams", thousands(big)),
                 format!("edgeplane, {} streams (baseline)", thousands(n)),
-                format!("ratio {} / {}", thousands(big), thousands(n)),
             ],
-            big_who,
+            &[(0, 1, format!("ratio {} / {}", thousands(big), thousands(n)))],
+            &big_who,
         ));
     } else {
-        body.push_str(&notes(&big_rows, big_who));
+        body.push_str(&notes(&big_rows, &big_who));
     }
-    let split = match (&shared, rows.first()) {
-        (Some(Ok(p10)), Some((_, Outcome::Measured(c), _))) if c.connections == c.n => {
-            Some(Split {
-                n: c.n,
-                p1: c.per_stream_kib(),
-                p10: *p10,
-            })
-        }
+    let split = match (&shared, rows.first().map(|(_, o)| &o[EP])) {
+        (Some(Ok(p10)), Some(Outcome::Measured(c))) if c.connections == c.n => Some(Split {
+            n: c.n,
+            p1: c.per_stream_kib(),
+            p10: *p10,
+        }),
         _ => None,
     };
     body.push_str(&targets(&rows, &big_rows, split));
@@ -539,9 +563,15 @@ async fn edgeplane_case(ctx: &Ctx, s: &Setup, base: &Path, mode: Mode) -> Result
     measure(&mut ep, s, mode).await
 }
 
-async fn peer_case(bin: &Path, s: &Setup, base: &Path, mode: Mode) -> Result<Outcome> {
-    let logf = base.join(format!("peer-{}-{}.log", mode.label(), s.n));
-    let mut peer = Peer::start(bin, &s.initial_pb, logf).await?;
+async fn peer_case(
+    name: &'static str,
+    bin: &Path,
+    s: &Setup,
+    base: &Path,
+    mode: Mode,
+) -> Result<Outcome> {
+    let logf = base.join(format!("{name}-{}-{}.log", mode.label(), s.n));
+    let mut peer = Peer::start(name, bin, &s.initial_pb, logf).await?;
     measure(&mut peer, s, mode).await
 }
 
@@ -711,13 +741,25 @@ fn cpu_text(e: &Edit) -> Option<String> {
     ))
 }
 
-/// One table: per protocol, every figure for two outcomes side by side
-/// (`heads`: the figure column's neighbours; `who`: the two outcomes'
-/// names in the notes under the table).
-fn table(rows: &[(Mode, Outcome, Outcome)], heads: [String; 3], who: [&str; 2]) -> String {
+/// One table: per protocol, every figure for each outcome of a row side by
+/// side (`heads`: their columns' titles), then the ratios of pairs of them
+/// (`ratios`: the two outcomes' indexes and the column's title; `who`: the
+/// outcomes' names in the notes under the table).
+fn table(
+    rows: &[Row],
+    heads: &[String],
+    ratios: &[(usize, usize, String)],
+    who: &[&str],
+) -> String {
+    let cols: Vec<&str> = heads
+        .iter()
+        .map(String::as_str)
+        .chain(ratios.iter().map(|(_, _, h)| h.as_str()))
+        .collect();
     let mut t = format!(
-        "| figure | {} | {} | {} |\n|---|---|---|---|\n",
-        heads[0], heads[1], heads[2]
+        "| figure | {} |\n|---|{}\n",
+        cols.join(" | "),
+        "---|".repeat(cols.len())
     );
     type Text = dyn Fn(&Case) -> Option<String>;
     type Num = dyn Fn(&Case) -> Option<f64>;
@@ -768,7 +810,7 @@ fn table(rows: &[(Mode, Outcome, Outcome)], heads: [String; 3], who: [&str; 2]) 
             None,
         ),
         (
-            "peer's `loaded` line after `load`",
+            "the peer's `loaded` line after `load`",
             Box::new(|c: &Case| c.edit.to_loaded_line.map(ms)),
             None,
         ),
@@ -790,7 +832,11 @@ fn table(rows: &[(Mode, Outcome, Outcome)], heads: [String; 3], who: [&str; 2]) 
         (
             "CPU time from the edit to the last ACK: server / clients (this process); ratio of the server's",
             Box::new(|c: &Case| cpu_text(&c.edit)),
-            Some(Box::new(|c: &Case| secs(c.edit.cpu_server))),
+            // Compared only for an edit every client ACKed: a server that
+            // never delivered it spent its time on something else.
+            Some(Box::new(|c: &Case| {
+                c.edit.to_last_ack.and(secs(c.edit.cpu_server))
+            })),
         ),
         (
             "server RSS per extra stream",
@@ -823,25 +869,26 @@ fn table(rows: &[(Mode, Outcome, Outcome)], heads: [String; 3], who: [&str; 2]) 
             Some(Box::new(|c: &Case| Some(c.initial_sync.as_secs_f64()))),
         ),
     ];
-    for (mode, a, b) in rows {
+    for (mode, outs) in rows {
         for (label, text, value) in &lines {
-            // A figure neither side has (the peer's line, in a table
-            // without the peer) is left out.
+            // A figure no server has (the peers' line, in a table without
+            // a peer) is left out.
             let has = |o: &Outcome| matches!(o, Outcome::Measured(c) if text(c).is_some());
-            if !has(a) && !has(b) {
+            if !outs.iter().any(has) {
                 continue;
             }
-            let r = match value {
-                Some(v) => ratio(num(a, v.as_ref()), num(b, v.as_ref())),
-                None => "–".into(),
-            };
+            let mut cells: Vec<String> = outs.iter().map(|o| cell(o, text.as_ref())).collect();
+            for (a, b, _) in ratios {
+                cells.push(match (value, outs.get(*a), outs.get(*b)) {
+                    (Some(v), Some(a), Some(b)) => ratio(num(a, v.as_ref()), num(b, v.as_ref())),
+                    _ => "–".into(),
+                });
+            }
             t.push_str(&format!(
-                "| {}: {} | {} | {} | {} |\n",
+                "| {}: {} | {} |\n",
                 mode.label(),
                 label,
-                cell(a, text.as_ref()),
-                cell(b, text.as_ref()),
-                r
+                cells.join(" | ")
             ));
         }
     }
@@ -850,10 +897,10 @@ fn table(rows: &[(Mode, Outcome, Outcome)], heads: [String; 3], who: [&str; 2]) 
 }
 
 /// What was not measured, and why: one line each.
-fn notes(rows: &[(Mode, Outcome, Outcome)], who: [&str; 2]) -> String {
+fn notes(rows: &[Row], who: &[&str]) -> String {
     let mut t = String::new();
-    for (mode, a, b) in rows {
-        for (who, o) in [(who[0], a), (who[1], b)] {
+    for (mode, outs) in rows {
+        for (who, o) in who.iter().zip(outs) {
             let m = mode.label();
             match o {
                 Outcome::Unsupported(msg) => {
@@ -864,6 +911,9 @@ fn notes(rows: &[(Mode, Outcome, Outcome)], who: [&str; 2]) -> String {
                 }
                 Outcome::NotRun(msg) if !msg.is_empty() => {
                     t.push_str(&format!("\n{who}, {m}: not run: {}\n", one_line(msg)))
+                }
+                Outcome::NotBuilt(msg) => {
+                    t.push_str(&format!("\n{who}, {m}: not built: {}\n", one_line(msg)))
                 }
                 _ => {}
             }
@@ -1078,22 +1128,18 @@ fn case_targets(
     }
 }
 
-fn targets(
-    rows: &[(Mode, Outcome, Outcome)],
-    big: &[(Mode, Outcome, Outcome)],
-    split: Option<Split>,
-) -> String {
+fn targets(rows: &[Row], big: &[Row], split: Option<Split>) -> String {
     let mut s = format!(
-        "**Targets** (issue 17): with {} ADS streams on one replica, one TCP connection each, every stream has ACKed a route edit within {} s of the save, and each extra stream costs ≤ {TARGET_KIB_SOTW:.0} KiB resident (SotW) or ≤ {TARGET_KIB_DELTA:.0} KiB (delta). The same targets are shown for the smaller run, beside the comparison with the peer.\n\n",
+        "**Targets** (issue 17): with {} ADS streams on one replica, one TCP connection each, every stream has ACKed a route edit within {} s of the save, and each extra stream costs ≤ {TARGET_KIB_SOTW:.0} KiB resident (SotW) or ≤ {TARGET_KIB_DELTA:.0} KiB (delta). The same targets are shown for the smaller run, beside the comparison with the peers ({NEBUCLOUD_VERSION} the baseline, {RCP_VERSION} context).\n\n",
         thousands(STREAMS_AT_SCALE),
         TARGET_TIME.as_secs()
     );
-    for (mode, ep, small) in big {
-        let base = match small {
-            Outcome::Measured(b) => Some(b.as_ref()),
+    for (mode, outs) in big {
+        let base = match outs.get(1) {
+            Some(Outcome::Measured(b)) => Some(b.as_ref()),
             _ => None,
         };
-        match ep {
+        match &outs[0] {
             Outcome::Measured(c) => case_targets(&mut s, *mode, c, base, split, true),
             other => s.push_str(&format!(
                 "- {}: not measured at scale on edgeplane ({}), so its targets are not known to be met.\n",
@@ -1102,65 +1148,134 @@ fn targets(
             )),
         }
     }
-    for (mode, ep, peer) in rows {
+    for (mode, outs) in rows {
         let m = mode.label();
-        let Outcome::Measured(c) = ep else {
+        let Outcome::Measured(c) = &outs[EP] else {
             s.push_str(&format!(
                 "- {m}: not measured on edgeplane at {} streams ({}).\n",
                 thousands(STREAMS),
-                ep.short()
+                outs[EP].short()
             ));
             continue;
         };
         // Explained above when the run at scale was measured.
         let explained = big
             .iter()
-            .any(|(m, o, _)| m == mode && matches!(o, Outcome::Measured(_)));
+            .any(|(m, o)| m == mode && matches!(o[0], Outcome::Measured(_)));
         case_targets(&mut s, *mode, c, None, split, !explained);
-        let e = &c.edit;
-        match peer {
-            Outcome::Measured(p) => {
-                let verdict = |a: f64, b: f64| if a < b { "**ahead**" } else { "**behind**" };
-                if e
-                    .to_first_received
-                    .zip(p.edit.to_first_received)
-                    .is_some_and(|(a, b)| a > b)
-                {
-                    s.push_str(&format!(
-                        "- {m}: the peer's first client has the edit sooner ({} vs {}): edgeplane's clock includes the file watcher and the reload ({}), the peer's starts with resources already encoded.\n",
-                        p.edit.to_first_received.map(ms).unwrap_or_default(),
-                        e.to_first_received.map(ms).unwrap_or_default(),
-                        e.reload.clone().unwrap_or_else(|| "not reported".into()),
-                    ));
-                }
-                let (a, b) = (
-                    secs(e.to_last_ack).unwrap_or(f64::INFINITY),
-                    secs(p.edit.to_last_ack).unwrap_or(f64::INFINITY),
-                );
-                s.push_str(&format!(
-                    "- {m}: ahead of the peer on time: {} (edgeplane {} from the save vs peer {} from `load`; fan-out alone {} vs {}).\n",
-                    verdict(a, b),
-                    e.to_last_ack.map(ms).unwrap_or_else(|| "–".into()),
-                    p.edit.to_last_ack.map(ms).unwrap_or_else(|| "–".into()),
-                    e.fanout_alone().map(ms).unwrap_or_else(|| "–".into()),
-                    p.edit.fanout_alone().map(ms).unwrap_or_else(|| "–".into()),
-                ));
-                let (a, b) = (c.per_stream_kib(), p.per_stream_kib());
-                s.push_str(&format!(
-                    "- {m}: ahead of the peer on memory per stream: {} ({a:.1} KiB vs {b:.1} KiB). The peer (rust-control-plane 0.1.2, `bench/peer/README.md`) keeps a decoded copy of the snapshot per node id and, on `load`, sets the snapshot node by node under one mutex and re-encodes every response, which is where its time and memory go.\n",
-                    verdict(a, b)
-                ));
-            }
-            Outcome::Unsupported(_) => s.push_str(&format!(
-                "- {m}: ahead of the peer: the peer does not support {m}, so there is no baseline.\n"
-            )),
-            Outcome::Failed(_) => s.push_str(&format!(
-                "- {m}: ahead of the peer: not known, the peer run failed (above).\n"
-            )),
-            Outcome::NotRun(why) => s.push_str(&format!(
-                "- {m}: ahead of the peer: not known, the peer was not run ({why}).\n"
-            )),
-        }
+        peer_verdicts(&mut s, *mode, c, &outs[NEB], NEBUCLOUD);
+        peer_verdicts(&mut s, *mode, c, &outs[RCP_AT], RCP);
     }
     s
+}
+
+/// How a case's every client fared with the edit, as text.
+fn all_acked(c: &Case) -> String {
+    match c.edit.to_last_ack {
+        Some(d) => ms(d),
+        None => format!(
+            "{} of {} ACKed within {:?}",
+            thousands(c.edit.acked),
+            thousands(c.n),
+            EDIT_WITHIN
+        ),
+    }
+}
+
+/// What is known of a peer, for its verdicts: its README, and what the
+/// report says of it beside its figures (`p`: its measured case).
+fn peer_about(who: &str, mode: Mode, p: Option<&Case>) -> String {
+    if who == RCP {
+        return format!(
+            "{RCP_VERSION} is context only (`bench/peer/README.md`): it has no delta (`unimplemented!()`), keeps a decoded copy of the snapshot per node id and re-encodes every response per node, and on `load` sets the snapshot node by node under one mutex, which is where its time and memory go."
+        );
+    }
+    let mut w = format!(
+        "{NEBUCLOUD_VERSION} (`bench/peer-nebucloud/README.md`) shares one encoded copy of each resource between nodes but keeps a snapshot (its name → resource maps) per node id, since its cache has no snapshot for all nodes"
+    );
+    match p {
+        None if mode == Mode::Delta => w.push_str(
+            "; its delta handler takes the clients' explicit wildcard subscription (`*`, the xDS protocol's wildcard name, which the benchmark's clients send) for a resource named `*`, so a wildcard CDS or LDS subscription gets no response (xds-server 0.1.0 `delta.rs`: a stream is wildcard only when its first request subscribes to nothing); and like its SotW it would not push a later change.",
+        ),
+        Some(p) if p.edit.acked == 0 => w.push_str(&format!(
+            "; no {} client received the edit: its ADS service answers requests only and never watches its cache, so a snapshot set after a client's last request reaches no open stream (the crate's `ShardedCache` has watches, but its server does not use them).",
+            mode.label()
+        )),
+        _ => w.push('.'),
+    }
+    w
+}
+
+/// The verdicts of edgeplane's case `c` against a peer's outcome.
+fn peer_verdicts(s: &mut String, mode: Mode, c: &Case, peer: &Outcome, who: &str) {
+    let m = mode.label();
+    let e = &c.edit;
+    match peer {
+        Outcome::Measured(p) => {
+            let verdict = |a: f64, b: f64| {
+                if a.is_infinite() && b.is_infinite() {
+                    "**not known**"
+                } else if a < b {
+                    "**ahead**"
+                } else {
+                    "**behind**"
+                }
+            };
+            if e
+                .to_first_received
+                .zip(p.edit.to_first_received)
+                .is_some_and(|(a, b)| a > b)
+            {
+                s.push_str(&format!(
+                    "- {m}: {who}'s first client has the edit sooner ({} vs {}): edgeplane's clock includes the file watcher and the reload ({}), the peer's starts with resources already encoded.\n",
+                    p.edit.to_first_received.map(ms).unwrap_or_default(),
+                    e.to_first_received.map(ms).unwrap_or_default(),
+                    e.reload.clone().unwrap_or_else(|| "not reported".into()),
+                ));
+            }
+            let (a, b) = (
+                secs(e.to_last_ack).unwrap_or(f64::INFINITY),
+                secs(p.edit.to_last_ack).unwrap_or(f64::INFINITY),
+            );
+            s.push_str(&format!(
+                "- {m}: ahead of {who} on time: {} (edgeplane {} from the save vs {who} {} from `load`; fan-out alone {} vs {}).\n",
+                verdict(a, b),
+                all_acked(c),
+                all_acked(p),
+                e.fanout_alone().map(ms).unwrap_or_else(|| "–".into()),
+                p.edit.fanout_alone().map(ms).unwrap_or_else(|| "–".into()),
+            ));
+            let (a, b) = (c.per_stream_kib(), p.per_stream_kib());
+            s.push_str(&format!(
+                "- {m}: ahead of {who} on memory per stream: {} ({a:.1} KiB vs {b:.1} KiB). {}\n",
+                verdict(a, b),
+                peer_about(who, mode, Some(p))
+            ));
+            let (a, b) = (
+                c.initial_sync.as_secs_f64(),
+                p.initial_sync.as_secs_f64(),
+            );
+            s.push_str(&format!(
+                "- {m}: ahead of {who} on the initial sync: {} ({} vs {}).\n",
+                verdict(a, b),
+                ms(c.initial_sync),
+                ms(p.initial_sync)
+            ));
+        }
+        Outcome::Unsupported(msg) => s.push_str(&format!(
+            "- {m}: ahead of {who}: {who} did not serve {m} here ({}), so there is no baseline. {}\n",
+            one_line(msg),
+            peer_about(who, mode, None)
+        )),
+        Outcome::Failed(_) => s.push_str(&format!(
+            "- {m}: ahead of {who}: not known, the {who} run failed (above).\n"
+        )),
+        Outcome::NotRun(why) => s.push_str(&format!(
+            "- {m}: ahead of {who}: not known, {who} was not run ({why}).\n"
+        )),
+        Outcome::NotBuilt(why) => s.push_str(&format!(
+            "- {m}: ahead of {who}: not known, {who} was not built: {}.\n",
+            one_line(why)
+        )),
+    }
 }

@@ -2,15 +2,15 @@
 //! `bench/REPORT.md`.
 //!
 //! Every figure is printed beside a baseline measured in the same run
-//! (bare prost encoding, Envoy's own filesystem xDS reload, a peer control
-//! plane, a WebSocket client talking to the backend directly, edgeplane's
+//! (bare prost encoding, Envoy's own filesystem xDS reload, two peer
+//! control planes, a WebSocket client talking to the backend directly, edgeplane's
 //! directory source for its etcd source, edgeplane itself at a tenth of the
 //! size for the fan-out's 10,000 streams and the scale section's 100,000
 //! routes), so the ratios mean something on
 //! whatever machine runs it. Nothing here is a test: no figure is asserted;
 //! targets missed are reported, with by how much.
 //!
-//! Run through `scripts/bench` (installs Envoy, builds the peer); plain
+//! Run through `scripts/bench` (installs Envoy, builds the peers); plain
 //! `cargo test --all-targets` builds this file but runs nothing (cargo passes
 //! `--bench` only under `cargo bench`).
 
@@ -42,10 +42,22 @@ pub struct Ctx {
     pub edgeplane_bin: PathBuf,
     /// Envoy: `ENVOY_BIN`, else the project's `.venv/bin/envoy`.
     pub envoy_bin: PathBuf,
-    /// The peer control plane (`bench/peer`), when built.
+    /// The peer control plane (`bench/peer`: rust-control-plane 0.1.2,
+    /// context only), when built.
     pub peer_bin: Option<PathBuf>,
+    /// The stronger peer (`bench/peer-nebucloud`: nebucloud-xds), the one
+    /// the report compares with: built, not built (and why), or not given.
+    pub peer2: PeerBin,
     /// Scratch space, removed at the end.
     pub work: PathBuf,
+}
+
+/// A peer's binary as `scripts/bench` handed it over.
+pub enum PeerBin {
+    Built(PathBuf),
+    /// Its build failed; the reason, as the report prints it.
+    NotBuilt(String),
+    NotGiven,
 }
 
 /// One section of the report.
@@ -107,6 +119,15 @@ fn main() -> Result<()> {
     if let Some(p) = &peer_bin {
         anyhow::ensure!(p.is_file(), "--peer {} does not exist", p.display());
     }
+    let peer2 = match (value("--peer2"), value("--peer2-not-built")) {
+        (Some(p), _) => {
+            let p = PathBuf::from(p);
+            anyhow::ensure!(p.is_file(), "--peer2 {} does not exist", p.display());
+            PeerBin::Built(p)
+        }
+        (None, Some(why)) => PeerBin::NotBuilt(why),
+        (None, None) => PeerBin::NotGiven,
+    };
     let work = std::env::temp_dir().join(format!("edgeplane-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).with_context(|| format!("mkdir {}", work.display()))?;
     let ctx = Ctx {
@@ -114,6 +135,7 @@ fn main() -> Result<()> {
         edgeplane_bin: PathBuf::from(env!("CARGO_BIN_EXE_edgeplane")),
         envoy_bin,
         peer_bin,
+        peer2,
         work: work.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,8 +1,8 @@
 //! Section `memory`: resident memory of `edgeplane serve` at 10,000 routes /
 //! 1,000 upstreams with 100 connected SotW clients that have ACKed
 //! everything, against the same process idle (config loaded, no client) and
-//! the size of the encoded snapshot; the peer with the same clients when
-//! one is given. A diagnostic run with glibc's mmap threshold fixed shows
+//! the size of the encoded snapshot; the peers (nebucloud-xds, then
+//! rust-control-plane as context) with the same clients when given. A diagnostic run with glibc's mmap threshold fixed shows
 //! how much of the per-stream figure is freed memory the allocator keeps.
 
 use std::path::Path;
@@ -16,8 +16,10 @@ use crate::adsclient::{Expect, Fleet, Mode};
 use crate::fanout::thousands;
 use crate::r#gen::{self, Shape};
 use crate::procs::{self, mib, ms};
-use crate::servers::{self, Edgeplane, Peer, Server};
-use crate::{Ctx, Section};
+use crate::servers::{
+    self, Edgeplane, NEBUCLOUD, NEBUCLOUD_VERSION, Peer, RCP, RCP_VERSION, Server,
+};
+use crate::{Ctx, PeerBin, Section};
 
 const TARGET_MIB: f64 = 100.0;
 const READY_WITHIN: Duration = Duration::from_secs(300);
@@ -75,6 +77,7 @@ async fn measure_edgeplane(
 }
 
 async fn measure_peer(
+    name: &'static str,
     bin: &Path,
     base: &Path,
     snapshot: &edgeplane::snapshot::ProxySnapshot,
@@ -83,8 +86,14 @@ async fn measure_peer(
 ) -> Result<Mem> {
     let file = base.join("resources.pb");
     servers::write_resources_file(&file, snapshot)?;
-    let mut peer = Peer::start(bin, &file, base.join("peer.log")).await?;
+    let mut peer = Peer::start(name, bin, &file, base.join(format!("{name}.log"))).await?;
     with_clients(&mut peer, n, expect).await
+}
+
+/// A peer's run in this section: measured (or failed), or why not run.
+enum PeerRun {
+    Ran(Result<Mem>),
+    NotRun(String),
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Section> {
@@ -121,13 +130,35 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         &expect,
     )
     .await;
-    let peer: Option<Result<Mem>> = match &ctx.peer_bin {
-        None => None,
-        Some(bin) => {
-            eprintln!("   memory: peer, {n} SotW streams");
-            Some(measure_peer(bin, &base, &snapshot, n, &expect).await)
-        }
-    };
+    let bins = [
+        (
+            NEBUCLOUD,
+            match &ctx.peer2 {
+                PeerBin::Built(b) => Ok(b.clone()),
+                PeerBin::NotBuilt(why) => Err(format!("not built: {why}")),
+                PeerBin::NotGiven => Err("not run (no `--peer2`)".to_string()),
+            },
+        ),
+        (
+            RCP,
+            ctx.peer_bin
+                .clone()
+                .ok_or_else(|| "not run (no `--peer`)".to_string()),
+        ),
+    ];
+    let mut peers = Vec::new();
+    for (name, bin) in bins {
+        peers.push((
+            name,
+            match bin {
+                Ok(bin) => {
+                    eprintln!("   memory: {name}, {n} SotW streams");
+                    PeerRun::Ran(measure_peer(name, &bin, &base, &snapshot, n, &expect).await)
+                }
+                Err(why) => PeerRun::NotRun(why),
+            },
+        ));
+    }
 
     let rf = |a: f64, b: f64| {
         if b > 0.0 {
@@ -200,45 +231,56 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
             failed(e)
         )),
     }
-    match &peer {
-        None => {
-            body.push_str("| peer VmRSS with the same clients | not run (no `--peer`) | – | – |\n")
-        }
-        Some(Err(e)) => body.push_str(&format!(
-            "| peer VmRSS with the same clients | failed: {} | – | – |\n",
-            failed(e)
-        )),
-        Some(Ok(p)) => {
-            body.push_str(&format!(
-                "| edgeplane VmRSS with {n} streams vs the peer's | {} | peer {} (idle {}) | {} |\n",
-                mib(ep.streams),
-                mib(p.streams),
-                mib(p.idle),
-                r(ep.streams, p.streams)
-            ));
-            body.push_str(&format!(
-                "| edgeplane VmHWM vs the peer's | {} | peer {} (idle {}) | {} |\n",
-                mib(ep.hwm),
-                mib(p.hwm),
-                mib(p.idle_hwm),
-                r(ep.hwm, p.hwm)
-            ));
-            body.push_str(&format!(
-                "| RSS per extra stream vs the peer's | {:.1} KiB | peer {:.1} KiB | {} |\n",
-                ep.per_stream(n),
-                p.per_stream(n),
-                rf(ep.per_stream(n), p.per_stream(n))
-            ));
-            body.push_str(&format!(
-                "| first connect → all {n} ACKed everything vs the peer | {} | peer {} | {} |\n",
-                ms(ep.sync),
-                ms(p.sync),
-                rf(ep.sync.as_secs_f64(), p.sync.as_secs_f64())
-            ));
+    for (who, run) in &peers {
+        match run {
+            PeerRun::NotRun(why) => body.push_str(&format!(
+                "| {who} VmRSS with the same clients | {} | – | – |\n",
+                why.replace('|', "/")
+            )),
+            PeerRun::Ran(Err(e)) => body.push_str(&format!(
+                "| {who} VmRSS with the same clients | failed: {} | – | – |\n",
+                failed(e)
+            )),
+            PeerRun::Ran(Ok(p)) => {
+                body.push_str(&format!(
+                    "| edgeplane VmRSS with {n} streams vs {who}'s | {} | {who} {} (idle {}) | {} |\n",
+                    mib(ep.streams),
+                    mib(p.streams),
+                    mib(p.idle),
+                    r(ep.streams, p.streams)
+                ));
+                body.push_str(&format!(
+                    "| edgeplane VmHWM vs {who}'s | {} | {who} {} (idle {}) | {} |\n",
+                    mib(ep.hwm),
+                    mib(p.hwm),
+                    mib(p.idle_hwm),
+                    r(ep.hwm, p.hwm)
+                ));
+                body.push_str(&format!(
+                    "| RSS per extra stream vs {who}'s | {:.1} KiB | {who} {:.1} KiB | {} |\n",
+                    ep.per_stream(n),
+                    p.per_stream(n),
+                    rf(ep.per_stream(n), p.per_stream(n))
+                ));
+                body.push_str(&format!(
+                    "| first connect → all {n} ACKed everything vs {who} | {} | {who} {} | {} |\n",
+                    ms(ep.sync),
+                    ms(p.sync),
+                    rf(ep.sync.as_secs_f64(), p.sync.as_secs_f64())
+                ));
+            }
         }
     }
-    if let Some(Ok(_)) = &peer {
-        body.push_str("\nThe peer (`bench/peer`, rust-control-plane 0.1.2) keeps its own decoded copy of the snapshot for every node id (its cache takes a snapshot by value per node; see `bench/peer/README.md`), so its memory grows with config size × clients.\n");
+    let ran = |who: &str| {
+        peers
+            .iter()
+            .any(|(w, r)| *w == who && matches!(r, PeerRun::Ran(Ok(_))))
+    };
+    if ran(NEBUCLOUD) {
+        body.push_str(&format!("\nThe baseline peer, {NEBUCLOUD_VERSION} (`bench/peer-nebucloud`), serves the file's encoded resources as they are, one copy shared by all nodes, but its cache holds a snapshot (name → resource maps) per node id.\n"));
+    }
+    if ran(RCP) {
+        body.push_str(&format!("\n{RCP_VERSION} (`bench/peer`, context) keeps its own decoded copy of the snapshot for every node id (its cache takes a snapshot by value per node; see `bench/peer/README.md`), so its memory grows with config size × clients.\n"));
     }
 
     body.push_str("\n**Target** ≤ 100 MiB resident");

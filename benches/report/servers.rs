@@ -1,6 +1,7 @@
 //! The xDS servers the `fanout` and `memory` sections measure, as separate
 //! processes on loopback: `edgeplane serve` on a manifests directory, and
-//! the peer control plane (`bench/peer`) on a file of encoded resources.
+//! the peer control planes (`bench/peer`, `bench/peer-nebucloud`) on a file
+//! of encoded resources.
 //! Both are killed on drop; every wait is bounded by a deadline.
 //!
 //! Also: the resources file the peer reads (built from edgeplane's own
@@ -114,8 +115,8 @@ impl Drop for Guard {
 /// Either server as the `fanout` and `memory` sections measure it: its
 /// process and the port its ADS clients connect to.
 pub trait Server {
-    /// `edgeplane` or `peer`, for messages.
-    const NAME: &'static str;
+    /// `edgeplane` or the peer's name, for messages.
+    fn name(&self) -> &'static str;
     fn pid(&self) -> u32;
     fn xds_port(&self) -> u16;
     /// Fails when the process has exited.
@@ -123,12 +124,12 @@ pub trait Server {
 
     /// Its VmRSS (KiB).
     fn rss_kib(&self) -> Result<u64> {
-        procs::rss_kib(self.pid()).with_context(|| format!("{} VmRSS", Self::NAME))
+        procs::rss_kib(self.pid()).with_context(|| format!("{} VmRSS", self.name()))
     }
 
     /// Its VmHWM (KiB).
     fn hwm_kib(&self) -> Result<u64> {
-        procs::hwm_kib(self.pid()).with_context(|| format!("{} VmHWM", Self::NAME))
+        procs::hwm_kib(self.pid()).with_context(|| format!("{} VmHWM", self.name()))
     }
 }
 
@@ -297,7 +298,9 @@ impl Edgeplane {
 }
 
 impl Server for Edgeplane {
-    const NAME: &'static str = "edgeplane";
+    fn name(&self) -> &'static str {
+        "edgeplane"
+    }
 
     fn pid(&self) -> u32 {
         self.pid
@@ -308,15 +311,25 @@ impl Server for Edgeplane {
     }
 
     fn check_alive(&mut self) -> Result<()> {
-        self.child.check_alive(Self::NAME, &self.log)
+        self.child.check_alive("edgeplane", &self.log)
     }
 }
 
-// === the peer ===
+// === the peers ===
 
-/// The peer control plane: `peer --listen 127.0.0.1:PORT --resources FILE`,
-/// `listening` on stdout when ready; `load FILE` on stdin → `loaded <v>`.
+/// The peers, as the report names them: the baseline the text compares
+/// with (`bench/peer-nebucloud`), and the weaker one kept as context
+/// (`bench/peer`).
+pub const NEBUCLOUD: &str = "nebucloud-xds";
+pub const NEBUCLOUD_VERSION: &str = "nebucloud-xds 0.1.0";
+pub const RCP: &str = "rust-control-plane";
+pub const RCP_VERSION: &str = "rust-control-plane 0.1.2";
+
+/// A peer control plane (`bench/peer`, `bench/peer-nebucloud`: the same
+/// contract): `BIN --listen 127.0.0.1:PORT --resources FILE`, `listening`
+/// on stdout when ready; `load FILE` on stdin → `loaded <v>`.
 pub struct Peer {
+    name: &'static str,
     child: Guard,
     pid: u32,
     port: u16,
@@ -326,7 +339,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub async fn start(bin: &Path, resources: &Path, log: PathBuf) -> Result<Peer> {
+    /// Starts `bin`; `name` is the peer's in messages.
+    pub async fn start(
+        name: &'static str,
+        bin: &Path,
+        resources: &Path,
+        log: PathBuf,
+    ) -> Result<Peer> {
         let port = free_port()?;
         let logf =
             std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
@@ -340,11 +359,12 @@ impl Peer {
             .stderr(logf)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("start the peer {}", bin.display()))?;
-        let pid = child.id().context("peer has no pid")?;
+            .with_context(|| format!("start the peer {name} ({})", bin.display()))?;
+        let pid = child.id().with_context(|| format!("{name} has no pid"))?;
         let stdin = child.stdin.take().context("peer stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("peer stdout")?);
         let mut peer = Peer {
+            name,
             child: Guard(child),
             pid,
             port,
@@ -363,12 +383,13 @@ impl Peer {
             let mut line = String::new();
             let n = tokio::time::timeout_at(end, self.stdout.read_line(&mut line))
                 .await
-                .with_context(|| format!("peer printed no `{prefix}` within {within:?}"))?
+                .with_context(|| format!("{} printed no `{prefix}` within {within:?}", self.name))?
                 .context("read the peer's stdout")?;
             if n == 0 {
                 let status = self.child.0.try_wait().ok().flatten();
                 bail!(
-                    "peer closed stdout before `{prefix}` (exit: {status:?}); log tail:\n{}",
+                    "{} closed stdout before `{prefix}` (exit: {status:?}); log tail:\n{}",
+                    self.name,
                     log_tail(&self.log)
                 );
             }
@@ -395,7 +416,9 @@ impl Peer {
 }
 
 impl Server for Peer {
-    const NAME: &'static str = "peer";
+    fn name(&self) -> &'static str {
+        self.name
+    }
 
     fn pid(&self) -> u32 {
         self.pid
@@ -406,7 +429,7 @@ impl Server for Peer {
     }
 
     fn check_alive(&mut self) -> Result<()> {
-        self.child.check_alive(Self::NAME, &self.log)
+        self.child.check_alive(self.name, &self.log)
     }
 }
 

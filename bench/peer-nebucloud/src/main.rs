@@ -1,0 +1,169 @@
+//! `peer-nebucloud`: the published `nebucloud-xds` crate (its
+//! `ShardedCache` and its ADS service, SotW and delta) serving one snapshot
+//! to every node, for edgeplane's fan-out benchmark. The same command-line
+//! contract as `bench/peer`; see README.md.
+//!
+//! ```text
+//! peer-nebucloud --listen 127.0.0.1:PORT --resources FILE
+//! stdout: "listening" once the socket accepts connections
+//! stdin:  "load FILE" → "loaded <generation>"; EOF, SIGTERM or SIGINT → exit 0
+//! ```
+
+mod nodes;
+mod resources;
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use nebucloud_xds::cache::{ShardedCache, Snapshot};
+use nebucloud_xds::core::ResourceRegistry;
+use nebucloud_xds::server::services::AdsService;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::nodes::{NodeHook, Nodes};
+use crate::resources::Versions;
+
+const USAGE: &str = "usage: peer-nebucloud --listen 127.0.0.1:PORT --resources FILE";
+
+struct Args {
+    listen: SocketAddr,
+    resources: PathBuf,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut listen = None;
+    let mut resources = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--listen" => listen = Some(it.next().context("--listen needs ADDR:PORT")?),
+            "--resources" => resources = Some(it.next().context("--resources needs FILE")?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} ({USAGE})"),
+        }
+    }
+    let listen: SocketAddr = listen
+        .context("--listen is required")?
+        .parse()
+        .context("--listen: not an ADDR:PORT")?;
+    anyhow::ensure!(
+        listen.ip().is_loopback(),
+        "--listen {listen}: the benchmark peer serves on loopback only"
+    );
+    Ok(Args {
+        listen,
+        resources: resources.context("--resources is required")?.into(),
+    })
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A harness that went away is not our problem; EOF on stdin ends us.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn build(versions: &mut Versions, path: &Path) -> Result<(Snapshot, u64)> {
+    Ok(versions.next(resources::read(path)?))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = parse_args()?;
+    let mut versions = Versions::default();
+    let (snapshot, _) = build(&mut versions, &args.resources)?;
+
+    let cache = Arc::new(ShardedCache::new());
+    let nodes = Arc::new(Nodes::new(cache.clone(), snapshot));
+    // The crate's ADS service as `XdsServer` builds it (`AdsService::new`:
+    // SotW and delta), with its registry of Envoy types.
+    let ads = AdsService::new(cache, Arc::new(ResourceRegistry::with_envoy_types()));
+    let ads = NodeHook::new(ads.into_service(), nodes.clone());
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    // The transport settings the crate's `XdsServer` applies by default
+    // (its router is private, so they are set here): HTTP/2 keepalive every
+    // 30 s with a 10 s timeout, at most 100 concurrent requests per
+    // connection. tonic 0.12's defaults otherwise, one TCP listener.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .concurrency_limit_per_connection(100)
+        .add_service(ads)
+        .serve_with_incoming(incoming);
+    let mut server = tokio::spawn(server);
+    say("listening");
+
+    // stdin on a plain thread: tokio's stdin would keep the runtime from
+    // shutting down while a read is pending.
+    let (line_tx, mut lines) = mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some(line) = line else { break };
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                match line.split_once(' ') {
+                    Some(("load", file)) => match build(&mut versions, Path::new(file.trim())) {
+                        Ok((snapshot, generation)) => {
+                            let nodes = nodes.clone();
+                            // Synchronous work (a snapshot per known node):
+                            // off the runtime's worker threads.
+                            let set = tokio::task::spawn_blocking(move || nodes.replace(snapshot)).await;
+                            match set {
+                                Ok(_) => say(&format!("loaded {generation}")),
+                                Err(e) => {
+                                    eprintln!("peer-nebucloud: load {file}: {e}");
+                                    say(&format!("error {e}"));
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("peer-nebucloud: load {file}: {e:#}");
+                            say(&format!("error {e:#}"));
+                        }
+                    },
+                    _ => {
+                        eprintln!("peer-nebucloud: unknown command {line:?} (want: load FILE)");
+                        say("error unknown command");
+                    }
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            r = &mut server => {
+                match r {
+                    Ok(Ok(())) => bail!("gRPC server stopped"),
+                    Ok(Err(e)) => return Err(e).context("gRPC server"),
+                    Err(e) => return Err(e).context("gRPC server task"),
+                }
+            }
+        }
+    }
+    // Open streams and the stdin thread end with the process.
+    std::process::exit(0)
+}
