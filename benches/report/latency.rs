@@ -430,7 +430,7 @@ fn render(rows: &[Row]) -> String {
         PROBE_EVERY.as_millis(),
     ));
     s.push_str(&format!(
-        "edgeplane's watcher debounces file events (defaults of `source::watch::Debounce`, read from the library): once a save is visibly complete (a manifest renamed into place, as here, or closed by its writer) it reloads after {} ms without further events; writes it cannot see finish wait for {} ms of quiet; never more than {} ms after the first event. `edgeplane serve` has no flag to change these (only `--poll-interval`, which adds periodic re-reads), so the figures are with the defaults and include that {} ms quiet period.\n\n",
+        "edgeplane's watcher (defaults of `source::watch::Debounce`, read from the library): once a save is visibly complete (a manifest renamed into place, as here, or closed by its writer) the reload starts at once and is published unless another file event came while it was built (then the load after {} ms without further events publishes, so a multi-file save is one change); writes it cannot see finish wait for {} ms of quiet; never more than {} ms after the first event. `edgeplane serve` has no flag to change these (only `--poll-interval`, which adds periodic re-reads), so the figures are with the defaults; the edits here are single saves, each started at once (no {} ms wait).\n\n",
         d.quiet_complete.as_millis(),
         d.quiet.as_millis(),
         d.max_delay.as_millis(),
@@ -514,15 +514,12 @@ fn render(rows: &[Row]) -> String {
     // A large unexplained remainder at a size whose RouteConfiguration is
     // just over one loopback TCP segment points at the socket, not the
     // pipeline.
-    let quiet = Debounce::default().quiet_complete;
     for r in rows {
         let extra = r.p(true, 50.0).saturating_sub(r.p(false, 50.0));
-        let rest = extra
-            .saturating_sub(quiet)
-            .saturating_sub(r.reload_p50().unwrap_or_default());
+        let rest = extra.saturating_sub(r.reload_p50().unwrap_or_default());
         if rest >= Duration::from_millis(30) {
             s.push_str(&format!(
-                "\nAt {} routes ({}) the median carries {} that neither the debounce nor edgeplane's reload explains. That is the size of Linux's delayed ACK (40 ms minimum) and consistent with Nagle's algorithm holding the last partial TCP segment of each ADS response until Envoy acknowledges the first: edgeplane accepts xDS connections through `tonic::transport::Server::serve_with_incoming`, which ignores `Server::tcp_nodelay`, so its sockets run without TCP_NODELAY. A run with `EDGEPLANE_BENCH_RUST_LOG=info,edgeplane=debug EDGEPLANE_BENCH_KEEP_LOGS=DIR` shows the gap between each `push` and its `ACK` in edgeplane's log.\n",
+                "\nAt {} routes ({}) the median carries {} that edgeplane's reload does not explain. That is the size of Linux's delayed ACK (40 ms minimum) and consistent with Nagle's algorithm holding the last partial TCP segment of each ADS response until Envoy acknowledges the first: edgeplane accepts xDS connections through `tonic::transport::Server::serve_with_incoming`, which ignores `Server::tcp_nodelay`, so its sockets run without TCP_NODELAY. A run with `EDGEPLANE_BENCH_RUST_LOG=info,edgeplane=debug EDGEPLANE_BENCH_KEEP_LOGS=DIR` shows the gap between each `push` and its `ACK` in edgeplane's log.\n",
                 r.routes,
                 r.layout(),
                 ms(rest)
@@ -536,18 +533,16 @@ fn verdict_ratio(ratio: f64, r: &Row, q: f64) -> String {
     if ratio <= TARGET_RATIO {
         return format!("{ratio:.2}×: **met** (≤ {TARGET_RATIO}×).");
     }
-    // Where the extra time goes: the debounce quiet period is a floor; the
-    // rest is edgeplane's reload plus the ADS push on top of Envoy's apply.
-    let quiet = Debounce::default().quiet_complete;
+    // Where the extra time goes: edgeplane's reload (started at the save,
+    // no quiet period before it) plus the ADS push on top of Envoy's apply.
     let extra = r.p(true, q).saturating_sub(r.p(false, q));
     let reload = r.reload_p50().unwrap_or_default();
-    let rest = extra.saturating_sub(quiet).saturating_sub(reload);
+    let rest = extra.saturating_sub(reload);
     format!(
-        "**missed**: {ratio:.2}× against ≤ {TARGET_RATIO}× ({} slower than the file reload, {:.0} % over the allowed {}). Of the difference, {} ms is the watcher's quiet period and {} edgeplane's reload (its own median; every reload re-parses the routes of the edited file whose text changed, validates the whole configuration and translates it, encoding only the routes that differ from the last translation's); the remaining {} is event delivery, the ADS push of the whole RouteConfiguration (against a local file read) and scheduling, on {} cores shared by both Envoys, edgeplane and the probe.",
+        "**missed**: {ratio:.2}× against ≤ {TARGET_RATIO}× ({} slower than the file reload, {:.0} % over the allowed {}). Of the difference, {} is edgeplane's reload (its own median; every reload re-parses the routes of the edited file whose text changed, validates the whole configuration and translates it, encoding only the routes that differ from the last translation's); the remaining {} is event delivery, the ADS push of the whole RouteConfiguration (against a local file read) and scheduling, on {} cores shared by both Envoys, edgeplane and the probe.",
         ms(extra),
         100.0 * (ratio / TARGET_RATIO - 1.0),
         ms(r.p(false, q).mul_f64(TARGET_RATIO)),
-        quiet.as_millis(),
         ms(reload),
         ms(rest),
         std::thread::available_parallelism().map_or(0, |n| n.get()),

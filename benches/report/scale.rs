@@ -893,7 +893,7 @@ fn why(r: &Row, base: Option<(&Size, &Row)>) -> String {
     if let (Some(e), Some(f)) = (Row::p50(&r.ep), Row::p50(&r.file)) {
         let reload = Row::p50(&r.reload).unwrap_or_default();
         w.push_str(&format!(
-            "and a one-route edit is served in {} (p50), of which edgeplane's reload is {}{} and Envoy's own reload of the same {} RouteConfiguration from a file takes {}; the remaining {} is the watcher's quiet period ({} ms), the push of the whole RouteConfiguration over ADS (against a local file read) and scheduling on the shared cores",
+            "and a one-route edit is served in {} (p50), of which edgeplane's reload is {}{} and Envoy's own reload of the same {} RouteConfiguration from a file takes {}; the remaining {} is the event's delivery (the reload starts at the save), the push of the whole RouteConfiguration over ADS (against a local file read) and scheduling on the shared cores",
             ms(e),
             ms(reload),
             r.last_reload
@@ -903,9 +903,6 @@ fn why(r: &Row, base: Option<(&Size, &Row)>) -> String {
             mib_bytes(r.rc_bytes),
             ms(f),
             ms(e.saturating_sub(reload).saturating_sub(f)),
-            edgeplane::source::watch::Debounce::default()
-                .quiet_complete
-                .as_millis(),
         ));
     }
     if let Some((sz, b)) = base

@@ -18,3 +18,20 @@ pub fn release_free_memory() {
         }
     }
 }
+
+/// `release_free_memory` on the blocking pool, not awaited: the trim walks
+/// every arena (milliseconds on a large heap), and the next load, which an
+/// edit may start the moment this one is published, must not wait for it.
+/// One at a time: while one runs, another is not started (it would find
+/// little more to return).
+pub fn release_free_memory_soon() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+    if RUNNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::task::spawn_blocking(|| {
+        release_free_memory();
+        RUNNING.store(false, Ordering::Release);
+    });
+}

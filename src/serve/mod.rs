@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use self::metrics::Metrics;
 use self::reload::Input;
 use crate::snapshot::Snapshot;
-use crate::source::watch::{Debounce, watch_dir};
+use crate::source::watch::{Debounce, Trigger, watch_dir};
 use crate::status::api::status_service_server::StatusServiceServer;
 use crate::status::{SourceConnection, SourceInfo, State};
 use crate::xds::registry::Registry;
@@ -153,14 +153,35 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let watcher = match started {
         Started::Dir(dir, dir_watch) => {
             metrics.set_source(true, 0);
-            reload::reload_guarded(Input::Dir(dir.clone()), &mut loader, &publisher).await;
+            let activity = dir_watch.activity();
+            // The event count when the last read began: a trigger for
+            // nothing newer (the events a read already saw) reads nothing new.
+            let mut read_at = activity.count();
+            reload::reload_guarded(Input::Dir(dir.clone()), &mut loader, &publisher, None).await;
             loads_tx.send_modify(|n| *n += 1);
             let (reload_tx, mut reload_rx) = mpsc::channel(1);
             let watcher = tokio::spawn(dir_watch.run(reload_tx));
             tokio::spawn(async move {
-                while reload_rx.recv().await.is_some() {
-                    reload::reload_guarded(Input::Dir(dir.clone()), &mut loader, &publisher).await;
-                    loads_tx.send_modify(|n| *n += 1);
+                while let Some(trigger) = reload_rx.recv().await {
+                    let now = activity.count();
+                    if trigger != Trigger::Forced && now == read_at {
+                        continue;
+                    }
+                    read_at = now;
+                    let early = (trigger == Trigger::Early).then(|| reload::Early {
+                        activity: activity.clone(),
+                        read_at: now,
+                    });
+                    if reload::reload_guarded(
+                        Input::Dir(dir.clone()),
+                        &mut loader,
+                        &publisher,
+                        early,
+                    )
+                    .await
+                    {
+                        loads_tx.send_modify(|n| *n += 1);
+                    }
                 }
             });
             watcher
@@ -227,7 +248,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                 while updates_rx.changed().await.is_ok() {
                     let update = updates_rx.borrow_and_update().clone();
                     if let Some(u) = update {
-                        reload::reload_guarded(Input::Etcd(u), &mut loader, &publisher).await;
+                        reload::reload_guarded(Input::Etcd(u), &mut loader, &publisher, None).await;
                         loads_tx.send_modify(|n| *n += 1);
                     }
                 }

@@ -53,7 +53,22 @@ pub(super) enum Input {
 
 /// Loads the manifests once and publishes the snapshot if it is valid and
 /// different from the one served.
-pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publisher) {
+/// A load started early (`watch::Trigger::Early`): it publishes only if no
+/// file event came after `read_at` while it read and built.
+pub(super) struct Early {
+    pub activity: crate::source::watch::Activity,
+    pub read_at: u64,
+}
+
+/// Reads, builds and publishes; false when the load was early and
+/// superseded (more events came: the settled trigger reads again), which
+/// then changed nothing served or shown.
+pub(super) async fn reload(
+    input: Input,
+    loader: &mut Loader,
+    publish: &Publisher,
+    early: Option<Early>,
+) -> bool {
     let Publisher {
         snapshots: snap_tx,
         state,
@@ -112,10 +127,21 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
             };
             metrics.record_panic();
             tracing::error!(error = %e, "manifest load panicked; the served config and every resource's last accepted version are kept");
-            return;
+            return true;
         }
     };
     *loader = l;
+    if let Some(e) = early
+        && e.activity.count() != e.read_at
+    {
+        // Its caches keep what it read and parsed (content-keyed: the next
+        // load reuses them); what it built is dropped unpublished.
+        tracing::debug!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "early load superseded by more file events; the settled load publishes"
+        );
+        return false;
+    }
     if let (Some(tx), Some(a)) = (accepted_tx, accepted)
         && load.snapshot.is_some()
     {
@@ -192,7 +218,7 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
                 "nothing is served until the manifests are valid"
             }
         );
-        return;
+        return true;
     };
     let generation = snapshot.generation();
     let mut previous = None;
@@ -250,6 +276,7 @@ pub(super) async fn reload(input: Input, loader: &mut Loader, publish: &Publishe
         tracing::debug!(%generation, "manifests changed nothing that is served; no push");
     }
     explain_served(built, generation.to_string(), state).await;
+    true
 }
 
 /// The documents of `u` this load accepted and serves as they are in the
@@ -289,15 +316,25 @@ fn accepted_of(u: &crate::source::etcd::Update, load: &reconcile::Reconciled) ->
 
 /// `reload`, surviving a panic in its async part too (publishing,
 /// reporting): the loader is then already the new one, so nothing is
-/// lost; the panic is logged and counted, and the loop goes on.
-pub(super) async fn reload_guarded(input: Input, loader: &mut Loader, publish: &Publisher) {
+/// lost; the panic is logged and counted, and the loop goes on. False
+/// only for an early load that was superseded (see `reload`).
+pub(super) async fn reload_guarded(
+    input: Input,
+    loader: &mut Loader,
+    publish: &Publisher,
+    early: Option<Early>,
+) -> bool {
     use futures_util::FutureExt;
-    let r = std::panic::AssertUnwindSafe(reload(input, loader, publish))
+    let r = std::panic::AssertUnwindSafe(reload(input, loader, publish, early))
         .catch_unwind()
         .await;
-    if r.is_err() {
-        publish.metrics.record_panic();
-        tracing::error!("publishing a load panicked; serving on");
+    match r {
+        Ok(counted) => counted,
+        Err(_) => {
+            publish.metrics.record_panic();
+            tracing::error!("publishing a load panicked; serving on");
+            true
+        }
     }
 }
 
@@ -313,7 +350,7 @@ async fn explain_served(
     let job = tokio::task::spawn_blocking(move || {
         // The tables need the listeners and the routes only: the clusters
         // (one per Upstream) and secrets are let go now.
-        let kept = built.map(|(output, model)| {
+        built.map(|(output, model)| {
             let slim: crate::translate::Output = output
                 .iter()
                 .map(|(proxy, res)| {
@@ -327,9 +364,7 @@ async fn explain_served(
                 .collect();
             drop(output);
             (Arc::new(slim), model)
-        });
-        super::memory::release_free_memory();
-        kept
+        })
     });
     match job.await {
         Ok(Some(kept)) => {
@@ -338,6 +373,7 @@ async fn explain_served(
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "keeping the served routes panicked"),
     }
+    super::memory::release_free_memory_soon();
 }
 
 #[cfg(test)]
@@ -399,14 +435,14 @@ mod tests {
         write("vs.yaml", &vs("/one"));
         let p = publisher();
         let mut loader = Loader::default();
-        reload(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
+        reload(Input::Dir(dir.path().to_path_buf()), &mut loader, &p, None).await;
         let good = p.snapshots.borrow().clone().expect("first load publishes");
         assert!(!good.proxies.is_empty());
 
         // An edit whose load panics: nothing changes, the panic is counted.
         write("vs.yaml", &vs("/two"));
         test_hook::PANIC_IN_NEXT_LOAD.store(true, Ordering::SeqCst);
-        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
+        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p, None).await;
         assert_eq!(p.snapshots.borrow().as_deref(), Some(&*good));
         assert!(
             p.metrics
@@ -419,7 +455,7 @@ mod tests {
         // Now the VirtualService is broken: its last accepted version (from
         // before the panic) is still the one served.
         write("vs.yaml", &vs("/two").replace("upstream:", "upstreamm:"));
-        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
+        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p, None).await;
         let now = p.snapshots.borrow().clone().expect("still serving");
         assert_eq!(
             &*now, &*good,
@@ -439,7 +475,7 @@ mod tests {
 
         // And a good edit after all that publishes.
         write("vs.yaml", &vs("/three"));
-        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p).await;
+        reload_guarded(Input::Dir(dir.path().to_path_buf()), &mut loader, &p, None).await;
         assert_ne!(p.snapshots.borrow().as_deref(), Some(&*good));
     }
 }
