@@ -453,6 +453,21 @@ mod tests {
         }
     }
 
+    /// `n` completed saves 2 ms apart, then silence (the sender kept open).
+    fn saves_every_2ms(tx: mpsc::UnboundedSender<Seen>, n: usize) {
+        tokio::spawn(async move {
+            for _ in 0..n {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let _ = tx.send(Seen {
+                    change: true,
+                    complete: true,
+                    ..Seen::default()
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+    }
+
     #[test]
     fn events_are_classified() {
         use notify::event::{CreateKind, DataChange};
@@ -509,17 +524,7 @@ mod tests {
         // A burst after the completed save is still gathered: each event
         // restarts the (short) quiet period.
         let start = Instant::now();
-        tokio::spawn(async move {
-            for _ in 0..3 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                let _ = tx.send(Seen {
-                    change: true,
-                    complete: true,
-                    ..Seen::default()
-                });
-            }
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        });
+        saves_every_2ms(tx, 3);
         assert!(settle(&mut rx, &d, &mut w, true, None).await);
         assert_eq!(start.elapsed(), Duration::from_millis(6) + d.quiet_complete);
     }
@@ -578,17 +583,7 @@ mod tests {
         let (out, mut triggers) = mpsc::channel(1);
         let d = Debounce::default();
         let mut w = Writers::default();
-        tokio::spawn(async move {
-            for _ in 0..10 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                let _ = tx.send(Seen {
-                    change: true,
-                    complete: true,
-                    ..Seen::default()
-                });
-            }
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        });
+        saves_every_2ms(tx, 10);
         let settled =
             tokio::spawn(async move { settle(&mut rx, &d, &mut w, true, Some(&out)).await });
         let mut early = 0;
