@@ -9,12 +9,12 @@
 //! stdin:  "load FILE" → "loaded <generation>"; EOF, SIGTERM or SIGINT → exit 0
 //! ```
 
+#[path = "../../peer-common/common.rs"]
+mod common;
 mod nodes;
 mod resources;
 
-use std::io::{BufRead, Write};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,53 +23,10 @@ use nebucloud_xds::cache::{ShardedCache, Snapshot};
 use nebucloud_xds::core::ResourceRegistry;
 use nebucloud_xds::server::services::AdsService;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
 
+use crate::common::{parse_args, say, stdin_lines};
 use crate::nodes::{NodeHook, Nodes};
 use crate::resources::Versions;
-
-const USAGE: &str = "usage: peer-nebucloud --listen 127.0.0.1:PORT --resources FILE";
-
-struct Args {
-    listen: SocketAddr,
-    resources: PathBuf,
-}
-
-fn parse_args() -> Result<Args> {
-    let mut listen = None;
-    let mut resources = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--listen" => listen = Some(it.next().context("--listen needs ADDR:PORT")?),
-            "--resources" => resources = Some(it.next().context("--resources needs FILE")?),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?} ({USAGE})"),
-        }
-    }
-    let listen: SocketAddr = listen
-        .context("--listen is required")?
-        .parse()
-        .context("--listen: not an ADDR:PORT")?;
-    anyhow::ensure!(
-        listen.ip().is_loopback(),
-        "--listen {listen}: the benchmark peer serves on loopback only"
-    );
-    Ok(Args {
-        listen,
-        resources: resources.context("--resources is required")?.into(),
-    })
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    // A harness that went away is not our problem; EOF on stdin ends us.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 fn build(versions: &mut Versions, path: &Path) -> Result<(Snapshot, u64)> {
     Ok(versions.next(resources::read(path)?))
@@ -77,7 +34,7 @@ fn build(versions: &mut Versions, path: &Path) -> Result<(Snapshot, u64)> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args = parse_args()?;
+    let args = parse_args("peer-nebucloud")?;
     let mut versions = Versions::default();
     let (snapshot, _) = build(&mut versions, &args.resources)?;
 
@@ -105,17 +62,7 @@ async fn main() -> Result<()> {
     let mut server = tokio::spawn(server);
     say("listening");
 
-    // stdin on a plain thread: tokio's stdin would keep the runtime from
-    // shutting down while a read is pending.
-    let (line_tx, mut lines) = mpsc::channel::<String>(16);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if line_tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut lines = stdin_lines();
 
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;

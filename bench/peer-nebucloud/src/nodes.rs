@@ -34,14 +34,12 @@ use tonic::body::BoxBody;
 use tonic::server::NamedService;
 use tower_service::Service;
 
+use crate::common::FirstMessage;
+
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
-
-/// A first request larger than this is not read (its node then gets no
-/// snapshot; the benchmark's first requests are a few hundred bytes).
-const MAX_FIRST_MESSAGE: usize = 4 << 20;
 
 /// The current snapshot and every node id that has connected.
 pub struct Nodes {
@@ -168,59 +166,9 @@ where
     }
 }
 
-/// Collects the first gRPC length-prefixed message of a request body.
-#[derive(Default)]
-struct FirstMessage {
-    buf: Vec<u8>,
-    done: bool,
-}
-
-impl FirstMessage {
-    /// Feeds one chunk; returns the first message's payload once, when it
-    /// is complete. Gives up on a compressed or oversized first message.
-    fn push(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
-        if self.done {
-            return None;
-        }
-        self.buf.extend_from_slice(chunk);
-        let header: [u8; 5] = self.buf.get(..5)?.try_into().ok()?;
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        if header[0] != 0 || len > MAX_FIRST_MESSAGE {
-            self.done = true;
-            self.buf = Vec::new();
-            eprintln!(
-                "peer-nebucloud: first ADS message compressed or over {MAX_FIRST_MESSAGE} bytes; its node gets no snapshot"
-            );
-            return None;
-        }
-        let message = self.buf.get(5..5 + len)?.to_vec();
-        self.done = true;
-        self.buf = Vec::new();
-        Some(message)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn first_message_across_chunks() {
-        let mut f = FirstMessage::default();
-        let mut framed = vec![0, 0, 0, 0, 3, b'a', b'b', b'c'];
-        framed.extend_from_slice(&[0, 0, 0, 0, 1, b'z']);
-        assert_eq!(f.push(&framed[..3]), None);
-        assert_eq!(f.push(&framed[3..7]), None);
-        assert_eq!(f.push(&framed[7..]), Some(b"abc".to_vec()));
-        assert_eq!(f.push(b"more"), None);
-    }
-
-    #[test]
-    fn compressed_first_message_is_skipped() {
-        let mut f = FirstMessage::default();
-        assert_eq!(f.push(&[1, 0, 0, 0, 1, b'a']), None);
-        assert_eq!(f.push(&[0, 0, 0, 0, 1, b'a']), None);
-    }
 
     #[test]
     fn every_node_gets_the_snapshot() {

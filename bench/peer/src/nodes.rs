@@ -31,15 +31,12 @@ use tonic::body::BoxBody;
 use tonic::server::NamedService;
 use tower_service::Service;
 
+use crate::common::FirstMessage;
+
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
-
-/// A first request larger than this is not sniffed (the node then gets no
-/// snapshot until it reconnects with a smaller one; never the case for the
-/// benchmark, whose first requests are a few hundred bytes).
-const MAX_FIRST_FRAME: usize = 4 << 20;
 
 /// The current snapshot and every node id that has connected.
 pub struct Nodes {
@@ -146,7 +143,7 @@ where
         }
         let nodes = self.nodes.clone();
         let (parts, body) = req.into_parts();
-        let mut sniffer = FirstFrame::default();
+        let mut sniffer = FirstMessage::default();
         let body = hyper::Body::wrap_stream(body.inspect(move |chunk| {
             if let Ok(bytes) = chunk
                 && let Some(frame) = sniffer.push(bytes)
@@ -162,66 +159,5 @@ where
             }
         }));
         Box::pin(inner.call(http::Request::from_parts(parts, body)))
-    }
-}
-
-/// Collects the first gRPC length-prefixed message of a body.
-#[derive(Default)]
-struct FirstFrame {
-    buf: Vec<u8>,
-    done: bool,
-}
-
-impl FirstFrame {
-    /// Feeds one chunk; returns the first message's payload once, when it is
-    /// complete. Gives up (returns nothing, ever) on a compressed or oversized
-    /// first message.
-    fn push(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
-        if self.done {
-            return None;
-        }
-        self.buf.extend_from_slice(chunk);
-        if self.buf.len() < 5 {
-            return None;
-        }
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-        if self.buf[0] != 0 || len > MAX_FIRST_FRAME {
-            self.done = true;
-            self.buf = Vec::new();
-            eprintln!(
-                "peer: first ADS message compressed or over {MAX_FIRST_FRAME} bytes; node not registered"
-            );
-            return None;
-        }
-        if self.buf.len() < 5 + len {
-            return None;
-        }
-        self.done = true;
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.truncate(5 + len);
-        Some(buf.split_off(5))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FirstFrame;
-
-    #[test]
-    fn first_frame_across_chunks() {
-        let mut f = FirstFrame::default();
-        let mut framed = vec![0, 0, 0, 0, 3, b'a', b'b', b'c'];
-        framed.extend_from_slice(&[0, 0, 0, 0, 1, b'z']);
-        assert_eq!(f.push(&framed[..2]), None);
-        assert_eq!(f.push(&framed[2..6]), None);
-        assert_eq!(f.push(&framed[6..]), Some(b"abc".to_vec()));
-        assert_eq!(f.push(b"more"), None);
-    }
-
-    #[test]
-    fn compressed_first_frame_is_skipped() {
-        let mut f = FirstFrame::default();
-        assert_eq!(f.push(&[1, 0, 0, 0, 1, b'a']), None);
-        assert_eq!(f.push(&[0, 0, 0, 0, 1, b'a']), None);
     }
 }
