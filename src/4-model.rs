@@ -1279,7 +1279,7 @@ impl RouteOptions {
     pub fn shared(self) -> Arc<RouteOptions> {
         static EMPTY: std::sync::LazyLock<Arc<RouteOptions>> =
             std::sync::LazyLock::new(|| Arc::new(RouteOptions::default()));
-        if self == RouteOptions::default() {
+        if self == **EMPTY {
             Arc::clone(&EMPTY)
         } else {
             Arc::new(self)

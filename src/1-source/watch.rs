@@ -76,14 +76,15 @@ impl Default for Debounce {
 /// Why the directory should be read again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
-    /// A save just completed in a directory that had been quiet: read now,
-    /// but publish only if no other event comes before the load is built
+    /// A save just completed (and no bulk write is going on): read now, but
+    /// publish only if no other event comes before the load is built
     /// (`Activity`); if one does, the `Settled` trigger that follows reads
     /// again.
     Early,
     /// The events have settled (quiet period, maximum delay or writers).
     Settled,
-    /// No event says so: a poll tick, or the directory came back.
+    /// No event says so: a poll tick, or the directory was armed anew (it
+    /// came back, or another one took its path).
     Forced,
 }
 
