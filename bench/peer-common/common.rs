@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tokio::sync::mpsc;
@@ -57,7 +57,7 @@ pub fn say(line: &str) {
 
 /// stdin's lines, read on a plain thread: tokio's stdin would keep the
 /// runtime from shutting down while a read is pending. Ends at EOF.
-pub fn stdin_lines() -> mpsc::Receiver<String> {
+fn stdin_lines() -> mpsc::Receiver<String> {
     let (line_tx, lines) = mpsc::channel::<String>(16);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -68,6 +68,57 @@ pub fn stdin_lines() -> mpsc::Receiver<String> {
         }
     });
     lines
+}
+
+/// The stdin protocol, until EOF, SIGTERM or SIGINT (then `Ok`): `load
+/// FILE` answers `loaded <version>` with what `load` returns, or `error
+/// <message>`; anything else `error unknown command`. An error if the gRPC
+/// server task ends first.
+pub async fn serve_commands<E>(
+    name: &str,
+    mut server: tokio::task::JoinHandle<Result<(), E>>,
+    mut load: impl AsyncFnMut(&Path) -> Result<String>,
+) -> Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut lines = stdin_lines();
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some(line) = line else { return Ok(()) };
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                match line.split_once(' ') {
+                    Some(("load", file)) => match load(Path::new(file.trim())).await {
+                        Ok(version) => say(&format!("loaded {version}")),
+                        Err(e) => {
+                            eprintln!("{name}: load {file}: {e:#}");
+                            say(&format!("error {e:#}"));
+                        }
+                    },
+                    _ => {
+                        eprintln!("{name}: unknown command {line:?} (want: load FILE)");
+                        say("error unknown command");
+                    }
+                }
+            }
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            r = &mut server => {
+                return match r {
+                    Ok(Ok(())) => bail!("gRPC server stopped"),
+                    Ok(Err(e)) => Err(e).context("gRPC server"),
+                    Err(e) => Err(e).context("gRPC server task"),
+                };
+            }
+        }
+    }
 }
 
 /// The largest first message looked into (a `Node` is far smaller).

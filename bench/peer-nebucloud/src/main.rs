@@ -18,13 +18,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use nebucloud_xds::cache::{ShardedCache, Snapshot};
 use nebucloud_xds::core::ResourceRegistry;
 use nebucloud_xds::server::services::AdsService;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::common::{parse_args, say, stdin_lines};
+use crate::common::{parse_args, say, serve_commands};
 use crate::nodes::{NodeHook, Nodes};
 use crate::resources::Versions;
 
@@ -59,58 +58,20 @@ async fn main() -> Result<()> {
         .concurrency_limit_per_connection(100)
         .add_service(ads)
         .serve_with_incoming(incoming);
-    let mut server = tokio::spawn(server);
+    let server = tokio::spawn(server);
     say("listening");
 
-    let mut lines = stdin_lines();
-
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    loop {
-        tokio::select! {
-            line = lines.recv() => {
-                let Some(line) = line else { break };
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                match line.split_once(' ') {
-                    Some(("load", file)) => match build(&mut versions, Path::new(file.trim())) {
-                        Ok((snapshot, generation)) => {
-                            let nodes = nodes.clone();
-                            // Synchronous work (a snapshot per known node):
-                            // off the runtime's worker threads.
-                            let set = tokio::task::spawn_blocking(move || nodes.replace(snapshot)).await;
-                            match set {
-                                Ok(_) => say(&format!("loaded {generation}")),
-                                Err(e) => {
-                                    eprintln!("peer-nebucloud: load {file}: {e}");
-                                    say(&format!("error {e}"));
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("peer-nebucloud: load {file}: {e:#}");
-                            say(&format!("error {e:#}"));
-                        }
-                    },
-                    _ => {
-                        eprintln!("peer-nebucloud: unknown command {line:?} (want: load FILE)");
-                        say("error unknown command");
-                    }
-                }
-            }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            r = &mut server => {
-                match r {
-                    Ok(Ok(())) => bail!("gRPC server stopped"),
-                    Ok(Err(e)) => return Err(e).context("gRPC server"),
-                    Err(e) => return Err(e).context("gRPC server task"),
-                }
-            }
-        }
-    }
+    serve_commands("peer-nebucloud", server, async |file: &Path| {
+        let (snapshot, generation) = build(&mut versions, file)?;
+        let nodes = nodes.clone();
+        // Synchronous work (a snapshot per known node): off the runtime's
+        // worker threads.
+        tokio::task::spawn_blocking(move || nodes.replace(snapshot))
+            .await
+            .context("setting the snapshot")?;
+        Ok(generation.to_string())
+    })
+    .await?;
     // Open streams and the stdin thread end with the process.
     std::process::exit(0)
 }

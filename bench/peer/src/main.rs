@@ -16,14 +16,13 @@ mod resources;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use data_plane_api::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use rust_control_plane::cache::Cache;
 use rust_control_plane::service::common::Service;
 use rust_control_plane::snapshot::Snapshot;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::common::{parse_args, say, stdin_lines};
+use crate::common::{parse_args, say, serve_commands};
 use crate::nodes::{NodeHook, Nodes};
 use crate::resources::Versions;
 
@@ -82,49 +81,15 @@ async fn main() -> Result<()> {
     let server = tonic::transport::Server::builder()
         .add_service(ads)
         .serve_with_incoming(incoming);
-    let mut server = tokio::spawn(server);
+    let server = tokio::spawn(server);
     say("listening");
 
-    let mut lines = stdin_lines();
-
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    loop {
-        tokio::select! {
-            line = lines.recv() => {
-                let Some(line) = line else { break };
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                match line.split_once(' ') {
-                    Some(("load", file)) => match build(&mut versions, Path::new(file.trim()), false) {
-                        Ok((snapshot, generation)) => {
-                            nodes.replace(snapshot).await;
-                            say(&format!("loaded {generation}"));
-                        }
-                        Err(e) => {
-                            eprintln!("peer: load {file}: {e:#}");
-                            say(&format!("error {e:#}"));
-                        }
-                    },
-                    _ => {
-                        eprintln!("peer: unknown command {line:?} (want: load FILE)");
-                        say("error unknown command");
-                    }
-                }
-            }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            r = &mut server => {
-                match r {
-                    Ok(Ok(())) => bail!("gRPC server stopped"),
-                    Ok(Err(e)) => return Err(e).context("gRPC server"),
-                    Err(e) => return Err(e).context("gRPC server task"),
-                }
-            }
-        }
-    }
+    serve_commands("peer", server, async |file: &Path| {
+        let (snapshot, generation) = build(&mut versions, file, false)?;
+        nodes.replace(snapshot).await;
+        Ok(generation.to_string())
+    })
+    .await?;
     // Open streams and the stdin thread end with the process.
     std::process::exit(0)
 }
