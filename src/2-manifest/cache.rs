@@ -4,6 +4,7 @@
 //! on every call, so the result always equals `parse_files` on the same
 //! files.
 
+use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,22 +39,10 @@ struct ParsedFile {
 impl ParsedFile {
     /// `f` parsed, with how many of its routes came from `prior`.
     fn parse(f: &SourceFile, prior: Option<&ParsedFile>) -> (ParsedFile, usize) {
-        let index: HashMap<&str, &Spanned<Route>> = prior
-            .map(|p| {
-                p.routes
-                    .iter()
-                    .filter_map(|t| Some((p.text.get(t.range.clone())?, p.route(t)?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let hits = std::cell::Cell::new(0);
-        let lookup = |text: &str| {
-            let r = index.get(text).map(|r| (*r).clone());
-            hits.set(hits.get() + usize::from(r.is_some()));
-            r
-        };
+        let known = prior.map(PriorRoutes::new).unwrap_or_default();
+        let lookup = |text: &str| known.find(text);
         let (docs, diagnostics, routes) =
-            parse_file(f, (!index.is_empty()).then_some(&lookup as _));
+            parse_file(f, (!known.routes.is_empty()).then_some(&lookup as _));
         let file = ParsedFile {
             text: f.text.clone(),
             docs: docs.into_iter().map(Arc::new).collect(),
@@ -63,11 +52,89 @@ impl ParsedFile {
                 .collect(),
             routes,
         };
-        (file, hits.get())
+        (file, known.hits.get())
     }
 
     fn route(&self, t: &RouteText) -> Option<&Spanned<Route>> {
         self.docs.get(t.doc)?.body.routes()?.get(t.route)
+    }
+}
+
+/// A file's previous routes, found by their text. Routes are looked up in
+/// file order, and an edit keeps most of them in that order: each lookup
+/// first tries the route after the last one found (and a few beyond it,
+/// for deleted routes), a string comparison. Only after two routes in a
+/// row were not found that way (routes moved around) is every text hashed
+/// into an index, once; from then on every miss asks it.
+#[derive(Default)]
+struct PriorRoutes<'p> {
+    routes: Vec<(&'p str, &'p Spanned<Route>)>,
+    /// Where the next route is expected.
+    next: Cell<usize>,
+    /// Lookups in a row not found in order.
+    misses: Cell<usize>,
+    index: OnceCell<HashMap<&'p str, usize, foldhash::fast::RandomState>>,
+    hits: Cell<usize>,
+}
+
+/// Routes past the expected one tried before the index: that many deleted
+/// in one place are still found in order.
+const LOOKAHEAD: usize = 8;
+
+impl<'p> PriorRoutes<'p> {
+    fn new(p: &'p ParsedFile) -> Self {
+        PriorRoutes {
+            routes: p
+                .routes
+                .iter()
+                .filter_map(|t| Some((p.text.get(t.range.clone())?, p.route(t)?)))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn find(&self, text: &str) -> Option<Spanned<Route>> {
+        let from = self.next.get();
+        let in_order = self
+            .routes
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take(1 + LOOKAHEAD)
+            .position(|(t, _)| *t == text)
+            .map(|k| from + k);
+        let at = match in_order {
+            Some(at) => Some(at),
+            // Once routes have moved, the index is asked at every miss.
+            None if self.misses.get() >= 1 || self.index.get().is_some() => self
+                .index
+                .get_or_init(|| {
+                    // The first of equal texts wins, as its route is equal.
+                    let mut m = HashMap::with_capacity_and_hasher(
+                        self.routes.len(),
+                        foldhash::fast::RandomState::default(),
+                    );
+                    for (i, (t, _)) in self.routes.iter().enumerate() {
+                        m.entry(*t).or_insert(i);
+                    }
+                    m
+                })
+                .get(text)
+                .copied(),
+            None => None,
+        };
+        match at {
+            Some(at) => {
+                self.next.set(at + 1);
+                self.misses.set(0);
+                self.hits.set(self.hits.get() + 1);
+                self.routes.get(at).map(|(_, r)| (*r).clone())
+            }
+            None => {
+                self.misses.set(self.misses.get() + 1);
+                None
+            }
+        }
     }
 }
 
@@ -233,6 +300,39 @@ mod tests {
             .collect();
         assert_eq!(want.len(), 4);
         assert_eq!(lines, want, "{:?}", v.diagnostics);
+    }
+
+    /// Routes deleted, moved and repeated are still taken from the last
+    /// parse (found in order, past deleted ones, or by the index), and the
+    /// result equals a parse from scratch every time.
+    #[test]
+    fn routes_deleted_moved_or_repeated_are_reused() {
+        let mut c = ParseCache::new();
+        let paths: Vec<String> = (0..20).map(|i| format!("/r{i}")).collect();
+        let all: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let mut files = vec![file("vs.yaml", &big_vs(&all))];
+        same_as_uncached(&mut c, &files);
+        // Three deleted in one place, one elsewhere.
+        let fewer: Vec<&str> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![3, 4, 5, 12].contains(i))
+            .map(|(_, p)| *p)
+            .collect();
+        files[0].text = big_vs(&fewer);
+        assert_eq!(same_as_uncached(&mut c, &files).routes_reused, 16);
+        // Reversed: nothing is where it was. The first miss is taken for
+        // a new route (parsed again); from the second on the index finds
+        // the rest.
+        let reversed: Vec<&str> = fewer.iter().rev().copied().collect();
+        files[0].text = big_vs(&reversed);
+        assert_eq!(same_as_uncached(&mut c, &files).routes_reused, 15);
+        // Two new routes in a row, then a route repeated.
+        let mut more = vec!["/n1", "/n2"];
+        more.extend(reversed.iter().copied());
+        more.push(reversed[0]);
+        files[0].text = big_vs(&more);
+        assert_eq!(same_as_uncached(&mut c, &files).routes_reused, 17);
     }
 
     /// Every fixture and hostile case of the repository, cold and warm.

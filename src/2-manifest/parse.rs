@@ -162,7 +162,12 @@ fn parse_cut<'t>(
     prior: Option<Prior<'_>>,
 ) -> Option<(Document, Vec<route_cut::Item<'t>>)> {
     let cut = route_cut::cut(text)?;
-    if cut.items.iter().any(|it| it.text.contains('\u{a0}')) {
+    // The items are one run of the document's text: one search.
+    let items_text = match (cut.items.first(), cut.items.last()) {
+        (Some(a), Some(z)) => text.get(a.start..z.start + z.text.len()).unwrap_or(text),
+        _ => "",
+    };
+    if memchr::memmem::find(items_text.as_bytes(), "\u{a0}".as_bytes()).is_some() {
         // The whole-document parse points at a misplaced one.
         return None;
     }
@@ -213,35 +218,42 @@ pub fn split_documents(text: &str) -> Vec<(usize, String)> {
 /// `split_documents` as byte ranges of `text` (each document is a run of
 /// whole lines).
 fn document_ranges(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
+    let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
     let mut from = 0;
-    let mut at = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let line_start = at;
-        at += line.len();
-        let bare = line.trim_end_matches(['\n', '\r']);
-        let is_marker = bare == "---"
-            || bare.starts_with("--- ")
-            || bare.starts_with("---\t")
-            || bare == "..."
-            || bare.starts_with("... ");
-        if is_marker && line_start > from {
-            out.push((start, from..line_start));
-            start = i;
-            from = line_start;
-        } else if is_marker {
-            start = i;
+    // Only a line starting with `-` or `.` can be a marker: the others are
+    // passed over with the newline search alone (a big VirtualService is
+    // tens of thousands of lines and usually one document).
+    let mut newlines = memchr::memchr_iter(b'\n', bytes);
+    let mut line_start = 0;
+    for i in 0.. {
+        if line_start >= bytes.len() {
+            break;
         }
-        if bare == "..." || bare.starts_with("... ") {
-            // End marker: belongs to no document.
-            start = i + 1;
-            from = at;
-            continue;
+        let next = newlines.next().map_or(bytes.len(), |nl| nl + 1);
+        if matches!(bytes[line_start], b'-' | b'.') {
+            let bare = text[line_start..next].trim_end_matches(['\n', '\r']);
+            let is_end = bare == "..." || bare.starts_with("... ");
+            let is_marker =
+                bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || is_end;
+            if is_marker && line_start > from {
+                out.push((start, from..line_start));
+                start = i;
+                from = line_start;
+            } else if is_marker {
+                start = i;
+            }
+            if is_end {
+                // End marker: belongs to no document.
+                start = i + 1;
+                from = next;
+            }
         }
+        line_start = next;
     }
-    if at > from {
-        out.push((start, from..at));
+    if bytes.len() > from {
+        out.push((start, from..bytes.len()));
     }
     out
 }
@@ -299,9 +311,7 @@ fn strip_location_suffix(s: &str) -> &str {
 /// Returns the 1-based line and column within `text`.
 fn misplaced_nbsp(text: &str) -> Option<(usize, usize)> {
     const NBSP: char = '\u{a0}';
-    if !text.contains(NBSP) {
-        return None;
-    }
+    memchr::memmem::find(text.as_bytes(), NBSP.encode_utf8(&mut [0; 4]).as_bytes())?;
     // Indentation of the line that opened a block scalar, while inside it.
     let mut block: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {
@@ -970,6 +980,46 @@ mod tests {
         let docs = split_documents("a: 1\n---\nb: 2\n--- \nc: 3\n...\n");
         let starts: Vec<usize> = docs.iter().map(|d| d.0).collect();
         assert_eq!(starts, vec![0, 1, 3]);
+    }
+
+    /// Markers per YAML 1.2 (§9.1.4, §9.2): `---` or `...` at column 0,
+    /// alone or followed by white space; `...` ends a document and belongs
+    /// to none. Each case: the text, then each document's (first line,
+    /// text).
+    #[test]
+    fn document_markers_per_the_yaml_spec() {
+        let cases: &[(&str, &[(usize, &str)])] = &[
+            ("", &[]),
+            ("a: 1", &[(0, "a: 1")]),
+            ("---\na: 1\n", &[(0, "---\na: 1\n")]),
+            (
+                "a: 1\r\n---\r\nb: 2",
+                &[(0, "a: 1\r\n"), (1, "---\r\nb: 2")],
+            ),
+            // Not markers: indented, glued to text, or `--` / `-- -`.
+            (
+                "a: |\n  ---\nb: ---x\n--\n-- -\n",
+                &[(0, "a: |\n  ---\nb: ---x\n--\n-- -\n")],
+            ),
+            ("---x: 1\n", &[(0, "---x: 1\n")]),
+            (
+                "a: 1\n---\t# c\nb: 2\n",
+                &[(0, "a: 1\n"), (1, "---\t# c\nb: 2\n")],
+            ),
+            // `...` ends the document; what follows up to `---` is the next.
+            ("a: 1\n...\nb: 2\n", &[(0, "a: 1\n"), (2, "b: 2\n")]),
+            (
+                "a: 1\n... # end\n---\nb: 2",
+                &[(0, "a: 1\n"), (2, "---\nb: 2")],
+            ),
+            ("a: 1\n...", &[(0, "a: 1\n")]),
+            ("----\n- x\n", &[(0, "----\n- x\n")]),
+        ];
+        for (text, want) in cases {
+            let got = split_documents(text);
+            let got: Vec<(usize, &str)> = got.iter().map(|(l, t)| (*l, t.as_str())).collect();
+            assert_eq!(&got, want, "{text:?}");
+        }
     }
 
     #[test]

@@ -1367,9 +1367,58 @@ pub struct CorsPolicyMergeSettings {
     pub expose_headers: Option<Spanned<EnumValue>>,
 }
 
+/// One route of a VirtualService or RouteTable: its fields, shared, and
+/// where its positions are. Shared because a route whose text did not
+/// change is taken from the file's previous parse (`cache`, `route_cut`):
+/// with the fields behind an `Arc` that is a reference count, not a deep
+/// copy of every string and matcher, and dropping the old parse is as cheap.
+/// The line shift is the route's own (its place in the file moves when a
+/// route is added above it), so it is not shared.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RouteFields")]
+pub struct Route {
+    fields: std::sync::Arc<RouteFields>,
+    /// Lines to add to every position inside this route: a route parsed
+    /// on its own (`route_cut`) has positions relative to its own text.
+    pub line_shift: usize,
+}
+
+impl From<RouteFields> for Route {
+    fn from(fields: RouteFields) -> Self {
+        Route {
+            fields: std::sync::Arc::new(fields),
+            line_shift: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Route {
+    type Target = RouteFields;
+    fn deref(&self) -> &RouteFields {
+        &self.fields
+    }
+}
+
+/// The schema is the fields' (a route in YAML is a plain mapping).
+impl JsonSchema for Route {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        RouteFields::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        RouteFields::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RouteFields::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        RouteFields::inline_schema()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Route {
+#[schemars(rename = "Route")]
+pub struct RouteFields {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "exact_vec")]
@@ -1397,12 +1446,6 @@ pub struct Route {
     /// unset, earlier refs first (Gloo's converter).
     #[serde(default)]
     pub options_config_refs: Option<DelegateOptionsRefs>,
-    // Lines to add to every position inside this route: a route parsed
-    // on its own (`route_cut`) has positions relative to its own text.
-    // Not read from YAML; not a doc comment, which would reach the schema.
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub line_shift: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -54,121 +54,125 @@ struct Line<'t> {
     start: usize,
     /// The line without its line break.
     body: &'t str,
-    indent: usize,
 }
 
-impl Line<'_> {
+impl<'t> Line<'t> {
+    /// Leading spaces.
+    fn indent(&self) -> usize {
+        self.body.bytes().take_while(|&b| b == b' ').count()
+    }
+
     /// Blank or comment only: not part of any node.
     fn is_filler(&self) -> bool {
-        let t = self.body[self.indent..].trim_end();
+        let t = self.body[self.indent()..].trim_end();
         t.is_empty() || t.starts_with('#')
     }
 
     /// `key:` with nothing after it (a block mapping's key), as `key`.
-    fn block_key(&self) -> Option<&str> {
-        let t = self.body[self.indent..].trim_end();
+    fn block_key(&self) -> Option<&'t str> {
+        let body: &'t str = self.body;
+        let t = body[self.indent()..].trim_end();
         let key = t.strip_suffix(':')?;
         (!key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
             .then_some(key)
     }
 
+    /// Indented by more than `n` spaces; reads at most `n + 1` bytes.
+    fn deeper_than(&self, n: usize) -> bool {
+        self.body
+            .as_bytes()
+            .get(..=n)
+            .is_some_and(|b| b.iter().all(|&c| c == b' '))
+    }
+
     /// Starts a block sequence item (`- …` or a lone `-`).
     fn is_item(&self) -> bool {
-        let t = &self.body[self.indent..];
+        let t = &self.body[self.indent()..];
         t.starts_with("- ") || t.trim_end() == "-"
     }
 }
 
-fn lines(text: &str) -> Vec<Line<'_>> {
-    let mut out = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
+/// The document's lines in order, each with its 0-based number.
+fn lines(text: &str) -> impl Iterator<Item = (usize, Line<'_>)> {
     let mut start = 0;
-    for raw in text.split_inclusive('\n') {
+    text.split_inclusive('\n').enumerate().map(move |(i, raw)| {
         let body = raw.trim_end_matches(['\n', '\r']);
-        let indent = body.len() - body.trim_start_matches(' ').len();
-        out.push(Line {
-            start,
-            body,
-            indent,
-        });
+        let line = Line { start, body };
         start += raw.len();
-    }
-    out
+        (i, line)
+    })
 }
 
 /// The document cut at its routes, or `None` when it has no block
 /// sequence of routes where a VirtualService or RouteTable keeps them
-/// (then it is parsed whole).
+/// (then it is parsed whole). One pass over the lines, keeping only where
+/// each item starts: a big VirtualService is mostly its routes' lines.
 pub(super) fn cut(doc: &str) -> Option<Cut<'_>> {
     // Most documents (Upstreams, Gateways, small files) have no routes
-    // block: one substring search instead of a line table.
+    // block: one substring search first.
     if !doc.contains("routes:") {
         return None;
     }
-    let lines = lines(doc);
+    let mut lines = lines(doc);
     // Block mapping keys enclosing the current line: (indent, key).
     let mut path: Vec<(usize, &str)> = Vec::new();
-    let mut routes_at = None;
-    for (i, l) in lines.iter().enumerate() {
+    let key = loop {
+        let (_, l) = lines.next()?;
         if l.is_filler() {
             continue;
         }
-        while path.last().is_some_and(|&(ind, _)| ind >= l.indent) {
+        while path.last().is_some_and(|&(ind, _)| ind >= l.indent()) {
             path.pop();
         }
         let Some(key) = l.block_key() else {
             continue;
         };
-        let keys: Vec<&str> = path.iter().map(|&(_, k)| k).collect();
         let top = path.first().is_some_and(|&(ind, _)| ind == 0);
-        if key == "routes" && top && matches!(keys.as_slice(), ["spec"] | ["spec", "virtualHost"]) {
-            routes_at = Some(i);
-            break;
+        let under = |keys: &[&str]| {
+            path.len() == keys.len() && path.iter().zip(keys).all(|(&(_, k), want)| k == *want)
+        };
+        if key == "routes" && top && (under(&["spec"]) || under(&["spec", "virtualHost"])) {
+            break l;
         }
-        path.push((l.indent, key));
-    }
-    let key_line = routes_at?;
-    let key_indent = lines[key_line].indent;
+        path.push((l.indent(), key));
+    };
     // The items: the first content line after `routes:` sets their indent.
-    let first = (key_line + 1..lines.len()).find(|&i| !lines[i].is_filler())?;
-    let indent = lines[first].indent;
-    if indent < key_indent || !lines[first].is_item() {
+    let (first_line, first) = lines.by_ref().find(|(_, l)| !l.is_filler())?;
+    let indent = first.indent();
+    if indent < key.indent() || !first.is_item() {
         return None;
     }
-    let mut starts = vec![first];
-    let mut end = lines.len();
-    for (i, l) in lines.iter().enumerate().skip(first + 1) {
-        if l.is_filler() || l.indent > indent {
+    // (line, byte) where each item starts; then where the sequence ends.
+    let mut starts = vec![(first_line, first.start)];
+    let mut end = doc.len();
+    for (i, l) in lines {
+        if l.deeper_than(indent) || l.is_filler() {
             continue;
         }
-        if l.indent == indent && l.is_item() {
-            starts.push(i);
+        if l.indent() == indent && l.is_item() {
+            starts.push((i, l.start));
         } else {
-            end = i;
+            end = l.start;
             break;
         }
     }
-    let byte = |i: usize| lines.get(i).map_or(doc.len(), |l| l.start);
     let items: Vec<Item<'_>> = starts
         .iter()
         .enumerate()
-        .map(|(k, &s)| {
-            let e = starts.get(k + 1).copied().unwrap_or(end);
+        .map(|(k, &(line, s))| {
+            let e = starts.get(k + 1).map_or(end, |&(_, b)| b);
             Item {
-                text: &doc[byte(s)..byte(e)],
-                start: byte(s),
-                line: s,
+                text: &doc[s..e],
+                start: s,
+                line,
             }
         })
         .collect();
-    if items.iter().any(|it| it.text.contains('&')) {
+    let (cut_from, cut_to) = (first.start, end);
+    if memchr::memchr(b'&', &doc.as_bytes()[cut_from..cut_to]).is_some() {
         return None;
     }
-    let (cut_from, cut_to) = (byte(first), byte(end));
-    let blanked = doc[cut_from..cut_to]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count();
-    let key = &lines[key_line];
+    let blanked = memchr::memchr_iter(b'\n', &doc.as_bytes()[cut_from..cut_to]).count();
     let mut skeleton = String::with_capacity(doc.len() - (cut_to - cut_from) + blanked + 64);
     skeleton.push_str(&doc[..key.start + key.body.trim_end().len()]);
     skeleton.push_str(" [{name: ");

@@ -296,11 +296,14 @@ impl Walker<'_> {
                 }
             }
         }
-        let empty = raw::RouteOptions::default();
+        // Most routes have no options: one shared empty set, not a
+        // default (a few KiB) built per route.
+        static EMPTY: std::sync::LazyLock<raw::RouteOptions> =
+            std::sync::LazyLock::new(raw::RouteOptions::default);
         let mut options = route_options(
             cx,
             owner,
-            r.options.as_deref().unwrap_or(&empty),
+            r.options.as_deref().unwrap_or(&EMPTY),
             self.index,
         );
         // Gloo's converter: RouteOption resources fill what the route's own
