@@ -219,38 +219,43 @@ pub fn split_documents(text: &str) -> Vec<(usize, String)> {
 /// whole lines).
 fn document_ranges(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
     let bytes = text.as_bytes();
+    // Only a line starting with `---` or `...` can be a marker: those are
+    // found with two substring searches, and lines are counted between
+    // them (a big VirtualService is tens of thousands of lines and usually
+    // one document).
+    let mut candidates: Vec<usize> = memchr::memmem::find_iter(bytes, b"\n---")
+        .chain(memchr::memmem::find_iter(bytes, b"\n..."))
+        .map(|nl| nl + 1)
+        .collect();
+    if bytes.starts_with(b"---") || bytes.starts_with(b"...") {
+        candidates.push(0);
+    }
+    candidates.sort_unstable();
     let mut out = Vec::new();
     let mut start = 0;
     let mut from = 0;
-    // Only a line starting with `-` or `.` can be a marker: the others are
-    // passed over with the newline search alone (a big VirtualService is
-    // tens of thousands of lines and usually one document).
-    let mut newlines = memchr::memchr_iter(b'\n', bytes);
-    let mut line_start = 0;
-    for i in 0.. {
-        if line_start >= bytes.len() {
-            break;
+    let (mut line, mut counted) = (0, 0);
+    for line_start in candidates {
+        line += memchr::memchr_iter(b'\n', &bytes[counted..line_start]).count();
+        counted = line_start;
+        let next =
+            memchr::memchr(b'\n', &bytes[line_start..]).map_or(bytes.len(), |k| line_start + k + 1);
+        let bare = text[line_start..next].trim_end_matches(['\n', '\r']);
+        let is_end = bare == "..." || bare.starts_with("... ");
+        let is_marker =
+            bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || is_end;
+        if is_marker && line_start > from {
+            out.push((start, from..line_start));
+            start = line;
+            from = line_start;
+        } else if is_marker {
+            start = line;
         }
-        let next = newlines.next().map_or(bytes.len(), |nl| nl + 1);
-        if matches!(bytes[line_start], b'-' | b'.') {
-            let bare = text[line_start..next].trim_end_matches(['\n', '\r']);
-            let is_end = bare == "..." || bare.starts_with("... ");
-            let is_marker =
-                bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || is_end;
-            if is_marker && line_start > from {
-                out.push((start, from..line_start));
-                start = i;
-                from = line_start;
-            } else if is_marker {
-                start = i;
-            }
-            if is_end {
-                // End marker: belongs to no document.
-                start = i + 1;
-                from = next;
-            }
+        if is_end {
+            // End marker: belongs to no document.
+            start = line + 1;
+            from = next;
         }
-        line_start = next;
     }
     if bytes.len() > from {
         out.push((start, from..bytes.len()));

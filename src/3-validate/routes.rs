@@ -93,7 +93,7 @@ fn option_ref<'i, T>(
                     "Gloo does not default the namespace of a delegateOptions ref; add `namespace: {}`",
                     cx.id.namespace
                 ));
-            } else if let Some(near) = index.suggest.closest(&k, &found.keys().cloned().collect()) {
+            } else if let Some(near) = index.suggest.closest_among(&k, found.keys()) {
                 d = d.with_hint(format!("did you mean `{near}`?"));
             }
             cx.diags.push(d);
@@ -1329,8 +1329,28 @@ fn retries(cx: &mut Ctx<'_>, r: &Spanned<raw::Retries>) -> Retries {
 /// and hosts; the error texts are Gloo's.
 pub(super) fn route_path_problem(s: &str) -> Option<String> {
     const PATTERN: &str = "^(?:([A-Za-z0-9/:@._~!$&'()*+,:=;-]*|[%][0-9a-fA-F]{2}))*$";
+    /// The pattern's characters, as a table (checked for every byte of
+    /// every route's path).
+    const ALLOWED: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = (c as u8).is_ascii_alphanumeric();
+            c += 1;
+        }
+        let extra = b"/:@._~!$&'()*+,=;-";
+        let mut k = 0;
+        while k < extra.len() {
+            t[extra[k] as usize] = true;
+            k += 1;
+        }
+        t
+    };
     let b = s.as_bytes();
     let mut i = 0;
+    // Whether the substring checks below can match at all: only with a
+    // `%` escape or a `/` followed by `/` or `.` (`#` fails the pattern).
+    let mut suspect = false;
     while i < b.len() {
         let c = b[i];
         if c == b'%' {
@@ -1339,15 +1359,22 @@ pub(super) fn route_path_problem(s: &str) -> Option<String> {
                     "must only contain valid characters matching pattern {PATTERN}"
                 ));
             }
+            suspect = true;
             i += 3;
             continue;
         }
-        if !(c.is_ascii_alphanumeric() || b"/:@._~!$&'()*+,=;-".contains(&c)) {
+        if !ALLOWED[usize::from(c)] {
             return Some(format!(
                 "must only contain valid characters matching pattern {PATTERN}"
             ));
         }
+        if c == b'/' && matches!(b.get(i + 1), Some(b'/' | b'.')) {
+            suspect = true;
+        }
         i += 1;
+    }
+    if !suspect {
+        return None;
     }
     for bad in ["//", "/./", "/../", "%2f", "%2F", "#"] {
         if s.contains(bad) {

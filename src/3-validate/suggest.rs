@@ -6,7 +6,6 @@
 //! up, so thousands of broken references cost nothing noticeable.
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
 
 use crate::model::Key;
 
@@ -23,8 +22,12 @@ pub(crate) struct Suggester {
 
 impl Suggester {
     /// The key in `known` that `missing` most likely meant, if any.
-    pub(crate) fn closest<'k>(&self, missing: &Key, known: &'k BTreeSet<Key>) -> Option<&'k Key> {
-        self.closest_among(missing, known.iter())
+    pub(crate) fn closest<'k, K>(&self, missing: &Key, known: K) -> Option<&'k Key>
+    where
+        K: IntoIterator<Item = &'k Key>,
+        K::IntoIter: Clone,
+    {
+        self.closest_among(missing, known.into_iter())
     }
 
     /// As `closest`, over any list of keys (an index's map keys).
@@ -83,7 +86,7 @@ fn edits_within(a: &str, b: &str, max: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn keys(list: &[(&str, &str)]) -> BTreeSet<Key> {
+    fn keys(list: &[(&str, &str)]) -> std::collections::BTreeSet<Key> {
         list.iter().map(|(ns, n)| Key::new(*ns, *n)).collect()
     }
 

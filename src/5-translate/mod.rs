@@ -45,7 +45,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
 use crate::model::{CertSource, GatewayKind, Key, Model};
 use route_memo::Build;
-pub use route_memo::{RouteConfig, RouteMemo};
+pub use route_memo::{Retired, RouteConfig, RouteMemo};
 
 /// The resources for one proxy, each list sorted by resource name.
 #[derive(Clone, Debug, Default, PartialEq)]

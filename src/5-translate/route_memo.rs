@@ -116,6 +116,18 @@ pub struct RouteMemo {
     /// Envoy routes encoded by the last translation, and taken from the
     /// memo (or from another gateway's copy of the same VirtualService).
     pub stats: MemoStats,
+    /// What the last translation replaced, until the caller takes it.
+    retired: Retired,
+}
+
+/// What a translation replaced in the memo: the translation before it
+/// (its model and route encodings). Freeing 10,000 routes takes about a
+/// millisecond, which a caller serving a save would rather spend after
+/// publishing (`RouteMemo::take_retired`); dropped, it frees them.
+#[derive(Debug, Default)]
+pub struct Retired {
+    _model: Option<Arc<Model>>,
+    _hosts: HashMap<HostKey, Host>,
 }
 
 /// How many Envoy routes the last translation encoded, and how many it took
@@ -254,8 +266,15 @@ impl RouteMemo {
         (hosts, stats): (HashMap<HostKey, Host>, MemoStats),
     ) {
         self.stats = stats;
-        self.hosts = hosts;
-        self.model = Some(model.clone());
+        self.retired = Retired {
+            _model: self.model.replace(model.clone()),
+            _hosts: std::mem::replace(&mut self.hosts, hosts),
+        };
+    }
+
+    /// What the last translation replaced, for the caller to drop.
+    pub fn take_retired(&mut self) -> Retired {
+        std::mem::take(&mut self.retired)
     }
 }
 

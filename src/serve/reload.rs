@@ -193,19 +193,30 @@ pub(super) async fn reload(
     let failed = load.has_errors();
     let errors = load.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = load.diagnostics.len() - errors;
-    {
+    // What this load replaces is freed once it is published (a large
+    // config's owners index, model and route encodings take a millisecond
+    // or more to free), off the async workers.
+    let replaced = {
         let mut s = state.load();
         // Moved, not copied: nothing below needs them, and the owners
         // index of a large config is big.
-        s.diagnostics = std::mem::take(&mut load.diagnostics);
-        s.statuses = std::mem::take(&mut load.statuses);
-        if load.snapshot.is_some() {
-            s.owners = std::mem::take(&mut load.owners);
-        }
+        let diagnostics =
+            std::mem::replace(&mut s.diagnostics, std::mem::take(&mut load.diagnostics));
+        let statuses = std::mem::replace(&mut s.statuses, std::mem::take(&mut load.statuses));
+        let owners = load
+            .snapshot
+            .is_some()
+            .then(|| std::mem::replace(&mut s.owners, std::mem::take(&mut load.owners)));
         s.last_load_failed = failed;
         s.loads += 1;
         s.work = work.clone();
-    }
+        (
+            diagnostics,
+            statuses,
+            owners,
+            std::mem::take(&mut load.retired),
+        )
+    };
     let Some(snapshot) = load.snapshot else {
         metrics.record_load(ReloadResult::Rejected, errors, warnings, work.build);
         let serving = snap_tx.borrow().is_some();
@@ -276,6 +287,7 @@ pub(super) async fn reload(
         tracing::debug!(%generation, "manifests changed nothing that is served; no push");
     }
     explain_served(built, generation.to_string(), state).await;
+    tokio::task::spawn_blocking(move || drop(replaced));
     true
 }
 
@@ -373,7 +385,7 @@ async fn explain_served(
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "keeping the served routes panicked"),
     }
-    super::memory::release_free_memory_soon();
+    super::memory::release_free_memory_after_load();
 }
 
 #[cfg(test)]
