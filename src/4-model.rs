@@ -1277,13 +1277,18 @@ impl RouteOptions {
     /// `self` for a model route: the one shared empty value when `self`
     /// sets nothing, else its own allocation.
     pub fn shared(self) -> Arc<RouteOptions> {
-        static EMPTY: std::sync::LazyLock<Arc<RouteOptions>> =
-            std::sync::LazyLock::new(|| Arc::new(RouteOptions::default()));
-        if self == **EMPTY {
-            Arc::clone(&EMPTY)
+        if self == *Self::empty() {
+            Self::empty()
         } else {
             Arc::new(self)
         }
+    }
+
+    /// The one shared empty value.
+    pub fn empty() -> Arc<RouteOptions> {
+        static EMPTY: std::sync::LazyLock<Arc<RouteOptions>> =
+            std::sync::LazyLock::new(|| Arc::new(RouteOptions::default()));
+        Arc::clone(&EMPTY)
     }
 
     /// Gloo's delegation merge: every field the child leaves empty is taken

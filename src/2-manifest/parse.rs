@@ -1133,7 +1133,7 @@ mod tests {
         let (_, diags) = parse_files(&file("kind: Upstream\nmetadata: {name: a\nspec: x\n"));
         assert_eq!(diags.len(), 1);
         assert!(diags[0].pos.line >= 2, "{:?}", diags[0]);
-        assert_eq!(diags[0].pos.file, PathBuf::from("m.yaml"));
+        assert_eq!(&*diags[0].pos.file, Path::new("m.yaml"));
     }
 
     fn key(key: &str, text: &str) -> Vec<SourceFile> {

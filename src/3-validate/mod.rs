@@ -39,7 +39,7 @@ pub struct Validated {
 /// Collects diagnostics for one resource.
 pub(crate) struct Ctx<'a> {
     id: &'a ResourceId,
-    file: &'a Path,
+    file: &'a std::sync::Arc<Path>,
     doc_pos: &'a Pos,
     line_offset: usize,
     diags: Vec<Diagnostic>,
@@ -61,7 +61,7 @@ impl<'a> Ctx<'a> {
         if loc.line() == 0 {
             return self.doc_pos.clone();
         }
-        Pos::new(
+        Pos::in_shared(
             self.file,
             loc.line() as usize + self.line_offset,
             loc.column() as usize,

@@ -296,27 +296,40 @@ impl Walker<'_> {
                 }
             }
         }
-        // Most routes have no options: one shared empty set, not a
-        // default (a few KiB) built per route.
-        static EMPTY: std::sync::LazyLock<raw::RouteOptions> =
-            std::sync::LazyLock::new(raw::RouteOptions::default);
-        let mut options = route_options(
-            cx,
-            owner,
-            r.options.as_deref().unwrap_or(&EMPTY),
-            self.index,
-        );
-        // Gloo's converter: RouteOption resources fill what the route's own
-        // options leave unset, earlier refs first, before any parent's.
-        for o in r
-            .options_config_refs
-            .iter()
-            .flat_map(|c| &c.delegate_options)
-        {
-            let index = self.index;
-            if let Some((k, ro)) = option_ref(cx, index, o, "routeOption", &index.route_options) {
-                options.inherit(ro);
-                self.route_option_refs.insert(k);
+        // Most routes of a big VirtualService have no options of any kind:
+        // they get the one shared empty set, without building (~1 KiB) and
+        // comparing a default per route.
+        let plain = r.options.is_none() && r.options_config_refs.is_none() && parent.is_none();
+        let mut options = RouteOptions::default();
+        if plain {
+            debug_assert!({
+                let empty = raw::RouteOptions::default();
+                let before = cx.diags.len();
+                route_options(cx, owner, &empty, self.index) == options && cx.diags.len() == before
+            });
+        } else {
+            static EMPTY: std::sync::LazyLock<raw::RouteOptions> =
+                std::sync::LazyLock::new(raw::RouteOptions::default);
+            options = route_options(
+                cx,
+                owner,
+                r.options.as_deref().unwrap_or(&EMPTY),
+                self.index,
+            );
+            // Gloo's converter: RouteOption resources fill what the route's
+            // own options leave unset, earlier refs first, before any
+            // parent's.
+            for o in r
+                .options_config_refs
+                .iter()
+                .flat_map(|c| &c.delegate_options)
+            {
+                let index = self.index;
+                if let Some((k, ro)) = option_ref(cx, index, o, "routeOption", &index.route_options)
+                {
+                    options.inherit(ro);
+                    self.route_option_refs.insert(k);
+                }
             }
         }
         // Gloo's validatePrefixRewrite, on the rewrite of a forwarding route.
@@ -481,7 +494,11 @@ impl Walker<'_> {
             name: named.then(converter_name),
             matchers,
             action,
-            options: options.shared(),
+            options: if plain {
+                RouteOptions::empty()
+            } else {
+                options.shared()
+            },
             origin: RouteOrigin {
                 pos: Some(pos),
                 upgrades_from: upgrades_from.filter(|_| !own_upgrades),

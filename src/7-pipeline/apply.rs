@@ -62,7 +62,7 @@ pub fn given_documents(prefix: &str, files: &[SourceFile]) -> Vec<Given> {
         let Ok(kind) = d.id.kind.parse::<Kind>() else {
             continue;
         };
-        let Some((file, by_line)) = split.get(d.pos.file.as_path()) else {
+        let Some((file, by_line)) = split.get(&*d.pos.file) else {
             continue;
         };
         let Some(text) = by_line.get(&d.line_offset) else {

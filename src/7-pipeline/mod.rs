@@ -49,7 +49,7 @@ impl Load {
                 let src = self
                     .files
                     .iter()
-                    .find(|f| f.path == d.pos.file)
+                    .find(|f| *f.path == *d.pos.file)
                     .map(|f| f.text.as_str());
                 d.render(src)
             })

@@ -231,7 +231,7 @@ impl Reconciler {
         let broken: Vec<PathBuf> = diagnostics
             .iter()
             .filter(|d| d.is_file_level())
-            .map(|d| d.pos.file.clone())
+            .map(|d| d.pos.file.to_path_buf())
             .collect();
         let current_ids: BTreeSet<ResourceId> = docs.iter().map(|d| d.id.clone()).collect();
         let kept_from_broken: BTreeSet<ResourceId> = self
@@ -438,7 +438,7 @@ impl Reconciler {
         for (id, pos) in known {
             by_id.entry(id.clone()).or_insert(ResourceStatus {
                 id,
-                file: pos.file,
+                file: pos.file.to_path_buf(),
                 line: pos.line,
                 state: State::Accepted,
                 serving: Serving::Current,
@@ -472,7 +472,7 @@ impl Reconciler {
             if let Some(id) = &d.resource {
                 by_id.entry(id.clone()).or_insert(ResourceStatus {
                     id: id.clone(),
-                    file: d.pos.file.clone(),
+                    file: d.pos.file.to_path_buf(),
                     line: d.pos.line,
                     state: State::Rejected,
                     serving: Serving::Nothing,

@@ -105,9 +105,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         ),
         None => None,
     };
-    let xds_listener = tokio::net::TcpListener::bind(cfg.xds_address)
-        .await
-        .map_err(|source| ServeError::BindXds {
+    let xds_listener =
+        transport::bind_xds(cfg.xds_address).map_err(|source| ServeError::BindXds {
             addr: cfg.xds_address,
             source,
         })?;
