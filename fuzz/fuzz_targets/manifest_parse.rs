@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
 
     for d in &diags {
         assert_eq!(
-            d.pos.file,
+            &*d.pos.file,
             Path::new(PATH),
             "diagnostic names a file that was not given: {d}"
         );
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     }
     for doc in &docs {
         assert_eq!(
-            doc.pos.file,
+            &*doc.pos.file,
             Path::new(PATH),
             "document position: {:?}",
             doc.pos

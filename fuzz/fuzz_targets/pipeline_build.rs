@@ -85,7 +85,7 @@ fn check(load: &Load, files: &[SourceFile]) {
     assert_eq!(load.output.is_some(), load.snapshot.is_some());
     for d in &load.diagnostics {
         assert!(
-            files.iter().any(|f| f.path == d.pos.file),
+            files.iter().any(|f| *f.path == *d.pos.file),
             "diagnostic names a file that was not given: {d}"
         );
     }
