@@ -272,7 +272,10 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
     let due = |proto: &mut P, s: &mut Session, ps: &ProxySnapshot, sent: &mut Sent| {
         for r in proto.due(s, ps) {
             let (url, nonce) = P::nonce_of(&r);
-            assert!(sent.nonces.insert(nonce.clone()), "nonce {nonce} sent twice");
+            assert!(
+                sent.nonces.insert(nonce.clone()),
+                "nonce {nonce} sent twice"
+            );
             sent.all.entry(type_of(&url)).or_default().push(nonce);
         }
     };
@@ -292,7 +295,10 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
             None => b.text(20),
         };
         let t = ResourceType::from_type_url(&type_url);
-        let of_type = t.and_then(|t| sent.all.get(&t)).cloned().unwrap_or_default();
+        let of_type = t
+            .and_then(|t| sent.all.get(&t))
+            .cloned()
+            .unwrap_or_default();
         let nonce = match b.byte() % 5 {
             0 => String::new(),
             1 => of_type.last().cloned().unwrap_or_default(),
@@ -310,7 +316,14 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
         };
         let node = node(&mut b, limits.max_node_bytes);
         let node_bytes = node.as_ref().map(Message::encoded_len);
-        let req = P::make(&mut b, type_url, nonce.clone(), nack, node, limits.max_subscribed_names);
+        let req = P::make(
+            &mut b,
+            type_url,
+            nonce.clone(),
+            nack,
+            node,
+            limits.max_subscribed_names,
+        );
 
         let before = answers(&counts);
         let state_before: Vec<_> = registry
@@ -323,14 +336,27 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
             .note_node(P::node(&req), P::MODE)
             .and_then(|()| proto.on_request(&mut s, req));
         let after = answers(&counts);
-        assert!(after <= before + 1, "one request counted as several answers");
+        assert!(
+            after <= before + 1,
+            "one request counted as several answers"
+        );
         if after == before + 1 {
             let t = t.expect("an answer counted for an unserved type");
             let of_type = sent.all.get(&t).cloned().unwrap_or_default();
-            assert!(of_type.contains(&nonce), "answer counted for nonce {nonce:?} never sent for {t:?}");
+            assert!(
+                of_type.contains(&nonce),
+                "answer counted for nonce {nonce:?} never sent for {t:?}"
+            );
             // Both protocols count only an answer to the type's latest.
-            assert_eq!(of_type.last(), Some(&nonce), "answer counted for a superseded nonce");
-            assert!(sent.answered.insert(nonce.clone()), "nonce {nonce:?} answered twice");
+            assert_eq!(
+                of_type.last(),
+                Some(&nonce),
+                "answer counted for a superseded nonce"
+            );
+            assert!(
+                sent.answered.insert(nonce.clone()),
+                "nonce {nonce:?} answered twice"
+            );
         } else {
             let state_after: Vec<_> = registry
                 .list()
@@ -338,7 +364,10 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
                 .flat_map(|n| n.types.into_values())
                 .map(|ts| (ts.acked_version, ts.nacked_version, ts.nack_message))
                 .collect();
-            assert_eq!(state_before, state_after, "an uncounted request changed ACK/NACK state");
+            assert_eq!(
+                state_before, state_after,
+                "an uncounted request changed ACK/NACK state"
+            );
         }
         match applied {
             Ok(()) => {
@@ -365,8 +394,15 @@ fn run<P: Req>(mut b: Bytes, limits: StreamLimits) {
         for n in registry.list() {
             for ts in n.types.values() {
                 let m = &ts.nack_message;
-                assert!(m.len() <= NACK_MESSAGE_MAX_BYTES + 64, "NACK message of {} bytes kept", m.len());
-                assert!(!m.chars().any(char::is_control), "control character kept: {m:?}");
+                assert!(
+                    m.len() <= NACK_MESSAGE_MAX_BYTES + 64,
+                    "NACK message of {} bytes kept",
+                    m.len()
+                );
+                assert!(
+                    !m.chars().any(char::is_control),
+                    "control character kept: {m:?}"
+                );
             }
         }
         due(&mut proto, &mut s, ps, &mut sent);
