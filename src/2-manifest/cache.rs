@@ -71,8 +71,8 @@ struct PriorRoutes<'p> {
     routes: Vec<(&'p str, &'p Spanned<Route>)>,
     /// Where the next route is expected.
     next: Cell<usize>,
-    /// Lookups in a row not found in order.
-    misses: Cell<usize>,
+    /// The last lookup found nothing.
+    missed: Cell<bool>,
     index: OnceCell<HashMap<&'p str, usize, foldhash::fast::RandomState>>,
     hits: Cell<usize>,
 }
@@ -106,7 +106,7 @@ impl<'p> PriorRoutes<'p> {
         let at = match in_order {
             Some(at) => Some(at),
             // Once routes have moved, the index is asked at every miss.
-            None if self.misses.get() >= 1 || self.index.get().is_some() => self
+            None if self.missed.get() || self.index.get().is_some() => self
                 .index
                 .get_or_init(|| {
                     // The first of equal texts wins, as its route is equal.
@@ -126,12 +126,12 @@ impl<'p> PriorRoutes<'p> {
         match at {
             Some(at) => {
                 self.next.set(at + 1);
-                self.misses.set(0);
+                self.missed.set(false);
                 self.hits.set(self.hits.get() + 1);
                 self.routes.get(at).map(|(_, r)| (*r).clone())
             }
             None => {
-                self.misses.set(self.misses.get() + 1);
+                self.missed.set(true);
                 None
             }
         }

@@ -167,7 +167,7 @@ fn parse_cut<'t>(
         (Some(a), Some(z)) => text.get(a.start..z.start + z.text.len()).unwrap_or(text),
         _ => "",
     };
-    if memchr::memmem::find(items_text.as_bytes(), "\u{a0}".as_bytes()).is_some() {
+    if has_nbsp(items_text) {
         // The whole-document parse points at a misplaced one.
         return None;
     }
@@ -308,6 +308,14 @@ fn strip_location_suffix(s: &str) -> &str {
     }
 }
 
+const NBSP: char = '\u{a0}';
+
+/// Whether `text` holds a no-break space anywhere (one vectorized search:
+/// a big VirtualService is a megabyte of text).
+fn has_nbsp(text: &str) -> bool {
+    memchr::memmem::find(text.as_bytes(), "\u{a0}".as_bytes()).is_some()
+}
+
 /// A no-break space (U+00A0, common in text pasted from web pages and
 /// chat) where YAML needs a plain space: in a line's indentation, or right
 /// after a `:` or `-` indicator. YAML reads it as part of a key or value,
@@ -315,8 +323,9 @@ fn strip_location_suffix(s: &str) -> &str {
 /// Block scalar content (`|`, `>`) may hold one legitimately and is skipped.
 /// Returns the 1-based line and column within `text`.
 fn misplaced_nbsp(text: &str) -> Option<(usize, usize)> {
-    const NBSP: char = '\u{a0}';
-    memchr::memmem::find(text.as_bytes(), NBSP.encode_utf8(&mut [0; 4]).as_bytes())?;
+    if !has_nbsp(text) {
+        return None;
+    }
     // Indentation of the line that opened a block scalar, while inside it.
     let mut block: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {

@@ -139,7 +139,8 @@ pub(super) fn cut(doc: &str) -> Option<Cut<'_>> {
         if l.is_filler() {
             continue;
         }
-        while path.last().is_some_and(|&(ind, _)| ind >= l.indent()) {
+        let indent = l.indent();
+        while path.last().is_some_and(|&(ind, _)| ind >= indent) {
             path.pop();
         }
         let Some(key) = l.block_key() else {
@@ -152,7 +153,7 @@ pub(super) fn cut(doc: &str) -> Option<Cut<'_>> {
         if key == "routes" && top && (under(&["spec"]) || under(&["spec", "virtualHost"])) {
             break l;
         }
-        path.push((l.indent(), key));
+        path.push((indent, key));
     };
     // The items: the first content line after `routes:` sets their indent.
     let (first_line, first) = lines.by_ref().find(|(_, l)| !l.is_filler())?;

@@ -191,7 +191,7 @@ impl<'k> IntoIterator for &'k KeySet {
     type Item = &'k Key;
     type IntoIter = std::collections::btree_set::Iter<'k, Key>;
     fn into_iter(self) -> Self::IntoIter {
-        self.sorted.iter()
+        self.iter()
     }
 }
 

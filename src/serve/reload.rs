@@ -288,6 +288,7 @@ pub(super) async fn reload(
     }
     explain_served(built, generation.to_string(), state).await;
     tokio::task::spawn_blocking(move || drop(replaced));
+    super::memory::release_free_memory_after_load();
     true
 }
 
@@ -385,7 +386,6 @@ async fn explain_served(
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "keeping the served routes panicked"),
     }
-    super::memory::release_free_memory_after_load();
 }
 
 #[cfg(test)]
