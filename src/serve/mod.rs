@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod drains;
 pub mod grpc;
+pub mod http2;
 pub mod memory;
 pub mod metrics;
 pub mod reload;
@@ -114,6 +115,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let (snap_tx, snap_rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut stopping = shutdown_rx.clone();
+    let shutdown_rx_server = shutdown_rx.clone();
     let (loads_tx, loads_rx) = watch::channel(0u64);
     let metrics = Arc::new(Metrics::new());
     let (conn_tx, conn_rx) = watch::channel(crate::source::etcd::Connection::default());
@@ -293,34 +295,12 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let limits = &cfg.limits;
     let conns = transport::Conns::default();
     let incoming = transport::incoming(xds_listener, limits, conns.clone());
-    // tonic passes `None` to hyper unless told, which removes hyper's own
-    // stream limit: set every one.
-    let mut builder = tonic::transport::Server::builder()
-        .max_concurrent_streams(limits.max_streams_per_connection)
-        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
-        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
-        // h2's own defaults, which tonic's `None` would turn off: a client
-        // that keeps opening streams over the limit (each refused) or
-        // resetting streams before they are served (rapid reset) gets
-        // GOAWAY ENHANCE_YOUR_CALM.
-        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS));
-    if let Some(tls) = &cfg.xds_tls {
-        // Applied by tonic to every accepted connection, before HTTP/2.
-        builder = builder.tls_config(tls.config.clone())?;
-    }
     let max_request = limits.max_request_bytes;
     let mut ads_service = AdsService::new(ads, max_request, MAX_XDS_MESSAGE_BYTES);
     if let Some(p) = &cfg.authz_policy {
         ads_service = ads_service.with_policy(p.clone());
     }
-    let server = builder
-        .layer(transport::GuardLayer::new(
-            max_request,
-            limits.max_streams_per_connection,
-            conns,
-        ))
-        .add_service(ads_service)
+    let routes = tonic::service::Routes::new(ads_service)
         .add_service(StatusServiceServer::new(status).max_decoding_message_size(max_request))
         // Envoy's stats (the bootstrap's metrics service sink), for drains.
         .add_service(
@@ -332,13 +312,31 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             )
             .with_binding(state.registry.clone(), cfg.authz_policy.clone()),
         )
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: closing xDS streams (Envoy keeps its config)");
-            let _ = shutdown_tx.send(true);
-        });
+        .prepare();
+    let service = tower_layer::Layer::layer(
+        &transport::GuardLayer::new(max_request, limits.max_streams_per_connection, conns),
+        routes,
+    );
+    let http2 = http2::Config {
+        max_streams: limits.max_streams_per_connection,
+        keepalive_interval: limits.http2_keepalive_interval,
+        keepalive_timeout: limits.http2_keepalive_timeout,
+        // A client that keeps opening streams over the limit (each
+        // refused) or resetting streams before they are served (rapid
+        // reset) gets GOAWAY ENHANCE_YOUR_CALM.
+        max_local_resets: MAX_LOCAL_ERROR_RESETS,
+        max_pending_resets: MAX_PENDING_ACCEPT_RESETS,
+        max_header_list: MAX_HEADER_LIST,
+    };
+    let acceptor = cfg.xds_tls.as_ref().map(|t| t.acceptor.clone());
+    let server = http2::serve(incoming, service, http2, acceptor, shutdown_rx_server);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing xDS streams (Envoy keeps its config)");
+        let _ = shutdown_tx.send(true);
+    });
     tokio::select! {
-        r = server => r?,
+        () = server => {}
         r = watcher => {
             if let Ok(Err(e)) = r {
                 return Err(e.into());
@@ -468,12 +466,14 @@ fn failed_now(done: &std::collections::BTreeMap<String, i64>, current: &reload::
         .any(|(k, r)| done.get(k).is_none_or(|d| *d < r.revision))
 }
 
-/// Streams h2 may refuse or reset on one connection because of the
-/// client's errors before it ends the connection (h2's default).
+/// Streams the xDS port may refuse or reset on one connection because of
+/// the client's errors before it ends the connection (h2's default, kept).
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
-/// Streams reset by the client before edgeplane accepted them, at once on
-/// one connection (h2's default).
+/// Streams reset by the client before edgeplane answered them, net of
+/// those answered since, on one connection (h2's default, kept).
 const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// SETTINGS_MAX_HEADER_LIST_SIZE on the xDS port (hyper's default, kept).
+const MAX_HEADER_LIST: usize = 16 * 1024;
 /// A source checked and armed, before the first load.
 enum Started {
     Dir(PathBuf, crate::source::watch::DirWatch),

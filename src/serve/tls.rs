@@ -6,10 +6,9 @@
 //! rustls on ring. Every PEM file is read and checked here, before the
 //! server starts, so a missing file, a file without a certificate, a key
 //! that does not belong to its certificate or an unusable CA is an error
-//! naming the file, not a refused handshake later. tonic applies the
-//! resulting `ServerTlsConfig` to every accepted connection (also on the
-//! `serve_with_incoming_shutdown` path `serve` uses), ADS and the status
-//! API alike, since both share the port.
+//! naming the file, not a refused handshake later. The xDS port's server
+//! (`serve::http2`) puts every accepted connection through the resulting
+//! acceptor, ADS and the status API alike, since both share the port.
 //!
 //! Certificates are read once at start: rotating them needs a restart.
 
@@ -21,7 +20,7 @@ use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// A TLS handshake that has not finished in this time is dropped, so a
 /// client that connects and sends nothing holds no task for long.
@@ -121,11 +120,20 @@ pub struct XdsTlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// A checked server TLS setup, ready for tonic.
-#[derive(Clone, Debug)]
+/// A checked server TLS setup: the acceptor every xDS connection goes
+/// through (ALPN `h2`).
+#[derive(Clone)]
 pub struct ServerTls {
-    pub config: ServerTlsConfig,
+    pub acceptor: tokio_rustls::TlsAcceptor,
     pub security: XdsSecurity,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("security", &self.security)
+            .finish_non_exhaustive()
+    }
 }
 
 impl XdsTlsFiles {
@@ -157,28 +165,49 @@ impl XdsTlsFiles {
         };
         let provider = provider();
         let (cert_pem, key_pem) = load_identity(cert, key, &provider, SERVER)?;
-        let mut config = ServerTlsConfig::new()
-            .identity(Identity::from_pem(cert_pem, key_pem))
-            .timeout(HANDSHAKE_TIMEOUT);
-        if let Some(ca) = &self.client_ca {
-            let what = "client CA";
-            let (pem, roots) = load_roots(ca, what)?;
-            // The verifier tonic builds from the same certificates.
-            rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| TlsError::BadCa {
-                what,
-                path: ca.clone(),
+        let chain = parse_certs(&cert_pem, cert, SERVER.0)?;
+        let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::BadKey {
+            what: SERVER.1,
+            path: key.clone(),
+            reason: e.to_string(),
+        })?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::BadKey {
+                what: SERVER.1,
+                path: key.clone(),
                 reason: e.to_string(),
             })?;
-            config = config.client_ca_root(Certificate::from_pem(pem));
-        }
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let what = "client CA";
+                let (_, roots) = load_roots(ca, what)?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| TlsError::BadCa {
+                    what,
+                    path: ca.clone(),
+                    reason: e.to_string(),
+                })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config =
+            builder
+                .with_single_cert(chain, key_der)
+                .map_err(|e| TlsError::KeyMismatch {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
         install_default_provider();
         Ok(Some(ServerTls {
-            config,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             security: self.security(),
         }))
     }

@@ -1,13 +1,13 @@
 //! Limits on the xDS port (ADS, the status API and the stats sink share
 //! it): how many connections, how long one may sit without opening a
 //! stream, and how large an inbound gRPC message may be. Streams per
-//! connection and HTTP/2 keepalive are hyper's (set in `serve`); the TLS
-//! handshake timeout is `tls::HANDSHAKE_TIMEOUT`.
+//! connection and HTTP/2 keepalive are the HTTP/2 server's (`http2`, set
+//! in `serve`); the TLS handshake timeout is `tls::HANDSHAKE_TIMEOUT`.
 //!
-//! - `incoming`: accepts connections itself (tonic's accept loop ends the
+//! - `incoming`: accepts connections (a plain accept loop would end the
 //!   server on EMFILE), backs off on accept errors, and wraps each socket
 //!   in a `LimitedIo` holding a connection permit for the connection's
-//!   whole life (TLS included: tonic wraps the `LimitedIo`). Over the cap,
+//!   whole life (TLS included: TLS wraps the `LimitedIo`). Over the cap,
 //!   a new connection is closed at once with a rate-limited WARN.
 //! - `GuardLayer`: a tower layer in front of every gRPC service. It reads
 //!   the gRPC frame headers of the request body and ends a request whose
@@ -16,7 +16,6 @@
 //!   as having opened a stream, which disarms its idle timeout.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -245,17 +244,14 @@ pub fn bind_xds(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(XDS_LISTEN_BACKLOG)
 }
 
-/// Accepted connections waiting for tonic to take them: the accept loop
-/// keeps draining the backlog while tonic's task is busy.
+/// Accepted connections waiting for the server to take them: the accept
+/// loop keeps draining the backlog while the server's task is busy.
 const ACCEPTED_QUEUE: usize = 64;
 
-/// The connections of `listener` for tonic, within `limits`. The stream
-/// ends when tonic drops it (shutdown), which closes the listener.
-pub fn incoming(
-    listener: TcpListener,
-    limits: &Limits,
-    conns: Conns,
-) -> tokio_stream::wrappers::ReceiverStream<Result<LimitedIo, Infallible>> {
+/// The connections of `listener` for the server, within `limits`. The
+/// channel ends when the server drops it (shutdown), which closes the
+/// listener.
+pub fn incoming(listener: TcpListener, limits: &Limits, conns: Conns) -> mpsc::Receiver<LimitedIo> {
     let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let max = limits.max_connections;
@@ -283,12 +279,12 @@ pub fn incoming(
             // mid-sized RouteConfigurations.
             let _ = sock.set_nodelay(true);
             let io = LimitedIo::new(sock, peer, permit, idle, conns.clone(), idle_warn.clone());
-            if tx.send(Ok(io)).await.is_err() {
+            if tx.send(io).await.is_err() {
                 return;
             }
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    rx
 }
 
 /// A TCP connection of the xDS port holding its connection permit (given
@@ -324,6 +320,13 @@ impl LimitedIo {
             idle_warn,
             conns,
         }
+    }
+}
+
+impl LimitedIo {
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 }
 
@@ -775,7 +778,6 @@ mod tests {
     #[tokio::test]
     async fn connections_over_the_cap_are_closed_and_permits_come_back() {
         use tokio::io::AsyncReadExt;
-        use tokio_stream::StreamExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
@@ -785,9 +787,9 @@ mod tests {
         let conns = Conns::default();
         let mut inc = incoming(listener, &limits, conns.clone());
         let _c1 = TcpStream::connect(addr).await.unwrap();
-        let a = inc.next().await.unwrap().unwrap();
+        let a = inc.recv().await.expect("a connection");
         let _c2 = TcpStream::connect(addr).await.unwrap();
-        let b = inc.next().await.unwrap().unwrap();
+        let b = inc.recv().await.expect("a connection");
         assert_eq!(conns.len(), 2);
         // The third is closed by edgeplane at once: its read sees EOF.
         let mut c3 = TcpStream::connect(addr).await.unwrap();
@@ -800,7 +802,7 @@ mod tests {
         drop(a);
         assert_eq!(conns.len(), 1);
         let _c4 = TcpStream::connect(addr).await.unwrap();
-        let d = tokio::time::timeout(Duration::from_secs(5), inc.next())
+        let d = tokio::time::timeout(Duration::from_secs(5), inc.recv())
             .await
             .unwrap();
         assert!(d.is_some());
@@ -810,7 +812,6 @@ mod tests {
     #[tokio::test]
     async fn a_connection_that_opens_no_stream_is_closed_after_the_idle_timeout() {
         use tokio::io::AsyncReadExt;
-        use tokio_stream::StreamExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
@@ -820,7 +821,7 @@ mod tests {
         let conns = Conns::default();
         let mut inc = incoming(listener, &limits, conns.clone());
         let _idle = TcpStream::connect(addr).await.unwrap();
-        let mut io = inc.next().await.unwrap().unwrap();
+        let mut io = inc.recv().await.expect("a connection");
         let mut buf = [0u8; 1];
         let r = tokio::time::timeout(Duration::from_secs(5), io.read(&mut buf))
             .await
@@ -829,7 +830,7 @@ mod tests {
 
         // One that opened a stream is not.
         let _busy = TcpStream::connect(addr).await.unwrap();
-        let mut io = inc.next().await.unwrap().unwrap();
+        let mut io = inc.recv().await.expect("a connection");
         conns.stream_opened(io.peer);
         let r = tokio::time::timeout(Duration::from_millis(400), io.read(&mut buf)).await;
         assert!(r.is_err(), "still open (read pending): {r:?}");
