@@ -16,8 +16,10 @@
 //! `max_local_resets` refusals), streams reset before they were answered
 //! (GOAWAY ENHANCE_YOUR_CALM past `max_pending_resets`), and receive windows
 //! given back only as the service reads. While more than `PAUSE_READS`
-//! bytes wait to be written (the peer does not read), no frame is read, so
-//! PING and SETTINGS floods cannot queue replies without bound.
+//! bytes or `PAUSE_READS_FRAMES` frames wait to be written (the peer does
+//! not read), no frame is read, so PING and SETTINGS floods cannot queue
+//! replies without bound. A connection whose client closed its side (EOF)
+//! ends at once, with its streams.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -61,10 +63,15 @@ pub struct Config {
 /// most 16 KiB + 9 bytes in memory while it is incomplete.
 const MAX_FRAME: usize = frame::MIN_MAX_FRAME_SIZE as usize;
 
-/// Reads pause while this many bytes wait to be written.
-const PAUSE_READS: usize = 256 * 1024;
-/// A response's DATA is framed only while fewer bytes than this wait.
-const OUT_HIGH: usize = 64 * 1024;
+/// Reads pause while this many bytes wait to be written …
+const PAUSE_READS: usize = 1024 * 1024;
+/// … or this many frames (a PING flood's replies are small, but each is
+/// an entry in the queue).
+const PAUSE_READS_FRAMES: usize = 1024;
+/// A response's DATA is framed only while fewer bytes than this wait (it
+/// is the service's own `Bytes`, shared: this bounds the queue, not
+/// copies).
+const OUT_HIGH: usize = 256 * 1024;
 /// Frames handled per wake-up before yielding to other tasks.
 const READS_PER_POLL: usize = 32;
 
@@ -176,7 +183,7 @@ struct Conn<IO, S: Service<Request<tonic::body::Body>>> {
     block: Option<PendingBlock>,
     /// GOAWAY sent: no new streams, close when the last one ends.
     draining: bool,
-    /// The client closed its side (EOF) or sent GOAWAY.
+    /// The client closed its side (EOF).
     read_closed: bool,
     local_resets: usize,
     pending_resets: usize,
@@ -237,7 +244,20 @@ where
                 match self.poll_read(cx) {
                     Ok(Step::Progress) => progress = true,
                     Ok(Step::Idle) => {}
+                    // The socket failed (or the idle timeout fired): no
+                    // GOAWAY can be expected to arrive.
+                    Err(e @ ConnError::Io(_)) => return Poll::Ready(Err(e)),
                     Err(e) => self.fail(e),
+                }
+                if self.read_closed {
+                    // The client closed its side: nothing it asked for can
+                    // be answered usefully (HTTP/2 clients do not
+                    // half-close the TCP connection).
+                    let streams = std::mem::take(&mut self.streams);
+                    for s in streams {
+                        self.forget(s);
+                    }
+                    return Poll::Ready(Ok(()));
                 }
             }
             if self.failed.is_none() {
@@ -256,7 +276,7 @@ where
                 if let Some(e) = self.failed.take() {
                     return Poll::Ready(Err(e));
                 }
-                if (self.draining || self.read_closed) && self.streams.is_empty() {
+                if self.draining && self.streams.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
             }
@@ -314,7 +334,10 @@ where
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<Step, ConnError> {
         let mut step = Step::Idle;
         for _ in 0..READS_PER_POLL {
-            if self.read_closed || self.out_len >= PAUSE_READS {
+            if self.read_closed
+                || self.out_len >= PAUSE_READS
+                || self.out.len() >= PAUSE_READS_FRAMES
+            {
                 return Ok(step);
             }
             let mut raw = [MaybeUninit::<u8>::uninit(); MAX_FRAME + frame::HEADER_LEN];
@@ -328,9 +351,6 @@ where
             let got = buf.filled();
             if got.is_empty() {
                 self.read_closed = true;
-                for s in &self.streams {
-                    s.request.reset();
-                }
                 return Ok(step);
             }
             self.rbuf.extend_from_slice(got);
