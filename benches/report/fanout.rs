@@ -963,21 +963,21 @@ fn memory_why(mode: Mode, split: Option<Split>) -> String {
     let mut w = String::from("Why: ");
     match split {
         _ if mode == Mode::Delta => w.push_str(
-            "as SotW (the transport's buffers per connection, the stream's task, its response queue and 1 KiB request buffer), plus what delta keeps per stream: which resources the client holds and at which version, per type (the names are the snapshot's, shared, not copied).",
+            "as SotW (the connection's task and state, the stream's task, its response queue and 1 KiB request buffer), plus what delta keeps per stream: which resources the client holds and at which version, per type (the names are the snapshot's, shared, not copied).",
         ),
         Some(Split { n, p1, p10 }) if p10 < p1 => {
             let k = SHARE as f64;
             let conn = (p1 - p10) * k / (k - 1.0);
             let stream = (p1 - conn).max(0.0);
             w.push_str(&format!(
-                "at {} streams, a stream costs {p1:.1} KiB with a connection of its own and {p10:.1} KiB with {SHARE} streams per connection, which puts about {conn:.1} KiB on each TCP connection and {stream:.1} KiB on each stream. The connection's share is the HTTP/2 transport (h2 allocates a 16 KiB write buffer and an 8 KiB read buffer per connection, with HPACK state and the connection's task; none of these sizes can be set through hyper or tonic), paid once per Envoy since each Envoy has its own connection; ",
+                "at {} streams, a stream costs {p1:.1} KiB with a connection of its own and {p10:.1} KiB with {SHARE} streams per connection, which puts about {conn:.1} KiB on each TCP connection and {stream:.1} KiB on each stream. The connection's share is the HTTP/2 transport (edgeplane's own server, `src/serve/http2`: the connection's task with its socket, timers and HPACK table; it keeps no read or write buffer between frames), paid once per Envoy since each Envoy has its own connection; ",
                 thousands(n)
             ));
             if stream > target {
                 w.push_str("edgeplane's own per-stream state (the stream's task, which reads its requests itself, its response queue of boxed responses, a request buffer starting at 1 KiB where tonic's default is 8, the ACK registry's entry) is over the target even without it.");
             } else {
                 w.push_str(&format!(
-                    "edgeplane's own per-stream state (the stream's task, which reads its requests itself, its response queue of boxed responses, a request buffer starting at 1 KiB where tonic's default is 8, the ACK registry's entry) fits the target, so the miss is the transport's: with one connection per Envoy, ≤ {target:.0} KiB needs smaller HTTP/2 buffers than hyper/h2 allocate."
+                    "edgeplane's own per-stream state (the stream's task, which reads its requests itself, its response queue of boxed responses, a request buffer starting at 1 KiB where tonic's default is 8, the ACK registry's entry) fits the target, so the miss is the transport's: with one connection per Envoy, ≤ {target:.0} KiB needs a smaller connection."
                 ));
             }
         }
@@ -1133,8 +1133,20 @@ fn case_targets(
         })
         .unwrap_or_default();
     if kib <= target {
+        let how = match split {
+            Some(Split { n, p1, p10 }) if explain && mode == Mode::Sotw && p10 < p1 => {
+                let k = SHARE as f64;
+                let conn = (p1 - p10) * k / (k - 1.0);
+                format!(
+                    " At {} streams a stream costs {p1:.1} KiB with a connection of its own and {p10:.1} KiB with {SHARE} streams per connection: about {conn:.1} KiB per TCP connection (edgeplane's own HTTP/2 server, `src/serve/http2`, which keeps no read or write buffer between frames and runs a connection's streams in its one task) and {:.1} KiB per stream.",
+                    thousands(n),
+                    (p1 - conn).max(0.0)
+                )
+            }
+            _ => String::new(),
+        };
         s.push_str(&format!(
-            "- {m}, {n} streams: ≤ {target:.0} KiB resident per extra stream: **met** ({kib:.1} KiB{scaled}).\n"
+            "- {m}, {n} streams: ≤ {target:.0} KiB resident per extra stream: **met** ({kib:.1} KiB{scaled}).{how}\n"
         ));
     } else {
         s.push_str(&format!(
