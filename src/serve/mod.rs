@@ -52,8 +52,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("xDS server failed")]
-    Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Watch(#[from] crate::source::watch::WatchError),
     #[error("etcd source")]

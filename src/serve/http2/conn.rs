@@ -1088,6 +1088,16 @@ mod tests {
         frames
     }
 
+    /// The error code of the GOAWAY the server sends.
+    async fn goaway_reason(c: &mut DuplexStream) -> u32 {
+        let frames = read_until(c, |f| f.iter().any(|(h, _)| h.kind == frame::GOAWAY)).await;
+        let (_, p) = frames
+            .iter()
+            .find(|(h, _)| h.kind == frame::GOAWAY)
+            .expect("GOAWAY");
+        u32::from_be_bytes([p[4], p[5], p[6], p[7]])
+    }
+
     #[tokio::test]
     async fn settings_ping_and_a_request_are_answered() {
         let mut c = start(false);
@@ -1149,15 +1159,7 @@ mod tests {
             ));
         }
         c.write_all(&out).await.expect("write");
-        let frames = read_until(&mut c, |f| f.iter().any(|(h, _)| h.kind == frame::GOAWAY)).await;
-        let (_, p) = frames
-            .iter()
-            .find(|(h, _)| h.kind == frame::GOAWAY)
-            .expect("GOAWAY");
-        assert_eq!(
-            u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
-            Reason::EnhanceYourCalm as u32
-        );
+        assert_eq!(goaway_reason(&mut c).await, Reason::EnhanceYourCalm as u32);
         let mut rest = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest)).await;
         assert!(closed.is_ok(), "the connection is closed after GOAWAY");
@@ -1172,14 +1174,6 @@ mod tests {
         // condemns it.
         out.extend_from_slice(&[0x00, 0x40, 0x01, frame::DATA, 0, 0, 0, 0, 1]);
         c.write_all(&out).await.expect("write");
-        let frames = read_until(&mut c, |f| f.iter().any(|(h, _)| h.kind == frame::GOAWAY)).await;
-        let (_, p) = frames
-            .iter()
-            .find(|(h, _)| h.kind == frame::GOAWAY)
-            .expect("GOAWAY");
-        assert_eq!(
-            u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
-            Reason::FrameSizeError as u32
-        );
+        assert_eq!(goaway_reason(&mut c).await, Reason::FrameSizeError as u32);
     }
 }
