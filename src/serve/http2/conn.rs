@@ -109,6 +109,7 @@ pub async fn serve<IO, S>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Service<Request<tonic::body::Body>, Response = Resp, Error = Infallible> + Clone,
+    S::Future: Send + 'static,
 {
     let mut conn = Conn {
         io,
@@ -226,6 +227,7 @@ impl<IO, S> Conn<IO, S>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Service<Request<tonic::body::Body>, Response = Resp, Error = Infallible> + Clone,
+    S::Future: Send + 'static,
 {
     fn queue(&mut self, b: Bytes) {
         self.out_len += b.len();
@@ -293,10 +295,9 @@ where
             _ => (Reason::InternalError, ""),
         };
         self.queue(frame::goaway(self.last_id, reason, detail));
-        for s in &self.streams {
-            s.request.reset();
+        for s in std::mem::take(&mut self.streams) {
+            self.forget(s);
         }
-        self.streams.clear();
         self.failed = Some(e);
     }
 
@@ -688,10 +689,19 @@ where
 
     /// Drops a stream's state, giving back what it held of the connection
     /// window.
+    ///
+    /// A service call still running is not cancelled: it goes on in a
+    /// task of its own, its request body reset, so that a handler's code
+    /// after its read loop (a stream counted closed, a node unbound) runs
+    /// as it would when the client ends the stream itself.
     fn forget(&mut self, s: Stream<S::Future>) {
         s.request.reset();
-        let held = s.unreleased;
-        self.conn_release += held;
+        if let Some(call) = s.call {
+            tokio::spawn(async move {
+                let _ = call.await;
+            });
+        }
+        self.conn_release += s.unreleased;
     }
 
     fn on_reset(&mut self, head: Head, payload: &[u8]) -> Result<(), ConnError> {
@@ -995,6 +1005,8 @@ mod tests {
     #[derive(Clone)]
     struct Svc {
         hang: bool,
+        /// Read the request body to its end first, then notify.
+        read_done: Option<Arc<tokio::sync::Notify>>,
     }
 
     impl Service<Request<tonic::body::Body>> for Svc {
@@ -1008,8 +1020,17 @@ mod tests {
 
         fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
             let hang = self.hang;
+            let read_done = self.read_done.clone();
             let path = req.uri().path().to_string();
+            let mut body = req.into_body();
             Box::pin(async move {
+                if let Some(done) = read_done {
+                    while let Some(Ok(_)) =
+                        std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                    {
+                    }
+                    done.notify_one();
+                }
                 if hang {
                     std::future::pending::<()>().await;
                 }
@@ -1035,10 +1056,17 @@ mod tests {
     }
 
     fn start(hang: bool) -> DuplexStream {
+        start_with(Svc {
+            hang,
+            read_done: None,
+        })
+    }
+
+    fn start_with(svc: Svc) -> DuplexStream {
         let (client, server) = tokio::io::duplex(1 << 20);
         tokio::spawn(serve(
             server,
-            Svc { hang },
+            svc,
             config(),
             http::Extensions::new(),
             Box::pin(std::future::pending()),
@@ -1163,6 +1191,48 @@ mod tests {
         let mut rest = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest)).await;
         assert!(closed.is_ok(), "the connection is closed after GOAWAY");
+    }
+
+    /// A handler reading its request when the client resets the stream
+    /// runs to its end (as the stats sink's, which counts the stream
+    /// closed there), not cancelled mid-await.
+    #[tokio::test]
+    async fn a_reset_stream_lets_its_handler_finish() {
+        let done = Arc::new(tokio::sync::Notify::new());
+        let mut c = start_with(Svc {
+            hang: false,
+            read_done: Some(done.clone()),
+        });
+        let mut out = frame::PREFACE.to_vec();
+        out.extend(raw(frame::SETTINGS, 0, 0, &[]));
+        out.extend(raw(frame::HEADERS, frame::END_HEADERS, 1, &request_block()));
+        out.extend(raw(frame::DATA, 0, 1, b"partial"));
+        out.extend(raw(
+            frame::RST_STREAM,
+            0,
+            1,
+            &(Reason::Cancel as u32).to_be_bytes(),
+        ));
+        c.write_all(&out).await.expect("write");
+        tokio::time::timeout(Duration::from_secs(5), done.notified())
+            .await
+            .expect("the handler saw its body end and finished");
+
+        // The same when the client goes away altogether.
+        let done = Arc::new(tokio::sync::Notify::new());
+        let mut c = start_with(Svc {
+            hang: false,
+            read_done: Some(done.clone()),
+        });
+        let mut out = frame::PREFACE.to_vec();
+        out.extend(raw(frame::SETTINGS, 0, 0, &[]));
+        out.extend(raw(frame::HEADERS, frame::END_HEADERS, 1, &request_block()));
+        c.write_all(&out).await.expect("write");
+        read_until(&mut c, |f| !f.is_empty()).await;
+        drop(c);
+        tokio::time::timeout(Duration::from_secs(5), done.notified())
+            .await
+            .expect("the handler saw its body end and finished");
     }
 
     #[tokio::test]

@@ -49,7 +49,7 @@ pub async fn serve<S>(
         + Clone
         + Send
         + 'static,
-    S::Future: Send,
+    S::Future: Send + 'static,
 {
     let config = Arc::new(config);
     // Each connection holds a sender; all dropped = all closed.
