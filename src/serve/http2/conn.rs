@@ -1198,41 +1198,30 @@ mod tests {
     /// closed there), not cancelled mid-await.
     #[tokio::test]
     async fn a_reset_stream_lets_its_handler_finish() {
-        let done = Arc::new(tokio::sync::Notify::new());
-        let mut c = start_with(Svc {
-            hang: false,
-            read_done: Some(done.clone()),
-        });
-        let mut out = frame::PREFACE.to_vec();
-        out.extend(raw(frame::SETTINGS, 0, 0, &[]));
-        out.extend(raw(frame::HEADERS, frame::END_HEADERS, 1, &request_block()));
-        out.extend(raw(frame::DATA, 0, 1, b"partial"));
-        out.extend(raw(
-            frame::RST_STREAM,
-            0,
-            1,
-            &(Reason::Cancel as u32).to_be_bytes(),
-        ));
-        c.write_all(&out).await.expect("write");
-        tokio::time::timeout(Duration::from_secs(5), done.notified())
-            .await
-            .expect("the handler saw its body end and finished");
-
-        // The same when the client goes away altogether.
-        let done = Arc::new(tokio::sync::Notify::new());
-        let mut c = start_with(Svc {
-            hang: false,
-            read_done: Some(done.clone()),
-        });
-        let mut out = frame::PREFACE.to_vec();
-        out.extend(raw(frame::SETTINGS, 0, 0, &[]));
-        out.extend(raw(frame::HEADERS, frame::END_HEADERS, 1, &request_block()));
-        c.write_all(&out).await.expect("write");
-        read_until(&mut c, |f| !f.is_empty()).await;
-        drop(c);
-        tokio::time::timeout(Duration::from_secs(5), done.notified())
-            .await
-            .expect("the handler saw its body end and finished");
+        // A client that resets the stream, then one that goes away.
+        for goes_away in [false, true] {
+            let done = Arc::new(tokio::sync::Notify::new());
+            let mut c = start_with(Svc {
+                hang: false,
+                read_done: Some(done.clone()),
+            });
+            let mut out = frame::PREFACE.to_vec();
+            out.extend(raw(frame::SETTINGS, 0, 0, &[]));
+            out.extend(raw(frame::HEADERS, frame::END_HEADERS, 1, &request_block()));
+            out.extend(raw(frame::DATA, 0, 1, b"partial"));
+            if !goes_away {
+                let cancel = (Reason::Cancel as u32).to_be_bytes();
+                out.extend(raw(frame::RST_STREAM, 0, 1, &cancel));
+            }
+            c.write_all(&out).await.expect("write");
+            if goes_away {
+                read_until(&mut c, |f| !f.is_empty()).await;
+                drop(c);
+            }
+            tokio::time::timeout(Duration::from_secs(5), done.notified())
+                .await
+                .expect("the handler saw its body end and finished");
+        }
     }
 
     #[tokio::test]
