@@ -103,7 +103,7 @@ impl TypeStream {
 /// Incremental: per type, the subscription and what Envoy holds.
 #[derive(Default)]
 pub struct Delta {
-    types: BTreeMap<ResourceType, TypeStream>,
+    types: crate::xds::per_type::PerType<TypeStream>,
 }
 
 impl Delta {
@@ -177,7 +177,7 @@ impl Protocol for Delta {
             return Ok(());
         };
         self.check_limits(t, &req, s.limits.max_subscribed_names)?;
-        let st = self.types.entry(t).or_default();
+        let st = self.types.or_default(t);
         if !req.response_nonce.is_empty() {
             on_ack_or_nack(st, t, &req, s);
         }
@@ -284,7 +284,7 @@ impl Protocol for Delta {
             let sent: ResourceSet = super::registry::set_of(wanted.iter().copied());
             let sent_version = system_version.clone();
             s.registry.update(s.id, |n| {
-                let ts = n.types.entry(t).or_default();
+                let ts = n.types.or_default(t);
                 ts.responses += 1;
                 ts.sent = sent;
                 ts.sent_version = sent_version;
@@ -335,12 +335,12 @@ fn on_ack_or_nack(
             "Envoy rejected (NACKed) the config; it keeps its previous resources, and these versions will not be sent again"
         );
         registry.observer().nacked(t, Delta::MODE);
-        registry.update(id, |n| n.types.entry(t).or_default().record_nack(msg));
+        registry.update(id, |n| n.types.or_default(t).record_nack(msg));
     } else {
         tracing::debug!(type_ = t.short(), nonce = %req.response_nonce, "delta ACK");
         registry.observer().acked(t, Delta::MODE);
         registry.update(id, |n| {
-            let ts = n.types.entry(t).or_default();
+            let ts = n.types.or_default(t);
             let v = ts.sent_version.clone();
             ts.record_ack(v);
         });

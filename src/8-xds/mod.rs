@@ -13,6 +13,7 @@ pub mod authz;
 pub mod body;
 pub mod delta;
 pub mod node;
+pub mod per_type;
 pub mod registry;
 pub mod service;
 pub mod session;

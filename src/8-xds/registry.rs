@@ -153,7 +153,7 @@ pub struct NodeState {
     pub peer: String,
     pub proxy: String,
     pub mode: XdsMode,
-    pub types: BTreeMap<ResourceType, TypeState>,
+    pub types: crate::xds::per_type::PerType<TypeState>,
 }
 
 /// What the streams tell whoever counts them (go-control-plane's

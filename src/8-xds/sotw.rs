@@ -21,7 +21,7 @@
 //! - when several types are due, clusters go first, then listeners, then
 //!   routes and secrets (make before break).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -51,7 +51,7 @@ struct TypeStream {
 /// State of the world: per type, what was sent and what Envoy asked for.
 #[derive(Default)]
 pub struct Sotw {
-    types: BTreeMap<ResourceType, TypeStream>,
+    types: crate::xds::per_type::PerType<TypeStream>,
 }
 
 impl Protocol for Sotw {
@@ -92,7 +92,7 @@ impl Protocol for Sotw {
                 });
             }
         }
-        let st = self.types.entry(t).or_default();
+        let st = self.types.or_default(t);
         if !req.response_nonce.is_empty() {
             let latest = st.sent.as_ref().map(|(_, n)| n.as_str());
             if latest != Some(req.response_nonce.as_str()) {
@@ -131,14 +131,13 @@ impl Protocol for Sotw {
                     );
                     s.registry.observer().nacked(t, Self::MODE);
                     s.registry
-                        .update(s.id, |n| n.types.entry(t).or_default().record_nack(msg));
+                        .update(s.id, |n| n.types.or_default(t).record_nack(msg));
                 } else {
                     tracing::debug!(type_ = t.short(), version = %clean_message(&req.version_info), "ACK");
                     s.registry.observer().acked(t, Self::MODE);
                     // What Envoy now runs is what we sent under this nonce.
-                    s.registry.update(s.id, |n| {
-                        n.types.entry(t).or_default().record_ack(sent_version)
-                    });
+                    s.registry
+                        .update(s.id, |n| n.types.or_default(t).record_ack(sent_version));
                 }
             }
         } else {
@@ -201,7 +200,7 @@ impl Protocol for Sotw {
             st.answered = false;
             let sent = super::registry::set_of(resources.iter().copied());
             s.registry.update(s.id, |n| {
-                let ts = n.types.entry(t).or_default();
+                let ts = n.types.or_default(t);
                 ts.responses += 1;
                 ts.sent = sent;
                 ts.sent_version = sent_version;

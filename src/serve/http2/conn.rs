@@ -72,6 +72,8 @@ const PAUSE_READS_FRAMES: usize = 1024;
 /// is the service's own `Bytes`, shared: this bounds the queue, not
 /// copies).
 const OUT_HIGH: usize = 256 * 1024;
+/// Window owed to the client before it is announced: half the window.
+const ANNOUNCE_FROM: usize = frame::DEFAULT_WINDOW as usize / 2;
 /// Frames handled per wake-up before yielding to other tasks.
 const READS_PER_POLL: usize = 32;
 
@@ -178,7 +180,8 @@ struct Conn<IO, S: Service<Request<tonic::body::Body>>> {
     send_window: i64,
     /// What the client may still send on the connection.
     recv_window: i64,
-    /// Connection window to give back in the next WINDOW_UPDATE.
+    /// Connection window owed to the client, announced from
+    /// `ANNOUNCE_FROM`.
     conn_release: usize,
     /// A header block awaiting its CONTINUATION frames.
     block: Option<PendingBlock>,
@@ -209,13 +212,31 @@ struct Stream<F> {
     pending: Bytes,
     send_window: i64,
     recv_window: i64,
-    /// Received and not yet given back to the client.
+    /// Received and not yet taken by the reader.
     unreleased: usize,
+    /// Taken by the reader, not yet announced (WINDOW_UPDATE).
+    unannounced: usize,
     request: Arc<Shared>,
     /// The client sent END_STREAM.
     request_ended: bool,
     /// The response is complete (END_STREAM sent or the stream reset).
     done: bool,
+}
+
+impl<F> Stream<F> {
+    /// Gives `n` bytes back to the stream's window; returns the
+    /// WINDOW_UPDATE to send once half the window is owed (as h2 does:
+    /// one update per ACK-sized request would double the frames an ADS
+    /// client handles per push), none once the client ended the stream.
+    fn release(&mut self, n: usize) -> Option<(u32, u32)> {
+        self.unannounced += n;
+        if self.request_ended || self.unannounced < ANNOUNCE_FROM {
+            return None;
+        }
+        let n = std::mem::take(&mut self.unannounced);
+        self.recv_window += n as i64;
+        Some((self.id, n as u32))
+    }
 }
 
 enum Step {
@@ -518,14 +539,10 @@ where
         } else {
             len
         };
-        s.recv_window += released_now as i64;
-        let id = s.id;
-        let ended = s.request_ended;
-        if released_now > 0 {
-            self.conn_release += released_now;
-            if !ended {
-                self.queue(frame::window_update(id, released_now as u32));
-            }
+        let update = s.release(released_now);
+        self.conn_release += released_now;
+        if let Some((id, n)) = update {
+            self.queue(frame::window_update(id, n));
         }
         Ok(())
     }
@@ -656,6 +673,7 @@ where
             send_window: self.peer_initial_window,
             recv_window: i64::from(frame::DEFAULT_WINDOW),
             unreleased: 0,
+            unannounced: 0,
             request: shared,
             request_ended: end_stream,
             done: false,
@@ -832,11 +850,10 @@ where
             let released = s.request.take_released(cx.waker()).min(s.unreleased);
             if released > 0 {
                 s.unreleased -= released;
-                s.recv_window += released as i64;
-                let (id, ended) = (s.id, s.request_ended);
+                let update = s.release(released);
                 self.conn_release += released;
-                if !ended {
-                    self.queue(frame::window_update(id, released as u32));
+                if let Some((id, n)) = update {
+                    self.queue(frame::window_update(id, n));
                 }
                 step = Step::Progress;
             }
@@ -875,7 +892,7 @@ where
             }
             i += 1;
         }
-        if self.conn_release > 0 {
+        if self.conn_release >= ANNOUNCE_FROM {
             let n = std::mem::take(&mut self.conn_release);
             self.recv_window += n as i64;
             self.queue(frame::window_update(0, n as u32));
