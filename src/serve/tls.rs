@@ -164,13 +164,7 @@ impl XdsTlsFiles {
             }
         };
         let provider = provider();
-        let (cert_pem, key_pem) = load_identity(cert, key, &provider, SERVER)?;
-        let chain = parse_certs(&cert_pem, cert, SERVER.0)?;
-        let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::BadKey {
-            what: SERVER.1,
-            path: key.clone(),
-            reason: e.to_string(),
-        })?;
+        let id = load_identity(cert, key, &provider, SERVER)?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::BadKey {
@@ -198,7 +192,7 @@ impl XdsTlsFiles {
         };
         let mut config =
             builder
-                .with_single_cert(chain, key_der)
+                .with_single_cert(id.chain, id.key)
                 .map_err(|e| TlsError::KeyMismatch {
                     cert: cert.clone(),
                     key: key.clone(),
@@ -252,8 +246,8 @@ impl ClientTlsFiles {
         match (&self.cert, &self.key) {
             (None, None) => {}
             (Some(cert), Some(key)) => {
-                let (c, k) = load_identity(cert, key, &provider(), CLIENT)?;
-                config = config.identity(Identity::from_pem(c, k));
+                let id = load_identity(cert, key, &provider(), CLIENT)?;
+                config = config.identity(Identity::from_pem(id.cert_pem, id.key_pem));
             }
             _ => {
                 return Err(TlsError::CertKeyPair {
@@ -311,14 +305,23 @@ fn parse_certs(
     Ok(certs)
 }
 
+/// A certificate chain and its key, as read (PEM, for tonic's client) and
+/// parsed (DER, for rustls' server).
+struct LoadedIdentity {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
 /// Reads a certificate chain and its key; checks that the key parses and
-/// matches the leaf certificate. Returns both files' PEM text.
+/// matches the leaf certificate.
 fn load_identity(
     cert: &Path,
     key: &Path,
     provider: &CryptoProvider,
     (cert_what, key_what): (&'static str, &'static str),
-) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+) -> Result<LoadedIdentity, TlsError> {
     let cert_pem = read(cert, cert_what)?;
     let chain = parse_certs(&cert_pem, cert, cert_what)?;
     let key_pem = read(key, key_what)?;
@@ -327,8 +330,13 @@ fn load_identity(
         path: key.to_path_buf(),
         reason: e.to_string(),
     })?;
-    match rustls::sign::CertifiedKey::from_der(chain, key_der, provider) {
-        Ok(_) => Ok((cert_pem, key_pem)),
+    match rustls::sign::CertifiedKey::from_der(chain.clone(), key_der.clone_key(), provider) {
+        Ok(_) => Ok(LoadedIdentity {
+            cert_pem,
+            key_pem,
+            chain,
+            key: key_der,
+        }),
         Err(e @ rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),

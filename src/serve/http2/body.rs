@@ -80,7 +80,9 @@ impl Shared {
         std::mem::take(&mut g.released)
     }
 
-    /// Whether the reader is gone (the service dropped the body).
+    /// Whether the reader is gone (the service dropped the body); the
+    /// connection learns it from `push`.
+    #[cfg(test)]
     pub fn is_dropped(&self) -> bool {
         self.lock().dropped
     }

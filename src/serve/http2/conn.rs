@@ -283,12 +283,8 @@ where
                     return Poll::Ready(Ok(()));
                 }
             }
-            if self.failed.is_none() {
-                match self.poll_streams(cx) {
-                    Ok(Step::Progress) => progress = true,
-                    Ok(Step::Idle) => {}
-                    Err(e) => self.fail(e),
-                }
+            if self.failed.is_none() && matches!(self.poll_streams(cx), Step::Progress) {
+                progress = true;
             }
             match self.poll_write(cx) {
                 Ok(Step::Progress) => progress = true,
@@ -842,7 +838,7 @@ where
     }
 
     /// Releases windows as services read, turns responses into frames.
-    fn poll_streams(&mut self, cx: &mut Context<'_>) -> Result<Step, ConnError> {
+    fn poll_streams(&mut self, cx: &mut Context<'_>) -> Step {
         let mut step = Step::Idle;
         let mut i = 0;
         while i < self.streams.len() {
@@ -897,7 +893,7 @@ where
             self.recv_window += n as i64;
             self.queue(frame::window_update(0, n as u32));
         }
-        Ok(step)
+        step
     }
 
     /// Frames what stream `i`'s body has, within the windows. Returns
