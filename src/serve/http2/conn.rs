@@ -72,6 +72,10 @@ const PAUSE_READS_FRAMES: usize = 1024;
 /// is the service's own `Bytes`, shared: this bounds the queue, not
 /// copies).
 const OUT_HIGH: usize = 256 * 1024;
+/// How long, and how many bytes, a connection ended for the client's
+/// errors is drained before it is closed (`linger`).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1024 * 1024;
 /// Window owed to the client before it is announced: half the window.
 const ANNOUNCE_FROM: usize = frame::DEFAULT_WINDOW as usize / 2;
 /// Frames handled per wake-up before yielding to other tasks.
@@ -153,7 +157,32 @@ where
         // No dynamic table on our side once the client has seen this.
         (frame::SETTINGS_HEADER_TABLE_SIZE, 0),
     ]));
-    std::future::poll_fn(|cx| conn.poll(cx)).await
+    let result = std::future::poll_fn(|cx| conn.poll(cx)).await;
+    if matches!(result, Err(ConnError::Protocol { .. })) {
+        linger(&mut conn.io).await;
+    }
+    result
+}
+
+/// After a GOAWAY for the client's errors: closes our side, then reads and
+/// drops what the client still sends, for at most `LINGER` and
+/// `LINGER_BYTES`. Closing a socket with unread input makes the kernel send
+/// RST, which can destroy the GOAWAY (and the refusals before it) in the
+/// client's receive queue before the client reads them.
+async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(LINGER, async {
+        let _ = io.shutdown().await;
+        let mut buf = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 struct Conn<IO, S: Service<Request<tonic::body::Body>>> {
