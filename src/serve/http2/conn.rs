@@ -159,7 +159,9 @@ where
     ]));
     let result = std::future::poll_fn(|cx| conn.poll(cx)).await;
     if matches!(result, Err(ConnError::Protocol { .. })) {
-        linger(&mut conn.io).await;
+        // Boxed: its read buffer would otherwise be part of every
+        // connection's task, lingering or not (4 KiB per Envoy).
+        Box::pin(linger(&mut conn.io)).await;
     }
     result
 }
