@@ -1022,8 +1022,28 @@ pub enum TlsVersion {
     V1_3,
 }
 
+/// A route of a virtual host: what translation reads (`RouteBody`, shared)
+/// and where it was written. The body is an `Arc` so that a load after a
+/// one-route edit of a big VirtualService takes every other route's body
+/// from the last load (`validate::ValidateMemo`) and translation sees it
+/// is the same by pointer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Route {
+    pub body: Arc<RouteBody>,
+    /// Where the route came from (for `edgeplane routes`); never translated.
+    pub origin: RouteOrigin,
+}
+
+impl std::ops::Deref for Route {
+    type Target = RouteBody;
+    fn deref(&self) -> &RouteBody {
+        &self.body
+    }
+}
+
+/// Everything of a route that translation reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteBody {
     /// Gloo's converter name of the route without its `vs:<gateway>_<proxy>_`
     /// head, which translation adds per proxy: `<ns>_<vs>_route:<name>`, then
     /// `_rt:<ns>_<table>_route:<name>` per delegation (`<unnamed-<i>>` for an
@@ -1036,8 +1056,6 @@ pub struct Route {
     /// is most of a route's size (~900 of ~1,100 bytes); every route
     /// without options points at one empty value (`RouteOptions::shared`).
     pub options: Arc<RouteOptions>,
-    /// Where the route came from (for `edgeplane routes`); never translated.
-    pub origin: RouteOrigin,
 }
 
 /// Provenance of a flattened route: where it is written and, when its

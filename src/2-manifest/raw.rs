@@ -1392,6 +1392,15 @@ impl From<RouteFields> for Route {
     }
 }
 
+impl Route {
+    /// Its fields' allocation: a route kept from an earlier parse of its
+    /// file (`ParseCache`) has the same one, so later stages can tell it is
+    /// unchanged by pointer (`validate::ValidateMemo`).
+    pub fn shared_fields(&self) -> &std::sync::Arc<RouteFields> {
+        &self.fields
+    }
+}
+
 impl std::ops::Deref for Route {
     type Target = RouteFields;
     fn deref(&self) -> &RouteFields {

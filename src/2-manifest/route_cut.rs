@@ -240,10 +240,17 @@ pub(super) fn parse_items(texts: &[&str], routes: &mut [Option<Spanned<Route>>])
         true
     }
     let empty = routes.iter().filter(|r| r.is_none()).count();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(empty / PER_THREAD)
-        .clamp(1, 8);
+    // Asked only when there is enough to split: `available_parallelism`
+    // reads the cgroup's CPU quota from /sys each time (tens of µs, as
+    // much as parsing the one route a typical edit adds).
+    let threads = if empty < 2 * PER_THREAD {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(empty / PER_THREAD)
+            .clamp(1, 8)
+    };
     if threads == 1 || texts.len() != routes.len() {
         return fill(texts, routes);
     }

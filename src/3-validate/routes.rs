@@ -9,7 +9,8 @@
 //! does), and a table
 //! met again on the same branch is a cycle, reported with its path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_saphyr::Spanned;
 
@@ -37,8 +38,19 @@ struct Parent {
     upgrades_from: Option<String>,
 }
 
+/// What `ValidateMemo` keeps of one call: per VirtualService, the body of
+/// each plain route, by its raw route's allocation (held, so the address
+/// cannot be reused by another route while it is a key).
+pub(super) type Memo = HashMap<Key, VsMemo>;
+pub(super) type VsMemo =
+    HashMap<usize, (Arc<raw::RouteFields>, Arc<RouteBody>), foldhash::fast::FixedState>;
+
 struct Walker<'a> {
     index: &'a Index<'a>,
+    /// The last call's bodies of this VirtualService's plain routes (only
+    /// when the index is unchanged since), and this call's, when recording.
+    prior: Option<&'a VsMemo>,
+    recorded: Option<VsMemo>,
     /// Diagnostics that belong to other resources (route tables, upstream
     /// groups) found while walking.
     other: Vec<Diagnostic>,
@@ -111,6 +123,7 @@ pub(super) fn virtual_service(
     labels: &BTreeMap<String, String>,
     spec: &raw::VirtualServiceSpec,
     index: &Index<'_>,
+    memo: Option<(&Memo, &mut Memo)>,
 ) -> (Option<VirtualService>, Vec<Diagnostic>) {
     // Checked even without a virtual host, so its mistakes show.
     let ssl = spec
@@ -149,8 +162,16 @@ pub(super) fn virtual_service(
             domains.push(d.value.clone());
         }
     }
+    let (prior, next) = match memo {
+        Some((prior, next)) => (prior.get(&key), Some(next)),
+        None => (None, None),
+    };
     let mut w = Walker {
         index,
+        prior,
+        recorded: next
+            .as_ref()
+            .map(|_| VsMemo::with_capacity_and_hasher(vh.routes.len(), Default::default())),
         other: Vec::new(),
         chain: Vec::new(),
         standalone: false,
@@ -159,6 +180,9 @@ pub(super) fn virtual_service(
     };
     let mut routes = Vec::new();
     w.routes(cx, &key, &vh.routes, None, &mut routes);
+    if let (Some(next), Some(rec)) = (next, w.recorded.take()) {
+        next.insert(key.clone(), rec);
+    }
     let mut options = vh
         .options
         .as_deref()
@@ -204,6 +228,8 @@ pub(super) fn route_table_alone(
     let key = super::key_of(&doc.id);
     let mut w = Walker {
         index,
+        prior: None,
+        recorded: None,
         other: Vec::new(),
         chain: vec![key.clone()],
         standalone: true,
@@ -247,6 +273,32 @@ impl Walker<'_> {
     ) {
         let pos = cx.at(sr);
         let r = &sr.value;
+        // A plain route (a VirtualService's own, without options or
+        // delegation) depends on nothing but its fields, its owner and the
+        // index; one validated without a diagnostic last time is taken as
+        // it was (`ValidateMemo`).
+        let memo_key = (parent.is_none()
+            && !self.standalone
+            && r.options.is_none()
+            && r.options_config_refs.is_none()
+            && r.delegate_action.is_none())
+        .then(|| Arc::as_ptr(r.shared_fields()) as usize);
+        if let Some(k) = memo_key
+            && let Some((fields, body)) = self.prior.and_then(|p| p.get(&k))
+        {
+            if let Some(rec) = &mut self.recorded {
+                rec.insert(k, (fields.clone(), body.clone()));
+            }
+            out.push(Route {
+                body: body.clone(),
+                origin: RouteOrigin {
+                    pos: Some(pos),
+                    upgrades_from: None,
+                },
+            });
+            return;
+        }
+        let diags_before = (cx.diags.len(), self.other.len());
         let inherit_matchers = r
             .inheritable_matchers
             .or(parent.map(|p| p.inherit_matchers))
@@ -490,7 +542,7 @@ impl Walker<'_> {
                 return;
             }
         }
-        out.push(Route {
+        let body = Arc::new(RouteBody {
             name: named.then(converter_name),
             matchers,
             action,
@@ -499,6 +551,14 @@ impl Walker<'_> {
             } else {
                 options.shared()
             },
+        });
+        if let (Some(k), Some(rec)) = (memo_key, &mut self.recorded)
+            && diags_before == (cx.diags.len(), self.other.len())
+        {
+            rec.insert(k, (r.shared_fields().clone(), body.clone()));
+        }
+        out.push(Route {
+            body,
             origin: RouteOrigin {
                 pos: Some(pos),
                 upgrades_from: upgrades_from.filter(|_| !own_upgrades),

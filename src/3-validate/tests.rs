@@ -1561,3 +1561,125 @@ fn destination_and_delegation_errors_use_gloos_words() {
         "{msgs:?}"
     );
 }
+
+/// `validate_reusing` (the reload's path) gives exactly what a fresh
+/// validation gives, through edits that shift routes, remove what a route
+/// refers to and rename its VirtualService; and it does reuse: an
+/// unchanged route's body is the last load's allocation.
+#[test]
+fn validation_reusing_route_bodies_equals_a_fresh_one() {
+    use std::sync::Arc;
+
+    use crate::manifest::ParseCache;
+
+    let up2 = UP.replace("name: up}", "name: up2}");
+    let route = |prefix: &str, up: &str| {
+        format!(
+            "    - matchers:\n      - prefix: {prefix}\n      routeAction:\n        single:\n          upstream: {{name: {up}}}\n"
+        )
+    };
+    let vs_of = |name: &str, routes: &[String]| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n{}",
+            routes.concat()
+        )
+    };
+    let base = vec![
+        route("/a", "up"),
+        route("/b", "up2"),
+        route("/c", "nowhere"),
+        "    - name: named\n      matchers: [{prefix: /d}]\n      directResponseAction: {status: 200}\n".to_string(),
+        "    - matchers: [{exact: /e}]\n      options: {prefixRewrite: /x}\n      routeAction: {single: {upstream: {name: up}}}\n".to_string(),
+    ];
+    let mut shifted = vec![route("/new", "up")];
+    shifted.extend(base.iter().cloned());
+    let mut edited = shifted.clone();
+    edited[3] = route("/c", "up");
+    let mut edited2 = edited.clone();
+    edited2[0] = route("/new2", "up");
+    let steps: Vec<Vec<(&str, String)>> = vec![
+        vec![
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", UP.to_string()),
+            ("up2.yaml", up2.clone()),
+            ("vs.yaml", vs_of("vs", &base)),
+        ],
+        vec![
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", UP.to_string()),
+            ("up2.yaml", up2.clone()),
+            ("vs.yaml", vs_of("vs", &shifted)),
+        ],
+        // up2 gone: the route to it now has a warning.
+        vec![
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", UP.to_string()),
+            ("vs.yaml", vs_of("vs", &shifted)),
+        ],
+        vec![
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", UP.to_string()),
+            ("up2.yaml", up2.clone()),
+            ("vs.yaml", vs_of("vs", &edited)),
+        ],
+        vec![
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", UP.to_string()),
+            ("up2.yaml", up2.clone()),
+            ("vs.yaml", vs_of("vs", &edited2)),
+        ],
+        vec![
+            ("gw.yaml", GW.to_string()),
+            ("up.yaml", UP.to_string()),
+            ("up2.yaml", up2),
+            ("vs.yaml", vs_of("renamed", &edited2)),
+        ],
+    ];
+    let mut cache = ParseCache::default();
+    let mut memo = super::ValidateMemo::default();
+    let mut last: Option<Model> = None;
+    let mut shared_with_last = Vec::new();
+    for (i, files) in steps.iter().enumerate() {
+        let files: Vec<SourceFile> = files
+            .iter()
+            .map(|(p, t)| SourceFile {
+                path: PathBuf::from(p),
+                text: t.clone(),
+            })
+            .collect();
+        let (docs, parse_diags, _) = cache.parse(&files);
+        assert!(parse_diags.is_empty(), "step {i}: {parse_diags:?}");
+        let (reused, _) = super::validate_reusing(&docs, &mut memo);
+        let fresh = super::validate_refs(&docs.iter().map(Arc::as_ref).collect::<Vec<_>>());
+        assert_eq!(reused.model, fresh.model, "step {i}");
+        assert_eq!(reused.diagnostics, fresh.diagnostics, "step {i}");
+        let warned = reused.diagnostics.iter().any(|d| d.message.contains("up2"));
+        assert_eq!(warned, i == 2, "step {i}: {:?}", reused.diagnostics);
+        if let Some(prev) = &last {
+            let bodies = |m: &Model| -> Vec<Arc<crate::model::RouteBody>> {
+                m.virtual_services
+                    .values()
+                    .flat_map(|v| v.routes.iter().map(|r| r.body.clone()))
+                    .collect()
+            };
+            let (old, new) = (bodies(prev), bodies(&reused.model));
+            shared_with_last.push(
+                new.iter()
+                    .filter(|b| old.iter().any(|o| Arc::ptr_eq(o, b)))
+                    .count(),
+            );
+        }
+        last = Some(reused.model);
+    }
+    // Step 1 inserted a route ahead of the others: the three plain routes
+    // without a diagnostic (/a, /b, named) kept their bodies; the one with
+    // options and the one with a warning were validated again. Steps 2 and
+    // 3 changed an Upstream: nothing is taken. Step 4 changed one route of
+    // the VirtualService only: its four other plain routes are taken (/c
+    // has no warning since step 3). Step 5 renamed it: nothing is taken.
+    assert_eq!(
+        shared_with_last,
+        vec![3, 0, 0, 4, 0],
+        "bodies taken per step"
+    );
+}

@@ -155,6 +155,8 @@ pub struct Reconciler {
     built: Option<Snapshot>,
     /// Each route's encoding in the last translation.
     routes: translate::RouteMemo,
+    /// The route bodies the last validation built.
+    validated: validate::ValidateMemo,
     /// What the current reconcile replaced.
     retired: Retired,
 }
@@ -185,6 +187,7 @@ impl Reconciler {
             parse: ParseCache::default(),
             built: self.built.clone(),
             routes: translate::RouteMemo::default(),
+            validated: validate::ValidateMemo::default(),
             retired: Retired::default(),
         }
     }
@@ -221,7 +224,8 @@ impl Reconciler {
             ..Work::default()
         };
         diagnostics.extend(parse_diags);
-        let first = validate_shared(&docs);
+        let (first, replaced) = validate::validate_reusing(&docs, &mut self.validated);
+        self.retired.keep(replaced);
         diagnostics.extend(first.diagnostics.iter().cloned());
         diagnostics.sort();
         diagnostics.dedup();
