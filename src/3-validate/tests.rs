@@ -1597,54 +1597,31 @@ fn validation_reusing_route_bodies_equals_a_fresh_one() {
     edited[3] = route("/c", "up");
     let mut edited2 = edited.clone();
     edited2[0] = route("/new2", "up");
-    let steps: Vec<Vec<(&str, String)>> = vec![
-        vec![
-            ("gw.yaml", GW.to_string()),
-            ("up.yaml", UP.to_string()),
-            ("up2.yaml", up2.clone()),
-            ("vs.yaml", vs_of("vs", &base)),
-        ],
-        vec![
-            ("gw.yaml", GW.to_string()),
-            ("up.yaml", UP.to_string()),
-            ("up2.yaml", up2.clone()),
-            ("vs.yaml", vs_of("vs", &shifted)),
-        ],
+    // (whether Upstream up2 exists, the VirtualService's name, its routes)
+    let steps = [
+        (true, "vs", &base),
+        (true, "vs", &shifted),
         // up2 gone: the route to it now has a warning.
-        vec![
-            ("gw.yaml", GW.to_string()),
-            ("up.yaml", UP.to_string()),
-            ("vs.yaml", vs_of("vs", &shifted)),
-        ],
-        vec![
-            ("gw.yaml", GW.to_string()),
-            ("up.yaml", UP.to_string()),
-            ("up2.yaml", up2.clone()),
-            ("vs.yaml", vs_of("vs", &edited)),
-        ],
-        vec![
-            ("gw.yaml", GW.to_string()),
-            ("up.yaml", UP.to_string()),
-            ("up2.yaml", up2.clone()),
-            ("vs.yaml", vs_of("vs", &edited2)),
-        ],
-        vec![
-            ("gw.yaml", GW.to_string()),
-            ("up.yaml", UP.to_string()),
-            ("up2.yaml", up2),
-            ("vs.yaml", vs_of("renamed", &edited2)),
-        ],
+        (false, "vs", &shifted),
+        (true, "vs", &edited),
+        (true, "vs", &edited2),
+        (true, "renamed", &edited2),
     ];
     let mut cache = ParseCache::default();
     let mut memo = super::ValidateMemo::default();
     let mut last: Option<Model> = None;
     let mut shared_with_last = Vec::new();
-    for (i, files) in steps.iter().enumerate() {
+    for (i, (with_up2, name, routes)) in steps.into_iter().enumerate() {
+        let mut files = vec![("gw.yaml", GW.to_string()), ("up.yaml", UP.to_string())];
+        if with_up2 {
+            files.push(("up2.yaml", up2.clone()));
+        }
+        files.push(("vs.yaml", vs_of(name, routes)));
         let files: Vec<SourceFile> = files
-            .iter()
-            .map(|(p, t)| SourceFile {
+            .into_iter()
+            .map(|(p, text)| SourceFile {
                 path: PathBuf::from(p),
-                text: t.clone(),
+                text,
             })
             .collect();
         let (docs, parse_diags, _) = cache.parse(&files);
