@@ -513,6 +513,15 @@ where
         }
     }
 
+    /// `n` bytes a stream gave back (`Stream::release`): owed to the
+    /// connection window too, and the stream's WINDOW_UPDATE if one is due.
+    fn credit(&mut self, n: usize, update: Option<(u32, u32)>) {
+        self.conn_release += n;
+        if let Some((id, n)) = update {
+            self.queue(frame::window_update(id, n));
+        }
+    }
+
     fn stream_mut(&mut self, id: u32) -> Option<&mut Stream<S::Future>> {
         self.streams.iter_mut().find(|s| s.id == id)
     }
@@ -567,10 +576,7 @@ where
             len
         };
         let update = s.release(released_now);
-        self.conn_release += released_now;
-        if let Some((id, n)) = update {
-            self.queue(frame::window_update(id, n));
-        }
+        self.credit(released_now, update);
         Ok(())
     }
 
@@ -878,10 +884,7 @@ where
             if released > 0 {
                 s.unreleased -= released;
                 let update = s.release(released);
-                self.conn_release += released;
-                if let Some((id, n)) = update {
-                    self.queue(frame::window_update(id, n));
-                }
+                self.credit(released, update);
                 step = Step::Progress;
             }
             let s = &mut self.streams[i];
